@@ -1,0 +1,241 @@
+"""Parsing: CloudTrail log-file bytes become `events` rows. Pure: no I/O, no SQLite."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import orjson
+
+from trailstream import codec
+
+# The public `events` columns, in table order; `raw`, `raw_codec` and `record_hash` hold the lossless record.
+EVENT_COLUMNS = (
+    "event_id",
+    "event_time",
+    "event_source",
+    "event_name",
+    "aws_region",
+    "account_id",
+    "principal",
+    "principal_arn",
+    "user_type",
+    "access_key_id",
+    "source_ip",
+    "user_agent",
+    "error_code",
+    "error_message",
+    "read_only",
+    "event_type",
+    "event_category",
+    "resources",
+    "request_parameters",
+    "response_elements",
+    "additional_event_data",
+    "raw",
+    "raw_codec",
+    "record_hash",
+)
+
+# Record fields kept as JSON-text columns and left out of the compressed raw blob (see codec).
+JSON_COLUMN_FIELDS = {
+    "resources": "resources",
+    "requestParameters": "request_parameters",
+    "responseElements": "response_elements",
+    "additionalEventData": "additional_event_data",
+}
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30  # CloudTrail files are rarely above 100 MB; a gzip bomb is refused
+_ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class LogFileError(ValueError):
+    """The file cannot be read as a CloudTrail log file; the message says why, for a person."""
+
+
+@dataclass
+class ParsedLog:
+    """What one file yielded: rows to store, and records refused with the reason."""
+
+    kind: str  # "records" (a log file), "digest", or "other" (readable JSON of another shape)
+    rows: list[tuple] = field(default_factory=list)
+    rejects: list[tuple[int, str | None, str]] = field(default_factory=list)  # (position, event_id, reason)
+    records: int = 0
+    oldest_event_time: str | None = None
+    newest_event_time: str | None = None
+
+
+def read_log_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Return the JSON text of a plain or gzipped (also multi-member) file, refusing more than max_bytes."""
+    if not data.startswith(GZIP_MAGIC):
+        if len(data) > max_bytes:
+            raise LogFileError(f"file is larger than the {max_bytes:,}-byte limit")
+        return data
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            text = stream.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LogFileError(f"corrupt gzip data: {exc}") from None
+    if len(text) > max_bytes:
+        raise LogFileError(f"decompresses to more than the {max_bytes:,}-byte limit (possible gzip bomb)")
+    return text
+
+
+def parse_log_file(data: bytes, compressor=None, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> ParsedLog:
+    """Parse a whole log file; bad records are refused one by one, never failing the file."""
+    try:
+        document = orjson.loads(read_log_bytes(data, max_bytes))
+    except orjson.JSONDecodeError as exc:
+        raise LogFileError(f"not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise LogFileError("not a CloudTrail log file: the JSON is not an object")
+    records = document.get("Records")
+    if records is None:
+        kind = "digest" if "digestPublicKeyFingerprint" in document or "logFiles" in document else "other"
+        return ParsedLog(kind=kind)
+    if not isinstance(records, list):
+        raise LogFileError('not a CloudTrail log file: "Records" is not a list')
+    compressor = compressor or codec.default_compressor()
+    parsed = ParsedLog(kind="records", records=len(records))
+    for position, record in enumerate(records):
+        try:
+            row = parse_record(record, compressor)
+        except RecordRejected as exc:
+            event_id = record.get("eventID") if isinstance(record, dict) else None
+            parsed.rejects.append((position, event_id if isinstance(event_id, str) else None, str(exc)))
+            continue
+        parsed.rows.append(row)
+    if parsed.rows:
+        times = [row[1] for row in parsed.rows]
+        parsed.oldest_event_time, parsed.newest_event_time = min(times), max(times)
+    return parsed
+
+
+class RecordRejected(ValueError):
+    """A record that cannot be stored; the message is the reason kept in the cache."""
+
+
+def normalize_event_time(value) -> str:
+    """Return eventTime as UTC 'YYYY-MM-DDTHH:MM:SSZ', accepting other ISO-8601 spellings."""
+    if not isinstance(value, str) or not value:
+        raise RecordRejected("record has no eventTime")
+    if _ISO_SECONDS.match(value):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordRejected(f"eventTime {value[:40]!r} is not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def principal_name(identity: dict) -> str | None:
+    """A readable name for who acted: user name, role/session, root, or the calling service."""
+    kind = identity.get("type")
+    arn = identity.get("arn") or ""
+    if kind == "Root":
+        return "root"
+    if kind == "AssumedRole" and ":assumed-role/" in arn:
+        return arn.split(":assumed-role/", 1)[1]
+    if kind == "FederatedUser" and ":federated-user/" in arn:
+        return arn.split(":federated-user/", 1)[1]
+    if kind == "AWSService":
+        return identity.get("invokedBy") or "AWS service"
+    if kind == "IdentityCenterUser":
+        on_behalf = identity.get("onBehalfOf") or {}
+        return identity.get("userName") or on_behalf.get("userId") or identity.get("principalId")
+    if identity.get("userName"):
+        return identity["userName"]
+    if kind == "IAMUser" and ":user/" in arn:
+        return arn.rsplit("/", 1)[1]
+    if kind == "AWSAccount":
+        return f"account/{identity.get('accountId') or identity.get('principalId')}"
+    if arn:
+        return arn.rsplit("/", 1)[-1]
+    return identity.get("principalId") or identity.get("invokedBy")
+
+
+def _read_only_flag(value) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return int(value.lower() == "true")
+    return None
+
+
+def _text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def parse_record(record, compressor) -> tuple:
+    """Turn one CloudTrail record into an `events` row (see EVENT_COLUMNS)."""
+    if not isinstance(record, dict):
+        raise RecordRejected("record is not a JSON object")
+    event_id = record.get("eventID")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise RecordRejected("record has no eventID")
+    event_name = record.get("eventName")
+    if not isinstance(event_name, str) or not event_name:
+        raise RecordRejected("record has no eventName")
+    event_time = normalize_event_time(record.get("eventTime"))
+    identity = record.get("userIdentity")
+    if not isinstance(identity, dict):
+        identity = {}
+    stripped = dict(record)
+    json_columns = {}
+    for field_name, column in JSON_COLUMN_FIELDS.items():
+        value = record.get(field_name)
+        if value is None:
+            json_columns[column] = None
+        else:
+            json_columns[column] = orjson.dumps(value).decode()
+            stripped[field_name] = codec.PLACEHOLDER
+    raw_json = orjson.dumps(stripped)
+    record_hash = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
+    category = record.get("eventCategory")
+    if category is None:
+        category = "Insight" if record.get("eventType") == "AwsCloudTrailInsight" else "Management"
+    return (
+        event_id,
+        event_time,
+        _text(record.get("eventSource")),
+        event_name,
+        _text(record.get("awsRegion")),
+        _text(record.get("recipientAccountId") or identity.get("accountId")),
+        _text(principal_name(identity)),
+        _text(identity.get("arn")),
+        _text(identity.get("type")),
+        _text(identity.get("accessKeyId")),
+        _text(record.get("sourceIPAddress")),
+        _text(record.get("userAgent")),
+        _text(record.get("errorCode")),
+        _text(record.get("errorMessage")),
+        _read_only_flag(record.get("readOnly")),
+        _text(record.get("eventType")),
+        _text(category),
+        json_columns["resources"],
+        json_columns["request_parameters"],
+        json_columns["response_elements"],
+        json_columns["additional_event_data"],
+        compressor.compress(raw_json),
+        compressor.codec_id,
+        record_hash,
+    )
+
+
+def restore_record(raw_record: bytes, json_columns: dict[str, str | None]) -> dict:
+    """Rebuild the original record from its decompressed blob and its JSON-text columns, in key order."""
+    record = orjson.loads(raw_record)
+    for field_name, column in JSON_COLUMN_FIELDS.items():
+        if record.get(field_name) == codec.PLACEHOLDER:
+            record[field_name] = orjson.loads(json_columns[column])
+    return record

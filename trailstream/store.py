@@ -1,0 +1,393 @@
+"""The SQLite cache: schema and migrations, and the only code that opens it for writing."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from trailstream import codec
+from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record
+
+DEFAULT_DB = "trailstream.db"
+migrations = Migrations("trailstream")
+
+
+def default_db_path() -> str:
+    return os.environ.get("TRAILSTREAM_DB") or DEFAULT_DB
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@migrations()
+def m001_initial_schema(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            event_time TEXT NOT NULL,
+            event_source TEXT,
+            event_name TEXT NOT NULL,
+            aws_region TEXT,
+            account_id TEXT,
+            principal TEXT,
+            principal_arn TEXT,
+            user_type TEXT,
+            access_key_id TEXT,
+            source_ip TEXT,
+            user_agent TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            read_only INTEGER,
+            event_type TEXT,
+            event_category TEXT,
+            resources TEXT,
+            request_parameters TEXT,
+            response_elements TEXT,
+            additional_event_data TEXT,
+            raw BLOB NOT NULL,
+            raw_codec INTEGER NOT NULL,
+            record_hash BLOB NOT NULL,
+            file_id INTEGER
+        );
+        CREATE INDEX events_time ON events (event_time);
+        CREATE INDEX events_name_time ON events (event_name, event_time);
+        CREATE INDEX events_principal_time ON events (principal, event_time);
+        CREATE INDEX events_error_time ON events (error_code, event_time) WHERE error_code IS NOT NULL;
+
+        CREATE TABLE codecs (
+            id INTEGER PRIMARY KEY,
+            dictionary BLOB,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            bucket TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL,
+            etag TEXT,
+            size INTEGER,
+            records INTEGER NOT NULL DEFAULT 0,
+            new_events INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'skipped', 'failed')),
+            error TEXT,
+            oldest_event_time TEXT,
+            newest_event_time TEXT,
+            processed_at TEXT NOT NULL,
+            sync_run_id INTEGER,
+            UNIQUE (bucket, key)
+        );
+        CREATE INDEX files_status ON files (status);
+
+        CREATE TABLE rejected_records (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files (id),
+            position INTEGER NOT NULL,
+            event_id TEXT,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX rejected_records_file ON rejected_records (file_id);
+
+        CREATE TABLE sync_runs (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            status TEXT NOT NULL DEFAULT 'running',
+            files INTEGER NOT NULL DEFAULT 0,
+            new_events INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            message TEXT
+        );
+
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        INSERT INTO meta (key, value) VALUES ('generation', '0');
+        """
+    )
+
+
+class SyncAlreadyRunning(RuntimeError):
+    """Another process is syncing into this cache."""
+
+
+class CacheUnreadable(RuntimeError):
+    """The cache file exists but is not a TrailStream SQLite cache."""
+
+
+def open_cache(path: str | os.PathLike) -> sqlite_utils.Database:
+    """Open (creating if needed) the cache for writing, with WAL and every migration applied."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = sqlite_utils.Database(conn)
+        migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise CacheUnreadable(f"{path} is not a TrailStream cache ({exc}); move it away or pick another --db") from None
+    return db
+
+
+def open_cache_readonly(path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection for pages and queries; fails if the cache does not exist."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+@contextmanager
+def sync_lock(path: str | os.PathLike):
+    """One sync at a time per cache; the OS drops the lock if the process dies."""
+    lock_path = f"{os.fspath(path)}.sync-lock"
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncAlreadyRunning(
+                f"a sync is already running on {os.fspath(path)}; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+def current_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
+    """The compressor new records use: the newest dictionary in the cache, else plain zstd."""
+    row = db.execute("SELECT id, dictionary FROM codecs ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return codec.default_compressor()
+    return codec.RecordCompressor(row[0], row[1])
+
+
+def save_dictionary(db: sqlite_utils.Database, dictionary: bytes) -> codec.RecordCompressor:
+    with db.atomic():
+        cursor = db.execute("INSERT INTO codecs (dictionary, created_at) VALUES (?, ?)", [dictionary, utc_now()])
+    return codec.RecordCompressor(cursor.lastrowid, dictionary)
+
+
+@dataclass
+class FileRef:
+    """Where a file came from: source kind ('sqs', 's3', 'local', 'demo'), bucket ('' for local) and key or path."""
+
+    source: str
+    bucket: str
+    key: str
+    etag: str | None = None
+    size: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else self.key
+
+
+@dataclass
+class FileOutcome:
+    ref: FileRef
+    status: str
+    records: int = 0
+    new_events: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    error: str | None = None
+
+
+_INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}, file_id) VALUES ({}, ?)".format(
+    ", ".join(EVENT_COLUMNS), ", ".join("?" for _ in EVENT_COLUMNS)
+)
+_HASH_INDEX = EVENT_COLUMNS.index("record_hash")
+
+
+def _upsert_file(db, ref: FileRef, status: str, sync_run_id: int | None, **fields) -> int:
+    row = {
+        "source": ref.source,
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "etag": ref.etag,
+        "size": ref.size,
+        "status": status,
+        "processed_at": utc_now(),
+        "sync_run_id": sync_run_id,
+        "records": 0,
+        "new_events": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "error": None,
+        "oldest_event_time": None,
+        "newest_event_time": None,
+        **fields,
+    }
+    columns = ", ".join(row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("bucket", "key"))
+    cursor = db.execute(
+        f"INSERT INTO files ({columns}) VALUES ({', '.join('?' for _ in row)}) "
+        f"ON CONFLICT (bucket, key) DO UPDATE SET {updates} RETURNING id",
+        list(row.values()),
+    )
+    return cursor.fetchone()[0]
+
+
+def save_parsed_file(db: sqlite_utils.Database, ref: FileRef, parsed: ParsedLog, sync_run_id: int | None) -> FileOutcome:
+    """Store a parsed log file and its `files` row in one transaction; replaying it adds nothing."""
+    conn = db.conn
+    with db.atomic():
+        file_id = _upsert_file(db, ref, "ok", sync_run_id)
+        before = conn.total_changes
+        conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in parsed.rows])
+        new_events = conn.total_changes - before
+        not_inserted = len(parsed.rows) - new_events
+        conflicts = _conflicting_rows(conn, parsed.rows) if not_inserted else []
+        rejects = list(parsed.rejects) + [
+            (position, event_id, "eventID already stored with different content; the first copy is kept")
+            for position, event_id in conflicts
+        ]
+        if rejects:
+            conn.executemany(
+                "INSERT INTO rejected_records (file_id, position, event_id, reason) VALUES (?, ?, ?, ?)",
+                [(file_id, position, event_id, reason) for position, event_id, reason in rejects],
+            )
+        outcome = FileOutcome(
+            ref,
+            "ok",
+            records=parsed.records,
+            new_events=new_events,
+            duplicates=not_inserted - len(conflicts),
+            conflicts=len(conflicts),
+            rejected=len(rejects),
+        )
+        conn.execute(
+            "UPDATE files SET records = ?, new_events = ?, duplicates = ?, rejected = ?, "
+            "oldest_event_time = ?, newest_event_time = ?, error = ? WHERE id = ?",
+            [
+                parsed.records,
+                new_events,
+                outcome.duplicates,
+                outcome.rejected,
+                parsed.oldest_event_time,
+                parsed.newest_event_time,
+                f"{outcome.rejected} record(s) refused" if rejects else None,
+                file_id,
+            ],
+        )
+    return outcome
+
+
+def _conflicting_rows(conn: sqlite3.Connection, rows: list[tuple]) -> list[tuple[int, str]]:
+    """Rows whose eventID is stored with a different record hash (not a mere duplicate delivery)."""
+    stored = {}
+    ids = [row[0] for row in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        placeholders = ", ".join("?" for _ in chunk)
+        stored.update(
+            conn.execute(f"SELECT event_id, record_hash FROM events WHERE event_id IN ({placeholders})", chunk)
+        )
+    conflicts, seen = [], set()
+    for position, row in enumerate(rows):
+        if stored.get(row[0]) != row[_HASH_INDEX] and row[0] not in seen:
+            conflicts.append((position, row[0]))
+        seen.add(row[0])
+    return conflicts
+
+
+def mark_file(
+    db: sqlite_utils.Database, ref: FileRef, status: str, error: str | None, sync_run_id: int | None
+) -> FileOutcome:
+    """Record a file that was skipped (not a log file) or failed (with the reason), so nothing is forgotten."""
+    with db.atomic():
+        _upsert_file(db, ref, status, sync_run_id, error=error)
+    return FileOutcome(ref, status, error=error)
+
+
+def stored_file_etags(db: sqlite_utils.Database, bucket: str, keys: list[str]) -> dict[str, str | None]:
+    """Etags of files already stored ok or skipped, to avoid fetching them again."""
+    found = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        placeholders = ", ".join("?" for _ in chunk)
+        found.update(
+            db.execute(
+                f"SELECT key, etag FROM files WHERE bucket = ? AND status IN ('ok', 'skipped') AND key IN ({placeholders})",
+                [bucket, *chunk],
+            ).fetchall()
+        )
+    return found
+
+
+def start_sync_run(db: sqlite_utils.Database, source: str) -> int:
+    with db.atomic():
+        cursor = db.execute("INSERT INTO sync_runs (source, started_at) VALUES (?, ?)", [source, utc_now()])
+    return cursor.lastrowid
+
+
+def finish_sync_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict, message: str | None) -> None:
+    """Close a sync run and bump the generation so cached page data is refreshed."""
+    with db.atomic():
+        db.execute(
+            "UPDATE sync_runs SET ended_at = ?, status = ?, files = ?, new_events = ?, duplicates = ?, "
+            "skipped = ?, failures = ?, message = ? WHERE id = ?",
+            [
+                utc_now(),
+                status,
+                counts.get("files", 0),
+                counts.get("new_events", 0),
+                counts.get("duplicates", 0),
+                counts.get("skipped", 0),
+                counts.get("failures", 0),
+                message,
+                run_id,
+            ],
+        )
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+
+def mark_interrupted_runs(db: sqlite_utils.Database) -> None:
+    """Runs left 'running' by a killed process are shown as interrupted (call while holding the sync lock)."""
+    with db.atomic():
+        db.execute("UPDATE sync_runs SET status = 'interrupted' WHERE status = 'running'")
+
+
+def cache_generation(conn: sqlite3.Connection) -> int:
+    """A number that changes after every sync: the key for cached page data."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    except sqlite3.OperationalError:
+        return -1
+    return int(row[0]) if row else 0
+
+
+def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:
+    """The original CloudTrail record of one stored event, rebuilt losslessly."""
+    columns = ", ".join(JSON_COLUMN_FIELDS.values())
+    row = conn.execute(
+        f"SELECT e.raw, c.dictionary, {columns} FROM events e LEFT JOIN codecs c ON c.id = e.raw_codec "
+        "WHERE e.event_id = ?",
+        [event_id],
+    ).fetchone()
+    if row is None:
+        return None
+    raw_record = codec.decompress(row[0], row[1])
+    return restore_record(raw_record, dict(zip(JSON_COLUMN_FIELDS.values(), row[2:])))
