@@ -176,6 +176,20 @@ def _text(value) -> str | None:
     return str(value)
 
 
+def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:
+    """The record's JSON with its large fields replaced by a placeholder, and those fields as JSON text."""
+    stripped = dict(record)
+    json_columns = {}
+    for field_name, column in JSON_COLUMN_FIELDS.items():
+        value = record.get(field_name)
+        if value is None:
+            json_columns[column] = None
+        else:
+            json_columns[column] = orjson.dumps(value).decode()
+            stripped[field_name] = codec.PLACEHOLDER
+    return orjson.dumps(stripped), json_columns
+
+
 def parse_record(record, compressor) -> tuple:
     """Turn one CloudTrail record into an `events` row (see EVENT_COLUMNS)."""
     if not isinstance(record, dict):
@@ -190,16 +204,7 @@ def parse_record(record, compressor) -> tuple:
     identity = record.get("userIdentity")
     if not isinstance(identity, dict):
         identity = {}
-    stripped = dict(record)
-    json_columns = {}
-    for field_name, column in JSON_COLUMN_FIELDS.items():
-        value = record.get(field_name)
-        if value is None:
-            json_columns[column] = None
-        else:
-            json_columns[column] = orjson.dumps(value).decode()
-            stripped[field_name] = codec.PLACEHOLDER
-    raw_json = orjson.dumps(stripped)
+    raw_json, json_columns = split_record(record)
     record_hash = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
     category = record.get("eventCategory")
     if category is None:

@@ -14,9 +14,10 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from trailstream import codec
-from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record
+from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 
 DEFAULT_DB = "trailstream.db"
+DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
 migrations = Migrations("trailstream")
 
 
@@ -180,6 +181,17 @@ def current_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
     if row is None:
         return codec.default_compressor()
     return codec.RecordCompressor(row[0], row[1])
+
+
+def ensure_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
+    """The current compressor; a new cache first gets a dictionary trained on demo-generator records."""
+    compressor = current_compressor(db)
+    if compressor.codec_id != codec.NO_DICTIONARY:
+        return compressor
+    from trailstream import demo
+
+    samples = [split_record(record)[0] for record in demo.generate_records(events=3000, seed=0, end=DICTIONARY_SAMPLE_END)]
+    return save_dictionary(db, codec.train_dictionary(samples))
 
 
 def save_dictionary(db: sqlite_utils.Database, dictionary: bytes) -> codec.RecordCompressor:

@@ -1,0 +1,263 @@
+"""Sync orchestration shared by the CLI and the app: parse in worker processes, commit per file, report progress.
+
+Every source (local folder, S3 backfill, SQS) feeds files through one `Ingester`, which commits each file's
+events together with its `files` row; a caller acknowledges anything (an SQS message) only after that commit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trailstream import records, store
+from trailstream.store import FileOutcome, FileRef
+
+
+@dataclass
+class SyncProgress:
+    files_done: int
+    files_total: int | None
+    new_events: int
+    current: str = ""
+
+
+ProgressCallback = Callable[[SyncProgress], None]
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: the counts the UI and CLI show, and every failure with its reason."""
+
+    source: str
+    files: int = 0
+    ok: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    new_events: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    messages_deleted: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    skips: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, outcome: FileOutcome) -> None:
+        self.files += 1
+        if outcome.status == "ok":
+            self.ok += 1
+        elif outcome.status == "skipped":
+            self.skipped += 1
+            self.skips.append((outcome.ref.name, outcome.error or "not a log file"))
+        else:
+            self.failed += 1
+            self.failures.append((outcome.ref.name, outcome.error or "unknown error"))
+        self.new_events += outcome.new_events
+        self.duplicates += outcome.duplicates
+        self.conflicts += outcome.conflicts
+        self.rejected += outcome.rejected
+
+    def fail(self, name: str, reason: str) -> None:
+        """A failure that is not a file (an unreadable SQS message, an unreachable queue)."""
+        self.failed += 1
+        self.failures.append((name, reason))
+
+    @property
+    def succeeded(self) -> bool:
+        return self.failed == 0
+
+    def counts(self) -> dict:
+        return {
+            "files": self.files,
+            "new_events": self.new_events,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped + self.unchanged,
+            "failures": self.failed,
+        }
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.files:,} file(s)",
+            f"{self.new_events:,} new event(s)",
+            f"{self.duplicates:,} duplicate(s)",
+        ]
+        if self.unchanged:
+            parts.append(f"{self.unchanged:,} already stored")
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped")
+        if self.rejected:
+            parts.append(f"{self.rejected:,} record(s) refused")
+        if self.messages_deleted:
+            parts.append(f"{self.messages_deleted:,} message(s) acknowledged")
+        parts.append(f"{self.failed:,} failure(s)")
+        return f"{self.source}: " + ", ".join(parts)
+
+
+_worker_compressor = None
+
+
+def _init_worker(compressor) -> None:
+    global _worker_compressor
+    _worker_compressor = compressor
+
+
+def _parse_bytes(data: bytes) -> records.ParsedLog:
+    return records.parse_log_file(data, _worker_compressor)
+
+
+def _parse_path(path: str) -> records.ParsedLog:
+    return records.parse_log_file(Path(path).read_bytes(), _worker_compressor)
+
+
+class Ingester:
+    """Holds the sync lock, a sync run and a pool of parsers for one sync; use as a context manager."""
+
+    def __init__(self, db_path, source: str, progress: ProgressCallback | None = None, workers: int | None = None):
+        self.db_path = db_path
+        self.result = SyncResult(source)
+        self.progress = progress
+        self.workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
+        self.files_total: int | None = None
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "Ingester":
+        self._lock = store.sync_lock(self.db_path)
+        self._lock.__enter__()
+        try:
+            self.db = store.open_cache(self.db_path)
+            store.mark_interrupted_runs(self.db)
+            self.compressor = store.ensure_compressor(self.db)
+            self.run_id = store.start_sync_run(self.db, self.result.source)
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+            if exc_type is None:
+                status = "ok" if self.result.succeeded else "failed"
+                message = None if self.result.succeeded else "; ".join(r for _, r in self.result.failures[:3])
+            else:
+                status, message = "interrupted", f"{exc_type.__name__}: {exc}"
+            store.finish_sync_run(self.db, self.run_id, status, self.result.counts(), message)
+            self.db.close()
+        finally:
+            self._lock.__exit__(exc_type, exc, tb)
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.compressor,),
+            )
+        return self._pool
+
+    def parse_async(self, data: bytes) -> Future:
+        """Parse file bytes in a worker process (in this one when there are no workers)."""
+        if self.workers <= 1:
+            return _done(records.parse_log_file, data, self.compressor)
+        return self.pool.submit(_parse_bytes, data)
+
+    def parse_path_async(self, path: str) -> Future:
+        if self.workers <= 1:
+            return _done(lambda p, c: records.parse_log_file(Path(p).read_bytes(), c), path, self.compressor)
+        return self.pool.submit(_parse_path, path)
+
+    def store(self, ref: FileRef, parsed: Future | records.ParsedLog) -> FileOutcome:
+        """Commit one parsed file (or record why it was skipped or failed); returns once it is durable."""
+        try:
+            result = parsed.result() if isinstance(parsed, Future) else parsed
+        except records.LogFileError as exc:
+            return self.fail(ref, str(exc))
+        except OSError as exc:
+            return self.fail(ref, f"cannot read the file: {exc.strerror or exc}")
+        except Exception as exc:  # a parser bug must not stop the other files
+            return self.fail(ref, f"unexpected error while parsing: {type(exc).__name__}: {exc}")
+        if result.kind == "digest":
+            return self.skip(ref, "CloudTrail digest file, not a log file")
+        if result.kind != "records":
+            return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
+        return self._record(store.save_parsed_file(self.db, ref, result, self.run_id))
+
+    def skip(self, ref: FileRef, reason: str) -> FileOutcome:
+        return self._record(store.mark_file(self.db, ref, "skipped", reason, self.run_id))
+
+    def fail(self, ref: FileRef, reason: str) -> FileOutcome:
+        return self._record(store.mark_file(self.db, ref, "failed", reason, self.run_id))
+
+    def _record(self, outcome: FileOutcome) -> FileOutcome:
+        self.result.add(outcome)
+        self.report(outcome.ref.name)
+        return outcome
+
+    def report(self, current: str = "") -> None:
+        if self.progress:
+            self.progress(SyncProgress(self.result.files, self.files_total, self.result.new_events, current))
+
+
+def _done(function, *args) -> Future:
+    future: Future = Future()
+    try:
+        future.set_result(function(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def bounded(items: Iterable, submit: Callable, in_flight: int) -> Iterator[tuple]:
+    """Yield (item, future) in order while keeping at most in_flight parses running, so memory stays flat."""
+    pending: deque = deque()
+    for item in items:
+        pending.append((item, submit(item)))
+        if len(pending) >= in_flight:
+            yield pending.popleft()
+    while pending:
+        yield pending.popleft()
+
+
+LOCAL_SUFFIXES = (".json", ".json.gz")
+
+
+def find_local_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files named on the command line, and *.json / *.json.gz below named folders; plus paths that do not exist."""
+    found, missing = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOCAL_SUFFIXES)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            missing.append((str(path), "no such file or folder"))
+    return found, missing
+
+
+def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None,
+                 workers: int | None = None) -> SyncResult:
+    """Import local files and folders; files already imported unchanged (same size and mtime) are not re-read."""
+    files, missing = find_local_files(paths)
+    with Ingester(db_path, "local", progress, workers) as ingester:
+        for name, reason in missing:
+            ingester.result.fail(name, reason)
+        refs = []
+        for path in files:
+            stat = path.stat()
+            refs.append(FileRef("local", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size))
+        known = store.stored_file_etags(ingester.db, "", [ref.key for ref in refs])
+        todo = [ref for ref in refs if known.get(ref.key, object()) != ref.etag]
+        ingester.result.unchanged = len(refs) - len(todo)
+        ingester.files_total = len(todo)
+        ingester.report()
+        for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key), 2 * ingester.workers + 2):
+            ingester.store(ref, future)
+        return ingester.result
