@@ -261,3 +261,31 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
         for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key), 2 * ingester.workers + 2):
             ingester.store(ref, future)
         return ingester.result
+
+
+def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCallback | None = None,
+                workers: int | None = None) -> SyncResult:
+    """Fill the cache from the built-in demo generator, through the same pipeline as real files."""
+    from trailstream import demo
+
+    db = store.open_cache(db_path)
+    try:
+        real_files = db.execute("SELECT count(*) FROM files WHERE source != 'demo'").fetchone()[0]
+    finally:
+        db.close()
+    if real_files:
+        raise DemoRefused(
+            f"{db_path} already holds {real_files:,} real log file(s); demo data would mix with them. "
+            "Use another --db for the demo."
+        )
+    generated = demo.generate_records(events=events, seed=seed, end=end)
+    with Ingester(db_path, "demo", progress, workers) as ingester:
+        log_files = list(demo.iter_log_files(generated))
+        ingester.files_total = len(log_files)
+        for (key, data), future in bounded(log_files, lambda item: ingester.parse_async(item[1]), 2 * ingester.workers + 2):
+            ingester.store(FileRef("demo", "demo", key, None, len(data)), future)
+        return ingester.result
+
+
+class DemoRefused(RuntimeError):
+    """Demo data would be mixed into a cache of real events."""

@@ -1,0 +1,146 @@
+"""Parsing log-file bytes into rows: formats, caps, odd records."""
+
+import gzip
+
+import orjson
+import pytest
+
+from trailstream import codec, records
+
+
+def log_file(*recs) -> bytes:
+    return orjson.dumps({"Records": list(recs)})
+
+
+def api_call(event_id="e-1", name="DescribeInstances", **extra) -> dict:
+    record = {
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333",
+                         "userName": "alice", "accessKeyId": "AKIAEXAMPLE"},
+        "eventTime": "2026-11-01T10:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "203.0.113.9",
+        "userAgent": "aws-cli/2",
+        "requestParameters": {"instancesSet": {"items": [{"instanceId": "i-1"}]}},
+        "responseElements": None,
+        "eventID": event_id,
+        "readOnly": True,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+    }
+    record.update(extra)
+    return record
+
+
+def row_of(record) -> dict:
+    return dict(zip(records.EVENT_COLUMNS, records.parse_record(record, codec.default_compressor())))
+
+
+def test_plain_and_gzipped_files_give_the_same_rows():
+    data = log_file(api_call())
+    plain = records.parse_log_file(data)
+    zipped = records.parse_log_file(gzip.compress(data))
+    assert [r[:21] for r in plain.rows] == [r[:21] for r in zipped.rows]
+    assert plain.records == 1 and plain.kind == "records"
+
+
+def test_multi_member_gzip_is_read_whole():
+    # One document split across two gzip members, as concatenated uploads produce.
+    whole = log_file(api_call("a"), api_call("b"))
+    data = gzip.compress(whole[:50]) + gzip.compress(whole[50:])
+    parsed = records.parse_log_file(data)
+    assert [row[0] for row in parsed.rows] == ["a", "b"]
+
+
+def test_a_gzip_bomb_is_refused_by_the_size_cap():
+    bomb = gzip.compress(b" " * 5_000_000)
+    with pytest.raises(records.LogFileError, match="limit"):
+        records.parse_log_file(bomb, max_bytes=1_000_000)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (gzip.compress(log_file(api_call()))[:-12], "corrupt gzip"),
+        (log_file(api_call())[:-5], "not valid JSON"),
+        (b"[1, 2]", "not an object"),
+        (b'{"Records": {"a": 1}}', "not a list"),
+    ],
+    ids=["truncated-gzip", "truncated-json", "json-array", "records-not-list"],
+)
+def test_unreadable_files_raise_a_readable_reason(data, message):
+    with pytest.raises(records.LogFileError, match=message):
+        records.parse_log_file(data)
+
+
+def test_digest_and_other_json_are_recognised_not_failed():
+    assert records.parse_log_file(b'{"digestPublicKeyFingerprint": "x", "logFiles": []}').kind == "digest"
+    assert records.parse_log_file(b'{"hello": "world"}').kind == "other"
+
+
+@pytest.mark.parametrize(
+    "mutation, reason",
+    [
+        ({"eventID": None}, "no eventID"),
+        ({"eventName": ""}, "no eventName"),
+        ({"eventTime": "redacted"}, "not an ISO-8601 time"),
+    ],
+)
+def test_bad_records_are_refused_one_by_one(mutation, reason):
+    parsed = records.parse_log_file(log_file(api_call("good"), api_call("bad", **mutation), "not a record"))
+    assert [row[0] for row in parsed.rows] == ["good"]
+    assert parsed.rejects[0][0] == 1 and reason in parsed.rejects[0][2]
+    assert parsed.rejects[1] == (2, None, "record is not a JSON object")
+
+
+@pytest.mark.parametrize(
+    "given, stored",
+    [
+        ("2026-11-01T10:00:00Z", "2026-11-01T10:00:00Z"),
+        ("2026-11-01T10:00:00.123Z", "2026-11-01T10:00:00Z"),
+        ("2026-11-01T12:00:00+02:00", "2026-11-01T10:00:00Z"),
+        ("2026-11-01 10:00:00", "2026-11-01T10:00:00Z"),
+    ],
+)
+def test_event_times_are_normalised_to_utc_seconds(given, stored):
+    assert records.normalize_event_time(given) == stored
+
+
+@pytest.mark.parametrize(
+    "identity, principal",
+    [
+        ({"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::1:user/alice"}, "alice"),
+        ({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/Admin/bob"}, "Admin/bob"),
+        ({"type": "Root", "arn": "arn:aws:iam::1:root"}, "root"),
+        ({"type": "AWSService", "invokedBy": "ec2.amazonaws.com"}, "ec2.amazonaws.com"),
+        ({"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/carol"}, "carol"),
+        ({"type": "AWSAccount", "accountId": "444455556666"}, "account/444455556666"),
+        ({"type": "IdentityCenterUser", "onBehalfOf": {"userId": "u-123"}}, "u-123"),
+    ],
+)
+def test_principal_is_readable_for_every_identity_type(identity, principal):
+    assert row_of(api_call(userIdentity=identity))["principal"] == principal
+
+
+def test_account_falls_back_to_the_caller_account():
+    record = api_call()
+    del record["recipientAccountId"]
+    assert row_of(record)["account_id"] == "111122223333"
+
+
+def test_read_only_accepts_booleans_and_strings():
+    assert row_of(api_call(readOnly="false"))["read_only"] == 0
+    assert row_of(api_call(readOnly=True))["read_only"] == 1
+    assert row_of(api_call(readOnly=None))["read_only"] is None
+
+
+def test_the_record_is_restored_losslessly_in_key_order():
+    record = api_call(responseElements={"big": ["x" * 50] * 20}, additionalEventData={"MFAUsed": "No"})
+    row = row_of(record)
+    blob = codec.decompress(row["raw"], None)
+    columns = {c: row[c] for c in records.JSON_COLUMN_FIELDS.values()}
+    restored = records.restore_record(blob, columns)
+    assert restored == record and list(restored) == list(record)
+    assert orjson.loads(row["request_parameters"]) == record["requestParameters"]

@@ -1,0 +1,327 @@
+"""`python -m trailstream`: sync, backfill, import, demo, status and the commands built on them.
+
+Every command prints a one-line summary, exits 0 on success and non-zero when anything failed, and reports
+problems as sentences on stderr, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime, timezone
+
+from tqdm import tqdm
+
+from trailstream import store, sync
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-27") from None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-27T12:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trailstream", description="TrailStream: AWS CloudTrail monitoring.")
+    parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else ./trailstream.db)")
+    parser.add_argument("--config", default=None, help="settings file (default: $TRAILSTREAM_CONFIG, else ./trailstream.toml)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync_cmd = commands.add_parser("sync", help="pull new log files announced on an SQS queue (or every configured source)")
+    sync_cmd.add_argument("--queue", help="queue name or URL; without it every source in the settings file is synced")
+    sync_cmd.add_argument("--bucket", action="append", default=[], help="trail bucket this queue serves (repeatable)")
+    sync_cmd.add_argument("--region")
+    sync_cmd.add_argument("--profile")
+    sync_cmd.add_argument("--role-arn")
+    sync_cmd.add_argument("--external-id")
+    sync_cmd.add_argument("--max-messages", type=_positive)
+
+    backfill_cmd = commands.add_parser("backfill", help="import a date range of log files straight from S3")
+    backfill_cmd.add_argument("location", metavar="s3://BUCKET[/PREFIX]")
+    backfill_cmd.add_argument("--since", type=_date, required=True)
+    backfill_cmd.add_argument("--until", type=_date)
+    backfill_cmd.add_argument("--account", action="append", default=[])
+    backfill_cmd.add_argument("--region", action="append", default=[])
+    backfill_cmd.add_argument("--profile")
+
+    import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
+    import_cmd.add_argument("paths", nargs="+", metavar="PATH")
+
+    demo_cmd = commands.add_parser("demo", help="fill the cache with generated demo activity")
+    demo_cmd.add_argument("--events", type=_positive, default=20_000)
+    demo_cmd.add_argument("--seed", type=int, default=7)
+    demo_cmd.add_argument("--end", type=_moment, help="time of the newest demo event (default: now)")
+
+    commands.add_parser("status", help="what the cache holds")
+    commands.add_parser("retry", help="fetch and import again the files recorded as failed")
+
+    findings_cmd = commands.add_parser("findings", help="security findings")
+    findings_cmd.add_argument("--since", type=_date)
+    findings_cmd.add_argument("--format", choices=("json", "table"), default="table")
+
+    query_cmd = commands.add_parser("query", help="run a read-only SQL query over the cache")
+    query_cmd.add_argument("sql")
+    query_cmd.add_argument("--format", choices=("csv", "json", "table"), default="table")
+
+    report_cmd = commands.add_parser("report", help="write a saved report")
+    report_cmd.add_argument("name")
+    report_cmd.add_argument("--output")
+
+    alerts_cmd = commands.add_parser("alerts", help="alert rules")
+    alerts_cmd.add_subparsers(dest="alerts_command", required=True, metavar="ACTION").add_parser(
+        "run", help="evaluate the enabled rules once and send what is due"
+    )
+
+    watch_cmd = commands.add_parser("watch", help="sync every configured source, then alerts, in a loop")
+    watch_cmd.add_argument("--every", default="5m", help="interval such as 30s, 5m, 1h")
+    return parser
+
+
+class Progress:
+    """A tqdm bar on stderr fed by the sync progress callback."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.bar = tqdm(desc=label, unit="file", disable=not enabled, file=sys.stderr, leave=False)
+
+    def __call__(self, progress: sync.SyncProgress) -> None:
+        if progress.files_total is not None and self.bar.total != progress.files_total:
+            self.bar.total = progress.files_total
+        self.bar.n = progress.files_done
+        self.bar.set_postfix(events=f"{progress.new_events:,}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def print_result(result: sync.SyncResult) -> int:
+    for name, reason in result.failures[:20]:
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    if len(result.failures) > 20:
+        print(f"... and {len(result.failures) - 20} more failures (see `status`)", file=sys.stderr)
+    print(result.summary())
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def _with_progress(args, label, run) -> int:
+    progress = Progress(not args.quiet and sys.stderr.isatty(), label)
+    try:
+        results = run(progress)
+    finally:
+        progress.close()
+    results = results if isinstance(results, list) else [results]
+    codes = [print_result(result) for result in results]
+    return max(codes, default=EXIT_OK)
+
+
+def command_import(args) -> int:
+    return _with_progress(args, "import", lambda progress: sync.import_paths(args.db, args.paths, progress))
+
+
+def command_demo(args) -> int:
+    return _with_progress(
+        args, "demo", lambda progress: sync.import_demo(args.db, args.events, args.seed, args.end, progress)
+    )
+
+
+def command_sync(args) -> int:
+    if args.queue:
+        from trailstream import aws_sync
+
+        if not args.bucket:
+            raise CommandError("--bucket is required with --queue: name the trail bucket(s) this queue serves")
+        return _with_progress(
+            args,
+            "sync",
+            lambda progress: aws_sync.sync_queue(
+                args.db,
+                args.queue,
+                args.bucket,
+                region=args.region,
+                profile=args.profile,
+                role_arn=args.role_arn,
+                external_id=args.external_id,
+                max_messages=args.max_messages,
+                progress=progress,
+            ),
+        )
+    from trailstream import runner
+
+    settings = _settings(args)
+    if not settings.sources:
+        raise CommandError(
+            f"no sources are configured in {settings.path}; add one on the app's Sources & settings page "
+            "or pass --queue and --bucket"
+        )
+    return _with_progress(args, "sync", lambda progress: runner.run_configured_sync(settings, args.db, progress))
+
+
+def command_backfill(args) -> int:
+    from trailstream import aws_sync
+
+    if not args.location.startswith("s3://") or len(args.location) <= 5:
+        raise CommandError(f"{args.location!r} is not an S3 location like s3://my-trail-bucket/optional/prefix")
+    bucket, _, prefix = args.location[5:].partition("/")
+    if args.until and args.until < args.since:
+        raise CommandError("--until is before --since")
+    return _with_progress(
+        args,
+        "backfill",
+        lambda progress: aws_sync.backfill(
+            args.db,
+            bucket,
+            prefix,
+            since=args.since,
+            until=args.until,
+            accounts=args.account or None,
+            regions=args.region or None,
+            profile=args.profile,
+            progress=progress,
+        ),
+    )
+
+
+def command_retry(args) -> int:
+    from trailstream import aws_sync
+
+    return _with_progress(args, "retry", lambda progress: aws_sync.retry_failed(args.db, progress=progress))
+
+
+def _readonly(args):
+    from pathlib import Path
+
+    if not Path(args.db).exists():
+        raise CommandError(f"no cache at {args.db}: run `python -m trailstream demo` or `sync` first")
+    return store.open_cache_readonly(args.db)
+
+
+def command_status(args) -> int:
+    from trailstream import queries
+
+    summary = queries.query_cache_summary(_readonly(args))
+    for label, value in summary.items():
+        print(f"{label:>22}: {value}")
+    return EXIT_OK
+
+
+def command_findings(args) -> int:
+    import orjson
+
+    from trailstream import detections
+    from trailstream.filters import EventFilter
+
+    event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z") if args.since else None
+    found = detections.detect_findings(_readonly(args), event_filter, detections.DetectionSettings.from_dict(
+        _settings(args).detections
+    ))
+    if args.format == "json":
+        print(orjson.dumps([f.to_dict() for f in found], option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(detections.format_findings_table(found))
+    return EXIT_OK
+
+
+def command_query(args) -> int:
+    from trailstream import sqlguard
+
+    _readonly(args).close()
+    try:
+        result = sqlguard.run_query(args.db, args.sql)
+    except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
+        print(f"query refused: {exc}" if isinstance(exc, sqlguard.QueryRefused) else f"query failed: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(sqlguard.format_result(result, args.format))
+    return EXIT_OK
+
+
+def command_report(args) -> int:
+    from trailstream import reports
+
+    path = reports.write_report(args.db, args.name, output=args.output)
+    print(f"report {args.name!r} written to {path}")
+    return EXIT_OK
+
+
+def command_alerts(args) -> int:
+    from trailstream import alerts
+
+    outcome = alerts.run_alerts(args.db, _settings(args))
+    print(outcome.summary())
+    return EXIT_OK if outcome.succeeded else EXIT_FAILED
+
+
+def command_watch(args) -> int:
+    from trailstream import alerts
+
+    every = alerts.parse_interval(args.every)
+    alerts.watch(args.db, _settings(args), every)
+    return EXIT_OK
+
+
+def _settings(args):
+    from trailstream import config
+
+    settings = config.load_settings(args.config)
+    if getattr(settings, "errors", None):
+        raise CommandError("; ".join(settings.errors))
+    return settings
+
+
+COMMANDS = {
+    "import": command_import,
+    "demo": command_demo,
+    "sync": command_sync,
+    "backfill": command_backfill,
+    "retry": command_retry,
+    "status": command_status,
+    "findings": command_findings,
+    "query": command_query,
+    "report": command_report,
+    "alerts": command_alerts,
+    "watch": command_watch,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.db = args.db or store.default_db_path()
+    try:
+        return COMMANDS[args.command](args)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (store.SyncAlreadyRunning, store.CacheUnreadable, sync.DemoRefused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get("TRAILSTREAM_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set TRAILSTREAM_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted: everything committed so far is kept; run the command again to continue", file=sys.stderr)
+        return 130
