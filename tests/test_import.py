@@ -1,0 +1,191 @@
+"""Importing local files into the cache: the real corpus stored exactly, replay-safety, crashes, one sync at a time."""
+
+import gzip
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from trailstream import cli, demo, records, store, sync
+
+END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def event_name_counts(db_path) -> dict:
+    conn = store.open_cache_readonly(db_path)
+    return dict(conn.execute("SELECT event_name, count(*) FROM events GROUP BY event_name").fetchall())
+
+
+def event_count(db_path) -> int:
+    return store.open_cache_readonly(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+@pytest.fixture
+def demo_folder(tmp_path) -> Path:
+    """About 4,000 demo events written as CloudTrail-named gzip files."""
+    folder = tmp_path / "logs"
+    demo.write_log_files(folder, demo.generate_records(events=4000, seed=3, end=END), records_per_file=100)
+    return folder
+
+
+@pytest.mark.parametrize("folder", ["events", "events-gz"])
+def test_the_corpus_is_stored_exactly(corpus, db_path, folder):
+    expected = json.loads((corpus / "expected.json").read_text())["events_total"]
+    result = sync.import_paths(db_path, [corpus / folder])
+    assert result.failed == 0 and result.rejected == 0
+    assert event_count(db_path) == expected["distinct_events"]
+    assert event_name_counts(db_path) == expected["eventName_counts"]
+
+
+def test_every_corpus_record_is_recoverable_from_the_cache(corpus, db_path):
+    sync.import_paths(db_path, [corpus / "events"])
+    conn = store.open_cache_readonly(db_path)
+    for path in sorted((corpus / "events").glob("*.json")):
+        for record in json.loads(path.read_text())["Records"]:
+            assert store.load_record(conn, record["eventID"]) == record
+
+
+def well_formed_ids(path: Path) -> set[str]:
+    """eventIDs of records a correct ingester must keep, computed without the parser under test."""
+    ids = set()
+    for record in json.loads(path.read_text())["Records"]:
+        if not isinstance(record, dict) or not record.get("eventID") or not record.get("eventName"):
+            continue
+        try:
+            records.normalize_event_time(record.get("eventTime"))
+        except records.RecordRejected:
+            continue
+        ids.add(record["eventID"])
+    return ids
+
+
+def test_irregular_files_keep_every_well_formed_record_and_explain_the_rest(corpus, db_path):
+    result = sync.import_paths(db_path, [corpus / "irregular"])
+    assert result.failed == 0
+    expected_ids = set().union(*(well_formed_ids(p) for p in (corpus / "irregular").glob("*.json")))
+    conn = store.open_cache_readonly(db_path)
+    stored_ids = {row[0] for row in conn.execute("SELECT event_id FROM events")}
+    assert stored_ids == expected_ids
+    reasons = [row[0] for row in conn.execute("SELECT reason FROM rejected_records")]
+    assert result.rejected == len(reasons) > 0
+    assert any("no eventID" in reason for reason in reasons)
+    assert any("different content" in reason for reason in reasons)
+
+
+def test_reimporting_adds_nothing_and_unchanged_files_are_not_reread(db_path, demo_folder):
+    first = sync.import_paths(db_path, [demo_folder])
+    stored = event_count(db_path)
+    assert first.new_events == stored > 3000
+    again = sync.import_paths(db_path, [demo_folder])
+    assert again.new_events == 0 and again.unchanged == first.files
+    for path in demo_folder.rglob("*.json.gz"):
+        path.touch()
+    replay = sync.import_paths(db_path, [demo_folder])
+    assert replay.new_events == 0 and replay.duplicates == stored
+    assert event_count(db_path) == stored
+
+
+def test_one_bad_file_does_not_block_the_others(db_path, demo_folder):
+    (demo_folder / "broken.json.gz").write_bytes(gzip.compress(b'{"Records": [')[:-4])
+    (demo_folder / "digest.json").write_text('{"digestPublicKeyFingerprint": "ab", "logFiles": []}')
+    result = sync.import_paths(db_path, [demo_folder, demo_folder / "missing.json"])
+    assert result.failed == 2 and result.skipped == 1
+    failed = dict(result.failures)
+    assert "corrupt gzip" in failed[str((demo_folder / "broken.json.gz").resolve())]
+    assert failed[str(demo_folder / "missing.json")] == "no such file or folder"
+    assert event_count(db_path) == result.new_events > 3000
+    statuses = dict(store.open_cache_readonly(db_path).execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+    assert statuses["failed"] == 1 and statuses["skipped"] == 1
+
+
+def test_a_second_sync_on_the_same_cache_is_refused(db_path, demo_folder):
+    with store.sync_lock(db_path):
+        with pytest.raises(store.SyncAlreadyRunning, match="already running"):
+            sync.import_paths(db_path, [demo_folder])
+    assert sync.import_paths(db_path, [demo_folder]).new_events > 0
+
+
+KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from trailstream import sync
+
+    def progress(p):
+        if p.files_done == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    sync.import_paths(sys.argv[1], [sys.argv[2]], progress)
+    """
+)
+
+
+def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_completes(db_path, demo_folder, tmp_path):
+    script = tmp_path / "kill_import.py"
+    script.write_text(KILL_SCRIPT)
+    killed = subprocess.run([sys.executable, str(script), str(db_path), str(demo_folder), "7"],
+                            cwd=Path(__file__).parents[1], capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    committed_files, committed_events = conn.execute("SELECT count(*), sum(new_events) FROM files").fetchone()
+    assert committed_files == 7
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == committed_events
+    assert conn.execute("SELECT status FROM sync_runs").fetchone()[0] == "running"
+    conn.close()
+
+    resumed = sync.import_paths(db_path, [demo_folder])
+    assert resumed.unchanged == 7
+    assert resumed.new_events + committed_events == event_count(db_path)
+    reference = tmp_path / "reference.db"
+    sync.import_paths(reference, [demo_folder])
+    assert event_name_counts(db_path) == event_name_counts(reference)
+    statuses = [row[0] for row in store.open_cache_readonly(db_path).execute("SELECT status FROM sync_runs ORDER BY id")]
+    assert statuses == ["interrupted", "ok"]
+
+
+def test_cli_import_prints_a_summary_and_fails_when_a_file_fails(db_path, demo_folder, capsys):
+    assert cli.main(["--db", str(db_path), "import", str(demo_folder)]) == 0
+    assert "new event(s)" in capsys.readouterr().out
+    (demo_folder / "bad.json").write_text("{not json")
+    assert cli.main(["--db", str(db_path), "import", str(demo_folder)]) == 1
+    captured = capsys.readouterr()
+    assert "not valid JSON" in captured.err and "1 failure(s)" in captured.out
+
+
+def test_cli_demo_is_deterministic_and_refuses_to_mix_with_real_data(tmp_path, demo_folder, capsys):
+    first, second = tmp_path / "a.db", tmp_path / "b.db"
+    for path in (first, second):
+        assert cli.main(["--db", str(path), "demo", "--events", "2000", "--seed", "5", "--end", "2026-11-01T00:00:00Z"]) == 0
+    assert event_name_counts(first) == event_name_counts(second)
+    assert sum(event_name_counts(first).values()) > 1500
+    real = tmp_path / "real.db"
+    sync.import_paths(real, [demo_folder])
+    capsys.readouterr()
+    assert cli.main(["--db", str(real), "demo", "--events", "100"]) == 1
+    assert "would mix" in capsys.readouterr().err
+
+
+def test_cli_reports_an_unreadable_cache_without_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "not-a-cache.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    assert cli.main(["--db", str(bad), "import", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "not a TrailStream cache" in err and "Traceback" not in err
+
+
+def test_duplicate_delivery_across_files_is_stored_once(db_path, tmp_path):
+    generated = demo.generate_records(events=300, seed=1, end=END)
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    (folder / "a.json").write_bytes(json.dumps({"Records": generated}).encode())
+    (folder / "b.json.gz").write_bytes(gzip.compress(json.dumps({"Records": generated[:100]}).encode()))
+    result = sync.import_paths(db_path, [folder])
+    assert result.new_events == len({r["eventID"] for r in generated}) == event_count(db_path)
+    assert result.duplicates == 100
+    assert Counter(r["eventName"] for r in generated) == Counter(event_name_counts(db_path))
