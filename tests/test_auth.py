@@ -1,0 +1,162 @@
+"""Access control: the allow-list and roles, the gate decision, the audit trail, and role checks on admin pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from trailstream import audit
+from trailstream.auth import (
+    ANONYMOUS_ACTOR,
+    LOCAL_ACTOR,
+    AccessPolicy,
+    AccessSettingsError,
+    decide_access,
+    is_loopback,
+    pages_for_role,
+    parse_access_policy,
+)
+from trailstream.store import open_cache_readonly
+
+POLICY = parse_access_policy(
+    {
+        "allowed_emails": ["Viewer@Partner.org"],
+        "allowed_domains": ["@example.com"],
+        "admins": ["boss@elsewhere.net"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "email, role",
+    [
+        ("boss@elsewhere.net", "admin"),
+        ("BOSS@elsewhere.net", "admin"),
+        ("viewer@partner.org", "viewer"),
+        ("anyone@example.com", "viewer"),
+        ("other@partner.org", None),
+        ("mallory@evil.example.com", None),
+        ("mallory@example.com.evil.net", None),
+        ("example.com", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_roles_come_from_the_allow_list_and_admins(email, role):
+    assert POLICY.role_for(email) == role
+
+
+@pytest.mark.parametrize(
+    "section, problem",
+    [
+        ({"admins": "boss"}, "not an e-mail address"),
+        ({"allowed_domains": ["a@b.com"]}, "not a domain"),
+        ({"allowed_emails": [1, 2]}, "must be a list of text values"),
+        ({"allow_unauthenticated_remote": "yes"}, "must be true or false"),
+        ({"admin": ["a@b.com"]}, 'unknown setting "admin"'),
+    ],
+)
+def test_a_broken_access_section_is_refused_with_what_to_fix(section, problem):
+    with pytest.raises(AccessSettingsError) as caught:
+        parse_access_policy(section)
+    assert any(problem in line for line in caught.value.problems)
+
+
+def test_an_empty_access_section_lets_no_one_in_and_keeps_remote_off():
+    policy = parse_access_policy({})
+    assert policy == AccessPolicy()
+    assert policy.role_for("someone@example.com") is None
+
+
+@pytest.mark.parametrize(
+    "address, loopback",
+    [("127.0.0.1", True), ("127.0.0.5", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("192.168.1.10", False), ("example.com", False), ("", False), (None, False)],
+)
+def test_only_loopback_addresses_count_as_this_computer(address, loopback):
+    assert is_loopback(address) is loopback
+
+
+SIGNED_IN = {"is_logged_in": True, "name": "Boss", "email": "boss@elsewhere.net", "email_verified": True}
+
+
+@pytest.mark.parametrize(
+    "auth, address, remote_ok, user, outcome, role",
+    [
+        # Sign-in configured: the allow-list decides, wherever the app is served.
+        (True, "0.0.0.0", False, {"is_logged_in": False}, "sign_in", None),
+        (True, "0.0.0.0", False, {}, "sign_in", None),
+        (True, "0.0.0.0", False, SIGNED_IN, "enter", "admin"),
+        (True, "127.0.0.1", False, {"is_logged_in": True, "email": "x@example.com"}, "enter", "viewer"),
+        (True, "0.0.0.0", False, {"is_logged_in": True, "email": "x@stranger.io"}, "not_authorised", None),
+        (True, "0.0.0.0", False, {"is_logged_in": True, "name": "No Mail"}, "not_authorised", None),
+        (True, "0.0.0.0", False, SIGNED_IN | {"email_verified": False}, "not_authorised", None),
+        # No sign-in: loopback is the local admin; elsewhere only with the explicit opt-in, as a viewer.
+        (False, "127.0.0.1", False, {}, "enter", "admin"),
+        (False, "0.0.0.0", False, {}, "refuse_remote", None),
+        (False, None, False, {}, "refuse_remote", None),
+        (False, "10.0.0.4", True, {}, "enter", "viewer"),
+    ],
+)
+def test_the_gate_decides_from_sign_in_address_and_allow_list(auth, address, remote_ok, user, outcome, role):
+    policy = AccessPolicy(POLICY.allowed_emails, POLICY.allowed_domains, POLICY.admins, remote_ok)
+    decision = decide_access(policy, auth_configured=auth, server_address=address, user=user)
+    assert decision.outcome == outcome
+    assert (decision.identity.role if decision.identity else None) == role
+    if outcome != "enter":
+        assert decision.message
+
+
+def test_banners_say_why_sign_in_is_off_and_warn_remote_visitors():
+    local = decide_access(AccessPolicy(), auth_configured=False, server_address="127.0.0.1", user={})
+    assert local.identity.actor == LOCAL_ACTOR and local.banner_level == "info" and "README" in local.banner
+    remote = decide_access(
+        AccessPolicy(allow_unauthenticated_remote=True), auth_configured=False, server_address="0.0.0.0", user={}
+    )
+    assert remote.identity.actor == ANONYMOUS_ACTOR and remote.banner_level == "warning" and "anyone" in remote.banner
+    refused = decide_access(AccessPolicy(), auth_configured=False, server_address="0.0.0.0", user={})
+    assert "allow_unauthenticated_remote" in refused.message and "[auth]" in refused.message
+    stranger = decide_access(
+        POLICY, auth_configured=True, server_address="0.0.0.0", user={"is_logged_in": True, "email": "x@y.io"}
+    )
+    assert "x@y.io" in stranger.message and "[access]" in stranger.message
+
+
+def test_viewers_lose_admin_pages_and_admins_keep_all():
+    pages = [("Overview", False), ("Alerts", True), ("Search", False), ("SQL", True)]
+    is_admin_page = lambda page: page[1]  # noqa: E731
+    assert [p[0] for p in pages_for_role(pages, "viewer", is_admin_page)] == ["Overview", "Search"]
+    assert pages_for_role(pages, "admin", is_admin_page) == pages
+
+
+def test_audit_entries_are_kept_newest_first_without_secrets(db_path):
+    audit.record_audit(db_path, "boss@elsewhere.net", "sign_in", {"name": "Boss"})
+    audit.record_audit(db_path, "boss@elsewhere.net", "setting_changed", {"source": "prod", "client_secret": "s3cr3t"})
+    audit.record_audit(db_path, "local user", "sync", "prod: 3 files, 120 new events")
+    with open_cache_readonly(db_path) as conn:
+        entries = audit.query_audit_log(conn)
+        assert [e["action"] for e in entries] == ["Synced", "Changed a setting", "Signed in"]
+        assert "s3cr3t" not in entries[1]["detail"] and '"source":"prod"' in entries[1]["detail"]
+        assert [e["actor"] for e in audit.query_audit_log(conn, actor="local user")] == ["local user"]
+        assert [e["action"] for e in audit.query_audit_log(conn, action="sign_in")] == ["Signed in"]
+        assert all(e["at"].endswith("Z") for e in entries)
+
+
+def test_a_sign_in_is_recorded_once_however_many_tabs_open(db_path):
+    for _ in range(3):
+        audit.record_audit(db_path, "boss@elsewhere.net", "sign_in", {"signed_in_at": "2023-11-14T22:13:20Z"}, unique=True)
+    audit.record_audit(db_path, "boss@elsewhere.net", "sign_in", {"signed_in_at": "2023-11-15T00:59:59Z"}, unique=True)
+    with open_cache_readonly(db_path) as conn:
+        assert len(audit.query_audit_log(conn)) == 2
+
+
+def test_unknown_audit_actions_are_refused(db_path):
+    with pytest.raises(ValueError, match="unknown audit action"):
+        audit.record_audit(db_path, "someone", "deleted_everything", None)
+
+
+def test_a_cache_that_never_recorded_anything_has_an_empty_audit_log(db_path):
+    from trailstream.store import open_cache
+
+    open_cache(db_path).close()
+    with open_cache_readonly(db_path) as conn:
+        assert audit.query_audit_log(conn) == []

@@ -1,0 +1,102 @@
+"""TrailStream's own audit trail: who signed in, synced, changed a setting or a rule, and when."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+
+import orjson
+import sqlite_utils
+
+from trailstream.store import open_cache, utc_now
+
+# action -> how the Audit log page names it; callers pass one of these keys.
+AUDIT_ACTIONS = {
+    "sign_in": "Signed in",
+    "sync": "Synced",
+    "retry": "Retried a failed file",
+    "setting_changed": "Changed a setting",
+    "rule_changed": "Changed an alert rule",
+}
+AUDIT_COLUMNS = ("at", "actor", "action", "detail")
+_SECRET_WORDS = ("password", "secret", "token", "access_key", "credential")
+
+
+def ensure_audit_schema(db: sqlite_utils.Database) -> None:
+    """Create audit_log if missing (to become a store.py migration)."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT
+        );
+        CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+        """
+    )
+
+
+def save_audit(
+    db: sqlite_utils.Database, actor: str, action: str, detail: str | Mapping | None = None, *, unique: bool = False
+) -> int | None:
+    """Append one entry to an open cache (unless `unique` and it is already there); mapping details become JSON
+    with secret-looking values hidden."""
+    if action not in AUDIT_ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; use one of {', '.join(AUDIT_ACTIONS)}")
+    if isinstance(detail, Mapping):
+        detail = orjson.dumps(_without_secrets(detail), default=str, option=orjson.OPT_SORT_KEYS).decode()
+    ensure_audit_schema(db)
+    with db.atomic():
+        if unique and db.execute(
+            "SELECT 1 FROM audit_log WHERE actor = ? AND action = ? AND detail IS ?", [actor, action, detail]
+        ).fetchone():
+            return None
+        cursor = db.execute(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)", [utc_now(), actor, action, detail]
+        )
+    return cursor.lastrowid
+
+
+def record_audit(
+    db_path: str | os.PathLike, actor: str, action: str, detail: str | Mapping | None = None, *, unique: bool = False
+) -> int | None:
+    """Append one entry to the cache at db_path (created if needed): the call pages make after an action."""
+    db = open_cache(db_path)
+    try:
+        return save_audit(db, actor, action, detail, unique=unique)
+    finally:
+        db.close()
+
+
+def query_audit_log(
+    conn: sqlite3.Connection, *, limit: int = 500, actor: str | None = None, action: str | None = None
+) -> list[dict]:
+    """Newest entries first, optionally for one actor or action; [] when nothing was ever recorded."""
+    where, params = [], []
+    if actor:
+        where.append("actor = ?")
+        params.append(actor)
+    if action:
+        where.append("action = ?")
+        params.append(action)
+    sql = "SELECT at, actor, action, detail FROM audit_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    try:
+        rows = conn.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", [*params, limit]).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    return [dict(zip(AUDIT_COLUMNS, row)) | {"action": AUDIT_ACTIONS.get(row[2], row[2])} for row in rows]
+
+
+def _without_secrets(detail: Mapping) -> dict:
+    """The audit log is readable by every admin: never store a value whose key looks like a credential."""
+    return {
+        key: ("(hidden)" if any(word in str(key).lower() for word in _SECRET_WORDS) else value)
+        for key, value in detail.items()
+    }
