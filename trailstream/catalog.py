@@ -312,3 +312,28 @@ FINDING_TYPES: dict[str, str] = {
     "access_key_for_other_user": "Access key created for another user",
     "detector_disabled": "GuardDuty, Config or another detector turned off",
 }
+
+# --- Data layer: which events carry rows the use-case tables explode --------
+
+# Security group calls that add or remove rules (one table row per rule and peer).
+SECURITY_GROUP_RULE_EVENTS = (
+    "AuthorizeSecurityGroupIngress",
+    "AuthorizeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+)
+# Which part of the network each network event changes, for the network changes table.
+NETWORK_RESOURCE_KINDS = (
+    ("security group", SECURITY_GROUP_EVENTS),
+    ("network ACL", NETWORK_ACL_EVENTS),
+    ("route table", ROUTE_TABLE_EVENTS),
+    ("VPC", VPC_EVENTS),
+)
+# Which kind of IAM entity each IAM event changes, for the IAM changes table.
+IAM_ENTITY_KINDS = (
+    ("user", IAM_USER_EVENTS),
+    ("group", IAM_GROUP_EVENTS),
+    ("role", IAM_ROLE_EVENTS),
+    ("policy", IAM_POLICY_EVENTS),
+    ("credential", IAM_CREDENTIAL_EVENTS),
+)
