@@ -12,6 +12,7 @@ from trailstream.auth import (
     AccessSettingsError,
     decide_access,
     is_loopback,
+    missing_auth_settings,
     pages_for_role,
     parse_access_policy,
 )
@@ -118,7 +119,13 @@ def test_banners_say_why_sign_in_is_off_and_warn_remote_visitors():
     stranger = decide_access(
         POLICY, auth_configured=True, server_address="0.0.0.0", user={"is_logged_in": True, "email": "x@y.io"}
     )
-    assert "x@y.io" in stranger.message and "[access]" in stranger.message
+    assert "x@y.io" in stranger.text() and "[access]" in stranger.message
+    assert stranger.text(lambda account: account.upper()).startswith("You are signed in as X@Y.IO,")
+
+
+def test_an_auth_section_lacking_provider_settings_is_reported():
+    assert missing_auth_settings({"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "client_id": ""}) == [
+        "cookie_secret", "client_id", "client_secret", "server_metadata_url"]
 
 
 def test_viewers_lose_admin_pages_and_admins_keep_all():

@@ -16,6 +16,7 @@ Outcome = Literal["enter", "sign_in", "not_authorised", "refuse_remote"]
 
 LOCAL_ACTOR = "local user"
 ANONYMOUS_ACTOR = "anonymous visitor"
+AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 ACCESS_KEYS = {"allowed_emails", "allowed_domains", "admins", "allow_unauthenticated_remote"}
 
 
@@ -71,11 +72,17 @@ class AccessDecision:
     identity: Identity | None = None
     banner: str = ""
     banner_level: Literal["info", "warning"] = "info"
-    message: str = ""
+    message: str = ""  # may hold "{account}": the claimed e-mail, which the UI escapes before showing
+    account: str = ""
+
+    def text(self, escape=str) -> str:
+        return self.message.replace("{account}", escape(self.account))
 
 
 def parse_access_policy(section: Mapping) -> AccessPolicy:
     """The [access] table -> AccessPolicy; addresses and domains compared in lower case, domains without '@'."""
+    if not isinstance(section, Mapping):
+        raise AccessSettingsError(["[access] must be a table: a line [access] followed by its settings"])
     problems = [f'unknown setting "{key}"; known settings: {", ".join(sorted(ACCESS_KEYS))}'
                 for key in section if key not in ACCESS_KEYS]
     lists = {}
@@ -101,6 +108,11 @@ def parse_access_policy(section: Mapping) -> AccessPolicy:
     if problems:
         raise AccessSettingsError(problems)
     return AccessPolicy(frozenset(emails), frozenset(domains), frozenset(admins), remote)
+
+
+def missing_auth_settings(section: Mapping) -> list[str]:
+    """The [auth] keys st.login() needs for its default provider that the secrets file leaves out or empty."""
+    return [key for key in AUTH_KEYS if not section.get(key)]
 
 
 def is_loopback(address: str | None) -> bool:
@@ -162,15 +174,17 @@ def _decide_signed_in(policy: AccessPolicy, user: Mapping) -> AccessDecision:
     if user.get("email_verified") is False:
         return AccessDecision(
             "not_authorised",
-            message=f"Your identity provider has not verified {email}, so TrailStream does not trust it. "
+            message="Your identity provider has not verified {account}, so TrailStream does not trust it. "
             "Verify the address with your provider, then sign in again.",
+            account=email,
         )
     role = policy.role_for(email)
     if role is None:
         return AccessDecision(
             "not_authorised",
-            message=f"You are signed in as {email}, which is not allowed to use TrailStream. Ask a TrailStream admin "
+            message="You are signed in as {account}, which is not allowed to use TrailStream. Ask a TrailStream admin "
             "to add your address or domain under [access] in trailstream.toml, or sign out and use another account.",
+            account=email,
         )
     return AccessDecision("enter", Identity(_normal_email(email), role, name=name, email=email))
 

@@ -6,6 +6,7 @@ Facts come from Streamlit (st.secrets for [auth], server.address, st.user); the 
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -18,13 +19,13 @@ from trailstream.auth import (
     AccessSettingsError,
     Identity,
     decide_access,
+    missing_auth_settings,
     parse_access_policy,
 )
-from trailstream.config import SettingsError, load_settings
+from trailstream.config import Settings, config_path
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"
-REQUIRED_AUTH_KEYS = ("redirect_uri", "cookie_secret")
 _MARKDOWN_SPECIALS = re.compile(r"([!-/:-@\[-`{-~])")
 
 
@@ -34,21 +35,33 @@ def escape_markdown(text: str) -> str:
 
 
 def auth_configured() -> bool:
-    """True when .streamlit/secrets.toml has an [auth] section, i.e. st.login can run."""
+    """True when .streamlit/secrets.toml has an [auth] section; an incomplete one stops the app, saying what is missing."""
     try:
         section = st.secrets.get("auth") if st.secrets.load_if_toml_exists() else None
     except FileNotFoundError:
         return False
-    return bool(section) and all(section.get(key) for key in REQUIRED_AUTH_KEYS)
+    if not section:
+        return False
+    missing = missing_auth_settings(section)
+    if missing:
+        st.error(f"Sign-in is set up in .streamlit/secrets.toml, but its [auth] section lacks {', '.join(missing)}. "
+                 "Add them (see .streamlit/secrets.toml.example) and restart TrailStream.", icon=":material/block:")
+        st.stop()
+    return True
 
 
 def load_access() -> tuple[AccessPolicy, str]:
-    """The [access] policy and the cache path from trailstream.toml; a broken file stops the app, failing closed."""
+    """The [access] policy and the cache path from trailstream.toml, read even when other sections have problems
+    (so Sources & settings stays reachable); an unreadable file or a broken [access] stops the app, failing closed."""
+    path = config_path()
     try:
-        settings = load_settings()
-        return parse_access_policy(settings.section("access")), settings.db_path()
-    except (SettingsError, AccessSettingsError) as exc:
-        st.error("TrailStream cannot check who may enter, so it shows nothing. Fix trailstream.toml and reload:")
+        document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        db = document.get("db")
+        db_path = Settings(path=path, db=db if isinstance(db, str) else "").db_path()
+        return parse_access_policy(document.get("access", {})), db_path
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AccessSettingsError) as exc:
+        st.error(f"TrailStream cannot check who may enter, so it shows nothing. Fix {escape_markdown(str(path))} "
+                 "and reload:", icon=":material/block:")
         for problem in getattr(exc, "problems", [str(exc)]):
             st.text(f"• {problem}")
         st.stop()
@@ -88,7 +101,7 @@ def _render_refusal(decision: AccessDecision) -> None:
             st.login()
         return
     st.title("Not authorised" if decision.outcome == "not_authorised" else "TrailStream shows no data")
-    st.error(escape_markdown(decision.message), icon=":material/block:")
+    st.error(decision.text(escape_markdown), icon=":material/block:")
     if decision.outcome == "not_authorised" and st.button("Sign out"):
         st.logout()
 
