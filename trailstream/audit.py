@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Mapping
 
 import orjson
+import polars as pl
 import sqlite_utils
 
 from trailstream.store import open_cache, utc_now
@@ -19,7 +20,7 @@ AUDIT_ACTIONS = {
     "setting_changed": "Changed a setting",
     "rule_changed": "Changed an alert rule",
 }
-AUDIT_COLUMNS = ("at", "actor", "action", "detail")
+AUDIT_SCHEMA = {"at": pl.String, "actor": pl.String, "action": pl.String, "detail": pl.String}
 _SECRET_WORDS = ("password", "secret", "token", "access_key", "credential")
 
 
@@ -72,9 +73,9 @@ def record_audit(
 
 
 def query_audit_log(
-    conn: sqlite3.Connection, *, limit: int = 500, actor: str | None = None, action: str | None = None
-) -> list[dict]:
-    """Newest entries first, optionally for one actor or action; [] when nothing was ever recorded."""
+    conn: sqlite3.Connection, *, limit: int = 1000, actor: str | None = None, action: str | None = None
+) -> pl.DataFrame:
+    """Newest entries first (action shown by its label), optionally one actor's or one action's; empty if none yet."""
     where, params = [], []
     if actor:
         where.append("actor = ?")
@@ -88,10 +89,12 @@ def query_audit_log(
     try:
         rows = conn.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", [*params, limit]).fetchall()
     except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
-    return [dict(zip(AUDIT_COLUMNS, row)) | {"action": AUDIT_ACTIONS.get(row[2], row[2])} for row in rows]
+        if "no such table" not in str(exc):
+            raise
+        rows = []
+    return pl.DataFrame([tuple(row) for row in rows], schema=AUDIT_SCHEMA, orient="row").with_columns(
+        pl.col("action").replace(AUDIT_ACTIONS)
+    )
 
 
 def _without_secrets(detail: Mapping) -> dict:

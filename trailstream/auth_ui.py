@@ -6,8 +6,10 @@ Facts come from Streamlit (st.secrets for [auth], server.address, st.user); the 
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
 
 import streamlit as st
 from streamlit import config as st_config
@@ -22,7 +24,8 @@ from trailstream.auth import (
     missing_auth_settings,
     parse_access_policy,
 )
-from trailstream.config import Settings, config_path
+from trailstream.config import load_settings
+from trailstream.store import open_cache_readonly
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"
@@ -51,18 +54,18 @@ def auth_configured() -> bool:
 
 
 def load_access() -> tuple[AccessPolicy, str]:
-    """The [access] policy and the cache path from trailstream.toml, read even when other sections have problems
-    (so Sources & settings stays reachable); an unreadable file or a broken [access] stops the app, failing closed."""
-    path = config_path()
+    """The [access] policy and the cache path; read even when a source has problems (so Sources & settings stays
+    reachable to fix it), but an unreadable file or a broken [access] stops the app: access fails closed."""
+    settings = load_settings()
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        db = document.get("db")
-        db_path = Settings(path=path, db=db if isinstance(db, str) else "").db_path()
-        return parse_access_policy(document.get("access", {})), db_path
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AccessSettingsError) as exc:
-        st.error(f"TrailStream cannot check who may enter, so it shows nothing. Fix {escape_markdown(str(path))} "
-                 "and reload:", icon=":material/block:")
-        for problem in getattr(exc, "problems", [str(exc)]):
+        if settings.errors and not settings.document:
+            raise AccessSettingsError(settings.errors)
+        section = settings.document.get("access", {})
+        return parse_access_policy(section.unwrap() if hasattr(section, "unwrap") else section), settings.db_path()
+    except AccessSettingsError as exc:
+        st.error("TrailStream cannot check who may enter, so it shows nothing. Fix the settings file and reload:",
+                 icon=":material/block:")
+        for problem in exc.problems:
             st.text(f"• {problem}")
         st.stop()
 
@@ -141,3 +144,15 @@ def require_admin() -> Identity:
         )
         st.stop()
     return identity
+
+
+def load_audit_log(action: str | None = None) -> pl.DataFrame:
+    """The audit log as it is now (not cached: entries arrive between syncs); empty before the cache exists."""
+    path = load_settings().db_path()
+    if not Path(path).exists():
+        return pl.DataFrame(schema=audit.AUDIT_SCHEMA)
+    conn = open_cache_readonly(path)
+    try:
+        return audit.query_audit_log(conn, action=action)
+    finally:
+        conn.close()
