@@ -1,0 +1,235 @@
+"""Pure altair builders: aggregated frames in, charts out (explicit encoding types, container width, UTC times).
+
+Pages render them with `st.altair_chart(chart, use_container_width=True)`; exports turn them into PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+from trailstream.transforms import top_n_with_other
+
+TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
+HEIGHT = 320
+OVERVIEW_HEIGHT = 70
+COLOR_LIMIT = 10  # series beyond this are folded into "other" so the legend stays readable
+KINDS = ("bar", "line", "area", "point")
+
+
+def _time_axis(field: str, title: str | None = None, domain=None) -> alt.X:
+    """A UTC time axis; `domain` may be a brush selection, so the axis follows it."""
+    scale = alt.Scale(type="utc", domain=domain) if domain is not None else alt.Scale(type="utc")
+    return alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format="%b %d %H:%M", labelOverlap=True))
+
+
+def _time_tooltip(field: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{field}:T", title=title, format=TIME_FORMAT, formatType="utc")
+
+
+def _base(frame: pl.DataFrame, title: str | None) -> alt.Chart:
+    chart = alt.Chart(frame).properties(width="container", height=HEIGHT)
+    return chart.properties(title=title) if title else chart
+
+
+def _bars_over_time(frame: pl.DataFrame, y: str, color: str | None, x_scale_domain=None) -> alt.Chart:
+    """Bars one bucket wide (bucket to bucket_end), stacked by `color`."""
+    encodings = {
+        "x": _time_axis("bucket", None, x_scale_domain),
+        "y": alt.Y(f"sum({y}):Q", title=y.replace("_", " "), stack="zero"),
+        "tooltip": [_time_tooltip("bucket", "from"), alt.Tooltip(f"sum({y}):Q", title=y.replace("_", " "), format=",")],
+    }
+    if "bucket_end" in frame.columns:
+        encodings["x2"] = alt.X2("bucket_end:T")
+    if color:
+        encodings["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "), sort="-y")
+        encodings["tooltip"].insert(1, alt.Tooltip(f"{color}:N", title=color.replace("_", " ")))
+    return alt.Chart(frame).mark_bar().encode(**encodings)
+
+
+def timeline_chart(
+    frame: pl.DataFrame, color: str | None = None, y: str = "events", title: str | None = None, top: int = COLOR_LIMIT
+) -> alt.Chart:
+    """Counts per time bucket (frame from a query_*timeline), stacked by `color` when given."""
+    if color and frame.height:
+        frame = top_n_with_other(frame, color, top, y)
+    return _bars_over_time(frame, y, color).properties(width="container", height=HEIGHT, title=title or "")
+
+
+def event_timeline_chart(frame: pl.DataFrame, color: str = "event_source", top: int = COLOR_LIMIT) -> alt.VConcatChart:
+    """The overview timeline: stacked detail on top, and below it a strip to brush a period to zoom into."""
+    if frame.height:
+        frame = top_n_with_other(frame, color, top)
+    brush = alt.selection_interval(encodings=["x"], name="zoom")
+    detail = _bars_over_time(frame, "events", color, x_scale_domain=brush).properties(
+        width="container", height=HEIGHT, title="Events over time (drag on the strip below to zoom)"
+    )
+    strip = {"x": _time_axis("bucket", None), "y": alt.Y("sum(events):Q", title=None, axis=None)}
+    if "bucket_end" in frame.columns:
+        strip["x2"] = alt.X2("bucket_end:T")
+    overview = (
+        alt.Chart(frame)
+        .mark_bar(color="#9ecae9")
+        .encode(**strip)
+        .add_params(brush)
+        .properties(width="container", height=OVERVIEW_HEIGHT)
+    )
+    return alt.vconcat(detail, overview, spacing=8)
+
+
+def top_n_bar_chart(
+    frame: pl.DataFrame,
+    category: str,
+    value: str = "events",
+    n: int = 15,
+    color: str | None = None,
+    title: str | None = None,
+) -> alt.Chart:
+    """Horizontal bars of the n largest categories, largest on top."""
+    top = frame.sort(value, descending=True).head(n)
+    tooltip = [alt.Tooltip(f"{category}:N", title=category.replace("_", " ")), alt.Tooltip(f"{value}:Q", format=",")]
+    tooltip += [alt.Tooltip(f"{c}:Q", format=",") for c in ("failed",) if c in top.columns and c != value]
+    encodings = {
+        "x": alt.X(f"{value}:Q", title=value.replace("_", " ")),
+        "y": alt.Y(f"{category}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
+        "tooltip": tooltip,
+    }
+    if color:
+        encodings["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "))
+    return (
+        alt.Chart(top)
+        .mark_bar()
+        .encode(**encodings)
+        .properties(width="container", height=max(120, 22 * top.height), title=title or "")
+    )
+
+
+def failure_share_chart(totals: pl.DataFrame) -> alt.Chart:
+    """A donut of succeeded versus failed calls, from query_overview_totals."""
+    events = int(totals["events"].sum()) if totals.height else 0
+    failed = int(totals["failed"].sum()) if totals.height else 0
+    parts = pl.DataFrame({"outcome": ["succeeded", "failed"], "events": [events - failed, failed]})
+    return (
+        alt.Chart(parts)
+        .mark_arc(innerRadius=55)
+        .encode(
+            theta=alt.Theta("events:Q", stack=True),
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=["succeeded", "failed"], range=["#4c78a8", "#e45756"]),
+                title=None,
+            ),
+            tooltip=[alt.Tooltip("outcome:N"), alt.Tooltip("events:Q", format=",")],
+        )
+        .properties(width="container", height=220, title="Failed calls")
+    )
+
+
+def account_region_chart(frame: pl.DataFrame) -> alt.Chart:
+    """A heatmap of events per account and region, from query_account_region_counts."""
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("aws_region:N", title="region", sort="-color"),
+            y=alt.Y("account_id:N", title="account", sort="-color"),
+            color=alt.Color("events:Q", title="events", scale=alt.Scale(scheme="blues", type="log")),
+            tooltip=[
+                alt.Tooltip("account_id:N", title="account"),
+                alt.Tooltip("aws_region:N", title="region"),
+                alt.Tooltip("events:Q", format=","),
+                alt.Tooltip("failed:Q", format=","),
+            ],
+        )
+        .properties(width="container", height=max(120, 26 * frame["account_id"].n_unique()), title="Events by account and region")
+    )
+
+
+def rare_errors_chart(ranked: pl.DataFrame, n: int = 25) -> alt.Chart:
+    """The rarest errors as bars (log scale), coloured by trend, from transforms.rank_rare_errors."""
+    rarest = ranked.head(n)
+    label_parts = [c for c in ("event_source", "event_name", "error_code") if c in rarest.columns]
+    rarest = rarest.with_columns(error=pl.concat_str([pl.col(c).fill_null("?") for c in label_parts], separator=" · "))
+    return (
+        alt.Chart(rarest)
+        .mark_bar()
+        .encode(
+            x=alt.X("events:Q", title="events in period", scale=alt.Scale(type="symlog")),
+            y=alt.Y("error:N", title=None, sort=alt.EncodingSortField("rarity_rank"), axis=alt.Axis(labelLimit=420)),
+            color=alt.Color("trend:N", scale=alt.Scale(domain=["new", "rising", "steady", "falling"])),
+            tooltip=[
+                alt.Tooltip("error:N"),
+                alt.Tooltip("events:Q", format=","),
+                _time_tooltip("first_seen", "first seen"),
+                _time_tooltip("last_seen", "last seen"),
+                alt.Tooltip("trend:N"),
+            ],
+        )
+        .properties(width="container", height=max(120, 22 * rarest.height), title="Rarest errors")
+    )
+
+
+def delivery_silence_chart(health: pl.DataFrame) -> alt.Chart:
+    """Hours since the newest event per account and region; the quiet ones stand out, from ingestion_health."""
+    frame = health.with_columns(
+        hours_silent=(pl.col("silent_for").dt.total_seconds() / 3600).round(1),
+        place=pl.concat_str(pl.col("account_id"), pl.lit(" / "), pl.col("aws_region")),
+    ).drop("silent_for", "delivery_lag", "median_lag")
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("hours_silent:Q", title="hours since the newest event"),
+            y=alt.Y("place:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
+            color=alt.Color("quiet:N", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])),
+            tooltip=[
+                alt.Tooltip("place:N", title="account / region"),
+                alt.Tooltip("hours_silent:Q", title="hours silent"),
+                _time_tooltip("newest_event_time", "newest event"),
+                alt.Tooltip("files:Q", format=","),
+            ],
+        )
+        .properties(width="container", height=max(120, 24 * frame.height), title="Delivery by account and region")
+    )
+
+
+def _encoding_type(dtype: pl.DataType) -> str:
+    if dtype.is_temporal():
+        return "T"
+    if dtype.is_numeric():
+        return "Q"
+    return "N"
+
+
+def quick_chart(
+    frame: pl.DataFrame, x: str, y: str | None = None, color: str | None = None, kind: str = "bar"
+) -> alt.Chart:
+    """A chart of any result table (the SQL page): encoding types follow the column dtypes; no y counts rows."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown chart kind {kind!r}; choose one of {', '.join(KINDS)}")
+    for column in (x, y, color):
+        if column is not None and column not in frame.columns:
+            raise ValueError(f"no column {column!r} in the result; choose one of {', '.join(frame.columns)}")
+    schema = frame.schema
+    x_type = _encoding_type(schema[x])
+    x_enc = alt.X(f"{x}:{x_type}", title=x, scale=alt.Scale(type="utc") if x_type == "T" else alt.Undefined)
+    if y is None:
+        y_enc, y_tip = alt.Y("count():Q", title="rows"), alt.Tooltip("count():Q", title="rows")
+    else:
+        y_type = _encoding_type(schema[y])
+        aggregate = "sum" if y_type == "Q" else "count"
+        y_enc = alt.Y(f"{aggregate}({y}):Q", title=y)
+        y_tip = alt.Tooltip(f"{aggregate}({y}):Q", title=y)
+    encodings = {"x": x_enc, "y": y_enc, "tooltip": [alt.Tooltip(f"{x}:{x_type}", title=x), y_tip]}
+    if color:
+        encodings["color"] = alt.Color(f"{color}:{_encoding_type(schema[color])}", title=color)
+        encodings["tooltip"].append(alt.Tooltip(f"{color}:{_encoding_type(schema[color])}", title=color))
+    mark = {"bar": alt.Chart.mark_bar, "line": alt.Chart.mark_line, "area": alt.Chart.mark_area, "point": alt.Chart.mark_point}
+    chart = mark[kind](alt.Chart(_chartable(frame)))
+    return chart.encode(**encodings).properties(width="container", height=HEIGHT)
+
+
+def _chartable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Vega-Lite datasets hold scalars: drop nested and binary columns, turn durations into seconds."""
+    keep = [c for c, dtype in frame.schema.items() if not dtype.is_nested() and dtype != pl.Binary]
+    return frame.select(keep).with_columns(pl.col(pl.Duration).dt.total_seconds(fractional=True))

@@ -1,0 +1,610 @@
+"""Read-only SQL behind every page: filtering and aggregation happen in SQLite, frames come back typed.
+
+Every `query_*` takes a connection from `store.open_cache_readonly` and (most) an `EventFilter`, and returns a
+polars DataFrame whose columns and dtypes are the same whether or not anything matched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from trailstream import catalog
+from trailstream.filters import EventFilter
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+UTC_TIME = pl.Datetime("us", "UTC")
+DEFAULT_ROW_LIMIT = 10_000
+
+# The columns of an event table (everything but the compressed raw record), and their frame dtypes.
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String,
+    "event_time": UTC_TIME,
+    "event_source": pl.String,
+    "event_name": pl.String,
+    "aws_region": pl.String,
+    "account_id": pl.String,
+    "principal": pl.String,
+    "principal_arn": pl.String,
+    "user_type": pl.String,
+    "access_key_id": pl.String,
+    "source_ip": pl.String,
+    "user_agent": pl.String,
+    "error_code": pl.String,
+    "error_message": pl.String,
+    "read_only": pl.Boolean,
+    "event_type": pl.String,
+    "event_category": pl.String,
+    "resources": pl.String,
+    "request_parameters": pl.String,
+    "response_elements": pl.String,
+}
+_EVENT_COLUMNS_SQL = ", ".join(f"e.{name}" for name in EVENT_SCHEMA)
+
+# Timeline bucket name -> (SQL expression turning event_time into the bucket start, its length).
+BUCKETS: dict[str, tuple[str, timedelta]] = {
+    "10min": ("substr(e.event_time, 1, 15) || '0:00Z'", timedelta(minutes=10)),
+    "hour": ("substr(e.event_time, 1, 13) || ':00:00Z'", timedelta(hours=1)),
+    "day": ("substr(e.event_time, 1, 10) || 'T00:00:00Z'", timedelta(days=1)),
+}
+TIMELINE_GROUPS = ("event_source", "event_category", "event_name", "account_id", "aws_region", "user_type")
+# Text columns free-text search looks through.
+SEARCH_TEXT_COLUMNS = (
+    "event_name",
+    "event_source",
+    "principal",
+    "principal_arn",
+    "access_key_id",
+    "source_ip",
+    "user_agent",
+    "error_code",
+    "error_message",
+    "resources",
+    "request_parameters",
+    "response_elements",
+    "additional_event_data",
+)
+_FAILED = "(e.error_code IS NOT NULL AND e.error_code != '')"
+
+
+def _frame(conn: sqlite3.Connection, sql: str, params, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Run SQL and build a frame with exactly `schema`: times arrive as cache text, flags as 0/1."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    rows = cursor.execute(sql, list(params)).fetchall()
+    wire = {
+        name: pl.String if dtype == UTC_TIME else pl.Int64 if dtype == pl.Boolean else dtype
+        for name, dtype in schema.items()
+    }
+    frame = pl.DataFrame(rows, schema=wire, orient="row")
+    return frame.with_columns(
+        [
+            pl.col(name).str.to_datetime(TIME_FORMAT, time_zone="UTC", strict=False)
+            if dtype == UTC_TIME
+            else pl.col(name).cast(dtype)
+            for name, dtype in schema.items()
+            if wire[name] != dtype
+        ]
+    )
+
+
+def _placeholders(values) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _where(event_filter: EventFilter | None, *extra: str) -> tuple[str, list]:
+    where, params = (event_filter or EventFilter()).sql("e")
+    return " AND ".join((where, *extra)), params
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=None) if text else None
+
+
+# --- Cache-wide facts --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """What the sidebar can offer: the accounts and regions present in the cache."""
+
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+def query_filter_options(conn: sqlite3.Connection) -> FilterOptions:
+    """Accounts and regions present, for the sidebar's choices."""
+    rows = conn.execute(
+        "SELECT DISTINCT account_id, aws_region FROM events WHERE account_id IS NOT NULL OR aws_region IS NOT NULL"
+    ).fetchall()
+    return FilterOptions(
+        accounts=tuple(sorted({row[0] for row in rows if row[0]})),
+        regions=tuple(sorted({row[1] for row in rows if row[1]})),
+    )
+
+
+def query_cache_summary(conn: sqlite3.Connection) -> dict:
+    """What the cache holds (events, span, accounts, regions, files, last sync) for `status` and the sidebar."""
+    events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    first, last = conn.execute("SELECT min(event_time), max(event_time) FROM events").fetchone()
+    options = query_filter_options(conn)
+    files = dict(conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+    last_run = conn.execute(
+        "SELECT source, started_at, ended_at, status, new_events, failures FROM sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    last_sync = None
+    if last_run is not None:
+        source, started_at, ended_at, status, new_events, failures = last_run
+        last_sync = f"{ended_at or started_at} ({source}, {status}, {new_events:,} new events, {failures:,} failures)"
+    return {
+        "events": events,
+        "first_event": first,
+        "last_event": last,
+        "accounts": len(options.accounts),
+        "regions": len(options.regions),
+        "files": sum(files.values()),
+        "failed_files": files.get("failed", 0),
+        "skipped_files": files.get("skipped", 0),
+        "last_sync": last_sync,
+    }
+
+
+def query_event_names(conn: sqlite3.Connection) -> list[str]:
+    """Every event name in the cache (from its index), for search suggestions."""
+    return [row[0] for row in conn.execute("SELECT DISTINCT event_name FROM events ORDER BY event_name")]
+
+
+def query_error_codes(conn: sqlite3.Connection) -> list[str]:
+    """Every error code in the cache (from its partial index), for search suggestions."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT DISTINCT error_code FROM events WHERE error_code IS NOT NULL ORDER BY error_code"
+        )
+    ]
+
+
+# --- Overview ----------------------------------------------------------------
+
+
+def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
+    """The timeline bucket that gives a readable number of bars for the filter's period."""
+    start, end = event_filter.start, event_filter.end
+    if not start or not end:
+        first, last = conn.execute("SELECT min(event_time), max(event_time) FROM events").fetchone()
+        start, end = start or first, end or last
+    if not start or not end:
+        return "hour"
+    span = _parse_time(end) - _parse_time(start)
+    if span <= timedelta(hours=6):
+        return "10min"
+    if span <= timedelta(days=14):
+        return "hour"
+    return "day"
+
+
+TOTALS_SCHEMA = {
+    "events": pl.Int64,
+    "failed": pl.Int64,
+    "principals": pl.Int64,
+    "accounts": pl.Int64,
+    "regions": pl.Int64,
+    "event_names": pl.Int64,
+    "first_event": UTC_TIME,
+    "last_event": UTC_TIME,
+}
+
+
+def query_overview_totals(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
+    """One row of headline numbers: events, failed calls, distinct principals, accounts, regions, event names."""
+    where, params = _where(event_filter)
+    sql = (
+        f"SELECT count(*), coalesce(sum({_FAILED}), 0), count(DISTINCT e.principal), count(DISTINCT e.account_id), "
+        "count(DISTINCT e.aws_region), count(DISTINCT e.event_name), min(e.event_time), max(e.event_time) "
+        f"FROM events e WHERE {where}"
+    )
+    return _frame(conn, sql, params, TOTALS_SCHEMA).with_columns(
+        failed_share=pl.when(pl.col("events") > 0).then(pl.col("failed") / pl.col("events")).otherwise(0.0)
+    )
+
+
+def timeline_schema(group_by: str | None) -> dict[str, pl.DataType]:
+    schema = {"bucket": UTC_TIME}
+    if group_by:
+        schema[group_by] = pl.String
+    return schema | {"events": pl.Int64, "failed": pl.Int64}
+
+
+def query_event_timeline(
+    conn: sqlite3.Connection,
+    event_filter: EventFilter,
+    group_by: str | None = "event_source",
+    bucket: str | None = None,
+    event_names: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Events and failed calls per time bucket (and per group_by column), aggregated in SQL."""
+    if group_by is not None and group_by not in TIMELINE_GROUPS:
+        raise ValueError(f"cannot group the timeline by {group_by!r}; choose one of {', '.join(TIMELINE_GROUPS)}")
+    bucket = bucket or pick_bucket(conn, event_filter)
+    bucket_sql = BUCKETS[bucket][0]
+    extra = [f"e.event_name IN ({_placeholders(event_names)})"] if event_names else []
+    where, params = _where(event_filter, *extra)
+    group_sql = f", e.{group_by}" if group_by else ""
+    sql = (
+        f"SELECT {bucket_sql} AS bucket{group_sql}, count(*), coalesce(sum({_FAILED}), 0) "
+        f"FROM events e WHERE {where} GROUP BY 1{', 2' if group_by else ''} ORDER BY 1"
+    )
+    return with_bucket_end(_frame(conn, sql, params + list(event_names), timeline_schema(group_by)), bucket)
+
+
+def with_bucket_end(frame: pl.DataFrame, bucket: str) -> pl.DataFrame:
+    """Add where each bucket ends, so charts draw bars exactly one bucket wide."""
+    return frame.with_columns(bucket_end=pl.col("bucket") + BUCKETS[bucket][1]).select(
+        "bucket", "bucket_end", pl.exclude("bucket", "bucket_end")
+    )
+
+
+TOP_SCHEMA = {"events": pl.Int64, "failed": pl.Int64, "first_seen": UTC_TIME, "last_seen": UTC_TIME}
+
+
+def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None) -> pl.DataFrame:
+    where, params = _where(event_filter)
+    column_sql = ", ".join(f"e.{c}" for c in columns)
+    limit_sql = "LIMIT ?" if limit else ""
+    sql = (
+        f"SELECT {column_sql}, count(*) AS events, coalesce(sum({_FAILED}), 0), min(e.event_time), max(e.event_time) "
+        f"FROM events e WHERE {where} GROUP BY {column_sql} ORDER BY events DESC {limit_sql}"
+    )
+    schema = {c: pl.String for c in columns} | TOP_SCHEMA
+    return _frame(conn, sql, params + ([limit] if limit else []), schema)
+
+
+def query_top_event_names(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 15) -> pl.DataFrame:
+    """The most frequent event names with their failed calls and first and last time seen."""
+    return _query_top(conn, event_filter, ("event_name", "event_source"), limit)
+
+
+def query_top_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 15) -> pl.DataFrame:
+    """The busiest principals (users, roles, services) with their failed calls."""
+    return _query_top(conn, event_filter, ("principal", "user_type"), limit)
+
+
+def query_account_region_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
+    """Events and failed calls per account and region."""
+    return _query_top(conn, event_filter, ("account_id", "aws_region"), None)
+
+
+# --- Event tables (use cases, drill-downs) ---------------------------------------
+
+
+def query_events(
+    conn: sqlite3.Connection,
+    event_filter: EventFilter,
+    event_names: tuple[str, ...] = (),
+    limit: int | None = DEFAULT_ROW_LIMIT,
+) -> pl.DataFrame:
+    """The newest events in the period (only the named ones if given), without the raw record."""
+    extra = [f"e.event_name IN ({_placeholders(event_names)})"] if event_names else []
+    return _query_event_rows(conn, event_filter, extra, list(event_names), limit)
+
+
+def _query_event_rows(conn, event_filter, extra: list[str], extra_params: list, limit: int | None) -> pl.DataFrame:
+    where, params = _where(event_filter, *extra)
+    limit_sql = "LIMIT ?" if limit else ""
+    sql = f"SELECT {_EVENT_COLUMNS_SQL} FROM events e WHERE {where} ORDER BY e.event_time DESC {limit_sql}"
+    return _frame(conn, sql, params + extra_params + ([limit] if limit else []), EVENT_SCHEMA)
+
+
+def query_use_case_events(
+    conn: sqlite3.Connection, event_filter: EventFilter, use_case: str, limit: int | None = DEFAULT_ROW_LIMIT
+) -> pl.DataFrame:
+    """The newest events of one catalog use case ('network', 'instances', 'elastic_ips', 'iam')."""
+    return query_events(conn, event_filter, catalog.USE_CASES[use_case].event_names, limit)
+
+
+def query_use_case_timeline(
+    conn: sqlite3.Connection, event_filter: EventFilter, use_case: str, bucket: str | None = None
+) -> pl.DataFrame:
+    """Counts over time per event name for one catalog use case."""
+    names = catalog.USE_CASES[use_case].event_names
+    return query_event_timeline(conn, event_filter, "event_name", bucket, names)
+
+
+# --- Rare errors -------------------------------------------------------------
+
+ERROR_COUNTS_SCHEMA = {
+    "event_source": pl.String,
+    "event_name": pl.String,
+    "error_code": pl.String,
+    "day": UTC_TIME,
+    "events": pl.Int64,
+    "first_seen": UTC_TIME,
+    "last_seen": UTC_TIME,
+}
+
+
+def query_error_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
+    """Failed calls per (service, API, error code, day) in the period, for ranking by rarity."""
+    where, params = _where(event_filter, "e.error_code IS NOT NULL", "e.error_code != ''")
+    sql = (
+        "SELECT e.event_source, e.event_name, e.error_code, substr(e.event_time, 1, 10) || 'T00:00:00Z', "
+        "count(*), min(e.event_time), max(e.event_time) "
+        f"FROM events e WHERE {where} GROUP BY 1, 2, 3, 4"
+    )
+    return _frame(conn, sql, params, ERROR_COUNTS_SCHEMA)
+
+
+def query_error_first_seen(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
+    """When each (service, API, error code) was first seen in the whole cache (same accounts and regions)."""
+    unbounded = EventFilter(accounts=event_filter.accounts, regions=event_filter.regions)
+    where, params = _where(unbounded, "e.error_code IS NOT NULL", "e.error_code != ''")
+    sql = (
+        "SELECT e.event_source, e.event_name, e.error_code, min(e.event_time) "
+        f"FROM events e WHERE {where} GROUP BY 1, 2, 3"
+    )
+    schema = {"event_source": pl.String, "event_name": pl.String, "error_code": pl.String, "first_seen_ever": UTC_TIME}
+    return _frame(conn, sql, params, schema)
+
+
+def query_error_events(
+    conn: sqlite3.Connection,
+    event_filter: EventFilter,
+    error_code: str,
+    event_source: str | None = None,
+    event_name: str | None = None,
+    limit: int | None = DEFAULT_ROW_LIMIT,
+) -> pl.DataFrame:
+    """The events behind one error code (optionally one service and API), newest first."""
+    extra, extra_params = ["e.error_code = ?"], [error_code]
+    for column, value in (("event_source", event_source), ("event_name", event_name)):
+        if value is not None:
+            extra.append(f"e.{column} = ?")
+            extra_params.append(value)
+    return _query_event_rows(conn, event_filter, extra, extra_params, limit)
+
+
+# --- Search ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """An Event-history style lookup (exact fields) plus free text; empty fields do not filter."""
+
+    event_name: str = ""
+    user_name: str = ""
+    resource_type: str = ""
+    resource_name: str = ""
+    event_source: str = ""
+    access_key_id: str = ""
+    read_only: bool | None = None
+    event_id: str = ""
+    source_ip: str = ""
+    error_code: str = ""
+    text: str = ""
+
+    def to_dict(self) -> dict:
+        """Only the fields that filter, so a saved search stays short and readable as JSON."""
+        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchQuery":
+        """Rebuild a saved search; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        if "read_only" in values and values["read_only"] is not None:
+            values["read_only"] = bool(values["read_only"])
+        return cls(**{k: (v.strip() if isinstance(v, str) else v) for k, v in values.items()})
+
+    def is_empty(self) -> bool:
+        return not self.to_dict()
+
+    def sql(self, alias: str = "e") -> tuple[list[str], list]:
+        """WHERE clauses and parameters for the fields that are set."""
+        a = f"{alias}."
+        clauses, params = [], []
+        for column, value in (
+            ("event_name", self.event_name),
+            ("event_source", self.event_source),
+            ("access_key_id", self.access_key_id),
+            ("event_id", self.event_id),
+            ("source_ip", self.source_ip),
+            ("error_code", self.error_code),
+        ):
+            if value:
+                clauses.append(f"{a}{column} = ?")
+                params.append(value)
+        if self.user_name:
+            name = _escape_like(self.user_name)
+            clauses.append(f"({a}principal = ? OR {a}principal LIKE ? ESCAPE '\\' OR {a}principal LIKE ? ESCAPE '\\')")
+            params += [self.user_name, f"{name}/%", f"%/{name}"]
+        if self.read_only is not None:
+            clauses.append(f"coalesce({a}read_only, 0) = ?")
+            params.append(int(self.read_only))
+        if self.resource_type:
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({a}resources) THEN {a}resources END) r "
+                "WHERE json_extract(r.value, '$.type') = ?)"
+            )
+            params.append(self.resource_type)
+        if self.resource_name:
+            clauses.append(_contains_any(alias, ("resources", "request_parameters", "response_elements")))
+            params += [self.resource_name] * 3
+        if self.text:
+            clauses.append(
+                "(" + " OR ".join(f"{a}{c} LIKE ? ESCAPE '\\'" for c in SEARCH_TEXT_COLUMNS) + ")"
+            )
+            params += [f"%{_escape_like(self.text)}%"] * len(SEARCH_TEXT_COLUMNS)
+        return clauses, params
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contains_any(alias: str, columns: tuple[str, ...]) -> str:
+    """Case-sensitive substring test over several text columns (instr: no LIKE wildcards to escape)."""
+    return "(" + " OR ".join(f"instr({alias}.{c}, ?) > 0" for c in columns) + ")"
+
+
+def query_search(
+    conn: sqlite3.Connection, event_filter: EventFilter, search: SearchQuery, limit: int | None = 1000
+) -> pl.DataFrame:
+    """Events in the period matching every field of the search, newest first."""
+    clauses, params = search.sql("e")
+    return _query_event_rows(conn, event_filter, clauses, params, limit)
+
+
+# --- Principal activity --------------------------------------------------------
+
+PRINCIPAL_ACTIVITY_SCHEMA = {
+    "bucket": UTC_TIME,
+    "event_source": pl.String,
+    "event_name": pl.String,
+    "aws_region": pl.String,
+    "source_ip": pl.String,
+    "user_agent": pl.String,
+    "access_key_id": pl.String,
+    "error_code": pl.String,
+    "events": pl.Int64,
+    "first_seen": UTC_TIME,
+    "last_seen": UTC_TIME,
+}
+
+
+def query_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 500) -> pl.DataFrame:
+    """Principals active in the period, busiest first, for the principal picker."""
+    return _query_top(conn, event_filter, ("principal", "user_type"), limit)
+
+
+def query_principal_activity(
+    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, bucket: str | None = None
+) -> pl.DataFrame:
+    """What one principal did, grouped per time bucket, API, region, IP, user agent, access key and error."""
+    bucket = bucket or pick_bucket(conn, event_filter)
+    where, params = _where(event_filter, "e.principal = ?")
+    group = "e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, e.access_key_id, e.error_code"
+    sql = (
+        f"SELECT {BUCKETS[bucket][0]} AS bucket, {group}, count(*), min(e.event_time), max(e.event_time) "
+        f"FROM events e WHERE {where} GROUP BY bucket, {group} ORDER BY bucket"
+    )
+    return with_bucket_end(_frame(conn, sql, params + [principal], PRINCIPAL_ACTIVITY_SCHEMA), bucket)
+
+
+def query_principal_events(
+    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, limit: int | None = DEFAULT_ROW_LIMIT
+) -> pl.DataFrame:
+    """One principal's newest events."""
+    return _query_event_rows(conn, event_filter, ["e.principal = ?"], [principal], limit)
+
+
+# --- Resource history -----------------------------------------------------------
+
+
+def query_resource_history(
+    conn: sqlite3.Connection, event_filter: EventFilter, resource_id: str, limit: int | None = DEFAULT_ROW_LIMIT
+) -> pl.DataFrame:
+    """Every event whose resources, request or response mention the resource ID, oldest first."""
+    resource_id = resource_id.strip()
+    if not resource_id:
+        return _frame(conn, "SELECT * FROM (SELECT 1) WHERE 0", [], EVENT_SCHEMA)
+    clause = _contains_any("e", ("resources", "request_parameters", "response_elements"))
+    newest = _query_event_rows(conn, event_filter, [clause], [resource_id] * 3, limit)
+    return newest.reverse()
+
+
+# --- Sync history and ingestion health --------------------------------------------
+
+SYNC_RUN_SCHEMA = {
+    "id": pl.Int64,
+    "source": pl.String,
+    "started_at": UTC_TIME,
+    "ended_at": UTC_TIME,
+    "status": pl.String,
+    "files": pl.Int64,
+    "new_events": pl.Int64,
+    "duplicates": pl.Int64,
+    "skipped": pl.Int64,
+    "failures": pl.Int64,
+    "message": pl.String,
+}
+FILE_SCHEMA = {
+    "id": pl.Int64,
+    "source": pl.String,
+    "bucket": pl.String,
+    "key": pl.String,
+    "size": pl.Int64,
+    "status": pl.String,
+    "error": pl.String,
+    "records": pl.Int64,
+    "new_events": pl.Int64,
+    "duplicates": pl.Int64,
+    "rejected": pl.Int64,
+    "oldest_event_time": UTC_TIME,
+    "newest_event_time": UTC_TIME,
+    "processed_at": UTC_TIME,
+    "sync_run_id": pl.Int64,
+}
+
+
+def query_sync_runs(conn: sqlite3.Connection, limit: int = 200) -> pl.DataFrame:
+    """The newest sync runs with their counts and status."""
+    sql = f"SELECT {', '.join(SYNC_RUN_SCHEMA)} FROM sync_runs ORDER BY id DESC LIMIT ?"
+    return _frame(conn, sql, [limit], SYNC_RUN_SCHEMA)
+
+
+def query_files(
+    conn: sqlite3.Connection, statuses: tuple[str, ...] = (), limit: int | None = 1000, sync_run_id: int | None = None
+) -> pl.DataFrame:
+    """Processed files, newest first; only the given statuses ('ok', 'skipped', 'failed') or run if asked."""
+    clauses, params = ["1"], []
+    if statuses:
+        clauses.append(f"status IN ({_placeholders(statuses)})")
+        params += list(statuses)
+    if sync_run_id is not None:
+        clauses.append("sync_run_id = ?")
+        params.append(sync_run_id)
+    limit_sql = "LIMIT ?" if limit else ""
+    sql = (
+        f"SELECT {', '.join(FILE_SCHEMA)} FROM files WHERE {' AND '.join(clauses)} "
+        f"ORDER BY processed_at DESC, id DESC {limit_sql}"
+    )
+    return _frame(conn, sql, params + ([limit] if limit else []), FILE_SCHEMA)
+
+
+def query_rejected_records(conn: sqlite3.Connection, limit: int = 1000) -> pl.DataFrame:
+    """Records refused while importing, with the file they came from and why."""
+    sql = (
+        "SELECT f.bucket, f.key, r.position, r.event_id, r.reason, f.processed_at FROM rejected_records r "
+        "JOIN files f ON f.id = r.file_id ORDER BY r.id DESC LIMIT ?"
+    )
+    schema = {
+        "bucket": pl.String,
+        "key": pl.String,
+        "position": pl.Int64,
+        "event_id": pl.String,
+        "reason": pl.String,
+        "processed_at": UTC_TIME,
+    }
+    return _frame(conn, sql, [limit], schema)
+
+
+DELIVERY_SCHEMA = {
+    "source": pl.String,
+    "bucket": pl.String,
+    "key": pl.String,
+    "records": pl.Int64,
+    "newest_event_time": UTC_TIME,
+    "processed_at": UTC_TIME,
+}
+
+
+def query_delivered_files(conn: sqlite3.Connection) -> pl.DataFrame:
+    """Every stored log file's name, newest event and processing time: the input of transforms.ingestion_health."""
+    sql = (
+        f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM files "
+        "WHERE status = 'ok' AND newest_event_time IS NOT NULL"
+    )
+    return _frame(conn, sql, [], DELIVERY_SCHEMA)
