@@ -134,6 +134,14 @@ def _raw_record_json(conn: sqlite3.Connection, event_id) -> str | None:
     return orjson.dumps(record).decode() if record is not None else None
 
 
+OPEN_START, OPEN_END = "", "9999-12-31T23:59:59Z"  # bounds of an open period: every cache time sorts between them
+
+
+def period_params(event_filter) -> dict[str, str]:
+    """The named parameters :start and :end a query can use for the selected period (open ends included)."""
+    return {"start": event_filter.start or OPEN_START, "end": event_filter.end or OPEN_END}
+
+
 def run_query(db_path, sql: str, params=None, time_limit: float = DEFAULT_TIME_LIMIT,
               row_cap: int = DEFAULT_ROW_CAP) -> QueryResult:
     """Run one read-only statement; raises QueryRefused or QueryFailed with a message for people."""
@@ -436,11 +444,13 @@ Named parameters `:start` and `:end` hold the selected period (`WHERE event_time
 
 def format_result(result: QueryResult, fmt: str = "table") -> str:
     """The rows as CSV, JSON (a list of objects) or an aligned text table, for the CLI."""
+    from trailstream import exports
+
     frame = result.frame
     if fmt == "csv":
-        return frame.write_csv()
+        return exports.table_csv(frame).decode()
     if fmt == "json":
-        return orjson.dumps(frame.to_dicts(), option=orjson.OPT_INDENT_2).decode()
+        return exports.table_json(frame).decode()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: use csv, json or table")
     with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_hide_dataframe_shape=True,

@@ -1,0 +1,218 @@
+"""Reports: a saved search run for its period, written as CSV, Parquet or one self-contained HTML page, and the
+scheduled ones emailed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+import polars as pl
+from markupsafe import Markup
+
+from trailstream import exports, mailer, saved as saved_searches, sqlguard, store
+from trailstream.filters import iso_utc
+from trailstream.queries import query_search
+from trailstream.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
+
+MIME_TYPES = {**exports.MIME_TYPES, "html": "text/html"}
+HTML_TABLE_ROWS = 2_000  # rows an HTML report shows; the CSV and Parquet formats carry every row
+DEFAULT_FORMAT = "csv"
+
+
+class ReportError(ValueError):
+    """A report cannot be produced or sent; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    file_name: str
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class ReportDelivery:
+    """What happened to one scheduled report: sent, or the reason it was not (it is tried again next run)."""
+
+    name: str
+    sent: bool
+    message: str
+
+
+def run_saved(db_path, saved: SavedSearch, now: datetime | None = None,
+              row_cap: int = sqlguard.DEFAULT_ROW_CAP) -> sqlguard.QueryResult:
+    """Run a saved Search or SQL query for its period; SQL goes through the guard (QueryRefused / QueryFailed)."""
+    event_filter = saved.filter_at(now)
+    if saved.kind == "sql":
+        return sqlguard.run_query(db_path, saved.sql, sqlguard.period_params(event_filter), row_cap=row_cap)
+    if not Path(db_path).exists():
+        raise sqlguard.QueryFailed(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+    started = time.monotonic()
+    conn = store.open_cache_readonly(db_path)
+    try:
+        frame = query_search(conn, event_filter, saved.search, limit=row_cap + 1)
+    finally:
+        conn.close()
+    return sqlguard.QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
+
+
+def report_chart(saved: SavedSearch, frame: pl.DataFrame):
+    """The chart a report shows: the saved quick-chart choices, else events per day for a Search."""
+    from trailstream import charts
+
+    if saved.chart and {saved.chart.get("x"), saved.chart.get("y")} <= set(frame.columns):
+        return charts.quick_chart(frame, saved.chart["x"], saved.chart["y"], saved.chart.get("color"),
+                                  saved.chart.get("kind", "bar"))
+    if "event_time" in frame.columns and frame.height:
+        per_day = (
+            frame.lazy()
+            .select(pl.col("event_time").dt.truncate("1d").alias("day"))
+            .group_by("day")
+            .agg(pl.len().alias("events"))
+            .sort("day")
+            .collect()
+        )
+        return charts.quick_chart(per_day, "day", "events", None, "bar")
+    return None
+
+
+_HTML = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="TrailStream">
+<title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2328; }
+.meta, .notice { color: #59636e; }
+.notice { font-weight: 600; }
+figure { margin: 1.5rem 0; overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85rem; }
+th, td { border: 1px solid #d1d9e0; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; position: sticky; top: 0; }
+td { max-width: 40rem; overflow-wrap: anywhere; }
+</style>
+</head>
+<body>
+<h1>{{ title }}</h1>
+<p class="meta">{{ description }}. Period: {{ period }}. Generated {{ generated }}. {{ "{:,}".format(total) }} row(s).</p>
+{% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
+{% if chart_svg %}<figure>{{ chart_svg }}</figure>{% endif %}
+<table>
+<thead><tr>{% for column in columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in rows %}<tr>{% for value in row %}<td>{{ "" if value is none else value }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>
+</body>
+</html>
+""")
+
+
+def report_html(saved: SavedSearch, result: sqlguard.QueryResult, chart_svg: str | None, period: str,
+                generated: str) -> str:
+    """One self-contained page: chart (inline SVG from vl-convert) and table, every value escaped."""
+    frame = result.frame
+    notes = [result.notice] if result.notice else []
+    if frame.height > HTML_TABLE_ROWS:
+        notes.append(f"The table shows the first {HTML_TABLE_ROWS:,} rows; the CSV or Parquet report has them all.")
+    return _HTML.render(
+        title=saved.name,
+        description=saved.describe(),
+        period=period,
+        generated=generated,
+        total=frame.height,
+        notice=" ".join(notes),
+        chart_svg=Markup(chart_svg) if chart_svg else None,
+        columns=frame.columns,
+        rows=frame.head(HTML_TABLE_ROWS).iter_rows(),
+    )
+
+
+def render_report(db_path, saved: SavedSearch, now: datetime | None = None, fmt: str | None = None) -> ReportFile:
+    """Run the saved search and build the report file in its format (or `fmt`)."""
+    now = now or datetime.now(timezone.utc)
+    fmt = fmt or saved.format or DEFAULT_FORMAT
+    if fmt not in REPORT_FORMATS:
+        raise ReportError(f"{fmt!r} is not a report format; use one of {', '.join(REPORT_FORMATS)}")
+    try:
+        result = run_saved(db_path, saved, now)
+    except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
+        raise ReportError(f"report {saved.name!r} could not run: {exc}") from None
+    event_filter = saved.filter_at(now)
+    file_name = exports.export_file_name(saved.name, event_filter, fmt)
+    if fmt == "csv":
+        return ReportFile(file_name, exports.table_csv(result.frame), MIME_TYPES[fmt])
+    if fmt == "parquet":
+        return ReportFile(file_name, exports.table_parquet(result.frame), MIME_TYPES[fmt])
+    chart = report_chart(saved, result.frame)
+    svg = exports.chart_svg(chart).decode("utf-8") if chart is not None else None
+    period = f"{event_filter.start or 'the beginning'} to {event_filter.end or iso_utc(now)}"
+    html = report_html(saved, result, svg, period, iso_utc(now))
+    return ReportFile(file_name, html.encode("utf-8"), MIME_TYPES[fmt])
+
+
+def _format_for(output: Path | None, saved: SavedSearch) -> str | None:
+    """The format a file name asks for (report.html -> html), else the report's own."""
+    suffix = output.suffix.lstrip(".").lower() if output is not None and output.suffix else ""
+    return suffix if suffix in REPORT_FORMATS else saved.format
+
+
+def write_report(db_path, name: str, output=None, now: datetime | None = None) -> Path:
+    """Write the saved report NAME to `output` (a file, or a folder for the default name); returns the path."""
+    if not Path(db_path).exists():
+        raise ReportError(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+    conn = store.open_cache_readonly(db_path)
+    try:
+        saved = saved_searches.query_saved_search(conn, name)
+    except SavedSearchError as exc:
+        raise ReportError(str(exc)) from None
+    finally:
+        conn.close()
+    target = Path(output) if output else None
+    into_folder = target is not None and target.is_dir()
+    report = render_report(db_path, saved, now, None if into_folder else _format_for(target, saved))
+    path = (target / report.file_name if into_folder else target) or Path(report.file_name)
+    try:
+        path.write_bytes(report.data)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}; pick another --output") from None
+    return path
+
+
+def send_scheduled_reports(db_path, smtp: mailer.SmtpSettings | None,
+                           now: datetime | None = None) -> list[ReportDelivery]:
+    """Email every report due now (daily / weekly) and mark it sent; a failure is reported and retried next run."""
+    now = now or datetime.now(timezone.utc)
+    if not Path(db_path).exists():
+        return []
+    conn = store.open_cache_readonly(db_path)
+    try:
+        due = saved_searches.due_reports(conn, now)
+    finally:
+        conn.close()
+    if due and smtp is None:
+        return [ReportDelivery(report.name, False, "mail is not set up: add an [smtp] section on Sources & settings")
+                for report in due]
+    return [_send_report(db_path, smtp, report, now) for report in due]
+
+
+def _send_report(db_path, smtp: mailer.SmtpSettings, report: SavedSearch, now: datetime) -> ReportDelivery:
+    try:
+        built = render_report(db_path, report, now)
+        recipients = report.recipients or smtp.recipients
+        text = (f"The TrailStream report {report.name!r} ({report.describe()}) is attached as {built.file_name}.\n"
+                "Change or stop it on the Reports page.\n")
+        mailer.send_mail(smtp, recipients, f"TrailStream report: {report.name}", text,
+                         attachments=[mailer.Attachment(built.file_name, built.data, built.mime_type)])
+    except (ReportError, mailer.MailError) as exc:
+        return ReportDelivery(report.name, False, str(exc))
+    saved_searches.mark_report_sent(db_path, report.name, iso_utc(now))
+    return ReportDelivery(report.name, True, f"sent {built.file_name} to {', '.join(recipients)}")
+
