@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from trailstream import audit
 from trailstream.auth import (
@@ -16,7 +20,7 @@ from trailstream.auth import (
     pages_for_role,
     parse_access_policy,
 )
-from trailstream.store import open_cache_readonly
+from trailstream.store import open_cache, open_cache_readonly
 
 POLICY = parse_access_policy(
     {
@@ -162,8 +166,115 @@ def test_unknown_audit_actions_are_refused(db_path):
 
 
 def test_a_cache_that_never_recorded_anything_has_an_empty_audit_log(db_path):
-    from trailstream.store import open_cache
-
     open_cache(db_path).close()
     with open_cache_readonly(db_path) as conn:
         assert audit.query_audit_log(conn).is_empty()
+
+
+# --- Role checks on the real pages (AppTest: st.user is set by the test, [auth] by at.secrets) ---------------
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret-that-is-long-enough",
+    "client_id": "trailstream-test",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+ADMIN, VIEWER, STRANGER = "boss@corp.test", "analyst@corp.test", "mallory@elsewhere.test"
+
+
+def app_pages() -> tuple[list[str], list[str]]:
+    """(viewer pages, admin pages) as app.py lists them in PAGES and ADMIN_SECTIONS."""
+    if not APP.exists():
+        pytest.skip("app.py is not there yet")
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(APP.read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("PAGES", "ADMIN_SECTIONS")
+    }
+    pages, admin_sections = values["PAGES"], values["ADMIN_SECTIONS"]
+    admin = [spec[0] for section in admin_sections for spec in pages.get(section, [])]
+    viewer = [spec[0] for section, specs in pages.items() if section not in admin_sections for spec in specs]
+    return viewer, admin
+
+
+VIEWER_PAGES, ADMIN_PAGES = app_pages() if APP.exists() else ([], [])
+
+
+@pytest.fixture
+def access_settings(tmp_path, monkeypatch):
+    """An allow-list (one admin, one domain of viewers) and an existing empty cache, so no demo data is built."""
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text(f'[access]\nadmins = ["{ADMIN}"]\nallowed_domains = ["corp.test"]\n')
+    monkeypatch.setenv("TRAILSTREAM_CONFIG", str(settings))
+    monkeypatch.setenv("TRAILSTREAM_DB", str(tmp_path / "trailstream.db"))
+    open_cache(tmp_path / "trailstream.db").close()
+    return tmp_path / "trailstream.db"
+
+
+def signed_in_as(email: str, script: Path = APP) -> AppTest:
+    at = AppTest.from_file(script, default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "email": email, "email_verified": True, "name": email.split("@")[0],
+               "iat": 1_700_000_000}
+    return at
+
+
+def test_admin_pages_are_listed_in_app_py():
+    assert "pages/audit.py" in ADMIN_PAGES and "pages/sources.py" in ADMIN_PAGES
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_an_admin_page_opened_directly_refuses_a_viewer(access_settings, page):
+    at = signed_in_as(VIEWER, ROOT / page).run()
+    assert not at.exception
+    assert [title.value for title in at.title] == ["Admins only"]
+    assert VIEWER.replace(".", "\\.").replace("@", "\\@") in at.error[0].value
+    assert not at.dataframe and not at.main.button
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_an_admin_page_opened_directly_refuses_a_stranger(access_settings, page):
+    at = signed_in_as(STRANGER, ROOT / page).run()
+    assert [title.value for title in at.title] == ["Not authorised"]
+    assert not at.dataframe
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_an_admin_opens_every_admin_page(access_settings, page):
+    at = signed_in_as(ADMIN).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert "Admins only" not in [title.value for title in at.title]
+
+
+@pytest.mark.parametrize("page", VIEWER_PAGES)
+def test_a_viewer_opens_every_dashboard_and_never_sees_sync(access_settings, page):
+    at = signed_in_as(VIEWER).run()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert "Admins only" not in [title.value for title in at.title]
+    assert "Sync" not in [button.label for button in at.sidebar.button]
+
+
+def test_a_viewer_cannot_navigate_to_an_admin_page(access_settings):
+    at = signed_in_as(VIEWER).run()
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(ADMIN_PAGES[0])
+
+
+def test_an_admin_has_the_sync_button_and_sign_out(access_settings):
+    at = signed_in_as(ADMIN).run()
+    labels = [button.label for button in at.sidebar.button]
+    assert "Sync" in labels and "Sign out" in labels
+
+
+def test_signing_in_is_recorded_once_and_shown_on_the_audit_log(access_settings):
+    at = signed_in_as(ADMIN).run()
+    at.run()
+    at.switch_page("pages/audit.py").run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert shown["actor"].to_list() == [ADMIN] and shown["action"].to_list() == ["Signed in"]

@@ -1,0 +1,255 @@
+"""Sign-in end to end: `streamlit run app.py`, a real OIDC provider on loopback, and headless Chromium.
+
+An allowed admin, an allowed viewer and a stranger each sign in; we check what each can see and do, and that event
+content planted with markup never becomes live HTML in the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ADMIN, VIEWER, STRANGER = "boss@corp.test", "analyst@corp.test", "mallory@elsewhere.test"
+ADMIN_NAV = ("Sources & settings", "Audit log")
+INJECTED = "img[onerror], a[href^='javascript:' i], script:not([src])"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+def wait_until(condition, what: str, timeout: float = 60.0):
+    """Poll `condition` until it returns something truthy; fail naming `what` if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.1)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def oidc_provider():
+    """oidc-provider-mock on 127.0.0.1 with three users whose claims carry verified e-mail addresses."""
+    import oidc_provider_mock
+    import werkzeug.serving
+
+    users = [
+        oidc_provider_mock.User(sub=email, claims={"email": email, "email_verified": True, "name": email.split("@")[0]})
+        for email in (ADMIN, VIEWER, STRANGER)
+    ]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # the provider serves plain http on loopback
+        server = werkzeug.serving.make_server("127.0.0.1", 0, oidc_provider_mock.app(user_claims=users), threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_port}"
+        server.shutdown()
+        thread.join()
+
+
+def start_app(tmp: Path, secrets: str | None) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` from the repository (so its .streamlit/config.toml applies) with our own secrets file."""
+    port = free_port()
+    secrets_file = tmp / "secrets.toml"
+    if secrets is not None:
+        secrets_file.write_text(secrets.replace("{port}", str(port)))
+    env = dict(os.environ, TRAILSTREAM_CONFIG=str(tmp / "trailstream.toml"), TRAILSTREAM_DB=str(tmp / "trailstream.db"))
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+               "--server.headless", "true", "--server.fileWatcherType", "none", "--secrets.files", str(secrets_file)]
+    log = open(tmp / "streamlit.log", "w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited: {(tmp / 'streamlit.log').read_text()[-2000:]}")
+        try:
+            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_until(healthy, "streamlit to answer its health check")
+    return process, url
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def build_demo_cache(db_path: Path) -> None:
+    """Demo events, including the planted hostile values, so every page has something to render."""
+    demo = pytest.importorskip("trailstream.demo", reason="the demo generator is not there yet")
+    from trailstream import sync
+
+    sync.import_demo(db_path, 3000, seed=3)
+    assert demo.PLANTED["hostile_content"]
+
+
+@pytest.fixture(scope="module")
+def signed_in_app(tmp_path_factory, oidc_provider):
+    """The app with sign-in on: [auth] pointing at the mock provider, and an allow-list naming our users."""
+    tmp = tmp_path_factory.mktemp("signed-in-app")
+    (tmp / "trailstream.toml").write_text(
+        f'[access]\nadmins = ["{ADMIN}"]\nallowed_domains = ["corp.test"]\n'
+    )
+    build_demo_cache(tmp / "trailstream.db")
+    secrets = (
+        '[auth]\nredirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'
+        'cookie_secret = "a-test-cookie-secret-that-is-long-enough"\n'
+        'client_id = "trailstream-test"\nclient_secret = "not-a-real-secret"\n'
+        f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n'
+    )
+    process, url = start_app(tmp, secrets)
+    yield url, tmp / "trailstream.db"
+    stop_app(process)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def sign_in(browser, signed_in_app):
+    """sign_in(email) -> a page signed in as that user through the provider's form, in a fresh browser profile."""
+    from playwright.sync_api import expect
+
+    url, _ = signed_in_app
+    contexts = []
+
+    def sign_in_as(email: str):
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: pytest.fail(f"a script opened a dialog: {dialog.message}"))
+        page.goto(url)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name=email).click()  # the provider's one-click button for a predefined user
+        expect(page.get_by_text("Signed in as").or_(page.get_by_text("Not authorised"))).to_be_visible(timeout=60_000)
+        wait_for_render(page)
+        return page
+
+    yield sign_in_as
+    for context in contexts:
+        context.close()
+
+
+def wait_for_render(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")).to_have_count(1, timeout=60_000)
+
+
+def nav_labels(page) -> list[str]:
+    return page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()
+
+
+def test_a_stranger_sees_only_the_not_authorised_page(sign_in):
+    from playwright.sync_api import expect
+
+    page = sign_in(STRANGER)
+    expect(page.get_by_role("heading", name="Not authorised")).to_be_visible()
+    expect(page.get_by_text(f"You are signed in as {STRANGER}")).to_be_visible()
+    assert nav_labels(page) == []
+    assert page.locator("[data-testid='stDataFrame'], [data-testid='stMetric'], canvas").count() == 0
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+
+
+def test_a_viewer_sees_dashboards_but_no_admin_pages_or_controls(sign_in, signed_in_app):
+    from playwright.sync_api import expect
+
+    url, _ = signed_in_app
+    page = sign_in(VIEWER)
+    expect(page.get_by_text(f"Signed in as {VIEWER} (viewer)")).to_be_visible()
+    labels = nav_labels(page)
+    assert "Overview" in labels and "Search" in labels
+    assert not set(ADMIN_NAV) & set(labels)
+    assert page.get_by_role("button", name="Sync", exact=True).count() == 0
+    page.goto(f"{url}/sources")  # an admin page typed into the address bar
+    expect(page.get_by_text(f"Signed in as {VIEWER} (viewer)")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="Sources & settings")).to_have_count(0)
+    assert page.get_by_role("button", name="Sync", exact=True).count() == 0
+
+
+def test_an_admin_gets_admin_pages_sync_and_an_audit_entry_for_the_sign_in(sign_in, signed_in_app):
+    from playwright.sync_api import expect
+
+    url, _ = signed_in_app
+    page = sign_in(ADMIN)
+    expect(page.get_by_text(f"Signed in as {ADMIN} (admin)")).to_be_visible()
+    assert set(ADMIN_NAV) <= set(nav_labels(page))
+    expect(page.get_by_role("button", name="Sync", exact=True)).to_be_visible()
+    page.goto(f"{url}/audit")
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible(timeout=30_000)
+    table = page.locator("[data-testid='stDataFrame']")
+    expect(table).to_be_visible()
+    assert ADMIN in table.inner_text() or ADMIN in page.content()
+
+
+def test_planted_markup_in_events_never_becomes_live_html_on_any_page(sign_in, signed_in_app):
+    from playwright.sync_api import expect
+
+    url, _ = signed_in_app
+    page = sign_in(ADMIN)
+    assert page.locator(INJECTED).count() == 0
+    for label in nav_labels(page):
+        page.locator("[data-testid='stSidebarNav'] a", has_text=label).first.click()
+        expect(page.locator("[data-testid='stSidebarNav'] a[aria-current='page']")).to_have_text(label, timeout=30_000)
+        wait_for_render(page)
+        assert page.locator(INJECTED).count() == 0, f"live markup from event data on {label}"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of sockets listening on `port`, from /proc/net/tcp and tcp6 (hex, as the kernel writes them)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_without_sign_in_the_app_listens_only_on_loopback_and_says_so(tmp_path, browser):
+    from playwright.sync_api import expect
+
+    (tmp_path / "trailstream.toml").write_text("")
+    build_demo_cache(tmp_path / "trailstream.db")
+    process, url = start_app(tmp_path, secrets=None)
+    try:
+        assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1, nothing else
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        expect(page.get_by_text("Sign-in is off")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Sync", exact=True)).to_be_visible()
+        context.close()
+    finally:
+        stop_app(process)
