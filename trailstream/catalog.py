@@ -337,3 +337,31 @@ IAM_ENTITY_KINDS = (
     ("policy", IAM_POLICY_EVENTS),
     ("credential", IAM_CREDENTIAL_EVENTS),
 )
+
+# --- Security detections: which calls each high-risk finding looks at, and how bad each finding is --------
+
+# Calls that attach a managed policy (flagged when it is one of ADMIN_POLICY_ARNS).
+POLICY_ATTACH_EVENTS = ("AttachUserPolicy", "AttachGroupPolicy", "AttachRolePolicy")
+# Calls that carry a policy document (flagged when it allows every action on every resource).
+POLICY_DOCUMENT_EVENTS = ("PutUserPolicy", "PutGroupPolicy", "PutRolePolicy", "CreatePolicyVersion")
+# Console sign-ins by these identity types should show MFA; federated and SSO users prove it at their identity provider.
+MFA_SIGN_IN_USER_TYPES = ("IAMUser", "Root")
+# userIdentity types that are AWS acting for itself: never a person at a place.
+AWS_SERVICE_USER_TYPES = ("AWSService",)
+# Trail tampering that stops logging outright (critical); the other TRAIL_TAMPERING_EVENTS narrow it (high).
+TRAIL_STOPPING_EVENTS = ("StopLogging", "DeleteTrail", "DeleteEventDataStore")
+
+FINDING_SEVERITY: dict[str, str] = {
+    "unauthorized_burst": "medium",
+    "console_login_failure_burst": "medium",
+    "console_login_without_mfa": "medium",
+    "root_activity": "high",
+    "impossible_travel": "high",
+    "new_country_sign_in": "medium",
+    "privilege_change_spree": "medium",
+    "trail_tampering": "high",
+    "security_group_open_to_world": "high",
+    "admin_policy_attached": "high",
+    "access_key_for_other_user": "high",
+    "detector_disabled": "high",
+}
