@@ -154,8 +154,8 @@ def test_audit_entries_are_kept_newest_first_without_secrets(db_path):
 
 def test_a_sign_in_is_recorded_once_however_many_tabs_open(db_path):
     for _ in range(3):
-        audit.record_audit(db_path, "boss@elsewhere.net", "sign_in", {"signed_in_at": "2023-11-14T22:13:20Z"}, unique=True)
-    audit.record_audit(db_path, "boss@elsewhere.net", "sign_in", {"signed_in_at": "2023-11-15T00:59:59Z"}, unique=True)
+        audit.record_audit(db_path, "boss@corp.test", "sign_in", {"signed_in_at": "2023-11-14T22:13:20Z"}, unique=True)
+    audit.record_audit(db_path, "boss@corp.test", "sign_in", {"signed_in_at": "2023-11-15T00:59:59Z"}, unique=True)
     with open_cache_readonly(db_path) as conn:
         assert audit.query_audit_log(conn).height == 2
 

@@ -25,7 +25,8 @@ ADMIN, VIEWER, STRANGER = "boss@corp.test", "analyst@corp.test", "mallory@elsewh
 ADMIN_NAV = ("Sources & settings", "Audit log")
 INJECTED = "img[onerror], a[href^='javascript:' i], script:not([src])"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM}; install it with apt-get install chromium")
 
 
 def wait_until(condition, what: str, timeout: float = 60.0):

@@ -84,3 +84,73 @@ def test_a_broken_access_section_fails_closed(settings_file):
     assert "cannot check who may enter" in at.error[0].value
     assert "not an e-mail address" in shown_text(at)
     assert not at.dataframe and not at.metric
+
+
+# --- Event content is data, not markup ----------------------------------------------------------------------
+
+# Proto fields Streamlit renders as Markdown or HTML: bodies of markdown/alerts/headings/html, labels and help.
+MARKUP_FIELDS = {"body", "label", "help", "tooltip"}
+
+
+def hostile_values() -> list[str]:
+    demo = pytest.importorskip("trailstream.demo", reason="the demo generator is not there yet")
+    planted = demo.PLANTED["hostile_content"]
+    values = planted.values() if isinstance(planted, dict) else planted
+    return [value for value in values if isinstance(value, str)]
+
+
+@pytest.fixture(scope="module")
+def hostile_cache(tmp_path_factory):
+    """A demo cache: its events carry the demo generator's planted markup in request parameters and names."""
+    hostile = hostile_values()
+    from trailstream import sync
+    from trailstream.store import open_cache_readonly
+
+    path = tmp_path_factory.mktemp("hostile") / "trailstream.db"
+    sync.import_demo(path, 3000, seed=3)
+    with open_cache_readonly(path) as conn:
+        stored = "\n".join(str(value) for row in conn.execute("SELECT * FROM events").fetchall() for value in row
+                           if isinstance(value, str))
+    assert all(value in stored for value in hostile), "the planted values did not reach the cache"
+    return path
+
+
+def markup_strings(message) -> list[str]:
+    """Every string in the fields of a proto message (and nested ones) that Streamlit renders as markup."""
+    found = []
+    for field, value in message.ListFields():
+        values = value if field.label == field.LABEL_REPEATED else [value]
+        for item in values:
+            if isinstance(item, str) and field.name in MARKUP_FIELDS:
+                found.append(item)
+            elif hasattr(item, "ListFields"):
+                found.extend(markup_strings(item))
+    return found
+
+
+def rendered_markup(node) -> list[str]:
+    found = markup_strings(node.proto) if getattr(node, "proto", None) is not None else []
+    for child in getattr(node, "children", {}).values():
+        found.extend(rendered_markup(child))
+    return found
+
+
+def every_page() -> list[str]:
+    from tests.test_auth import ADMIN_PAGES, VIEWER_PAGES
+
+    return VIEWER_PAGES + ADMIN_PAGES
+
+
+@pytest.mark.parametrize("page", every_page())
+def test_no_page_renders_event_content_as_markdown_or_html(hostile_cache, monkeypatch, tmp_path, page):
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text("")
+    monkeypatch.setenv("TRAILSTREAM_CONFIG", str(settings))
+    monkeypatch.setenv("TRAILSTREAM_DB", str(hostile_cache))
+    at = run_app("127.0.0.1")
+    at.switch_page(page).run(timeout=120)
+    assert not at.exception
+    markup = rendered_markup(at._tree)
+    assert markup, "nothing rendered"
+    leaks = [(value, text) for value in hostile_values() for text in markup if value in text]
+    assert not leaks, f"{page} renders event content as markup: {leaks[:3]}"

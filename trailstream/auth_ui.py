@@ -6,6 +6,7 @@ Facts come from Streamlit (st.secrets for [auth], server.address, st.user); the 
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,10 +26,11 @@ from trailstream.auth import (
     parse_access_policy,
 )
 from trailstream.config import load_settings
-from trailstream.store import open_cache_readonly
+from trailstream.store import CacheUnreadable, open_cache_readonly
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MARKDOWN_SPECIALS = re.compile(r"([!-/:-@\[-`{-~])")
 
 
@@ -38,7 +40,7 @@ def escape_markdown(text: str) -> str:
 
 
 def auth_configured() -> bool:
-    """True when .streamlit/secrets.toml has an [auth] section; an incomplete one stops the app, saying what is missing."""
+    """True when secrets.toml has an [auth] section; an incomplete one stops the app, naming what is missing."""
     try:
         section = st.secrets.get("auth") if st.secrets.load_if_toml_exists() else None
     except FileNotFoundError:
@@ -115,10 +117,25 @@ def _record_sign_in_once(db_path: str, identity: Identity) -> None:
     marker = (identity.actor, issued)
     if st.session_state.get(SIGNED_IN_KEY) == marker:
         return
-    signed_in_at = datetime.fromtimestamp(issued, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if isinstance(issued, (int, float)) else None
-    audit.record_audit(db_path, identity.actor, "sign_in", {"name": identity.name, "signed_in_at": signed_in_at},
-                       unique=issued is not None)
-    st.session_state[SIGNED_IN_KEY] = marker
+    at = datetime.fromtimestamp(issued, timezone.utc).strftime(TIME_FORMAT) if isinstance(issued, int) else None
+    if _audit(db_path, identity.actor, "sign_in", {"name": identity.name, "signed_in_at": at}, unique=at is not None):
+        st.session_state[SIGNED_IN_KEY] = marker
+
+
+def record(action: str, detail: str | dict | None = None) -> None:
+    """Audit an action by whoever is here: call it after a sync, a saved setting or alert rule, a retry."""
+    _audit(load_settings().db_path(), current_identity().actor, action, detail)
+
+
+def _audit(db_path: str, actor: str, action: str, detail, unique: bool = False) -> bool:
+    """Write an audit entry; if the cache cannot take it, say so and carry on (the action itself already happened)."""
+    try:
+        audit.record_audit(db_path, actor, action, detail, unique=unique)
+    except (sqlite3.Error, CacheUnreadable, OSError) as exc:
+        st.warning(f"This was not written to the audit log: the cache at {escape_markdown(db_path)} refused it "
+                   f"({escape_markdown(str(exc))}). Check the file is writable.", icon=":material/warning:")
+        return False
+    return True
 
 
 def current_identity() -> Identity:
