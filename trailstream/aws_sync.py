@@ -1,0 +1,361 @@
+"""Syncing from AWS: an SQS queue of CloudTrail notifications, an S3 backfill by date partition, and retries.
+
+Objects are fetched by threads (S3 GETs wait on the network), parsed by the Ingester's worker processes and
+committed one file at a time; an SQS message is deleted only once every object it names is committed or recorded
+as skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
+from functools import partial
+from pathlib import Path
+
+from trailstream import sources, store
+from trailstream.messages import MessageError, explain_not_log_file, parse_message_body
+from trailstream.sources import SourceError
+from trailstream.store import FileRef
+from trailstream.sync import Ingester, ProgressCallback, SyncResult, bounded
+
+log = logging.getLogger(__name__)
+
+FETCH_THREADS = 16
+DEFAULT_WAIT_SECONDS = 5  # a long poll this long that returns nothing means the queue is empty
+_MISSING = object()
+
+
+def _bucket_list(buckets) -> list[str]:
+    names = [buckets] if isinstance(buckets, str) else list(buckets or [])
+    names = [name.strip() for name in names if name and name.strip()]
+    if not names:
+        raise ValueError("name the trail bucket(s) this queue serves: notifications for other buckets are refused")
+    return names
+
+
+@dataclass(eq=False)
+class _Message:
+    """A received message and how many of its objects are not yet committed or recorded."""
+
+    message_id: str
+    receipt: str
+    receive_count: int
+    waiting: int = 0
+    keep: bool = False  # a transient failure: leave the message for redelivery
+    extended_at: float = 0.0
+
+
+class _QueueSync:
+    """The event loop of one queue sync: receive, fetch, parse, commit, then delete."""
+
+    def __init__(self, ingester: Ingester, session, queue: str, buckets: list[str], receive_limit: int):
+        self.ingester, self.result = ingester, ingester.result
+        self.sqs = sources.make_client(session, "sqs", 2)
+        self.s3 = sources.make_client(session, "s3", FETCH_THREADS)
+        self.queue_url = sources.resolve_queue_url(self.sqs, queue)
+        self.queue_name = self.queue_url.rstrip("/").rsplit("/", 1)[-1]
+        self.visibility = sources.fetch_queue_visibility(self.sqs, self.queue_url)
+        self.buckets = buckets
+        self.receive_limit = receive_limit
+        self.futures: dict[Future, callable] = {}
+        self.objects: dict[tuple[str, str], list[_Message]] = {}  # in flight -> the messages waiting on it
+        self.active: set[_Message] = set()
+        self.receiving, self.receive_pending, self.received = True, False, 0
+
+    def run(self, threads: ThreadPoolExecutor, max_messages: int | None, wait_seconds: int) -> None:
+        self.threads = threads
+        heartbeat = max(0.5, min(5.0, self.visibility / 3))
+        while True:
+            wanted = sources.MAX_RECEIVE if max_messages is None else min(sources.MAX_RECEIVE, max_messages - self.received)
+            if wanted <= 0:
+                self.receiving = False
+            if self.receiving and not self.receive_pending and len(self.objects) < 2 * FETCH_THREADS:
+                self._submit(partial(sources.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
+                             self._on_received)
+                self.receive_pending = True
+            if not self.futures:
+                return
+            done, _ = wait(list(self.futures), timeout=heartbeat, return_when=FIRST_COMPLETED)
+            for future in done:
+                self.futures.pop(future)(future)
+            self._extend_visibility()
+
+    def _submit(self, call, on_done) -> None:
+        self.futures[self.threads.submit(call)] = on_done
+
+    def _on_received(self, future: Future) -> None:
+        self.receive_pending = False
+        try:
+            messages = future.result()
+        except SourceError as exc:
+            self.result.fail(f"queue {self.queue_name}", str(exc))
+            self.receiving = False
+            return
+        if not messages:
+            self.receiving = False
+        self.received += len(messages)
+        for message in messages:
+            self._start_message(message)
+
+    def _start_message(self, message: dict) -> None:
+        count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        pending = _Message(message["MessageId"], message["ReceiptHandle"], count, extended_at=time.monotonic())
+        try:
+            notification = parse_message_body(message.get("Body", ""))
+        except MessageError as exc:
+            ref = FileRef("sqs", "", f"sqs://{self.queue_name}/{pending.message_id}")
+            self.ingester.fail(ref, f"unreadable message, deleted: {exc}")
+            self._delete(pending)
+            return
+        if not notification.objects:
+            log.info("acknowledged %s message %s: %s", notification.kind, pending.message_id, notification.note)
+            self._delete(pending)
+            return
+        pending.waiting = len(notification.objects)
+        self.active.add(pending)
+        for item in notification.objects:
+            self._start_object(pending, FileRef("sqs", item.bucket, item.key, size=item.size))
+
+    def _start_object(self, pending: _Message, ref: FileRef) -> None:
+        ident = (ref.bucket, ref.key)
+        if ident in self.objects:  # the same file named twice in flight: fetch it once
+            self.objects[ident].append(pending)
+            return
+        already = store.stored_file_etags(self.ingester.db, ref.bucket, [ref.key])
+        if ref.bucket not in self.buckets:
+            self._refuse(ref, already)
+        elif reason := explain_not_log_file(ref.key, ref.size):
+            self.ingester.skip(ref, reason)
+        elif already:
+            self.result.unchanged += 1
+            self.ingester.report(ref.name)
+        else:
+            self.objects[ident] = [pending]
+            self._submit(partial(sources.fetch_object, self.s3, ref.bucket, ref.key), partial(self._on_fetched, ref))
+            return
+        self._resolved(pending)
+
+    def _refuse(self, ref: FileRef, already: dict) -> None:
+        """A forged or misrouted notification must not inject events into the audit trail."""
+        reason = (f'bucket "{ref.bucket}" is not one of the trail buckets configured for this queue '
+                  f'({", ".join(self.buckets)}); nothing was stored from this notification')
+        if already:  # never overwrite the row of a file another source stored
+            self.result.fail(ref.name, reason)
+        else:
+            self.ingester.fail(replace(ref, source="refused"), reason)
+
+    def _on_fetched(self, ref: FileRef, future: Future) -> None:
+        try:
+            data, etag, size = future.result()
+        except SourceError as exc:
+            self._on_fetch_error(ref, exc)
+            return
+        ref = replace(ref, etag=etag, size=size)
+        if size == 0:
+            self._finish(ref, self.ingester.skip(ref, "empty object, not a log file"))
+            return
+        self.futures[self.ingester.parse_async(data)] = partial(self._on_parsed, ref)
+
+    def _on_fetch_error(self, ref: FileRef, exc: SourceError) -> None:
+        deliveries = max(pending.receive_count for pending in self.objects[(ref.bucket, ref.key)])
+        if not exc.transient:
+            self._finish(ref, self.ingester.fail(ref, str(exc)))
+        elif deliveries >= self.receive_limit:
+            self._finish(ref, self.ingester.fail(ref, f"{exc} (gave up after {deliveries} deliveries of its message)"))
+        else:
+            log.info("leaving %s for redelivery: %s", ref.name, exc)
+            self._finish(ref, None)
+
+    def _on_parsed(self, ref: FileRef, future: Future) -> None:
+        self._finish(ref, self.ingester.store(ref, future))
+
+    def _finish(self, ref: FileRef, outcome) -> None:
+        for pending in self.objects.pop((ref.bucket, ref.key)):
+            pending.keep = pending.keep or outcome is None
+            self._resolved(pending)
+
+    def _resolved(self, pending: _Message) -> None:
+        pending.waiting -= 1
+        if pending.waiting > 0:
+            return
+        self.active.discard(pending)
+        if not pending.keep:
+            self._delete(pending)
+
+    def _delete(self, pending: _Message) -> None:
+        try:
+            sources.delete_message(self.sqs, self.queue_url, pending.receipt)
+        except SourceError as exc:  # it comes back later and is recognised as already stored
+            log.warning("message %s not deleted: %s", pending.message_id, exc)
+            return
+        self.result.messages_deleted += 1
+
+    def _extend_visibility(self) -> None:
+        if self.visibility <= 0:
+            return
+        now = time.monotonic()
+        for pending in list(self.active):
+            if now - pending.extended_at >= self.visibility / 2:
+                try:
+                    sources.extend_visibility(self.sqs, self.queue_url, pending.receipt, self.visibility)
+                    pending.extended_at = now
+                except SourceError as exc:
+                    log.warning("could not extend the visibility of message %s: %s", pending.message_id, exc)
+
+
+def sync_queue(db_path, queue: str, buckets, region: str | None = None, profile: str | None = None,
+               role_arn: str | None = None, external_id: str | None = None, max_messages: int | None = None,
+               progress: ProgressCallback | None = None, receive_limit: int = 5,
+               wait_seconds: int = DEFAULT_WAIT_SECONDS, workers: int | None = None) -> SyncResult:
+    """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files commit."""
+    buckets = _bucket_list(buckets)
+    with Ingester(db_path, "sqs", progress, workers) as ingester:
+        try:
+            session = sources.make_session(profile, region or sources.queue_region(queue), role_arn, external_id)
+            queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)
+        except SourceError as exc:
+            ingester.result.fail(f"queue {queue}", str(exc))
+            return ingester.result
+        threads = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-sqs")
+        try:
+            queue_sync.run(threads, max_messages, wait_seconds)
+        finally:  # on an error, unfinished messages stay in the queue and come back after their visibility timeout
+            threads.shutdown(wait=False, cancel_futures=True)
+        return ingester.result
+
+
+def _as_date(value) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).date() if value.tzinfo else value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date like 2026-11-27") from None
+
+
+def _fetch_and_store(ingester: Ingester, s3, threads: ThreadPoolExecutor, refs: Iterable[FileRef]) -> None:
+    """Fetch with threads and parse in the workers, a bounded number ahead, committing each file in order."""
+    fetches = bounded(refs, lambda ref: threads.submit(sources.fetch_object, s3, ref.bucket, ref.key),
+                      2 * FETCH_THREADS)
+
+    def parse(item):
+        ref, fetch = item
+        return None if fetch.exception() else ingester.parse_async(fetch.result()[0])
+
+    for (ref, fetch), parsed in bounded(fetches, parse, 2 * ingester.workers + 2):
+        if parsed is None:
+            exc = fetch.exception()
+            if not isinstance(exc, SourceError):
+                reason = f"{type(exc).__name__}: {exc}"
+            elif exc.transient:
+                reason = f"{exc}; a temporary error: retry the failed files later"
+            else:
+                reason = str(exc)
+            ingester.fail(ref, reason)
+        else:
+            _, etag, size = fetch.result()
+            ingester.store(replace(ref, etag=etag, size=size), parsed)
+
+
+def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = None, until: date | str | None = None,
+             accounts=None, regions=None, profile: str | None = None, region: str | None = None,
+             role_arn: str | None = None, external_id: str | None = None, progress: ProgressCallback | None = None,
+             workers: int | None = None) -> SyncResult:
+    """Import the log files of a date range straight from S3, walking account/region/date partitions; stored files are skipped."""
+    since, until = _as_date(since), _as_date(until)
+    location = f"s3://{bucket}/{prefix.lstrip('/')}"
+    with Ingester(db_path, "s3", progress, workers) as ingester:
+        result = ingester.result
+        with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-s3") as threads:
+            try:
+                s3 = sources.make_client(sources.make_session(profile, region, role_arn, external_id), "s3", FETCH_THREADS)
+                log_prefixes = sources.find_log_prefixes(s3, bucket, prefix, accounts, regions)
+            except SourceError as exc:
+                result.fail(location, str(exc))
+                return result
+            if not log_prefixes:
+                result.fail(location, "no CloudTrail log folders found (expected PREFIX/AWSLogs/[o-ORG/]ACCOUNT/"
+                                      "CloudTrail/REGION/): check the bucket, the prefix and the account/region filters")
+                return result
+            listed = []
+            for log_prefix, (found, error) in zip(log_prefixes, threads.map(
+                    partial(_list_or_fail, s3, bucket, since, until), log_prefixes)):
+                listed.extend(found)
+                if error:
+                    result.fail(f"s3://{bucket}/{log_prefix.prefix}", error)
+            _fetch_and_store(ingester, s3, threads, _select_new(ingester, "s3", bucket, listed))
+        return result
+
+
+def _list_or_fail(s3, bucket, since, until, log_prefix: sources.LogPrefix):
+    try:
+        return sources.list_log_objects(s3, bucket, log_prefix.prefix, since, until), None
+    except SourceError as exc:
+        return [], str(exc)
+
+
+def _select_new(ingester: Ingester, source: str, bucket: str, listed: list) -> list[FileRef]:
+    """Refs of listed objects not stored yet (same key and etag); non-log objects are recorded as skipped."""
+    listed = sorted(listed, key=lambda item: item.key)
+    known = store.stored_file_etags(ingester.db, bucket, [item.key for item in listed])
+    new = [item for item in listed if known.get(item.key, _MISSING) != item.etag]
+    ingester.result.unchanged += len(listed) - len(new)
+    ingester.files_total = len(new)
+    ingester.report()
+    refs = []
+    for item in new:
+        ref = FileRef(source, bucket, item.key, item.etag, item.size)
+        if reason := explain_not_log_file(item.key, item.size):
+            ingester.skip(ref, reason)
+        else:
+            refs.append(ref)
+    return refs
+
+
+def retry_failed(db_path, profile: str | None = None, region: str | None = None, role_arn: str | None = None,
+                 external_id: str | None = None, progress: ProgressCallback | None = None,
+                 workers: int | None = None) -> SyncResult:
+    """Fetch again every file recorded as failed: S3 ones from S3, local ones from their path."""
+    with Ingester(db_path, "retry", progress, workers) as ingester:
+        rows = ingester.db.execute(
+            "SELECT source, bucket, key FROM files WHERE status = 'failed' AND source != 'refused' "
+            "AND (bucket != '' OR source = 'local') ORDER BY id"
+        ).fetchall()
+        refs = [FileRef(source, bucket, key) for source, bucket, key in rows]
+        remote = [ref for ref in refs if ref.bucket]
+        local = [ref for ref in refs if not ref.bucket]
+        ingester.files_total = len(refs)
+        ingester.report()
+        for ref, parsed in bounded(local, _parse_local(ingester), 2 * ingester.workers + 2):
+            if parsed is None:
+                ingester.fail(ref, "the file no longer exists")
+            else:
+                ingester.store(_local_ref(ref.key), parsed)
+        if remote:
+            try:
+                session = sources.make_session(profile, region, role_arn, external_id)
+                s3 = sources.make_client(session, "s3", FETCH_THREADS)
+            except SourceError as exc:
+                ingester.result.fail("AWS", str(exc))
+                return ingester.result
+            with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-retry") as threads:
+                _fetch_and_store(ingester, s3, threads, remote)
+        return ingester.result
+
+
+def _parse_local(ingester: Ingester):
+    return lambda ref: ingester.parse_path_async(ref.key) if Path(ref.key).is_file() else None
+
+
+def _local_ref(path: str) -> FileRef:
+    """A local file's ref as import_paths records it (etag = size and mtime), so a later import sees it unchanged."""
+    stat = Path(path).stat()
+    return FileRef("local", "", path, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size)
