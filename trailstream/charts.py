@@ -156,7 +156,7 @@ def rare_errors_chart(ranked: pl.DataFrame, n: int = 25) -> alt.Chart:
         .encode(
             x=alt.X("events:Q", title="events in period", scale=alt.Scale(type="symlog")),
             y=alt.Y("error:N", title=None, sort=alt.EncodingSortField("rarity_rank"), axis=alt.Axis(labelLimit=420)),
-            color=alt.Color("trend:N", scale=alt.Scale(domain=["new", "rising", "steady", "falling"])),
+            color=alt.Color("trend:N", scale=alt.Scale(domain=["new", "once", "rising", "steady", "falling"])),
             tooltip=[
                 alt.Tooltip("error:N"),
                 alt.Tooltip("events:Q", format=","),

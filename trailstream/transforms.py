@@ -53,9 +53,11 @@ def _protocol(expr: pl.Expr) -> pl.Expr:
 
 
 def _port_range(protocol: pl.Expr, from_port: pl.Expr, to_port: pl.Expr) -> pl.Expr:
-    """'22', '1024-65535' or 'all', as people write port ranges."""
+    """'22', '1024-65535' or 'all', as people write port ranges; null when no protocol is known."""
     return (
-        pl.when((protocol == "all") | from_port.is_null() | ((from_port == -1) & (to_port == -1)))
+        pl.when(protocol.is_null())
+        .then(None)
+        .when((protocol == "all") | from_port.is_null() | ((from_port == -1) & (to_port == -1)))
         .then(pl.lit("all"))
         .when((from_port == to_port) | to_port.is_null())
         .then(from_port.cast(pl.String))
@@ -285,7 +287,7 @@ def network_changes(events: pl.DataFrame) -> pl.DataFrame:
             rule_number=request("$.ruleNumber").cast(pl.Int64, strict=False),
             rule_action=rule_action,
             protocol=protocol,
-            port_range=pl.when(protocol.is_null()).then(None).otherwise(_port_range(protocol, from_port, to_port)),
+            port_range=_port_range(protocol, from_port, to_port),
             target=_ROUTE_TARGET,
             open_to_world=(
                 world_in_request
@@ -495,8 +497,9 @@ def rank_rare_errors(
 ) -> pl.DataFrame:
     """Rank error codes (or service/API/code combinations) rarest first, with first/last seen and a trend.
 
-    The trend compares the later half of the period's days with the earlier half; 'new' means never seen before
-    period_start (needs first_seen_ever from queries.query_error_first_seen).
+    The trend compares the later half of the period's days with the earlier half ('rising', 'falling', 'steady');
+    'once' is a single occurrence; 'new' means never seen before period_start (needs first_seen_ever from
+    queries.query_error_first_seen).
     """
     first_day, last_day = pl.col("day").min(), pl.col("day").max()
     later_half = pl.col("day") > first_day + (last_day - first_day) / 2
@@ -528,6 +531,8 @@ def rank_rare_errors(
         ranked.with_columns(
             trend=pl.when(pl.col("is_new"))
             .then(pl.lit("new"))
+            .when(pl.col("events") == 1)
+            .then(pl.lit("once"))
             .when(pl.col("one_day"))
             .then(pl.lit("steady"))
             .when(pl.col("later") > 1.5 * pl.col("earlier"))
