@@ -29,7 +29,11 @@ ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 
 
 class SettingsError(ValueError):
-    """The settings cannot be saved as they are (the file they came from had problems)."""
+    """The settings file has problems (listed in `problems`), so it cannot be saved or trusted for any section."""
+
+    def __init__(self, path: str | os.PathLike, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(f"{os.fspath(path)} has problems to fix first: " + "; ".join(self.problems))
 
 
 @dataclass
@@ -43,6 +47,7 @@ class SqsSource:
     region: str = ""
     profile: str = ""
     role_arn: str = ""
+    external_id: str = ""
 
     def describe(self) -> str:
         return f"SQS {self.queue}" + (f" ({self.region})" if self.region else "")
@@ -63,6 +68,7 @@ class S3Source:
     region: str = ""
     profile: str = ""
     role_arn: str = ""
+    external_id: str = ""
 
     def describe(self) -> str:
         span = f", {self.since or 'start'} to {self.until or 'today'}"
@@ -116,7 +122,12 @@ class Settings:
         return candidate if candidate.is_absolute() else self.path.parent / candidate
 
     def section(self, name: str) -> dict:
-        """A plain copy of a section other modules own ([detections], [smtp], [alerts]); {} when absent."""
+        """A plain copy of a section other modules own ([detections], [smtp], [alerts]); {} when absent.
+
+        Raises SettingsError when the file had problems: a broken file is trusted for nothing (access fails closed).
+        """
+        if self.errors:
+            raise SettingsError(self.path, self.errors)
         value = self.document.get(name)
         return value.unwrap() if hasattr(value, "unwrap") else dict(value or {})
 
@@ -256,7 +267,7 @@ def source_table(source: Source) -> dict:
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:
     """Write the settings back, changing only what differs so comments and unknown sections are kept."""
     if settings.errors:
-        raise SettingsError(f"{settings.path} has problems to fix first: " + "; ".join(settings.errors))
+        raise SettingsError(settings.path, settings.errors)
     path = Path(path) if path else settings.path
     document = settings.document
     if settings.db:

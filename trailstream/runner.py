@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from trailstream import store, sync
 from trailstream.config import LocalSource, S3Source, Settings, Source, SqsSource
@@ -22,7 +24,8 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
 
             result = aws_sync.sync_queue(
                 db_path, source.queue, buckets=source.buckets, region=source.region or None,
-                profile=source.profile or None, role_arn=source.role_arn or None, progress=progress,
+                profile=source.profile or None, role_arn=source.role_arn or None,
+                external_id=source.external_id or None, progress=progress,
             )
         elif isinstance(source, S3Source):
             from trailstream import aws_sync
@@ -30,7 +33,8 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
             result = aws_sync.backfill(
                 db_path, source.bucket, prefix=source.prefix, since=source.since or None, until=source.until or None,
                 accounts=source.accounts or None, regions=source.regions or None, region=source.region or None,
-                profile=source.profile or None, role_arn=source.role_arn or None, progress=progress,
+                profile=source.profile or None, role_arn=source.role_arn or None,
+                external_id=source.external_id or None, progress=progress,
             )
         else:  # pragma: no cover - load_settings only builds the kinds above
             raise TypeError(f"unknown source kind {source!r}")
@@ -44,14 +48,63 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
     return result
 
 
+def holds_only_demo_data(db_path: str | os.PathLike) -> bool:
+    """True when the cache exists and every file in it came from the demo generator."""
+    if not os.path.exists(db_path):
+        return False
+    try:
+        conn = store.open_cache_readonly(db_path)
+        try:
+            sources = {row[0] for row in conn.execute("SELECT DISTINCT source FROM files")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+    return sources == {"demo"}
+
+
+def discard_demo_cache(db_path: str | os.PathLike) -> bool:
+    """Delete a cache that holds only demo data, so real events never mix with generated ones; True if it did."""
+    if not holds_only_demo_data(db_path):
+        return False
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{os.fspath(db_path)}{suffix}").unlink(missing_ok=True)
+    return True
+
+
 def run_configured_sync(settings: Settings, db_path: str | os.PathLike | None = None,
                         progress: ProgressCallback | None = None,
                         on_source: Callable[[int, Source], None] | None = None) -> list[SyncResult]:
-    """Sync every configured source into the cache, one after the other; one result per source."""
+    """Sync every configured source into the cache, one after the other; one result per source.
+
+    A cache holding only demo data is replaced by a fresh one first: generated events never mix with real ones.
+    """
     db_path = db_path or settings.db_path()
+    if settings.sources:
+        discard_demo_cache(db_path)
     results = []
     for index, source in enumerate(settings.sources):
         if on_source:
             on_source(index, source)
         results.append(run_source(source, db_path, progress, settings))
     return results
+
+
+def retry_failed_files(settings: Settings, db_path: str | os.PathLike | None = None,
+                       progress: ProgressCallback | None = None) -> SyncResult:
+    """Fetch again every file recorded as failed, with the credentials of the configured AWS source (if any)."""
+    from trailstream import aws_sync
+
+    db_path = db_path or settings.db_path()
+    aws_sources = [source for source in settings.sources if isinstance(source, (SqsSource, S3Source))]
+    credentials = {}
+    if aws_sources:
+        first = aws_sources[0]
+        credentials = {"profile": first.profile or None, "region": first.region or None,
+                       "role_arn": first.role_arn or None, "external_id": first.external_id or None}
+    try:
+        return aws_sync.retry_failed(db_path, progress=progress, **credentials)
+    except Exception as exc:  # shown to the user as a failed retry, with the reason
+        result = SyncResult("retry")
+        result.fail("retry", f"{type(exc).__name__}: {exc}")
+        return result

@@ -1,0 +1,53 @@
+"""TrailStream: `streamlit run app.py`. Access gate, first-run demo data, the shared sidebar, then the chosen page."""
+
+import re
+
+import streamlit as st
+
+from trailstream import auth_ui, ui
+
+st.set_page_config(page_title="TrailStream", page_icon=":material/travel_explore:", layout="wide")
+
+# Section -> (page file, title, icon). Adding a page is one line here.
+PAGES = {
+    "": [
+        ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ],
+    "Activity": [
+        ("pages/network.py", "Network & security groups", ":material/lan:"),
+        ("pages/instances.py", "EC2 instances", ":material/dns:"),
+        ("pages/elastic_ips.py", "Elastic IPs", ":material/public:"),
+        ("pages/iam.py", "IAM", ":material/badge:"),
+        ("pages/rare_errors.py", "Rare errors", ":material/bug_report:"),
+    ],
+    "Investigate": [
+        ("pages/search.py", "Search", ":material/search:"),
+        ("pages/principal.py", "Principal activity", ":material/person_search:"),
+        ("pages/resource.py", "Resource history", ":material/history:"),
+    ],
+    "Admin": [
+        ("pages/sources.py", "Sources & settings", ":material/settings:"),
+        ("pages/sync_history.py", "Sync history", ":material/sync:"),
+    ],
+}
+ADMIN_SECTIONS = {"Admin"}
+
+
+def url_path(section: str, title: str) -> str:
+    """'activity-elastic-ips': readable, and never a file name (so pages/ is not mistaken for a v1 pages folder)."""
+    return re.sub(r"[^a-z0-9]+", "-", f"{section or 'home'} {title}".lower()).strip("-")
+
+
+identity = auth_ui.gate()
+visible = {section: specs for section, specs in PAGES.items() if identity.is_admin or section not in ADMIN_SECTIONS}
+page = st.navigation(
+    {
+        section: [st.Page(path, title=title, icon=icon, url_path=url_path(section, title)) for path, title, icon in specs]
+        for section, specs in visible.items()
+    }
+)
+ui.prepare_cache()
+if identity.is_admin:
+    ui.sync_button()
+ui.sidebar_filters()
+page.run()

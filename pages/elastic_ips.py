@@ -1,0 +1,13 @@
+"""Elastic IPs: addresses allocated, associated, disassociated and released."""
+
+import streamlit as st
+
+from trailstream import transforms, ui
+
+events = ui.use_case_events("elastic_ips")
+changes = transforms.elastic_ip_changes(events)
+ui.metrics(ui.event_counts(events) | {"Public IPs": ui.distinct_count(changes, "public_ip")})
+ui.use_case_timeline("elastic_ips")
+
+st.subheader("Elastic IP changes")
+ui.raw_event_viewer(changes, "eip-changes", "elastic-ip-changes", columns=None)

@@ -1,0 +1,20 @@
+"""IAM: changes to users, groups, roles, policies, access keys and MFA, with administrator grants first."""
+
+import streamlit as st
+
+from trailstream import transforms, ui
+
+events = ui.use_case_events("iam")
+changes = transforms.iam_changes(events)
+admin_grants = ui.rows_where(changes, "admin_policy")
+ui.metrics(ui.event_counts(events) | {"Administrator grants": admin_grants.height},
+           {"Administrator grants": "Calls attaching the AdministratorAccess policy."})
+ui.use_case_timeline("iam")
+
+if admin_grants.height:
+    st.subheader("Administrator access granted")
+    ui.table(admin_grants, "admin-grants", ("event_time", "event_name", "entity_kind", "target", "policy",
+                                            "principal", "account_id"))
+
+st.subheader("IAM changes")
+ui.raw_event_viewer(changes, "iam-changes", "iam-changes", columns=None)

@@ -1,0 +1,14 @@
+"""EC2 instances: launches, starts, stops, reboots, terminations and changes, per instance and principal."""
+
+import streamlit as st
+
+from trailstream import transforms, ui
+
+events = ui.use_case_events("instances")
+changes = transforms.instance_changes(events)
+ui.metrics(ui.event_counts(events) | {"Instances": ui.distinct_count(changes, "instance_id")})
+ui.use_case_timeline("instances")
+
+st.subheader("Instance changes")
+st.caption("One row per instance and call; launch rows show the type, image and key pair.")
+ui.raw_event_viewer(changes, "instance-changes", "instance-changes", columns=None)

@@ -1,0 +1,29 @@
+"""Rare errors: error codes ranked rarest first, because the unusual failure is the one worth a look."""
+
+import streamlit as st
+
+from trailstream import charts, queries, transforms, ui
+
+event_filter = ui.page_start("Rare errors", "Failed calls grouped by service, API and error code, rarest first; "
+                             "'new' means never seen before this period.")
+counts = ui.load(queries.query_error_counts, event_filter)
+if ui.no_matches(counts, "failed calls"):
+    st.stop()
+ranked = transforms.rank_rare_errors(counts, ui.load(queries.query_error_first_seen, event_filter),
+                                     ui.period_start(event_filter))
+ui.metrics({"Failed calls": ui.column_total(ranked, "events"), "Distinct errors": ranked.height,
+            "New this period": ui.count_equal(ranked, "trend", "new"),
+            "Rising": ui.count_equal(ranked, "trend", "rising")})
+ui.show_chart(charts.rare_errors_chart(ranked), ranked, "rare-errors")
+
+st.subheader("Errors, rarest first")
+st.caption("Select an error to see the calls behind it.")
+row = ui.table(ranked, "rare-errors-table", select=True)
+ui.download_table(ranked, "rare-errors")
+if row is not None:
+    chosen = ranked.row(row, named=True)
+    st.subheader("Calls with this error")
+    st.text(f"{chosen['event_source']} · {chosen['event_name']} · {chosen['error_code']}")
+    calls = ui.load(queries.query_error_events, event_filter, chosen["error_code"], chosen["event_source"],
+                    chosen["event_name"])
+    ui.raw_event_viewer(calls, "rare-error-calls", "rare-error-calls")

@@ -1,0 +1,23 @@
+"""Resource history: every call that named one resource (instance, security group, bucket, role, key...), in order."""
+
+import streamlit as st
+
+from trailstream import charts, queries, ui
+
+event_filter = ui.page_start("Resource history", "Every event whose resources, request or response mention the ID "
+                             "or name you enter, oldest first.")
+resource_id = st.text_input("Resource ID or name", key="resource_id", bind="query-params",
+                            placeholder="i-0abc…, sg-0123…, arn:aws:iam::…:role/…, my-bucket")
+if not resource_id.strip():
+    st.info("Enter an ID, ARN or name to see its history.", icon=":material/history:")
+    st.stop()
+history = ui.load(queries.query_resource_history, event_filter, resource_id.strip())
+if ui.no_matches(history, "events mentioning this resource"):
+    st.stop()
+times = ui.column_values(history, "event_time")
+ui.metrics(ui.event_counts(history) | {"First seen": ui.time_label(times[0]), "Last seen": ui.time_label(times[-1])})
+points = history.select("event_time", "event_name", "principal")
+ui.show_chart(charts.quick_chart(points, "event_time", color="event_name", kind="point"), points, "resource-timeline")
+
+st.subheader("History")
+ui.raw_event_viewer(history, "resource-history", "resource-history")

@@ -1,0 +1,20 @@
+"""Search: find events by name, user, resource, IP, access key, error code or any text, like CloudTrail's Event history."""
+
+import streamlit as st
+
+from trailstream import queries, ui
+
+event_filter = ui.page_start("Search", "Every field is optional; the search and the sidebar filters are kept in "
+                             "the URL, so you can share what you found.")
+search = ui.search_form()
+if search.is_empty():
+    st.info("Type something to look for: an event name, a user, a resource ID, an IP, or any text.",
+            icon=":material/search:")
+    st.stop()
+results = ui.load(queries.query_search, event_filter, search, ui.SEARCH_LIMIT)
+if ui.no_matches(results):
+    st.stop()
+ui.metrics(ui.event_counts(results))
+if results.height >= ui.SEARCH_LIMIT:
+    st.caption(f"Showing the newest {ui.SEARCH_LIMIT:,} matches: narrow the search or the period to see older ones.")
+ui.raw_event_viewer(results, "search-results", "search-results")

@@ -1,0 +1,46 @@
+"""Sources & settings: add, edit, test and remove the places TrailStream reads CloudTrail logs from."""
+
+import streamlit as st
+
+from trailstream import auth_ui, config, ui
+
+auth_ui.require_admin()
+st.title("Sources & settings")
+current = ui.settings()
+st.caption("Where TrailStream reads CloudTrail logs from. **Sync** in the sidebar (or `python -m trailstream sync`) "
+           "reads every source below.")
+if current.errors:
+    ui.settings_problems(current)
+    st.stop()
+st.text(f"Settings file: {current.path.resolve()}\nCache file:    {current.db_path()}")
+with st.expander("How TrailStream gets AWS credentials", icon=":material/key:"):
+    st.markdown(ui.CREDENTIALS_HELP)
+
+st.subheader("Configured sources")
+if not current.sources:
+    st.info("No source yet: add one below, then press **Sync** in the sidebar.", icon=":material/inbox:")
+for source in current.sources:
+    with st.container(border=True):
+        heading, edit_column, test_column, remove_column = st.columns([6, 1, 1, 1], vertical_alignment="center")
+        heading.text(f"{source.name}  ·  {config.SOURCE_KINDS[source.kind]}\n{source.describe()}")
+        editing = edit_column.toggle("Edit", key=f"edit-{source.name}")
+        testing = test_column.button("Test", key=f"test-{source.name}", icon=":material/network_check:",
+                                     help="Test connection")
+        if remove_column.button("Remove", key=f"remove-{source.name}", icon=":material/delete:"):
+            if ui.remove_source(current, source.name):
+                st.rerun()
+        if testing:
+            ui.connection_check(source)
+        if editing:
+            edited = ui.source_form(source.kind, source, key=f"form-{source.name}")
+            if edited and ui.save_source(current, edited, replacing=source.name):
+                st.session_state.pop(f"edit-{source.name}", None)
+                st.rerun()
+
+st.subheader("Add a source")
+kind = st.segmented_control("Kind", list(config.SOURCE_KINDS), format_func=config.SOURCE_KINDS.get,
+                            default="sqs", required=True, key="new-kind")
+new = ui.source_form(kind, None, key=f"new-{kind}", default_name=f"{kind}-{len(current.sources) + 1}")
+if new and ui.save_source(current, new):
+    st.toast(f"Source {new.name} saved. Press Sync to read it.", icon=":material/check_circle:")
+    st.rerun()

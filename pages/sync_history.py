@@ -1,0 +1,46 @@
+"""Sync history: every run, the files that failed (with a retry), and whether each account is still delivering logs."""
+
+import streamlit as st
+
+from trailstream import auth_ui, queries, transforms, ui
+
+auth_ui.require_admin()
+st.title("Sync history")
+st.caption("What each sync fetched, what failed and why, and how fresh each account's logs are.")
+ui.require_cache()
+
+summary = ui.load(queries.query_cache_summary)
+runs = ui.load(queries.query_sync_runs)
+ui.metrics({"Sync runs": runs.height, "Files stored": summary["files"] - summary["failed_files"] - summary["skipped_files"],
+            "Files skipped": summary["skipped_files"], "Files failed": summary["failed_files"],
+            "Events": summary["events"]})
+
+st.subheader("Ingestion health")
+health = transforms.ingestion_health(ui.load(queries.query_delivered_files))
+for warning in ui.column_values(health, "warning"):
+    st.warning(ui.plain(warning), icon=":material/warning:")
+if health.height:
+    ui.table(health, "ingestion-health", ("account_id", "aws_region", "files", "records", "newest_event_time",
+                                          "last_processed_at", "delivery_lag", "silent_for"))
+else:
+    st.info("No log file has been stored yet.", icon=":material/inbox:")
+
+st.subheader("Runs")
+ui.table(runs, "sync-runs", ("id", "source", "started_at", "ended_at", "status", "files", "new_events",
+                             "duplicates", "skipped", "failures", "message"))
+
+st.subheader("Failed files")
+failed = ui.load(queries.query_files, ("failed",))
+if failed.height == 0:
+    st.success("No failed files.", icon=":material/check_circle:")
+else:
+    ui.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"))
+    if st.button("Retry failed files", icon=":material/replay:", type="primary"):
+        ui.retry_failed()
+    ui.download_table(failed, "failed-files")
+
+rejected = ui.load(queries.query_rejected_records)
+if rejected.height:
+    st.subheader("Refused records")
+    st.caption("Records inside stored files that could not be kept, and why.")
+    ui.table(rejected, "rejected-records")
