@@ -82,6 +82,8 @@ def check_city_database(path: str | os.PathLike | None) -> str | None:
 
 
 def _open_city_database(path: str):
+    from maxminddb import InvalidDatabaseError
+
     try:
         reader = _city_reader(path, os.stat(path).st_mtime_ns)
     except FileNotFoundError:
@@ -89,7 +91,7 @@ def _open_city_database(path: str):
             f"city database {path} does not exist; download GeoLite2-City.mmdb from MaxMind or clear the path "
             "(country-level locations are used meanwhile)"
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, InvalidDatabaseError) as exc:
         raise GeoDatabaseError(
             f"city database {path} is not a readable MaxMind .mmdb file ({exc}); point the setting at "
             "GeoLite2-City.mmdb (country-level locations are used meanwhile)"

@@ -1,0 +1,446 @@
+"""Security detections: each on tiny hand-made cases, the demo's planted cases exactly, and the real corpus without error."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from trailstream import catalog, config, detections, records, store
+from trailstream.detections import DetectionSettings, DetectionSettingsError, Finding
+from trailstream.filters import EventFilter, iso_utc
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+ACCOUNT = "111122223333"
+GB, GB_2, US, RU, FR, JP = "81.2.69.160", "81.2.69.161", "8.8.8.8", "77.88.8.8", "62.4.0.1", "210.130.0.1"
+_ids = itertools.count()
+
+
+def event(name: str, minutes: float = 0, user: str = "alice", ip: str = GB, *, user_type: str = "IAMUser",
+          source: str = "iam.amazonaws.com", error: str | None = None, request=None, response=None,
+          additional=None, account: str = ACCOUNT, event_type: str = "AwsApiCall") -> dict:
+    """One CloudTrail record `minutes` after T0."""
+    identity = {"type": user_type, "accountId": account, "principalId": "AIDAEXAMPLE"}
+    if user_type == "Root":
+        identity["arn"] = f"arn:aws:iam::{account}:root"
+    elif user_type == "AssumedRole":
+        identity["arn"] = f"arn:aws:sts::{account}:assumed-role/{user}"
+    else:
+        identity |= {"arn": f"arn:aws:iam::{account}:user/{user}", "userName": user}
+    record = {
+        "eventVersion": "1.08",
+        "userIdentity": identity,
+        "eventTime": iso_utc(T0 + timedelta(minutes=minutes)),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": ip,
+        "userAgent": "test-agent",
+        "requestParameters": request,
+        "responseElements": response,
+        "additionalEventData": additional,
+        "eventID": f"evt-{next(_ids):06d}",
+        "eventType": event_type,
+        "recipientAccountId": account,
+    }
+    if error:
+        record |= {"errorCode": error, "errorMessage": "not allowed"}
+    return record
+
+
+def sign_in(minutes: float, user: str = "alice", ip: str = GB, *, ok: bool = True, mfa: bool = True,
+            user_type: str = "IAMUser") -> dict:
+    record = event(catalog.CONSOLE_LOGIN_EVENT, minutes, user, ip, user_type=user_type,
+                   source="signin.amazonaws.com", response={"ConsoleLogin": "Success" if ok else "Failure"},
+                   additional={"LoginTo": "https://console.aws.amazon.com/", "MobileVersion": "No",
+                               "MFAUsed": "Yes" if mfa else "No"})
+    if not ok:
+        record["errorMessage"] = "Failed authentication"
+    return record
+
+
+@pytest.fixture
+def cache(db_path):
+    """A function storing hand-made records in a fresh cache and returning a read-only connection to it."""
+
+    def build(events: list[dict]):
+        db = store.open_cache(db_path)
+        parsed = records.parse_log_file(orjson.dumps({"Records": events}))
+        store.save_parsed_file(db, store.FileRef("local", "", "hand-made.json"), parsed, None)
+        return store.open_cache_readonly(db_path)
+
+    return build
+
+
+def ids(events: list[dict]) -> list[str]:
+    return [record["eventID"] for record in events]
+
+
+def of_type(findings: list[Finding], finding_type: str) -> list[Finding]:
+    return [finding for finding in findings if finding.type == finding_type]
+
+
+# --- Settings ----------------------------------------------------------------------------
+
+
+def test_settings_round_trip_through_a_dict():
+    settings = DetectionSettings(unauthorized_threshold=5, max_travel_speed_kmh=1000.0, city_database="city.mmdb")
+    assert DetectionSettings.from_dict(settings.to_dict()) == settings
+    assert DetectionSettings.from_dict({}) == DetectionSettings()
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"unauthorized_threshold": "many"}, "unauthorized_threshold must be a whole number above 0"),
+        ({"sign_in_failure_threshold": 0}, "sign_in_failure_threshold must be a whole number above 0"),
+        ({"max_travel_speed_kmh": True}, "max_travel_speed_kmh must be a number above 0"),
+        ({"unauthorised_threshold": 3}, 'unknown setting "unauthorised_threshold"'),
+        ({"city_database": 3}, "city_database must be text"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(values, problem):
+    with pytest.raises(DetectionSettingsError) as error:
+        DetectionSettings.from_dict(values)
+    assert problem in str(error.value)
+
+
+def test_settings_file_section_is_read_and_the_city_database_is_relative_to_it(tmp_path):
+    path = tmp_path / "conf" / "trailstream.toml"
+    path.parent.mkdir()
+    path.write_text('[detections]\nunauthorized_threshold = 7\ncity_database = "geo/GeoLite2-City.mmdb"\n')
+    settings = detections.detection_settings(config.load_settings(path))
+    assert settings.unauthorized_threshold == 7
+    assert settings.city_database == str(path.parent / "geo" / "GeoLite2-City.mmdb")
+
+
+# --- 1. Unauthorized bursts --------------------------------------------------------------
+
+
+def denied(count: int, every_seconds: float, start: float = 0, user: str = "mallory", code: str = "AccessDenied"):
+    return [event("ListUsers", start + n * every_seconds / 60, user, RU, error=code) for n in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("calls", "found"),
+    [
+        (denied(20, 12), 1),  # 20 refused calls in 4 minutes
+        (denied(19, 12), 0),  # one short of the threshold
+        (denied(20, 90), 0),  # 20 calls spread over half an hour
+        (denied(25, 5, code="Client.UnauthorizedOperation"), 1),
+        (denied(25, 5, code="KMSNotAuthorizedToDoThis"), 1),  # matched by pattern
+        (denied(25, 5, code="NoSuchEntity"), 0),  # failed, but not for lack of rights
+    ],
+)
+def test_unauthorized_bursts(cache, calls, found):
+    findings = detections.detect_unauthorized_bursts(cache(calls))
+    assert len(findings) == found
+    if found:
+        assert findings[0].principal == "mallory"
+        assert findings[0].event_ids and set(findings[0].event_ids) <= set(ids(calls))
+
+
+def test_a_burst_lists_only_the_calls_inside_it(cache):
+    early = denied(2, 60, start=-120)
+    burst = denied(30, 6)
+    [finding] = detections.detect_unauthorized_bursts(cache(early + burst))
+    assert sorted(finding.event_ids) == sorted(ids(burst))
+    assert finding.details["events"] == 30 and finding.time == burst[-1]["eventTime"]
+    assert finding.severity == "medium"
+
+
+def test_two_principals_are_counted_apart(cache):
+    calls = denied(12, 10, user="a") + denied(12, 10, user="b")
+    assert detections.detect_unauthorized_bursts(cache(calls)) == []
+
+
+def test_access_denied_aggregates(cache):
+    calls = denied(3, 60) + [event("RunInstances", 1, "bob", US, source="ec2.amazonaws.com",
+                                   error="Client.UnauthorizedOperation")]
+    frame = detections.query_unauthorized_calls(cache(calls))
+    assert frame.height == 4
+    by_principal = detections.unauthorized_breakdown(frame, "principal")
+    assert by_principal.select("principal", "events").rows() == [("mallory", 3), ("bob", 1)]
+    assert set(detections.unauthorized_breakdown(frame, "api").get_column("api")) == {"iam:ListUsers",
+                                                                                      "ec2:RunInstances"}
+    timeline = detections.unauthorized_timeline(frame, every="1h")
+    assert timeline.get_column("events").sum() == 4
+
+
+# --- 2. Console sign-ins -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("failures", "every_seconds", "found"), [(10, 25, 1), (9, 25, 0), (10, 60, 0)])
+def test_failed_sign_in_bursts(cache, failures, every_seconds, found):
+    attempts = [sign_in(n * every_seconds / 60, "bob", RU, ok=False) for n in range(failures)]
+    findings = of_type(detections.detect_sign_in_findings(cache(attempts)), "console_login_failure_burst")
+    assert len(findings) == found
+    if found:
+        assert findings[0].principal == "bob" and sorted(findings[0].event_ids) == sorted(ids(attempts))
+
+
+@pytest.mark.parametrize(
+    ("record", "severity"),
+    [
+        (sign_in(0, "alice", mfa=False), "medium"),
+        (sign_in(0, "root", mfa=False, user_type="Root"), "high"),
+        (sign_in(0, "alice", mfa=True), None),
+        (sign_in(0, "Admin/alice", mfa=False, user_type="AssumedRole"), None),  # SSO proves MFA at the IdP
+        (sign_in(0, "alice", mfa=False, ok=False), None),
+    ],
+)
+def test_sign_ins_without_mfa(cache, record, severity):
+    findings = of_type(detections.detect_sign_in_findings(cache([record])), "console_login_without_mfa")
+    assert [finding.severity for finding in findings] == ([severity] if severity else [])
+
+
+def test_first_sign_in_from_a_new_country_is_found_once(cache):
+    history = [sign_in(0, ip=GB), sign_in(60 * 24, ip=GB_2), sign_in(60 * 25, ip=FR, ok=False)]
+    new = sign_in(60 * 48, ip=JP)
+    again = sign_in(60 * 49, ip=JP)
+    conn = cache(history + [new, again])
+    findings = of_type(detections.detect_sign_in_findings(conn), "new_country_sign_in")
+    assert [finding.event_ids for finding in findings] == [[new["eventID"]]]
+    assert findings[0].details["countries"] == ["JP"]
+    table = detections.query_sign_ins(conn)
+    flags = {row["event_id"]: (row["new_country"], row["new_ip"]) for row in table.iter_rows(named=True)}
+    assert flags[history[0]["eventID"]] == (False, False)  # the first sign-in has nothing to compare with
+    assert flags[history[1]["eventID"]] == (False, True)
+    assert flags[history[2]["eventID"]] == (False, False)  # failures never count as new
+    assert flags[new["eventID"]] == (True, True)
+    assert flags[again["eventID"]] == (False, False)
+
+
+def test_the_period_limits_findings_but_not_the_history_they_compare_with(cache):
+    conn = cache([sign_in(0, ip=GB), sign_in(60 * 24 * 3, ip=JP), sign_in(60 * 24 * 5, ip=GB)])
+    recent = EventFilter(start=iso_utc(T0 + timedelta(days=4)))
+    assert of_type(detections.detect_sign_in_findings(conn, recent), "new_country_sign_in") == []
+    assert detections.query_sign_ins(conn, recent).height == 1
+
+
+# --- 3. Impossible travel ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("second_ip", "minutes", "basis"),
+    [
+        (US, 30, "speed"),  # London to Washington in half an hour
+        (US, 600, None),  # ten hours: a flight
+        (FR, 30, "countries within window"),  # capitals only 344 km apart, but two countries within the hour
+        (FR, 120, None),
+        (GB_2, 1, None),  # another address in the same country
+        ("10.0.0.7", 1, None),  # private: not a place
+        ("AWS Internal", 1, None),
+        ("cloudformation.amazonaws.com", 1, None),
+    ],
+)
+def test_impossible_travel(cache, second_ip, minutes, basis):
+    first, second = event("ListBuckets", 0, "carol", GB), event("ListBuckets", minutes, "carol", second_ip)
+    conn = cache([first, second])
+    findings = detections.detect_impossible_travel(conn)
+    if basis is None:
+        assert findings == []
+        return
+    [finding] = findings
+    assert finding.principal == "carol" and sorted(finding.event_ids) == sorted(ids([first, second]))
+    assert finding.details["basis"] == basis
+    assert finding.details["hours"] == pytest.approx(minutes / 60)
+    assert finding.details["ips"] == [GB, second_ip]
+    pairs = detections.query_travel_pairs(conn)
+    assert pairs.select("from_latitude", "to_longitude").null_count().sum_horizontal().item() == 0
+
+
+def test_travel_is_per_principal_and_flips_of_one_incident_are_one_finding(cache):
+    flips = [event("GetObject", minute, "dave", ip) for minute, ip in [(0, GB), (5, RU), (10, GB), (15, RU)]]
+    others = [event("GetObject", 1, "erin", US), event("GetObject", 2, "frank", JP)]
+    [finding] = detections.detect_impossible_travel(cache(flips + others))
+    assert finding.principal == "dave" and finding.details["pairs"] == 3
+    assert sorted(finding.event_ids) == sorted(ids(flips))
+
+
+def test_travel_with_city_coordinates_uses_speed(cache, tmp_path):
+    from tests.test_geo import city, write_city_database
+
+    path = tmp_path / "GeoLite2-City.mmdb"
+    write_city_database(path, {"81.2.69.0/24": city("London", "GB", "United Kingdom", 51.51, -0.13),
+                               "62.4.0.0/24": city("Paris", "FR", "France", 48.86, 2.35),
+                               "77.88.8.0/24": city("Moscow", "RU", "Russia", 55.75, 37.62)})
+    settings = DetectionSettings(city_database=str(path))
+    near = cache([event("GetObject", 0, "gina", GB), event("GetObject", 20, "gina", FR)])
+    assert detections.detect_impossible_travel(near, settings=settings) == []  # 344 km: within IP-location error
+    far = [event("GetObject", 30, "gina", RU)]
+    conn = cache(far)
+    [finding] = detections.detect_impossible_travel(conn, settings=settings)
+    assert finding.details["places"] == ["Paris, France", "Moscow, Russia"]
+    assert finding.details["distance_km"] == pytest.approx(2486, abs=15)
+    assert finding.details["speed_kmh"] > settings.max_travel_speed_kmh
+
+
+# --- 4. Privilege-change sprees ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("changes", "error", "found"), [(15, None, 1), (14, None, 0), (20, "AccessDenied", 0)])
+def test_privilege_change_sprees(cache, changes, error, found):
+    names = itertools.cycle(["AttachUserPolicy", "PutBucketPolicy", "AuthorizeSecurityGroupIngress", "PutKeyPolicy"])
+    calls = [event(next(names), n / 2, "henry", US, error=error) for n in range(changes)]
+    calls.append(event("ListUsers", 1, "henry", US))  # reads never count
+    findings = detections.detect_privilege_change_sprees(cache(calls))
+    assert len(findings) == found
+    if found:
+        assert len(findings[0].event_ids) == changes
+
+
+# --- 5. High-risk single events ----------------------------------------------------------
+
+
+def test_root_use_is_grouped_into_sessions(cache):
+    session = [sign_in(0, "root", mfa=True, user_type="Root"),
+               event("CreateAccessKey", 5, "root", user_type="Root"), event("ListUsers", 50, "root", user_type="Root")]
+    later = [event("DeleteBucket", 300, "root", user_type="Root", source="s3.amazonaws.com")]
+    ignored = [sign_in(400, "root", ok=False, user_type="Root"),
+               event("SharedSnapshotCopyInitiated", 410, "root", "AWS Internal", user_type="Root",
+                     event_type="AwsServiceEvent")]
+    findings = detections.detect_root_activity(cache(session + later + ignored))
+    assert [sorted(finding.event_ids) for finding in findings] == [sorted(ids(later)), sorted(ids(session))]
+    assert {finding.principal for finding in findings} == {"root"}
+
+
+def grant(name: str, **request) -> dict:
+    return event(name, 0, "ivan", US, request=request)
+
+
+ADMIN_DOCUMENT = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+DENY_DOCUMENT = json.dumps({"Statement": {"Effect": "Deny", "Action": ["*"], "Resource": ["*"]}})
+S3_DOCUMENT = json.dumps({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+
+
+@pytest.mark.parametrize(
+    ("record", "finding_type", "severity"),
+    [
+        (event("StopLogging", request={"name": "main"}, source="cloudtrail.amazonaws.com"), "trail_tampering",
+         "critical"),
+        (event("DeleteTrail", request={"name": "main"}, source="cloudtrail.amazonaws.com"), "trail_tampering",
+         "critical"),
+        (event("PutEventSelectors", request={"trailName": "main"}, source="cloudtrail.amazonaws.com"),
+         "trail_tampering", "high"),
+        (event("StopLogging", request={"name": "main"}, error="AccessDenied"), None, None),
+        (event("UpdateDetector", request={"detectorId": "d1", "enable": False}, source="guardduty.amazonaws.com"),
+         "detector_disabled", "high"),
+        (event("UpdateDetector", request={"detectorId": "d1", "findingPublishingFrequency": "SIX_HOURS"}), None, None),
+        (event("StopConfigurationRecorder", request={"configurationRecorderName": "default"}), "detector_disabled",
+         "high"),
+        (grant("AttachUserPolicy", userName="bob", policyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
+         "admin_policy_attached", "high"),
+        (grant("AttachRolePolicy", roleName="ci", policyArn="arn:aws:iam::aws:policy/ReadOnlyAccess"), None, None),
+        (grant("PutRolePolicy", roleName="ci", policyName="x", policyDocument=ADMIN_DOCUMENT), "admin_policy_attached",
+         "high"),
+        (grant("PutUserPolicy", userName="bob", policyName="x", policyDocument=DENY_DOCUMENT), None, None),
+        (grant("PutGroupPolicy", groupName="devs", policyName="x", policyDocument=S3_DOCUMENT), None, None),
+        (grant("CreatePolicyVersion", policyArn="arn:aws:iam::1:policy/p", policyDocument=ADMIN_DOCUMENT,
+               setAsDefault=True), "admin_policy_attached", "high"),
+        (grant("CreatePolicyVersion", policyArn="arn:aws:iam::1:policy/p", policyDocument=ADMIN_DOCUMENT,
+               setAsDefault=False), None, None),
+        (grant("CreateAccessKey", userName="bob"), "access_key_for_other_user", "high"),
+        (grant("CreateAccessKey", userName="ivan"), None, None),  # a user's own key
+        (grant("CreateAccessKey"), None, None),
+    ],
+)
+def test_high_risk_single_events(cache, record, finding_type, severity):
+    findings = detections.detect_high_risk_events(cache([record]))
+    expected = [(finding_type, severity, [record["eventID"]])] if finding_type else []
+    assert [(finding.type, finding.severity, finding.event_ids) for finding in findings] == expected
+
+
+def ingress(cidr_field: str, cidr: str, protocol: str = "tcp", from_port: int = 22, to_port: int = 22) -> dict:
+    peers = {"ipRanges": {}, "ipv6Ranges": {}}
+    peers["ipv6Ranges" if cidr_field == "cidrIpv6" else "ipRanges"] = {"items": [{cidr_field: cidr}]}
+    permission = {"ipProtocol": protocol, "fromPort": from_port, "toPort": to_port, "groups": {}, "prefixListIds": {},
+                  **peers}
+    return event("AuthorizeSecurityGroupIngress", 0, "judy", US, source="ec2.amazonaws.com",
+                 request={"groupId": "sg-1", "ipPermissions": {"items": [permission]}})
+
+
+@pytest.mark.parametrize(
+    ("record", "ports"),
+    [
+        (ingress("cidrIp", "0.0.0.0/0"), [22]),
+        (ingress("cidrIpv6", "::/0", from_port=3389, to_port=3389), [3389]),
+        (ingress("cidrIp", "0.0.0.0/0", from_port=0, to_port=65535), sorted(catalog.ADMIN_PORTS)),
+        (ingress("cidrIp", "0.0.0.0/0", protocol="-1", from_port=-1, to_port=-1), sorted(catalog.ADMIN_PORTS)),
+        (ingress("cidrIp", "0.0.0.0/0", from_port=443, to_port=443), None),
+        (ingress("cidrIp", "10.0.0.0/8"), None),
+        (event("AuthorizeSecurityGroupIngress", source="ec2.amazonaws.com",
+               request={"groupId": "sg-2", "cidrIp": "0.0.0.0/0", "ipProtocol": "tcp", "fromPort": 5432,
+                        "toPort": 5432}), [5432]),
+    ],
+)
+def test_security_groups_opened_to_the_world_on_admin_ports(cache, record, ports):
+    findings = detections.detect_high_risk_events(cache([record]))
+    assert [finding.details["ports"] for finding in findings] == ([ports] if ports else [])
+
+
+@pytest.mark.parametrize(
+    ("document", "admin"),
+    [
+        (ADMIN_DOCUMENT, True),
+        ({"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "*:*"], "Resource": ["*"]}]}, True),
+        ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::bucket/*"}]}, False),
+        (DENY_DOCUMENT, False),
+        (S3_DOCUMENT, False),
+        ("{not json", False),
+        (None, False),
+    ],
+)
+def test_grants_full_admin(document, admin):
+    assert detections.grants_full_admin(document) is admin
+
+
+# --- All together ------------------------------------------------------------------------
+
+
+def test_findings_are_newest_first_and_json_ready(cache):
+    conn = cache([event("StopLogging", 10, request={"name": "t"}, source="cloudtrail.amazonaws.com"),
+                  grant("CreateAccessKey", userName="bob"), sign_in(5, "root", mfa=False, user_type="Root")])
+    findings = detections.detect_findings(conn)
+    assert [finding.time for finding in findings] == sorted((finding.time for finding in findings), reverse=True)
+    assert {finding.type for finding in findings} == {"trail_tampering", "access_key_for_other_user", "root_activity",
+                                                      "console_login_without_mfa"}
+    for finding in findings:
+        as_json = json.loads(orjson.dumps(finding.to_dict()))
+        assert {"type", "severity", "time", "principal", "account_id", "summary", "event_ids"} <= set(as_json)
+        assert Finding.from_dict(as_json).key == finding.key
+        assert finding.type in catalog.FINDING_TYPES and finding.severity in catalog.SEVERITIES
+    table = detections.format_findings_table(findings)
+    assert table.splitlines()[0].split() == ["time", "severity", "type", "principal", "account", "summary"]
+    assert "called StopLogging on trail t" in table
+    assert detections.findings_frame(findings).height == len(findings)
+    events = detections.query_finding_events(conn, findings[0].event_ids)
+    assert events.get_column("event_id").to_list() == findings[0].event_ids
+
+
+def test_an_empty_cache_has_no_findings(cache):
+    conn = cache([])
+    assert detections.detect_findings(conn) == []
+    assert detections.format_findings_table([]) == "No findings in this period."
+    assert detections.query_travel_pairs(conn).is_empty()
+    assert detections.query_sign_ins(conn).is_empty()
+
+
+def test_the_whole_corpus_runs_and_finds_its_attacks(corpus, db_path):
+    db = store.open_cache(db_path)
+    for folder in ("events", "irregular"):
+        for path in sorted((corpus / folder).glob("*.json")):
+            parsed = records.parse_log_file(path.read_bytes())
+            store.save_parsed_file(db, store.FileRef("local", "", str(path)), parsed, None)
+    conn = store.open_cache_readonly(db_path)
+    findings = detections.detect_findings(conn)
+    found = {(finding.type, finding.details.get("event_name")) for finding in findings}
+    assert {("trail_tampering", "StopLogging"), ("trail_tampering", "DeleteTrail"),
+            ("admin_policy_attached", "AttachUserPolicy"), ("security_group_open_to_world",
+                                                          "AuthorizeSecurityGroupIngress")} <= found
+    assert of_type(findings, "root_activity")
+    detections.query_sign_ins(conn)
+    detections.query_unauthorized_calls(conn)
