@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from trailstream import exports, mailer, saved as saved_searches, sqlguard, store
 from trailstream.filters import iso_utc
-from trailstream.queries import query_search
+from trailstream.queries import TIME_FORMAT, query_search
 from trailstream.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
 
 MIME_TYPES = {**exports.MIME_TYPES, "html": "text/html"}
@@ -60,24 +60,36 @@ def run_saved(db_path, saved: SavedSearch, now: datetime | None = None,
     return sqlguard.QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
 
 
+EVENT_TIME = pl.col("event_time")
+
+
 def report_chart(saved: SavedSearch, frame: pl.DataFrame):
-    """The chart a report shows: the saved quick-chart choices, else events per day for a Search."""
+    """The report's chart: the saved quick-chart choices, else events per day, else the first numbers by label."""
     from trailstream import charts
 
-    if saved.chart and {saved.chart.get("x"), saved.chart.get("y")} <= set(frame.columns):
-        return charts.quick_chart(frame, saved.chart["x"], saved.chart["y"], saved.chart.get("color"),
-                                  saved.chart.get("kind", "bar"))
-    if "event_time" in frame.columns and frame.height:
+    if not frame.height:
+        return None
+    chosen = saved.chart or {}
+    if chosen.get("x") in frame.columns and {chosen.get("y"), chosen.get("color")} - {None} <= set(frame.columns):
+        return charts.quick_chart(frame, chosen["x"], chosen.get("y"), chosen.get("color"), chosen.get("kind", "bar"))
+    if "event_time" in frame.columns:
+        as_time = EVENT_TIME
+        if frame.schema["event_time"] == pl.String:  # SQL results carry the cache's text times
+            as_time = EVENT_TIME.str.to_datetime(TIME_FORMAT, time_zone="UTC", strict=False)
         per_day = (
             frame.lazy()
-            .select(pl.col("event_time").dt.truncate("1d").alias("day"))
+            .select(as_time.dt.truncate("1d").alias("day"))
+            .drop_nulls()
             .group_by("day")
             .agg(pl.len().alias("events"))
             .sort("day")
             .collect()
         )
-        return charts.quick_chart(per_day, "day", "events", None, "bar")
-    return None
+        return charts.quick_chart(per_day, "day", "events", None, "bar") if per_day.height else None
+    numbers = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
+    labels = [name for name in frame.columns if name not in numbers]
+    x = labels[0] if labels else frame.columns[0]
+    return charts.quick_chart(frame, x, numbers[0] if numbers and numbers[0] != x else None, None, "bar")
 
 
 _HTML = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
@@ -135,6 +147,11 @@ def report_html(saved: SavedSearch, result: sqlguard.QueryResult, chart_svg: str
     )
 
 
+def report_file_name(saved: SavedSearch, now: datetime | None = None, fmt: str | None = None) -> str:
+    """'trailstream_<name>_<period>.<format>', as every export is named."""
+    return exports.export_file_name(saved.name, saved.filter_at(now), fmt or saved.format or DEFAULT_FORMAT)
+
+
 def render_report(db_path, saved: SavedSearch, now: datetime | None = None, fmt: str | None = None) -> ReportFile:
     """Run the saved search and build the report file in its format (or `fmt`)."""
     now = now or datetime.now(timezone.utc)
@@ -146,7 +163,7 @@ def render_report(db_path, saved: SavedSearch, now: datetime | None = None, fmt:
     except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
         raise ReportError(f"report {saved.name!r} could not run: {exc}") from None
     event_filter = saved.filter_at(now)
-    file_name = exports.export_file_name(saved.name, event_filter, fmt)
+    file_name = report_file_name(saved, now, fmt)
     if fmt == "csv":
         return ReportFile(file_name, exports.table_csv(result.frame), MIME_TYPES[fmt])
     if fmt == "parquet":

@@ -227,6 +227,15 @@ def query_saved_searches(conn: sqlite3.Connection) -> list[SavedSearch]:
     return [parse_saved_row(row) for row in rows]
 
 
+def load_saved_searches(db_path) -> list[SavedSearch]:
+    """Every saved search, read fresh (not cached: saving does not start a new sync generation)."""
+    conn = store.open_cache_readonly(db_path)
+    try:
+        return query_saved_searches(conn)
+    finally:
+        conn.close()
+
+
 def query_saved_search(conn: sqlite3.Connection, name: str) -> SavedSearch:
     """One saved search by name; raises SavedSearchError naming the ones that exist."""
     found = {saved.name: saved for saved in query_saved_searches(conn)}
