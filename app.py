@@ -24,10 +24,12 @@ PAGES = {
         ("pages/search.py", "Search", ":material/search:"),
         ("pages/principal.py", "Principal activity", ":material/person_search:"),
         ("pages/resource.py", "Resource history", ":material/history:"),
+        ("pages/reports.py", "Reports", ":material/summarize:"),
     ],
     "Admin": [
         ("pages/sources.py", "Sources & settings", ":material/settings:"),
         ("pages/sync_history.py", "Sync history", ":material/sync:"),
+        ("pages/sql.py", "SQL", ":material/database:"),
     ],
 }
 ADMIN_SECTIONS = {"Admin"}

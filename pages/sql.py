@@ -1,0 +1,82 @@
+"""SQL (admins): read-only queries over the cache behind the guard, with examples, a quick chart and downloads."""
+
+import streamlit as st
+
+from trailstream import auth_ui, charts, saved, sqlguard, ui
+from trailstream.filters import TIME_PRESETS
+
+auth_ui.require_admin()
+event_filter = ui.page_start(
+    "SQL", "Read-only SQL over the cache: the events table and the views below. Nothing you type can change it."
+)
+
+
+@st.cache_data(show_spinner="Running the query…", max_entries=32)
+def run(path: str, generation: int, sql: str, params: tuple) -> sqlguard.QueryResult:
+    return sqlguard.run_query(path, sql, dict(params))
+
+
+def use_example() -> None:
+    st.session_state["sql"] = sqlguard.EXAMPLES_BY_KEY[st.session_state["example"]].sql.strip()
+
+
+with st.expander("Tables, views and JSON helpers", icon=":material/help:"):
+    st.dataframe({"view": [view.name for view in sqlguard.VIEWS],
+                  "holds": [view.description for view in sqlguard.VIEWS]}, hide_index=True)
+    st.markdown(sqlguard.JSON_HELP)
+st.selectbox("Start from an example", list(sqlguard.EXAMPLES_BY_KEY), index=None, key="example",
+             format_func=lambda key: sqlguard.EXAMPLES_BY_KEY[key].title, on_change=use_example,
+             placeholder="Who used root this week, top errors, open security groups…")
+sql = st.text_area("Query (Ctrl+Enter runs it)", key="sql", height=200, bind="query-params",
+                   placeholder="SELECT event_name, count(*) FROM events WHERE event_time >= :start GROUP BY 1")
+st.button("Run", type="primary", icon=":material/play_arrow:")
+if not (sql or "").strip():
+    st.stop()
+
+state = ui.cache_state()
+try:
+    result = run(state.path, state.generation, sql, tuple(sqlguard.period_params(event_filter).items()))
+except sqlguard.QueryRefused as refused:
+    st.error("The query was refused: nothing ran and the cache is unchanged.", icon=":material/block:")
+    st.text(str(refused))
+    st.stop()
+except sqlguard.QueryFailed as failed:
+    st.error("The query did not finish.", icon=":material/error:")
+    st.text(str(failed))
+    st.stop()
+
+st.caption(f"{result.frame.height:,} row(s) in {result.elapsed:.2f} s")
+if result.notice:
+    st.warning(result.notice, icon=":material/content_cut:")
+ui.table(result.frame, "sql-result")
+ui.download_table(result.frame, "sql-query")
+
+if result.frame.height and result.frame.width:
+    st.subheader("Quick chart")
+    columns = result.frame.columns
+    x_column, y_column, color_column, kind_column = st.columns(4)
+    x = x_column.selectbox("X", columns, key="chart_x")
+    y = y_column.selectbox("Y (none counts rows)", columns, index=None, key="chart_y")
+    color = color_column.selectbox("Colour", columns, index=None, key="chart_color")
+    kind = kind_column.selectbox("Kind", charts.KINDS, key="chart_kind")
+    ui.show_chart(charts.quick_chart(result.frame, x, y, color, kind), result.frame, "sql-chart")
+    chart = {"x": x, "y": y, "color": color, "kind": kind}
+else:
+    chart = None
+
+with st.form("save-sql", border=True):
+    st.markdown("**Save this query** (it then appears on **Reports**, where it can become a scheduled report)")
+    name_column, period_column = st.columns([3, 1])
+    name = name_column.text_input("Name", max_chars=saved.MAX_NAME_LENGTH)
+    period = period_column.selectbox("Period for :start / :end", list(TIME_PRESETS),
+                                     index=list(TIME_PRESETS).index(saved.DEFAULT_REPORT_PERIOD))
+    if st.form_submit_button("Save", icon=":material/bookmark_add:"):
+        try:
+            kept = saved.save_search(state.path, saved.SavedSearch(name, "sql", sql=sql, chart=chart, period=period))
+        except saved.SavedSearchError as problem:
+            st.error("Not saved.", icon=":material/error:")
+            st.text(str(problem))
+        else:
+            auth_ui.record("setting_changed", {"saved_search": kept.name, "kind": "sql"})
+            st.success("Saved. To share it, send the Reports page address ending in:", icon=":material/bookmark_added:")
+            st.code(saved.share_query(kept), language=None)
