@@ -8,6 +8,7 @@ from datetime import date
 from urllib.parse import quote_plus
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from tests.conftest import free_port
@@ -476,3 +477,30 @@ def test_connection_check_explains_missing_credentials(aws, monkeypatch, tmp_pat
 def test_connection_check_explains_an_unknown_profile(aws):
     check = sources.check_connection(profile="nobody-has-this", region="us-east-1")
     assert not check.ok and 'AWS profile "nobody-has-this" not found' in check.message
+
+
+def client_error(code: str, status: int) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (client_error("SlowDown", 503), True),
+        (client_error("ThrottlingException", 400), True),
+        (client_error("InternalError", 500), True),
+        (client_error("TooManyRequests", 429), True),
+        (botocore.exceptions.EndpointConnectionError(endpoint_url="https://s3.example"), True),
+        (botocore.exceptions.ReadTimeoutError(endpoint_url="https://s3.example"), True),
+        (botocore.exceptions.ConnectionClosedError(endpoint_url="https://s3.example"), True),
+        (client_error("NoSuchKey", 404), False),
+        (client_error("AccessDenied", 403), False),
+        (client_error("InvalidObjectState", 403), False),
+        (botocore.exceptions.NoCredentialsError(), False),
+    ],
+)
+def test_aws_errors_are_classified_transient_or_permanent(error, transient):
+    described = sources.describe_error(error, "downloading the object")
+    assert sources.is_transient(error) is transient and described.transient is transient
+    assert "downloading the object" in str(described) or "credentials" in str(described)

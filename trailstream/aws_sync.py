@@ -112,7 +112,8 @@ class _QueueSync:
             self._delete(pending)
             return
         if not notification.objects:
-            log.info("acknowledged %s message %s: %s", notification.kind, pending.message_id, notification.note)
+            level = logging.WARNING if notification.kind == "subscription_confirmation" else logging.INFO
+            log.log(level, "acknowledged %s message %s: %s", notification.kind, pending.message_id, notification.note)
             self._delete(pending)
             return
         pending.waiting = len(notification.objects)

@@ -69,7 +69,10 @@ def _excerpt(text: str, limit: int = 80) -> str:
 def _parse_sns_envelope(envelope: dict) -> Notification:
     kind = envelope.get("Type")
     if kind in SNS_HOUSEKEEPING_TYPES:
-        return Notification("subscription_confirmation", note=f"SNS {kind} for {envelope.get('TopicArn', 'a topic')}")
+        topic = envelope.get("TopicArn", "a topic")
+        return Notification("subscription_confirmation",
+                            note=f"SNS {kind} for {topic}; if the topic is in another account, confirm the "
+                                 "subscription in the SNS console")
     if kind != "Notification":
         raise MessageError(f"SNS message of unknown type {kind!r}")
     inner = envelope.get("Message")

@@ -7,6 +7,7 @@ whether trying again later may work (throttling, 5xx, network) or not (missing, 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -97,6 +98,15 @@ def describe_error(exc: BaseException, what: str) -> SourceError:
     return SourceError(message, transient=is_transient(exc), code=code or None)
 
 
+@contextmanager
+def calling_aws(what: str):
+    """Turn any botocore error raised inside the block into a SourceError about `what`."""
+    try:
+        yield
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise describe_error(exc, what) from None
+
+
 class _AssumeRoleProvider(CredentialProvider):
     METHOD = "assume-role"
     CANONICAL_NAME = "custom-assume-role"
@@ -129,10 +139,8 @@ def make_session(profile: str | None = None, region: str | None = None, role_arn
 
 def make_client(session: boto3.Session, service: str, pool_size: int = 10):
     """A client sized for `pool_size` concurrent calls, with botocore's standard retries."""
-    try:
+    with calling_aws(f"connecting to {service.upper()}"):
         return session.client(service, config=Config(max_pool_connections=pool_size, retries={"mode": "standard"}))
-    except botocore.exceptions.BotoCoreError as exc:
-        raise describe_error(exc, f"connecting to {service.upper()}") from None
 
 
 def queue_region(name_or_url: str) -> str | None:
@@ -150,9 +158,7 @@ def resolve_queue_url(sqs, name_or_url: str) -> str:
         "QueueName": name_or_url}
     try:
         return sqs.get_queue_url(**params)["QueueUrl"]
-    except botocore.exceptions.BotoCoreError as exc:
-        raise describe_error(exc, f'looking up queue "{name_or_url}"') from None
-    except botocore.exceptions.ClientError as exc:
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         code, status = error_code(exc)
         if code in _NOT_FOUND_CODES or status == 404:
             raise SourceError(f'queue "{params["QueueName"]}" not found in {sqs.meta.region_name}: '
@@ -162,41 +168,33 @@ def resolve_queue_url(sqs, name_or_url: str) -> str:
 
 def fetch_queue_visibility(sqs, queue_url: str) -> int:
     """The queue's visibility timeout in seconds: how long a received message stays ours."""
-    try:
+    with calling_aws("reading the queue's attributes"):
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise describe_error(exc, "reading the queue's attributes") from None
     return int(attributes.get("Attributes", {}).get("VisibilityTimeout", 30))
 
 
 def receive_messages(sqs, queue_url: str, wait_seconds: int = 20, max_messages: int = MAX_RECEIVE) -> list[dict]:
     """Long-poll for up to 10 messages; each has Body, ReceiptHandle, MessageId and Attributes.ApproximateReceiveCount."""
-    try:
+    with calling_aws("receiving messages from the queue"):
         response = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=max(1, min(MAX_RECEIVE, max_messages)),
             WaitTimeSeconds=max(0, min(20, wait_seconds)),
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise describe_error(exc, "receiving messages from the queue") from None
     return response.get("Messages", [])
 
 
 def delete_message(sqs, queue_url: str, receipt_handle: str) -> None:
     """Acknowledge a message: call only once everything it announced is stored or recorded."""
-    try:
+    with calling_aws("deleting a processed message"):
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise describe_error(exc, "deleting a processed message") from None
 
 
 def extend_visibility(sqs, queue_url: str, receipt_handle: str, seconds: int) -> None:
     """Keep a message hidden from other consumers while its files are still being processed."""
-    try:
+    with calling_aws("extending a message's visibility timeout"):
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise describe_error(exc, "extending a message's visibility timeout") from None
 
 
 def fetch_object(s3, bucket: str, key: str) -> tuple[bytes, str | None, int]:
