@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -61,7 +61,7 @@ class _QueueSync:
         self.visibility = sources.fetch_queue_visibility(self.sqs, self.queue_url)
         self.buckets = buckets
         self.receive_limit = receive_limit
-        self.futures: dict[Future, callable] = {}
+        self.futures: dict[Future, Callable[[Future], None]] = {}
         self.objects: dict[tuple[str, str], list[_Message]] = {}  # in flight -> the messages waiting on it
         self.active: set[_Message] = set()
         self.receiving, self.receive_pending, self.received = True, False, 0

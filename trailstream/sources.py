@@ -60,6 +60,15 @@ def error_code(exc: BaseException) -> tuple[str, int | None]:
     return "", None
 
 
+def _is_denied(code: str, status: int | None) -> bool:
+    """Permission refused; a bare 403 (HEAD responses carry no code) counts, other 403 codes such as clock skew do not."""
+    return code in _DENIED_CODES or (status == 403 and not code)
+
+
+def _is_not_found(code: str, status: int | None) -> bool:
+    return code in _NOT_FOUND_CODES or status == 404
+
+
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx, connection errors and timeouts may pass; anything else will fail again."""
     if isinstance(exc, SourceError):
@@ -85,9 +94,9 @@ def describe_error(exc: BaseException, what: str) -> SourceError:
         message = f"cannot reach AWS while {what} ({exc}): check the region name and the network"
     elif isinstance(exc, _NETWORK_ERRORS):
         message = f"network error while {what} ({type(exc).__name__})"
-    elif code in _NOT_FOUND_CODES or status == 404:
+    elif _is_not_found(code, status):
         message = f"not found while {what} ({code or status})"
-    elif code in _DENIED_CODES or status == 403:
+    elif _is_denied(code, status):
         message = f"access denied while {what} ({code or status}): the credentials lack permission"
     elif is_transient(exc):
         message = f"temporary AWS error while {what} ({code or status})"
@@ -160,7 +169,7 @@ def resolve_queue_url(sqs, name_or_url: str) -> str:
         return sqs.get_queue_url(**params)["QueueUrl"]
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         code, status = error_code(exc)
-        if code in _NOT_FOUND_CODES or status == 404:
+        if _is_not_found(code, status):
             raise SourceError(f'queue "{params["QueueName"]}" not found in {sqs.meta.region_name}: '
                               "check the name and region on Sources & settings", code=code) from None
         raise describe_error(exc, f'looking up queue "{name_or_url}"') from None
@@ -206,10 +215,10 @@ def fetch_object(s3, bucket: str, key: str) -> tuple[bytes, str | None, int]:
         code, status = error_code(exc)
         if code == "NoSuchBucket":
             raise SourceError(f'bucket "{bucket}" does not exist: check the bucket name', code=code) from None
-        if code in _NOT_FOUND_CODES or status == 404:
+        if _is_not_found(code, status):
             raise SourceError("object not found in S3 (deleted, expired by a lifecycle rule, or never written)",
                               code=code) from None
-        if code in _DENIED_CODES or status == 403:
+        if _is_denied(code, status):
             raise SourceError(f"access denied reading the object: the credentials need s3:GetObject on "
                               f"arn:aws:s3:::{bucket}/* (and kms:Decrypt if the trail uses SSE-KMS)", code=code) from None
         raise describe_error(exc, "downloading the object") from None
@@ -367,7 +376,7 @@ def _check_identity(session: boto3.Session) -> str:
         return session.client("sts").get_caller_identity()["Arn"]
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         code, status = error_code(exc)
-        if code in _DENIED_CODES or status == 403:
+        if _is_denied(code, status):
             raise SourceError(f"AWS rejected the credentials ({code}): they are wrong, expired, or the role "
                               "cannot be assumed; check the profile or keys", code=code) from None
         raise describe_error(exc, "checking the AWS credentials") from None
@@ -399,7 +408,7 @@ def _check_bucket(session: boto3.Session, bucket: str) -> str:
         if actual and actual != s3.meta.region_name and status in (301, 400):
             raise SourceError(f'bucket "{bucket}" is in {actual}, not {s3.meta.region_name}: '
                               "set that region on Sources & settings", code=code) from None
-        if code in _DENIED_CODES or status == 403:
+        if _is_denied(code, status):
             raise SourceError(f'access denied to bucket "{bucket}": the credentials need s3:ListBucket '
                               "and s3:GetObject on it", code=code) from None
         raise describe_error(exc, f'checking bucket "{bucket}"') from None
