@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, charts, saved, sqlguard, ui
+from trailstream import auth_ui, charts, reports, saved, sqlguard, ui
 from trailstream.filters import TIME_PRESETS
 
 auth_ui.require_admin()
@@ -53,10 +53,11 @@ ui.download_table(result.frame, "sql-query")
 
 if result.frame.height and result.frame.width:
     st.subheader("Quick chart")
-    columns = result.frame.columns
+    columns, guess = result.frame.columns, reports.default_chart_choice(result.frame)
     x_column, y_column, color_column, kind_column = st.columns(4)
-    x = x_column.selectbox("X", columns, key="chart_x")
-    y = y_column.selectbox("Y (none counts rows)", columns, index=None, key="chart_y")
+    x = x_column.selectbox("X", columns, index=columns.index(guess["x"]), key="chart_x")
+    y = y_column.selectbox("Y (none counts rows)", columns, key="chart_y",
+                           index=columns.index(guess["y"]) if guess["y"] else None)
     color = color_column.selectbox("Colour", columns, index=None, key="chart_color")
     kind = kind_column.selectbox("Kind", charts.KINDS, key="chart_kind")
     ui.show_chart(charts.quick_chart(result.frame, x, y, color, kind), result.frame, "sql-chart")

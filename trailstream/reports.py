@@ -86,10 +86,16 @@ def report_chart(saved: SavedSearch, frame: pl.DataFrame):
             .collect()
         )
         return charts.quick_chart(per_day, "day", "events", None, "bar") if per_day.height else None
+    guess = default_chart_choice(frame)
+    return charts.quick_chart(frame, guess["x"], guess["y"], None, guess["kind"])
+
+
+def default_chart_choice(frame: pl.DataFrame) -> dict:
+    """A first guess at a quick chart of any result: the first label column by the first number column."""
     numbers = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
     labels = [name for name in frame.columns if name not in numbers]
     x = labels[0] if labels else frame.columns[0]
-    return charts.quick_chart(frame, x, numbers[0] if numbers and numbers[0] != x else None, None, "bar")
+    return {"x": x, "y": next((name for name in numbers if name != x), None), "color": None, "kind": "bar"}
 
 
 _HTML = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
