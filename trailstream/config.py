@@ -224,7 +224,8 @@ def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
     if problems:
         return None, problems
     source = cls(**values)
-    return source, [f"{label}: {problem}" for problem in check_source(source)]
+    problems = [f"{label}: {problem}" for problem in check_source(source)]
+    return (None if problems else source), problems
 
 
 def check_source(source: Source) -> list[str]:

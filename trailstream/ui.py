@@ -25,6 +25,7 @@ DEMO_EVENTS = 20_000
 DEMO_SEED = 7
 CUSTOM_RANGE = "custom"
 RANGE_OPTIONS = (*TIME_PRESETS, CUSTOM_RANGE)  # shown as is: a bound widget keeps its shown label in the URL
+EARLIEST_DAY = date(2013, 11, 1)  # CloudTrail's launch: nothing can be older
 FILTER_KEY = "_trailstream_event_filter"
 SYNC_RESULTS_KEY = "_trailstream_sync_results"
 DEMO_NOTICE_KEY = "_trailstream_demo_notice"
@@ -202,8 +203,10 @@ def sidebar_filters() -> EventFilter:
         start = end = None
         if preset == CUSTOM_RANGE:
             today = datetime.now(timezone.utc).date()
-            first = st.date_input("From (UTC)", today - timedelta(days=7), key="from", bind="query-params")
-            last = st.date_input("To (UTC, included)", today, key="to", bind="query-params")
+            first = st.date_input("From (UTC)", today - timedelta(days=7), min_value=EARLIEST_DAY,
+                                  max_value=today, key="from", bind="query-params")
+            last = st.date_input("To (UTC, included)", today, min_value=EARLIEST_DAY, max_value=today, key="to",
+                                 bind="query-params")
             start, end = _day_bounds(first, last)
         accounts = st.multiselect("Accounts", options.accounts, key="account", bind="query-params",
                                   placeholder="All accounts")
