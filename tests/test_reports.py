@@ -225,3 +225,10 @@ def test_cli_query_prints_csv_and_refuses_writes(report_cache, capsys):
 def test_description_says_period_format_and_schedule():
     report = SavedSearch("Root use", "sql", sql="SELECT 1", period="7d", format="html", schedule="daily")
     assert report.describe() == "SQL query, last 7d, HTML, daily to the [smtp] recipients"
+
+
+def test_a_missing_cache_is_a_report_error_and_is_not_created(tmp_path):
+    missing = tmp_path / "nothing.db"
+    with pytest.raises(reports.ReportError, match="no cache"):
+        reports.write_report(missing, "anything")
+    assert not missing.exists()

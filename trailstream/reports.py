@@ -49,8 +49,7 @@ def run_saved(db_path, saved: SavedSearch, now: datetime | None = None,
     event_filter = saved.filter_at(now)
     if saved.kind == "sql":
         return sqlguard.run_query(db_path, saved.sql, sqlguard.period_params(event_filter), row_cap=row_cap)
-    if not Path(db_path).exists():
-        raise sqlguard.QueryFailed(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+    sqlguard.require_cache(db_path)
     started = time.monotonic()
     conn = store.open_cache_readonly(db_path)
     try:
@@ -189,8 +188,10 @@ def _format_for(output: Path | None, saved: SavedSearch) -> str | None:
 
 def write_report(db_path, name: str, output=None, now: datetime | None = None) -> Path:
     """Write the saved report NAME to `output` (a file, or a folder for the default name); returns the path."""
-    if not Path(db_path).exists():
-        raise ReportError(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+    try:
+        sqlguard.require_cache(db_path)
+    except sqlguard.QueryFailed as exc:
+        raise ReportError(str(exc)) from None
     conn = store.open_cache_readonly(db_path)
     try:
         saved = saved_searches.query_saved_search(conn, name)

@@ -142,13 +142,18 @@ def period_params(event_filter) -> dict[str, str]:
     return {"start": event_filter.start or OPEN_START, "end": event_filter.end or OPEN_END}
 
 
+def require_cache(db_path) -> None:
+    """Say so when there is no cache yet, rather than a bare 'unable to open database file'."""
+    if not Path(db_path).exists():
+        raise QueryFailed(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+
+
 def run_query(db_path, sql: str, params=None, time_limit: float = DEFAULT_TIME_LIMIT,
               row_cap: int = DEFAULT_ROW_CAP) -> QueryResult:
     """Run one read-only statement; raises QueryRefused or QueryFailed with a message for people."""
     if not sql or not sql.strip():
         raise QueryRefused("the query is empty: write a SELECT, or pick an example query")
-    if not Path(db_path).exists():
-        raise QueryFailed(f"there is no cache at {db_path} yet: sync a source or load the demo data first")
+    require_cache(db_path)
     conn, guard = open_guarded(db_path)
     started = time.monotonic()
     deadline = started + time_limit
