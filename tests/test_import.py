@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -120,7 +121,8 @@ KILL_SCRIPT = textwrap.dedent(
         if p.files_done == int(sys.argv[3]):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    sync.import_paths(sys.argv[1], [sys.argv[2]], progress)
+    if __name__ == "__main__":
+        sync.import_paths(sys.argv[1], [sys.argv[2]], progress)
     """
 )
 
@@ -129,7 +131,7 @@ def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_comple
     script = tmp_path / "kill_import.py"
     script.write_text(KILL_SCRIPT)
     killed = subprocess.run([sys.executable, str(script), str(db_path), str(demo_folder), "7"],
-                            cwd=Path(__file__).parents[1], capture_output=True)
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -99,6 +99,7 @@ class SyncResult:
 
 
 _worker_compressor = None
+INLINE_PARSE_BYTES = 32 * 1024  # below this a file is parsed in-process: the hand-off to a worker costs more
 
 
 def _init_worker(compressor) -> None:
@@ -164,13 +165,13 @@ class Ingester:
         return self._pool
 
     def parse_async(self, data: bytes) -> Future:
-        """Parse file bytes in a worker process (in this one when there are no workers)."""
-        if self.workers <= 1:
+        """Parse file bytes in a worker process; small files here, where the hand-off would cost more."""
+        if self.workers <= 1 or len(data) < INLINE_PARSE_BYTES:
             return _done(records.parse_log_file, data, self.compressor)
         return self.pool.submit(_parse_bytes, data)
 
-    def parse_path_async(self, path: str) -> Future:
-        if self.workers <= 1:
+    def parse_path_async(self, path: str, size: int | None = None) -> Future:
+        if self.workers <= 1 or (size is not None and size < INLINE_PARSE_BYTES):
             return _done(lambda p, c: records.parse_log_file(Path(p).read_bytes(), c), path, self.compressor)
         return self.pool.submit(_parse_path, path)
 
@@ -258,7 +259,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
         ingester.result.unchanged = len(refs) - len(todo)
         ingester.files_total = len(todo)
         ingester.report()
-        for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key), 2 * ingester.workers + 2):
+        for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key, r.size), 2 * ingester.workers + 2):
             ingester.store(ref, future)
         return ingester.result
 
