@@ -118,12 +118,19 @@ def save_records(db_path: Path, folder: Path, made: list[dict], per_file: int = 
     db.close()
 
 
-@pytest.fixture(scope="module")
-def small_cache(tmp_path_factory) -> sqlite3.Connection:
-    """A cache of fixture_records() stored through records + store, opened read-only."""
+@pytest.fixture(scope="module", params=["contract indexes", "with the facts index"])
+def small_cache(request, tmp_path_factory) -> sqlite3.Connection:
+    """A cache of fixture_records() stored through records + store, opened read-only; with and without the
+    covering index, so both query plans give the same answers."""
     folder = tmp_path_factory.mktemp("small")
     save_records(folder / "cache.db", folder / "logs", fixture_records())
-    return store.open_cache_readonly(folder / "cache.db")
+    if request.param == "with the facts index":
+        db = store.open_cache(folder / "cache.db")
+        queries.ensure_queries_schema(db)
+        db.close()
+    conn = store.open_cache_readonly(folder / "cache.db")
+    assert bool(queries._indexed_by(conn, queries.FACTS_INDEX)) == (request.param == "with the facts index")
+    return conn
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,38 @@ SEARCH_TEXT_COLUMNS = (
 )
 _FAILED = "(e.error_code IS NOT NULL AND e.error_code != '')"
 
+# A covering index for the aggregates every page draws (counts per time, source, name, principal, account, region,
+# error, IP, key, agent): those scans never touch the wide rows. Created by ensure_queries_schema until it is a migration.
+FACTS_INDEX = "events_time_facts"
+FACTS_INDEX_COLUMNS = (
+    "event_time",
+    "account_id",
+    "aws_region",
+    "read_only",
+    "event_source",
+    "event_category",
+    "event_name",
+    "principal",
+    "user_type",
+    "error_code",
+    "source_ip",
+    "access_key_id",
+    "user_agent",
+)
+NAME_INDEX = "events_name_time"
+ERROR_INDEX = "events_error_time"
+
+
+def ensure_queries_schema(db) -> None:
+    """Create the covering index the page queries use (to be moved into a store migration)."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS {FACTS_INDEX} ON events ({', '.join(FACTS_INDEX_COLUMNS)})")
+
+
+def _indexed_by(conn: sqlite3.Connection, index: str) -> str:
+    """'INDEXED BY index' when the cache has it: SQLite, without statistics, often prefers a worse plan."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [index]).fetchone()
+    return f"INDEXED BY {index}" if found else ""
+
 
 def _frame(conn: sqlite3.Connection, sql: str, params, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Run SQL and build a frame with exactly `schema`: times arrive as cache text, flags as 0/1."""
@@ -118,7 +150,8 @@ class FilterOptions:
 def query_filter_options(conn: sqlite3.Connection) -> FilterOptions:
     """Accounts and regions present, for the sidebar's choices."""
     rows = conn.execute(
-        "SELECT DISTINCT account_id, aws_region FROM events WHERE account_id IS NOT NULL OR aws_region IS NOT NULL"
+        f"SELECT DISTINCT account_id, aws_region FROM events {_indexed_by(conn, FACTS_INDEX)} "
+        "WHERE account_id IS NOT NULL OR aws_region IS NOT NULL"
     ).fetchall()
     return FilterOptions(
         accounts=tuple(sorted({row[0] for row in rows if row[0]})),
@@ -129,7 +162,7 @@ def query_filter_options(conn: sqlite3.Connection) -> FilterOptions:
 def query_cache_summary(conn: sqlite3.Connection) -> dict:
     """What the cache holds (events, span, accounts, regions, files, last sync) for `status` and the sidebar."""
     events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    first, last = conn.execute("SELECT min(event_time), max(event_time) FROM events").fetchone()
+    first, last = _time_span(conn)
     options = query_filter_options(conn)
     files = dict(conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
     last_run = conn.execute(
@@ -167,6 +200,11 @@ def query_error_codes(conn: sqlite3.Connection) -> list[str]:
     ]
 
 
+def _time_span(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
+    """Oldest and newest event time, one index probe each (min and max together would scan)."""
+    return tuple(conn.execute("SELECT (SELECT min(event_time) FROM events), (SELECT max(event_time) FROM events)").fetchone())
+
+
 # --- Overview ----------------------------------------------------------------
 
 
@@ -174,7 +212,7 @@ def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
     """The timeline bucket that gives a readable number of bars for the filter's period."""
     start, end = event_filter.start, event_filter.end
     if not start or not end:
-        first, last = conn.execute("SELECT min(event_time), max(event_time) FROM events").fetchone()
+        first, last = _time_span(conn)
         start, end = start or first, end or last
     if not start or not end:
         return "hour"
@@ -204,7 +242,7 @@ def query_overview_totals(conn: sqlite3.Connection, event_filter: EventFilter) -
     sql = (
         f"SELECT count(*), coalesce(sum({_FAILED}), 0), count(DISTINCT e.principal), count(DISTINCT e.account_id), "
         "count(DISTINCT e.aws_region), count(DISTINCT e.event_name), min(e.event_time), max(e.event_time) "
-        f"FROM events e WHERE {where}"
+        f"FROM events e {_indexed_by(conn, FACTS_INDEX)} WHERE {where}"
     )
     return _frame(conn, sql, params, TOTALS_SCHEMA).with_columns(
         failed_share=pl.when(pl.col("events") > 0).then(pl.col("failed") / pl.col("events")).otherwise(0.0)
@@ -233,9 +271,10 @@ def query_event_timeline(
     extra = [f"e.event_name IN ({_placeholders(event_names)})"] if event_names else []
     where, params = _where(event_filter, *extra)
     group_sql = f", e.{group_by}" if group_by else ""
+    index = _indexed_by(conn, NAME_INDEX if event_names else FACTS_INDEX)
     sql = (
         f"SELECT {bucket_sql} AS bucket{group_sql}, count(*), coalesce(sum({_FAILED}), 0) "
-        f"FROM events e WHERE {where} GROUP BY 1{', 2' if group_by else ''} ORDER BY 1"
+        f"FROM events e {index} WHERE {where} GROUP BY 1{', 2' if group_by else ''} ORDER BY 1"
     )
     return with_bucket_end(_frame(conn, sql, params + list(event_names), timeline_schema(group_by)), bucket)
 
@@ -256,7 +295,8 @@ def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None) 
     limit_sql = "LIMIT ?" if limit else ""
     sql = (
         f"SELECT {column_sql}, count(*) AS events, coalesce(sum({_FAILED}), 0), min(e.event_time), max(e.event_time) "
-        f"FROM events e WHERE {where} GROUP BY {column_sql} ORDER BY events DESC {limit_sql}"
+        f"FROM events e {_indexed_by(conn, FACTS_INDEX)} WHERE {where} GROUP BY {column_sql} "
+        f"ORDER BY events DESC, {column_sql} {limit_sql}"
     )
     schema = {c: pl.String for c in columns} | TOP_SCHEMA
     return _frame(conn, sql, params + ([limit] if limit else []), schema)
@@ -291,10 +331,13 @@ def query_events(
     return _query_event_rows(conn, event_filter, extra, list(event_names), limit)
 
 
-def _query_event_rows(conn, event_filter, extra: list[str], extra_params: list, limit: int | None) -> pl.DataFrame:
+def _query_event_rows(
+    conn, event_filter, extra: list[str], extra_params: list, limit: int | None, index: str | None = None
+) -> pl.DataFrame:
     where, params = _where(event_filter, *extra)
     limit_sql = "LIMIT ?" if limit else ""
-    sql = f"SELECT {_EVENT_COLUMNS_SQL} FROM events e WHERE {where} ORDER BY e.event_time DESC {limit_sql}"
+    hint = _indexed_by(conn, index) if index else ""
+    sql = f"SELECT {_EVENT_COLUMNS_SQL} FROM events e {hint} WHERE {where} ORDER BY e.event_time DESC {limit_sql}"
     return _frame(conn, sql, params + extra_params + ([limit] if limit else []), EVENT_SCHEMA)
 
 
@@ -332,7 +375,7 @@ def query_error_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> p
     sql = (
         "SELECT e.event_source, e.event_name, e.error_code, substr(e.event_time, 1, 10) || 'T00:00:00Z', "
         "count(*), min(e.event_time), max(e.event_time) "
-        f"FROM events e WHERE {where} GROUP BY 1, 2, 3, 4"
+        f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3, 4"
     )
     return _frame(conn, sql, params, ERROR_COUNTS_SCHEMA)
 
@@ -343,7 +386,7 @@ def query_error_first_seen(conn: sqlite3.Connection, event_filter: EventFilter) 
     where, params = _where(unbounded, "e.error_code IS NOT NULL", "e.error_code != ''")
     sql = (
         "SELECT e.event_source, e.event_name, e.error_code, min(e.event_time) "
-        f"FROM events e WHERE {where} GROUP BY 1, 2, 3"
+        f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3"
     )
     schema = {"event_source": pl.String, "event_name": pl.String, "error_code": pl.String, "first_seen_ever": UTC_TIME}
     return _frame(conn, sql, params, schema)
@@ -401,6 +444,16 @@ class SearchQuery:
     def is_empty(self) -> bool:
         return not self.to_dict()
 
+    def best_index(self) -> str | None:
+        """The index that narrows this search most; without one the covering index filters before any row is read."""
+        if self.event_id:
+            return None  # the primary key
+        if self.event_name:
+            return NAME_INDEX
+        if self.error_code:
+            return ERROR_INDEX
+        return FACTS_INDEX
+
     def sql(self, alias: str = "e") -> tuple[list[str], list]:
         """WHERE clauses and parameters for the fields that are set."""
         a = f"{alias}."
@@ -454,7 +507,7 @@ def query_search(
 ) -> pl.DataFrame:
     """Events in the period matching every field of the search, newest first."""
     clauses, params = search.sql("e")
-    return _query_event_rows(conn, event_filter, clauses, params, limit)
+    return _query_event_rows(conn, event_filter, clauses, params, limit, search.best_index())
 
 
 # --- Principal activity --------------------------------------------------------
@@ -488,7 +541,7 @@ def query_principal_activity(
     group = "e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, e.access_key_id, e.error_code"
     sql = (
         f"SELECT {BUCKETS[bucket][0]} AS bucket, {group}, count(*), min(e.event_time), max(e.event_time) "
-        f"FROM events e WHERE {where} GROUP BY bucket, {group} ORDER BY bucket"
+        f"FROM events e {_indexed_by(conn, FACTS_INDEX)} WHERE {where} GROUP BY bucket, {group} ORDER BY bucket"
     )
     return with_bucket_end(_frame(conn, sql, params + [principal], PRINCIPAL_ACTIVITY_SCHEMA), bucket)
 
