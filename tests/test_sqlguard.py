@@ -211,6 +211,7 @@ def test_views_hold_exactly_the_catalog_events(demo_cache, view, names):
 
 def test_ensure_views_replaces_a_stale_definition(db_path):
     db = store.open_cache(db_path)
+    db.execute("DROP VIEW iam_changes")
     db.execute("CREATE VIEW iam_changes AS SELECT * FROM events WHERE 0")
     sqlguard.ensure_views(db)
     stored = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall())

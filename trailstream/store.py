@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream import codec
+from trailstream import codec, views
 from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 
 DEFAULT_DB = "trailstream.db"
@@ -144,6 +144,7 @@ def open_cache(path: str | os.PathLike) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys=ON")
         db = sqlite_utils.Database(conn)
         migrations.apply(db)
+        views.ensure_views(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise CacheUnreadable(f"{path} is not a TrailStream cache ({exc}); move it away or pick another --db") from None
