@@ -255,13 +255,18 @@ def command_query(args) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     print(sqlguard.format_result(result, args.format))
+    if result.notice and args.format != "table":
+        print(result.notice, file=sys.stderr)
     return EXIT_OK
 
 
 def command_report(args) -> int:
     from trailstream import reports
 
-    path = reports.write_report(args.db, args.name, output=args.output)
+    try:
+        path = reports.write_report(args.db, args.name, output=args.output)
+    except reports.ReportError as exc:
+        raise CommandError(str(exc)) from None
     print(f"report {args.name!r} written to {path}")
     return EXIT_OK
 
