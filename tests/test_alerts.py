@@ -215,7 +215,7 @@ def test_the_mail_names_the_rule_lists_its_events_and_links_to_them(demo_cache, 
     markup = message.get_body(("html",)).get_content()
     [case_login, case_terminate] = demo.PLANTED["root_activity"]
     for part in (text, markup):
-        assert f"{BASE_URL}/alerts?alert={alert.id}" in part
+        assert f"{BASE_URL}/admin-alerts?alert={alert.id}" in part
         assert "signin:ConsoleLogin" in part and "ec2:TerminateInstances" in part
         assert case_login["ips"][0] in part and case_terminate["instance_ids"][0] in part
         assert case_login["account"] in part and "us-east-1" in part

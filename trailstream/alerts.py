@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
@@ -142,8 +142,8 @@ class AlertRule:
         if self.kind == "search":
             from trailstream.queries import SearchQuery
 
-            fields_text = ", ".join(f"{k} = {v!r}" for k, v in SearchQuery.from_dict(json.loads(self.query or "{}")).to_dict().items())
-            matched = f"events matching {fields_text or 'any search'}"
+            search = SearchQuery.from_dict(json.loads(self.query or "{}")).to_dict()
+            matched = "events matching " + (", ".join(f"{k} = {v!r}" for k, v in search.items()) or "any search")
         else:
             matched = f"events returned by SQL: {self.query.strip()}"
         if self.threshold > 1:
@@ -276,8 +276,11 @@ def save_rule(db: sqlite_utils.Database, rule: AlertRule) -> int:
         "window_minutes": rule.window_minutes,
         "updated_at": now,
     }
+    rule_id = rule.id
+    if rule_id is None and rule.key:  # a built-in shown from the defaults, before its row was read
+        rule_id = db.execute("SELECT id FROM alert_rules WHERE key = ?", [rule.key]).fetchone()[0]
     with db.atomic():
-        if rule.id is None:
+        if rule_id is None:
             values |= {"kind": rule.kind, "query": rule.query, "created_at": now}
             return db.execute(
                 f"INSERT INTO alert_rules ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
@@ -287,9 +290,14 @@ def save_rule(db: sqlite_utils.Database, rule: AlertRule) -> int:
             values["query"] = rule.query
         db.execute(
             f"UPDATE alert_rules SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
-            [*values.values(), rule.id],
+            [*values.values(), rule_id],
         )
-        return rule.id
+        return rule_id
+
+
+def parse_recipients(text: str) -> tuple[str, ...]:
+    """'a@example.com, b@example.com' (commas, semicolons or spaces) -> the addresses, as typed."""
+    return tuple(item for item in re.split(r"[,;\s]+", text or "") if item)
 
 
 def delete_rule(db: sqlite_utils.Database, rule_id: int) -> None:
@@ -394,15 +402,19 @@ def evaluate_rules(conn: sqlite3.Connection, db_path, rules: list[AlertRule], no
     top = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
     since = iso_utc(now - alert_settings.max_age)
     marks = dict(conn.execute("SELECT rule_id, last_rowid FROM alert_watermarks").fetchall())
-    findings = None
-    for rule in rules:
+    due = [rule for rule in rules if rule.enabled and marks.get(rule.id, 0) < top]
+    findings = []
+    if any(rule.kind == "finding" for rule in due):
+        try:
+            findings = _detect(conn, since, detection_settings)
+        except Exception as exc:  # the other rules still run; these wait for the next run
+            evaluation.errors.append(f"the security detections failed ({_reason(exc)}); the finding rules are "
+                                     "checked again on the next run")
+            due = [rule for rule in due if rule.kind != "finding"]
+    for rule in due:
         mark = marks.get(rule.id, 0)
-        if not rule.enabled or mark >= top:
-            continue
         try:
             if rule.kind == "finding":
-                if findings is None:
-                    findings = _detect(conn, since, now, detection_settings)
                 drafts = _finding_drafts(conn, rule, findings, mark, top, since)
             else:
                 candidates = _matching_events(conn, db_path, rule, mark, top, since, iso_utc(now))
@@ -420,11 +432,11 @@ def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _detect(conn, since: str, now: datetime, detection_settings) -> list:
+def _detect(conn, since: str, detection_settings) -> list:
     """Every finding around the candidate period (with a day of context before it for bursts and travel)."""
     from trailstream import detections
 
-    start = iso_utc(datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) - DETECTION_CONTEXT)
+    start = iso_utc(_parse_time(since) - DETECTION_CONTEXT)
     return detections.detect_findings(conn, EventFilter(start=start), detection_settings)
 
 
@@ -736,9 +748,12 @@ MAIL_COLUMNS = (("time", "Time"), ("principal", "Principal"), ("action", "Action
                 ("source_ip", "Source IP"), ("account", "Account"), ("region", "Region"))
 
 
+ALERTS_PAGE_PATH = "admin-alerts"  # app.py's url_path("Admin", "Alerts")
+
+
 def alert_link(base_url: str, alert_id: int | None = None) -> str:
     """The Alerts page (on one alert when given) in the app at base_url."""
-    return f"{base_url.rstrip('/')}/alerts" + (f"?alert={alert_id}" if alert_id is not None else "")
+    return f"{base_url.rstrip('/')}/{ALERTS_PAGE_PATH}" + (f"?alert={alert_id}" if alert_id is not None else "")
 
 
 def compose_mail(alerts: list[FiredAlert], events: dict[int, list[dict]], base_url: str) -> tuple[str, str, str]:
@@ -887,15 +902,31 @@ def _read_settings(settings, result: AlertRunResult):
     except (ValueError, config.SettingsError) as exc:
         result.errors.append(str(exc))
         detection_settings = None
-    smtp, smtp_problem = None, None
+    smtp, smtp_problem = smtp_from(settings)
+    return alert_settings, detection_settings, smtp, smtp_problem
+
+
+def mail_status(settings) -> tuple[bool, str]:
+    """Whether alerts can be mailed, and a sentence saying where they go or what to fix."""
+    smtp, problem = smtp_from(settings)
+    if smtp is None:
+        return False, problem[0].upper() + problem[1:] + "."
+    to = ", ".join(smtp.recipients) or "only the recipients set on each rule"
+    return True, f"Alerts are mailed from {smtp.sender} through {smtp.describe()} to {to}."
+
+
+def smtp_from(settings) -> tuple[mailer.SmtpSettings | None, str | None]:
+    """The mail settings, or None and a sentence saying what to fix."""
+    from trailstream import config
+
     try:
         smtp = mailer.smtp_settings_from(section(settings, "smtp"))
     except (mailer.MailSettingsError, config.SettingsError) as exc:
-        smtp_problem = f"{exc}; alerts stay unsent until it is fixed"
-    if smtp is None and smtp_problem is None:
-        smtp_problem = ("email is not configured: add an [smtp] section with host, sender and recipients to the "
-                        "settings file; alerts wait on the Alerts page until then")
-    return alert_settings, detection_settings, smtp, smtp_problem
+        return None, f"{exc}; alerts stay unsent until it is fixed"
+    if smtp is None:
+        return None, ("email is not configured: add an [smtp] section with host, sender and recipients to the "
+                      "settings file; alerts wait on the Alerts page until then")
+    return smtp, None
 
 
 def _detection_settings(settings):

@@ -1,0 +1,130 @@
+"""Alerts (admins): what fired and whether it was mailed, the rules and who they mail, and a Check now button."""
+
+import json
+from contextlib import closing
+from dataclasses import asdict, replace
+
+import streamlit as st
+
+from trailstream import alerts, auth_ui, catalog, store, ui
+from trailstream.queries import SearchQuery
+
+auth_ui.require_admin()
+st.title("Alerts")
+st.caption("The rules are checked after every sync (and by `python -m trailstream alerts run`); what fires is "
+           "mailed at once or in the digest. Each event alerts at most once per rule.")
+state = ui.require_cache()
+if state.status == "empty":
+    st.info("The cache has no events yet, so nothing can fire: the rules below are checked after every sync.",
+            icon=":material/inbox:")
+settings = ui.settings()
+NOTICE = "_alerts_notice"
+if NOTICE in st.session_state:
+    st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
+mail_ok, mail_text = alerts.mail_status(settings)
+(st.caption if mail_ok else st.warning)(ui.plain(mail_text))
+
+if st.button("Check now", type="primary", icon=":material/notifications_active:"):
+    with st.spinner("Checking the rules and sending what is due…"):
+        outcome = alerts.run_alerts(state.path, settings)
+    (st.success if outcome.succeeded else st.error)(
+        "Checked: everything due was sent." if outcome.succeeded else "Checked, with problems: see below.")
+    st.text(outcome.summary())
+
+
+def save(rule: alerts.AlertRule, change: str) -> None:
+    """Write a rule (or say what to fix) and audit it."""
+    problems = alerts.check_rule(rule)
+    if problems:
+        st.error("Not saved. Fix this and save again:", icon=":material/error:")
+        st.text("\n".join(f"• {problem}" for problem in problems))
+        return
+    with closing(store.open_cache(state.path)) as db:
+        alerts.save_rule(db, rule)
+    auth_ui.record("rule_changed", {"rule": rule.name, "change": change})
+    st.session_state[NOTICE] = f'Rule "{rule.name}" saved.'
+    st.rerun()
+
+
+def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
+    """The widgets every rule shares: severity, recipients, delivery, threshold and window."""
+    left, right = st.columns(2)
+    return {
+        "severity": left.selectbox("Severity", catalog.SEVERITIES, catalog.SEVERITIES.index(rule.severity),
+                                   key=f"{key}-severity"),
+        "delivery": right.radio("Delivery", alerts.DELIVERIES, alerts.DELIVERIES.index(rule.delivery),
+                                key=f"{key}-delivery", horizontal=True, help="Digest: one mail per [alerts] digest_every."),
+        "recipients": alerts.parse_recipients(st.text_input(
+            "Recipients", ", ".join(rule.recipients), key=f"{key}-recipients",
+            help="Comma separated; empty sends to [smtp] recipients.")),
+        "threshold": left.number_input("Threshold (events)", 1, value=rule.threshold, key=f"{key}-threshold",
+                                       help="Fire when this many matching events fall within the window."),
+        "window_minutes": right.number_input("Window (minutes)", 1, value=rule.window_minutes, key=f"{key}-window"),
+    }
+
+
+history_tab, rules_tab, add_tab = st.tabs(["History", "Rules", "Add a rule"])
+with closing(store.open_cache_readonly(state.path)) as conn:
+    rules = alerts.query_rules(conn)
+    history = alerts.query_fired_alerts(conn)
+    unsent = [alert for alert in history if alert.status != "sent"]
+    with history_tab:
+        if unsent:
+            st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",
+                       icon=":material/unsubscribe:")
+            st.text(unsent[0].error or "not attempted yet")
+        if not history:
+            st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
+        else:
+            picked = st.dataframe(
+                [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history], hide_index=True, key="history", on_select="rerun",
+                selection_mode="single-row", column_order=("id", "fired_at", "severity", "rule_name", "summary",
+                                                           "events", "status", "attempts", "sent_at", "error"))
+            rows = picked.selection.rows if picked else []
+            linked = st.query_params.get("alert", "")
+            chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
+            if chosen is not None:
+                st.subheader(f"Events of alert {chosen}")
+                st.dataframe(alerts.query_alert_events(conn, chosen), hide_index=True, key="alert-events")
+
+with rules_tab:
+    by_ident = {item.key or f"custom-{item.id}": item for item in rules}
+    ident = st.selectbox("Rule", list(by_ident), key="rule",
+                         format_func=lambda key: f"{by_ident[key].name} ({alerts.RULE_KINDS[by_ident[key].kind]})")
+    rule = by_ident[ident]
+    st.caption(rule.describe())
+    with st.form(f"edit-{ident}"):
+        enabled = st.toggle("Enabled", rule.enabled, key=f"{ident}-enabled")
+        shared = how_it_alerts(rule, ident)
+        label = "SQL" if rule.kind == "sql" else "Search fields (JSON)"
+        query = st.text_area(label, rule.query, key=f"{ident}-query") if rule.custom else rule.query
+        if st.form_submit_button("Save rule", type="primary", icon=":material/save:"):
+            save(replace(rule, enabled=enabled, query=query, **shared), "saved")
+    if rule.custom and st.button("Delete this rule", icon=":material/delete:"):
+        with closing(store.open_cache(state.path)) as db:
+            alerts.delete_rule(db, rule.id)
+        auth_ui.record("rule_changed", {"rule": rule.name, "change": "deleted"})
+        st.session_state[NOTICE] = f'Rule "{rule.name}" deleted.'
+        st.rerun()
+    st.dataframe([asdict(item) | {"recipients": ", ".join(item.recipients), "matches": item.describe()}
+                  for item in rules], hide_index=True, key="rules",
+                 column_order=("name", "enabled", "severity", "delivery", "recipients", "threshold",
+                               "window_minutes", "matches"))
+
+with add_tab:
+    kind = st.radio("Match events with", alerts.CUSTOM_KINDS, format_func=alerts.RULE_KINDS.get, key="new-kind",
+                    horizontal=True)
+    with st.form("new-rule"):
+        name = st.text_input("Name", key="new-name")
+        if kind == "search":
+            columns = st.columns(3)
+            search = {field: columns[position % 3].text_input(label, key=f"new-{field}", placeholder=placeholder)
+                      for position, (field, (label, _key, placeholder)) in enumerate(ui.SEARCH_FIELDS.items())}
+            query = json.dumps(SearchQuery.from_dict(search).to_dict())
+        else:
+            query = st.text_area("SQL", key="new-sql", placeholder="SELECT event_id FROM events WHERE …",
+                                 help="Read-only; must return an event_id column. :start and :end hold the period "
+                                      "checked.")
+        shared = how_it_alerts(alerts.AlertRule(None, kind, ""), "new")
+        if st.form_submit_button("Add rule", type="primary", icon=":material/add_alert:"):
+            save(alerts.AlertRule(None, kind, name, query=query, **shared), "added")
