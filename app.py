@@ -30,6 +30,7 @@ PAGES = {
         ("pages/sources.py", "Sources & settings", ":material/settings:"),
         ("pages/sync_history.py", "Sync history", ":material/sync:"),
         ("pages/sql.py", "SQL", ":material/database:"),
+        ("pages/alerts.py", "Alerts", ":material/notifications:"),
     ],
 }
 ADMIN_SECTIONS = {"Admin"}
