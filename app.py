@@ -20,6 +20,11 @@ PAGES = {
         ("pages/iam.py", "IAM", ":material/badge:"),
         ("pages/rare_errors.py", "Rare errors", ":material/bug_report:"),
     ],
+    "Security": [
+        ("pages/security_overview.py", "Security overview", ":material/shield:"),
+        ("pages/sign_ins.py", "Sign-ins", ":material/login:"),
+        ("pages/access_denied.py", "Access denied", ":material/block:"),
+    ],
     "Investigate": [
         ("pages/search.py", "Search", ":material/search:"),
         ("pages/principal.py", "Principal activity", ":material/person_search:"),
@@ -47,7 +52,8 @@ page = st.navigation(
     {
         section: [st.Page(path, title=title, icon=icon, url_path=url_path(section, title)) for path, title, icon in specs]
         for section, specs in visible.items()
-    }
+    },
+    position="top",
 )
 ui.prepare_cache()
 if identity.is_admin:

@@ -163,9 +163,9 @@ def test_access_denied_aggregates(cache):
                                    error="Client.UnauthorizedOperation")]
     frame = detections.query_unauthorized_calls(cache(calls))
     assert frame.height == 4
-    by_principal = detections.unauthorized_breakdown(frame, "principal")
+    by_principal = detections.breakdown(frame, "principal")
     assert by_principal.select("principal", "events").rows() == [("mallory", 3), ("bob", 1)]
-    assert set(detections.unauthorized_breakdown(frame, "api").get_column("api")) == {"iam:ListUsers",
+    assert set(detections.breakdown(frame, "api").get_column("api")) == {"iam:ListUsers",
                                                                                       "ec2:RunInstances"}
     timeline = detections.count_over_time(frame, timedelta(hours=1), "event_source")
     assert timeline.columns == ["bucket", "bucket_end", "event_source", "events"]

@@ -89,12 +89,59 @@ class DetectionSettings:
         return timedelta(minutes=getattr(self, f"{name}_minutes"))
 
 
+# Setting -> (label, help) for the settings form on the Security overview page.
+SETTING_HELP: dict[str, tuple[str, str]] = {
+    "unauthorized_threshold": ("Unauthorized calls in a burst", "Refused calls by one principal within the window."),
+    "unauthorized_window_minutes": ("Unauthorized burst window (minutes)", ""),
+    "sign_in_failure_threshold": ("Failed sign-ins in a burst", "Failed console sign-ins for one principal."),
+    "sign_in_failure_window_minutes": ("Failed sign-in window (minutes)", ""),
+    "privilege_change_threshold": ("Privilege changes in a spree", "IAM, security group, bucket and key policy changes."),
+    "privilege_change_window_minutes": ("Privilege change window (minutes)", ""),
+    "max_travel_speed_kmh": ("Fastest possible travel (km/h)", "About an airliner's speed."),
+    "min_travel_distance_km": ("Smallest distance that counts (km)", "Nearer places are within IP-location error."),
+    "country_change_window_minutes": ("Two-country window (minutes)",
+                                      "When only countries are known: two countries this close in time are flagged."),
+    "root_session_gap_minutes": ("Root session gap (minutes)", "Root calls closer than this are one finding."),
+    "city_database": ("MaxMind GeoLite2-City file", "Path to a .mmdb file for city coordinates (optional)."),
+}
+
+
 def detection_settings(settings) -> DetectionSettings:
     """The [detections] table of a loaded config.Settings, with the city database path read relative to the file."""
     loaded = DetectionSettings.from_dict(settings.section("detections"))
     if loaded.city_database:
         return dataclasses.replace(loaded, city_database=os.fspath(settings.resolve(loaded.city_database)))
     return loaded
+
+
+def editable_detection_settings(settings) -> dict:
+    """The [detections] values as written in the file (defaults where absent or unusable), for the settings form."""
+    written = settings.section("detections")
+
+    def pick(name: str, default):
+        value = written.get(name, default)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value if type(value) is type(default) else default
+
+    return {name: pick(name, default) for name, default in DetectionSettings().to_dict().items()}
+
+
+def set_detection_settings(settings, values: dict) -> DetectionSettings:
+    """Check the values and put them in the loaded settings' [detections] table (config.save_settings writes it)."""
+    checked = DetectionSettings.from_dict(values)
+    settings.set_section("detections", checked.to_dict())
+    return checked
+
+
+def usable_detection_settings(settings) -> tuple[DetectionSettings, list[str]]:
+    """The configured settings, or the defaults when they cannot be used, with each problem as a sentence."""
+    try:
+        loaded = detection_settings(settings)
+    except DetectionSettingsError as exc:
+        return DetectionSettings(), [*exc.problems, "the default detection settings are used until this is fixed"]
+    city_problem = geo.check_city_database(loaded.city_database)
+    return loaded, [city_problem] if city_problem else []
 
 
 # --- Findings ------------------------------------------------------------------------------
@@ -250,7 +297,7 @@ def count_over_time(frame: pl.DataFrame, every: timedelta, by: str, time_column:
         frame.lazy()
         .sort(time_column)
         .group_by_dynamic(time_column, every=every, group_by=by)
-        .agg(pl.len().alias(value))
+        .agg(pl.len().cast(pl.Int64).alias(value))
         .rename({time_column: "bucket"})
         .with_columns(bucket_end=pl.col("bucket") + every)
         .select("bucket", "bucket_end", by, value)
@@ -342,10 +389,10 @@ def detect_unauthorized_bursts(conn, event_filter: EventFilter | None = None,
     return _burst_findings(bursts, "unauthorized_burst", threshold, describe)
 
 
-def unauthorized_breakdown(calls: pl.DataFrame, by: str, limit: int = 15) -> pl.DataFrame:
-    """Refused calls counted by one column (principal, source_ip, event_source, api, error_code), largest first."""
+def breakdown(events: pl.DataFrame, by: str, limit: int = 15) -> pl.DataFrame:
+    """Events counted by one column (principal, source_ip, api, error_code, place...), largest first."""
     return (
-        calls.lazy()
+        events.lazy()
         .group_by(by)
         .agg(events=pl.len(), first_seen=pl.col("event_time").min(), last_seen=pl.col("event_time").max())
         .sort(["events", by], descending=[True, False], nulls_last=True)
@@ -920,6 +967,30 @@ def findings_frame(findings: list[Finding]) -> pl.DataFrame:
     ]
     wire = schema | {"time": pl.String}
     return pl.DataFrame(rows, schema=wire).with_columns(pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC"))
+
+
+def filter_findings(findings: list[Finding], severities=(), types=()) -> list[Finding]:
+    """Only the chosen severities and types (all when none are chosen)."""
+    return [finding for finding in findings if (not severities or finding.severity in severities)
+            and (not types or finding.type in types)]
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    """Findings per severity, most severe first (every severity present, zero when none)."""
+    return {severity: sum(finding.severity == severity for finding in findings)
+            for severity in reversed(catalog.SEVERITIES)}
+
+
+def sign_in_counts(sign_ins: pl.DataFrame) -> dict[str, int]:
+    """Headline numbers of the sign-in table."""
+    counts = sign_ins.select(
+        pl.len().alias("Sign-ins"),
+        (pl.col("outcome") != SIGN_IN_SUCCESS).sum().alias("Failed"),
+        ((pl.col("outcome") == SIGN_IN_SUCCESS) & ~pl.col("mfa_used")).sum().alias("Without MFA"),
+        pl.col("is_root").sum().alias("Root"),
+        pl.col("new_country").sum().alias("New country"),
+    )
+    return {name: int(value or 0) for name, value in counts.row(0, named=True).items()}
 
 
 def findings_by_type(frame: pl.DataFrame) -> pl.DataFrame:

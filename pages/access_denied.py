@@ -1,0 +1,44 @@
+"""Access denied: calls refused as unauthorized, by principal, address, service and API, and the bursts among them."""
+
+import streamlit as st
+
+from trailstream import charts, detections, queries, ui
+
+CALL_COLUMNS = ("event_time", "principal", "api", "error_code", "source_ip", "account_id", "user_type")
+BREAKDOWNS = {"principal": "principal", "source_ip": "source IP", "api": "API", "error_code": "error code"}
+
+event_filter = ui.page_start("Access denied", "Calls refused as unauthorized (AccessDenied, UnauthorizedOperation, "
+                             "Forbidden and kin): who, from where, for what, and bursts no person makes by mistake.")
+settings, problems = detections.usable_detection_settings(ui.settings())
+for problem in problems:
+    st.warning(f"Detection settings: {ui.plain(problem)}", icon=":material/warning:")
+
+calls = ui.load(detections.query_unauthorized_calls, event_filter)
+if ui.no_matches(calls, "refused calls"):
+    st.stop()
+bursts = ui.load(detections.detect_unauthorized_bursts, event_filter, settings)
+ui.metrics({"Refused calls": calls.height, "Principals": ui.distinct_count(calls, "principal"),
+            "Source IPs": ui.distinct_count(calls, "source_ip"), "APIs": ui.distinct_count(calls, "api"),
+            "Bursts": len(bursts)},
+           {"Bursts": f"{settings.unauthorized_threshold} or more refused calls by one principal within "
+                      f"{settings.unauthorized_window_minutes} minutes."})
+
+every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
+timeline = detections.count_over_time(calls, every, "event_source")
+ui.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time"), timeline,
+              "refused-calls-over-time")
+columns = st.columns(2)
+for position, (column, label) in enumerate(BREAKDOWNS.items()):
+    with columns[position % 2]:
+        counts = detections.breakdown(calls, column)
+        ui.show_chart(charts.top_n_bar_chart(counts, column, title=f"Refused calls by {label}"),
+                      counts, f"refused-by-{column}")
+
+if bursts:
+    st.subheader("Bursts")
+    bursts_frame = detections.findings_frame(bursts)
+    ui.table(bursts_frame, "unauthorized-bursts", ("time", "severity", "principal", "account_id", "events", "summary"))
+    ui.download_table(bursts_frame.drop("key"), "unauthorized-bursts")
+
+st.subheader("Refused calls, newest first")
+ui.raw_event_viewer(calls, "refused-calls", "refused-calls", CALL_COLUMNS)

@@ -1,0 +1,74 @@
+"""Security overview: every finding of the period, newest first, each opening onto the events behind it."""
+
+import streamlit as st
+
+from trailstream import auth_ui, catalog, charts, detections, queries, ui
+
+SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
+                  "low": ":material/low_priority:"}
+SHOWN = 50
+
+event_filter = ui.page_start("Security overview", "Findings of the security detections in the period: bursts of "
+                             "refused calls and failed sign-ins, root use, impossible travel, risky changes.")
+current = ui.settings()
+settings, problems = detections.usable_detection_settings(current)
+for problem in problems:
+    st.warning(f"Detection settings: {ui.plain(problem)}", icon=":material/warning:")
+
+findings = ui.load(detections.detect_findings, event_filter, settings)
+ui.metrics({"Findings": len(findings), **{severity.title(): count
+                                          for severity, count in detections.severity_counts(findings).items()}})
+severities = st.pills("Severity", list(reversed(catalog.SEVERITIES)), selection_mode="multi", key="severity",
+                      bind="query-params")
+types = st.multiselect("Finding types", list(catalog.FINDING_TYPES), format_func=catalog.FINDING_TYPES.get,
+                       key="finding_type", bind="query-params", placeholder="All types")
+shown = detections.filter_findings(findings, severities, types)
+if not shown:
+    st.success("No findings match: nothing in this period crossed a detection's threshold.",
+               icon=":material/verified_user:")
+else:
+    frame = detections.findings_frame(shown)
+    every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
+    over_time = detections.count_over_time(frame, every, "severity", time_column="time", value="findings")
+    time_column, type_column = st.columns(2)
+    with time_column:
+        ui.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
+    with type_column:
+        by_type = detections.findings_by_type(frame)
+        ui.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
+
+    st.subheader("Findings, newest first")
+    ui.download_table(frame.drop("key"), "findings")
+    if len(shown) > SHOWN:
+        st.caption(f"The newest {SHOWN} of {len(shown):,} are listed; the download holds them all.")
+    for finding in shown[:SHOWN]:
+        label = ui.plain(f"{finding.time.replace('T', ' ')[:16]} · {finding.title} · {finding.principal or '?'}")
+        box = st.expander(label, icon=SEVERITY_ICONS[finding.severity], key=f"finding-{finding.key}",
+                          on_change="rerun")
+        with box:
+            st.text(f"{finding.severity.upper()}: {finding.summary}")
+            if box.open:
+                st.json(finding.details, expanded=False)
+                events = ui.load(detections.query_finding_events, tuple(finding.event_ids))
+                ui.raw_event_viewer(events, f"events-{finding.key}", f"finding-{finding.type}")
+
+with st.expander("Detection settings", icon=":material/tune:"):
+    st.caption(f"Thresholds and windows, from [detections] in {current.path}.")
+    if not auth_ui.is_admin():
+        st.json(settings.to_dict())
+    else:
+        with st.form("detection-settings"):
+            values = {name: (st.text_input if isinstance(value, str) else st.number_input)(
+                detections.SETTING_HELP[name][0], value=value, help=detections.SETTING_HELP[name][1] or None,
+                key=f"setting-{name}") for name, value in detections.editable_detection_settings(current).items()}
+            saved = st.form_submit_button("Save settings", type="primary", icon=":material/save:")
+        if saved:
+            try:
+                detections.set_detection_settings(current, values)
+            except detections.DetectionSettingsError as exc:
+                st.error("The settings were not saved. Fix this and save again:", icon=":material/error:")
+                st.text("\n".join(f"• {problem}" for problem in exc.problems))
+            else:
+                if ui._write_settings(current):
+                    st.toast("Detection settings saved.", icon=":material/check_circle:")
+                    st.rerun()
