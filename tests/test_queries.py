@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trailstream import catalog, queries, records, store
+from trailstream import catalog, demo, queries, records, store, sync
 from trailstream.filters import EventFilter
 from trailstream.queries import SearchQuery
 
@@ -118,19 +118,50 @@ def save_records(db_path: Path, folder: Path, made: list[dict], per_file: int = 
     db.close()
 
 
-@pytest.fixture(scope="module", params=["contract indexes", "with the facts index"])
-def small_cache(request, tmp_path_factory) -> sqlite3.Connection:
-    """A cache of fixture_records() stored through records + store, opened read-only; with and without the
-    covering index, so both query plans give the same answers."""
-    folder = tmp_path_factory.mktemp("small")
-    save_records(folder / "cache.db", folder / "logs", fixture_records())
-    if request.param == "with the facts index":
-        db = store.open_cache(folder / "cache.db")
-        queries.ensure_queries_schema(db)
-        db.close()
-    conn = store.open_cache_readonly(folder / "cache.db")
-    assert bool(queries._indexed_by(conn, queries.FACTS_INDEX)) == (request.param == "with the facts index")
-    return conn
+INDEX_VARIANTS = ("contract indexes", "with the facts index")
+
+
+@pytest.fixture(scope="module")
+def small_caches(tmp_path_factory) -> dict[str, sqlite3.Connection]:
+    """fixture_records() stored through records + store twice: as sync leaves it, and with the covering index."""
+    caches = {}
+    for variant in INDEX_VARIANTS:
+        folder = tmp_path_factory.mktemp("small")
+        save_records(folder / "cache.db", folder / "logs", fixture_records())
+        if variant == "with the facts index":
+            db = store.open_cache(folder / "cache.db")
+            queries.ensure_queries_schema(db)
+            db.close()
+        caches[variant] = store.open_cache_readonly(folder / "cache.db")
+        assert bool(queries._indexed_by(caches[variant], queries.FACTS_INDEX)) == (variant == "with the facts index")
+    return caches
+
+
+@pytest.fixture(scope="module", params=INDEX_VARIANTS)
+def small_cache(request, small_caches) -> sqlite3.Connection:
+    """The hand-made cache, read-only; each test runs on both query plans, which must give the same answers."""
+    return small_caches[request.param]
+
+
+DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory) -> sqlite3.Connection:
+    """4,000 demo events written as CloudTrail files and imported by sync, with the covering index."""
+    folder = tmp_path_factory.mktemp("demo")
+    demo.write_log_files(folder / "logs", demo.generate_records(events=4000, seed=5, end=DEMO_END), records_per_file=200)
+    sync.import_paths(folder / "cache.db", [folder / "logs"], workers=1)
+    db = store.open_cache(folder / "cache.db")
+    queries.ensure_queries_schema(db)
+    db.close()
+    return store.open_cache_readonly(folder / "cache.db")
+
+
+@pytest.fixture(params=[*INDEX_VARIANTS, "demo events"])
+def any_cache(request, small_caches, demo_cache) -> sqlite3.Connection:
+    """Each cache the counting tests run on: the hand-made records (both query plans) and the demo."""
+    return demo_cache if request.param == "demo events" else small_caches[request.param]
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +175,25 @@ def corpus_cache(corpus, tmp_path_factory) -> sqlite3.Connection:
     return store.open_cache_readonly(db_path)
 
 
+def first(conn, column: str, offset: int = 0) -> str:
+    """The column's smallest value (or the next ones), so filters fit whichever cache a test runs on."""
+    return conn.execute(f"SELECT DISTINCT {column} FROM events ORDER BY 1 LIMIT 1 OFFSET ?", [offset]).fetchone()[0]
+
+
+def a_day(conn) -> EventFilter:
+    day = datetime.strptime(first(conn, "event_time")[:10], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    return EventFilter(start=iso(day + timedelta(hours=12)), end=iso(day + timedelta(hours=36)))
+
+
 FILTERS = {
-    "everything": EventFilter(),
-    "one account": EventFilter(accounts=(ACCOUNTS[0],)),
-    "one region, no reads": EventFilter(regions=(REGIONS[1],), include_read_only=False),
-    "a day": EventFilter(start="2026-11-20T12:00:00Z", end="2026-11-21T12:00:00Z"),
-    "both accounts, both regions": EventFilter(accounts=ACCOUNTS, regions=REGIONS),
+    "everything": lambda conn: EventFilter(),
+    "one account": lambda conn: EventFilter(accounts=(first(conn, "account_id"),)),
+    "one region, no reads": lambda conn: EventFilter(regions=(first(conn, "aws_region"),), include_read_only=False),
+    "a day": a_day,
+    "two accounts, two regions": lambda conn: EventFilter(
+        accounts=(first(conn, "account_id"), first(conn, "account_id", 1)),
+        regions=(first(conn, "aws_region"), first(conn, "aws_region", 1)),
+    ),
 }
 
 
@@ -158,23 +202,25 @@ def sql_count(conn, event_filter: EventFilter, extra: str = "1", params=()) -> i
     return conn.execute(f"SELECT count(*) FROM events WHERE {where} AND {extra}", [*filter_params, *params]).fetchone()[0]
 
 
-@pytest.mark.parametrize("event_filter", FILTERS.values(), ids=FILTERS.keys())
-def test_overview_totals_agree_with_sql(small_cache, event_filter):
-    totals = queries.query_overview_totals(small_cache, event_filter).row(0, named=True)
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_overview_totals_agree_with_sql(any_cache, make_filter):
+    event_filter = make_filter(any_cache)
+    totals = queries.query_overview_totals(any_cache, event_filter).row(0, named=True)
     where, params = event_filter.sql()
-    principals = small_cache.execute(f"SELECT count(DISTINCT principal) FROM events WHERE {where}", params).fetchone()[0]
-    assert totals["events"] == sql_count(small_cache, event_filter) > 0
-    assert totals["failed"] == sql_count(small_cache, event_filter, "error_code IS NOT NULL")
+    principals = any_cache.execute(f"SELECT count(DISTINCT principal) FROM events WHERE {where}", params).fetchone()[0]
+    assert totals["events"] == sql_count(any_cache, event_filter) > 0
+    assert totals["failed"] == sql_count(any_cache, event_filter, "error_code IS NOT NULL")
     assert totals["principals"] == principals
     assert totals["failed_share"] == pytest.approx(totals["failed"] / totals["events"])
 
 
 @pytest.mark.parametrize("bucket", queries.BUCKETS)
-@pytest.mark.parametrize("event_filter", FILTERS.values(), ids=FILTERS.keys())
-def test_timeline_buckets_add_up_to_the_filtered_events(small_cache, event_filter, bucket):
-    timeline = queries.query_event_timeline(small_cache, event_filter, "event_source", bucket)
-    assert timeline["events"].sum() == sql_count(small_cache, event_filter)
-    assert timeline["failed"].sum() == sql_count(small_cache, event_filter, "error_code IS NOT NULL")
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_timeline_buckets_add_up_to_the_filtered_events(any_cache, make_filter, bucket):
+    event_filter = make_filter(any_cache)
+    timeline = queries.query_event_timeline(any_cache, event_filter, "event_source", bucket)
+    assert timeline["events"].sum() == sql_count(any_cache, event_filter)
+    assert timeline["failed"].sum() == sql_count(any_cache, event_filter, "error_code IS NOT NULL")
     assert (timeline["bucket_end"] - timeline["bucket"]).unique().to_list() == [queries.BUCKETS[bucket][1]]
 
 
@@ -191,25 +237,26 @@ def test_bucket_follows_the_period_length(small_cache):
     assert queries.pick_bucket(small_cache, EventFilter(start="2026-10-01T00:00:00Z", end="2026-11-27T00:00:00Z")) == "day"
 
 
-@pytest.mark.parametrize("event_filter", FILTERS.values(), ids=FILTERS.keys())
-def test_top_lists_agree_with_sql_group_by(small_cache, event_filter):
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_top_lists_agree_with_sql_group_by(any_cache, make_filter):
+    event_filter = make_filter(any_cache)
     where, params = event_filter.sql()
     for frame, column in (
-        (queries.query_top_event_names(small_cache, event_filter, limit=100), "event_name"),
-        (queries.query_top_principals(small_cache, event_filter, limit=100), "principal"),
+        (queries.query_top_event_names(any_cache, event_filter, limit=1000), "event_name"),
+        (queries.query_top_principals(any_cache, event_filter, limit=1000), "principal"),
     ):
         expected = dict(
-            small_cache.execute(f"SELECT {column}, count(*) FROM events WHERE {where} GROUP BY {column}", params).fetchall()
+            any_cache.execute(f"SELECT {column}, count(*) FROM events WHERE {where} GROUP BY {column}", params).fetchall()
         )
         assert dict(zip(frame[column], frame["events"])) == expected
         assert frame["events"].is_sorted(descending=True)
 
 
-def test_account_region_counts_agree_with_sql(small_cache):
-    frame = queries.query_account_region_counts(small_cache, EventFilter())
+def test_account_region_counts_agree_with_sql(any_cache):
+    frame = queries.query_account_region_counts(any_cache, EventFilter())
     expected = {
         (account, region): count
-        for account, region, count in small_cache.execute(
+        for account, region, count in any_cache.execute(
             "SELECT account_id, aws_region, count(*) FROM events GROUP BY 1, 2"
         )
     }
@@ -217,12 +264,13 @@ def test_account_region_counts_agree_with_sql(small_cache):
 
 
 @pytest.mark.parametrize("use_case", catalog.USE_CASES)
-@pytest.mark.parametrize("event_filter", FILTERS.values(), ids=FILTERS.keys())
-def test_use_case_events_are_exactly_the_catalog_names(small_cache, use_case, event_filter):
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_use_case_events_are_exactly_the_catalog_names(any_cache, use_case, make_filter):
+    event_filter = make_filter(any_cache)
     names = catalog.USE_CASES[use_case].event_names
-    frame = queries.query_use_case_events(small_cache, event_filter, use_case)
-    timeline = queries.query_use_case_timeline(small_cache, event_filter, use_case)
-    expected = sql_count(small_cache, event_filter, f"event_name IN ({', '.join('?' for _ in names)})", names)
+    frame = queries.query_use_case_events(any_cache, event_filter, use_case)
+    timeline = queries.query_use_case_timeline(any_cache, event_filter, use_case)
+    expected = sql_count(any_cache, event_filter, f"event_name IN ({', '.join('?' for _ in names)})", names)
     assert frame.height == timeline["events"].sum() == expected
     assert set(frame["event_name"]) <= set(names)
     assert frame["event_time"].is_sorted(descending=True)
@@ -271,14 +319,14 @@ def test_empty_event_tables_have_the_event_schema(small_cache):
     assert queries.query_events(small_cache, EventFilter()).schema == pl.Schema(queries.EVENT_SCHEMA)
 
 
-def test_error_counts_agree_with_sql(small_cache):
-    counts = queries.query_error_counts(small_cache, EventFilter())
+def test_error_counts_agree_with_sql(any_cache):
+    counts = queries.query_error_counts(any_cache, EventFilter())
     expected = dict(
-        small_cache.execute("SELECT error_code, count(*) FROM events WHERE error_code IS NOT NULL GROUP BY 1").fetchall()
+        any_cache.execute("SELECT error_code, count(*) FROM events WHERE error_code IS NOT NULL GROUP BY 1").fetchall()
     )
     per_code = counts.group_by("error_code").agg(pl.col("events").sum())
     assert dict(zip(per_code["error_code"], per_code["events"])) == expected
-    first_seen = queries.query_error_first_seen(small_cache, EventFilter(start="2026-11-22T00:00:00Z"))
+    first_seen = queries.query_error_first_seen(any_cache, EventFilter(start="2026-11-22T00:00:00Z"))
     assert set(first_seen["error_code"]) == set(expected)  # first seen ever ignores the period
 
 
@@ -352,9 +400,9 @@ def test_principal_activity_adds_up_to_the_principal_events(small_cache):
     assert set(activity["source_ip"]) == set(events["source_ip"])
 
 
-def test_principal_list_offers_everyone_active(small_cache):
-    principals = queries.query_principals(small_cache, EventFilter())
-    assert set(principals["principal"]) == {r[0] for r in small_cache.execute("SELECT DISTINCT principal FROM events")}
+def test_principal_list_offers_everyone_active(any_cache):
+    principals = queries.query_principals(any_cache, EventFilter())
+    assert set(principals["principal"]) == {r[0] for r in any_cache.execute("SELECT DISTINCT principal FROM events")}
 
 
 def test_resource_history_is_every_mention_oldest_first(small_cache):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
 
-from trailstream import catalog, queries, records, transforms
+from trailstream import catalog, codec, demo, queries, records, transforms
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -155,8 +156,8 @@ def an_instance_life() -> pl.DataFrame:
         {"event_name": "RunInstances",
          "request_parameters": {"instanceType": "t3.micro", "instancesSet": {"items": [{"imageId": "ami-1", "minCount": 2}]}},
          "response_elements": {"instancesSet": {"items": [
-             {"instanceId": "i-1", "imageId": "ami-1", "instanceType": "t3.micro", "currentState": {"name": "pending"}},
-             {"instanceId": "i-2", "imageId": "ami-1", "instanceType": "t3.micro", "currentState": {"name": "pending"}}]}}},
+             {"instanceId": "i-1", "imageId": "ami-1", "instanceType": "t3.micro", "instanceState": {"name": "pending"}},
+             {"instanceId": "i-2", "imageId": "ami-1", "instanceType": "t3.micro", "instanceState": {"name": "pending"}}]}}},
         {"event_name": "StopInstances", "request_parameters": {"instancesSet": {"items": [{"instanceId": "i-1"}]}},
          "response_elements": {"instancesSet": {"items": [{"instanceId": "i-1", "currentState": {"name": "stopping"},
                                                            "previousState": {"name": "running"}}]}}},
@@ -351,18 +352,76 @@ def test_the_quiet_threshold_is_configurable(deliveries_with_a_quiet_region):
     assert lenient.filter(pl.col("aws_region") == "us-east-1")["quiet"].item() is False
 
 
-def corpus_events(corpus) -> pl.DataFrame:
-    """Every record of the corpus `events/` folder as an events frame (parsed, not stored)."""
-    rows = [
-        row
-        for path in sorted((corpus / "events").glob("*.json"))
-        for row in records.parse_log_file(path.read_bytes()).rows
-    ]
+def events_of(cloudtrail_records: list[dict]) -> pl.DataFrame:
+    """CloudTrail records as an events frame, through the parser (as the cache would hold them)."""
+    compressor = codec.default_compressor()
+    rows = [records.parse_record(record, compressor) for record in cloudtrail_records]
     names = records.EVENT_COLUMNS[: len(queries.EVENT_SCHEMA)]
-    frame = pl.DataFrame([row[: len(names)] for row in rows], schema=list(names), orient="row")
+    schema = {name: pl.Int64 if name == "read_only" else pl.String for name in names}
+    frame = pl.DataFrame([row[: len(names)] for row in rows], schema=schema, orient="row")
     return frame.with_columns(
         pl.col("event_time").str.to_datetime(queries.TIME_FORMAT, time_zone="UTC"), pl.col("read_only").cast(pl.Boolean)
     ).select(list(queries.EVENT_SCHEMA))
+
+
+def corpus_events(corpus) -> pl.DataFrame:
+    """Every record of the corpus `events/` folder as an events frame (parsed, not stored)."""
+    return events_of([record for path in sorted((corpus / "events").glob("*.json"))
+                      for record in json.loads(path.read_text())["Records"]])
+
+
+@pytest.fixture(scope="module")
+def demo_records() -> list[dict]:
+    """6,000 demo events: a month of a small company's activity, with network, instance, IP and IAM changes."""
+    return demo.generate_records(events=6000, seed=9, end=T0)
+
+
+def expected_rule_peers(cloudtrail_records: list[dict]) -> Counter:
+    """(eventID, peer) of every rule in authorize/revoke requests, counted in plain Python."""
+    found = Counter()
+    for record in cloudtrail_records:
+        if record["eventName"] not in catalog.SECURITY_GROUP_RULE_EVENTS:
+            continue
+        for item in (record.get("requestParameters") or {}).get("ipPermissions", {}).get("items", []):
+            peers = [peer.get("cidrIp") or peer.get("cidrIpv6") or peer.get("groupId") or peer.get("prefixListId")
+                     for field in ("ipRanges", "ipv6Ranges", "groups", "prefixListIds")
+                     for peer in item.get(field, {}).get("items", [])]
+            found.update((record["eventID"], peer) for peer in peers or [None])
+    return found
+
+
+def test_every_demo_rule_peer_is_a_row(demo_records):
+    rules = transforms.security_group_rules(events_of(demo_records))
+    expected = expected_rule_peers(demo_records)
+    assert expected and Counter(rules.select("event_id", "peer").rows()) == expected
+    world = sum(n for (_, peer), n in expected.items() if peer in catalog.WORLD_CIDRS)
+    assert rules["open_to_world"].sum() == world
+
+
+def test_every_demo_instance_touched_is_a_row(demo_records):
+    expected = Counter()
+    for record in demo_records:
+        if record["eventName"] not in catalog.INSTANCE_EVENTS:
+            continue
+        sets = [(record.get(part) or {}).get("instancesSet", {}).get("items", [])
+                for part in ("responseElements", "requestParameters")]
+        ids = [item.get("instanceId") for item in (sets[0] or sets[1])] or [
+            (record.get("requestParameters") or {}).get("instanceId")]
+        expected.update((record["eventID"], instance) for instance in ids)
+    changes = transforms.instance_changes(events_of(demo_records))
+    assert expected and Counter(changes.select("event_id", "instance_id").rows()) == expected
+
+
+def test_demo_use_case_tables_have_a_row_per_event(demo_records):
+    frame = events_of(demo_records)
+    for transform, names in ((transforms.network_changes, catalog.NETWORK_EVENTS),
+                             (transforms.elastic_ip_changes, catalog.ELASTIC_IP_EVENTS),
+                             (transforms.iam_changes, catalog.IAM_EVENTS)):
+        table = transform(frame)
+        assert table.height == frame.filter(pl.col("event_name").is_in(names)).height > 0
+    eips = transforms.elastic_ip_changes(frame)
+    allocations = eips.filter(pl.col("event_name") == "AllocateAddress")
+    assert allocations["public_ip"].null_count() == allocations["allocation_id"].null_count() == 0
 
 
 def test_transforms_read_the_real_corpus(corpus):

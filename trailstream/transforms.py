@@ -324,7 +324,8 @@ _INSTANCE_ITEMS = pl.List(
             "instanceType": pl.String,
             "keyName": pl.String,
             "subnetId": pl.String,
-            "currentState": pl.Struct({"name": pl.String}),
+            "instanceState": pl.Struct({"name": pl.String}),  # RunInstances
+            "currentState": pl.Struct({"name": pl.String}),  # Start/Stop/TerminateInstances
             "previousState": pl.Struct({"name": pl.String}),
         }
     )
@@ -373,7 +374,7 @@ def instance_changes(events: pl.DataFrame) -> pl.DataFrame:
             key_name=first_of(_ITEM("keyName"), request("$.keyName"), request("$.instancesSet.items[0].keyName")),
             subnet_id=first_of(_ITEM("subnetId"), request("$.subnetId")),
             previous_state=_ITEM("previousState").struct.field("name"),
-            current_state=_ITEM("currentState").struct.field("name"),
+            current_state=first_of(_ITEM("currentState").struct.field("name"), _ITEM("instanceState").struct.field("name")),
         )
         .pipe(
             _with_context,
