@@ -53,12 +53,14 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
         "severity": left.selectbox("Severity", catalog.SEVERITIES, catalog.SEVERITIES.index(rule.severity),
                                    key=f"{key}-severity"),
         "delivery": right.radio("Delivery", alerts.DELIVERIES, alerts.DELIVERIES.index(rule.delivery),
-                                key=f"{key}-delivery", horizontal=True, help="Digest: one mail per [alerts] digest_every."),
+                                key=f"{key}-delivery", horizontal=True,
+                                help="Digest: one mail per [alerts] digest_every (default 24h)."),
         "recipients": alerts.parse_recipients(st.text_input(
             "Recipients", ", ".join(rule.recipients), key=f"{key}-recipients",
             help="Comma separated; empty sends to [smtp] recipients.")),
         "threshold": left.number_input("Threshold (events)", 1, value=rule.threshold, key=f"{key}-threshold",
-                                       help="Fire when this many matching events fall within the window."),
+                                       help="Fire when this many matching events fall within the window "
+                                            "(security-finding rules fire once per finding and ignore it)."),
         "window_minutes": right.number_input("Window (minutes)", 1, value=rule.window_minutes, key=f"{key}-window"),
     }
 
@@ -77,9 +79,10 @@ with closing(store.open_cache_readonly(state.path)) as conn:
             st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
         else:
             picked = st.dataframe(
-                [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history], hide_index=True, key="history", on_select="rerun",
-                selection_mode="single-row", column_order=("id", "fired_at", "severity", "rule_name", "summary",
-                                                           "events", "status", "attempts", "sent_at", "error"))
+                [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history],
+                hide_index=True, key="history", on_select="rerun", selection_mode="single-row",
+                column_order=("id", "fired_at", "severity", "rule_name", "summary", "events", "status", "attempts",
+                              "sent_at", "error"))
             rows = picked.selection.rows if picked else []
             linked = st.query_params.get("alert", "")
             chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None

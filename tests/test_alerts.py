@@ -396,6 +396,12 @@ def write_settings(path, server: MailServer, extra: str = "") -> None:
     )
 
 
+def test_alerts_run_on_a_missing_cache_says_what_to_do(db_path, tmp_path, capsys):
+    write_settings(tmp_path / "trailstream.toml", MailServer())
+    assert cli.main(["--db", str(db_path), "--config", str(tmp_path / "trailstream.toml"), "alerts", "run"]) == 1
+    assert "no cache at" in capsys.readouterr().out and not db_path.exists()
+
+
 def test_alerts_run_exits_zero_when_everything_due_was_sent(demo_cache, tmp_path, mail_server, capsys):
     write_settings(tmp_path / "trailstream.toml", mail_server)
     code = cli.main(["--db", str(demo_cache), "--config", str(tmp_path / "trailstream.toml"), "alerts", "run"])

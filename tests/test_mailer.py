@@ -68,7 +68,8 @@ def mail_server():
 
 
 def accept_only_test_password(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"trailstream" and auth_data.password == PASSWORD.encode()
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"trailstream",
+                                                                                              PASSWORD.encode())
     return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
 
 

@@ -32,7 +32,6 @@ RULE_KINDS = {
 }
 CUSTOM_KINDS = ("search", "sql")
 DELIVERIES = ("immediate", "digest")
-ALERT_STATUSES = ("pending", "sent", "failed")
 DEFAULT_BASE_URL = "http://localhost:8501"
 DEFAULT_MAX_AGE = "7d"
 DEFAULT_DIGEST_EVERY = "24h"
@@ -341,7 +340,8 @@ def alert_settings_from(values: dict | None) -> AlertSettings:
             problems.append(f"[alerts] {key}: {exc}")
     base_url = str(values.get("base_url", DEFAULT_BASE_URL)).strip().rstrip("/")
     if not re.match(r"^https?://[^\s/]+", base_url):
-        problems.append(f'[alerts] base_url = "{base_url}" must be the app\'s address, like "https://trailstream.example.com"')
+        problems.append(f'[alerts] base_url = "{base_url}" must be the app\'s address, '
+                        'like "https://trailstream.example.com"')
     if problems:
         raise ValueError("; ".join(problems))
     return AlertSettings(base_url=base_url, **intervals)
@@ -356,7 +356,8 @@ def parse_interval(text: str) -> timedelta:
     compact = text.strip().lower().replace(" ", "")
     parts = _INTERVAL.findall(compact)
     if not compact or "".join(f"{n}{u}" for n, u in parts) != compact:
-        raise ValueError(f"{text!r} is not an interval; write a number and a unit (s, m, h or d), like 30s, 5m, 1h or 7d")
+        raise ValueError(f"{text!r} is not an interval; write a number and a unit (s, m, h or d), "
+                         "like 30s, 5m, 1h or 7d")
     interval = sum((timedelta(**{_UNITS[unit]: int(number)}) for number, unit in parts), timedelta())
     if interval <= timedelta(0):
         raise ValueError(f"{text!r} is zero; give an interval longer than that, like 5m")
@@ -458,7 +459,8 @@ def _already_alerted(conn, rule_id: int, event_ids) -> set[str]:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         alerted.update(row[0] for row in conn.execute(
-            f"SELECT event_id FROM fired_alert_events WHERE rule_id = ? AND event_id IN ({', '.join('?' for _ in chunk)})",
+            "SELECT event_id FROM fired_alert_events WHERE rule_id = ? "
+            f"AND event_id IN ({', '.join('?' for _ in chunk)})",
             [rule_id, *chunk],
         ))
     return alerted
@@ -623,8 +625,8 @@ def save_evaluation(db: sqlite_utils.Database, evaluation: Evaluation, fired_at:
         for draft in evaluation.drafts:
             rule = draft.rule
             alert_id = db.execute(
-                "INSERT INTO fired_alerts (rule_id, rule_name, severity, delivery, recipients, summary, events, fired_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO fired_alerts (rule_id, rule_name, severity, delivery, recipients, summary, events, "
+                "fired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [rule.id, rule.name, rule.severity, rule.delivery, json.dumps(list(rule.recipients)), draft.summary,
                  len(draft.event_ids), fired_at],
             ).lastrowid
@@ -635,7 +637,8 @@ def save_evaluation(db: sqlite_utils.Database, evaluation: Evaluation, fired_at:
             ids.append(alert_id)
         db.conn.executemany(
             "INSERT INTO alert_watermarks (rule_id, last_rowid, evaluated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (rule_id) DO UPDATE SET last_rowid = excluded.last_rowid, evaluated_at = excluded.evaluated_at",
+            "ON CONFLICT (rule_id) DO UPDATE SET last_rowid = excluded.last_rowid, "
+            "evaluated_at = excluded.evaluated_at",
             [(rule_id, top, fired_at) for rule_id, top in evaluation.watermarks.items()],
         )
     return ids
@@ -696,7 +699,8 @@ def resource_label(resources: str | None, request_parameters: str | None) -> str
     if arns:
         return ", ".join(arns[:3]) + (f" and {len(arns) - 3} more" if len(arns) > 3 else "")
     params = _json_object(request_parameters)
-    instances = (params.get("instancesSet") or {}).get("items") if isinstance(params.get("instancesSet"), dict) else None
+    instances = params.get("instancesSet")
+    instances = instances.get("items") if isinstance(instances, dict) else None
     if isinstance(instances, list):
         ids = [item.get("instanceId") for item in instances if isinstance(item, dict) and item.get("instanceId")]
         if ids:
@@ -720,7 +724,8 @@ def _json_object(text) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def mark_alerts(db: sqlite_utils.Database, alert_ids: list[int], status: str, when: str, error: str | None = None) -> None:
+def mark_alerts(db: sqlite_utils.Database, alert_ids: list[int], status: str, when: str,
+                error: str | None = None) -> None:
     """Record a delivery attempt: 'sent' (done) or 'failed' with the reason (retried on the next run)."""
     with db.atomic():
         db.conn.executemany(
@@ -790,9 +795,10 @@ def _alert_section(alert: FiredAlert, lines: list[dict], base_url: str) -> tuple
     if more > 0:
         text.append(f"  ... and {more} more on the Alerts page")
     text += [f"Open in TrailStream: {link}", ""]
-    head = "".join(f'<th style="text-align:left;padding:2px 6px">{html.escape(title)}</th>' for _, title in MAIL_COLUMNS)
+    cell = 'style="text-align:left;padding:2px 6px"'
+    head = "".join(f"<th {cell}>{html.escape(title)}</th>" for _, title in MAIL_COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f'<td style="padding:2px 6px">{html.escape(line[key])}</td>' for key, _ in MAIL_COLUMNS) + "</tr>"
+        "<tr>" + "".join(f"<td {cell}>{html.escape(line[key])}</td>" for key, _ in MAIL_COLUMNS) + "</tr>"
         for line in lines
     )
     markup = (
@@ -865,6 +871,9 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
     """
     now = now or datetime.now(timezone.utc)
     result = AlertRunResult()
+    if not os.path.exists(db_path):
+        result.errors.append(f"no cache at {os.fspath(db_path)}: run `python -m trailstream sync` (or `demo`) first")
+        return result
     alert_settings, detection_settings, smtp, smtp_problem = _read_settings(settings, result)
     with alerts_lock(db_path) as acquired:
         if not acquired:

@@ -42,7 +42,7 @@ class MailError(RuntimeError):
 
 
 class MailServerUnreachable(MailError):
-    """No conversation with the mail server at all (down, refusing connections, TLS failed): later sends will fail too."""
+    """No conversation with the mail server at all (down, refusing, TLS failed): later sends would fail too."""
 
 
 class Attachment(NamedTuple):
@@ -167,7 +167,7 @@ def send_mail(smtp: SmtpSettings, recipients, subject: str, text: str, html: str
     """Deliver one message to the mail server; returns the recipients it refused. Raises MailError for people."""
     recipients = [address for item in recipients for address in parse_addresses(item)]
     if not recipients:
-        raise MailError("no recipients: add addresses to [smtp] recipients or to the rule on the Alerts page")
+        raise MailError("no recipients: add addresses to [smtp] recipients (or to the alert rule or report)")
     message = build_message(smtp, recipients, subject, text, html, attachments)
     where = smtp.describe()
     try:
@@ -193,14 +193,14 @@ def send_mail(smtp: SmtpSettings, recipients, subject: str, text: str, html: str
     except smtplib.SMTPSenderRefused as exc:
         raise MailError(f"{where} refused the sender {smtp.sender!r} ({_reply(exc)}); check [smtp] sender") from None
     except smtplib.SMTPResponseException as exc:
-        raise MailError(f"{where} refused the message ({_reply(exc)}); the alert is kept and retried") from None
+        raise MailError(f"{where} refused the message ({_reply(exc)}); check the server's limits and its log") from None
     except ssl.SSLError as exc:
-        raise MailServerUnreachable(f"TLS with {where} failed ({exc.reason or exc}); check [smtp] security and port "
-                        "(starttls is usually 587, tls 465)") from None
+        raise MailServerUnreachable(f"TLS with {where} failed ({exc.reason or exc}); check [smtp] security and "
+                                    "port (starttls is usually 587, tls 465)") from None
     except (smtplib.SMTPException, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise MailServerUnreachable(f"cannot reach the mail server {where}: {reason}; check [smtp] host and port and that "
-                        "the server is up (unsent alerts are retried on the next run)") from None
+        raise MailServerUnreachable(f"cannot reach the mail server {where}: {reason}; check [smtp] host and port "
+                                    "and that the server is up") from None
 
 
 def _connect(smtp: SmtpSettings) -> smtplib.SMTP:
