@@ -515,18 +515,16 @@ def _sign_in_finding(sign_in: dict, finding_type: str, escalate: bool, summary: 
 # --- 3. Impossible travel ------------------------------------------------------------------
 
 USAGE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "events": pl.Int64}
-TRAVEL_EVENT_SCHEMA = {
-    "event_id": pl.String,
-    "event_time": UTC_TIME,
-    "account_id": pl.String,
-    "principal": pl.String,
-    "source_ip": pl.String,
-    "event_name": pl.String,
-}
+# Read from the events_principal_ip index alone (see ensure_detections_schema): no row of the table is touched.
+PRESENCE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "event_time": UTC_TIME}
 PLACE_COLUMNS = ("source_ip", "country_code", "place", "latitude", "longitude", "precision")
-_ACTORS = "e.principal IS NOT NULL AND COALESCE(e.user_type, '') NOT IN ({})".format(
-    ", ".join(f"'{kind}'" for kind in catalog.AWS_SERVICE_USER_TYPES)
-)
+_ACTORS = "e.principal IS NOT NULL"  # AWS services acting on their own call from their own domain: not places
+TRAVEL_INDEX = "events_principal_ip"
+
+
+def ensure_detections_schema(db) -> None:
+    """The index impossible travel reads instead of the table (principal, address, account, time): to become a migration."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS {TRAVEL_INDEX} ON events (principal, source_ip, account_id, event_time)")
 
 
 def _travel_candidates(conn, event_filter: EventFilter | None, settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -534,7 +532,7 @@ def _travel_candidates(conn, event_filter: EventFilter | None, settings: Detecti
     where, params = queries._where(event_filter, _OUTSIDE_AWS, _ACTORS)
     sql = (
         "SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e "
-        f"WHERE {where} GROUP BY e.account_id, e.principal, e.source_ip"
+        f"WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id"
     )
     usage = queries._frame(conn, sql, params, USAGE_SCHEMA)
     places = _places(usage, settings).select(PLACE_COLUMNS)
@@ -548,9 +546,28 @@ def _travel_candidates(conn, event_filter: EventFilter | None, settings: Detecti
     return candidates, places
 
 
+def _with_event_ids(conn, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Name one stored event at each end of every pair (same principal, address, account and second)."""
+    ends = {
+        side: pairs.select(pl.concat_list(pl.col("principal"), pl.col(f"{side}_source_ip"), pl.col("account_id"),
+                                          pl.col(f"{side}_time").dt.strftime(TIME_FORMAT)))
+        .to_series().to_list()
+        for side in ("from", "to")
+    }
+    sql = (
+        "SELECT (SELECT e.event_id FROM events e WHERE e.principal = w.value ->> 0 AND e.source_ip = w.value ->> 1 "
+        "AND e.account_id IS w.value ->> 2 AND e.event_time = w.value ->> 3 ORDER BY e.event_id LIMIT 1) "
+        "FROM json_each(?) w ORDER BY w.key"
+    )
+    found = {side: [row[0] for row in conn.execute(sql, [orjson.dumps(values).decode()])]
+             for side, values in ends.items()}
+    return pairs.with_columns(from_event_id=pl.Series(found["from"], dtype=pl.String),
+                              to_event_id=pl.Series(found["to"], dtype=pl.String))
+
+
 def query_travel_pairs(conn, event_filter: EventFilter | None = None,
                        settings: DetectionSettings | None = None) -> pl.DataFrame:
-    """Consecutive events of one principal from two places too far apart for the time between them, fastest first.
+    """Consecutive calls of one principal from two places too far apart for the time between them, newest first.
 
     With coordinates the test is speed (distance over time above max_travel_speed_kmh, places at least
     min_travel_distance_km apart); when a side is known only by its country, two countries within
@@ -564,10 +581,10 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
         event_filter, _OUTSIDE_AWS, _ACTORS, "e.principal IN (SELECT value FROM json_each(?))"
     )
     principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
-    sql = f"SELECT {', '.join(f'e.{name}' for name in TRAVEL_EVENT_SCHEMA)} FROM events e WHERE {where}"
-    events = queries._frame(conn, sql, params + [principals], TRAVEL_EVENT_SCHEMA)
+    sql = f"SELECT DISTINCT {', '.join(f'e.{name}' for name in PRESENCE_SCHEMA)} FROM events e WHERE {where}"
+    presence = queries._frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
     keys = ["account_id", "principal"]
-    previous = {column: pl.col(column).shift(1).over(keys) for column in ("event_id", "event_time", *PLACE_COLUMNS)}
+    previous = {column: pl.col(column).shift(1).over(keys) for column in ("event_time", *PLACE_COLUMNS)}
     hours = (pl.col("to_time") - pl.col("from_time")).dt.total_seconds() / 3600
     distance = geo.distance_km(pl.col("from_latitude"), pl.col("from_longitude"), pl.col("to_latitude"),
                                pl.col("to_longitude"))
@@ -579,17 +596,16 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
         & (pl.col("from_country") != pl.col("to_country"))
         & (pl.col("hours") <= settings.country_change_window_minutes / 60)
     )
-    return (
-        events.lazy()
+    pairs = (
+        presence.lazy()
         .join(candidates.lazy(), on=keys, how="semi")
         .join(places.lazy(), on="source_ip")
-        .sort([*keys, "event_time", "event_id"])
+        .sort([*keys, "event_time", "source_ip"])
         .with_columns(**{f"from_{name}": expr for name, expr in previous.items()})
         .filter(pl.col("from_source_ip").is_not_null() & (pl.col("from_source_ip") != pl.col("source_ip")))
-        .rename({"event_id": "to_event_id", "event_time": "to_time", "source_ip": "to_source_ip",
-                 "country_code": "to_country", "place": "to_place", "latitude": "to_latitude",
-                 "longitude": "to_longitude", "precision": "to_precision", "from_event_time": "from_time",
-                 "from_country_code": "from_country"})
+        .rename({"event_time": "to_time", "source_ip": "to_source_ip", "country_code": "to_country",
+                 "place": "to_place", "latitude": "to_latitude", "longitude": "to_longitude",
+                 "precision": "to_precision", "from_event_time": "from_time", "from_country_code": "from_country"})
         .with_columns(hours=hours, distance_km=distance)
         .with_columns(
             speed_kmh=pl.when(pl.col("hours") > 0).then(pl.col("distance_km") / pl.col("hours")),
@@ -597,10 +613,10 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
             .then(pl.lit("countries within window")),
         )
         .filter(pl.col("basis").is_not_null())
-        .select(TRAVEL_PAIR_SCHEMA.keys())
         .sort("to_time", descending=True)
         .collect()
     )
+    return _with_event_ids(conn, pairs).select(TRAVEL_PAIR_SCHEMA.keys())
 
 
 TRAVEL_PAIR_SCHEMA = {
