@@ -242,6 +242,15 @@ def test_an_admin_page_opened_directly_refuses_a_stranger(access_settings, page)
     assert not at.dataframe
 
 
+@pytest.mark.parametrize("page", VIEWER_PAGES[:1] + ADMIN_PAGES[:1])
+def test_a_stranger_cannot_reach_any_page_of_the_app(access_settings, page):
+    """The refusal is the only registered page: Streamlit must not fall back to serving the files in pages/."""
+    at = signed_in_as(STRANGER).run()
+    assert [title.value for title in at.title] == ["Not authorised"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(page)
+
+
 @pytest.mark.parametrize("page", ADMIN_PAGES)
 def test_an_admin_opens_every_admin_page(access_settings, page):
     at = signed_in_as(ADMIN).run()

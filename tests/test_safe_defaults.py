@@ -89,14 +89,15 @@ def test_a_broken_access_section_fails_closed(settings_file):
 # --- Event content is data, not markup ----------------------------------------------------------------------
 
 # Proto fields Streamlit renders as Markdown or HTML: bodies of markdown/alerts/headings/html, labels and help.
+# st.text, st.code and st.json show their body as typed, and a metric's value (its body) is plain text.
 MARKUP_FIELDS = {"body", "label", "help", "tooltip"}
+PLAIN_TEXT_KINDS = {"text", "code", "json"}
+MARKUP_FIELDS_OF = {"metric": {"label", "help"}}
 
 
 def hostile_values() -> list[str]:
     demo = pytest.importorskip("trailstream.demo", reason="the demo generator is not there yet")
-    planted = demo.PLANTED["hostile_content"]
-    values = planted.values() if isinstance(planted, dict) else planted
-    return [value for value in values if isinstance(value, str)]
+    return sorted({text for case in demo.PLANTED["hostile_content"] for text in case["strings"]})
 
 
 @pytest.fixture(scope="module")
@@ -115,21 +116,24 @@ def hostile_cache(tmp_path_factory):
     return path
 
 
-def markup_strings(message) -> list[str]:
-    """Every string in the fields of a proto message (and nested ones) that Streamlit renders as markup."""
+def markup_strings(message, fields=MARKUP_FIELDS) -> list[str]:
+    """Every string in the given fields of a proto message (and nested ones): what Streamlit renders as markup."""
     found = []
     for field, value in message.ListFields():
-        values = value if field.label == field.LABEL_REPEATED else [value]
-        for item in values:
-            if isinstance(item, str) and field.name in MARKUP_FIELDS:
+        for item in value if field.is_repeated else [value]:
+            if isinstance(item, str) and field.name in fields:
                 found.append(item)
             elif hasattr(item, "ListFields"):
-                found.extend(markup_strings(item))
+                found.extend(markup_strings(item, fields))
     return found
 
 
 def rendered_markup(node) -> list[str]:
-    found = markup_strings(node.proto) if getattr(node, "proto", None) is not None else []
+    """The markup-rendered strings of an AppTest element tree, plain-text elements left out."""
+    kind = getattr(node, "type", "")
+    found = []
+    if getattr(node, "proto", None) is not None and kind not in PLAIN_TEXT_KINDS:
+        found = markup_strings(node.proto, MARKUP_FIELDS_OF.get(kind, MARKUP_FIELDS))
     for child in getattr(node, "children", {}).values():
         found.extend(rendered_markup(child))
     return found

@@ -9,6 +9,7 @@ import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
@@ -49,10 +50,20 @@ def auth_configured() -> bool:
         return False
     missing = missing_auth_settings(section)
     if missing:
-        st.error(f"Sign-in is set up in .streamlit/secrets.toml, but its [auth] section lacks {', '.join(missing)}. "
-                 "Add them (see .streamlit/secrets.toml.example) and restart TrailStream.", icon=":material/block:")
-        st.stop()
+        stop_with(lambda: st.error(
+            f"Sign-in is set up in .streamlit/secrets.toml, but its [auth] section lacks {', '.join(missing)}. "
+            "Add them (see .streamlit/secrets.toml.example) and restart TrailStream.", icon=":material/block:"))
     return True
+
+
+def stop_with(render) -> NoReturn:
+    """End the run showing only `render`: a one-page navigation, so Streamlit never falls back to listing (and
+    serving) the files in pages/ to someone the gate turned away."""
+    def trailstream() -> None:
+        render()
+
+    st.navigation([st.Page(trailstream, title="TrailStream", default=True)], position="hidden").run()
+    st.stop()
 
 
 def load_access() -> tuple[AccessPolicy, str]:
@@ -65,11 +76,15 @@ def load_access() -> tuple[AccessPolicy, str]:
         section = settings.document.get("access", {})
         return parse_access_policy(section.unwrap() if hasattr(section, "unwrap") else section), settings.db_path()
     except AccessSettingsError as exc:
+        problems = exc.problems
+
+    def settings_problems() -> None:
         st.error("TrailStream cannot check who may enter, so it shows nothing. Fix the settings file and reload:",
                  icon=":material/block:")
-        for problem in exc.problems:
+        for problem in problems:
             st.text(f"• {problem}")
-        st.stop()
+
+    stop_with(settings_problems)
 
 
 def gate() -> Identity:
@@ -83,8 +98,7 @@ def gate() -> Identity:
     )
     if decision.outcome != "enter":
         st.session_state.pop(IDENTITY_KEY, None)
-        _render_refusal(decision)
-        st.stop()
+        stop_with(lambda: _render_refusal(decision))
     identity = decision.identity
     st.session_state[IDENTITY_KEY] = identity
     if decision.banner:

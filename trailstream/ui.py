@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from trailstream import catalog, charts, config, exports, queries, runner, store, sync
+from trailstream import auth_ui, catalog, charts, config, exports, queries, runner, store, sync
 from trailstream.auth_ui import escape_markdown
 from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter, iso_utc
 
@@ -275,6 +275,7 @@ def _run_sync() -> None:
     bar.empty()
     clear_cached_data()
     st.session_state[SYNC_RESULTS_KEY] = (results, discarded)
+    auth_ui.record("sync", {result.source: result.counts() for result in results})
 
 
 def retry_failed() -> None:
@@ -283,6 +284,7 @@ def retry_failed() -> None:
         result = runner.retry_failed_files(settings(), db_path())
     clear_cached_data()
     st.session_state[SYNC_RESULTS_KEY] = ([result], False)
+    auth_ui.record("retry", result.counts())
     st.rerun()
 
 
@@ -608,21 +610,23 @@ def save_source(current: config.Settings, source: config.Source, replacing: str 
         current.sources[names.index(replacing)] = source
     else:
         current.sources.append(source)
-    return _write_settings(current)
+    return _write_settings(current, {"source": source.name, "change": "edited" if replacing in names else "added"})
 
 
 def remove_source(current: config.Settings, name: str) -> bool:
     current.sources = [source for source in current.sources if source.name != name]
-    return _write_settings(current)
+    return _write_settings(current, {"source": name, "change": "removed"})
 
 
-def _write_settings(current: config.Settings) -> bool:
+def _write_settings(current: config.Settings, change: dict | None = None) -> bool:
+    """Save the settings file and note the change in the audit log."""
     try:
         config.save_settings(current)
     except (OSError, config.SettingsError) as exc:
         st.error(f"Could not write {current.path}: {getattr(exc, 'strerror', None) or exc}. Check that the file "
                  "and its folder are writable.", icon=":material/error:")
         return False
+    auth_ui.record("setting_changed", change or {"file": str(current.path)})
     return True
 
 
