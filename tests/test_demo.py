@@ -269,31 +269,20 @@ def test_impossible_travel_cases(by_id, geoip):
     assert {"AWS Internal", "cloudformation.amazonaws.com"} <= sources and any(s.startswith("10.") for s in sources)
 
 
-def test_failed_sign_in_cases(by_id):
-    (burst,) = cases("console_login_failure_burst", True)
-    failures = [by_id[i] for i in burst["event_ids"]]
-    assert len(failures) == 12 and most_in_window([epoch(r) for r in failures], 300) == 12
-    assert all(r["responseElements"] == {"ConsoleLogin": "Failure"} for r in failures)
-    (typos,) = cases("console_login_failure_burst", False)
-    assert most_in_window([epoch(by_id[i]) for i in typos["event_ids"]], 3_000) == 1
-
-
-def test_privilege_spree_cases(by_id):
-    (spree,) = cases("privilege_change_spree", True)
-    changes = [by_id[i] for i in spree["event_ids"]]
-    assert len(changes) == 25 and all(r["eventName"] in catalog.PRIVILEGE_CHANGE_EVENTS for r in changes)
-    assert most_in_window([epoch(r) for r in changes], 600) == 25
-    (slow,) = cases("privilege_change_spree", False)
-    assert most_in_window([epoch(by_id[i]) for i in slow["event_ids"]], 3_600) == 1
-
-
-def test_unauthorized_burst_cases(by_id):
-    (burst,) = cases("unauthorized_burst", True)
-    refused = [by_id[i] for i in burst["event_ids"]]
-    assert len(refused) == 40 and all(r["errorCode"] in catalog.UNAUTHORIZED_ERROR_CODES for r in refused)
-    assert most_in_window([epoch(r) for r in refused], 300) == 40
-    (scattered,) = cases("unauthorized_burst", False)
-    assert most_in_window([epoch(by_id[i]) for i in scattered["event_ids"]], 3_600) == 1
+@pytest.mark.parametrize("kind, size, window, belongs", [
+    ("console_login_failure_burst", 12, 300, lambda r: r["responseElements"] == {"ConsoleLogin": "Failure"}),
+    ("privilege_change_spree", 25, 600, lambda r: r["eventName"] in catalog.PRIVILEGE_CHANGE_EVENTS),
+    ("unauthorized_burst", 40, 300, lambda r: r["errorCode"] in catalog.UNAUTHORIZED_ERROR_CODES),
+])
+def test_bursts_are_dense_and_their_look_alikes_spread_out(kind, size, window, belongs, by_id):
+    (burst,) = cases(kind, True)
+    events = [by_id[i] for i in burst["event_ids"]]
+    assert len(events) == size and all(belongs(r) for r in events)
+    assert most_in_window([epoch(r) for r in events], window) == size
+    (spread,) = cases(kind, False)
+    events = [by_id[i] for i in spread["event_ids"]]
+    assert len(events) > 1 and all(belongs(r) for r in events)
+    assert most_in_window([epoch(r) for r in events], 3_000) == 1
 
 
 @pytest.mark.parametrize("kind, names, source", [

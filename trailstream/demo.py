@@ -458,6 +458,10 @@ class _Builder:
             return moment
         return moment
 
+    def after(self, person: Person | None, principal: str, moment: int, low: int, high: int) -> int:
+        """A random pause of `low` to `high` seconds, then the next moment this caller works."""
+        return self.work_time(person, moment + self.rng.randrange(low, high), principal)
+
     def busy(self, principal: str, kind: str) -> list[int]:
         """Sorted moments of this principal's events of one kind ("privilege", "refused")."""
         return self._busy.setdefault((principal, kind), [])
@@ -904,7 +908,8 @@ def _plant(b: _Builder, end: int) -> dict[str, list[dict]]:
     no_mfa = b.sign_in(t, iam_user_identity(tom) | {"accessKeyId": ""}, STAGING, tom.ips[0], tom.browser, mfa=False)
     case("console_login_without_mfa", "tom", True, [no_mfa], ips=[tom.ips[0]], countries=["US"])
     sso_role = "AWSReservedSSO_AdministratorAccess_4f2a9c0e1b7d3a65"
-    sso_identity = role_identity(STAGING, sso_role, "sofia@acme.example", t, "", path="aws-reserved/sso.amazonaws.com/")
+    sso_identity = role_identity(STAGING, sso_role, "sofia@acme.example", t + 2 * HOUR, "",
+                                 path="aws-reserved/sso.amazonaws.com/")
     sso = b.sign_in(t + 2 * HOUR, sso_identity, STAGING, people["sofia"].ips[0], people["sofia"].browser, mfa=False)
     case("console_login_without_mfa", f"{sso_role}/sofia@acme.example", False, [sso],
          note="federated (role) sign-ins report MFAUsed 'No': MFA happens at the identity provider")
@@ -1605,6 +1610,14 @@ class _Scenarios:
         person = rng.choice(people or [PEOPLE["alice"]])
         return cli_session(person, rng.choice(person.ips)), person
 
+    def start(self, room: int) -> tuple[Network, Session, Person | None, int]:
+        """Where and by whom a scenario happens, and its first moment: at work, at least `room` before the end."""
+        b = self.b
+        net = _net_for(b.rng)
+        moment = _begin(b, room)
+        s, person = self.operator(net.account, moment)
+        return net, s, person, b.work_time(person, moment, s.principal)
+
 
 _IAM_KINDS = ("onboard", "rotate", "role", "offboard", "policy", "onboard", "rotate", "group")
 _RESERVED_OPERATORS = {"jordan", "emma", "kenji", "svc-legacy", "build-bot"}
@@ -1672,18 +1685,11 @@ def _elastic_ips(sc: _Scenarios, count: int) -> None:
     """AllocateAddress, AssociateAddress to a live instance (or an interface), DisassociateAddress, ReleaseAddress."""
     b, rng = sc.b, sc.b.rng
     for _ in range(count):
-        net = _net_for(rng)
-        moment = _begin(b, (b.end - b.start) // 10)
-        s, person = sc.operator(net.account, moment)
-        moment = b.work_time(person, moment, s.principal)
+        net, s, person, moment = sc.start((b.end - b.start) // 10)
         if moment >= b.end:
             continue
         _, allocation, _ = allocate_address(b, moment, s, net)
-
-        def later(t: int, low: int, high: int) -> int:
-            return b.work_time(person, t + rng.randrange(low, high), s.principal)
-
-        t = later(moment, MINUTE, 2 * HOUR)
+        t = b.after(person, s.principal, moment, MINUTE, 2 * HOUR)
         live = [i for i in sc.instances.get((net.account, net.region), ()) if i.launched < t < i.gone - HOUR]
         if t >= b.end or rng.random() < 0.15:
             continue
@@ -1694,10 +1700,10 @@ def _elastic_ips(sc: _Scenarios, count: int) -> None:
         else:
             _, association = associate_address(b, t, s, net, allocation, interface=b.ids.resource("eni"))
             until = b.end
-        t = later(t, HOUR, 5 * DAY)
+        t = b.after(person, s.principal, t, HOUR, 5 * DAY)
         if t < min(until, b.end) and rng.random() < 0.6:
             ec2_ok(b, t, s, net, "DisassociateAddress", {"associationId": association})
-            t = later(t, MINUTE, DAY)
+            t = b.after(person, s.principal, t, MINUTE, DAY)
             if t < b.end and rng.random() < 0.7:
                 ec2_ok(b, t, s, net, "ReleaseAddress", {"allocationId": allocation})
 
@@ -1706,9 +1712,7 @@ def _security_groups(sc: _Scenarios, count: int) -> None:
     """Groups created, rules added (web ports from anywhere, admin ports only from private or office ranges), revoked, deleted."""
     b, rng = sc.b, sc.b.rng
     for _ in range(count):
-        net = _net_for(rng)
-        moment = _begin(b, (b.end - b.start) // 20)
-        s, person = sc.operator(net.account, moment)
+        net, s, person, moment = sc.start((b.end - b.start) // 20)
 
         def step(after: int) -> int:
             return b.slot(person, s.principal, after, "privilege", _PRIVILEGE_GAP)
@@ -1752,13 +1756,10 @@ def _networks(sc: _Scenarios, count: int) -> None:
     """A VPC built end to end (subnets, gateways, routes, ACL entries, NAT with an Elastic IP, peering), sometimes torn down."""
     b, rng = sc.b, sc.b.rng
     for index in range(count):
-        base = NETWORKS[rng.choice(list(NETWORKS))]
-        moment = _begin(b, 8 * DAY)  # room for the build, a weekend and a teardown before the end
-        s, person = sc.operator(base.account, moment)
-        t = b.work_time(person, moment, s.principal)
+        base, s, person, t = sc.start(8 * DAY)  # room for the build, a weekend and a teardown before the end
 
         def later(t: int, low: int, high: int) -> int:
-            return b.work_time(person, t + rng.randrange(low, high), s.principal)
+            return b.after(person, s.principal, t, low, high)
 
         region, account = base.region, base.account
         octet = 100 + (index * 7 + rng.randrange(7)) % 150
@@ -1962,7 +1963,7 @@ def _iam_changes(sc: _Scenarios, count: int) -> None:
 # --- Errors ---------------------------------------------------------------------------------------------------------
 
 def _error_cases(b: _Builder, s: Session, region: str) -> dict:
-    """Each background error: (weight, build(moment) -> record). Weight 0 means a fixed handful (rare codes)."""
+    """How to build each background error code's record for this caller: (build(moment), is a refusal)."""
     net = NETWORKS.get((s.account, region)) or NETWORKS[(s.account, ACCOUNT_REGIONS[s.account][0][0])]
     arn_region = net.region
     instance = net.fleet[0] if net.fleet else "i-" + _stable_hex("missing")
@@ -1973,82 +1974,82 @@ def _error_cases(b: _Builder, s: Session, region: str) -> dict:
                                 error=(code, message + b.ids.token(120)))
 
     return {
-        "AccessDenied": (6, lambda t: iam(b, t, s, "ListRoles", None, error=(
+        "AccessDenied": (lambda t: iam(b, t, s, "ListRoles", None, error=(
             "AccessDenied", _unauthorized_message(s, "iam:ListRoles", f"arn:aws:iam::{s.account}:role/"))), True),
-        "Client.UnauthorizedOperation": (4, ec2_denied(
+        "Client.UnauthorizedOperation": (ec2_denied(
             "StopInstances", {"instancesSet": _items("instanceId", [instance]), "force": False},
             "ec2:StopInstances", "Client.UnauthorizedOperation"), True),
-        "UnauthorizedOperation": (2, ec2_denied(
+        "UnauthorizedOperation": (ec2_denied(
             "DescribeSnapshotAttribute", {"snapshotId": "snap-" + _stable_hex("snap:" + s.account), "attribute": "createVolumePermission"},
             "ec2:DescribeSnapshotAttribute", "UnauthorizedOperation"), True),
-        "AccessDeniedException": (2, lambda t: b.call(
+        "AccessDeniedException": (lambda t: b.call(
             t, s, net.region, "secretsmanager.amazonaws.com", "GetSecretValue", True,
             {"secretId": f"arn:aws:secretsmanager:{net.region}:{s.account}:secret:prod/payments-Q1w2E3"},
             error=("AccessDeniedException", _unauthorized_message(
                 s, "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:{net.region}:{s.account}:secret:prod/payments-Q1w2E3"))), True),
-        "NoSuchBucketPolicy": (8, lambda t: b.call(
+        "NoSuchBucketPolicy": (lambda t: b.call(
             t, s, GLOBAL_REGION, "s3.amazonaws.com", "GetBucketPolicy", True,
             {"bucketName": BUCKETS[s.account][0], "Host": _bucket_host(BUCKETS[s.account][0]), "policy": ""},
             error=("NoSuchBucketPolicy", "The bucket policy does not exist")), False),
-        "ServerSideEncryptionConfigurationNotFoundError": (3, lambda t: b.call(
+        "ServerSideEncryptionConfigurationNotFoundError": (lambda t: b.call(
             t, s, GLOBAL_REGION, "s3.amazonaws.com", "GetBucketEncryption", True,
             {"bucketName": BUCKETS[s.account][-1], "Host": _bucket_host(BUCKETS[s.account][-1]), "encryption": ""},
             error=("ServerSideEncryptionConfigurationNotFoundError", "The server side encryption configuration was not found")), False),
-        "Client.InvalidInstanceID.NotFound": (3, lambda t: b.call(
+        "Client.InvalidInstanceID.NotFound": (lambda t: b.call(
             t, s, net.region, "ec2.amazonaws.com", "DescribeInstances", True,
             {"instancesSet": _items("instanceId", ["i-0" + "%016x" % b.rng.getrandbits(64)]), "filterSet": {}},
             error=("Client.InvalidInstanceID.NotFound", "The instance ID does not exist")), False),
-        "Client.DryRunOperation": (2, lambda t: b.call(
+        "Client.DryRunOperation": (lambda t: b.call(
             t, s, net.region, "ec2.amazonaws.com", "TerminateInstances", False,
             {"instancesSet": _items("instanceId", [instance]), "dryRun": True},
             error=("Client.DryRunOperation", "Request would have succeeded, but DryRun flag is set.")), False),
-        "ResourceNotFoundException": (3, lambda t: b.call(
+        "ResourceNotFoundException": (lambda t: b.call(
             t, s, net.region, "lambda.amazonaws.com", "GetFunction20150331v2", True, {"functionName": "image-resizer"},
             error=("ResourceNotFoundException",
                    f"Function not found: arn:aws:lambda:{net.region}:{s.account}:function:image-resizer"), version="1.08"), False),
-        "ParameterNotFound": (2, lambda t: b.call(
+        "ParameterNotFound": (lambda t: b.call(
             t, s, net.region, "ssm.amazonaws.com", "GetParameter", True, {"name": "/app/legacy-flag", "withDecryption": True},
-            error=("ParameterNotFound", "")), False),
-        "InvalidParameterValue": (0, lambda t: b.call(
+            error=("ParameterNotFound", "Parameter /app/legacy-flag not found.")), False),
+        "InvalidParameterValue": (lambda t: b.call(
             t, s, net.region, "ec2.amazonaws.com", "CreateTags", False,
             {"resourcesSet": _items("resourceId", [instance]), "tagSet": {"items": [{"key": "aws:owner", "value": "x"}]}},
             error=("InvalidParameterValue", "Value ( aws:owner ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use")), False),
-        "Client.InstanceLimitExceeded": (0, lambda t: run_instances(
+        "Client.InstanceLimitExceeded": (lambda t: run_instances(
             b, t, s, net, 25, "c6i.4xlarge", "load-test", error=(
                 "Client.InstanceLimitExceeded",
                 "You have requested more instances (25) than your current instance limit of 20 allows for the specified "
                 "instance type. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."))[0], False),
-        "ThrottlingException": (0, lambda t: b.call(
+        "ThrottlingException": (lambda t: b.call(
             t, s, net.region, "cloudtrail.amazonaws.com", "LookupEvents", True, {"maxResults": 50},
             error=("ThrottlingException", "Rate exceeded")), False),
-        "NoSuchEntity": (0, lambda t: iam(b, t, s, "GetUser", {"userName": "former-contractor"}, error=(
+        "NoSuchEntity": (lambda t: iam(b, t, s, "GetUser", {"userName": "former-contractor"}, error=(
             "NoSuchEntity", "The user with name former-contractor cannot be found.")), False),
     }
 
 
-_ERROR_CODES = ("AccessDenied", "Client.UnauthorizedOperation", "UnauthorizedOperation", "AccessDeniedException",
-                "NoSuchBucketPolicy", "ServerSideEncryptionConfigurationNotFoundError", "Client.InvalidInstanceID.NotFound",
-                "Client.DryRunOperation", "ResourceNotFoundException", "ParameterNotFound", "InvalidParameterValue",
-                "Client.InstanceLimitExceeded", "ThrottlingException", "NoSuchEntity")
-_ERROR_WEIGHTS = (6, 4, 2, 2, 8, 3, 3, 2, 3, 2, 0, 0, 0, 0)
+_ERROR_MIX = (  # code, share of the background's errors (0: a fixed handful, the rare codes)
+    ("AccessDenied", 6), ("Client.UnauthorizedOperation", 4), ("UnauthorizedOperation", 2), ("AccessDeniedException", 2),
+    ("NoSuchBucketPolicy", 8), ("ServerSideEncryptionConfigurationNotFoundError", 3),
+    ("Client.InvalidInstanceID.NotFound", 3), ("Client.DryRunOperation", 2), ("ResourceNotFoundException", 3),
+    ("ParameterNotFound", 2), ("InvalidParameterValue", 0), ("Client.InstanceLimitExceeded", 0),
+    ("ThrottlingException", 0), ("NoSuchEntity", 0),
+)
 _RARE_ERROR_COUNT = 3
 _UNAUTHORIZED_GAP = 30 * MINUTE
-_NO_ERRORS = {"kenji", "build-bot", "svc-legacy"}
-_PRIVILEGE_ERRORS = {"InvalidParameterValue"}  # planted cases own these principals' refusals
+_NO_ERRORS = {"kenji", "build-bot", "svc-legacy"}  # planted cases own these principals' refusals
+_PLANTED_SIGN_IN_FAILURES = {"liam", "carlos"}  # and these people's failed sign-ins
+_PRIVILEGE_ERRORS = {"InvalidParameterValue"}  # a refused change still counts as one: spaced like the others
 
 
 def _errors(b: _Builder, budget: int) -> None:
     """Failed calls: every code at least twice in the last 7 days; refusals at most two at a time per principal."""
     rng = b.rng
-    common = sum(_ERROR_WEIGHTS)
-    counts = [_RARE_ERROR_COUNT if weight == 0 else 0 for weight in _ERROR_WEIGHTS]
-    spare = budget - sum(counts)
-    for index, weight in enumerate(_ERROR_WEIGHTS):
-        if weight:
-            counts[index] = max(2, int(spare * weight / common))
+    common = sum(share for _, share in _ERROR_MIX)
+    spare = budget - _RARE_ERROR_COUNT * sum(1 for _, share in _ERROR_MIX if not share)
+    counts = [max(2, int(spare * share / common)) if share else _RARE_ERROR_COUNT for _, share in _ERROR_MIX]
     callers = [p for p in PEOPLE.values() if p.name not in _NO_ERRORS]
     recent = max(b.start, b.end - 7 * DAY)
-    for code, count in zip(_ERROR_CODES, counts):
+    for (code, _), count in zip(_ERROR_MIX, counts):
         for n in range(count):
             lower = recent if n < 2 else b.start + HOUR
             for _ in range(20):  # near the end a caller may have no free moment left: try another
@@ -2062,7 +2063,7 @@ def _errors(b: _Builder, budget: int) -> None:
                     account = rng.choice((PROD, STAGING))
                     s = github_session(b, account, moment)
                     region = ACCOUNT_REGIONS[account][0][0]
-                weight, build, unauthorized = _error_cases(b, s, region)[code]
+                build, unauthorized = _error_cases(b, s, region)[code]
                 kind = "refused" if unauthorized else "privilege" if code in _PRIVILEGE_ERRORS else None
                 moment = b.slot(person, s.principal, moment, kind, _UNAUTHORIZED_GAP if unauthorized else _PRIVILEGE_GAP)
                 if moment < b.end:
@@ -2082,8 +2083,9 @@ def _end_moment(end: datetime | None) -> int:
 
 def generate_records(events: int = 20_000, seed: int = DEMO_SEED, end: datetime | None = None,
                      days: int = 30) -> list[dict]:
-    """`events` CloudTrail records (exactly, unless fewer than the planted ones and the minimum scenarios) spanning
-    `days` days before `end` (default: now, to the minute), sorted by eventTime; the same arguments give the same records."""
+    """`events` CloudTrail records (exactly, beyond the ~300 the planted cases and smallest scenarios need) over the
+    `days` days before `end` (default: now, to the minute), sorted by eventTime. The same arguments give the same
+    records; PLANTED's cases always lie in the last 7 days."""
     collecting = gc.isenabled()
     gc.disable()  # a million small dicts make the cycle collector rescan the heap for nothing
     try:
@@ -2111,7 +2113,7 @@ def _generate(events: int, seed: int, stop: int, days: int) -> list[dict]:
     _errors(b, _clamp(scale // 80, 30, 20_000))
     remaining = events - len(b.out)
     if remaining > 0:
-        _human_background(b, int(remaining * 0.32), no_failures={"liam", "carlos"})
+        _human_background(b, int(remaining * 0.32), no_failures=_PLANTED_SIGN_IN_FAILURES)
         _machine_background(b, events - len(b.out))
     if len(b.out) < events:  # sessions that found no free slot: the Lambda ran a little more
         _data_sync(b, events - len(b.out), b.rng)
@@ -2128,9 +2130,10 @@ def _event_time(record: dict) -> str:
     return record["eventTime"]
 
 
+# Planted cases per finding type (plus "rare_error", "instance_terminated", "elastic_ip_released", "hostile_content"):
+# principal, expected (False: a look-alike that must not be flagged), event_ids, seconds_before_end (one per event),
+# account, and details such as countries, ips, port, cidr, note. The same for every seed and end.
 PLANTED: dict[str, list[dict]] = _plant(_Builder(random.Random(0), 0, 30 * DAY), 30 * DAY)
-"""Planted cases per finding type: principal, expected (False: a look-alike that must not be flagged), event_ids,
-seconds_before_end (per event) and details (countries, ips, ports, ...). The same for every seed and end."""
 
 
 # --- Delivery: files as CloudTrail writes them to S3 ----------------------------------------------------------------
