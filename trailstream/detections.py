@@ -527,11 +527,17 @@ def ensure_detections_schema(db) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS {TRAVEL_INDEX} ON events (principal, source_ip, account_id, event_time)")
 
 
+def _travel_source(conn) -> str:
+    """The events table, read through the travel index when the cache has it (the planner may not pick it alone)."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [TRAVEL_INDEX]).fetchone()
+    return f"events e INDEXED BY {TRAVEL_INDEX}" if found else "events e"
+
+
 def _travel_candidates(conn, event_filter: EventFilter | None, settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Principals seen at two or more places (a cheap first pass over distinct IPs), and the places of their IPs."""
     where, params = queries._where(event_filter, _OUTSIDE_AWS, _ACTORS)
     sql = (
-        "SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e "
+        f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM {_travel_source(conn)} "
         f"WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id"
     )
     usage = queries._frame(conn, sql, params, USAGE_SCHEMA)
@@ -581,7 +587,8 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
         event_filter, _OUTSIDE_AWS, _ACTORS, "e.principal IN (SELECT value FROM json_each(?))"
     )
     principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
-    sql = f"SELECT DISTINCT {', '.join(f'e.{name}' for name in PRESENCE_SCHEMA)} FROM events e WHERE {where}"
+    columns = ", ".join(f"e.{name}" for name in PRESENCE_SCHEMA)
+    sql = f"SELECT DISTINCT {columns} FROM {_travel_source(conn)} WHERE {where}"
     presence = queries._frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
     keys = ["account_id", "principal"]
     previous = {column: pl.col(column).shift(1).over(keys) for column in ("event_time", *PLACE_COLUMNS)}
@@ -861,8 +868,9 @@ def detect_world_open_security_groups(events: pl.DataFrame) -> list[Finding]:
         .collect()
     )
     flagged = events.join(opened, on="event_id")
-    summary = pl.format("{} opened {} of security group {} to the whole internet ({}).", _who(),
-                        pl.format("port(s) {}", pl.col("ports").cast(pl.List(pl.String)).list.join(", ")),
+    port_label = pl.when(pl.col("ports").list.len() == 1).then(pl.lit("port")).otherwise(pl.lit("ports"))
+    summary = pl.format("{} opened {} {} of security group {} to the whole internet ({}).", _who(), port_label,
+                        pl.col("ports").cast(pl.List(pl.String)).list.join(", "),
                         pl.col("group_id").fill_null("(unknown)"), pl.col("peers").list.join(", "))
     return _single_event_findings(flagged, "security_group_open_to_world", summary,
                                   details={"ports": pl.col("ports"), "peers": pl.col("peers"),
