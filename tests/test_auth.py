@@ -17,7 +17,6 @@ from trailstream.auth import (
     decide_access,
     is_loopback,
     missing_auth_settings,
-    pages_for_role,
     parse_access_policy,
 )
 from trailstream.store import open_cache, open_cache_readonly
@@ -130,13 +129,6 @@ def test_banners_say_why_sign_in_is_off_and_warn_remote_visitors():
 def test_an_auth_section_lacking_provider_settings_is_reported():
     assert missing_auth_settings({"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "client_id": ""}) == [
         "cookie_secret", "client_id", "client_secret", "server_metadata_url"]
-
-
-def test_viewers_lose_admin_pages_and_admins_keep_all():
-    pages = [("Overview", False), ("Alerts", True), ("Search", False), ("SQL", True)]
-    is_admin_page = lambda page: page[1]  # noqa: E731
-    assert [p[0] for p in pages_for_role(pages, "viewer", is_admin_page)] == ["Overview", "Search"]
-    assert pages_for_role(pages, "admin", is_admin_page) == pages
 
 
 def test_audit_entries_are_kept_newest_first_without_secrets(db_path):

@@ -16,7 +16,7 @@ from trailstream.store import open_cache, utc_now
 AUDIT_ACTIONS = {
     "sign_in": "Signed in",
     "sync": "Synced",
-    "retry": "Retried a failed file",
+    "retry": "Retried failed files",
     "setting_changed": "Changed a setting",
     "rule_changed": "Changed an alert rule",
 }

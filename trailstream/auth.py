@@ -7,7 +7,7 @@ whether sign-in is configured, the server address, and the signed-in user's clai
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -187,11 +187,6 @@ def _decide_signed_in(policy: AccessPolicy, user: Mapping) -> AccessDecision:
             account=email,
         )
     return AccessDecision("enter", Identity(_normal_email(email), role, name=name, email=email))
-
-
-def pages_for_role(pages: Iterable, role: Role, is_admin_page) -> list:
-    """The pages a role may see: viewers lose every page `is_admin_page(page)` marks as admin-only."""
-    return [page for page in pages if role == "admin" or not is_admin_page(page)]
 
 
 def _normal_email(email: str | None) -> str:
