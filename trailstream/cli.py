@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else ./trailstream.db)")
     parser.add_argument("--config", default=None, help="settings file (default: $TRAILSTREAM_CONFIG, else ./trailstream.toml)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-alerts", action="store_true", help="do not check alert rules after a sync")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sync_cmd = commands.add_parser("sync", help="pull new log files announced on an SQS queue (or every configured source)")
@@ -127,6 +128,7 @@ def print_result(result: sync.SyncResult) -> int:
 
 
 def _with_progress(args, label, run) -> int:
+    """Run a sync with a progress bar, print its summary, then check the alert rules on what arrived."""
     progress = Progress(not args.quiet and sys.stderr.isatty(), label)
     try:
         results = run(progress)
@@ -134,7 +136,17 @@ def _with_progress(args, label, run) -> int:
         progress.close()
     results = results if isinstance(results, list) else [results]
     codes = [print_result(result) for result in results]
+    if not args.no_alerts and any(result.new_events for result in results):
+        _run_alerts_after_sync(args)
     return max(codes, default=EXIT_OK)
+
+
+def _run_alerts_after_sync(args) -> None:
+    """Alerts follow every sync; their outcome is printed, while the exit code stays the sync's."""
+    from trailstream import alerts
+
+    outcome = alerts.run_alerts(args.db, _settings(args))
+    print(outcome.summary())
 
 
 def command_import(args) -> int:
@@ -282,7 +294,10 @@ def command_alerts(args) -> int:
 def command_watch(args) -> int:
     from trailstream import alerts
 
-    every = alerts.parse_interval(args.every)
+    try:
+        every = alerts.parse_interval(args.every)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     alerts.watch(args.db, _settings(args), every)
     return EXIT_OK
 
