@@ -57,6 +57,7 @@ page = st.navigation(
     position="top",
 )
 ui.prepare_cache()
+ui.demo_banner()
 if identity.is_admin:
     ui.sync_button()
 ui.sidebar_filters()

@@ -12,7 +12,6 @@ st.caption("Where TrailStream reads CloudTrail logs from. **Sync** in the sideba
 if current.errors:
     ui.settings_problems(current)
     st.stop()
-ui.demo_banner(ui.cache_state())
 st.text(f"Settings file: {current.path.resolve()}\nCache file:    {current.db_path()}")
 with st.expander("How TrailStream gets AWS credentials", icon=":material/key:"):
     st.markdown(ui.CREDENTIALS_HELP)

@@ -17,11 +17,14 @@ ui.metrics({"Sync runs": runs.height, "Files stored": summary["files"] - summary
 
 st.subheader("Ingestion health")
 health = transforms.ingestion_health(ui.load(queries.query_delivered_files))
-for warning in ui.column_values(health, "warning"):
-    st.warning(ui.plain(warning), icon=":material/warning:")
+quiet = ui.rows_where(health, "quiet")
+if quiet.height:
+    st.warning(f"{quiet.height:,} account and region pair(s) sent no events for a while (listed first below). Check "
+               "that their trails are still logging and delivering: a stopped trail looks exactly like a quiet "
+               "account.", icon=":material/warning:")
 if health.height:
-    ui.table(health, "ingestion-health", ("account_id", "aws_region", "files", "records", "newest_event_time",
-                                          "last_processed_at", "delivery_lag", "silent_for"))
+    ui.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "newest_event_time", "silent_for",
+                                          "delivery_lag", "files", "records", "last_processed_at"))
 else:
     st.info("No log file has been stored yet.", icon=":material/inbox:")
 

@@ -114,8 +114,9 @@ def prepare_cache() -> None:
             st.stop()
 
 
-def demo_banner(state: CacheState) -> None:
-    if state.demo:
+def demo_banner() -> None:
+    """Said on every page while the cache holds only generated events."""
+    if cache_state().demo:
         st.info(
             "**Demo data.** These events are generated, not read from your AWS account. To see your own, add a "
             "source on **Sources & settings** and press **Sync**: the demo data is then replaced.",
@@ -126,7 +127,6 @@ def demo_banner(state: CacheState) -> None:
 def require_cache(allow_empty: bool = True) -> CacheState:
     """Stop the page with a friendly next step unless the cache can be read (and, if asked, has events)."""
     state = cache_state()
-    demo_banner(state)
     if state.status == "missing":
         st.info(
             "No cache yet. Add a source on **Sources & settings**, then press **Sync** in the sidebar "
@@ -455,15 +455,27 @@ def download_table(frame: pl.DataFrame, name: str) -> None:
     _download_row(exports.table_downloads(frame, name, current_filter()), f"table-{name}")
 
 
+def column_config(frame: pl.DataFrame, columns: list[str]) -> dict:
+    """Readable headers for the shown columns; times as UTC date and time."""
+    configured = {}
+    for name in columns:
+        label = COLUMN_LABELS.get(name)
+        if isinstance(label, str) or label is None:
+            title = label or name.replace("_", " ").capitalize()
+            label = (st.column_config.DatetimeColumn(title, format="YYYY-MM-DD HH:mm:ss")
+                     if frame.schema[name] == pl.Datetime("us", "UTC") else title)
+        configured[name] = label
+    return configured
+
+
 def table(frame: pl.DataFrame, key: str, columns: tuple[str, ...] | None = None, select: bool = False):
     """A read-only table with readable headers; with select=True, one row can be picked (returns its index or None)."""
     shown = [c for c in (columns or frame.columns) if c in frame.columns]
-    config_ = {name: label for name, label in COLUMN_LABELS.items() if name in shown}
+    options = {"hide_index": True, "column_config": column_config(frame, shown), "key": key}
     if not select:
-        st.dataframe(frame.select(shown), hide_index=True, column_config=config_, key=key)
+        st.dataframe(frame.select(shown), **options)
         return None
-    event = st.dataframe(frame.select(shown), hide_index=True, column_config=config_, key=key, on_select="rerun",
-                         selection_mode="single-row")
+    event = st.dataframe(frame.select(shown), on_select="rerun", selection_mode="single-row", **options)
     rows = event.selection.rows if event else []
     return rows[0] if rows else None
 

@@ -1,0 +1,127 @@
+"""The real app in headless Chromium: `streamlit run app.py` on a fresh cache with a local folder configured,
+Sync, every page, a rendered chart, a PNG download, and a 1280 px screenshot of the overview."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.test_app import APP, ROOT, page_specs
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STARTUP_LIMIT = 90  # seconds; Streamlit starts in a few
+RUN_LIMIT_MS = 120_000
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen) -> None:
+    """Poll Streamlit's health endpoint until it answers ok (or the server dies, or the limit passes)."""
+    deadline = time.monotonic() + STARTUP_LIMIT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"streamlit did not answer on {url} within {STARTUP_LIMIT}s")
+
+
+@pytest.fixture
+def local_logs(tmp_path) -> Path:
+    """A folder of demo CloudTrail files, as an exported trail bucket would look."""
+    from trailstream import demo
+
+    folder = tmp_path / "logs"
+    demo.write_log_files(folder, demo.generate_records(events=1500, seed=5))
+    return folder
+
+
+@pytest.fixture
+def app_server(tmp_path, local_logs):
+    """`streamlit run app.py` on a fresh cache, with the folder configured as a source; yields its URL."""
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text(f'[[sources]]\nname = "exported logs"\nkind = "local"\npath = "{local_logs}"\n')
+    port = free_port()
+    env = {**os.environ, "TRAILSTREAM_DB": str(tmp_path / "cache.db"), "TRAILSTREAM_CONFIG": str(settings)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for_run(page) -> None:
+    """Wait until Streamlit has finished running the script for what the page shows."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=RUN_LIMIT_MS)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=RUN_LIMIT_MS)
+
+
+def open_from_menu(page, section: str, title: str) -> None:
+    """Click a page in the top navigation: straight for a page without a section, else through its menu."""
+    if not section:
+        page.get_by_test_id("stTopNavLink").filter(has_text=title).click()
+        return
+    page.get_by_test_id("stTopNavSection").filter(has_text=section).click()
+    page.get_by_test_id("stTopNavDropdownLink").get_by_text(title, exact=True).click()
+
+
+def test_the_app_in_a_real_browser(app_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=RUN_LIMIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(RUN_LIMIT_MS)
+            page.goto(f"{app_server}/?range=all")
+            wait_for_run(page)
+            expect(page.get_by_text("No cache yet")).to_be_visible()
+
+            page.get_by_role("button", name="Sync").click()
+            expect(page.get_by_text("new event(s)")).to_be_visible()
+            wait_for_run(page)
+            events = page.get_by_test_id("stMetric").filter(has_text="Events").get_by_test_id("stMetricValue")
+            expect(events).not_to_have_text("0")
+
+            chart = page.locator(".vega-embed canvas, .vega-embed svg").first
+            expect(chart).to_be_visible()
+            page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+            with page.expect_download() as download_info:
+                page.get_by_test_id("stDownloadButton").filter(has_text="PNG").first.click()
+            png = Path(download_info.value.path()).read_bytes()
+            assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
+
+            for section, path, title in page_specs():
+                open_from_menu(page, section, title)
+                wait_for_run(page)
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                assert "range=all" in page.url, f"the filters stay in the URL on {path}"
+        finally:
+            browser.close()
