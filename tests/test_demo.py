@@ -86,6 +86,15 @@ def test_planted_records_are_the_same_for_every_seed_and_end():
         assert planted <= ids
 
 
+def test_background_only_slices_leave_the_planted_records_out():
+    planted = {event_id for cases in demo.PLANTED.values() for case in cases for event_id in case["event_ids"]}
+    background = demo.generate_records(events=5_000, seed=3, end=END, days=1, planted=False)
+    assert len(background) == 5_000 and not planted & {r["eventID"] for r in background}
+    times = [r["eventTime"] for r in background]
+    assert (END - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ") <= min(times)
+    assert max(times) < END.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_exactly_the_requested_number_of_events_sorted_within_the_span(generated):
     assert len(generated) == EVENTS
     times = [r["eventTime"] for r in generated]

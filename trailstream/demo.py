@@ -1460,7 +1460,7 @@ def _app_instances(b: _Builder, part: int, rng: random.Random) -> None:
     for size in _sessions(rng, part, 30, hours * 10):
         net = rng.choice(fleets)
         instance = rng.choice(net.fleet)
-        begin = b.start + rng.randrange(hours) * HOUR + rng.randrange(60, HOUR - 600)
+        begin = b.start + rng.randrange(hours) * HOUR + rng.randrange(60, 600)
         ip = _private_ip(b, net) if rng.random() < 0.6 else rng.choice(CI_IPS)
         session = role_session(b, net.account, "web-app", instance, begin, ip, SSM_AGENT_UA, ec2=True)
         if ip.startswith("10."):
@@ -1474,7 +1474,7 @@ def _app_instances(b: _Builder, part: int, rng: random.Random) -> None:
                resources=[{"accountId": net.account, "type": "AWS::IAM::Role", "ARN": role_arn}], version="1.08",
                shared=b.ids.uuid())
         if size > 1:
-            emitters[net.account].emit(session, _spread(rng, begin, HOUR - 60, size - 1), (net.region,), (1,))
+            emitters[net.account].emit(session, _spread(rng, begin, HOUR - 660, size - 1), (net.region,), (1,))
 
 
 def _data_sync(b: _Builder, part: int, rng: random.Random) -> None:
@@ -1758,8 +1758,15 @@ def _networks(sc: _Scenarios, count: int) -> None:
     for index in range(count):
         base, s, person, t = sc.start(8 * DAY)  # room for the build, a weekend and a teardown before the end
 
-        def later(t: int, low: int, high: int) -> int:
-            return b.after(person, s.principal, t, low, high)
+        def run(plan: list[tuple[str, dict, dict | None]], pause: tuple[int, int] = (2, 40)) -> bool:
+            """Make the calls one after another; False once the demo's end is reached."""
+            nonlocal t
+            for name, req, resp in plan:
+                if t >= b.end:
+                    return False
+                ec2_ok(b, t, s, base, name, req, resp)
+                t = b.after(person, s.principal, t, *(pause if name != "DeleteNatGateway" else (60, 600)))
+            return t < b.end
 
         region, account = base.region, base.account
         octet = 100 + (index * 7 + rng.randrange(7)) % 150
@@ -1806,35 +1813,36 @@ def _networks(sc: _Scenarios, count: int) -> None:
                      "icmpTypeCode": {}, "portRange": {"from": ports[0], "to": ports[1]} if ports else {},
                      "aclProtocol": protocol, "cidrBlock": block}
             steps.append(("CreateNetworkAclEntry", entry, None))
-        for name, req, resp in steps:
-            ec2_ok(b, t, s, base, name, req, resp)
-            t = later(t, 2, 40)
+        if not run(steps):
+            continue
         _, allocation, _ = allocate_address(b, t, s, base)
         nat = b.ids.resource("nat")
-        t = later(t, 2, 30)
-        ec2_ok(b, t, s, base, "CreateNatGateway",
-               {"CreateNatGatewayRequest": {"SubnetId": subnets[0], "AllocationId": allocation,
-                                            "ClientToken": b.ids.uuid(), "ConnectivityType": "public"}},
-               {"CreateNatGatewayResponse": {"natGateway": {"natGatewayId": nat, "subnetId": subnets[0], "vpcId": vpc,
-                                                            "state": "pending", "connectivityType": "public",
-                                                            "natGatewayAddressSet": {"item": {"allocationId": allocation}}}}})
-        t = later(t, 60, 300)
-        ec2_ok(b, t, s, base, "CreateRoute", {"routeTableId": private_rt, "destinationCidrBlock": "0.0.0.0/0", "natGatewayId": nat})
+        t = b.after(person, s.principal, t, 2, 30)
+        gateway = [("CreateNatGateway",
+                    {"CreateNatGatewayRequest": {"SubnetId": subnets[0], "AllocationId": allocation,
+                                                 "ClientToken": b.ids.uuid(), "ConnectivityType": "public"}},
+                    {"CreateNatGatewayResponse": {"natGateway": {
+                        "natGatewayId": nat, "subnetId": subnets[0], "vpcId": vpc, "state": "pending",
+                        "connectivityType": "public", "natGatewayAddressSet": {"item": {"allocationId": allocation}}}}}),
+                   ("CreateRoute", {"routeTableId": private_rt, "destinationCidrBlock": "0.0.0.0/0", "natGatewayId": nat}, None)]
+        if not run(gateway, (60, 300)):
+            continue
         if rng.random() < 0.5:
             peering = b.ids.resource("pcx")
-            t = later(t, 60, 3 * HOUR)
-            ec2_ok(b, t, s, base, "CreateVpcPeeringConnection", {"vpcId": vpc, "peerVpcId": base.vpc, "peerOwnerId": account},
-                   {"vpcPeeringConnection": {"vpcPeeringConnectionId": peering,
-                                             "requesterVpcInfo": {"ownerId": account, "vpcId": vpc, "cidrBlock": cidr, "region": region},
-                                             "accepterVpcInfo": {"ownerId": account, "vpcId": base.vpc, "region": region},
-                                             "status": {"code": "initiating-request", "message": f"Initiating Request to {account}"},
-                                             "tagSet": {}}})
-            t = later(t, 30, 600)
-            ec2_ok(b, t, s, base, "AcceptVpcPeeringConnection", {"vpcPeeringConnectionId": peering},
-                   {"vpcPeeringConnection": {"vpcPeeringConnectionId": peering, "status": {"code": "provisioning",
-                                                                                          "message": "Provisioning"}}})
+            t = b.after(person, s.principal, t, 60, 3 * HOUR)
+            run([("CreateVpcPeeringConnection", {"vpcId": vpc, "peerVpcId": base.vpc, "peerOwnerId": account},
+                  {"vpcPeeringConnection": {
+                      "vpcPeeringConnectionId": peering,
+                      "requesterVpcInfo": {"ownerId": account, "vpcId": vpc, "cidrBlock": cidr, "region": region},
+                      "accepterVpcInfo": {"ownerId": account, "vpcId": base.vpc, "region": region},
+                      "status": {"code": "initiating-request", "message": f"Initiating Request to {account}"},
+                      "tagSet": {}}}),
+                 ("AcceptVpcPeeringConnection", {"vpcPeeringConnectionId": peering},
+                  {"vpcPeeringConnection": {"vpcPeeringConnectionId": peering,
+                                            "status": {"code": "provisioning", "message": "Provisioning"}}})],
+                (30, 600))
         if rng.random() < 0.35:  # an experiment torn down again
-            t = later(t, HOUR, 4 * DAY)
+            t = b.after(person, s.principal, t, HOUR, 4 * DAY)
             teardown = [("DeleteNatGateway", {"DeleteNatGatewayRequest": {"NatGatewayId": nat}},
                          {"DeleteNatGatewayResponse": {"natGatewayId": nat}}),
                         ("ReleaseAddress", {"allocationId": allocation}, None),
@@ -1845,11 +1853,7 @@ def _networks(sc: _Scenarios, count: int) -> None:
                         *(("DeleteSubnet", {"subnetId": subnet}, None) for subnet in subnets),
                         ("DeleteRouteTable", {"routeTableId": private_rt}, None),
                         ("DeleteVpc", {"vpcId": vpc}, None)]
-            for name, req, resp in teardown:
-                if t >= b.end:
-                    break
-                ec2_ok(b, t, s, base, name, req, resp)
-                t = later(t, 60, 600) if name == "DeleteNatGateway" else later(t, 2, 30)
+            run(teardown, (2, 30))
 
 
 def _iam_changes(sc: _Scenarios, count: int) -> None:
@@ -2082,22 +2086,23 @@ def _end_moment(end: datetime | None) -> int:
 
 
 def generate_records(events: int = 20_000, seed: int = DEMO_SEED, end: datetime | None = None,
-                     days: int = 30) -> list[dict]:
+                     days: int = 30, planted: bool = True) -> list[dict]:
     """`events` CloudTrail records (exactly, beyond the ~300 the planted cases and smallest scenarios need) over the
     `days` days before `end` (default: now, to the minute), sorted by eventTime. The same arguments give the same
-    records; PLANTED's cases always lie in the last 7 days."""
+    records; PLANTED's cases always lie in the last 7 days (`planted=False` leaves them out, for extra slices)."""
     collecting = gc.isenabled()
     gc.disable()  # a million small dicts make the cycle collector rescan the heap for nothing
     try:
-        return _generate(events, seed, _end_moment(end), days)
+        return _generate(events, seed, _end_moment(end), days, planted)
     finally:
         if collecting:
             gc.enable()
 
 
-def _generate(events: int, seed: int, stop: int, days: int) -> list[dict]:
+def _generate(events: int, seed: int, stop: int, days: int, planted: bool) -> list[dict]:
     b = _Builder(random.Random(seed), stop - days * DAY, stop)
-    _plant(b, stop)
+    if planted:
+        _plant(b, stop)
     for record in b.out:  # the background's spacing rules count the planted events too
         refused = record.get("errorCode") in UNAUTHORIZED_ERROR_CODES
         if refused or record["eventName"] in PRIVILEGE_CHANGE_EVENTS:
