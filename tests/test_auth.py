@@ -18,6 +18,7 @@ from trailstream.auth import (
     is_loopback,
     missing_auth_settings,
     parse_access_policy,
+    visited_from_elsewhere,
 )
 from trailstream.store import open_cache, open_cache_readonly
 
@@ -81,6 +82,30 @@ def test_only_loopback_addresses_count_as_this_computer(address, loopback):
 
 
 SIGNED_IN = {"is_logged_in": True, "name": "Boss", "email": "boss@elsewhere.net", "email_verified": True}
+
+
+@pytest.mark.parametrize(
+    "headers, elsewhere",
+    [
+        ({}, ""),
+        ({"Host": "127.0.0.1:8501", "Origin": "http://127.0.0.1:8501"}, ""),
+        ({"Host": "localhost:8501", "Origin": "http://localhost:8501"}, ""),
+        ({"Host": "[::1]:8501"}, ""),
+        ({"Host": "127.0.0.1:8501", "Origin": "https://trailstream.example.com"}, "https://trailstream.example.com"),
+        ({"Host": "rebind.attacker.test:8501"}, "rebind.attacker.test:8501"),
+        ({"Host": "127.0.0.1:8501", "X-Forwarded-For": "203.0.113.7"}, "a proxy (x-forwarded-for header)"),
+        ({"forwarded": "for=203.0.113.7"}, "a proxy (forwarded header)"),
+    ],
+)
+def test_a_visit_through_a_proxy_or_another_host_name_is_not_local(headers, elsewhere):
+    assert visited_from_elsewhere(headers) == elsewhere
+
+
+def test_without_sign_in_a_loopback_server_reached_through_a_proxy_shows_no_data():
+    decision = decide_access(AccessPolicy(), auth_configured=False, server_address="127.0.0.1", user={},
+                             headers={"Host": "127.0.0.1:8501", "Origin": "https://trailstream.example.com"})
+    assert decision.outcome == "refuse_remote"
+    assert "reached through https://trailstream.example.com" in decision.message
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ whether sign-in is configured, the server address, and the signed-in user's clai
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -17,6 +18,8 @@ Outcome = Literal["enter", "sign_in", "not_authorised", "refuse_remote"]
 LOCAL_ACTOR = "local user"
 ANONYMOUS_ACTOR = "anonymous visitor"
 AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
+# A browser request carrying any of these came through a proxy, whatever address the server listens on.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 ACCESS_KEYS = {"allowed_emails", "allowed_domains", "admins", "allow_unauthenticated_remote"}
 
 
@@ -127,14 +130,33 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
+def visited_from_elsewhere(headers: Mapping[str, str]) -> str:
+    """'' for a visit from this computer; else what gives it away: a proxy header, or the Host/Origin it used
+    (a reverse proxy or a DNS-rebinding page reaches a loopback server under another name)."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    proxied = [name for name in FORWARDING_HEADERS if name in lowered]
+    if proxied:
+        return f"a proxy ({proxied[0]} header)"
+    for name in ("origin", "host"):
+        value = lowered.get(name)
+        if value and not is_loopback(urlsplit(value if "//" in value else f"//{value}").hostname):
+            return value
+    return ""
+
+
 def decide_access(
-    policy: AccessPolicy, *, auth_configured: bool, server_address: str | None, user: Mapping
+    policy: AccessPolicy, *, auth_configured: bool, server_address: str | None, user: Mapping,
+    headers: Mapping[str, str] | None = None,
 ) -> AccessDecision:
-    """The whole gate: sign-in configured -> allow-list and roles; otherwise loopback, explicit opt-in, or refuse."""
+    """The whole gate: sign-in configured -> allow-list and roles; otherwise a local visit to a loopback server is
+    the admin, a remote one needs the explicit opt-in (as a viewer), else refuse."""
     if auth_configured:
         return _decide_signed_in(policy, user)
+    elsewhere = visited_from_elsewhere(headers or {})
     where = server_address or "every network interface"
-    if is_loopback(server_address):
+    if elsewhere:
+        where += f", reached through {elsewhere}"
+    if is_loopback(server_address) and not elsewhere:
         return AccessDecision(
             "enter",
             Identity(LOCAL_ACTOR, "admin"),

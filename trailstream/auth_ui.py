@@ -95,6 +95,7 @@ def gate() -> Identity:
         auth_configured=auth_configured(),
         server_address=st_config.get_option("server.address"),
         user=st.user.to_dict(),
+        headers=dict(st.context.headers),
     )
     if decision.outcome != "enter":
         st.session_state.pop(IDENTITY_KEY, None)
