@@ -214,7 +214,24 @@ def _listing(values, limit: int = 3) -> str:
 
 def _severity(finding_type: str, escalate: bool = False) -> str:
     base = catalog.FINDING_SEVERITY[finding_type]
-    return catalog.SEVERITIES[min(catalog.SEVERITIES.index(base) + 1, len(catalog.SEVERITIES) - 1)] if escalate else base
+    if not escalate:
+        return base
+    return catalog.SEVERITIES[min(catalog.SEVERITIES.index(base) + 1, len(catalog.SEVERITIES) - 1)]
+
+
+def _finding(finding_type: str, last_time, row: dict, summary: str, event_ids, details: dict,
+             escalate: bool = False) -> Finding:
+    """A finding dated by its newest event, for the principal and account of `row`."""
+    return Finding(
+        type=finding_type,
+        severity=_severity(finding_type, escalate),
+        time=_iso(last_time),
+        principal=row.get("principal"),
+        account_id=row.get("account_id"),
+        summary=summary,
+        event_ids=list(event_ids)[:MAX_EVENT_IDS],
+        details=details,
+    )
 
 
 # --- Reading the cache ---------------------------------------------------------------------
@@ -310,6 +327,19 @@ def _episode(keys: list[str], gap: timedelta) -> pl.Expr:
     return (pl.col("event_time").diff().over(keys) > gap).fill_null(True).cum_sum()
 
 
+def _episode_summary(events: pl.DataFrame) -> list[pl.Expr]:
+    """What a burst or session reports: its span, size, events, addresses and calls."""
+    names = pl.col("event_name").unique(maintain_order=True) if "event_name" in events.columns else pl.lit([])
+    return [
+        pl.col("event_time").min().alias("first_time"),
+        pl.col("event_time").max().alias("last_time"),
+        pl.len().alias("events"),
+        pl.col("event_id").alias("event_ids"),
+        pl.col("source_ip").drop_nulls().unique(maintain_order=True).alias("source_ips"),
+        names.alias("event_names"),
+    ]
+
+
 def find_bursts(events: pl.DataFrame, keys: list[str], threshold: int, window: timedelta) -> pl.DataFrame:
     """Events that sit in some window-long span holding >= threshold events of the same keys, one row per burst."""
     position = pl.int_range(pl.len()).over(keys)
@@ -324,15 +354,7 @@ def find_bursts(events: pl.DataFrame, keys: list[str], threshold: int, window: t
         .filter(pl.col("next_full_start") <= pl.col("position"))
         .with_columns(burst=_episode(keys, window))
         .group_by([*keys, "burst"])
-        .agg(
-            first_time=pl.col("event_time").min(),
-            last_time=pl.col("event_time").max(),
-            events=pl.len(),
-            peak=pl.col("in_window").max(),
-            event_ids=pl.col("event_id"),
-            source_ips=pl.col("source_ip").drop_nulls().unique(maintain_order=True),
-            event_names=pl.col("event_name").unique(maintain_order=True) if "event_name" in events.columns else pl.lit([]),
-        )
+        .agg(*_episode_summary(events), peak=pl.col("in_window").max())
         .sort("last_time", descending=True)
         .collect()
     )
@@ -342,26 +364,17 @@ def _burst_findings(bursts: pl.DataFrame, finding_type: str, threshold: int, des
     findings = []
     for burst in bursts.iter_rows(named=True):
         span = burst["last_time"] - burst["first_time"]
-        findings.append(
-            Finding(
-                type=finding_type,
-                severity=_severity(finding_type, escalate=burst["peak"] >= 5 * threshold),
-                time=_iso(burst["last_time"]),
-                principal=burst.get("principal"),
-                account_id=burst.get("account_id"),
-                summary=describe(burst, span),
-                event_ids=burst["event_ids"][:MAX_EVENT_IDS],
-                details={
-                    "events": burst["events"],
-                    "peak_in_window": burst["peak"],
-                    "threshold": threshold,
-                    "first_time": _iso(burst["first_time"]),
-                    "minutes": round(span.total_seconds() / 60, 1),
-                    "ips": burst["source_ips"],
-                    "event_names": burst["event_names"],
-                },
-            )
-        )
+        details = {
+            "events": burst["events"],
+            "peak_in_window": burst["peak"],
+            "threshold": threshold,
+            "first_time": _iso(burst["first_time"]),
+            "minutes": round(span.total_seconds() / 60, 1),
+            "ips": burst["source_ips"],
+            "event_names": burst["event_names"],
+        }
+        findings.append(_finding(finding_type, burst["last_time"], burst, describe(burst, span), burst["event_ids"],
+                                 details, escalate=burst["peak"] >= 5 * threshold))
     return findings
 
 
@@ -383,7 +396,8 @@ def detect_unauthorized_bursts(conn, event_filter: EventFilter | None = None,
     def describe(burst, span):
         return (
             f"{burst['principal']} had {_plural(burst['events'], 'call')} refused as unauthorized in "
-            f"{_duration(span)} ({_listing(burst['event_names'])}) from {_listing(burst['source_ips']) or 'an unknown address'}."
+            f"{_duration(span)} ({_listing(burst['event_names'])}) from "
+            f"{_listing(burst['source_ips']) or 'an unknown address'}."
         )
 
     return _burst_findings(bursts, "unauthorized_burst", threshold, describe)
@@ -471,7 +485,8 @@ def detect_sign_in_findings(conn, event_filter: EventFilter | None = None,
         )
 
     findings = _burst_findings(failures, "console_login_failure_burst", threshold, describe)
-    without_mfa = sign_ins.filter(success & ~pl.col("mfa_used") & pl.col("user_type").is_in(catalog.MFA_SIGN_IN_USER_TYPES))
+    should_use_mfa = pl.col("user_type").is_in(catalog.MFA_SIGN_IN_USER_TYPES)
+    without_mfa = sign_ins.filter(success & ~pl.col("mfa_used") & should_use_mfa)
     for sign_in in without_mfa.iter_rows(named=True):
         findings.append(_sign_in_finding(
             sign_in, "console_login_without_mfa", sign_in["is_root"],
@@ -493,23 +508,15 @@ def _where_from(row: dict) -> str:
 
 
 def _sign_in_finding(sign_in: dict, finding_type: str, escalate: bool, summary: str) -> Finding:
-    return Finding(
-        type=finding_type,
-        severity=_severity(finding_type, escalate),
-        time=_iso(sign_in["event_time"]),
-        principal=sign_in["principal"],
-        account_id=sign_in["account_id"],
-        summary=summary,
-        event_ids=[sign_in["event_id"]],
-        details={
-            "ips": [sign_in["source_ip"]],
-            "countries": [sign_in["country_code"]] if sign_in["country_code"] else [],
-            "place": sign_in["place"],
-            "asn": sign_in["asn"],
-            "mfa_used": sign_in["mfa_used"],
-            "user_type": sign_in["user_type"],
-        },
-    )
+    details = {
+        "ips": [sign_in["source_ip"]],
+        "countries": [sign_in["country_code"]] if sign_in["country_code"] else [],
+        "place": sign_in["place"],
+        "asn": sign_in["asn"],
+        "mfa_used": sign_in["mfa_used"],
+        "user_type": sign_in["user_type"],
+    }
+    return _finding(finding_type, sign_in["event_time"], sign_in, summary, [sign_in["event_id"]], details, escalate)
 
 
 # --- 3. Impossible travel ------------------------------------------------------------------
@@ -523,7 +530,7 @@ TRAVEL_INDEX = "events_principal_ip"
 
 
 def ensure_detections_schema(db) -> None:
-    """The index impossible travel reads instead of the table (principal, address, account, time): to become a migration."""
+    """The index impossible travel reads instead of the table (principal, address, account, time); a migration soon."""
     db.execute(f"CREATE INDEX IF NOT EXISTS {TRAVEL_INDEX} ON events (principal, source_ip, account_id, event_time)")
 
 
@@ -533,7 +540,8 @@ def _travel_source(conn) -> str:
     return f"events e INDEXED BY {TRAVEL_INDEX}" if found else "events e"
 
 
-def _travel_candidates(conn, event_filter: EventFilter | None, settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _travel_candidates(conn, event_filter: EventFilter | None,
+                       settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Principals seen at two or more places (a cheap first pass over distinct IPs), and the places of their IPs."""
     where, params = queries._where(event_filter, _OUTSIDE_AWS, _ACTORS)
     sql = (
@@ -656,6 +664,12 @@ def _empty_travel_pairs() -> pl.DataFrame:
     return pl.DataFrame(schema=TRAVEL_PAIR_SCHEMA)
 
 
+def _both_ends(column: str) -> pl.Expr:
+    """The from_ and to_ values of every pair in a group, once each, in order."""
+    both = pl.concat_list(f"from_{column}", f"to_{column}")
+    return both.list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True)
+
+
 def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
                              settings: DetectionSettings | None = None) -> list[Finding]:
     """One finding per principal and pair of places per incident (pairs less than a day apart merge)."""
@@ -672,8 +686,8 @@ def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
             pl.all().first(),
             last_time=pl.col("to_time").max(),
             pairs=pl.len(),
-            event_ids=pl.concat_list("from_event_id", "to_event_id").list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True),
-            ips=pl.concat_list("from_source_ip", "to_source_ip").list.explode(keep_nulls=False, empty_as_null=False).unique(maintain_order=True),
+            event_ids=_both_ends("event_id"),
+            ips=_both_ends("source_ip"),
         )
         .sort("last_time", descending=True)
         .collect()
@@ -682,33 +696,26 @@ def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
     for pair in incidents.iter_rows(named=True):
         gap = timedelta(hours=pair["hours"])
         speed = f", {pair['speed_kmh']:,.0f} km/h" if pair["speed_kmh"] is not None else ""
-        findings.append(Finding(
-            type="impossible_travel",
-            severity=_severity("impossible_travel"),
-            time=_iso(pair["last_time"]),
-            principal=pair["principal"],
-            account_id=pair["account_id"],
-            summary=(
-                f"{pair['principal']} acted from {pair['from_place']} ({pair['from_source_ip']}) and "
-                f"{pair['to_place']} ({pair['to_source_ip']}), {pair['distance_km']:,.0f} km apart, within "
-                f"{_duration(gap)}{speed}."
-            ),
-            event_ids=pair["event_ids"][:MAX_EVENT_IDS],
-            details={
-                "distance_km": round(pair["distance_km"], 1) if pair["distance_km"] is not None else None,
-                "hours": round(pair["hours"], 3),
-                "speed_kmh": round(pair["speed_kmh"], 1) if pair["speed_kmh"] is not None else None,
-                "basis": pair["basis"],
-                "countries": [pair["from_country"], pair["to_country"]],
-                "places": [pair["from_place"], pair["to_place"]],
-                "ips": pair["ips"],
-                "pairs": pair["pairs"],
-                "from": {"time": _iso(pair["from_time"]), "ip": pair["from_source_ip"], "place": pair["from_place"],
-                         "latitude": pair["from_latitude"], "longitude": pair["from_longitude"]},
-                "to": {"time": _iso(pair["to_time"]), "ip": pair["to_source_ip"], "place": pair["to_place"],
-                       "latitude": pair["to_latitude"], "longitude": pair["to_longitude"]},
-            },
-        ))
+        summary = (
+            f"{pair['principal']} acted from {pair['from_place']} ({pair['from_source_ip']}) and "
+            f"{pair['to_place']} ({pair['to_source_ip']}), {pair['distance_km']:,.0f} km apart, within "
+            f"{_duration(gap)}{speed}."
+        )
+        details = {
+            "distance_km": round(pair["distance_km"], 1) if pair["distance_km"] is not None else None,
+            "hours": round(pair["hours"], 3),
+            "speed_kmh": round(pair["speed_kmh"], 1) if pair["speed_kmh"] is not None else None,
+            "basis": pair["basis"],
+            "countries": [pair["from_country"], pair["to_country"]],
+            "places": [pair["from_place"], pair["to_place"]],
+            "ips": pair["ips"],
+            "pairs": pair["pairs"],
+            "from": {"time": _iso(pair["from_time"]), "ip": pair["from_source_ip"], "place": pair["from_place"],
+                     "latitude": pair["from_latitude"], "longitude": pair["from_longitude"]},
+            "to": {"time": _iso(pair["to_time"]), "ip": pair["to_source_ip"], "place": pair["to_place"],
+                   "latitude": pair["to_latitude"], "longitude": pair["to_longitude"]},
+        }
+        findings.append(_finding("impossible_travel", pair["last_time"], pair, summary, pair["event_ids"], details))
     return findings
 
 
@@ -863,7 +870,8 @@ def detect_world_open_security_groups(events: pl.DataFrame) -> list[Finding]:
         .with_columns(ports=ports)
         .filter(pl.col("ports").list.len() > 0)
         .group_by("event_id", maintain_order=True)
-        .agg(ports=pl.col("ports").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(), peers=pl.col("peer").unique().sort(),
+        .agg(ports=pl.col("ports").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+             peers=pl.col("peer").unique().sort(),
              group_id=pl.col("group_id").first())
         .collect()
     )
@@ -920,36 +928,19 @@ def detect_root_activity(conn, event_filter: EventFilter | None = None,
         .sort("account_id", "event_time")
         .with_columns(session=_episode(["account_id"], settings.window("root_session_gap")))
         .group_by("account_id", "session")
-        .agg(
-            first_time=pl.col("event_time").min(),
-            last_time=pl.col("event_time").max(),
-            events=pl.len(),
-            event_ids=pl.col("event_id"),
-            source_ips=pl.col("source_ip").drop_nulls().unique(maintain_order=True),
-            event_names=pl.col("event_name").unique(maintain_order=True),
-        )
+        .agg(*_episode_summary(calls))
         .sort("last_time", descending=True)
         .collect()
     )
     return [
-        Finding(
-            type="root_activity",
-            severity=_severity("root_activity"),
-            time=_iso(session["last_time"]),
-            principal="root",
-            account_id=session["account_id"],
-            summary=(
-                f"The root user of account {session['account_id'] or '(unknown)'} made "
-                f"{_plural(session['events'], 'call')} ({_listing(session['event_names'])}) from "
-                f"{_listing(session['source_ips']) or 'an unknown address'}."
-            ),
-            event_ids=session["event_ids"][:MAX_EVENT_IDS],
-            details={
-                "events": session["events"],
-                "first_time": _iso(session["first_time"]),
-                "ips": session["source_ips"],
-                "event_names": session["event_names"],
-            },
+        _finding(
+            "root_activity", session["last_time"], {"principal": "root", "account_id": session["account_id"]},
+            f"The root user of account {session['account_id'] or '(unknown)'} made "
+            f"{_plural(session['events'], 'call')} ({_listing(session['event_names'])}) from "
+            f"{_listing(session['source_ips']) or 'an unknown address'}.",
+            session["event_ids"],
+            {"events": session["events"], "first_time": _iso(session["first_time"]), "ips": session["source_ips"],
+             "event_names": session["event_names"]},
         )
         for session in sessions.iter_rows(named=True)
     ]
