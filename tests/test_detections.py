@@ -10,7 +10,7 @@ import orjson
 import polars as pl
 import pytest
 
-from trailstream import catalog, config, demo, detections, records, store, sync
+from trailstream import catalog, config, demo, detections, queries, records, store, sync
 from trailstream.detections import DetectionSettings, DetectionSettingsError, Finding
 from trailstream.filters import EventFilter, iso_utc
 
@@ -261,9 +261,9 @@ def test_travel_reads_the_covering_index_when_it_exists_and_finds_the_same(cache
     conn = cache(records)
     before = detections.detect_impossible_travel(conn)
     detections.ensure_detections_schema(store.open_cache(db_path))
-    assert detections._travel_source(conn).endswith(f"INDEXED BY {detections.TRAVEL_INDEX}")
+    indexed_by = queries._indexed_by(conn, detections.TRAVEL_INDEX)
     plan = " ".join(row[3] for row in conn.execute(
-        f"EXPLAIN QUERY PLAN SELECT e.principal, e.source_ip, count(*) FROM {detections._travel_source(conn)} "
+        f"EXPLAIN QUERY PLAN SELECT e.principal, e.source_ip, count(*) FROM events e {indexed_by} "
         "GROUP BY e.principal, e.source_ip, e.account_id"))
     assert f"COVERING INDEX {detections.TRAVEL_INDEX}" in plan
     assert [finding.to_dict() for finding in detections.detect_impossible_travel(conn)] == [

@@ -534,18 +534,12 @@ def ensure_detections_schema(db) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS {TRAVEL_INDEX} ON events (principal, source_ip, account_id, event_time)")
 
 
-def _travel_source(conn) -> str:
-    """The events table, read through the travel index when the cache has it (the planner may not pick it alone)."""
-    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [TRAVEL_INDEX]).fetchone()
-    return f"events e INDEXED BY {TRAVEL_INDEX}" if found else "events e"
-
-
 def _travel_candidates(conn, event_filter: EventFilter | None,
                        settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Principals seen at two or more places (a cheap first pass over distinct IPs), and the places of their IPs."""
     where, params = queries._where(event_filter, _OUTSIDE_AWS, _ACTORS)
     sql = (
-        f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM {_travel_source(conn)} "
+        f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
         f"WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id"
     )
     usage = queries._frame(conn, sql, params, USAGE_SCHEMA)
@@ -596,7 +590,7 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
     )
     principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
     columns = ", ".join(f"e.{name}" for name in PRESENCE_SCHEMA)
-    sql = f"SELECT DISTINCT {columns} FROM {_travel_source(conn)} WHERE {where}"
+    sql = f"SELECT DISTINCT {columns} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where}"
     presence = queries._frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
     keys = ["account_id", "principal"]
     previous = {column: pl.col(column).shift(1).over(keys) for column in ("event_time", *PLACE_COLUMNS)}
