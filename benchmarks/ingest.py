@@ -42,7 +42,8 @@ def generate(folder: Path, events: int) -> tuple[int, int]:
         for index, start in enumerate(range(0, events, chunk)):
             # One day of busy activity, so files hold hundreds of records each, as in a large organisation's trail.
             slice_end = END - timedelta(days=index)
-            generated = demo.generate_records(events=min(chunk, events - start), seed=SEED + index, end=slice_end, days=1)
+            generated = demo.generate_records(events=min(chunk, events - start), seed=SEED + index, end=slice_end, days=1,
+                                              planted=index == 0)  # planted cases have fixed IDs: once only
             demo.write_log_files(folder, generated, records_per_file=500)
         marker.write_text("ok")
     files = sorted(folder.rglob("*.json.gz"))
