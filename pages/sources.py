@@ -42,5 +42,5 @@ kind = st.segmented_control("Kind", list(config.SOURCE_KINDS), format_func=confi
                             default="sqs", required=True, key="new-kind")
 new = ui.source_form(kind, None, key=f"new-{kind}", default_name=f"{kind}-{len(current.sources) + 1}")
 if new and ui.save_source(current, new):
-    st.toast(f"Source {new.name} saved. Press Sync to read it.", icon=":material/check_circle:")
+    st.toast(f"Source {ui.plain(new.name)} saved. Press Sync to read it.", icon=":material/check_circle:")
     st.rerun()

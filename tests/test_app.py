@@ -4,6 +4,7 @@ the cache holds; first run, Sync, the URL filters, the raw-event viewer and the 
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -205,13 +206,19 @@ def test_first_run_builds_demo_data_and_says_so(tmp_path, monkeypatch):
     assert any("Demo data" in info.value for info in at.info)
 
 
-def test_sync_button_imports_the_configured_folder(empty_cache, corpus, tmp_path):
+def press_sync_with(source: config.LocalSource) -> AppTest:
+    """Configure one source, open the overview and press the sidebar's Sync."""
     settings = config.load_settings()
-    settings.sources = [config.LocalSource(name="exported logs", path=str(corpus / "events"))]
+    settings.sources = [source]
     config.save_settings(settings)
     at = open_page(PAGES[0], range="all")
     next(button for button in at.button if button.label == "Sync").click().run()
     assert not at.exception
+    return at
+
+
+def test_sync_button_imports_the_configured_folder(empty_cache, corpus):
+    at = press_sync_with(config.LocalSource(name="exported logs", path=str(corpus / "events")))
     stored = sql(empty_cache, "SELECT count(*) FROM events")
     assert stored > 0
     assert any(f"{stored:,} new event(s)" in box.value for box in at.success), [box.value for box in at.success]
@@ -219,12 +226,7 @@ def test_sync_button_imports_the_configured_folder(empty_cache, corpus, tmp_path
 
 
 def test_a_failed_sync_shows_the_reason(empty_cache, tmp_path):
-    settings = config.load_settings()
-    settings.sources = [config.LocalSource(name="typo", path=str(tmp_path / "no-such-folder"))]
-    config.save_settings(settings)
-    at = open_page(PAGES[0], range="all")
-    next(button for button in at.button if button.label == "Sync").click().run()
-    assert not at.exception
+    at = press_sync_with(config.LocalSource(name="typo", path=str(tmp_path / "no-such-folder")))
     assert any("1 failure(s)" in box.value for box in at.error)
     assert any("no such file or folder" in text.value for text in at.text)
 
@@ -252,3 +254,35 @@ def test_adding_a_source_writes_the_settings_file(empty_cache, tmp_path):
     next(button for button in at.button if button.label == "Save source").click().run()
     assert not at.exception
     assert config.load_settings().sources == [config.LocalSource(name="exports", path="/var/log/cloudtrail")]
+
+
+HOSTILE_NAME = "**bold** [link](http://evil.example) <img src=x onerror=alert(1)>"
+
+
+def test_event_content_is_shown_as_data_never_as_markup(tmp_path, monkeypatch):
+    record = {
+        "eventVersion": "1.08", "eventTime": "2026-01-05T10:00:00Z", "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateUser", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9",
+        "userAgent": HOSTILE_NAME, "eventID": "11111111-2222-3333-4444-555555555555", "readOnly": False,
+        "eventType": "AwsApiCall", "recipientAccountId": "123456789012", "errorCode": "AccessDenied",
+        "errorMessage": HOSTILE_NAME,
+        "userIdentity": {"type": "IAMUser", "userName": HOSTILE_NAME, "accountId": "123456789012",
+                         "arn": "arn:aws:iam::123456789012:user/x"},
+        "requestParameters": {"userName": HOSTILE_NAME},
+    }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "hostile.json").write_text(json.dumps({"Records": [record]}))
+    cache = tmp_path / "cache.db"
+    sync.import_paths(cache, [logs], workers=1)
+    point_app_at(monkeypatch, cache, tmp_path / "trailstream.toml")
+
+    for page, query in (("pages/overview.py", {}), ("pages/principal.py", {"principal": HOSTILE_NAME}),
+                        ("pages/rare_errors.py", {}), ("pages/search.py", {"q": "evil.example"})):
+        at = open_page(page, range="all", **query)
+        rendered_as_markdown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning,
+                                                              *at.error, *at.success, *at.subheader, *at.title)]
+        assert not any("evil.example" in text for text in rendered_as_markdown), page
+        assert at.dataframe, page
+        if page in ("pages/principal.py", "pages/search.py"):
+            assert metric(at, "Events") == 1, page

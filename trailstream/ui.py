@@ -615,7 +615,7 @@ def _field_input(name: str, label: str, widget: str, help_text: str, value, key:
 def save_source(current: config.Settings, source: config.Source, replacing: str | None = None) -> bool:
     """Add a source (or replace the one named `replacing`) and write the settings file; False if it could not."""
     if any(other.name == source.name for other in current.sources if other.name != replacing):
-        st.error(f'A source is already named "{source.name}": pick another name.', icon=":material/error:")
+        st.error(f'A source is already named "{plain(source.name)}": pick another name.', icon=":material/error:")
         return False
     names = [other.name for other in current.sources]
     if replacing in names:
@@ -635,8 +635,9 @@ def _write_settings(current: config.Settings, change: dict | None = None) -> boo
     try:
         config.save_settings(current)
     except (OSError, config.SettingsError) as exc:
-        st.error(f"Could not write {current.path}: {getattr(exc, 'strerror', None) or exc}. Check that the file "
-                 "and its folder are writable.", icon=":material/error:")
+        reason = getattr(exc, "strerror", None) or str(exc)
+        st.error(f"Could not write {plain(str(current.path))}: {plain(reason)}. Check that the file and its folder "
+                 "are writable.", icon=":material/error:")
         return False
     auth_ui.record("setting_changed", change or {"file": str(current.path)})
     return True
@@ -644,8 +645,8 @@ def _write_settings(current: config.Settings, change: dict | None = None) -> boo
 
 def settings_problems(current: config.Settings) -> None:
     """Explain a settings file that cannot be used, and what to do."""
-    st.error(f"The settings file has problems, so TrailStream will not change it. Edit {current.path} in a text "
-             "editor, fix each line below, then reload this page.", icon=":material/error:")
+    st.error(f"The settings file has problems, so TrailStream will not change it. Edit {plain(str(current.path))} "
+             "in a text editor, fix each line below, then reload this page.", icon=":material/error:")
     for problem in current.errors:
         st.text(f"• {problem}")
 
