@@ -286,3 +286,22 @@ def test_event_content_is_shown_as_data_never_as_markup(tmp_path, monkeypatch):
         assert at.dataframe, page
         if page in ("pages/principal.py", "pages/search.py"):
             assert metric(at, "Events") == 1, page
+
+
+def test_test_connection_names_the_missing_queue(empty_cache, aws):
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="org-trail")
+    settings = config.load_settings()
+    settings.sources = [config.SqsSource(name="prod", queue="no-such-queue", buckets=["org-trail"], region="us-east-1")]
+    config.save_settings(settings)
+    at = open_page("pages/sources.py")
+    at.button(key="test-prod").click().run()
+    assert not at.exception
+    assert any("Connection failed" in error.value for error in at.error)
+    assert any("no-such-queue" in text.value and "not found" in text.value for text in at.text), \
+        [text.value for text in at.text]
+
+    boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="no-such-queue")
+    at.button(key="test-prod").click().run()
+    assert any("Connection OK" in box.value for box in at.success)
