@@ -1,4 +1,4 @@
-"""Security detections: SQL narrows the cache to the few events that matter, polars finds the patterns, findings come out.
+"""Security detections: SQL narrows the cache to the events that matter, polars finds the patterns, findings come out.
 
 Every `detect_*` takes a read-only connection, an optional EventFilter and DetectionSettings, and returns findings;
 the `query_*` functions return the frames the security pages draw. Which names and codes count comes from `catalog`.
@@ -36,7 +36,7 @@ class DetectionSettingsError(ValueError):
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    """Thresholds and windows of every detection; defaults suit a mid-sized company (rates no human types by mistake)."""
+    """Thresholds and windows of every detection; defaults suit a mid-sized company (rates no typing human makes)."""
 
     unauthorized_threshold: int = 20
     unauthorized_window_minutes: int = 5
@@ -95,7 +95,8 @@ SETTING_HELP: dict[str, tuple[str, str]] = {
     "unauthorized_window_minutes": ("Unauthorized burst window (minutes)", ""),
     "sign_in_failure_threshold": ("Failed sign-ins in a burst", "Failed console sign-ins for one principal."),
     "sign_in_failure_window_minutes": ("Failed sign-in window (minutes)", ""),
-    "privilege_change_threshold": ("Privilege changes in a spree", "IAM, security group, bucket and key policy changes."),
+    "privilege_change_threshold": ("Privilege changes in a spree",
+                                   "IAM, security group, bucket and key policy changes by one principal."),
     "privilege_change_window_minutes": ("Privilege change window (minutes)", ""),
     "max_travel_speed_kmh": ("Fastest possible travel (km/h)", "About an airliner's speed."),
     "min_travel_distance_km": ("Smallest distance that counts (km)", "Nearer places are within IP-location error."),

@@ -1,4 +1,4 @@
-"""Where a source IP is on Earth, offline: geoip2fast's bundled data for country and ASN, an optional MaxMind city file for coordinates.
+"""Where a source IP is on Earth, offline: geoip2fast's bundled data (country, ASN), a MaxMind city file (coordinates).
 
 AWS itself ("AWS Internal", *.amazonaws.com) and private or reserved addresses are not places.
 """
@@ -10,7 +10,7 @@ import logging
 import os
 from collections import defaultdict
 from functools import lru_cache
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import polars as pl
 
@@ -41,7 +41,9 @@ class GeoDatabaseError(ValueError):
 
 def public_address(source_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address if it is a routable place on the internet; None for AWS callers, private, reserved or junk values."""
-    if not source_ip or source_ip in catalog.AWS_INTERNAL_SOURCES or source_ip.endswith(catalog.AWS_SERVICE_SOURCE_SUFFIX):
+    if not source_ip or source_ip in catalog.AWS_INTERNAL_SOURCES:
+        return None
+    if source_ip.endswith(catalog.AWS_SERVICE_SOURCE_SUFFIX):
         return None
     try:
         address = ipaddress.ip_address(source_ip)
@@ -137,28 +139,42 @@ def reference_points(min_population: int = 250_000) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"longitude": pl.Float64, "latitude": pl.Float64}, orient="row")
 
 
+class Place(NamedTuple):
+    """Where one address is (PLACE_SCHEMA without the address)."""
+
+    country_code: str | None
+    country_name: str | None
+    asn: str | None
+    city: str | None
+    place: str | None
+    latitude: float | None
+    longitude: float | None
+    precision: str | None
+
+
 @lru_cache(maxsize=200_000)
-def _country_place(address: str) -> tuple:
+def _country_place(address: str) -> Place:
     result = _geoip2fast().lookup(address)
-    code = result.country_code if result.country_code and result.country_code != UNKNOWN_COUNTRY else None
-    if code is None:
-        return None, None, result.asn_name or None, None, None, None, None, None
-    latitude, longitude, _capital = country_coordinates().get(code, (None, None, None))
-    return code, result.country_name, result.asn_name or None, None, result.country_name, latitude, longitude, "country"
+    asn = result.asn_name or None
+    if not result.country_code or result.country_code == UNKNOWN_COUNTRY:
+        return Place(None, None, asn, None, None, None, None, None)
+    latitude, longitude, _capital = country_coordinates().get(result.country_code, (None, None, None))
+    return Place(result.country_code, result.country_name, asn, None, result.country_name, latitude, longitude,
+                 "country")
 
 
-def _city_place(reader, address: str, fallback: tuple) -> tuple:
+def _city_place(reader, address: str, fallback: Place) -> Place:
     record = reader.get(address) or {}
     location = record.get("location") or {}
     if location.get("latitude") is None:
         return fallback
     country = record.get("country") or record.get("registered_country") or {}
     city = (record.get("city") or {}).get("names", {}).get("en")
-    country_name = (country.get("names") or {}).get("en") or fallback[1]
-    return (
-        country.get("iso_code") or fallback[0],
+    country_name = (country.get("names") or {}).get("en") or fallback.country_name
+    return Place(
+        country.get("iso_code") or fallback.country_code,
         country_name,
-        fallback[2],
+        fallback.asn,
         city,
         ", ".join(part for part in (city, country_name) if part) or None,
         float(location["latitude"]),
@@ -168,7 +184,7 @@ def _city_place(reader, address: str, fallback: tuple) -> tuple:
 
 
 def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLike | None = None) -> pl.DataFrame:
-    """One row per distinct source IP that is a place (PLACE_SCHEMA); AWS-internal and private addresses are left out."""
+    """One row per distinct source IP that is a place (PLACE_SCHEMA); AWS-internal and private ones are left out."""
     reader = None
     if city_database:
         try:
@@ -183,7 +199,7 @@ def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLik
         place = _country_place(str(address))
         if reader is not None:
             place = _city_place(reader, str(address), place)
-        if place[0] is not None or place[5] is not None:
+        if place.country_code is not None or place.latitude is not None:
             rows.append((source_ip, *place))
     return pl.DataFrame(rows, schema=PLACE_SCHEMA, orient="row")
 
