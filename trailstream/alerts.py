@@ -39,60 +39,6 @@ ALERTS_KEYS = ("base_url", "max_age", "digest_every")
 MAIL_EVENT_LIMIT = 50
 # How much history before the oldest candidate event the detections see (bursts, travel, first-seen).
 DETECTION_CONTEXT = timedelta(days=1)
-
-ALERTS_DDL = """
-CREATE TABLE IF NOT EXISTS alert_rules (
-    id INTEGER PRIMARY KEY,
-    key TEXT UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('finding', 'events', 'search', 'sql')),
-    name TEXT NOT NULL,
-    enabled INTEGER NOT NULL DEFAULT 1,
-    severity TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
-    recipients TEXT NOT NULL DEFAULT '[]',
-    delivery TEXT NOT NULL DEFAULT 'immediate' CHECK (delivery IN ('immediate', 'digest')),
-    query TEXT NOT NULL DEFAULT '',
-    threshold INTEGER NOT NULL DEFAULT 1 CHECK (threshold >= 1),
-    window_minutes INTEGER NOT NULL DEFAULT 60 CHECK (window_minutes >= 1),
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_watermarks (
-    rule_id INTEGER PRIMARY KEY REFERENCES alert_rules (id) ON DELETE CASCADE,
-    last_rowid INTEGER NOT NULL DEFAULT 0,
-    evaluated_at TEXT
-);
-CREATE TABLE IF NOT EXISTS fired_alerts (
-    id INTEGER PRIMARY KEY,
-    rule_id INTEGER REFERENCES alert_rules (id) ON DELETE SET NULL,
-    rule_name TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    delivery TEXT NOT NULL,
-    recipients TEXT NOT NULL DEFAULT '[]',
-    summary TEXT NOT NULL,
-    events INTEGER NOT NULL DEFAULT 0,
-    fired_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_attempt_at TEXT,
-    sent_at TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS fired_alerts_status ON fired_alerts (status) WHERE status != 'sent';
-CREATE INDEX IF NOT EXISTS fired_alerts_fired_at ON fired_alerts (fired_at);
-CREATE TABLE IF NOT EXISTS fired_alert_events (
-    alert_id INTEGER NOT NULL REFERENCES fired_alerts (id) ON DELETE CASCADE,
-    rule_id INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (rule_id, event_id)
-);
-CREATE INDEX IF NOT EXISTS fired_alert_events_alert ON fired_alert_events (alert_id);
-CREATE TABLE IF NOT EXISTS alert_state (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-"""
-
-
 # --- Rules -------------------------------------------------------------------
 
 
@@ -192,8 +138,7 @@ BUILTIN_RULES: dict[str, BuiltinRule] = _builtin_rules()
 
 
 def ensure_alerts_schema(db: sqlite_utils.Database) -> None:
-    """Create the alert tables if missing and add any built-in rule the cache lacks (enabled, default settings)."""
-    db.executescript(ALERTS_DDL)
+    """Add any built-in rule the cache lacks (enabled, default settings); the tables come from store's migrations."""
     now = store.utc_now()
     with db.atomic():
         db.conn.executemany(
@@ -220,14 +165,18 @@ def _rule_from_row(row) -> AlertRule:
 
 
 def query_rules(conn: sqlite3.Connection) -> list[AlertRule]:
-    """Every rule, built-in first; the defaults when the cache has no alert tables yet."""
+    """Every rule, built-in first; built-in rules not stored yet (a cache no alerts run has touched) as defaults."""
     try:
         rows = conn.execute(
             f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY key IS NULL, id"
         ).fetchall()
     except sqlite3.OperationalError:
         return default_rules()
-    return [_rule_from_row(row) for row in rows if row[3] is None or row[3] in BUILTIN_RULES]
+    stored = [_rule_from_row(row) for row in rows if row[3] is None or row[3] in BUILTIN_RULES]
+    present = {rule.key for rule in stored}
+    missing = [rule for rule in default_rules() if rule.key not in present]
+    builtin = [rule for rule in stored if rule.key] + missing
+    return builtin + [rule for rule in stored if not rule.key]
 
 
 def check_rule(rule: AlertRule) -> list[str]:

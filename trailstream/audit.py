@@ -24,22 +24,6 @@ AUDIT_SCHEMA = {"at": pl.String, "actor": pl.String, "action": pl.String, "detai
 _SECRET_WORDS = ("password", "secret", "token", "access_key", "credential")
 
 
-def ensure_audit_schema(db: sqlite_utils.Database) -> None:
-    """Create audit_log if missing (to become a store.py migration)."""
-    db.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS audit_log (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            detail TEXT
-        );
-        CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
-        """
-    )
-
-
 def save_audit(
     db: sqlite_utils.Database, actor: str, action: str, detail: str | Mapping | None = None, *, unique: bool = False
 ) -> int | None:
@@ -49,7 +33,6 @@ def save_audit(
         raise ValueError(f"unknown audit action {action!r}; use one of {', '.join(AUDIT_ACTIONS)}")
     if isinstance(detail, Mapping):
         detail = orjson.dumps(_without_secrets(detail), default=str, option=orjson.OPT_SORT_KEYS).decode()
-    ensure_audit_schema(db)
     with db.atomic():
         if unique and db.execute(
             "SELECT 1 FROM audit_log WHERE actor = ? AND action = ? AND detail IS ?", [actor, action, detail]

@@ -24,24 +24,6 @@ SCHEDULES = {"daily": "Daily (first run each UTC day)", "weekly": "Weekly (first
 DEFAULT_REPORT_PERIOD = "7d"
 MAX_NAME_LENGTH = 100
 SHARE_PARAM = "saved"
-
-SAVED_SEARCHES_DDL = """
-CREATE TABLE IF NOT EXISTS saved_searches (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('search', 'sql')),
-    definition TEXT NOT NULL,
-    period TEXT,
-    format TEXT CHECK (format IN ('csv', 'parquet', 'html')),
-    schedule TEXT CHECK (schedule IN ('daily', 'weekly')),
-    recipients TEXT NOT NULL DEFAULT '[]',
-    last_sent_at TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-)
-"""
-
-
 class SavedSearchError(ValueError):
     """A saved search or report cannot be stored or found; the message says what to change."""
 
@@ -143,15 +125,8 @@ def check_saved(saved: SavedSearch) -> list[str]:
     return problems
 
 
-def ensure_saved_schema(db: sqlite_utils.Database) -> None:
-    """Create saved_searches if missing (until store.py's migrations do it)."""
-    db.executescript(SAVED_SEARCHES_DDL)
-
-
 def _writable(db_path) -> sqlite_utils.Database:
-    db = store.open_cache(db_path)
-    ensure_saved_schema(db)
-    return db
+    return store.open_cache(db_path)
 
 
 def save_search(db_path, saved: SavedSearch) -> SavedSearch:

@@ -29,9 +29,20 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run DDL statement by statement: executescript would COMMIT and break the migration's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
 @migrations()
 def m001_initial_schema(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    _execute_script(
+        db,
         """
         CREATE TABLE events (
             event_id TEXT PRIMARY KEY,
@@ -120,6 +131,103 @@ def m001_initial_schema(db: sqlite_utils.Database) -> None:
             value TEXT
         );
         INSERT INTO meta (key, value) VALUES ('generation', '0');
+        """
+    )
+
+
+@migrations()
+def m002_saved_searches(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE saved_searches (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('search', 'sql')),
+            definition TEXT NOT NULL,
+            period TEXT,
+            format TEXT CHECK (format IN ('csv', 'parquet', 'html')),
+            schedule TEXT CHECK (schedule IN ('daily', 'weekly')),
+            recipients TEXT NOT NULL DEFAULT '[]',
+            last_sent_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+@migrations()
+def m003_alerts(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE alert_rules (
+            id INTEGER PRIMARY KEY,
+            key TEXT UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('finding', 'events', 'search', 'sql')),
+            name TEXT NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            severity TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+            recipients TEXT NOT NULL DEFAULT '[]',
+            delivery TEXT NOT NULL DEFAULT 'immediate' CHECK (delivery IN ('immediate', 'digest')),
+            query TEXT NOT NULL DEFAULT '',
+            threshold INTEGER NOT NULL DEFAULT 1 CHECK (threshold >= 1),
+            window_minutes INTEGER NOT NULL DEFAULT 60 CHECK (window_minutes >= 1),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE alert_watermarks (
+            rule_id INTEGER PRIMARY KEY REFERENCES alert_rules (id) ON DELETE CASCADE,
+            last_rowid INTEGER NOT NULL DEFAULT 0,
+            evaluated_at TEXT
+        );
+        CREATE TABLE fired_alerts (
+            id INTEGER PRIMARY KEY,
+            rule_id INTEGER REFERENCES alert_rules (id) ON DELETE SET NULL,
+            rule_name TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            delivery TEXT NOT NULL,
+            recipients TEXT NOT NULL DEFAULT '[]',
+            summary TEXT NOT NULL,
+            events INTEGER NOT NULL DEFAULT 0,
+            fired_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at TEXT,
+            sent_at TEXT,
+            error TEXT
+        );
+        CREATE INDEX fired_alerts_status ON fired_alerts (status) WHERE status != 'sent';
+        CREATE INDEX fired_alerts_fired_at ON fired_alerts (fired_at);
+        CREATE TABLE fired_alert_events (
+            alert_id INTEGER NOT NULL REFERENCES fired_alerts (id) ON DELETE CASCADE,
+            rule_id INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (rule_id, event_id)
+        );
+        CREATE INDEX fired_alert_events_alert ON fired_alert_events (alert_id);
+        CREATE TABLE alert_state (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+@migrations()
+def m004_audit_log(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT
+        );
+        CREATE INDEX audit_log_at ON audit_log (at);
         """
     )
 
