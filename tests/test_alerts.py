@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.test_mailer import MailServer, mail_server  # noqa: F401  (fixture)
+from tests.conftest import MailServer
 from trailstream import alerts, cli, config, demo, store, sync
 from trailstream.filters import iso_utc
 from trailstream.queries import SearchQuery

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.test_alerts import fired
 from tests.test_alerts import rules_by_key as rules
-from tests.test_mailer import MailServer, mail_server  # noqa: F401  (fixture)
+from tests.conftest import MailServer
 from trailstream import alerts, sync
 
 ROOT = Path(__file__).resolve().parents[1]

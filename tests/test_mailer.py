@@ -12,59 +12,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.conftest import free_port
+from tests.conftest import MailServer, free_port
 from trailstream import mailer
 
 PASSWORD = "s3cret-for-tests"
 # The sign-in tests use plain-text AUTH: acceptable on loopback only, which is all tests talk to.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    @property
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(envelope.content, policy=policy.default) for envelope in self.envelopes]
-
-
-class MailServer:
-    """A real SMTP server on 127.0.0.1 that can be stopped and started again on the same port."""
-
-    def __init__(self, **options):
-        self.port = free_port()
-        self.inbox = Inbox()
-        self.options = options
-        self.controller = None
-
-    def start(self) -> "MailServer":
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.options)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def smtp_section(self, **overrides) -> dict:
-        return {"host": "127.0.0.1", "port": self.port, "security": "none", "timeout": 10,
-                "sender": "TrailStream <trailstream@example.com>", "recipients": ["secops@example.com"]} | overrides
-
-
-@pytest.fixture
-def mail_server():
-    """A running SMTP server on loopback collecting what it receives (`.inbox`)."""
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 def accept_only_test_password(server, session, envelope, mechanism, auth_data):

@@ -12,8 +12,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from tests.test_mailer import MailServer, mail_server  # noqa: F401  (fixture)
-from tests.test_sqlguard import demo_cache  # noqa: F401  (fixture: a fresh copy per test module)
+from tests.conftest import MailServer
 from trailstream import cli, mailer, reports, saved, sqlguard, store, sync
 from trailstream.filters import iso_utc
 from trailstream.queries import SearchQuery

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from tests.test_sqlguard import demo_cache, fingerprint  # noqa: F401  (fixture: a fresh copy per test module)
+from tests.test_sqlguard import fingerprint
 from trailstream import saved
 from trailstream.saved import SavedSearch
 

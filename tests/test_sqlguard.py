@@ -13,19 +13,7 @@ import pytest
 from trailstream import catalog, sqlguard, store, sync
 from trailstream.filters import EventFilter
 
-DEMO_EVENTS = 3000
-
-
-@pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory):
-    """A cache of demo activity ending now, with the views, checkpointed into one file."""
-    path = tmp_path_factory.mktemp("sqlguard") / "demo.db"
-    sync.import_demo(path, DEMO_EVENTS, seed=3)
-    db = store.open_cache(path)
-    sqlguard.ensure_views(db)
-    db.close()  # the last connection to close checkpoints the WAL into the main file
-    return path
-
+DEMO_EVENTS = 3000  # what the demo_cache fixture holds
 
 def fingerprint(path) -> tuple[str, int, list]:
     """Checksum of the cache file (and any WAL), the event count, and the schema."""
