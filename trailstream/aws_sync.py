@@ -20,7 +20,7 @@ from trailstream import sources, store
 from trailstream.messages import MessageError, explain_not_log_file, parse_message_body
 from trailstream.sources import SourceError
 from trailstream.store import FileRef
-from trailstream.sync import Ingester, ProgressCallback, SyncResult, bounded
+from trailstream.sync import Ingester, ProgressCallback, SyncResult, bounded, local_ref
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
             if parsed is None:
                 ingester.fail(ref, "the file no longer exists")
             else:
-                ingester.store(_local_ref(ref.key), parsed)
+                ingester.store(local_ref(Path(ref.key)), parsed)
         if remote:
             try:
                 session = sources.make_session(profile, region, role_arn, external_id)
@@ -354,9 +354,3 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
 
 def _parse_local(ingester: Ingester):
     return lambda ref: ingester.parse_path_async(ref.key) if Path(ref.key).is_file() else None
-
-
-def _local_ref(path: str) -> FileRef:
-    """A local file's ref as import_paths records it (etag = size and mtime), so a later import sees it unchanged."""
-    stat = Path(path).stat()
-    return FileRef("local", "", path, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size)

@@ -243,6 +243,12 @@ def find_local_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
     return found, missing
 
 
+def local_ref(path: Path) -> FileRef:
+    """A local file's identity: its absolute path, with size and mtime as the etag that says it changed."""
+    stat = path.stat()
+    return FileRef("local", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size)
+
+
 def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None,
                  workers: int | None = None) -> SyncResult:
     """Import local files and folders; files already imported unchanged (same size and mtime) are not re-read."""
@@ -250,10 +256,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
     with Ingester(db_path, "local", progress, workers) as ingester:
         for name, reason in missing:
             ingester.result.fail(name, reason)
-        refs = []
-        for path in files:
-            stat = path.stat()
-            refs.append(FileRef("local", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size))
+        refs = [local_ref(path) for path in files]
         known = store.stored_file_etags(ingester.db, "", [ref.key for ref in refs])
         todo = [ref for ref in refs if known.get(ref.key, object()) != ref.etag]
         ingester.result.unchanged = len(refs) - len(todo)
