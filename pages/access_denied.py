@@ -27,12 +27,10 @@ every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
 timeline = detections.count_over_time(calls, every, "event_source")
 ui.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time"), timeline,
               "refused-calls-over-time")
-columns = st.columns(2)
-for position, (column, label) in enumerate(BREAKDOWNS.items()):
-    with columns[position % 2]:
-        counts = detections.breakdown(calls, column)
-        ui.show_chart(charts.top_n_bar_chart(counts, column, title=f"Refused calls by {label}"),
-                      counts, f"refused-by-{column}")
+by = st.segmented_control("Refused calls by", list(BREAKDOWNS), format_func=BREAKDOWNS.get, default="principal",
+                          key="by", bind="query-params", required=True)
+counts = detections.breakdown(calls, by)
+ui.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}"), counts, f"refused-by-{by}")
 
 if bursts:
     st.subheader("Bursts")

@@ -30,12 +30,9 @@ else:
     frame = detections.findings_frame(shown)
     every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
     over_time = detections.count_over_time(frame, every, "severity", time_column="time", value="findings")
-    time_column, type_column = st.columns(2)
-    with time_column:
-        ui.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
-    with type_column:
-        by_type = detections.findings_by_type(frame)
-        ui.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
+    ui.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
+    by_type = detections.findings_by_type(frame)
+    ui.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
 
     st.subheader("Findings, newest first")
     ui.download_table(frame.drop("key"), "findings")

@@ -18,16 +18,15 @@ for problem in problems:
 sign_ins = ui.load(detections.query_sign_ins, event_filter, settings)
 if not ui.no_matches(sign_ins, "console sign-ins"):
     ui.metrics(detections.sign_in_counts(sign_ins),
-               {"New country": "First successful sign-in of a principal from a country it never signed in from."})
+               {"New country": "First successful sign-in of a principal from a country it never signed in from.",
+                "Without MFA": "Successful sign-ins without MFA, federated ones included (their MFA happens at the "
+                               "identity provider, so only IAM users and root become findings)."})
     every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
     timeline = detections.count_over_time(sign_ins, every, "outcome")
-    time_column, place_column = st.columns(2)
-    with time_column:
-        ui.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time"), timeline,
-                      "sign-ins-over-time")
-    with place_column:
-        places = detections.breakdown(sign_ins, "place")
-        ui.show_chart(charts.top_n_bar_chart(places, "place", title="Sign-ins by place"), places, "sign-ins-by-place")
+    ui.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time"), timeline,
+                  "sign-ins-over-time")
+    places = detections.breakdown(sign_ins, "place")
+    ui.show_chart(charts.top_n_bar_chart(places, "place", title="Sign-ins by place"), places, "sign-ins-by-place")
     st.subheader("Sign-ins, newest first")
     ui.raw_event_viewer(sign_ins, "sign-ins", "sign-ins", SIGN_IN_COLUMNS)
 
@@ -42,6 +41,7 @@ if pairs.is_empty():
 else:
     projection = st.segmented_control("Projection", charts.MAP_PROJECTIONS, default=charts.MAP_PROJECTIONS[0],
                                       key="projection", required=True)
-    ui.show_chart(charts.travel_map_chart(pairs, projection), pairs.select(TRAVEL_COLUMNS), "impossible-travel")
+    ui.show_chart(charts.travel_map_chart(pairs, projection, title="Where the principals acted"),
+                  pairs.select(TRAVEL_COLUMNS), "impossible-travel")
     ui.table(pairs, "travel-pairs", TRAVEL_COLUMNS)
     ui.download_table(pairs, "impossible-travel")

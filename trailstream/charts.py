@@ -277,7 +277,8 @@ def findings_by_type_chart(frame: pl.DataFrame, title: str = "Findings by type")
             tooltip=[alt.Tooltip("title:N", title="type"), alt.Tooltip("severity:N"),
                      alt.Tooltip("sum(findings):Q", title="findings", format=",")],
         )
-        .properties(width="container", height=max(120, 28 * frame.get_column("title").n_unique()), title=title)
+        .properties(width="container", height=alt.Step(28), title=title,
+                    autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))  # Streamlit's "fit" squeezes bars
     )
 
 

@@ -623,6 +623,7 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
             .then(pl.lit("countries within window")),
         )
         .filter(pl.col("basis").is_not_null())
+        .with_columns(pl.col("distance_km").round(1), pl.col("hours").round(3), pl.col("speed_kmh").round(0))
         .sort("to_time", descending=True)
         .collect()
     )
@@ -697,9 +698,9 @@ def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
             f"{_duration(gap)}{speed}."
         )
         details = {
-            "distance_km": round(pair["distance_km"], 1) if pair["distance_km"] is not None else None,
-            "hours": round(pair["hours"], 3),
-            "speed_kmh": round(pair["speed_kmh"], 1) if pair["speed_kmh"] is not None else None,
+            "distance_km": pair["distance_km"],
+            "hours": pair["hours"],
+            "speed_kmh": pair["speed_kmh"],
             "basis": pair["basis"],
             "countries": [pair["from_country"], pair["to_country"]],
             "places": [pair["from_place"], pair["to_place"]],
