@@ -1,4 +1,4 @@
-"""Search: find events by name, user, resource, IP, access key, error code or any text, like CloudTrail's Event history."""
+"""Search: events by name, user, resource, IP, access key, error code or any text, like CloudTrail's Event history."""
 
 import streamlit as st
 

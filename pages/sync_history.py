@@ -11,9 +11,9 @@ ui.require_cache()
 
 summary = ui.load(queries.query_cache_summary)
 runs = ui.load(queries.query_sync_runs)
-ui.metrics({"Sync runs": runs.height, "Files stored": summary["files"] - summary["failed_files"] - summary["skipped_files"],
-            "Files skipped": summary["skipped_files"], "Files failed": summary["failed_files"],
-            "Events": summary["events"]})
+stored_files = summary["files"] - summary["failed_files"] - summary["skipped_files"]
+ui.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
+            "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
 health = transforms.ingestion_health(ui.load(queries.query_delivered_files))

@@ -7,7 +7,6 @@ screen through dataframes, st.text, st.code, st.json and st.metric only, never s
 from __future__ import annotations
 
 import importlib
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ RANGE_OPTIONS = (*TIME_PRESETS, CUSTOM_RANGE)  # shown as is: a bound widget kee
 EARLIEST_DAY = date(2013, 11, 1)  # CloudTrail's launch: nothing can be older
 FILTER_KEY = "_trailstream_event_filter"
 SYNC_RESULTS_KEY = "_trailstream_sync_results"
-DEMO_NOTICE_KEY = "_trailstream_demo_notice"
 # The columns an event table shows, in order; the rest stay one click away in the raw event.
 EVENT_TABLE_COLUMNS = ("event_time", "event_name", "principal", "account_id", "aws_region", "source_ip",
                        "error_code", "event_source", "user_agent")
