@@ -51,7 +51,9 @@ identity = auth_ui.gate()
 visible = {section: specs for section, specs in PAGES.items() if identity.is_admin or section not in ADMIN_SECTIONS}
 page = st.navigation(
     {
-        section: [st.Page(path, title=title, icon=icon, url_path=url_path(section, title)) for path, title, icon in specs]
+        section: [
+            st.Page(path, title=title, icon=icon, url_path=url_path(section, title)) for path, title, icon in specs
+        ]
         for section, specs in visible.items()
     },
     position="top",
