@@ -217,9 +217,10 @@ def command_backfill(args) -> int:
 
 
 def command_retry(args) -> int:
-    from trailstream import aws_sync
+    from trailstream import runner
 
-    return _with_progress(args, "retry", lambda progress: aws_sync.retry_failed(args.db, progress=progress))
+    settings = _settings(args)
+    return _with_progress(args, "retry", lambda progress: runner.retry_failed_files(settings, args.db, progress))
 
 
 def _readonly(args):
@@ -246,9 +247,11 @@ def command_findings(args) -> int:
     from trailstream.filters import EventFilter
 
     event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z") if args.since else None
-    found = detections.detect_findings(_readonly(args), event_filter, detections.DetectionSettings.from_dict(
-        _settings(args).detections
-    ))
+    try:
+        detection_settings = detections.detection_settings(_settings(args))
+    except detections.DetectionSettingsError as exc:
+        raise CommandError(str(exc)) from None
+    found = detections.detect_findings(_readonly(args), event_filter, detection_settings)
     if args.format == "json":
         print(orjson.dumps([f.to_dict() for f in found], option=orjson.OPT_INDENT_2).decode())
     else:
