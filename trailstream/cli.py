@@ -305,6 +305,14 @@ def command_watch(args) -> int:
     return EXIT_OK
 
 
+def _default_db(args) -> str:
+    """--db, else TRAILSTREAM_DB, else `db` in the settings file, else ./trailstream.db (the app's order too)."""
+    from trailstream import config
+
+    settings = config.load_settings(args.config)
+    return settings.db_path() if not settings.errors else store.default_db_path()
+
+
 def _settings(args):
     from trailstream import config
 
@@ -331,8 +339,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.db = args.db or store.default_db_path()
     try:
+        args.db = args.db or _default_db(args)
         return COMMANDS[args.command](args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
