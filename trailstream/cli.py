@@ -45,7 +45,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trailstream", description="TrailStream: AWS CloudTrail monitoring.")
-    parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else ./trailstream.db)")
+    parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else db in the settings file, else ./trailstream.db)")
     parser.add_argument("--config", default=None, help="settings file (default: $TRAILSTREAM_CONFIG, else ./trailstream.toml)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-alerts", action="store_true", help="do not check alert rules after a sync")
