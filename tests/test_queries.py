@@ -400,6 +400,14 @@ def test_principal_activity_adds_up_to_the_principal_events(small_cache):
     assert set(activity["source_ip"]) == set(events["source_ip"])
 
 
+def test_principal_activity_is_the_same_by_either_index(small_cache, monkeypatch):
+    through_own_index = queries.query_principal_activity(small_cache, EventFilter(), "bob", "hour")
+    monkeypatch.setattr(queries, "PRINCIPAL_ROWS_LOOKUP_LIMIT", 0)  # as for a principal with very many events
+    through_covering_index = queries.query_principal_activity(small_cache, EventFilter(), "bob", "hour")
+    assert through_own_index.sort(pl.all()).equals(through_covering_index.sort(pl.all()))
+    assert through_own_index["events"].sum() == sql_count(small_cache, EventFilter(), "principal = 'bob'")
+
+
 def test_principal_list_offers_everyone_active(any_cache):
     principals = queries.query_principals(any_cache, EventFilter())
     assert set(principals["principal"]) == {r[0] for r in any_cache.execute("SELECT DISTINCT principal FROM events")}

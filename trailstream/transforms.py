@@ -27,6 +27,7 @@ def response(path: str) -> pl.Expr:
 
 
 def first_of(*exprs: pl.Expr) -> pl.Expr:
+    """The first non-null of several places a field may be (request, then response...)."""
     return pl.coalesce(*exprs)
 
 
@@ -42,7 +43,6 @@ def kind_of(kinds: tuple[tuple[str, tuple[str, ...]], ...]) -> pl.Expr:
 
 
 FAILED = pl.col("error_code").is_not_null() & (pl.col("error_code") != "")
-WORLD = pl.lit(list(catalog.WORLD_CIDRS))
 PROTOCOL_NAMES = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
 # Who did it and from where: carried through to every use-case table.
 CONTEXT_COLUMNS = ("principal", "source_ip", "account_id", "aws_region", "error_code", "event_id")
