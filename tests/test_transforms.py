@@ -104,6 +104,19 @@ def test_short_form_revokes_and_rule_ids_are_rules_too(cli_short_form_and_revoke
     assert rules["error_code"].to_list() == [None, "InvalidPermission.NotFound", None, None]
 
 
+def test_an_unexpected_json_shape_degrades_to_one_row_per_event_instead_of_failing():
+    odd = events(
+        {"event_name": "AuthorizeSecurityGroupIngress", "request_parameters": {
+            "groupId": "sg-odd", "ipPermissions": {"items": [{"ipProtocol": "tcp", "ipRanges": ""}]}}},
+        {"event_name": "AuthorizeSecurityGroupIngress", "request_parameters": {
+            "groupId": "sg-fine", "ipPermissions": {"items": [permission("tcp", 22, 22, ipRanges=[{"cidrIp": "10.0.0.0/8"}])]}}},
+        {"event_name": "RunInstances", "response_elements": {"instancesSet": {"items": [{"instanceId": {"odd": 1}}]}}},
+    )
+    rules = transforms.security_group_rules(odd)
+    assert sorted(rules["group_id"]) == ["sg-fine", "sg-odd"] and rules["peer"].null_count() == 2
+    assert transforms.instance_changes(odd).height == 1
+
+
 def test_no_security_group_events_gives_an_empty_table_with_columns():
     rules = transforms.security_group_rules(events({"event_name": "DescribeInstances"}))
     assert rules.height == 0 and "open_to_world" in rules.columns and rules.schema["from_port"] == pl.Int64

@@ -7,6 +7,7 @@ exploded, `str.json_decode` with an explicit dtype on just that list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -31,9 +32,20 @@ def first_of(*exprs: pl.Expr) -> pl.Expr:
     return pl.coalesce(*exprs)
 
 
-def decode_list(text: pl.Expr, dtype: pl.List) -> pl.Expr:
+def decode_list(text: pl.Expr, dtype: pl.List, decode: bool = True) -> pl.Expr:
     """Decode a JSON array (text) with an explicit dtype; anything that is not an array becomes null."""
+    if not decode:
+        return pl.lit(None, dtype=dtype)
     return pl.when(text.str.starts_with("[")).then(text).str.json_decode(dtype)
+
+
+def tolerant(chain: Callable[[bool], pl.LazyFrame]) -> pl.DataFrame:
+    """Collect a chain that decodes JSON lists; should one record's list have an unexpected shape, collect it again
+    without the lists (one row per event, those details empty) rather than fail the page."""
+    try:
+        return chain(True).collect()
+    except pl.exceptions.ComputeError:
+        return chain(False).collect()
 
 
 def kind_of(kinds: tuple[tuple[str, tuple[str, ...]], ...]) -> pl.Expr:
@@ -130,19 +142,23 @@ _FLAT_PEER = (
     )
     .otherwise(_NO_PEERS)
 )
-_RULE_IDS = decode_list(request("$.securityGroupRuleIds.items"), pl.List(_PEER)).fill_null(_NO_PEERS)
 _PEER_FIELD = pl.col("peer").struct.field
 
 
 def security_group_rules(events: pl.DataFrame) -> pl.DataFrame:
     """One row per rule and peer of every authorize/revoke call, with open_to_world for 0.0.0.0/0 and ::/0."""
+    return tolerant(lambda decode: _security_group_rule_rows(events, decode))
+
+
+def _security_group_rule_rows(events: pl.DataFrame, decode: bool) -> pl.LazyFrame:
+    rule_ids = decode_list(request("$.securityGroupRuleIds.items"), pl.List(_PEER), decode).fill_null(_NO_PEERS)
     protocol = _protocol(first_of(_PERMISSION.struct.field("ipProtocol"), request("$.ipProtocol")))
     from_port = first_of(_PERMISSION.struct.field("fromPort"), request("$.fromPort")).cast(pl.Int64, strict=False)
     to_port = first_of(_PERMISSION.struct.field("toPort"), request("$.toPort")).cast(pl.Int64, strict=False)
     return (
         _only(events, catalog.SECURITY_GROUP_RULE_EVENTS)
         .with_columns(
-            permission=decode_list(request("$.ipPermissions.items"), _PERMISSIONS),
+            permission=decode_list(request("$.ipPermissions.items"), _PERMISSIONS, decode),
             action=pl.when(pl.col("event_name").str.starts_with("Authorize")).then(pl.lit("authorize")).otherwise(
                 pl.lit("revoke")
             ),
@@ -159,7 +175,7 @@ def security_group_rules(events: pl.DataFrame) -> pl.DataFrame:
                 _permission_peers("groups"),
                 _permission_peers("prefixListIds"),
                 pl.when(_PERMISSION.is_null()).then(_FLAT_PEER).otherwise(_NO_PEERS),
-                pl.when(_PERMISSION.is_null()).then(_RULE_IDS).otherwise(_NO_PEERS),
+                pl.when(_PERMISSION.is_null()).then(rule_ids).otherwise(_NO_PEERS),
             ),
             protocol=protocol,
             from_port=from_port,
@@ -203,7 +219,6 @@ def security_group_rules(events: pl.DataFrame) -> pl.DataFrame:
             "description",
             "open_to_world",
         )
-        .collect()
     )
 
 
@@ -351,8 +366,12 @@ _ITEM = pl.col("instance").struct.field
 
 def instance_changes(events: pl.DataFrame) -> pl.DataFrame:
     """One row per instance and call (launch, start, stop, reboot, terminate, modify...) with type, AMI and state."""
-    response_items = decode_list(response("$.instancesSet.items"), _INSTANCE_ITEMS)
-    request_items = decode_list(request("$.instancesSet.items"), _INSTANCE_ITEMS)
+    return tolerant(lambda decode: _instance_rows(events, decode))
+
+
+def _instance_rows(events: pl.DataFrame, decode: bool) -> pl.LazyFrame:
+    response_items = decode_list(response("$.instancesSet.items"), _INSTANCE_ITEMS, decode)
+    request_items = decode_list(request("$.instancesSet.items"), _INSTANCE_ITEMS, decode)
     return (
         _only(events, catalog.INSTANCE_EVENTS)
         .with_columns(
@@ -387,7 +406,6 @@ def instance_changes(events: pl.DataFrame) -> pl.DataFrame:
             "current_state",
             "attribute",
         )
-        .collect()
     )
 
 
