@@ -50,8 +50,8 @@ else:
                 ui.raw_event_viewer(events, f"events-{finding.key}", f"finding-{finding.type}")
 
 with st.expander("Detection settings", icon=":material/tune:"):
-    st.caption(f"Thresholds and windows, from [detections] in {current.path}.")
-    if not auth_ui.is_admin():
+    st.caption(ui.plain(f"Thresholds and windows, from [detections] in {current.path}."))
+    if not auth_ui.is_admin() or current.errors:
         st.json(settings.to_dict())
     else:
         with st.form("detection-settings"):
@@ -67,5 +67,6 @@ with st.expander("Detection settings", icon=":material/tune:"):
                 st.text("\n".join(f"• {problem}" for problem in exc.problems))
             else:
                 if ui._write_settings(current):
+                    auth_ui.record("setting_changed", {"detections": values})
                     st.toast("Detection settings saved.", icon=":material/check_circle:")
                     st.rerun()

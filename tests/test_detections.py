@@ -118,6 +118,20 @@ def test_settings_file_section_is_read_and_the_city_database_is_relative_to_it(t
     assert settings.city_database == str(path.parent / "geo" / "GeoLite2-City.mmdb")
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [('[detections]\nunauthorized_threshold = "lots"\n', "unauthorized_threshold must be a whole number"),
+     ("[detections\n", "the settings file has problems"),
+     ('[detections]\ncity_database = "missing.mmdb"\n', "does not exist")],
+)
+def test_unusable_settings_fall_back_to_defaults_with_the_reason(tmp_path, text, problem):
+    path = tmp_path / "trailstream.toml"
+    path.write_text(text)
+    settings, problems = detections.usable_detection_settings(config.load_settings(path))
+    assert settings.unauthorized_threshold == DetectionSettings().unauthorized_threshold
+    assert any(problem in sentence for sentence in problems), problems
+
+
 # --- 1. Unauthorized bursts --------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ import orjson
 import polars as pl
 
 from trailstream import catalog, geo, queries, transforms
+from trailstream.config import SettingsError
 from trailstream.filters import EventFilter
 from trailstream.queries import TIME_FORMAT, UTC_TIME
 
@@ -141,6 +142,9 @@ def usable_detection_settings(settings) -> tuple[DetectionSettings, list[str]]:
         loaded = detection_settings(settings)
     except DetectionSettingsError as exc:
         return DetectionSettings(), [*exc.problems, "the default detection settings are used until this is fixed"]
+    except SettingsError as exc:
+        return DetectionSettings(), [f"the settings file has problems ({'; '.join(exc.problems)}); the default "
+                                     "detection settings are used until it is fixed"]
     city_problem = geo.check_city_database(loaded.city_database)
     return loaded, [city_problem] if city_problem else []
 
