@@ -64,7 +64,6 @@ def main() -> int:
         print(f"Building {path} with {args.events:,} demo events (once; later runs reuse it)…", flush=True)
         build_cache(path, args.events)
     db = store.open_cache(path)
-    detections.ensure_detections_schema(db)  # the index impossible travel reads (until it is a migration)
     db.close()
     print(f"Cache: {path} ({event_count(path):,} events)")
     settings = detections.DetectionSettings()

@@ -270,18 +270,15 @@ def test_impossible_travel(cache, second_ip, minutes, basis):
     assert pairs.select("from_latitude", "to_longitude").null_count().sum_horizontal().item() == 0
 
 
-def test_travel_reads_the_covering_index_when_it_exists_and_finds_the_same(cache, db_path):
+def test_travel_reads_the_covering_index_not_the_table(cache):
     records = [event("ListBuckets", 0, "carol", GB), event("ListBuckets", 20, "carol", US)]
     conn = cache(records)
-    before = detections.detect_impossible_travel(conn)
-    detections.ensure_detections_schema(store.open_cache(db_path))
     indexed_by = queries._indexed_by(conn, detections.TRAVEL_INDEX)
     plan = " ".join(row[3] for row in conn.execute(
         f"EXPLAIN QUERY PLAN SELECT e.principal, e.source_ip, count(*) FROM events e {indexed_by} "
         "GROUP BY e.principal, e.source_ip, e.account_id"))
     assert f"COVERING INDEX {detections.TRAVEL_INDEX}" in plan
-    assert [finding.to_dict() for finding in detections.detect_impossible_travel(conn)] == [
-        finding.to_dict() for finding in before] and before
+    assert detections.detect_impossible_travel(conn)
 
 
 def test_travel_is_per_principal_and_flips_of_one_incident_are_one_finding(cache):

@@ -232,6 +232,14 @@ def m004_audit_log(db: sqlite_utils.Database) -> None:
     )
 
 
+
+@migrations()
+def m005_events_principal_ip(db: sqlite_utils.Database) -> None:
+    """Impossible travel reads (principal, address, account, time) from this index alone; it also serves every
+    per-principal query, so it replaces the narrower (principal, event_time) one and inserts stay as cheap."""
+    db.execute("DROP INDEX events_principal_time")
+    db.execute("CREATE INDEX events_principal_ip ON events (principal, source_ip, account_id, event_time)")
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
