@@ -558,7 +558,8 @@ def query_principal_activity(
     return with_bucket_end(_frame(conn, sql, params + [principal], PRINCIPAL_ACTIVITY_SCHEMA), bucket)
 
 
-PRINCIPAL_INDEX = "events_principal_time"
+# Indexes that lead with the principal (the contract's, or the wider one detections read), in order of preference.
+PRINCIPAL_INDEXES = ("events_principal_time", "events_principal_ip")
 # Up to this many events, reading a principal's rows through its own index beats scanning the covering index
 # (rows are stored roughly in time order, so the lookups are near each other); beyond it, the scan is bounded.
 PRINCIPAL_ROWS_LOOKUP_LIMIT = 200_000
@@ -568,7 +569,7 @@ def _principal_index(conn: sqlite3.Connection, event_filter: EventFilter, princi
     """The cheaper way to one principal's events in the period: its own index, or the covering index's scan."""
     period = EventFilter(start=event_filter.start, end=event_filter.end)
     where, params = _where(period, "e.principal = ?")
-    own = _indexed_by(conn, PRINCIPAL_INDEX)
+    own = next(filter(None, (_indexed_by(conn, index) for index in PRINCIPAL_INDEXES)), "")
     rows = conn.execute(f"SELECT count(*) FROM events e {own} WHERE {where}", params + [principal]).fetchone()[0]
     return own if rows <= PRINCIPAL_ROWS_LOOKUP_LIMIT else _indexed_by(conn, FACTS_INDEX)
 
