@@ -27,11 +27,6 @@ def _time_tooltip(field: str, title: str) -> alt.Tooltip:
     return alt.Tooltip(f"{field}:T", title=title, format=TIME_FORMAT, formatType="utc")
 
 
-def _base(frame: pl.DataFrame, title: str | None) -> alt.Chart:
-    chart = alt.Chart(frame).properties(width="container", height=HEIGHT)
-    return chart.properties(title=title) if title else chart
-
-
 def _bars_over_time(frame: pl.DataFrame, y: str, color: str | None, x_scale_domain=None) -> alt.Chart:
     """Bars one bucket wide (bucket to bucket_end), stacked by `color`."""
     encodings = {
@@ -174,9 +169,9 @@ def delivery_silence_chart(health: pl.DataFrame) -> alt.Chart:
     frame = health.with_columns(
         hours_silent=(pl.col("silent_for").dt.total_seconds() / 3600).round(1),
         place=pl.concat_str(pl.col("account_id"), pl.lit(" / "), pl.col("aws_region")),
-    ).drop("silent_for", "delivery_lag", "median_lag")
+    )
     return (
-        alt.Chart(frame)
+        alt.Chart(_chartable(frame))
         .mark_bar()
         .encode(
             x=alt.X("hours_silent:Q", title="hours since the newest event"),
