@@ -273,7 +273,7 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
     """Import the log files of a date range straight from S3, walking account/region/date partitions; stored files are skipped."""
     since, until = _as_date(since), _as_date(until)
     location = f"s3://{bucket}/{prefix.lstrip('/')}"
-    with Ingester(db_path, "s3", progress, workers) as ingester:
+    with Ingester(db_path, "s3", progress, workers, batch=True) as ingester:
         result = ingester.result
         with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-s3") as threads:
             try:
@@ -325,7 +325,7 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
                  external_id: str | None = None, progress: ProgressCallback | None = None,
                  workers: int | None = None) -> SyncResult:
     """Fetch again every file recorded as failed: S3 ones from S3, local ones from their path."""
-    with Ingester(db_path, "retry", progress, workers) as ingester:
+    with Ingester(db_path, "retry", progress, workers, batch=True) as ingester:
         rows = ingester.db.execute(
             "SELECT source, bucket, key FROM files WHERE status = 'failed' AND source != 'refused' "
             "AND (bucket != '' OR source = 'local') ORDER BY id"

@@ -99,7 +99,8 @@ class SyncResult:
 
 
 _worker_compressor = None
-INLINE_PARSE_BYTES = 32 * 1024  # below this a file is parsed in-process: the hand-off to a worker costs more
+INLINE_PARSE_BYTES = 4 * 1024  # below this a file is parsed in-process: the hand-off to a worker costs more
+BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small file cost more than its inserts
 
 
 def _init_worker(compressor) -> None:
@@ -118,8 +119,13 @@ def _parse_path(path: str) -> records.ParsedLog:
 class Ingester:
     """Holds the sync lock, a sync run and a pool of parsers for one sync; use as a context manager."""
 
-    def __init__(self, db_path, source: str, progress: ProgressCallback | None = None, workers: int | None = None):
+    def __init__(self, db_path, source: str, progress: ProgressCallback | None = None, workers: int | None = None,
+                 batch: bool = False):
+        """batch=True groups many files per transaction (imports and backfills, which acknowledge nothing);
+        without it every store() is durable when it returns, as an SQS sync needs before deleting a message."""
         self.db_path = db_path
+        self.batch = batch
+        self._uncommitted_rows = 0
         self.result = SyncResult(source)
         self.progress = progress
         self.workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
@@ -134,6 +140,8 @@ class Ingester:
             store.mark_interrupted_runs(self.db)
             self.compressor = store.ensure_compressor(self.db)
             self.run_id = store.start_sync_run(self.db, self.result.source)
+            if self.batch:
+                self.db.execute("BEGIN")
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
@@ -143,6 +151,7 @@ class Ingester:
         try:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
+            self.commit()  # every file stored so far is whole (one savepoint each), so keep it even on an error
             if exc_type is None:
                 status = "ok" if self.result.succeeded else "failed"
                 message = None if self.result.succeeded else "; ".join(r for _, r in self.result.failures[:3])
@@ -199,8 +208,18 @@ class Ingester:
 
     def _record(self, outcome: FileOutcome) -> FileOutcome:
         self.result.add(outcome)
+        self._uncommitted_rows += outcome.records + 1
+        if self.batch and self._uncommitted_rows >= BATCH_ROWS:
+            self.commit()
+            self.db.execute("BEGIN")
         self.report(outcome.ref.name)
         return outcome
+
+    def commit(self) -> None:
+        """Make everything stored so far durable (a no-op outside batch mode, where each file commits itself)."""
+        if self.db.conn.in_transaction:
+            self.db.execute("COMMIT")
+        self._uncommitted_rows = 0
 
     def report(self, current: str = "") -> None:
         if self.progress:
@@ -253,7 +272,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
                  workers: int | None = None) -> SyncResult:
     """Import local files and folders; files already imported unchanged (same size and mtime) are not re-read."""
     files, missing = find_local_files(paths)
-    with Ingester(db_path, "local", progress, workers) as ingester:
+    with Ingester(db_path, "local", progress, workers, batch=True) as ingester:
         for name, reason in missing:
             ingester.result.fail(name, reason)
         refs = [local_ref(path) for path in files]
@@ -283,7 +302,7 @@ def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCal
             "Use another --db for the demo."
         )
     generated = demo.generate_records(events=events, seed=seed, end=end)
-    with Ingester(db_path, "demo", progress, workers) as ingester:
+    with Ingester(db_path, "demo", progress, workers, batch=True) as ingester:
         log_files = list(demo.iter_log_files(generated))
         ingester.files_total = len(log_files)
         for (key, data), future in bounded(log_files, lambda item: ingester.parse_async(item[1]), 2 * ingester.workers + 2):
