@@ -18,3 +18,4 @@ ui.metrics(ui.event_counts(results))
 if results.height >= ui.SEARCH_LIMIT:
     st.caption(f"Showing the newest {ui.SEARCH_LIMIT:,} matches: narrow the search or the period to see older ones.")
 ui.raw_event_viewer(results, "search-results", "search-results")
+ui.save_search_form("search", "Save this search", "Period when re-run", search=search, event_filter=event_filter)

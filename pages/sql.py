@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, charts, reports, saved, sqlguard, ui
-from trailstream.filters import TIME_PRESETS
+from trailstream import auth_ui, charts, reports, sqlguard, ui
 
 auth_ui.require_admin()
 event_filter = ui.page_start(
@@ -65,19 +64,4 @@ if result.frame.height and result.frame.width:
 else:
     chart = None
 
-with st.form("save-sql", border=True):
-    st.markdown("**Save this query** (it then appears on **Reports**, where it can become a scheduled report)")
-    name_column, period_column = st.columns([3, 1])
-    name = name_column.text_input("Name", max_chars=saved.MAX_NAME_LENGTH)
-    period = period_column.selectbox("Period for :start / :end", list(TIME_PRESETS),
-                                     index=list(TIME_PRESETS).index(saved.DEFAULT_REPORT_PERIOD))
-    if st.form_submit_button("Save", icon=":material/bookmark_add:"):
-        try:
-            kept = saved.save_search(state.path, saved.SavedSearch(name, "sql", sql=sql, chart=chart, period=period))
-        except saved.SavedSearchError as problem:
-            st.error("Not saved.", icon=":material/error:")
-            st.text(str(problem))
-        else:
-            auth_ui.record("setting_changed", {"saved_search": kept.name, "kind": "sql"})
-            st.success("Saved. To share it, send the Reports page address ending in:", icon=":material/bookmark_added:")
-            st.code(saved.share_query(kept), language=None)
+ui.save_search_form("sql", "Save this query", "Period for :start / :end", sql=sql, chart=chart)

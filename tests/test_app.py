@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from trailstream import catalog, config, store, sync
+from trailstream import catalog, config, saved, store, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -305,3 +305,13 @@ def test_test_connection_names_the_missing_queue(empty_cache, aws):
     boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="no-such-queue")
     at.button(key="test-prod").click().run()
     assert any("Connection OK" in box.value for box in at.success)
+
+
+def test_a_search_saved_on_the_search_page_appears_among_saved_searches(demo_cache):
+    at = open_page("pages/search.py", **page_query("pages/search.py", demo_cache))
+    form_name = next(widget for widget in at.text_input if widget.label == "Name")
+    form_name.input("Instances launched")
+    next(button for button in at.button if button.label == "Save").click().run()
+    assert not at.exception and not at.error
+    assert saved.query_saved_searches(store.open_cache_readonly(demo_cache))[0].name == "Instances launched"
+    assert "saved=" in at.code[-1].value

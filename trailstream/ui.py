@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from trailstream import auth_ui, catalog, charts, config, exports, queries, runner, store, sync
+from trailstream import auth_ui, catalog, charts, config, exports, queries, runner, saved, store, sync
 from trailstream.auth_ui import escape_markdown
 from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter, iso_utc
 
@@ -672,3 +672,24 @@ def connection_check(source: config.Source) -> None:
     (st.success if check.ok else st.error)("Connection OK" if check.ok else "Connection failed",
                                            icon=":material/check_circle:" if check.ok else ":material/error:")
     st.text(check.message if not check.ok else "\n".join(check.details))
+
+
+def save_search_form(kind: str, heading: str, period_label: str, **definition) -> None:
+    """The "save under a name" form of the Search and SQL pages; a saved search then appears on Reports."""
+    with st.form(f"save-{kind}", border=True):
+        st.markdown(f"**{heading}** (it then appears on **Reports**, where it can become a scheduled report)")
+        name_column, period_column = st.columns([3, 1])
+        name = name_column.text_input("Name", max_chars=saved.MAX_NAME_LENGTH)
+        period = period_column.selectbox(period_label, list(TIME_PRESETS),
+                                         index=list(TIME_PRESETS).index(saved.DEFAULT_REPORT_PERIOD))
+        if not st.form_submit_button("Save", icon=":material/bookmark_add:"):
+            return
+    try:
+        kept = saved.save_search(db_path(), saved.SavedSearch(name, kind, period=period, **definition))
+    except saved.SavedSearchError as problem:
+        st.error("Not saved.", icon=":material/error:")
+        st.text(str(problem))
+        return
+    auth_ui.record("setting_changed", {"saved_search": kept.name, "kind": kind})
+    st.success("Saved. To share it, send the Reports page address ending in:", icon=":material/bookmark_added:")
+    st.code(saved.share_query(kept), language=None)
