@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream import charts, detections, queries, ui
+from trailstream import charts, detections, queries, transforms, ui
 
 CALL_COLUMNS = ("event_time", "principal", "api", "error_code", "source_ip", "account_id", "user_type")
 BREAKDOWNS = {"principal": "principal", "source_ip": "source IP", "api": "API", "error_code": "error code"}
@@ -17,8 +17,8 @@ calls = ui.load(detections.query_unauthorized_calls, event_filter)
 if ui.no_matches(calls, "refused calls"):
     st.stop()
 bursts = ui.load(detections.detect_unauthorized_bursts, event_filter, settings)
-ui.metrics({"Refused calls": calls.height, "Principals": ui.distinct_count(calls, "principal"),
-            "Source IPs": ui.distinct_count(calls, "source_ip"), "APIs": ui.distinct_count(calls, "api"),
+ui.metrics({"Refused calls": calls.height, "Principals": transforms.distinct_count(calls, "principal"),
+            "Source IPs": transforms.distinct_count(calls, "source_ip"), "APIs": transforms.distinct_count(calls, "api"),
             "Bursts": len(bursts)},
            {"Bursts": f"{settings.unauthorized_threshold} or more refused calls by one principal within "
                       f"{settings.unauthorized_window_minutes} minutes."})

@@ -6,7 +6,7 @@ from trailstream import transforms, ui
 
 events = ui.use_case_events("elastic_ips")
 changes = transforms.elastic_ip_changes(events)
-ui.metrics(ui.event_counts(events) | {"Public IPs": ui.distinct_count(changes, "public_ip")})
+ui.metrics(transforms.event_counts(events) | {"Public IPs": transforms.distinct_count(changes, "public_ip")})
 ui.use_case_timeline("elastic_ips")
 
 st.subheader("Elastic IP changes")

@@ -6,8 +6,8 @@ from trailstream import transforms, ui
 
 events = ui.use_case_events("iam")
 changes = transforms.iam_changes(events)
-admin_grants = ui.rows_where(changes, "admin_policy")
-ui.metrics(ui.event_counts(events) | {"Administrator grants": admin_grants.height},
+admin_grants = transforms.rows_where(changes, "admin_policy")
+ui.metrics(transforms.event_counts(events) | {"Administrator grants": admin_grants.height},
            {"Administrator grants": "Calls attaching the AdministratorAccess policy."})
 ui.use_case_timeline("iam")
 

@@ -6,7 +6,7 @@ from trailstream import transforms, ui
 
 events = ui.use_case_events("instances")
 changes = transforms.instance_changes(events)
-ui.metrics(ui.event_counts(events) | {"Instances": ui.distinct_count(changes, "instance_id")})
+ui.metrics(transforms.event_counts(events) | {"Instances": transforms.distinct_count(changes, "instance_id")})
 ui.use_case_timeline("instances")
 
 st.subheader("Instance changes")

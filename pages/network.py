@@ -7,8 +7,8 @@ from trailstream import transforms, ui
 events = ui.use_case_events("network")
 changes = transforms.network_changes(events)
 rules = transforms.security_group_rules(events)
-world_rules = ui.rows_where(rules, "open_to_world")
-ui.metrics(ui.event_counts(events) | {"Rules opened to the world": world_rules.height},
+world_rules = transforms.rows_where(rules, "open_to_world")
+ui.metrics(transforms.event_counts(events) | {"Rules opened to the world": world_rules.height},
            {"Rules opened to the world": "Authorize calls with a 0.0.0.0/0 or ::/0 peer."})
 ui.use_case_timeline("network")
 

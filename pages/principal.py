@@ -8,7 +8,7 @@ event_filter = ui.page_start("Principal activity", "Pick a user, role session or
 principals = ui.load(queries.query_principals, event_filter)
 if ui.no_matches(principals, "principals"):
     st.stop()
-principal = st.selectbox("Principal", ui.column_values(principals, "principal"), index=None, key="principal",
+principal = st.selectbox("Principal", transforms.column_values(principals, "principal"), index=None, key="principal",
                          bind="query-params", placeholder="Choose a principal (busiest first)")
 if principal is None:
     ui.table(principals, "principals", ("principal", "user_type", "events", "failed", "first_seen", "last_seen"))

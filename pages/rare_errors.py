@@ -11,9 +11,9 @@ if ui.no_matches(counts, "failed calls"):
     st.stop()
 ranked = transforms.rank_rare_errors(counts, ui.load(queries.query_error_first_seen, event_filter),
                                      ui.period_start(event_filter))
-ui.metrics({"Failed calls": ui.column_total(ranked, "events"), "Distinct errors": ranked.height,
-            "New this period": ui.count_equal(ranked, "trend", "new"),
-            "Rising": ui.count_equal(ranked, "trend", "rising")})
+ui.metrics({"Failed calls": transforms.column_total(ranked, "events"), "Distinct errors": ranked.height,
+            "New this period": transforms.count_equal(ranked, "trend", "new"),
+            "Rising": transforms.count_equal(ranked, "trend", "rising")})
 ui.show_chart(charts.rare_errors_chart(ranked), ranked, "rare-errors")
 
 st.subheader("Errors, rarest first")

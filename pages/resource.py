@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream import charts, queries, ui
+from trailstream import charts, queries, transforms, ui
 
 event_filter = ui.page_start("Resource history", "Every event whose resources, request or response mention the ID "
                              "or name you enter, oldest first.")
@@ -14,8 +14,8 @@ if not resource_id.strip():
 history = ui.load(queries.query_resource_history, event_filter, resource_id.strip())
 if ui.no_matches(history, "events mentioning this resource"):
     st.stop()
-times = ui.column_values(history, "event_time")
-ui.metrics(ui.event_counts(history) | {"First seen": ui.time_label(times[0]), "Last seen": ui.time_label(times[-1])})
+times = transforms.column_values(history, "event_time")
+ui.metrics(transforms.event_counts(history) | {"First seen": ui.time_label(times[0]), "Last seen": ui.time_label(times[-1])})
 points = history.select("event_time", "event_name", "principal")
 ui.show_chart(charts.quick_chart(points, "event_time", color="event_name", kind="point"), points, "resource-timeline")
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream import queries, ui
+from trailstream import queries, transforms, ui
 
 event_filter = ui.page_start("Search", "Every field is optional; the search and the sidebar filters are kept in "
                              "the URL, so you can share what you found.")
@@ -14,7 +14,7 @@ if search.is_empty():
 results = ui.load(queries.query_search, event_filter, search, ui.SEARCH_LIMIT)
 if ui.no_matches(results):
     st.stop()
-ui.metrics(ui.event_counts(results))
+ui.metrics(transforms.event_counts(results))
 if results.height >= ui.SEARCH_LIMIT:
     st.caption(f"Showing the newest {ui.SEARCH_LIMIT:,} matches: narrow the search or the period to see older ones.")
 ui.raw_event_viewer(results, "search-results", "search-results")

@@ -17,7 +17,7 @@ ui.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipp
 
 st.subheader("Ingestion health")
 health = transforms.ingestion_health(ui.load(queries.query_delivered_files))
-quiet = ui.rows_where(health, "quiet")
+quiet = transforms.rows_where(health, "quiet")
 if quiet.height:
     st.warning(f"{quiet.height:,} account and region pair(s) sent no events for a while (listed first below). Check "
                "that their trails are still logging and delivering: a stopped trail looks exactly like a quiet "

@@ -112,8 +112,12 @@ def _parse_bytes(data: bytes) -> records.ParsedLog:
     return records.parse_log_file(data, _worker_compressor)
 
 
+def _read_and_parse(path: str, compressor) -> records.ParsedLog:
+    return records.parse_log_file(Path(path).read_bytes(), compressor)
+
+
 def _parse_path(path: str) -> records.ParsedLog:
-    return records.parse_log_file(Path(path).read_bytes(), _worker_compressor)
+    return _read_and_parse(path, _worker_compressor)
 
 
 class Ingester:
@@ -181,11 +185,11 @@ class Ingester:
 
     def parse_path_async(self, path: str, size: int | None = None) -> Future:
         if self.workers <= 1 or (size is not None and size < INLINE_PARSE_BYTES):
-            return _done(lambda p, c: records.parse_log_file(Path(p).read_bytes(), c), path, self.compressor)
+            return _done(_read_and_parse, path, self.compressor)
         return self.pool.submit(_parse_path, path)
 
     def store(self, ref: FileRef, parsed: Future | records.ParsedLog) -> FileOutcome:
-        """Commit one parsed file (or record why it was skipped or failed); returns once it is durable."""
+        """Store one parsed file (or record why it was skipped or failed); durable on return unless in batch mode."""
         try:
             result = parsed.result() if isinstance(parsed, Future) else parsed
         except records.LogFileError as exc:

@@ -706,3 +706,39 @@ def ingestion_health(
         .sort(["quiet", "account_id", "aws_region"], descending=[True, False, False])
         .collect()
     )
+
+
+# --- Small frame facts the pages show -------------------------------------------------------------
+
+
+def rows_where(frame: pl.DataFrame, flag: str) -> pl.DataFrame:
+    """The rows whose boolean column `flag` is true."""
+    return frame.filter(pl.col(flag).fill_null(False))
+
+
+def distinct_count(frame: pl.DataFrame, column: str) -> int:
+    return frame.get_column(column).drop_nulls().n_unique() if column in frame.columns else 0
+
+
+def column_total(frame: pl.DataFrame, column: str) -> int:
+    return int(frame.get_column(column).sum()) if column in frame.columns else 0
+
+
+def count_equal(frame: pl.DataFrame, column: str, value) -> int:
+    return frame.filter(pl.col(column) == value).height if column in frame.columns else 0
+
+
+def column_values(frame: pl.DataFrame, column: str) -> list:
+    """The non-empty values of one column, in order."""
+    return frame.get_column(column).drop_nulls().to_list() if column in frame.columns else []
+
+
+def event_counts(events: pl.DataFrame) -> dict[str, int]:
+    """Headline numbers of an event table: rows, failed calls, distinct principals and accounts."""
+    counts = events.select(
+        pl.len().alias("Events"),
+        (pl.col("error_code").is_not_null() & (pl.col("error_code") != "")).sum().alias("Failed calls"),
+        pl.col("principal").n_unique().alias("Principals"),
+        pl.col("account_id").n_unique().alias("Accounts"),
+    )
+    return {name: int(value) for name, value in counts.row(0, named=True).items()}
