@@ -16,6 +16,9 @@ OVERVIEW_HEIGHT = 70
 COLOR_LIMIT = 10  # series beyond this are folded into "other" so the legend stays readable
 KINDS = ("bar", "line", "area", "point")
 
+# Streamlit's default autosize "fit" makes the given height the whole chart's, squeezing a few bars to nothing.
+FIT_WIDTH_ONLY = alt.AutoSizeParams(type="fit-x", contains="padding")
+
 
 def _time_axis(field: str, title: str | None = None, domain=None) -> alt.X:
     """A UTC time axis; `domain` may be a brush selection, so the axis follows it."""
@@ -95,7 +98,8 @@ def top_n_bar_chart(
         alt.Chart(top)
         .mark_bar()
         .encode(**encodings)
-        .properties(width="container", height=max(120, 22 * top.height), title=title or "")
+        .properties(width="container", height=max(120, 22 * top.height), title=title or "",
+                    autosize=FIT_WIDTH_ONLY)
     )
 
 
@@ -273,7 +277,7 @@ def findings_by_type_chart(frame: pl.DataFrame, title: str = "Findings by type")
                      alt.Tooltip("sum(findings):Q", title="findings", format=",")],
         )
         .properties(width="container", height=alt.Step(28), title=title,
-                    autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))  # Streamlit's "fit" squeezes bars
+                    autosize=FIT_WIDTH_ONLY)
     )
 
 
