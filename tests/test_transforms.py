@@ -97,11 +97,19 @@ def test_short_form_revokes_and_rule_ids_are_rules_too(cli_short_form_and_revoke
     rules = transforms.security_group_rules(cli_short_form_and_revokes).sort("event_time", "peer")
     assert rules.select("group_id", "action", "direction", "protocol", "port_range", "peer", "open_to_world").rows() == [
         ("sg-a", "authorize", "ingress", "tcp", "3389", "0.0.0.0/0", True),
-        ("sg-b", "revoke", "egress", "all", "all", "0.0.0.0/0", True),
+        ("sg-b", "revoke", "egress", "all", "all", "0.0.0.0/0", False),  # closing a world rule opens nothing
         ("sg-c", "revoke", "ingress", None, None, "sgr-1", False),
         ("sg-c", "revoke", "ingress", None, None, "sgr-2", False),
     ]
     assert rules["error_code"].to_list() == [None, "InvalidPermission.NotFound", None, None]
+
+
+def test_any_slash_zero_peer_is_the_whole_internet():
+    opened = events({"event_name": "AuthorizeSecurityGroupIngress", "request_parameters": {
+        "groupId": "sg-x", "ipPermissions": {"items": [permission("tcp", 22, 22, ipRanges=[
+            {"cidrIp": "208.236.235.254/0"}, {"cidrIp": "10.0.0.0/8"}])]}}})
+    rules = transforms.security_group_rules(opened).sort("peer")
+    assert rules.select("peer", "open_to_world").rows() == [("10.0.0.0/8", False), ("208.236.235.254/0", True)]
 
 
 def test_an_unexpected_json_shape_degrades_to_one_row_per_event_instead_of_failing():
@@ -403,12 +411,17 @@ def expected_rule_peers(cloudtrail_records: list[dict]) -> Counter:
     return found
 
 
+def authorized_world_peers(cloudtrail_records: list[dict], expected: Counter) -> int:
+    """How many (call, peer) rules authorize traffic from anywhere: what open_to_world must count."""
+    authorize = {r["eventID"] for r in cloudtrail_records if r["eventName"].startswith("Authorize")}
+    return sum(n for (event_id, peer), n in expected.items() if event_id in authorize and peer in catalog.WORLD_CIDRS)
+
+
 def test_every_demo_rule_peer_is_a_row(demo_records):
     rules = transforms.security_group_rules(events_of(demo_records))
     expected = expected_rule_peers(demo_records)
     assert expected and Counter(rules.select("event_id", "peer").rows()) == expected
-    world = sum(n for (_, peer), n in expected.items() if peer in catalog.WORLD_CIDRS)
-    assert rules["open_to_world"].sum() == world
+    assert rules["open_to_world"].sum() == authorized_world_peers(demo_records, expected) > 0
 
 
 def test_every_demo_instance_touched_is_a_row(demo_records):

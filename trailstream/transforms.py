@@ -145,8 +145,12 @@ _FLAT_PEER = (
 _PEER_FIELD = pl.col("peer").struct.field
 
 
+# A /0 peer is every address, however its host bits are written (0.0.0.0/0, ::/0, 208.236.235.254/0).
+_IS_WORLD_PEER = pl.col("peer").str.ends_with("/0")
+
+
 def security_group_rules(events: pl.DataFrame) -> pl.DataFrame:
-    """One row per rule and peer of every authorize/revoke call, with open_to_world for 0.0.0.0/0 and ::/0."""
+    """One row per rule and peer of every authorize/revoke call; open_to_world marks rules that allow any address."""
     return tolerant(lambda decode: _security_group_rule_rows(events, decode))
 
 
@@ -204,7 +208,7 @@ def _security_group_rule_rows(events: pl.DataFrame, decode: bool) -> pl.LazyFram
             description=_PEER_FIELD("description"),
             port_range=_port_range(protocol, from_port, to_port),
         )
-        .with_columns(open_to_world=pl.col("peer").is_in(catalog.WORLD_CIDRS).fill_null(False))
+        .with_columns(open_to_world=(_IS_WORLD_PEER & (pl.col("action") == "authorize")).fill_null(False))
         .pipe(
             _with_context,
             "action",
