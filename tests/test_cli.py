@@ -89,3 +89,21 @@ def test_retry_imports_a_failed_local_file_once_it_is_fixed(db_path, tmp_path, c
     conn = store.open_cache_readonly(db_path)
     assert code == 0 and conn.execute("SELECT count(*) FROM events").fetchone()[0] == 300
     assert conn.execute("SELECT status FROM files").fetchone()[0] == "ok"
+
+
+def test_alerts_run_also_mails_the_scheduled_reports_once(demo_cache, mail_server, tmp_path, capsys):
+    import tomlkit
+
+    from trailstream import saved
+
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text(tomlkit.dumps({"smtp": mail_server.smtp_section()}))
+    saved.save_search(demo_cache, saved.SavedSearch("daily names", "sql", format="csv", schedule="daily", sql=(
+        "SELECT event_name, count(*) AS calls FROM events GROUP BY 1")))
+    argv = ("--db", str(demo_cache), "--config", str(settings), "alerts", "run")
+
+    code, out, _ = run(capsys, *argv)
+    reports_mailed = [m for m in mail_server.inbox.messages if "daily names" in m["Subject"]]
+    assert code == 0 and len(reports_mailed) == 1 and "report 'daily names'" in out
+    run(capsys, *argv)
+    assert len([m for m in mail_server.inbox.messages if "daily names" in m["Subject"]]) == 1

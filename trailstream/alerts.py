@@ -113,7 +113,8 @@ def _builtin_rules() -> dict[str, BuiltinRule]:
     rules += [
         BuiltinRule(
             "iam_user_or_key_created", "events", "IAM user or access key created", "medium",
-            event_names=("CreateUser",) + catalog.ACCESS_KEY_CREATION_EVENTS, condition="e.error_code IS NULL",
+            event_names=catalog.USER_CREATION_EVENTS + catalog.ACCESS_KEY_CREATION_EVENTS,
+            condition="e.error_code IS NULL",
             description="A new IAM user or access key",
         ),
         BuiltinRule(
@@ -122,12 +123,12 @@ def _builtin_rules() -> dict[str, BuiltinRule]:
         ),
         BuiltinRule(
             "instance_terminated", "events", "EC2 instances terminated", "low",
-            event_names=("TerminateInstances",), condition="e.error_code IS NULL",
+            event_names=catalog.INSTANCE_TERMINATION_EVENTS, condition="e.error_code IS NULL",
             description="EC2 instances terminated",
         ),
         BuiltinRule(
             "elastic_ip_released", "events", "Elastic IP released", "low",
-            event_names=("ReleaseAddress",), condition="e.error_code IS NULL",
+            event_names=catalog.ELASTIC_IP_RELEASE_EVENTS, condition="e.error_code IS NULL",
             description="An Elastic IP address released (the address may be gone for good)",
         ),
     ]
@@ -962,8 +963,9 @@ def _send_batch(db, smtp: mailer.SmtpSettings, batch: list[FiredAlert], base_url
 
 
 def watch(db_path, settings, every: timedelta, iterations: int | None = None,
-          report: Callable[[str], None] = print) -> AlertRunResult | None:
-    """Sync every configured source, then run the alerts, every `every` (forever unless iterations is given)."""
+          report: Callable[[str], None] = print, then: Callable[[], object] | None = None) -> AlertRunResult | None:
+    """Sync every configured source, run the alerts, then `then` (the scheduled reports), every `every`
+    (forever unless iterations is given)."""
     from trailstream import runner
 
     last = None
@@ -977,6 +979,8 @@ def watch(db_path, settings, every: timedelta, iterations: int | None = None,
             report("sync: no sources are configured; add one on the app's Sources & settings page")
         last = run_alerts(db_path, settings)
         report(last.summary())
+        if then is not None:
+            then()
         done += 1
         if iterations is None or done < iterations:
             time.sleep(max(0.0, every.total_seconds() - (time.monotonic() - started)))

@@ -288,6 +288,10 @@ DETECTOR_DISABLING_EVENTS = (
 )
 
 ACCESS_KEY_CREATION_EVENTS = ("CreateAccessKey",)
+# Single calls some alert rules watch for.
+USER_CREATION_EVENTS = ("CreateUser",)
+INSTANCE_TERMINATION_EVENTS = ("TerminateInstances",)
+ELASTIC_IP_RELEASE_EVENTS = ("ReleaseAddress",)
 ADMIN_POLICY_ARNS = ("arn:aws:iam::aws:policy/AdministratorAccess",)
 ADMIN_PORTS = (22, 3389, 3306, 5432, 1433, 1521, 6379, 9200, 27017)
 WORLD_CIDRS = ("0.0.0.0/0", "::/0")

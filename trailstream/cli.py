@@ -289,9 +289,26 @@ def command_report(args) -> int:
 def command_alerts(args) -> int:
     from trailstream import alerts
 
-    outcome = alerts.run_alerts(args.db, _settings(args))
+    settings = _settings(args)
+    outcome = alerts.run_alerts(args.db, settings)
     print(outcome.summary())
-    return EXIT_OK if outcome.succeeded else EXIT_FAILED
+    reports_sent = _send_scheduled_reports(args, settings)
+    return EXIT_OK if outcome.succeeded and reports_sent else EXIT_FAILED
+
+
+def _send_scheduled_reports(args, settings) -> bool:
+    """Mail the saved reports that are due (daily / weekly); False when one could not be sent (retried next run)."""
+    from trailstream import mailer, reports
+
+    try:
+        smtp = mailer.smtp_settings_from(settings.section("smtp"))
+    except mailer.MailSettingsError as exc:
+        smtp = None
+        print(f"reports: {exc}", file=sys.stderr)
+    deliveries = reports.send_scheduled_reports(args.db, smtp)
+    for delivery in deliveries:
+        print(f"report {delivery.name!r}: {delivery.message}")
+    return all(delivery.sent for delivery in deliveries)
 
 
 def command_watch(args) -> int:
@@ -301,7 +318,8 @@ def command_watch(args) -> int:
         every = alerts.parse_interval(args.every)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    alerts.watch(args.db, _settings(args), every)
+    settings = _settings(args)
+    alerts.watch(args.db, settings, every, then=lambda: _send_scheduled_reports(args, settings))
     return EXIT_OK
 
 
