@@ -188,3 +188,25 @@ def test_a_demo_cache_is_replaced_when_real_sources_sync(tmp_path, corpus, db_pa
     runner.run_configured_sync(settings, db_path)
     sources = {row[0] for row in sqlite3.connect(db_path).execute("SELECT DISTINCT source FROM files")}
     assert sources == {"local"}
+
+
+def test_leaving_the_demo_keeps_what_the_user_made_and_alerts_start_over(tmp_path, db_path):
+    from trailstream import alerts, audit, demo, saved, store, sync
+
+    sync.import_demo(db_path, events=600, seed=1, workers=1)
+    alerts.run_alerts(db_path, {})  # fires on demo events and moves every rule's watermark past them
+    saved.save_search(db_path, saved.SavedSearch("mine", "sql", sql="SELECT count(*) FROM events"))
+    audit.record_audit(db_path, "me@example.com", "setting_changed", "tried the demo")
+    real = tmp_path / "real"
+    demo.write_log_files(real, demo.generate_records(events=600, seed=5))
+    settings = config.load_settings(tmp_path / "trailstream.toml")
+    settings.sources = [config.LocalSource(name="real", path=str(real))]
+
+    runner.run_configured_sync(settings, db_path)
+
+    conn = store.open_cache_readonly(db_path)
+    assert {row[0] for row in conn.execute("SELECT DISTINCT source FROM files")} == {"local"}
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 600
+    assert [s.name for s in saved.query_saved_searches(conn)] == ["mine"]
+    assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 1
+    assert alerts.run_alerts(db_path, {}).fired > 0  # the real events are new to every rule

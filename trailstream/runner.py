@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
+from contextlib import closing
 
 from trailstream import store, sync
 from trailstream.config import LocalSource, S3Source, Settings, Source, SqsSource
@@ -64,11 +64,12 @@ def holds_only_demo_data(db_path: str | os.PathLike) -> bool:
 
 
 def discard_demo_cache(db_path: str | os.PathLike) -> bool:
-    """Delete a cache that holds only demo data, so real events never mix with generated ones; True if it did."""
+    """Empty a cache that holds only demo data, so real events never mix with generated ones; True if it did.
+    Alert rules, saved searches and the audit log made while trying the demo are kept."""
     if not holds_only_demo_data(db_path):
         return False
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{os.fspath(db_path)}{suffix}").unlink(missing_ok=True)
+    with store.sync_lock(db_path), closing(store.open_cache(db_path)) as db:
+        store.discard_demo_data(db)
     return True
 
 

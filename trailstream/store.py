@@ -496,6 +496,19 @@ def finish_sync_run(db: sqlite_utils.Database, run_id: int, status: str, counts:
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
 
+def discard_demo_data(db: sqlite_utils.Database) -> int:
+    """Empty a cache that holds only demo events, with everything derived from them (files, runs, fired alerts),
+    keeping what the user made (alert rules, saved searches, the audit log); returns the events removed."""
+    with db.atomic():
+        removed = db.execute("DELETE FROM events").rowcount
+        for table in ("rejected_records", "files", "sync_runs", "fired_alert_events", "fired_alerts"):
+            db.execute(f"DELETE FROM {table}")
+        # Emptied, `events` hands out rowids from 1 again: rule watermarks must start over with it.
+        db.execute("UPDATE alert_watermarks SET last_rowid = 0")
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    return removed
+
+
 def mark_interrupted_runs(db: sqlite_utils.Database) -> None:
     """Runs left 'running' by a killed process are shown as interrupted (call while holding the sync lock)."""
     with db.atomic():
