@@ -107,3 +107,13 @@ def test_alerts_run_also_mails_the_scheduled_reports_once(demo_cache, mail_serve
     assert code == 0 and len(reports_mailed) == 1 and "report 'daily names'" in out
     run(capsys, *argv)
     assert len([m for m in mail_server.inbox.messages if "daily names" in m["Subject"]]) == 1
+
+
+def test_a_broken_settings_file_does_not_undo_an_import(db_path, tmp_path, capsys):
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text("[smtp\nhost = ")
+    logs = tmp_path / "logs"
+    demo.write_log_files(logs, demo.generate_records(events=300, seed=6))
+    code, out, err = run(capsys, "--db", str(db_path), "--config", str(settings), "import", str(logs))
+    assert code == 0 and "300 new event(s)" in out
+    assert "alerts not checked" in err and str(settings) in err and "Traceback" not in err

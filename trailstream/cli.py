@@ -145,7 +145,12 @@ def _run_alerts_after_sync(args) -> None:
     """Alerts follow every sync; their outcome is printed, while the exit code stays the sync's."""
     from trailstream import alerts
 
-    outcome = alerts.run_alerts(args.db, _settings(args))
+    try:
+        settings = _settings(args)
+    except CommandError as exc:
+        print(f"alerts not checked: {exc}", file=sys.stderr)
+        return
+    outcome = alerts.run_alerts(args.db, settings)
     print(outcome.summary())
 
 
