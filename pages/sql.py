@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, charts, reports, sqlguard, ui
+from trailstream import auth_ui, charts, reports, sqlguard, ui, views
 
 auth_ui.require_admin()
 event_filter = ui.page_start(
@@ -20,8 +20,8 @@ def use_example() -> None:
 
 
 with st.expander("Tables, views and JSON helpers", icon=":material/help:"):
-    st.dataframe({"view": [view.name for view in sqlguard.VIEWS],
-                  "holds": [view.description for view in sqlguard.VIEWS]}, hide_index=True)
+    st.dataframe({"view": [view.name for view in views.VIEWS],
+                  "holds": [view.description for view in views.VIEWS]}, hide_index=True)
     st.markdown(sqlguard.JSON_HELP)
 st.selectbox("Start from an example", list(sqlguard.EXAMPLES_BY_KEY), index=None, key="example",
              format_func=lambda key: sqlguard.EXAMPLES_BY_KEY[key].title, on_change=use_example,

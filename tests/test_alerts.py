@@ -88,7 +88,7 @@ def rules_by_key(db_path) -> dict[str, alerts.AlertRule]:
 def only_rules(db_path, *keys: str) -> None:
     """Disable every rule but the named ones."""
     db = store.open_cache(db_path)
-    alerts.ensure_alerts_schema(db)
+    alerts.ensure_builtin_rules(db)
     for key, rule in rules_by_key(db_path).items():
         alerts.save_rule(db, replace(rule, enabled=key in keys))
     db.close()
@@ -120,7 +120,7 @@ def fired(db_path) -> list[alerts.FiredAlert]:
 
 def test_a_fresh_cache_holds_every_builtin_rule_enabled(db_path):
     db = store.open_cache(db_path)
-    alerts.ensure_alerts_schema(db)
+    alerts.ensure_builtin_rules(db)
     db.close()
     rules = rules_by_key(db_path)
     assert set(rules) == set(alerts.BUILTIN_RULES)

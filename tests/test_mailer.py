@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import email
 import json
 import threading
-from email import policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import MailServer, free_port

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from trailstream import catalog, sqlguard, store, sync
+from trailstream import catalog, sqlguard, store, views
 from trailstream.filters import EventFilter
 
 DEMO_EVENTS = 3000  # what the demo_cache fixture holds
@@ -201,10 +201,10 @@ def test_ensure_views_replaces_a_stale_definition(db_path):
     db = store.open_cache(db_path)
     db.execute("DROP VIEW iam_changes")
     db.execute("CREATE VIEW iam_changes AS SELECT * FROM events WHERE 0")
-    sqlguard.ensure_views(db)
+    views.ensure_views(db)
     stored = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall())
     db.close()
-    assert stored == {view.name: view.sql for view in sqlguard.VIEWS}
+    assert stored == {view.name: view.sql for view in views.VIEWS}
 
 
 def test_format_result_as_csv_json_and_table(demo_cache):

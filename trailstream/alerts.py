@@ -7,7 +7,6 @@ alert again on the next run: a duplicate, never a loss. Each event alerts at mos
 
 from __future__ import annotations
 
-import fcntl
 import html
 import json
 import os
@@ -15,7 +14,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -138,7 +136,7 @@ def _builtin_rules() -> dict[str, BuiltinRule]:
 BUILTIN_RULES: dict[str, BuiltinRule] = _builtin_rules()
 
 
-def ensure_alerts_schema(db: sqlite_utils.Database) -> None:
+def ensure_builtin_rules(db: sqlite_utils.Database) -> None:
     """Add any built-in rule the cache lacks (enabled, default settings); the tables come from store's migrations."""
     now = store.utc_now()
     with db.atomic():
@@ -213,7 +211,7 @@ def save_rule(db: sqlite_utils.Database, rule: AlertRule) -> int:
     problems = check_rule(rule)
     if problems:
         raise ValueError("; ".join(problems))
-    ensure_alerts_schema(db)
+    ensure_builtin_rules(db)
     now = store.utc_now()
     values = {
         "name": rule.name.strip(),
@@ -251,7 +249,7 @@ def parse_recipients(text: str) -> tuple[str, ...]:
 
 def delete_rule(db: sqlite_utils.Database, rule_id: int) -> None:
     """Delete a custom rule (its fired alerts stay in the history); built-in rules can only be disabled."""
-    ensure_alerts_schema(db)
+    ensure_builtin_rules(db)
     with db.atomic():
         db.execute("DELETE FROM alert_rules WHERE id = ? AND key IS NULL", [rule_id])
 
@@ -798,21 +796,6 @@ class AlertRunResult:
         return "\n".join(["alerts: " + ", ".join(parts), *(f"problem: {error}" for error in self.errors)])
 
 
-@contextmanager
-def alerts_lock(db_path):
-    """One alerts run at a time per cache (yields False when another holds it); the OS drops it if we die."""
-    handle = open(f"{os.fspath(db_path)}.alerts-lock", "a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        handle.close()
-
-
 def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunResult:
     """One pass: evaluate the enabled rules, record what fired as pending, then send everything due.
 
@@ -825,13 +808,13 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
         result.errors.append(f"no cache at {os.fspath(db_path)}: run `python -m trailstream sync` (or `demo`) first")
         return result
     alert_settings, detection_settings, smtp, smtp_problem = _read_settings(settings, result)
-    with alerts_lock(db_path) as acquired:
+    with store.file_lock(db_path, "alerts") as acquired:  # one alerts run at a time per cache
         if not acquired:
             result.busy = True
             return result
         db = store.open_cache(db_path)
         try:
-            ensure_alerts_schema(db)
+            ensure_builtin_rules(db)
             conn = store.open_cache_readonly(db_path)
             try:
                 conn.execute("BEGIN")  # one snapshot for every rule, however long a sync runs beside us

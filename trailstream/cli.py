@@ -328,21 +328,11 @@ def command_watch(args) -> int:
     return EXIT_OK
 
 
-def _default_db(args) -> str:
-    """--db, else TRAILSTREAM_DB, else `db` in the settings file, else ./trailstream.db (the app's order too)."""
-    from trailstream import config
-
-    settings = config.load_settings(args.config)
-    return settings.db_path() if not settings.errors else store.default_db_path()
-
-
 def _settings(args):
-    from trailstream import config
-
-    settings = config.load_settings(args.config)
-    if getattr(settings, "errors", None):
-        raise CommandError("; ".join(settings.errors))
-    return settings
+    """The settings file, read once per command; a file with problems stops the command with them."""
+    if args.loaded_settings.errors:
+        raise CommandError("; ".join(args.loaded_settings.errors))
+    return args.loaded_settings
 
 
 COMMANDS = {
@@ -363,7 +353,11 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.db = args.db or _default_db(args)
+        from trailstream import config
+
+        args.loaded_settings = config.load_settings(args.config)
+        # --db, else TRAILSTREAM_DB, else `db` in the settings file, else ./trailstream.db: the app's order too.
+        args.db = args.db or args.loaded_settings.db_path()
         return COMMANDS[args.command](args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)

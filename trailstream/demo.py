@@ -810,7 +810,6 @@ def _plant(b: _Builder, end: int) -> dict[str, list[dict]]:
          ips=[emma.ips[0], AWS_INTERNAL, "cloudformation.amazonaws.com", "10.10.2.44"])
 
     # A burst of failed sign-ins for liam, from an Australian address that is not his.
-    liam = people["liam"]
     t = end - 3 * DAY + 9 * HOUR
     blackout("liam", t - 2 * HOUR, t + 2 * HOUR)
     failure_identity = {"type": "IAMUser", "principalId": user_id("liam", PROD), "accountId": PROD,

@@ -1,6 +1,6 @@
 """User SQL over the cache, safely (the datasette way): read-only connection, authorizer, time limit, row cap.
 
-Also the helpful views over `events` (built from the catalog) and the library of example queries.
+Also the library of example queries (the views they read are in trailstream/views.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from trailstream import catalog, store
-from trailstream.records import EVENT_COLUMNS
-from trailstream.views import VIEWS, ensure_views  # noqa: F401  (the SQL page lists them)
+from trailstream import store
 
 DEFAULT_TIME_LIMIT = 10.0  # seconds
 DEFAULT_ROW_CAP = 10_000

@@ -16,13 +16,8 @@ from sqlite_utils.migrations import Migrations
 from trailstream import codec, views
 from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 
-DEFAULT_DB = "trailstream.db"
 DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
 migrations = Migrations("trailstream")
-
-
-def default_db_path() -> str:
-    return os.environ.get("TRAILSTREAM_DB") or DEFAULT_DB
 
 
 def utc_now() -> str:
@@ -279,20 +274,28 @@ def open_cache_readonly(path: str | os.PathLike) -> sqlite3.Connection:
 
 
 @contextmanager
-def sync_lock(path: str | os.PathLike):
-    """One sync at a time per cache; the OS drops the lock if the process dies."""
-    lock_path = f"{os.fspath(path)}.sync-lock"
-    handle = open(lock_path, "a+")
+def file_lock(path: str | os.PathLike, purpose: str):
+    """A lock file beside the cache (`<cache>.<purpose>-lock`); yields whether it was free. The OS drops it if the
+    process dies, so a killed run never leaves it held."""
+    handle = open(f"{os.fspath(path)}.{purpose}-lock", "a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SyncAlreadyRunning(
-                f"a sync is already running on {os.fspath(path)}; wait for it to finish"
-            ) from None
-        yield
+            yield False
+            return
+        yield True
     finally:
         handle.close()
+
+
+@contextmanager
+def sync_lock(path: str | os.PathLike):
+    """One sync at a time per cache."""
+    with file_lock(path, "sync") as acquired:
+        if not acquired:
+            raise SyncAlreadyRunning(f"a sync is already running on {os.fspath(path)}; wait for it to finish")
+        yield
 
 
 def current_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
