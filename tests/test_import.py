@@ -153,6 +153,30 @@ def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_comple
     assert statuses == ["interrupted", "ok"]
 
 
+UNGUARDED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from trailstream import sync
+
+    # No `if __name__ == "__main__"` guard, like app.py under Streamlit: workers must not re-run this file.
+    result = sync.import_paths(sys.argv[1], [sys.argv[2]], workers=2)
+    print(result.new_events)
+    """
+)
+
+
+def test_worker_processes_work_under_a_main_script_without_a_guard(db_path, tmp_path):
+    folder = tmp_path / "big"
+    demo.write_log_files(folder, demo.generate_records(events=3000, seed=8, end=END, days=1), records_per_file=500)
+    assert any(path.stat().st_size >= sync.INLINE_PARSE_BYTES for path in folder.rglob("*.json.gz"))
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(db_path), str(folder)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) == event_count(db_path) == 3000
+
+
 def test_cli_import_prints_a_summary_and_fails_when_a_file_fails(db_path, demo_folder, capsys):
     assert cli.main(["--db", str(db_path), "import", str(demo_folder)]) == 0
     assert "new event(s)" in capsys.readouterr().out

@@ -171,7 +171,9 @@ class Ingester:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                # fork, not spawn: a spawned worker re-runs the parent's main script, and inside Streamlit (or
+                # AppTest) that is app.py itself, which would start the app again in every worker.
+                mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
                 initargs=(self.compressor,),
             )
