@@ -2,9 +2,9 @@
 
 Run on demand: `python benchmarks/pages.py [--events 1000000] [--reuse] [--db PATH] [--repeat 3]`. Builds
 benchmarks/data/pages-1m.db from trailstream.demo (250,000-event slices through the real import pipeline, so
-memory stays flat; `--reuse` keeps an existing cache; `--with-facts-index` adds the experimental covering index
-queries.ensure_queries_schema builds, which caches do not have), then times each page: its first render on a fresh connection with the default
-period (the 7 days before the newest event), and three filter changes (one account, the last 24 hours, 30 days).
+memory stays flat; `--reuse` keeps an existing cache, migrating it), then times each page: its first render on a
+fresh connection with the default period (the 7 days before the newest event), and three filter changes (one
+account, the last 24 hours, 30 days).
 Prints a table with the 1.5 s first-render and 0.5 s filter-change targets beside.
 """
 
@@ -34,16 +34,6 @@ FILTER_CHANGE_TARGET = 0.5
 
 def default_path(events: int) -> Path:
     return DATA / ("pages-1m.db" if events == 1_000_000 else f"pages-{events // 1000}k.db")
-
-
-def add_query_index(path: Path) -> None:
-    started = time.perf_counter()
-    db = store.open_cache(path)
-    try:
-        queries.ensure_queries_schema(db)
-    finally:
-        db.close()
-    print(f"  covering index ready ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
 # --- What each page loads (mirrors pages/*.py: queries, transforms, and the chart specs Streamlit serialises) ---
@@ -201,11 +191,8 @@ def timed(page: Callable, conn, event_filter, inputs) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--db", type=Path, help="an existing cache to measure instead (gets the covering index)")
+    parser.add_argument("--db", type=Path, help="an existing cache to measure instead (migrated first)")
     parser.add_argument("--reuse", action="store_true", help="reuse the benchmark cache if it is already built")
-    parser.add_argument("--with-facts-index", action="store_true",
-                        help="also build the experimental covering index queries.FACTS_INDEX (+25%% cache size) and "
-                             "measure with it; by default it is dropped, as caches do not have it")
     parser.add_argument("--repeat", type=int, default=3, help="runs to time; the best of each is reported")
     parser.add_argument("--mmap-mb", type=int, default=0,
                         help="memory-map this much of the cache on each read-only connection (PRAGMA mmap_size)")
@@ -214,11 +201,7 @@ def main() -> int:
     if not args.db and not (args.reuse and event_count(path) >= args.events * 0.95):
         print(f"Building {path} with {args.events:,} demo events…", flush=True)
         build_cache(path, args.events)
-    if args.with_facts_index:
-        add_query_index(path)
-    else:
-        with sqlite3.connect(path) as conn:
-            conn.execute(f"DROP INDEX IF EXISTS {queries.FACTS_INDEX}")
+    store.open_cache(path).close()  # a cache built by an older version gets the current migrations
 
     probe = store.open_cache_readonly(path)
     periods = filters(probe)

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trailstream import catalog, demo, queries, records, store, sync
+from trailstream import catalog, demo, derived, queries, records, store, sync
 from trailstream.filters import EventFilter
 from trailstream.queries import SearchQuery
 
@@ -118,26 +118,31 @@ def save_records(db_path: Path, folder: Path, made: list[dict], per_file: int = 
     db.close()
 
 
-INDEX_VARIANTS = ("contract indexes", "with the facts index")
+QUERY_PLANS = ("derived data", "events only")
+
+
+def bypass_rollups(db_path: Path) -> None:
+    """Move the derived-data watermark off the newest event, so readers read `events` directly."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE meta SET value = '-1' WHERE key = ?", [derived.WATERMARK_KEY])
+    conn.close()
 
 
 @pytest.fixture(scope="module")
 def small_caches(tmp_path_factory) -> dict[str, sqlite3.Connection]:
-    """fixture_records() stored through records + store twice: as sync leaves it, and with the covering index."""
+    """fixture_records() stored through records + store twice: read through the derived data, and without it."""
     caches = {}
-    for variant in INDEX_VARIANTS:
+    for plan in QUERY_PLANS:
         folder = tmp_path_factory.mktemp("small")
         save_records(folder / "cache.db", folder / "logs", fixture_records())
-        if variant == "with the facts index":
-            db = store.open_cache(folder / "cache.db")
-            queries.ensure_queries_schema(db)
-            db.close()
-        caches[variant] = store.open_cache_readonly(folder / "cache.db")
-        assert bool(queries._indexed_by(caches[variant], queries.FACTS_INDEX)) == (variant == "with the facts index")
+        if plan == "events only":
+            bypass_rollups(folder / "cache.db")
+        caches[plan] = store.open_cache_readonly(folder / "cache.db")
+        assert derived.is_current(caches[plan]) == (plan == "derived data")
     return caches
 
 
-@pytest.fixture(scope="module", params=INDEX_VARIANTS)
+@pytest.fixture(scope="module", params=QUERY_PLANS)
 def small_cache(request, small_caches) -> sqlite3.Connection:
     """The hand-made cache, read-only; each test runs on both query plans, which must give the same answers."""
     return small_caches[request.param]
@@ -148,17 +153,14 @@ DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def demo_cache(tmp_path_factory) -> sqlite3.Connection:
-    """4,000 demo events written as CloudTrail files and imported by sync, with the covering index."""
+    """4,000 demo events written as CloudTrail files and imported by sync (batch commits keep the rollups)."""
     folder = tmp_path_factory.mktemp("demo")
     demo.write_log_files(folder / "logs", demo.generate_records(events=4000, seed=5, end=DEMO_END), records_per_file=200)
     sync.import_paths(folder / "cache.db", [folder / "logs"], workers=1)
-    db = store.open_cache(folder / "cache.db")
-    queries.ensure_queries_schema(db)
-    db.close()
     return store.open_cache_readonly(folder / "cache.db")
 
 
-@pytest.fixture(params=[*INDEX_VARIANTS, "demo events"])
+@pytest.fixture(params=[*QUERY_PLANS, "demo events"])
 def any_cache(request, small_caches, demo_cache) -> sqlite3.Connection:
     """Each cache the counting tests run on: the hand-made records (both query plans) and the demo."""
     return demo_cache if request.param == "demo events" else small_caches[request.param]
@@ -185,11 +187,19 @@ def a_day(conn) -> EventFilter:
     return EventFilter(start=iso(day + timedelta(hours=12)), end=iso(day + timedelta(hours=36)))
 
 
+def odd_edges(conn) -> EventFilter:
+    """A period over several days that starts and ends mid-hour: whole days, whole hours and loose minutes."""
+    day = datetime.strptime(first(conn, "event_time")[:10], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    return EventFilter(start=iso(day + timedelta(hours=3, minutes=17, seconds=5)),
+                       end=iso(day + timedelta(days=2, hours=5, minutes=42, seconds=31)), include_read_only=False)
+
+
 FILTERS = {
     "everything": lambda conn: EventFilter(),
     "one account": lambda conn: EventFilter(accounts=(first(conn, "account_id"),)),
     "one region, no reads": lambda conn: EventFilter(regions=(first(conn, "aws_region"),), include_read_only=False),
     "a day": a_day,
+    "odd edges, no reads": odd_edges,
     "two accounts, two regions": lambda conn: EventFilter(
         accounts=(first(conn, "account_id"), first(conn, "account_id", 1)),
         regions=(first(conn, "aws_region"), first(conn, "aws_region", 1)),
@@ -400,12 +410,36 @@ def test_principal_activity_adds_up_to_the_principal_events(small_cache):
     assert set(activity["source_ip"]) == set(events["source_ip"])
 
 
-def test_principal_activity_is_the_same_by_either_index(small_cache, monkeypatch):
-    through_own_index = queries.query_principal_activity(small_cache, EventFilter(), "bob", "hour")
-    monkeypatch.setattr(queries, "PRINCIPAL_ROWS_LOOKUP_LIMIT", 0)  # as for a principal with very many events
-    through_covering_index = queries.query_principal_activity(small_cache, EventFilter(), "bob", "hour")
-    assert through_own_index.sort(pl.all()).equals(through_covering_index.sort(pl.all()))
-    assert through_own_index["events"].sum() == sql_count(small_cache, EventFilter(), "principal = 'bob'")
+def test_principal_activity_reads_only_its_covering_index(small_cache):
+    where, params = EventFilter().sql("e")
+    plan = " ".join(
+        row[3]
+        for row in small_cache.execute(
+            f"EXPLAIN QUERY PLAN SELECT e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, "
+            f"e.access_key_id, e.error_code, e.event_time FROM events e INDEXED BY {queries.PRINCIPAL_INDEX} "
+            f"WHERE {where} AND e.principal = ?",
+            [*params, "bob"],
+        )
+    )
+    assert f"COVERING INDEX {queries.PRINCIPAL_INDEX}" in plan
+
+
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_principal_first_and_last_seen_agree_with_sql(any_cache, make_filter):
+    event_filter = make_filter(any_cache)
+    where, params = event_filter.sql()
+    expected = {
+        row[0]: (row[1], row[2], row[3])
+        for row in any_cache.execute(
+            f"SELECT principal, count(*), min(event_time), max(event_time) FROM events WHERE {where} GROUP BY 1", params
+        )
+    }
+    principals = queries.query_principals(any_cache, event_filter)
+    found = {
+        row["principal"]: (row["events"], iso(row["first_seen"]), iso(row["last_seen"]))
+        for row in principals.iter_rows(named=True)
+    }
+    assert found == expected
 
 
 def test_principal_list_offers_everyone_active(any_cache):

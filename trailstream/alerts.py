@@ -438,9 +438,10 @@ def _matching_events(conn, db_path, rule: AlertRule, mark: int, top: int, since:
     if rule.kind == "sql":
         return _sql_rule_events(db_path, rule.query, lowest, top, start, until)
     if rule.kind == "search":
-        from trailstream.queries import SearchQuery
+        from trailstream import queries
 
-        clauses, params = SearchQuery.from_dict(json.loads(rule.query or "{}")).sql("e")
+        search = queries.SearchQuery.from_dict(json.loads(rule.query or "{}"))
+        clauses, params = search.sql("e", lambda text: queries.word_query(conn, text))
     else:
         builtin = rule.builtin
         clauses = [f"e.event_name IN ({', '.join('?' for _ in builtin.event_names)})"] if builtin.event_names else []

@@ -527,11 +527,11 @@ def _sign_in_finding(sign_in: dict, finding_type: str, escalate: bool, summary: 
 # --- 3. Impossible travel ------------------------------------------------------------------
 
 USAGE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "events": pl.Int64}
-# Read from the events_principal_ip index alone (store's migration m005): no row of the table is touched.
+# Read from the events_principal_activity index alone (store's migration m007): no row of the table is touched.
 PRESENCE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "event_time": UTC_TIME}
 PLACE_COLUMNS = ("source_ip", "country_code", "place", "latitude", "longitude", "precision")
 _ACTORS = "e.principal IS NOT NULL"  # AWS services acting on their own call from their own domain: not places
-TRAVEL_INDEX = "events_principal_ip"
+TRAVEL_INDEX = "events_principal_activity"
 
 
 def _travel_candidates(conn, event_filter: EventFilter | None,

@@ -7,12 +7,13 @@ polars DataFrame whose columns and dtypes are the same whether or not anything m
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
 import polars as pl
 
-from trailstream import catalog
+from trailstream import catalog, derived, rollups, wordindex
 from trailstream.filters import EventFilter
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -57,51 +58,12 @@ BUCKETS: dict[str, tuple[str, timedelta]] = {
         _BUCKET_KEYS.items(), (timedelta(minutes=10), timedelta(hours=1), timedelta(days=1))
     )
 }
+# Timeline bucket name -> the coarsest rollup rows that still fall wholly inside one bucket.
+_BUCKET_FINENESS = {"10min": "event", "hour": "hour", "day": "day"}
 TIMELINE_GROUPS = ("event_source", "event_category", "event_name", "account_id", "aws_region", "user_type")
-# Text columns free-text search looks through.
-SEARCH_TEXT_COLUMNS = (
-    "event_name",
-    "event_source",
-    "principal",
-    "principal_arn",
-    "access_key_id",
-    "source_ip",
-    "user_agent",
-    "error_code",
-    "error_message",
-    "resources",
-    "request_parameters",
-    "response_elements",
-    "additional_event_data",
-)
-_FAILED_COUNT = "count(nullif(e.error_code, ''))"  # calls that returned an error code (cheaper than sum(...))
 
-# A covering index for the aggregates every page draws (counts per time, source, name, principal, account, region,
-# error, IP, key, agent): those scans never touch the wide rows. Used only where a cache has it (see ensure_queries_schema).
-FACTS_INDEX = "events_time_facts"
-FACTS_INDEX_COLUMNS = (
-    "event_time",
-    "account_id",
-    "aws_region",
-    "read_only",
-    "event_source",
-    "event_category",
-    "event_name",
-    "principal",
-    "user_type",
-    "error_code",
-    "source_ip",
-    "access_key_id",
-    "user_agent",
-)
 NAME_INDEX = "events_name_time"
 ERROR_INDEX = "events_error_time"
-
-
-def ensure_queries_schema(db) -> None:
-    """The experimental covering index (benchmarks/pages.py --with-facts-index): it cut the overview's 30-day
-    render from 4.3 s to 2.8 s on 1M events but grew the cache by 25%, so no migration creates it."""
-    db.execute(f"CREATE INDEX IF NOT EXISTS {FACTS_INDEX} ON events ({', '.join(FACTS_INDEX_COLUMNS)})")
 
 
 def _indexed_by(conn: sqlite3.Connection, index: str) -> str:
@@ -140,6 +102,11 @@ def _where(event_filter: EventFilter | None, *extra: str) -> tuple[str, list]:
     return " AND ".join((where, *extra)), params
 
 
+def _facts(conn: sqlite3.Connection, event_filter: EventFilter, columns: tuple[str, ...], *args, **kwargs):
+    """rollups.facts_sql, from the rollups whenever they include every stored event."""
+    return rollups.facts_sql(derived.is_current(conn), event_filter, columns, *args, **kwargs)
+
+
 def _parse_time(text: str | None) -> datetime | None:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=None) if text else None
 
@@ -157,10 +124,8 @@ class FilterOptions:
 
 def query_filter_options(conn: sqlite3.Connection) -> FilterOptions:
     """Accounts and regions present, for the sidebar's choices."""
-    rows = conn.execute(
-        f"SELECT DISTINCT account_id, aws_region FROM events {_indexed_by(conn, FACTS_INDEX)} "
-        "WHERE account_id IS NOT NULL OR aws_region IS NOT NULL"
-    ).fetchall()
+    source, params = _facts(conn, EventFilter(), ("account_id", "aws_region"))
+    rows = conn.execute(f"SELECT DISTINCT account_id, aws_region FROM ({source})", params).fetchall()
     return FilterOptions(
         accounts=tuple(sorted({row[0] for row in rows if row[0]})),
         regions=tuple(sorted({row[1] for row in rows if row[1]})),
@@ -246,12 +211,17 @@ TOTALS_SCHEMA = {
 
 def query_overview_totals(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
     """One row of headline numbers: events, failed calls, distinct principals, accounts, regions, event names."""
-    where, params = _where(event_filter)
+    names, names_params = _facts(conn, event_filter, ("account_id", "aws_region", "event_name"))
+    people, people_params = _facts(conn, event_filter, ("principal",), seen=True)
     sql = (
-        f"SELECT count(*), {_FAILED_COUNT}, count(DISTINCT e.principal), count(DISTINCT e.account_id), "
-        "count(DISTINCT e.aws_region), count(DISTINCT e.event_name), min(e.event_time), max(e.event_time) "
-        f"FROM events e {_indexed_by(conn, FACTS_INDEX)} WHERE {where}"
+        "SELECT n.events, n.failed, p.principals, n.accounts, n.regions, n.event_names, p.first_event, p.last_event "
+        "FROM (SELECT coalesce(sum(events), 0) AS events, coalesce(sum(failed), 0) AS failed, "
+        "count(DISTINCT account_id) AS accounts, count(DISTINCT aws_region) AS regions, "
+        f"count(DISTINCT event_name) AS event_names FROM ({names})) n, "
+        "(SELECT count(DISTINCT principal) AS principals, min(first_time) AS first_event, "
+        f"max(last_time) AS last_event FROM ({people})) p"
     )
+    params = names_params + people_params
     return _frame(conn, sql, params, TOTALS_SCHEMA).with_columns(
         failed_share=pl.when(pl.col("events") > 0).then(pl.col("failed") / pl.col("events")).otherwise(0.0)
     )
@@ -276,15 +246,17 @@ def query_event_timeline(
         raise ValueError(f"cannot group the timeline by {group_by!r}; choose one of {', '.join(TIMELINE_GROUPS)}")
     bucket = bucket or pick_bucket(conn, event_filter)
     key, suffix = _BUCKET_KEYS[bucket]
-    extra = [f"e.event_name IN ({_placeholders(event_names)})"] if event_names else []
-    where, params = _where(event_filter, *extra)
-    group_sql = f", e.{group_by}" if group_by else ""
-    index = _indexed_by(conn, NAME_INDEX if event_names else FACTS_INDEX)
-    sql = (
-        f"SELECT {key} || '{suffix}'{group_sql}, count(*), {_FAILED_COUNT} "
-        f"FROM events e {index} WHERE {where} GROUP BY {key}{group_sql} ORDER BY 1"
+    columns = tuple(filter(None, (group_by, "event_name" if event_names else None)))
+    extra = (f"f.event_name IN ({_placeholders(event_names)})",) if event_names else ()
+    source, params = rollups.facts_sql(
+        conn, event_filter, columns, _BUCKET_FINENESS[bucket], where=extra, params=tuple(event_names)
     )
-    return with_bucket_end(_frame(conn, sql, params + list(event_names), timeline_schema(group_by)), bucket)
+    group_sql = f", e.{group_by}" if group_by else ""
+    sql = (
+        f"SELECT {key} || '{suffix}'{group_sql}, sum(e.events), sum(e.failed) "
+        f"FROM ({source}) e GROUP BY {key}{group_sql} ORDER BY 1"
+    )
+    return with_bucket_end(_frame(conn, sql, params, timeline_schema(group_by)), bucket)
 
 
 def with_bucket_end(frame: pl.DataFrame, bucket: str) -> pl.DataFrame:
@@ -300,14 +272,13 @@ SEEN_SCHEMA = {"first_seen": UTC_TIME, "last_seen": UTC_TIME}
 
 def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None, seen: bool = False) -> pl.DataFrame:
     """Events and failed calls per value of `columns`, largest first (with first and last seen when asked)."""
-    where, params = _where(event_filter)
+    source, params = _facts(conn, event_filter, columns, seen=seen)
     column_sql = ", ".join(f"e.{c}" for c in columns)
-    seen_sql = ", min(e.event_time), max(e.event_time)" if seen else ""  # a quarter of the cost: only when shown
+    seen_sql = ", min(e.first_time), max(e.last_time)" if seen else ""
     limit_sql = "LIMIT ?" if limit else ""
     sql = (
-        f"SELECT {column_sql}, count(*) AS events, {_FAILED_COUNT}{seen_sql} "
-        f"FROM events e {_indexed_by(conn, FACTS_INDEX)} WHERE {where} GROUP BY {column_sql} "
-        f"ORDER BY events DESC, {column_sql} {limit_sql}"
+        f"SELECT {column_sql}, sum(e.events) AS events, sum(e.failed){seen_sql} "
+        f"FROM ({source}) e GROUP BY {column_sql} ORDER BY events DESC, {column_sql} {limit_sql}"
     )
     schema = {c: pl.String for c in columns} | TOP_SCHEMA | (SEEN_SCHEMA if seen else {})
     return _frame(conn, sql, params + ([limit] if limit else []), schema)
@@ -456,17 +427,18 @@ class SearchQuery:
         return not self.to_dict()
 
     def best_index(self) -> str | None:
-        """The index that narrows this search most; without one the covering index filters before any row is read."""
+        """The index that narrows this search most; without one, events are read newest first until the limit."""
         if self.event_id:
             return None  # the primary key
         if self.event_name:
             return NAME_INDEX
         if self.error_code:
             return ERROR_INDEX
-        return FACTS_INDEX
+        return None  # the time index, read newest first until the limit
 
-    def sql(self, alias: str = "e") -> tuple[list[str], list]:
-        """WHERE clauses and parameters for the fields that are set."""
+    def sql(self, alias: str = "e", words: Callable[[str], str | None] = lambda text: None) -> tuple[list[str], list]:
+        """WHERE clauses and parameters for the fields that are set. `words(text)` gives the word-index query that
+        narrows free text or a resource name first (see word_query), or None to test every event in the period."""
         a = f"{alias}."
         clauses, params = [], []
         for column, value in (
@@ -493,14 +465,14 @@ class SearchQuery:
                 "WHERE json_extract(r.value, '$.type') = ?)"
             )
             params.append(self.resource_type)
-        if self.resource_name:
-            clauses.append(_contains_any(alias, ("resources", "request_parameters", "response_elements")))
-            params += [self.resource_name] * 3
-        if self.text:
-            clauses.append(
-                "(" + " OR ".join(f"{a}{c} LIKE ? ESCAPE '\\'" for c in SEARCH_TEXT_COLUMNS) + ")"
-            )
-            params += [f"%{_escape_like(self.text)}%"] * len(SEARCH_TEXT_COLUMNS)
+        for text, columns, ignore_case in (
+            (self.resource_name, RESOURCE_COLUMNS, False),
+            (self.text, wordindex.SEARCH_TEXT_COLUMNS, True),
+        ):
+            if text:
+                found_clauses, found_params = _contains(alias, columns, text, words(text), ignore_case)
+                clauses += found_clauses
+                params += found_params
         return clauses, params
 
 
@@ -508,16 +480,40 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contains_any(alias: str, columns: tuple[str, ...]) -> str:
-    """Case-sensitive substring test over several text columns (instr: no LIKE wildcards to escape)."""
-    return "(" + " OR ".join(f"instr({alias}.{c}, ?) > 0" for c in columns) + ")"
+RESOURCE_COLUMNS = ("resources", "request_parameters", "response_elements")
+
+
+# Beyond this many word-index candidates, reading the period newest first meets enough matches sooner.
+WORD_INDEX_MAX_CANDIDATES = 50_000
+
+
+def word_query(conn: sqlite3.Connection, text: str) -> str | None:
+    """The word-index query narrowing `text`, or None when testing events newest first is the better plan: the
+    index is behind, the text has no ASCII words, or its words are so common that the index would not narrow."""
+    words = wordindex.match_query(text) if derived.is_current(conn) else None
+    if not words:
+        return None
+    candidates = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {wordindex.TABLE} WHERE {wordindex.TABLE} MATCH ? LIMIT ?)",
+        [words, WORD_INDEX_MAX_CANDIDATES + 1],
+    ).fetchone()[0]
+    return words if candidates <= WORD_INDEX_MAX_CANDIDATES else None
+
+
+def _contains(alias: str, columns: tuple[str, ...], text: str, words: str | None, ignore_case: bool
+              ) -> tuple[list[str], list]:
+    """Clauses for events whose `columns` contain `text` (wordindex.contains_sql's rule), narrowed first by the
+    word-index query `words` when given."""
+    narrowing = ([wordindex.candidates_sql(alias)], [words]) if words else ([], [])
+    found, found_params = wordindex.contains_sql(alias, columns, text, ignore_case)
+    return narrowing[0] + [found], narrowing[1] + found_params
 
 
 def query_search(
     conn: sqlite3.Connection, event_filter: EventFilter, search: SearchQuery, limit: int | None = 1000
 ) -> pl.DataFrame:
     """Events in the period matching every field of the search, newest first."""
-    clauses, params = search.sql("e")
+    clauses, params = search.sql("e", lambda text: word_query(conn, text))
     return _query_event_rows(conn, event_filter, clauses, params, limit, search.best_index())
 
 
@@ -553,26 +549,13 @@ def query_principal_activity(
     group = "e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, e.access_key_id, e.error_code"
     sql = (
         f"SELECT {key} || '{suffix}', {group}, count(*), min(e.event_time), max(e.event_time) "
-        f"FROM events e {_principal_index(conn, event_filter, principal)} WHERE {where} "
+        f"FROM events e {_indexed_by(conn, PRINCIPAL_INDEX)} WHERE {where} "
         f"GROUP BY {key}, {group} ORDER BY 1"
     )
     return with_bucket_end(_frame(conn, sql, params + [principal], PRINCIPAL_ACTIVITY_SCHEMA), bucket)
 
 
-# Indexes that lead with the principal (the contract's, or the wider one detections read), in order of preference.
-PRINCIPAL_INDEXES = ("events_principal_time", "events_principal_ip")
-# Up to this many events, reading a principal's rows through its own index beats scanning the covering index
-# (rows are stored roughly in time order, so the lookups are near each other); beyond it, the scan is bounded.
-PRINCIPAL_ROWS_LOOKUP_LIMIT = 200_000
-
-
-def _principal_index(conn: sqlite3.Connection, event_filter: EventFilter, principal: str) -> str:
-    """The cheaper way to one principal's events in the period: its own index, or the covering index's scan."""
-    period = EventFilter(start=event_filter.start, end=event_filter.end)
-    where, params = _where(period, "e.principal = ?")
-    own = next(filter(None, (_indexed_by(conn, index) for index in PRINCIPAL_INDEXES)), "")
-    rows = conn.execute(f"SELECT count(*) FROM events e {own} WHERE {where}", params + [principal]).fetchone()[0]
-    return own if rows <= PRINCIPAL_ROWS_LOOKUP_LIMIT else _indexed_by(conn, FACTS_INDEX)
+PRINCIPAL_INDEX = "events_principal_activity"  # covers every column the activity query reads (migration m007)
 
 
 def query_principal_events(
@@ -592,8 +575,8 @@ def query_resource_history(
     resource_id = resource_id.strip()
     if not resource_id:
         return _frame(conn, "SELECT * FROM (SELECT 1) WHERE 0", [], EVENT_SCHEMA)
-    clause = _contains_any("e", ("resources", "request_parameters", "response_elements"))
-    newest = _query_event_rows(conn, event_filter, [clause], [resource_id] * 3, limit)
+    clauses, params = _contains("e", RESOURCE_COLUMNS, resource_id, word_query(conn, resource_id), ignore_case=False)
+    newest = _query_event_rows(conn, event_filter, clauses, params, limit)
     return newest.reverse()
 
 

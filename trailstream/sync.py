@@ -204,7 +204,7 @@ class Ingester:
             return self.skip(ref, "CloudTrail digest file, not a log file")
         if result.kind != "records":
             return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
-        return self._record(store.save_parsed_file(self.db, ref, result, self.run_id))
+        return self._record(store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch))
 
     def skip(self, ref: FileRef, reason: str) -> FileOutcome:
         return self._record(store.mark_file(self.db, ref, "skipped", reason, self.run_id))
@@ -223,8 +223,7 @@ class Ingester:
 
     def commit(self) -> None:
         """Make everything stored so far durable (a no-op outside batch mode, where each file commits itself)."""
-        if self.db.conn.in_transaction:
-            self.db.execute("COMMIT")
+        store.commit_batch(self.db)
         self._uncommitted_rows = 0
 
     def report(self, current: str = "") -> None:

@@ -1,0 +1,55 @@
+"""What is derived from `events` (the rollups and the word index), kept in step with it inside every commit.
+
+One rowid watermark in `meta` says how far both have read. `refresh` runs in the transaction that stored the events,
+so a crash keeps events and derived data together; readers use the derived data only while `is_current`, and
+otherwise read `events` directly (slower, same answers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from trailstream import rollups, wordindex
+
+WATERMARK_KEY = "derived_rowid"  # in `meta`: the newest events rowid the rollups and word index include
+
+
+def schema_sql() -> list[str]:
+    return rollups.schema_sql() + wordindex.schema_sql()
+
+
+def _watermark(conn: sqlite3.Connection) -> int | None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0]) if row else None
+
+
+def _newest_rowid(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+
+
+def is_current(conn: sqlite3.Connection) -> bool:
+    """True when the derived data includes every stored event (two index probes)."""
+    watermark = _watermark(conn)
+    return watermark is not None and watermark == _newest_rowid(conn)
+
+
+def refresh(conn: sqlite3.Connection) -> int:
+    """Fold the events stored since the last refresh into the rollups and the word index; returns how many."""
+    done = _watermark(conn) or 0
+    newest = _newest_rowid(conn)
+    if newest <= done:
+        return 0
+    rollups.fold(conn, done, newest)
+    wordindex.fold(conn, done, newest)
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WATERMARK_KEY, str(newest)])
+    return newest - done
+
+
+def clear(conn: sqlite3.Connection) -> None:
+    """Empty the derived data, for when `events` itself is emptied (its rowids then start again from 1)."""
+    rollups.clear(conn)
+    wordindex.clear(conn)
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '0')", [WATERMARK_KEY])
