@@ -107,6 +107,10 @@ def search_free_text(conn, event_filter, inputs) -> None:
     queries.query_search(conn, event_filter, SearchQuery(text=inputs.group_id), 1000)
 
 
+def search_common_words(conn, event_filter, inputs) -> None:
+    queries.query_search(conn, event_filter, SearchQuery(text="us-east-1"), 1000)
+
+
 def search_no_match(conn, event_filter, inputs) -> None:
     queries.query_search(conn, event_filter, SearchQuery(text="no-such-thing-anywhere"), 1000)
 
@@ -116,8 +120,10 @@ def principal_page(which: str) -> Callable:
         principal = getattr(inputs, which)
         queries.query_principals(conn, event_filter)
         activity = queries.query_principal_activity(conn, event_filter, principal)
+        for origin in queries.PRINCIPAL_ORIGINS:
+            queries.query_principal_origins(conn, event_filter, principal, origin)
         transforms.principal_summary(activity)
-        for column in ("source_ip", "user_agent", "access_key_id", "event_name", "aws_region"):
+        for column in ("event_name", "aws_region"):
             transforms.principal_breakdown(activity, column)
         queries.query_principal_events(conn, event_filter, principal)
         _specs(charts.timeline_chart(transforms.principal_timeline(activity), "event_name"))
@@ -159,6 +165,7 @@ PAGES: dict[str, Callable] = {
     "Search: event name": search_by_name,
     "Search: user name": search_by_user,
     "Search: free text (a group ID)": search_free_text,
+    "Search: free text, common words": search_common_words,
     "Search: free text, no match": search_no_match,
     "Principal: busiest": principal_page("busiest"),
     "Principal: a person": principal_page("person"),

@@ -15,17 +15,22 @@ if principal is None:
     st.stop()
 
 activity = ui.load(queries.query_principal_activity, event_filter, principal)
+origins = {origin: ui.load(queries.query_principal_origins, event_filter, principal, origin)
+           for origin in queries.PRINCIPAL_ORIGINS}
 summary = transforms.principal_summary(activity).row(0, named=True)
 ui.metrics({"Events": summary["events"], "Failed calls": summary["failed"], "APIs": summary["event_names"],
-            "Source IPs": summary["source_ips"], "Access keys": summary["access_keys"], "Regions": summary["regions"]})
+            "Source IPs": origins["source_ip"].height, "Access keys": origins["access_key_id"].height,
+            "Regions": summary["regions"]})
 timeline = transforms.principal_timeline(activity)
 ui.show_chart(charts.timeline_chart(timeline, "event_name", title="Activity over time"), timeline,
               "principal-timeline")
 
+breakdowns = {"event_name": transforms.principal_breakdown(activity, "event_name"), **origins,
+              "aws_region": transforms.principal_breakdown(activity, "aws_region")}
 tabs = st.tabs(["APIs", "Source IPs", "User agents", "Access keys", "Regions"])
-for tab, column in zip(tabs, ("event_name", "source_ip", "user_agent", "access_key_id", "aws_region")):
+for tab, (column, breakdown) in zip(tabs, breakdowns.items()):
     with tab:
-        ui.table(transforms.principal_breakdown(activity, column), f"principal-by-{column}")
+        ui.table(breakdown, f"principal-by-{column}")
 
 st.subheader("Events")
 ui.raw_event_viewer(ui.load(queries.query_principal_events, event_filter, principal), "principal-events",

@@ -306,6 +306,7 @@ PAGE_CALLS = {
     "error events": lambda c, f: queries.query_error_events(c, f, "AccessDenied"),
     "search": lambda c, f: queries.query_search(c, f, SearchQuery(text="a")),
     "principal activity": lambda c, f: queries.query_principal_activity(c, f, "alice", bucket="hour"),
+    "principal origins": lambda c, f: queries.query_principal_origins(c, f, "alice", "user_agent"),
     "principal events": lambda c, f: queries.query_principal_events(c, f, "alice"),
     "resource history": lambda c, f: queries.query_resource_history(c, f, "i-0abc"),
 }
@@ -402,12 +403,30 @@ def test_saved_search_from_a_newer_version_still_loads():
     assert SearchQuery.from_dict({"event_name": " RunInstances ", "colour": "red"}) == SearchQuery(event_name="RunInstances")
 
 
-def test_principal_activity_adds_up_to_the_principal_events(small_cache):
-    activity = queries.query_principal_activity(small_cache, EventFilter(), "alice")
-    events = queries.query_principal_events(small_cache, EventFilter(), "alice", limit=None)
-    expected = sql_count(small_cache, EventFilter(), "principal = 'alice'")
-    assert activity["events"].sum() == events.height == expected
-    assert set(activity["source_ip"]) == set(events["source_ip"])
+@pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())
+def test_principal_activity_and_origins_agree_with_sql(any_cache, make_filter):
+    event_filter = make_filter(any_cache)
+    where, params = event_filter.sql()
+    principal = queries.query_principals(any_cache, event_filter).item(0, "principal")
+    groups = {
+        "activity": ("event_source, event_name, aws_region",
+                     queries.query_principal_activity(any_cache, event_filter, principal, "day")),
+        **{origin: (origin, queries.query_principal_origins(any_cache, event_filter, principal, origin))
+           for origin in queries.PRINCIPAL_ORIGINS},
+    }
+    for label, (columns, frame) in groups.items():
+        expected = sorted(
+            tuple(row)
+            for row in any_cache.execute(
+                f"SELECT {columns}, count(*), count(nullif(error_code, '')), min(event_time), max(event_time) "
+                f"FROM events WHERE {where} AND principal = ? GROUP BY {columns}", [*params, principal]
+            )
+        )
+        keys = [c.strip() for c in columns.split(",")]
+        found = (frame.group_by(keys).agg(pl.col("events").sum(), pl.col("failed").sum(),
+                                          pl.col("first_seen").min(), pl.col("last_seen").max())
+                 .with_columns(pl.col("first_seen", "last_seen").dt.strftime(queries.TIME_FORMAT)))
+        assert sorted(found.rows()) == expected, label
 
 
 def test_principal_activity_reads_only_its_covering_index(small_cache):
@@ -415,13 +434,18 @@ def test_principal_activity_reads_only_its_covering_index(small_cache):
     plan = " ".join(
         row[3]
         for row in small_cache.execute(
-            f"EXPLAIN QUERY PLAN SELECT e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, "
+            f"EXPLAIN QUERY PLAN SELECT e.event_source, e.event_name, e.aws_region, e.source_ip, e.account_id, "
             f"e.access_key_id, e.error_code, e.event_time FROM events e INDEXED BY {queries.PRINCIPAL_INDEX} "
             f"WHERE {where} AND e.principal = ?",
             [*params, "bob"],
         )
     )
     assert f"COVERING INDEX {queries.PRINCIPAL_INDEX}" in plan
+
+
+def test_principal_origins_refuse_an_unknown_column(small_cache):
+    with pytest.raises(ValueError, match="source_ip"):
+        queries.query_principal_origins(small_cache, EventFilter(), "bob", "request_parameters")
 
 
 @pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())

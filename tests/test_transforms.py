@@ -297,11 +297,11 @@ def test_no_errors_rank_to_an_empty_table():
 
 @pytest.fixture
 def bots_activity() -> pl.DataFrame:
-    """A principal's grouped activity: two IPs, two keys, one failure group."""
+    """A principal's grouped activity: three APIs in two regions, two failed calls."""
     rows = [
-        (T0, "ec2", "DescribeInstances", "eu-west-1", "198.51.100.1", "cli", "AKIA1", None, 5),
-        (T0, "ec2", "RunInstances", "eu-west-1", "198.51.100.1", "cli", "AKIA1", "UnauthorizedOperation", 2),
-        (T0 + timedelta(hours=1), "s3", "ListBuckets", "us-east-1", "203.0.113.7", "console", "AKIA2", None, 3),
+        (T0, "ec2", "DescribeInstances", "eu-west-1", 5, 0),
+        (T0, "ec2", "RunInstances", "eu-west-1", 2, 2),
+        (T0 + timedelta(hours=1), "s3", "ListBuckets", "us-east-1", 3, 0),
     ]
     frame = pl.DataFrame(
         [r + (r[0] + timedelta(minutes=1), r[0] + timedelta(minutes=9)) for r in rows],
@@ -313,15 +313,15 @@ def bots_activity() -> pl.DataFrame:
 
 def test_principal_summary_counts_the_audit_trail(bots_activity):
     summary = transforms.principal_summary(bots_activity).row(0, named=True)
-    assert (summary["events"], summary["failed"], summary["source_ips"], summary["access_keys"]) == (10, 2, 2, 2)
+    assert (summary["events"], summary["failed"], summary["event_names"], summary["regions"]) == (10, 2, 3, 2)
     assert summary["error_rate"] == pytest.approx(0.2)
     assert summary["first_seen"] == T0 + timedelta(minutes=1)
     assert summary["last_seen"] == T0 + timedelta(hours=1, minutes=9)
 
 
 def test_principal_breakdown_and_timeline(bots_activity):
-    by_ip = transforms.principal_breakdown(bots_activity, "source_ip")
-    assert by_ip.select("source_ip", "events", "failed").rows() == [("198.51.100.1", 7, 2), ("203.0.113.7", 3, 0)]
+    by_region = transforms.principal_breakdown(bots_activity, "aws_region")
+    assert by_region.select("aws_region", "events", "failed").rows() == [("eu-west-1", 7, 2), ("us-east-1", 3, 0)]
     timeline = transforms.principal_timeline(bots_activity, color="event_source", top=1)
     assert timeline.select("bucket", "event_source", "events").rows() == [
         (T0, "ec2", 7),

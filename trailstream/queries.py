@@ -270,9 +270,11 @@ TOP_SCHEMA = {"events": pl.Int64, "failed": pl.Int64}
 SEEN_SCHEMA = {"first_seen": UTC_TIME, "last_seen": UTC_TIME}
 
 
-def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None, seen: bool = False) -> pl.DataFrame:
-    """Events and failed calls per value of `columns`, largest first (with first and last seen when asked)."""
-    source, params = _facts(conn, event_filter, columns, seen=seen)
+def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None, seen: bool = False,
+               **narrowing) -> pl.DataFrame:
+    """Events and failed calls per value of `columns`, largest first (with first and last seen when asked);
+    `narrowing` is facts_sql's where, params and events_hint."""
+    source, params = _facts(conn, event_filter, columns, seen=seen, **narrowing)
     column_sql = ", ".join(f"e.{c}" for c in columns)
     seen_sql = ", min(e.first_time), max(e.last_time)" if seen else ""
     limit_sql = "LIMIT ?" if limit else ""
@@ -524,14 +526,14 @@ PRINCIPAL_ACTIVITY_SCHEMA = {
     "event_source": pl.String,
     "event_name": pl.String,
     "aws_region": pl.String,
-    "source_ip": pl.String,
-    "user_agent": pl.String,
-    "access_key_id": pl.String,
-    "error_code": pl.String,
     "events": pl.Int64,
+    "failed": pl.Int64,
     "first_seen": UTC_TIME,
     "last_seen": UTC_TIME,
 }
+PRINCIPAL_INDEX = "events_principal_activity"  # covers what the activity reads from events (migration m007)
+# What a principal's calls come from: IPs and user agents from the principal rollup, access keys from its index.
+PRINCIPAL_ORIGINS = ("source_ip", "user_agent", "access_key_id")
 
 
 def query_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 500) -> pl.DataFrame:
@@ -539,23 +541,36 @@ def query_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit:
     return _query_top(conn, event_filter, ("principal", "user_type"), limit, seen=True)
 
 
+def _one_principal(conn: sqlite3.Connection, principal: str) -> dict:
+    """facts_sql arguments keeping one principal's events, read through its covering index."""
+    return {"where": ("f.principal = ?",), "params": (principal,), "events_hint": _indexed_by(conn, PRINCIPAL_INDEX)}
+
+
 def query_principal_activity(
     conn: sqlite3.Connection, event_filter: EventFilter, principal: str, bucket: str | None = None
 ) -> pl.DataFrame:
-    """What one principal did, grouped per time bucket, API, region, IP, user agent, access key and error."""
+    """What one principal did: events and failed calls per time bucket, API and region."""
     bucket = bucket or pick_bucket(conn, event_filter)
     key, suffix = _BUCKET_KEYS[bucket]
-    where, params = _where(event_filter, "e.principal = ?")
-    group = "e.event_source, e.event_name, e.aws_region, e.source_ip, e.user_agent, e.access_key_id, e.error_code"
+    columns = ("principal", "event_source", "event_name", "aws_region")
+    source, params = _facts(conn, event_filter, columns, _BUCKET_FINENESS[bucket], seen=True,
+                            **_one_principal(conn, principal))
+    group = "e.event_source, e.event_name, e.aws_region"
     sql = (
-        f"SELECT {key} || '{suffix}', {group}, count(*), min(e.event_time), max(e.event_time) "
-        f"FROM events e {_indexed_by(conn, PRINCIPAL_INDEX)} WHERE {where} "
-        f"GROUP BY {key}, {group} ORDER BY 1"
+        f"SELECT {key} || '{suffix}', {group}, sum(e.events), sum(e.failed), min(e.first_time), max(e.last_time) "
+        f"FROM ({source}) e GROUP BY {key}, {group} ORDER BY 1"
     )
-    return with_bucket_end(_frame(conn, sql, params + [principal], PRINCIPAL_ACTIVITY_SCHEMA), bucket)
+    return with_bucket_end(_frame(conn, sql, params, PRINCIPAL_ACTIVITY_SCHEMA), bucket)
 
 
-PRINCIPAL_INDEX = "events_principal_activity"  # covers every column the activity query reads (migration m007)
+def query_principal_origins(
+    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, origin: str
+) -> pl.DataFrame:
+    """One principal's events per source IP, user agent or access key (PRINCIPAL_ORIGINS), busiest first."""
+    if origin not in PRINCIPAL_ORIGINS:
+        raise ValueError(f"cannot break a principal down by {origin!r}; choose one of {', '.join(PRINCIPAL_ORIGINS)}")
+    return _query_top(conn, event_filter, ("principal", origin), None, seen=True,
+                      **_one_principal(conn, principal)).drop("principal")
 
 
 def query_principal_events(

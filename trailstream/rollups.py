@@ -36,7 +36,11 @@ class Rollup:
 EVENT_NAMES = Rollup(
     "rollup_names", ("account_id", "aws_region", "read_only", "event_source", "event_category", "event_name")
 )
-PRINCIPALS = Rollup("rollup_principals", ("account_id", "aws_region", "read_only", "principal", "user_type"), True)
+PRINCIPALS = Rollup(
+    "rollup_principals",
+    ("account_id", "aws_region", "read_only", "principal", "user_type", "source_ip", "user_agent"),
+    with_seen=True,
+)
 ROLLUPS = (EVENT_NAMES, PRINCIPALS)
 
 # Grain -> (the leading part of event_time naming the bucket, what completes it as a time, its length).
@@ -177,10 +181,12 @@ def facts_sql(
     seen: bool = False,
     where: tuple[str, ...] = (),
     params: tuple = (),
+    events_hint: str = "",
 ) -> tuple[str, list]:
     """A subquery yielding event_time, `columns`, events, failed (and first_time, last_time when `seen`) whose sums
     equal counting `events` under the filter, from the rollups when they are `current` (derived.is_current);
-    `where` clauses (on alias f) may use only `columns`. Use it as `FROM (...) e`."""
+    `where` clauses (on alias f) may use only `columns`; `events_hint` (an INDEXED BY clause) steers the reads of
+    `events`. Use it as `FROM (...) e`."""
     rollup = pick_rollup(columns, seen) if current else None
     segments = period_segments(event_filter.start, event_filter.end, finest if rollup else "event")
     parts, all_params = [], []
@@ -190,10 +196,10 @@ def facts_sql(
         if source == "event":
             measures = "1 AS events, (f.error_code IS NOT NULL AND f.error_code != '') AS failed"
             measures += ", f.event_time AS first_time, f.event_time AS last_time" if seen else ""
-            table = "events"
+            table = f"events f {events_hint}"
         else:
             measures = "f.events, f.failed" + (", f.first_time, f.last_time" if seen else "")
-            table = rollup.table(source)
-        parts.append(f"SELECT {picked}, {measures} FROM {table} f WHERE {' AND '.join((filter_sql, *where))}")
+            table = f"{rollup.table(source)} f"
+        parts.append(f"SELECT {picked}, {measures} FROM {table} WHERE {' AND '.join((filter_sql, *where))}")
         all_params += filter_params + list(params)
     return " UNION ALL ".join(parts), all_params

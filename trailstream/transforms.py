@@ -577,18 +577,14 @@ def rank_rare_errors(
 
 def principal_summary(activity: pl.DataFrame) -> pl.DataFrame:
     """One row of headline numbers for a principal from queries.query_principal_activity's groups."""
-    failed_events = pl.when(FAILED).then(pl.col("events")).otherwise(0)
     return (
         activity.lazy()
         .select(
             events=pl.col("events").sum().cast(pl.Int64),
-            failed=failed_events.sum().cast(pl.Int64),
+            failed=pl.col("failed").sum().cast(pl.Int64),
             first_seen=pl.col("first_seen").min(),
             last_seen=pl.col("last_seen").max(),
             event_names=pl.col("event_name").drop_nulls().n_unique(),
-            source_ips=pl.col("source_ip").drop_nulls().n_unique(),
-            user_agents=pl.col("user_agent").drop_nulls().n_unique(),
-            access_keys=pl.col("access_key_id").drop_nulls().n_unique(),
             regions=pl.col("aws_region").drop_nulls().n_unique(),
         )
         .with_columns(
@@ -599,13 +595,13 @@ def principal_summary(activity: pl.DataFrame) -> pl.DataFrame:
 
 
 def principal_breakdown(activity: pl.DataFrame, by: str) -> pl.DataFrame:
-    """A principal's events per value of one column (source_ip, user_agent, access_key_id, event_name...)."""
+    """A principal's events per value of one activity column (event_name, event_source, aws_region), busiest first."""
     return (
         activity.lazy()
         .group_by(by)
         .agg(
             events=pl.col("events").sum(),
-            failed=pl.when(FAILED).then(pl.col("events")).otherwise(0).sum(),
+            failed=pl.col("failed").sum(),
             first_seen=pl.col("first_seen").min(),
             last_seen=pl.col("last_seen").max(),
         )
@@ -619,7 +615,7 @@ def principal_timeline(activity: pl.DataFrame, color: str = "event_name", top: i
     per_bucket = (
         activity.lazy()
         .group_by("bucket", "bucket_end", color)
-        .agg(events=pl.col("events").sum(), failed=pl.when(FAILED).then(pl.col("events")).otherwise(0).sum())
+        .agg(events=pl.col("events").sum(), failed=pl.col("failed").sum())
         .collect()
     )
     return top_n_with_other(per_bucket, color, top)

@@ -36,7 +36,7 @@ _GLOB_SPECIAL = str.maketrans({"*": "[*]", "?": "[?]", "[": "[[]"})
 
 
 def schema_sql() -> list[str]:
-    return [f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, content='', detail=none)"]
+    return [f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, content='', detail=none, columnsize=0)"]
 
 
 def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int) -> None:
