@@ -122,8 +122,10 @@ QUERY_PLANS = ("derived data", "events only")
 
 
 def bypass_rollups(db_path: Path) -> None:
-    """Move the derived-data watermark off the newest event, so readers read `events` directly."""
+    """Empty the derived data and mark it behind, so readers must read `events` directly (any that still read the
+    rollups or the word index would now get wrong answers)."""
     with sqlite3.connect(db_path) as conn:
+        derived.clear(conn)
         conn.execute("UPDATE meta SET value = '-1' WHERE key = ?", [derived.WATERMARK_KEY])
     conn.close()
 

@@ -20,12 +20,13 @@ END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def caches(tmp_path_factory) -> dict[str, sqlite3.Connection]:
-    """3,000 demo events imported by sync; a copy whose derived data is marked behind reads `events` only."""
+    """3,000 demo events imported by sync; a copy whose derived data is emptied and marked behind reads `events`."""
     folder = tmp_path_factory.mktemp("words")
     demo.write_log_files(folder / "logs", demo.generate_records(events=3000, seed=21, end=END), records_per_file=150)
     sync.import_paths(folder / "cache.db", [folder / "logs"], workers=1)
     shutil.copy(folder / "cache.db", folder / "behind.db")
     with sqlite3.connect(folder / "behind.db") as conn:
+        derived.clear(conn)  # so a reader that still used the index would find nothing
         conn.execute("UPDATE meta SET value = '-1' WHERE key = ?", [derived.WATERMARK_KEY])
     conn.close()
     return {"index": store.open_cache_readonly(folder / "cache.db"),

@@ -248,9 +248,8 @@ def query_event_timeline(
     key, suffix = _BUCKET_KEYS[bucket]
     columns = tuple(filter(None, (group_by, "event_name" if event_names else None)))
     extra = (f"f.event_name IN ({_placeholders(event_names)})",) if event_names else ()
-    source, params = rollups.facts_sql(
-        conn, event_filter, columns, _BUCKET_FINENESS[bucket], where=extra, params=tuple(event_names)
-    )
+    source, params = _facts(conn, event_filter, columns, _BUCKET_FINENESS[bucket], where=extra,
+                            params=tuple(event_names))
     group_sql = f", e.{group_by}" if group_by else ""
     sql = (
         f"SELECT {key} || '{suffix}'{group_sql}, sum(e.events), sum(e.failed) "
