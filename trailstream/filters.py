@@ -14,13 +14,14 @@ TIME_PRESETS: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_PRESET = "7d"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the cache's event_time: UTC, sortable as text
 
 
 def iso_utc(moment: datetime) -> str:
     """The cache's time format: UTC 'YYYY-MM-DDTHH:MM:SSZ' (sorts as text)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
 
 
 @dataclass(frozen=True)

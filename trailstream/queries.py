@@ -14,9 +14,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from trailstream import catalog, derived, rollups, wordindex
-from trailstream.filters import EventFilter
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+from trailstream.filters import TIME_FORMAT, EventFilter
 UTC_TIME = pl.Datetime("us", "UTC")
 DEFAULT_ROW_LIMIT = 10_000
 

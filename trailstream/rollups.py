@@ -11,9 +11,8 @@ import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from trailstream.filters import EventFilter
+from trailstream.filters import TIME_FORMAT, EventFilter, iso_utc
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def _floor(text: str, grain: str) -> str:
 
 def _ceil(text: str, grain: str) -> str:
     floor = _floor(text, grain)
-    return floor if floor == text else (_parse(floor) + GRAINS[grain][2]).strftime(TIME_FORMAT)
+    return floor if floor == text else iso_utc(_parse(floor) + GRAINS[grain][2])
 
 
 def period_segments(start: str | None, end: str | None, finest: str) -> list[tuple[str, str | None, str | None]]:
