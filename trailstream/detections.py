@@ -531,7 +531,7 @@ USAGE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl
 PRESENCE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "event_time": UTC_TIME}
 PLACE_COLUMNS = ("source_ip", "country_code", "place", "latitude", "longitude", "precision")
 _ACTORS = "e.principal IS NOT NULL"  # AWS services acting on their own call from their own domain: not places
-TRAVEL_INDEX = "events_principal_activity"
+TRAVEL_INDEX = queries.PRINCIPAL_INDEX
 
 
 def _travel_candidates(conn, event_filter: EventFilter | None,
