@@ -4,7 +4,7 @@ import re
 
 import streamlit as st
 
-from trailstream import auth_ui, ui
+from trailstream.app import signin, ui
 
 st.set_page_config(page_title="TrailStream", page_icon=":material/travel_explore:", layout="wide")
 
@@ -47,7 +47,7 @@ def url_path(section: str, title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{section or 'home'} {title}".lower()).strip("-")
 
 
-identity = auth_ui.gate()
+identity = signin.gate()
 visible = {section: specs for section, specs in PAGES.items() if identity.is_admin or section not in ADMIN_SECTIONS}
 page = st.navigation(
     {

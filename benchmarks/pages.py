@@ -1,7 +1,7 @@
 """Pages benchmark: every page's data functions (queries, transforms, chart specs) on a 1,000,000-event demo cache.
 
 Run on demand: `python benchmarks/pages.py [--events 1000000] [--reuse] [--db PATH] [--repeat 3]`. Builds
-benchmarks/data/pages-1m.db from trailstream.demo (250,000-event slices through the real import pipeline, so
+benchmarks/data/pages-1m.db from trailstream.ingest.demo (250,000-event slices through the real import pipeline, so
 memory stays flat; `--reuse` keeps an existing cache, migrating it), then times each page: its first render on a
 fresh connection with the default period (the 7 days before the newest event), and three filter changes (one
 account, the last 24 hours, 30 days).
@@ -26,7 +26,7 @@ import polars as pl  # noqa: E402
 from benchmarks.detections import DATA, END, build_cache, event_count  # noqa: E402  (the same demo cache)
 from trailstream import charts, queries, store, transforms  # noqa: E402
 from trailstream.filters import EventFilter, iso_utc  # noqa: E402
-from trailstream.queries import SearchQuery  # noqa: E402
+from trailstream.analytics.queries import SearchQuery  # noqa: E402
 
 FIRST_RENDER_TARGET = 1.5
 FILTER_CHANGE_TARGET = 0.5

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, detections, queries, transforms, ui
+from trailstream.analytics import charts, detections, queries, transforms
+from trailstream.app import ui
 
 CALL_COLUMNS = ("event_time", "principal", "api", "error_code", "source_ip", "account_id", "user_type")
 BREAKDOWNS = {"principal": "principal", "source_ip": "source IP", "api": "API", "error_code": "error code"}

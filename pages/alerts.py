@@ -6,10 +6,13 @@ from dataclasses import asdict, replace
 
 import streamlit as st
 
-from trailstream import alerts, auth_ui, catalog, store, ui
-from trailstream.queries import SearchQuery
+from trailstream.notify import alerts
+from trailstream.app import signin, ui
+from trailstream import catalog
+from trailstream.cache import store
+from trailstream.analytics.queries import SearchQuery
 
-auth_ui.require_admin()
+signin.require_admin()
 st.title("Alerts")
 st.caption("The rules are checked after every sync (and by `python -m trailstream alerts run`); what fires is "
            "mailed at once or in the digest. Each event alerts at most once per rule.")
@@ -41,7 +44,7 @@ def save(rule: alerts.AlertRule, change: str) -> None:
         return
     with closing(store.open_cache(state.path)) as db:
         alerts.save_rule(db, rule)
-    auth_ui.record("rule_changed", {"rule": rule.name, "change": change})
+    signin.record("rule_changed", {"rule": rule.name, "change": change})
     st.session_state[NOTICE] = f'Rule "{rule.name}" saved.'
     st.rerun()
 
@@ -106,7 +109,7 @@ with rules_tab:
     if rule.custom and st.button("Delete this rule", icon=":material/delete:"):
         with closing(store.open_cache(state.path)) as db:
             alerts.delete_rule(db, rule.id)
-        auth_ui.record("rule_changed", {"rule": rule.name, "change": "deleted"})
+        signin.record("rule_changed", {"rule": rule.name, "change": "deleted"})
         st.session_state[NOTICE] = f'Rule "{rule.name}" deleted.'
         st.rerun()
     st.dataframe([asdict(item) | {"recipients": ", ".join(item.recipients), "matches": item.describe()}

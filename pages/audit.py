@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from trailstream import audit, auth_ui, ui
+from trailstream.cache import audit
+from trailstream.app import signin, ui
 
-auth_ui.require_admin()
+signin.require_admin()
 st.title("Audit log")
 st.caption("TrailStream's own trail: sign-ins, syncs, setting and alert-rule changes, retried files. Times in UTC.")
 action = st.selectbox("Action", [None, *audit.AUDIT_ACTIONS], key="audit_action",
                       format_func=lambda key: "All actions" if key is None else audit.AUDIT_ACTIONS[key])
-entries = auth_ui.load_audit_log(action)
+entries = signin.load_audit_log(action)
 if entries.is_empty():
     st.info("Nothing recorded yet: sign-ins, syncs and changes made in the app appear here.",
             icon=":material/history:")

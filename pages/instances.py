@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import transforms, ui
+from trailstream.analytics import transforms
+from trailstream.app import ui
 
 events = ui.use_case_events("instances")
 changes = transforms.instance_changes(events)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, queries, ui
+from trailstream.analytics import charts, queries
+from trailstream.app import ui
 
 event_filter = ui.page_start("Overview", "All CloudTrail activity in the period chosen in the sidebar.")
 

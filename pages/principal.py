@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, queries, transforms, ui
+from trailstream.analytics import charts, queries, transforms
+from trailstream.app import ui
 
 event_filter = ui.page_start("Principal activity", "Pick a user, role session or service to see what it did.")
 principals = ui.load(queries.query_principals, event_filter)

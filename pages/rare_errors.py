@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, queries, transforms, ui
+from trailstream.analytics import charts, queries, transforms
+from trailstream.app import ui
 
 event_filter = ui.page_start("Rare errors", "Failed calls grouped by service, API and error code, rarest first; "
                              "'new' means never seen before this period.")

@@ -4,7 +4,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from trailstream import auth_ui, reports, saved, sqlguard, ui
+from trailstream.app import signin, ui
+from trailstream.notify import reports, saved
+from trailstream.analytics import sqlguard
 from trailstream.filters import TIME_PRESETS
 
 ui.page_start("Reports", "Saved searches and SQL queries: run one again, download it as a report, or have it emailed.")
@@ -18,7 +20,7 @@ if not found:
 name = st.selectbox("Saved search", list(found), key=saved.SHARE_PARAM, bind="query-params",
                     help="The page address names the chosen search: copy it to share this view.")
 chosen = found[name]
-st.caption(auth_ui.escape_markdown(chosen.describe()))
+st.caption(signin.escape_markdown(chosen.describe()))
 if chosen.kind == "sql":
     st.code(chosen.sql, language="sql")
 else:
@@ -44,7 +46,7 @@ st.download_button(f"Download the report ({saved.REPORT_FORMATS[fmt]})",
                    lambda: reports.render_report(path, chosen).data, file_name=reports.report_file_name(chosen),
                    mime=reports.MIME_TYPES[fmt], on_click="ignore", icon=":material/summarize:")
 
-if not auth_ui.is_admin():
+if not signin.is_admin():
     st.caption("Admins can turn this into a scheduled report or delete it.")
     st.stop()
 
@@ -72,7 +74,7 @@ with st.form("report-settings"):
             st.error("Not saved.", icon=":material/error:")
             st.text(str(problem))
         else:
-            auth_ui.record("setting_changed", {"report": kept.name, "period": period, "format": fmt,
+            signin.record("setting_changed", {"report": kept.name, "period": period, "format": fmt,
                                                "schedule": schedule, "recipients": list(addresses)})
             st.toast("Report settings saved.", icon=":material/check:")
             st.rerun()
@@ -80,5 +82,5 @@ with st.form("report-settings"):
 with st.popover("Delete", icon=":material/delete:"):
     if st.button("Delete this saved search for good", type="primary"):
         saved.delete_saved_search(path, chosen.name)
-        auth_ui.record("setting_changed", {"deleted_saved_search": chosen.name})
+        signin.record("setting_changed", {"deleted_saved_search": chosen.name})
         st.rerun()

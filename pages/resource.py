@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, queries, transforms, ui
+from trailstream.analytics import charts, queries, transforms
+from trailstream.app import ui
 
 event_filter = ui.page_start("Resource history", "Every event whose resources, request or response mention the ID "
                              "or name you enter, oldest first.")

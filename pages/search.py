@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import queries, transforms, ui
+from trailstream.analytics import queries, transforms
+from trailstream.app import ui
 
 event_filter = ui.page_start("Search", "Every field is optional; the search and the sidebar filters are kept in "
                              "the URL, so you can share what you found.")

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, catalog, charts, detections, queries, ui
+from trailstream.app import signin, ui
+from trailstream import catalog
+from trailstream.analytics import charts, detections, queries
 
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/low_priority:"}
@@ -51,7 +53,7 @@ else:
 
 with st.expander("Detection settings", icon=":material/tune:"):
     st.caption(ui.plain(f"Thresholds and windows, from [detections] in {current.path}."))
-    if not auth_ui.is_admin() or current.errors:
+    if not signin.is_admin() or current.errors:
         st.json(settings.to_dict())
     else:
         with st.form("detection-settings"):
@@ -67,6 +69,6 @@ with st.expander("Detection settings", icon=":material/tune:"):
                 st.text("\n".join(f"• {problem}" for problem in exc.problems))
             else:
                 if ui._write_settings(current):
-                    auth_ui.record("setting_changed", {"detections": values})
+                    signin.record("setting_changed", {"detections": values})
                     st.toast("Detection settings saved.", icon=":material/check_circle:")
                     st.rerun()

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from trailstream import charts, detections, queries, ui
+from trailstream.analytics import charts, detections, queries
+from trailstream.app import ui
 
 SIGN_IN_COLUMNS = ("event_time", "principal", "outcome", "mfa_used", "is_root", "source_ip", "place", "asn",
                    "new_country", "new_ip", "account_id", "user_type", "error_message", "user_agent")

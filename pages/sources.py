@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, config, ui
+from trailstream.app import signin, ui
+from trailstream import config
 
-auth_ui.require_admin()
+signin.require_admin()
 st.title("Sources & settings")
 current = ui.settings()
 st.caption("Where TrailStream reads CloudTrail logs from. **Sync** in the sidebar (or `python -m trailstream sync`) "

@@ -2,9 +2,12 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, charts, reports, sqlguard, ui, views
+from trailstream.app import signin, ui
+from trailstream.analytics import charts, sqlguard
+from trailstream.notify import reports
+from trailstream.cache import views
 
-auth_ui.require_admin()
+signin.require_admin()
 event_filter = ui.page_start(
     "SQL", "Read-only SQL over the cache: the events table and the views below. Nothing you type can change it."
 )

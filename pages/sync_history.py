@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from trailstream import auth_ui, queries, transforms, ui
+from trailstream.app import signin, ui
+from trailstream.analytics import queries, transforms
 
-auth_ui.require_admin()
+signin.require_admin()
 st.title("Sync history")
 st.caption("What each sync fetched, what failed and why, and how fresh each account's logs are.")
 ui.require_cache()

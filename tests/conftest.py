@@ -62,7 +62,8 @@ def aws(moto_endpoint, monkeypatch):
 @pytest.fixture(scope="module")
 def demo_cache(tmp_path_factory):
     """A cache of 3,000 demo events ending now (one per test module), checkpointed into one file."""
-    from trailstream import store, sync
+    from trailstream.cache import store
+    from trailstream.ingest import sync
 
     path = tmp_path_factory.mktemp("demo") / "demo.db"
     sync.import_demo(path, 3000, seed=3)

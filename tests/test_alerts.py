@@ -10,9 +10,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.conftest import MailServer
-from trailstream import alerts, cli, config, demo, store, sync
+from trailstream.notify import alerts
+from trailstream import cli, config
+from trailstream.ingest import demo, sync
+from trailstream.cache import store
 from trailstream.filters import iso_utc
-from trailstream.queries import SearchQuery
+from trailstream.analytics.queries import SearchQuery
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 BASE_URL = "https://trailstream.example.com"

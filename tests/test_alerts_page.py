@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from tests.test_alerts import fired
 from tests.test_alerts import rules_by_key as rules
 from tests.conftest import MailServer
-from trailstream import alerts, sync
+from trailstream.notify import alerts
+from trailstream.ingest import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/alerts.py"

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from trailstream import catalog, config, saved, store, sync
+from trailstream import catalog, config
+from trailstream.notify import saved
+from trailstream.cache import store
+from trailstream.ingest import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
@@ -199,7 +202,7 @@ def test_a_filter_with_no_match_says_what_to_do(demo_cache):
 def test_first_run_builds_demo_data_and_says_so(tmp_path, monkeypatch):
     cache = tmp_path / "trailstream.db"
     point_app_at(monkeypatch, cache, tmp_path / "trailstream.toml")
-    monkeypatch.setattr("trailstream.ui.DEMO_EVENTS", 500)
+    monkeypatch.setattr("trailstream.app.ui.DEMO_EVENTS", 500)
     at = open_page(PAGES[0], range="all")
     assert cache.exists()
     assert metric(at, "Events") == sql(cache, "SELECT count(*) FROM events") > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from trailstream import audit
+from trailstream.cache import audit
 from trailstream.auth import (
     ANONYMOUS_ACTOR,
     LOCAL_ACTOR,
@@ -20,7 +20,7 @@ from trailstream.auth import (
     parse_access_policy,
     visited_from_elsewhere,
 )
-from trailstream.store import open_cache, open_cache_readonly
+from trailstream.cache.store import open_cache, open_cache_readonly
 
 POLICY = parse_access_policy(
     {

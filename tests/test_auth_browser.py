@@ -96,8 +96,8 @@ def stop_app(process: subprocess.Popen) -> None:
 
 def build_demo_cache(db_path: Path) -> None:
     """Demo events, including the planted hostile values, so every page has something to render."""
-    demo = pytest.importorskip("trailstream.demo", reason="the demo generator is not there yet")
-    from trailstream import sync
+    demo = pytest.importorskip("trailstream.ingest.demo", reason="the demo generator is not there yet")
+    from trailstream.ingest import sync
 
     sync.import_demo(db_path, 3000, seed=3)
     assert demo.PLANTED["hostile_content"][0]["strings"]
@@ -220,8 +220,8 @@ def test_a_viewer_sees_dashboards_but_no_admin_pages_or_controls(sign_in):
 def test_an_admin_gets_admin_pages_sync_and_an_audit_entry_for_the_sign_in(sign_in, signed_in_app):
     from playwright.sync_api import expect
 
-    from trailstream.audit import query_audit_log
-    from trailstream.store import open_cache_readonly
+    from trailstream.cache.audit import query_audit_log
+    from trailstream.cache.store import open_cache_readonly
 
     page = sign_in(ADMIN)
     expect(page.get_by_text(f"Signed in as {ADMIN} (admin)")).to_be_visible()

@@ -12,7 +12,8 @@ import botocore.exceptions
 import pytest
 
 from tests.conftest import free_port
-from trailstream import aws_sync, sources, store
+from trailstream.ingest import aws as aws_access, aws_sync
+from trailstream.cache import store
 
 BUCKET = "trail-bucket"
 ACCOUNT = "111122223333"
@@ -425,7 +426,7 @@ def test_retry_failed_fetches_s3_and_local_files_again(db_path, s3, sqs, trail_q
     sync(db_path, trail_queue)
     local = tmp_path / f"{ACCOUNT}_CloudTrail_us-east-1_20261127T1005Z_local00000000000.json.gz"
     local.write_bytes(b"\x1f\x8b broken")
-    from trailstream import sync as local_sync
+    from trailstream.ingest import sync as local_sync
 
     local_sync.import_paths(db_path, [local], workers=1)
     assert {status for status, _ in file_rows(db_path).values()} == {"failed"}
@@ -440,13 +441,13 @@ def test_retry_failed_fetches_s3_and_local_files_again(db_path, s3, sqs, trail_q
 
 
 def test_connection_check_reports_ok_for_a_reachable_queue_and_bucket(s3, trail_queue):
-    check = sources.check_connection(queue="trail-queue", buckets=[BUCKET], region="us-east-1")
+    check = aws_access.check_connection(queue="trail-queue", buckets=[BUCKET], region="us-east-1")
     assert check.ok, check.message
     assert 'queue "trail-queue" reachable' in check.message and f'bucket "{BUCKET}" readable' in check.message
 
 
 def test_connection_check_through_an_assumed_role(s3, trail_queue):
-    check = sources.check_connection(queue=trail_queue, buckets=BUCKET, region="us-east-1",
+    check = aws_access.check_connection(queue=trail_queue, buckets=BUCKET, region="us-east-1",
                                      role_arn="arn:aws:iam::123456789012:role/trail-reader", external_id="x-1")
     assert check.ok, check.message
     assert "assumed-role/trail-reader/trailstream" in check.details[0]
@@ -460,7 +461,7 @@ def test_connection_check_through_an_assumed_role(s3, trail_queue):
     ],
 )
 def test_connection_check_explains_what_is_missing(s3, trail_queue, queue, bucket, answer):
-    check = sources.check_connection(queue=queue, buckets=[bucket] if bucket else [], region="us-east-1")
+    check = aws_access.check_connection(queue=queue, buckets=[bucket] if bucket else [], region="us-east-1")
     assert not check.ok and answer in check.message
 
 
@@ -470,12 +471,12 @@ def test_connection_check_explains_missing_credentials(aws, monkeypatch, tmp_pat
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    check = sources.check_connection(queue="q", region="us-east-1")
+    check = aws_access.check_connection(queue="q", region="us-east-1")
     assert not check.ok and "no AWS credentials found" in check.message
 
 
 def test_connection_check_explains_an_unknown_profile(aws):
-    check = sources.check_connection(profile="nobody-has-this", region="us-east-1")
+    check = aws_access.check_connection(profile="nobody-has-this", region="us-east-1")
     assert not check.ok and 'AWS profile "nobody-has-this" not found' in check.message
 
 
@@ -501,6 +502,6 @@ def client_error(code: str, status: int) -> botocore.exceptions.ClientError:
     ],
 )
 def test_aws_errors_are_classified_transient_or_permanent(error, transient):
-    described = sources.describe_error(error, "downloading the object")
-    assert sources.is_transient(error) is transient and described.transient is transient
+    described = aws_access.describe_error(error, "downloading the object")
+    assert aws_access.is_transient(error) is transient and described.transient is transient
     assert "downloading the object" in str(described) or "credentials" in str(described)

@@ -43,7 +43,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen) -> None:
 @pytest.fixture
 def local_logs(tmp_path) -> Path:
     """A folder of demo CloudTrail files, as an exported trail bucket would look."""
-    from trailstream import demo
+    from trailstream.ingest import demo
 
     folder = tmp_path / "logs"
     demo.write_log_files(folder, demo.generate_records(events=1500, seed=5))

@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 import pytest
 
-from trailstream import charts, queries, transforms
+from trailstream.analytics import charts, queries, transforms
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 

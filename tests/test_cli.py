@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 import boto3
 import pytest
 
-from trailstream import catalog, cli, demo, store
+from trailstream import catalog, cli
+from trailstream.ingest import demo
+from trailstream.cache import store
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -94,7 +96,7 @@ def test_retry_imports_a_failed_local_file_once_it_is_fixed(db_path, tmp_path, c
 def test_alerts_run_also_mails_the_scheduled_reports_once(demo_cache, mail_server, tmp_path, capsys):
     import tomlkit
 
-    from trailstream import saved
+    from trailstream.notify import saved
 
     settings = tmp_path / "trailstream.toml"
     settings.write_text(tomlkit.dumps({"smtp": mail_server.smtp_section()}))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trailstream import cli, config, runner
+from trailstream import cli, config, jobs
 
 SETTINGS_WITH_COMMENTS = """\
 # TrailStream settings for the security team
@@ -165,7 +165,7 @@ def _local_settings(tmp_path, folder: Path) -> config.Settings:
 
 def test_run_configured_sync_reads_every_source_and_reports_each(tmp_path, corpus, db_path):
     settings = _local_settings(tmp_path, corpus / "events")
-    results = runner.run_configured_sync(settings, db_path)
+    results = jobs.run_configured_sync(settings, db_path)
     assert [result.source for result in results] == ["exported", "gone"]
     stored = sqlite3.connect(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
     assert results[0].new_events == stored > 0
@@ -180,18 +180,20 @@ def test_cli_sync_without_arguments_syncs_the_configured_sources(tmp_path, corpu
 
 
 def test_a_demo_cache_is_replaced_when_real_sources_sync(tmp_path, corpus, db_path):
-    from trailstream import sync
+    from trailstream.ingest import sync
 
     sync.import_demo(db_path, events=300, seed=1, workers=1)
-    assert runner.holds_only_demo_data(db_path)
+    assert jobs.holds_only_demo_data(db_path)
     settings = _local_settings(tmp_path, corpus / "events")
-    runner.run_configured_sync(settings, db_path)
+    jobs.run_configured_sync(settings, db_path)
     sources = {row[0] for row in sqlite3.connect(db_path).execute("SELECT DISTINCT source FROM files")}
     assert sources == {"local"}
 
 
 def test_leaving_the_demo_keeps_what_the_user_made_and_alerts_start_over(tmp_path, db_path):
-    from trailstream import alerts, audit, demo, saved, store, sync
+    from trailstream.notify import alerts, saved
+    from trailstream.cache import audit, store
+    from trailstream.ingest import demo, sync
 
     sync.import_demo(db_path, events=600, seed=1, workers=1)
     alerts.run_alerts(db_path, {})  # fires on demo events and moves every rule's watermark past them
@@ -202,7 +204,7 @@ def test_leaving_the_demo_keeps_what_the_user_made_and_alerts_start_over(tmp_pat
     settings = config.load_settings(tmp_path / "trailstream.toml")
     settings.sources = [config.LocalSource(name="real", path=str(real))]
 
-    runner.run_configured_sync(settings, db_path)
+    jobs.run_configured_sync(settings, db_path)
 
     conn = store.open_cache_readonly(db_path)
     assert {row[0] for row in conn.execute("SELECT DISTINCT source FROM files")} == {"local"}

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from trailstream import catalog, demo, records, store, sync
+from trailstream import catalog
+from trailstream.ingest import demo, records, sync
+from trailstream.cache import store
 
 END = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 END_EPOCH = int(END.timestamp())

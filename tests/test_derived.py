@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from trailstream import demo, derived, records, rollups, store, sync, wordindex
+from trailstream.ingest import demo, records, sync
+from trailstream.cache import derived, rollups, store, wordindex
 from trailstream.filters import EventFilter, iso_utc
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -10,8 +10,11 @@ import orjson
 import polars as pl
 import pytest
 
-from trailstream import catalog, config, demo, detections, queries, records, store, sync
-from trailstream.detections import DetectionSettings, DetectionSettingsError, Finding
+from trailstream import catalog, config
+from trailstream.ingest import demo, records, sync
+from trailstream.analytics import detections, queries
+from trailstream.cache import store
+from trailstream.analytics.detections import DetectionSettings, DetectionSettingsError, Finding
 from trailstream.filters import EventFilter, iso_utc
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from trailstream import charts, exports, queries, store
+from trailstream.analytics import charts, exports, queries
+from trailstream.cache import store
 from trailstream.filters import EventFilter
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import struct
 import polars as pl
 import pytest
 
-from trailstream import geo
+from trailstream.analytics import geo
 
 
 @pytest.mark.parametrize(

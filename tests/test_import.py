@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from trailstream import cli, demo, records, store, sync
+from trailstream import cli
+from trailstream.ingest import demo, records, sync
+from trailstream.cache import store
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -115,7 +117,7 @@ def test_a_second_sync_on_the_same_cache_is_refused(db_path, demo_folder):
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from trailstream import sync
+    from trailstream.ingest import sync
 
     sync.BATCH_ROWS = 50  # commit often, so the kill lands between commits
 
@@ -156,7 +158,7 @@ def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_comple
 UNGUARDED_SCRIPT = textwrap.dedent(
     """
     import sys
-    from trailstream import sync
+    from trailstream.ingest import sync
 
     # No `if __name__ == "__main__"` guard, like app.py under Streamlit: workers must not re-run this file.
     result = sync.import_paths(sys.argv[1], [sys.argv[2]], workers=2)

@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import MailServer, free_port
-from trailstream import mailer
+from trailstream.notify import mailer
 
 PASSWORD = "s3cret-for-tests"
 # The sign-in tests use plain-text AUTH: acceptable on loopback only, which is all tests talk to.

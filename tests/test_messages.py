@@ -5,8 +5,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from trailstream import records
-from trailstream.messages import (
+from trailstream.ingest import records
+from trailstream.ingest.messages import (
     MessageError,
     S3Object,
     explain_not_log_file,

@@ -10,9 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trailstream import catalog, demo, derived, queries, records, store, sync
+from trailstream import catalog
+from trailstream.ingest import demo, records, sync
+from trailstream.cache import derived, store
+from trailstream.analytics import queries
 from trailstream.filters import EventFilter
-from trailstream.queries import SearchQuery
+from trailstream.analytics.queries import SearchQuery
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 ACCOUNTS = ("111111111111", "222222222222")

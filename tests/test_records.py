@@ -5,7 +5,8 @@ import gzip
 import orjson
 import pytest
 
-from trailstream import codec, records
+from trailstream.cache import codec
+from trailstream.ingest import records
 
 
 def log_file(*recs) -> bytes:

@@ -13,10 +13,14 @@ import polars as pl
 import pytest
 
 from tests.conftest import MailServer
-from trailstream import cli, mailer, reports, saved, sqlguard, store, sync
+from trailstream import cli
+from trailstream.notify import mailer, reports, saved
+from trailstream.analytics import sqlguard
+from trailstream.cache import store
+from trailstream.ingest import sync
 from trailstream.filters import iso_utc
-from trailstream.queries import SearchQuery
-from trailstream.saved import SavedSearch, SavedSearchError
+from trailstream.analytics.queries import SearchQuery
+from trailstream.notify.saved import SavedSearch, SavedSearchError
 
 HOSTILE_IP = "203.0.113.66"
 ERRORS_SQL = ("SELECT event_source, error_code, count(*) AS calls FROM events "

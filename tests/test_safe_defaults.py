@@ -96,7 +96,7 @@ MARKUP_FIELDS_OF = {"metric": {"label", "help"}}
 
 
 def hostile_values() -> list[str]:
-    demo = pytest.importorskip("trailstream.demo", reason="the demo generator is not there yet")
+    demo = pytest.importorskip("trailstream.ingest.demo", reason="the demo generator is not there yet")
     return sorted({text for case in demo.PLANTED["hostile_content"] for text in case["strings"]})
 
 
@@ -104,8 +104,8 @@ def hostile_values() -> list[str]:
 def hostile_cache(tmp_path_factory):
     """A demo cache: its events carry the demo generator's planted markup in request parameters and names."""
     hostile = hostile_values()
-    from trailstream import sync
-    from trailstream.store import open_cache_readonly
+    from trailstream.ingest import sync
+    from trailstream.cache.store import open_cache_readonly
 
     path = tmp_path_factory.mktemp("hostile") / "trailstream.db"
     sync.import_demo(path, 3000, seed=3)

@@ -10,8 +10,11 @@ import polars as pl
 import pytest
 import tomlkit
 
-from trailstream import catalog, charts, demo, detections, store
-from trailstream.auth_ui import escape_markdown
+from trailstream import catalog
+from trailstream.analytics import charts, detections
+from trailstream.ingest import demo
+from trailstream.cache import store
+from trailstream.app.signin import escape_markdown
 from trailstream.filters import EventFilter
 from tests.test_app import demo_cache, demo_cache_file, metric, open_page  # noqa: F401 (fixtures)
 

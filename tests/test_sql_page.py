@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
 from tests.test_sqlguard import fingerprint
-from trailstream import saved
-from trailstream.saved import SavedSearch
+from trailstream.notify import saved
+from trailstream.notify.saved import SavedSearch
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 

@@ -10,7 +10,9 @@ import sqlite3
 
 import pytest
 
-from trailstream import catalog, sqlguard, store, views
+from trailstream import catalog
+from trailstream.analytics import sqlguard
+from trailstream.cache import store, views
 from trailstream.filters import EventFilter
 
 DEMO_EVENTS = 3000  # what the demo_cache fixture holds

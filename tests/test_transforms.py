@@ -9,7 +9,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from trailstream import catalog, codec, demo, queries, records, transforms
+from trailstream import catalog
+from trailstream.cache import codec
+from trailstream.ingest import demo, records
+from trailstream.analytics import queries, transforms
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 

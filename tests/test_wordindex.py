@@ -11,9 +11,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from trailstream import demo, derived, queries, store, sync, wordindex
+from trailstream.ingest import demo, sync
+from trailstream.cache import derived, store, wordindex
+from trailstream.analytics import queries
 from trailstream.filters import EventFilter
-from trailstream.queries import SearchQuery
+from trailstream.analytics.queries import SearchQuery
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ from datetime import date, datetime, timezone
 
 from tqdm import tqdm
 
-from trailstream import store, sync
+from trailstream.cache import store
+from trailstream.ingest import sync
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -143,7 +144,7 @@ def _with_progress(args, label, run) -> int:
 
 def _run_alerts_after_sync(args) -> None:
     """Alerts follow every sync; their outcome is printed, while the exit code stays the sync's."""
-    from trailstream import alerts
+    from trailstream.notify import alerts
 
     try:
         settings = _settings(args)
@@ -166,7 +167,7 @@ def command_demo(args) -> int:
 
 def command_sync(args) -> int:
     if args.queue:
-        from trailstream import aws_sync
+        from trailstream.ingest import aws_sync
 
         if not args.bucket:
             raise CommandError("--bucket is required with --queue: name the trail bucket(s) this queue serves")
@@ -185,7 +186,7 @@ def command_sync(args) -> int:
                 progress=progress,
             ),
         )
-    from trailstream import runner
+    from trailstream import jobs
 
     settings = _settings(args)
     if not settings.sources:
@@ -193,11 +194,11 @@ def command_sync(args) -> int:
             f"no sources are configured in {settings.path}; add one on the app's Sources & settings page "
             "or pass --queue and --bucket"
         )
-    return _with_progress(args, "sync", lambda progress: runner.run_configured_sync(settings, args.db, progress))
+    return _with_progress(args, "sync", lambda progress: jobs.run_configured_sync(settings, args.db, progress))
 
 
 def command_backfill(args) -> int:
-    from trailstream import aws_sync
+    from trailstream.ingest import aws_sync
 
     if not args.location.startswith("s3://") or len(args.location) <= 5:
         raise CommandError(f"{args.location!r} is not an S3 location like s3://my-trail-bucket/optional/prefix")
@@ -222,10 +223,10 @@ def command_backfill(args) -> int:
 
 
 def command_retry(args) -> int:
-    from trailstream import runner
+    from trailstream import jobs
 
     settings = _settings(args)
-    return _with_progress(args, "retry", lambda progress: runner.retry_failed_files(settings, args.db, progress))
+    return _with_progress(args, "retry", lambda progress: jobs.retry_failed_files(settings, args.db, progress))
 
 
 def _readonly(args):
@@ -237,7 +238,7 @@ def _readonly(args):
 
 
 def command_status(args) -> int:
-    from trailstream import queries
+    from trailstream.analytics import queries
 
     summary = queries.query_cache_summary(_readonly(args))
     for label, value in summary.items():
@@ -248,7 +249,7 @@ def command_status(args) -> int:
 def command_findings(args) -> int:
     import orjson
 
-    from trailstream import detections
+    from trailstream.analytics import detections
     from trailstream.filters import EventFilter
 
     event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z") if args.since else None
@@ -265,7 +266,7 @@ def command_findings(args) -> int:
 
 
 def command_query(args) -> int:
-    from trailstream import sqlguard
+    from trailstream.analytics import sqlguard
 
     _readonly(args).close()
     try:
@@ -281,7 +282,7 @@ def command_query(args) -> int:
 
 
 def command_report(args) -> int:
-    from trailstream import reports
+    from trailstream.notify import reports
 
     try:
         path = reports.write_report(args.db, args.name, output=args.output)
@@ -292,7 +293,7 @@ def command_report(args) -> int:
 
 
 def command_alerts(args) -> int:
-    from trailstream import alerts
+    from trailstream.notify import alerts
 
     settings = _settings(args)
     outcome = alerts.run_alerts(args.db, settings)
@@ -303,7 +304,7 @@ def command_alerts(args) -> int:
 
 def _send_scheduled_reports(args, settings) -> bool:
     """Mail the saved reports that are due (daily / weekly); False when one could not be sent (retried next run)."""
-    from trailstream import mailer, reports
+    from trailstream.notify import mailer, reports
 
     try:
         smtp = mailer.smtp_settings_from(settings.section("smtp"))
@@ -317,7 +318,7 @@ def _send_scheduled_reports(args, settings) -> bool:
 
 
 def command_watch(args) -> int:
-    from trailstream import alerts
+    from trailstream.notify import alerts
 
     try:
         every = alerts.parse_interval(args.every)

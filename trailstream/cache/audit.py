@@ -10,7 +10,7 @@ import orjson
 import polars as pl
 import sqlite_utils
 
-from trailstream.store import open_cache, utc_now
+from trailstream.cache.store import open_cache, utc_now
 
 # action -> how the Audit log page names it; callers pass one of these keys.
 AUDIT_ACTIONS = {

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from trailstream import catalog, derived, rollups, wordindex
+from trailstream import catalog
+from trailstream.cache import derived, rollups, wordindex
 from trailstream.filters import TIME_FORMAT, EventFilter
 UTC_TIME = pl.Datetime("us", "UTC")
 DEFAULT_ROW_LIMIT = 10_000

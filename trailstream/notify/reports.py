@@ -13,10 +13,12 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
-from trailstream import exports, mailer, saved as saved_searches, sqlguard, store
+from trailstream.analytics import exports, sqlguard
+from trailstream.notify import mailer, saved as saved_searches
+from trailstream.cache import store
 from trailstream.filters import iso_utc
-from trailstream.queries import TIME_FORMAT, query_search
-from trailstream.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
+from trailstream.analytics.queries import TIME_FORMAT, query_search
+from trailstream.notify.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
 
 MIME_TYPES = {**exports.MIME_TYPES, "html": "text/html"}
 HTML_TABLE_ROWS = 2_000  # rows an HTML report shows; the CSV and Parquet formats carry every row
@@ -64,7 +66,7 @@ EVENT_TIME = pl.col("event_time")
 
 def report_chart(saved: SavedSearch, frame: pl.DataFrame):
     """The report's chart: the saved quick-chart choices, else events per day, else the first numbers by label."""
-    from trailstream import charts
+    from trailstream.analytics import charts
 
     if not frame.height:
         return None

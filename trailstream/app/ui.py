@@ -16,8 +16,13 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from trailstream import auth_ui, catalog, charts, config, exports, queries, runner, saved, store, sync
-from trailstream.auth_ui import escape_markdown
+from trailstream.app import signin
+from trailstream import catalog, config, jobs
+from trailstream.analytics import charts, exports, queries
+from trailstream.notify import saved
+from trailstream.cache import store
+from trailstream.ingest import sync
+from trailstream.app.signin import escape_markdown
 from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter, iso_utc
 
 DEMO_EVENTS = 20_000
@@ -91,8 +96,8 @@ def cache_state() -> CacheState:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _cache_facts(path: str, generation: int) -> tuple[int, bool]:
-    summary = _cached_call("trailstream.queries.query_cache_summary", path, generation, (), ())
-    return summary["events"], runner.holds_only_demo_data(path)
+    summary = _cached_call("trailstream.analytics.queries.query_cache_summary", path, generation, (), ())
+    return summary["events"], jobs.holds_only_demo_data(path)
 
 
 def prepare_cache() -> None:
@@ -255,7 +260,7 @@ def _run_sync() -> None:
         st.warning("No source is configured yet: add one on **Sources & settings**, then press Sync.")
         return
     path = current.db_path()
-    discarded = runner.discard_demo_cache(path)
+    discarded = jobs.discard_demo_cache(path)
     bar = st.progress(0.0, text="Starting…")
     label = {"source": ""}
 
@@ -269,20 +274,20 @@ def _run_sync() -> None:
         counted = f"{progress.files_done:,}/{total:,}" if total is not None else f"{progress.files_done:,}"
         bar.progress(fraction, text=f"{label['source']}: {counted} files, {progress.new_events:,} new events")
 
-    results = runner.run_configured_sync(current, path, on_progress, on_source)
+    results = jobs.run_configured_sync(current, path, on_progress, on_source)
     bar.empty()
     clear_cached_data()
     st.session_state[SYNC_RESULTS_KEY] = (results, discarded)
-    auth_ui.record("sync", {result.source: result.counts() for result in results})
+    signin.record("sync", {result.source: result.counts() for result in results})
 
 
 def retry_failed() -> None:
     """Fetch the failed files again; the outcome shows under the Sync button like a sync's."""
     with st.spinner("Fetching the failed files again…"):
-        result = runner.retry_failed_files(settings(), db_path())
+        result = jobs.retry_failed_files(settings(), db_path())
     clear_cached_data()
     st.session_state[SYNC_RESULTS_KEY] = ([result], False)
-    auth_ui.record("retry", result.counts())
+    signin.record("retry", result.counts())
     st.rerun()
 
 
@@ -616,7 +621,7 @@ def _write_settings(current: config.Settings, change: dict | None = None) -> boo
         st.error(f"Could not write {plain(str(current.path))}: {plain(reason)}. Check that the file and its folder "
                  "are writable.", icon=":material/error:")
         return False
-    auth_ui.record("setting_changed", change or {"file": str(current.path)})
+    signin.record("setting_changed", change or {"file": str(current.path)})
     return True
 
 
@@ -640,11 +645,11 @@ def connection_check(source: config.Source) -> None:
         else:
             st.success(f"Found {len(files):,} log file(s) to import.", icon=":material/check_circle:")
         return
-    from trailstream import sources
+    from trailstream.ingest import aws
 
     buckets = source.buckets if isinstance(source, config.SqsSource) else [source.bucket]
     with st.spinner("Asking AWS…"):
-        check = sources.check_connection(
+        check = aws.check_connection(
             queue=getattr(source, "queue", None), buckets=buckets, region=source.region or None,
             profile=source.profile or None, role_arn=source.role_arn or None, external_id=source.external_id or None,
         )
@@ -669,6 +674,6 @@ def save_search_form(kind: str, heading: str, period_label: str, **definition) -
         st.error("Not saved.", icon=":material/error:")
         st.text(str(problem))
         return
-    auth_ui.record("setting_changed", {"saved_search": kept.name, "kind": kind})
+    signin.record("setting_changed", {"saved_search": kept.name, "kind": kind})
     st.success("Saved. To share it, send the Reports page address ending in:", icon=":material/bookmark_added:")
     st.code(saved.share_query(kept), language=None)

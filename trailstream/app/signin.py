@@ -16,7 +16,7 @@ import polars as pl
 import streamlit as st
 from streamlit import config as st_config
 
-from trailstream import audit
+from trailstream.cache import audit
 from trailstream.auth import (
     AccessDecision,
     AccessPolicy,
@@ -27,7 +27,7 @@ from trailstream.auth import (
     parse_access_policy,
 )
 from trailstream.config import load_settings
-from trailstream.store import CacheUnreadable, open_cache_readonly
+from trailstream.cache.store import CacheUnreadable, open_cache_readonly
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"

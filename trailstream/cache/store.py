@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream import codec, derived, views
-from trailstream.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
+from trailstream.cache import codec, derived, views
+from trailstream.ingest.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 
 DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
 migrations = Migrations("trailstream")
@@ -337,7 +337,7 @@ def ensure_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
     compressor = current_compressor(db)
     if compressor.codec_id != codec.NO_DICTIONARY:
         return compressor
-    from trailstream import demo
+    from trailstream.ingest import demo
 
     samples = [split_record(record)[0] for record in demo.generate_records(events=3000, seed=0, end=DICTIONARY_SAMPLE_END)]
     return save_dictionary(db, codec.train_dictionary(samples))

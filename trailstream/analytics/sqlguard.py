@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import polars as pl
 
-from trailstream import store
+from trailstream.cache import store
 
 DEFAULT_TIME_LIMIT = 10.0  # seconds
 DEFAULT_ROW_CAP = 10_000
@@ -383,7 +383,7 @@ Named parameters `:start` and `:end` hold the selected period (`WHERE event_time
 
 def format_result(result: QueryResult, fmt: str = "table") -> str:
     """The rows as CSV, JSON (a list of objects) or an aligned text table, for the CLI."""
-    from trailstream import exports
+    from trailstream.analytics import exports
 
     frame = result.frame
     if fmt == "csv":

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from trailstream import catalog, mailer, store
+from trailstream import catalog
+from trailstream.notify import mailer
+from trailstream.cache import store
 from trailstream.filters import EventFilter, iso_utc
 
 RULE_KINDS = {
@@ -83,7 +85,7 @@ class AlertRule:
         if self.builtin:
             return self.builtin.description
         if self.kind == "search":
-            from trailstream.queries import SearchQuery
+            from trailstream.analytics.queries import SearchQuery
 
             search = SearchQuery.from_dict(json.loads(self.query or "{}")).to_dict()
             matched = "events matching " + (", ".join(f"{k} = {v!r}" for k, v in search.items()) or "any search")
@@ -193,7 +195,7 @@ def check_rule(rule: AlertRule) -> list[str]:
     if rule.key is None and rule.kind not in CUSTOM_KINDS:
         problems.append(f"a custom rule is a {' or '.join(RULE_KINDS[k] for k in CUSTOM_KINDS)}")
     if rule.kind == "search":
-        from trailstream.queries import SearchQuery
+        from trailstream.analytics.queries import SearchQuery
 
         try:
             search = SearchQuery.from_dict(json.loads(rule.query or "{}"))
@@ -383,7 +385,7 @@ def _reason(exc: Exception) -> str:
 
 def _detect(conn, since: str, detection_settings) -> list:
     """Every finding around the candidate period (with a day of context before it for bursts and travel)."""
-    from trailstream import detections
+    from trailstream.analytics import detections
 
     start = iso_utc(_parse_time(since) - DETECTION_CONTEXT)
     return detections.detect_findings(conn, EventFilter(start=start), detection_settings)
@@ -438,7 +440,7 @@ def _matching_events(conn, db_path, rule: AlertRule, mark: int, top: int, since:
     if rule.kind == "sql":
         return _sql_rule_events(db_path, rule.query, lowest, top, start, until)
     if rule.kind == "search":
-        from trailstream import queries
+        from trailstream.analytics import queries
 
         search = queries.SearchQuery.from_dict(json.loads(rule.query or "{}"))
         clauses, params = search.sql("e", lambda text: queries.word_query(conn, text))
@@ -463,7 +465,7 @@ def _sql_rule_events(db_path, sql: str, lowest: int, top: int, start: str, until
 
     The query may use :start and :end (the period being checked), like queries on the SQL page.
     """
-    from trailstream import sqlguard
+    from trailstream.analytics import sqlguard
 
     wrapped = (
         "SELECT e.rowid AS position, e.event_id, e.event_time FROM events e "
@@ -873,7 +875,7 @@ def smtp_from(settings) -> tuple[mailer.SmtpSettings | None, str | None]:
 
 
 def _detection_settings(settings):
-    from trailstream import detections
+    from trailstream.analytics import detections
 
     if hasattr(settings, "section"):
         return detections.detection_settings(settings)
@@ -950,14 +952,14 @@ def watch(db_path, settings, every: timedelta, iterations: int | None = None,
           report: Callable[[str], None] = print, then: Callable[[], object] | None = None) -> AlertRunResult | None:
     """Sync every configured source, run the alerts, then `then` (the scheduled reports), every `every`
     (forever unless iterations is given)."""
-    from trailstream import runner
+    from trailstream import jobs
 
     last = None
     done = 0
     while iterations is None or done < iterations:
         started = time.monotonic()
         if getattr(settings, "sources", None):
-            for sync_result in runner.run_configured_sync(settings, db_path):
+            for sync_result in jobs.run_configured_sync(settings, db_path):
                 report(sync_result.summary())
         else:
             report("sync: no sources are configured; add one on the app's Sources & settings page")

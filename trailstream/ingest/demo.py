@@ -26,7 +26,7 @@ from typing import Iterator
 import orjson
 
 from trailstream.catalog import PRIVILEGE_CHANGE_EVENTS, UNAUTHORIZED_ERROR_CODES
-from trailstream.records import principal_name
+from trailstream.ingest.records import principal_name
 
 DEMO_SEED = 7
 DAY, HOUR, MINUTE = 86_400, 3_600, 60

@@ -14,10 +14,11 @@ from datetime import timedelta
 import orjson
 import polars as pl
 
-from trailstream import catalog, geo, queries, transforms
+from trailstream import catalog
+from trailstream.analytics import geo, queries, transforms
 from trailstream.config import SettingsError
 from trailstream.filters import EventFilter
-from trailstream.queries import TIME_FORMAT, UTC_TIME
+from trailstream.analytics.queries import TIME_FORMAT, UTC_TIME
 
 SIGN_IN_SUCCESS = "Success"
 MAX_EVENT_IDS = 1000  # a finding lists at most this many events; details["events"] has the full count

@@ -14,8 +14,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trailstream import records, store
-from trailstream.store import FileOutcome, FileRef
+from trailstream.ingest import records
+from trailstream.cache import store
+from trailstream.cache.store import FileOutcome, FileRef
 
 
 @dataclass
@@ -294,7 +295,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
 def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCallback | None = None,
                 workers: int | None = None) -> SyncResult:
     """Fill the cache from the built-in demo generator, through the same pipeline as real files."""
-    from trailstream import demo
+    from trailstream.ingest import demo
 
     db = store.open_cache(db_path)
     try:

@@ -7,9 +7,10 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 
-from trailstream import store, sync
+from trailstream.cache import store
+from trailstream.ingest import sync
 from trailstream.config import LocalSource, S3Source, Settings, Source, SqsSource
-from trailstream.sync import ProgressCallback, SyncResult
+from trailstream.ingest.sync import ProgressCallback, SyncResult
 
 
 def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCallback | None = None,
@@ -20,7 +21,7 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
             path = settings.resolve(source.path) if settings else source.path
             result = sync.import_paths(db_path, [path], progress)
         elif isinstance(source, SqsSource):
-            from trailstream import aws_sync
+            from trailstream.ingest import aws_sync
 
             result = aws_sync.sync_queue(
                 db_path, source.queue, buckets=source.buckets, region=source.region or None,
@@ -28,7 +29,7 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
                 external_id=source.external_id or None, progress=progress,
             )
         elif isinstance(source, S3Source):
-            from trailstream import aws_sync
+            from trailstream.ingest import aws_sync
 
             result = aws_sync.backfill(
                 db_path, source.bucket, prefix=source.prefix, since=source.since or None, until=source.until or None,
@@ -94,7 +95,7 @@ def run_configured_sync(settings: Settings, db_path: str | os.PathLike | None = 
 def retry_failed_files(settings: Settings, db_path: str | os.PathLike | None = None,
                        progress: ProgressCallback | None = None) -> SyncResult:
     """Fetch again every file recorded as failed, with the credentials of the configured AWS source (if any)."""
-    from trailstream import aws_sync
+    from trailstream.ingest import aws_sync
 
     db_path = db_path or settings.db_path()
     aws_sources = [source for source in settings.sources if isinstance(source, (SqsSource, S3Source))]

@@ -16,11 +16,12 @@ from datetime import date, datetime, timezone
 from functools import partial
 from pathlib import Path
 
-from trailstream import sources, store
-from trailstream.messages import MessageError, explain_not_log_file, parse_message_body
-from trailstream.sources import SourceError
-from trailstream.store import FileRef
-from trailstream.sync import Ingester, ProgressCallback, SyncResult, bounded, local_ref
+from trailstream.ingest import aws
+from trailstream.cache import store
+from trailstream.ingest.messages import MessageError, explain_not_log_file, parse_message_body
+from trailstream.ingest.aws import SourceError
+from trailstream.cache.store import FileRef
+from trailstream.ingest.sync import Ingester, ProgressCallback, SyncResult, bounded, local_ref
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,11 @@ class _QueueSync:
 
     def __init__(self, ingester: Ingester, session, queue: str, buckets: list[str], receive_limit: int):
         self.ingester, self.result = ingester, ingester.result
-        self.sqs = sources.make_client(session, "sqs", 2)
-        self.s3 = sources.make_client(session, "s3", FETCH_THREADS)
-        self.queue_url = sources.resolve_queue_url(self.sqs, queue)
+        self.sqs = aws.make_client(session, "sqs", 2)
+        self.s3 = aws.make_client(session, "s3", FETCH_THREADS)
+        self.queue_url = aws.resolve_queue_url(self.sqs, queue)
         self.queue_name = self.queue_url.rstrip("/").rsplit("/", 1)[-1]
-        self.visibility = sources.fetch_queue_visibility(self.sqs, self.queue_url)
+        self.visibility = aws.fetch_queue_visibility(self.sqs, self.queue_url)
         self.buckets = buckets
         self.receive_limit = receive_limit
         self.futures: dict[Future, Callable[[Future], None]] = {}
@@ -70,11 +71,11 @@ class _QueueSync:
         self.threads = threads
         heartbeat = max(0.5, min(5.0, self.visibility / 3))
         while True:
-            wanted = sources.MAX_RECEIVE if max_messages is None else min(sources.MAX_RECEIVE, max_messages - self.received)
+            wanted = aws.MAX_RECEIVE if max_messages is None else min(aws.MAX_RECEIVE, max_messages - self.received)
             if wanted <= 0:
                 self.receiving = False
             if self.receiving and not self.receive_pending and len(self.objects) < 2 * FETCH_THREADS:
-                self._submit(partial(sources.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
+                self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
                              self._on_received)
                 self.receive_pending = True
             if not self.futures:
@@ -136,7 +137,7 @@ class _QueueSync:
             self.ingester.report(ref.name)
         else:
             self.objects[ident] = [pending]
-            self._submit(partial(sources.fetch_object, self.s3, ref.bucket, ref.key), partial(self._on_fetched, ref))
+            self._submit(partial(aws.fetch_object, self.s3, ref.bucket, ref.key), partial(self._on_fetched, ref))
             return
         self._resolved(pending)
 
@@ -189,7 +190,7 @@ class _QueueSync:
 
     def _delete(self, pending: _Message) -> None:
         try:
-            sources.delete_message(self.sqs, self.queue_url, pending.receipt)
+            aws.delete_message(self.sqs, self.queue_url, pending.receipt)
         except SourceError as exc:  # it comes back later and is recognised as already stored
             log.warning("message %s not deleted: %s", pending.message_id, exc)
             return
@@ -202,7 +203,7 @@ class _QueueSync:
         for pending in list(self.active):
             if now - pending.extended_at >= self.visibility / 2:
                 try:
-                    sources.extend_visibility(self.sqs, self.queue_url, pending.receipt, self.visibility)
+                    aws.extend_visibility(self.sqs, self.queue_url, pending.receipt, self.visibility)
                     pending.extended_at = now
                 except SourceError as exc:
                     log.warning("could not extend the visibility of message %s: %s", pending.message_id, exc)
@@ -216,7 +217,7 @@ def sync_queue(db_path, queue: str, buckets, region: str | None = None, profile:
     buckets = _bucket_list(buckets)
     with Ingester(db_path, "sqs", progress, workers) as ingester:
         try:
-            session = sources.make_session(profile, region or sources.queue_region(queue), role_arn, external_id)
+            session = aws.make_session(profile, region or aws.queue_region(queue), role_arn, external_id)
             queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)
         except SourceError as exc:
             ingester.result.fail(f"queue {queue}", str(exc))
@@ -244,7 +245,7 @@ def _as_date(value) -> date | None:
 
 def _fetch_and_store(ingester: Ingester, s3, threads: ThreadPoolExecutor, refs: Iterable[FileRef]) -> None:
     """Fetch with threads and parse in the workers, a bounded number ahead, committing each file in order."""
-    fetches = bounded(refs, lambda ref: threads.submit(sources.fetch_object, s3, ref.bucket, ref.key),
+    fetches = bounded(refs, lambda ref: threads.submit(aws.fetch_object, s3, ref.bucket, ref.key),
                       2 * FETCH_THREADS)
 
     def parse(item):
@@ -277,8 +278,8 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
         result = ingester.result
         with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-s3") as threads:
             try:
-                s3 = sources.make_client(sources.make_session(profile, region, role_arn, external_id), "s3", FETCH_THREADS)
-                log_prefixes = sources.find_log_prefixes(s3, bucket, prefix, accounts, regions)
+                s3 = aws.make_client(aws.make_session(profile, region, role_arn, external_id), "s3", FETCH_THREADS)
+                log_prefixes = aws.find_log_prefixes(s3, bucket, prefix, accounts, regions)
             except SourceError as exc:
                 result.fail(location, str(exc))
                 return result
@@ -296,9 +297,9 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
         return result
 
 
-def _list_or_fail(s3, bucket, since, until, log_prefix: sources.LogPrefix):
+def _list_or_fail(s3, bucket, since, until, log_prefix: aws.LogPrefix):
     try:
-        return sources.list_log_objects(s3, bucket, log_prefix.prefix, since, until), None
+        return aws.list_log_objects(s3, bucket, log_prefix.prefix, since, until), None
     except SourceError as exc:
         return [], str(exc)
 
@@ -342,8 +343,8 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
                 ingester.store(local_ref(Path(ref.key)), parsed)
         if remote:
             try:
-                session = sources.make_session(profile, region, role_arn, external_id)
-                s3 = sources.make_client(session, "s3", FETCH_THREADS)
+                session = aws.make_session(profile, region, role_arn, external_id)
+                s3 = aws.make_client(session, "s3", FETCH_THREADS)
             except SourceError as exc:
                 ingester.result.fail("AWS", str(exc))
                 return ingester.result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from trailstream import rollups, wordindex
+from trailstream.cache import rollups, wordindex
 
 WATERMARK_KEY = "derived_rowid"  # in `meta`: the newest events rowid the rollups and word index include
 

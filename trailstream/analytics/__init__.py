@@ -1,0 +1,1 @@
+"""Read-only answers over the cache: queries, transforms, detections, geo, the SQL guard, charts, exports."""

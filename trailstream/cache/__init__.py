@@ -1,0 +1,1 @@
+"""The only keeper of the SQLite cache: schema, migrations, bookkeeping SQL, derived data, views, audit."""

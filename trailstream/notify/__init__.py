@@ -1,0 +1,1 @@
+"""Telling people: alert rules and delivery, mail, saved searches and scheduled reports."""
