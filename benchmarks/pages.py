@@ -24,9 +24,11 @@ sys.path.insert(0, str(ROOT))
 import polars as pl  # noqa: E402
 
 from benchmarks.detections import DATA, END, build_cache, event_count  # noqa: E402  (the same demo cache)
+from trailstream import timefmt
 from trailstream import charts, queries, store, transforms  # noqa: E402
 from trailstream.filters import EventFilter, iso_utc  # noqa: E402
 from trailstream.analytics.queries import SearchQuery  # noqa: E402
+from trailstream.cache import bookkeeping
 
 FIRST_RENDER_TARGET = 1.5
 FILTER_CHANGE_TARGET = 0.5
@@ -61,7 +63,7 @@ def _specs(*built) -> None:
 def sidebar(conn, event_filter, inputs) -> None:
     queries.query_filter_options(conn)
     queries.query_cache_summary(conn)
-    queries.query_sync_runs(conn, 1)
+    bookkeeping.query_sync_runs(conn, 1)
 
 
 def overview(conn, event_filter, inputs) -> None:
@@ -144,10 +146,10 @@ def resource_page(which: str) -> Callable:
 
 def sync_health(conn, event_filter, inputs) -> None:
     queries.query_cache_summary(conn)
-    queries.query_sync_runs(conn)
-    health = transforms.ingestion_health(queries.query_delivered_files(conn), now=END)
-    queries.query_files(conn, ("failed",))
-    queries.query_rejected_records(conn)
+    bookkeeping.query_sync_runs(conn)
+    health = transforms.ingestion_health(bookkeeping.query_delivered_files(conn), now=END)
+    bookkeeping.query_files(conn, ("failed",))
+    bookkeeping.query_rejected_records(conn)
     _specs(charts.delivery_silence_chart(health))
 
 
@@ -177,7 +179,7 @@ PAGES: dict[str, Callable] = {
 
 def filters(conn: sqlite3.Connection) -> dict[str, EventFilter]:
     """The default period (7 days before the newest event) and the filter changes a user makes from it."""
-    newest = datetime.strptime(queries.query_cache_summary(conn)["last_event"], queries.TIME_FORMAT)
+    newest = datetime.strptime(queries.query_cache_summary(conn)["last_event"], timefmt.TIME_FORMAT)
     newest = newest.replace(tzinfo=timezone.utc) + timedelta(seconds=1)
     busiest_account = queries.query_account_region_counts(conn, EventFilter()).item(0, "account_id")
     week = EventFilter(start=iso_utc(newest - timedelta(days=7)), end=iso_utc(newest))

@@ -1,15 +1,13 @@
 """Alerts (admins): what fired and whether it was mailed, the rules and who they mail, and a Check now button."""
 
 import json
-from contextlib import closing
 from dataclasses import asdict, replace
 
 import streamlit as st
 
 from trailstream.notify import alerts
 from trailstream.app import signin, ui
-from trailstream import catalog
-from trailstream.cache import store
+from trailstream import catalog, jobs
 from trailstream.analytics.queries import SearchQuery
 
 signin.require_admin()
@@ -29,7 +27,7 @@ mail_ok, mail_text = alerts.mail_status(settings)
 
 if st.button("Check now", type="primary", icon=":material/notifications_active:"):
     with st.spinner("Checking the rules and sending what is due…"):
-        outcome = alerts.run_alerts(state.path, settings)
+        outcome = jobs.after_sync(state.path, settings)
     (st.success if outcome.succeeded else st.error)(
         "Checked: everything due was sent." if outcome.succeeded else "Checked, with problems: see below.")
     st.text(outcome.summary())
@@ -42,8 +40,7 @@ def save(rule: alerts.AlertRule, change: str) -> None:
         st.error("Not saved. Fix this and save again:", icon=":material/error:")
         st.text("\n".join(f"• {problem}" for problem in problems))
         return
-    with closing(store.open_cache(state.path)) as db:
-        alerts.save_rule(db, rule)
+    ui.write(alerts.save_rule, rule)
     signin.record("rule_changed", {"rule": rule.name, "change": change})
     st.session_state[NOTICE] = f'Rule "{rule.name}" saved.'
     st.rerun()
@@ -69,29 +66,28 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
 
 
 history_tab, rules_tab, add_tab = st.tabs(["History", "Rules", "Add a rule"])
-with closing(store.open_cache_readonly(state.path)) as conn:
-    rules = alerts.query_rules(conn)
-    history = alerts.query_fired_alerts(conn)
-    unsent = [alert for alert in history if alert.status != "sent"]
-    with history_tab:
-        if unsent:
-            st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",
-                       icon=":material/unsubscribe:")
-            st.text(unsent[0].error or "not attempted yet")
-        if not history:
-            st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
-        else:
-            picked = st.dataframe(
-                [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history],
-                hide_index=True, key="history", on_select="rerun", selection_mode="single-row",
-                column_order=("id", "fired_at", "severity", "rule_name", "summary", "events", "status", "attempts",
-                              "sent_at", "error"))
-            rows = picked.selection.rows if picked else []
-            linked = st.query_params.get("alert", "")
-            chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
-            if chosen is not None:
-                st.subheader(f"Events of alert {chosen}")
-                st.dataframe(alerts.query_alert_events(conn, chosen), hide_index=True, key="alert-events")
+rules = ui.read_uncached(alerts.query_rules)
+history = ui.read_uncached(alerts.query_fired_alerts)
+unsent = [alert for alert in history if alert.status != "sent"]
+with history_tab:
+    if unsent:
+        st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",
+                   icon=":material/unsubscribe:")
+        st.text(unsent[0].error or "not attempted yet")
+    if not history:
+        st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
+    else:
+        picked = st.dataframe(
+            [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history],
+            hide_index=True, key="history", on_select="rerun", selection_mode="single-row",
+            column_order=("id", "fired_at", "severity", "rule_name", "summary", "events", "status", "attempts",
+                          "sent_at", "error"))
+        rows = picked.selection.rows if picked else []
+        linked = st.query_params.get("alert", "")
+        chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
+        if chosen is not None:
+            st.subheader(f"Events of alert {chosen}")
+            st.dataframe(ui.read_uncached(alerts.query_alert_events, chosen), hide_index=True, key="alert-events")
 
 with rules_tab:
     by_ident = {item.key or f"custom-{item.id}": item for item in rules}
@@ -107,8 +103,7 @@ with rules_tab:
         if st.form_submit_button("Save rule", type="primary", icon=":material/save:"):
             save(replace(rule, enabled=enabled, query=query, **shared), "saved")
     if rule.custom and st.button("Delete this rule", icon=":material/delete:"):
-        with closing(store.open_cache(state.path)) as db:
-            alerts.delete_rule(db, rule.id)
+        ui.write(alerts.delete_rule, rule.id)
         signin.record("rule_changed", {"rule": rule.name, "change": "deleted"})
         st.session_state[NOTICE] = f'Rule "{rule.name}" deleted.'
         st.rerun()

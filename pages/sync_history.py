@@ -4,6 +4,7 @@ import streamlit as st
 
 from trailstream.app import signin, ui
 from trailstream.analytics import queries, transforms
+from trailstream.cache import bookkeeping
 
 signin.require_admin()
 st.title("Sync history")
@@ -11,13 +12,13 @@ st.caption("What each sync fetched, what failed and why, and how fresh each acco
 ui.require_cache()
 
 summary = ui.load(queries.query_cache_summary)
-runs = ui.load(queries.query_sync_runs)
+runs = ui.load(bookkeeping.query_sync_runs)
 stored_files = summary["files"] - summary["failed_files"] - summary["skipped_files"]
 ui.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
             "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
-health = transforms.ingestion_health(ui.load(queries.query_delivered_files))
+health = transforms.ingestion_health(ui.load(bookkeeping.query_delivered_files))
 quiet = transforms.rows_where(health, "quiet")
 if quiet.height:
     st.warning(f"{quiet.height:,} account and region pair(s) sent no events for a while (listed first below). Check "
@@ -34,7 +35,7 @@ ui.table(runs, "sync-runs", ("id", "source", "started_at", "ended_at", "status",
                              "duplicates", "skipped", "failures", "message"))
 
 st.subheader("Failed files")
-failed = ui.load(queries.query_files, ("failed",))
+failed = ui.load(bookkeeping.query_files, ("failed",))
 if failed.height == 0:
     st.success("No failed files.", icon=":material/check_circle:")
 else:
@@ -43,7 +44,7 @@ else:
         ui.retry_failed()
     ui.download_table(failed, "failed-files")
 
-rejected = ui.load(queries.query_rejected_records)
+rejected = ui.load(bookkeeping.query_rejected_records)
 if rejected.height:
     st.subheader("Refused records")
     st.caption("Records inside stored files that could not be kept, and why.")

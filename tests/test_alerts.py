@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import MailServer
 from trailstream.notify import alerts
-from trailstream import cli, config
+from trailstream import jobs, cli, config
 from trailstream.ingest import demo, sync
 from trailstream.cache import store
-from trailstream.filters import iso_utc
+from trailstream.timefmt import iso_utc
 from trailstream.analytics.queries import SearchQuery
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -428,7 +428,7 @@ def test_watch_syncs_the_sources_then_mails_the_alerts(db_path, tmp_path, mail_s
                    f'\n[[sources]]\nname = "local"\nkind = "local"\npath = "{logs}"\n')
     settings = config.load_settings(tmp_path / "trailstream.toml")
     lines = []
-    result = alerts.watch(db_path, settings, timedelta(minutes=5), iterations=1, report=lines.append)
-    assert result.sent == len(mail_server.inbox.envelopes) == 1
+    result = jobs.watch(db_path, settings, timedelta(minutes=5), iterations=1, report=lines.append)
+    assert result.alerts.sent == len(mail_server.inbox.envelopes) == 1
     assert any("1 new event(s)" in line for line in lines)
     assert any(line.startswith("alerts: 1 fired, 1 sent") for line in lines)

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from trailstream import timefmt
 from trailstream.ingest import demo, records, sync
 from trailstream.cache import derived, rollups, store, wordindex
-from trailstream.filters import EventFilter, iso_utc
+from trailstream.filters import EventFilter
+from trailstream.timefmt import iso_utc
+from trailstream.cache import bookkeeping
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -53,9 +56,9 @@ def assert_derived_data_matches_events(db_path: Path) -> None:
         conn.close()
 
 
-def save_file(db, name: str, made: list[dict], refresh_derived: bool = True) -> store.FileOutcome:
+def save_file(db, name: str, made: list[dict], refresh_derived: bool = True) -> bookkeeping.FileOutcome:
     parsed = records.parse_log_file(json.dumps({"Records": made}).encode())
-    return store.save_parsed_file(db, store.FileRef("local", "", name), parsed, None, refresh_derived)
+    return store.save_parsed_file(db, bookkeeping.FileRef("local", "", name), parsed, None, refresh_derived)
 
 
 def test_period_segments_tile_the_period_with_aligned_rollup_pieces():
@@ -181,7 +184,7 @@ def test_facts_add_up_to_the_filtered_events_for_any_period(db_path, finest):
     db.close()
     conn = store.open_cache_readonly(db_path)
     chooser = random.Random(finest)
-    first = datetime.strptime(conn.execute("SELECT min(event_time) FROM events").fetchone()[0], rollups.TIME_FORMAT)
+    first = datetime.strptime(conn.execute("SELECT min(event_time) FROM events").fetchone()[0], timefmt.TIME_FORMAT)
     for _ in range(40):
         start = first.replace(tzinfo=timezone.utc) + timedelta(seconds=chooser.randrange(0, 4 * 86400))
         end = start + timedelta(seconds=chooser.randrange(60, 3 * 86400))

@@ -15,7 +15,9 @@ from trailstream.ingest import demo, records, sync
 from trailstream.analytics import detections, queries
 from trailstream.cache import store
 from trailstream.analytics.detections import DetectionSettings, DetectionSettingsError, Finding
-from trailstream.filters import EventFilter, iso_utc
+from trailstream.filters import EventFilter
+from trailstream.timefmt import iso_utc
+from trailstream.cache import bookkeeping
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ACCOUNT = "111122223333"
@@ -73,7 +75,7 @@ def cache(db_path):
     def build(events: list[dict]):
         db = store.open_cache(db_path)
         parsed = records.parse_log_file(orjson.dumps({"Records": events}))
-        store.save_parsed_file(db, store.FileRef("local", "", "hand-made.json"), parsed, None)
+        store.save_parsed_file(db, bookkeeping.FileRef("local", "", "hand-made.json"), parsed, None)
         return store.open_cache_readonly(db_path)
 
     return build
@@ -465,7 +467,7 @@ def test_the_whole_corpus_runs_and_finds_its_attacks(corpus, db_path):
     for folder in ("events", "irregular"):
         for path in sorted((corpus / folder).glob("*.json")):
             parsed = records.parse_log_file(path.read_bytes())
-            store.save_parsed_file(db, store.FileRef("local", "", str(path)), parsed, None)
+            store.save_parsed_file(db, bookkeeping.FileRef("local", "", str(path)), parsed, None)
     conn = store.open_cache_readonly(db_path)
     findings = detections.detect_findings(conn)
     found = {(finding.type, finding.details.get("event_name")) for finding in findings}

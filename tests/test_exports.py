@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from trailstream.analytics import charts, exports, queries
-from trailstream.cache import store
 from trailstream.filters import EventFilter
+from trailstream import timefmt
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,7 +101,7 @@ def test_file_names_say_what_and_which_period(what, event_filter, extension, exp
 
 def test_an_open_period_is_named_up_to_today():
     name = exports.export_file_name("Overview", EventFilter(start="2026-11-20T00:00:00Z"), "svg")
-    assert name == f"trailstream_overview_2026-11-20_to_{store.utc_now()[:10]}.svg"
+    assert name == f"trailstream_overview_2026-11-20_to_{timefmt.utc_now()[:10]}.svg"
 
 
 def test_downloads_are_built_only_when_asked(hourly_events, awkward_table):

@@ -10,12 +10,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from trailstream import timefmt
 from trailstream import catalog
 from trailstream.ingest import demo, records, sync
 from trailstream.cache import derived, store
 from trailstream.analytics import queries
 from trailstream.filters import EventFilter
 from trailstream.analytics.queries import SearchQuery
+from trailstream.cache import bookkeeping
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 ACCOUNTS = ("111111111111", "222222222222")
@@ -106,7 +108,7 @@ def fixture_records() -> list[dict]:
 def save_records(db_path: Path, folder: Path, made: list[dict], per_file: int = 25) -> None:
     """Write CloudTrail-named log files and store them the way a sync does."""
     db = store.open_cache(db_path)
-    run_id = store.start_sync_run(db, "local")
+    run_id = bookkeeping.start_sync_run(db, "local")
     for start in range(0, len(made), per_file):
         chunk = made[start : start + per_file]
         account, region = chunk[0]["recipientAccountId"], chunk[0]["awsRegion"]
@@ -115,9 +117,9 @@ def save_records(db_path: Path, folder: Path, made: list[dict], per_file: int = 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"Records": chunk}))
         parsed = records.parse_log_file(path.read_bytes())
-        store.save_parsed_file(db, store.FileRef("local", "", key), parsed, run_id)
-    store.mark_file(db, store.FileRef("local", "", "broken.json.gz"), "failed", "corrupt gzip data", run_id)
-    store.finish_sync_run(db, run_id, "failed", {"files": 6, "new_events": len(made), "failures": 1}, "corrupt gzip")
+        store.save_parsed_file(db, bookkeeping.FileRef("local", "", key), parsed, run_id)
+    bookkeeping.mark_file(db, bookkeeping.FileRef("local", "", "broken.json.gz"), "failed", "corrupt gzip data", run_id)
+    bookkeeping.finish_sync_run(db, run_id, "failed", {"files": 6, "new_events": len(made), "failures": 1}, "corrupt gzip")
     db.close()
 
 
@@ -177,7 +179,7 @@ def corpus_cache(corpus, tmp_path_factory) -> sqlite3.Connection:
     db_path = tmp_path_factory.mktemp("corpus") / "cache.db"
     db = store.open_cache(db_path)
     for path in sorted((corpus / "events").glob("*.json")):
-        store.save_parsed_file(db, store.FileRef("local", "", str(path)), records.parse_log_file(path.read_bytes()), None)
+        store.save_parsed_file(db, bookkeeping.FileRef("local", "", str(path)), records.parse_log_file(path.read_bytes()), None)
     db.close()
     return store.open_cache_readonly(db_path)
 
@@ -430,7 +432,7 @@ def test_principal_activity_and_origins_agree_with_sql(any_cache, make_filter):
         keys = [c.strip() for c in columns.split(",")]
         found = (frame.group_by(keys).agg(pl.col("events").sum(), pl.col("failed").sum(),
                                           pl.col("first_seen").min(), pl.col("last_seen").max())
-                 .with_columns(pl.col("first_seen", "last_seen").dt.strftime(queries.TIME_FORMAT)))
+                 .with_columns(pl.col("first_seen", "last_seen").dt.strftime(timefmt.TIME_FORMAT)))
         assert sorted(found.rows()) == expected, label
 
 
@@ -507,14 +509,14 @@ def test_search_suggestions_come_from_the_cache(small_cache):
 
 
 def test_sync_history_lists_runs_files_and_failures(small_cache):
-    runs = queries.query_sync_runs(small_cache)
+    runs = bookkeeping.query_sync_runs(small_cache)
     assert runs.row(0, named=True)["status"] == "failed" and runs["failures"].to_list() == [1]
-    failed = queries.query_files(small_cache, statuses=("failed",))
+    failed = bookkeeping.query_files(small_cache, statuses=("failed",))
     assert failed["key"].to_list() == ["broken.json.gz"] and failed["error"].to_list() == ["corrupt gzip data"]
-    assert queries.query_files(small_cache, limit=None).height == small_cache.execute("SELECT count(*) FROM files").fetchone()[0]
-    delivered = queries.query_delivered_files(small_cache)
+    assert bookkeeping.query_files(small_cache, limit=None).height == small_cache.execute("SELECT count(*) FROM files").fetchone()[0]
+    delivered = bookkeeping.query_delivered_files(small_cache)
     assert delivered["records"].sum() == sql_count(small_cache, EventFilter())
-    assert queries.query_rejected_records(small_cache).height == 0
+    assert bookkeeping.query_rejected_records(small_cache).height == 0
 
 
 def test_unknown_timeline_grouping_is_refused_with_the_choices(small_cache):
@@ -542,4 +544,4 @@ def test_every_page_query_runs_on_the_real_corpus(corpus_cache):
         queries.query_principal_activity(corpus_cache, everything, principal)
     queries.query_resource_history(corpus_cache, everything, "sg-003dc7f1f1c686164")
     queries.query_cache_summary(corpus_cache)
-    queries.query_delivered_files(corpus_cache)
+    bookkeeping.query_delivered_files(corpus_cache)

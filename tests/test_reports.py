@@ -18,7 +18,7 @@ from trailstream.notify import mailer, reports, saved
 from trailstream.analytics import sqlguard
 from trailstream.cache import store
 from trailstream.ingest import sync
-from trailstream.filters import iso_utc
+from trailstream.timefmt import iso_utc
 from trailstream.analytics.queries import SearchQuery
 from trailstream.notify.saved import SavedSearch, SavedSearchError
 

@@ -9,10 +9,12 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from trailstream import timefmt
 from trailstream import catalog
 from trailstream.cache import codec
 from trailstream.ingest import demo, records
 from trailstream.analytics import queries, transforms
+from trailstream.cache import bookkeeping
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -356,7 +358,7 @@ def deliveries_with_a_quiet_region() -> pl.DataFrame:
     rows += [delivered(cloudtrail_key("111111111111", "us-east-1", T0 - timedelta(hours=9 + i)),
                        T0 - timedelta(hours=9 + i)) for i in range(3)]
     rows += [delivered("/home/me/export.json", T0 - timedelta(days=40))]
-    return pl.DataFrame(rows, schema=queries.DELIVERY_SCHEMA)
+    return pl.DataFrame(rows, schema=bookkeeping.DELIVERY_SCHEMA)
 
 
 def test_a_region_that_went_quiet_gets_a_warning(deliveries_with_a_quiet_region):
@@ -384,7 +386,7 @@ def events_of(cloudtrail_records: list[dict]) -> pl.DataFrame:
     schema = {name: pl.Int64 if name == "read_only" else pl.String for name in names}
     frame = pl.DataFrame([row[: len(names)] for row in rows], schema=schema, orient="row")
     return frame.with_columns(
-        pl.col("event_time").str.to_datetime(queries.TIME_FORMAT, time_zone="UTC"), pl.col("read_only").cast(pl.Boolean)
+        pl.col("event_time").str.to_datetime(timefmt.TIME_FORMAT, time_zone="UTC"), pl.col("read_only").cast(pl.Boolean)
     ).select(list(queries.EVENT_SCHEMA))
 
 

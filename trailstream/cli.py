@@ -143,16 +143,15 @@ def _with_progress(args, label, run) -> int:
 
 
 def _run_alerts_after_sync(args) -> None:
-    """Alerts follow every sync; their outcome is printed, while the exit code stays the sync's."""
-    from trailstream.notify import alerts
+    """The post-sync step follows every sync; its outcome is printed, while the exit code stays the sync's."""
+    from trailstream import jobs
 
     try:
         settings = _settings(args)
     except CommandError as exc:
         print(f"alerts not checked: {exc}", file=sys.stderr)
         return
-    outcome = alerts.run_alerts(args.db, settings)
-    print(outcome.summary())
+    print(jobs.after_sync(args.db, settings).summary())
 
 
 def command_import(args) -> int:
@@ -293,39 +292,22 @@ def command_report(args) -> int:
 
 
 def command_alerts(args) -> int:
-    from trailstream.notify import alerts
+    from trailstream import jobs
 
-    settings = _settings(args)
-    outcome = alerts.run_alerts(args.db, settings)
+    outcome = jobs.after_sync(args.db, _settings(args))
     print(outcome.summary())
-    reports_sent = _send_scheduled_reports(args, settings)
-    return EXIT_OK if outcome.succeeded and reports_sent else EXIT_FAILED
-
-
-def _send_scheduled_reports(args, settings) -> bool:
-    """Mail the saved reports that are due (daily / weekly); False when one could not be sent (retried next run)."""
-    from trailstream.notify import mailer, reports
-
-    try:
-        smtp = mailer.smtp_settings_from(settings.section("smtp"))
-    except mailer.MailSettingsError as exc:
-        smtp = None
-        print(f"reports: {exc}", file=sys.stderr)
-    deliveries = reports.send_scheduled_reports(args.db, smtp)
-    for delivery in deliveries:
-        print(f"report {delivery.name!r}: {delivery.message}")
-    return all(delivery.sent for delivery in deliveries)
+    return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 
 def command_watch(args) -> int:
+    from trailstream import jobs
     from trailstream.notify import alerts
 
     try:
         every = alerts.parse_interval(args.every)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    settings = _settings(args)
-    alerts.watch(args.db, settings, every, then=lambda: _send_scheduled_reports(args, settings))
+    jobs.watch(args.db, _settings(args), every)
     return EXIT_OK
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from trailstream.timefmt import iso_utc
+
 # Preset name -> how far back from now; None means no lower bound.
 TIME_PRESETS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -14,14 +16,6 @@ TIME_PRESETS: dict[str, timedelta | None] = {
     "all": None,
 }
 DEFAULT_PRESET = "7d"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # the cache's event_time: UTC, sortable as text
-
-
-def iso_utc(moment: datetime) -> str:
-    """The cache's time format: UTC 'YYYY-MM-DDTHH:MM:SSZ' (sorts as text)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
 
 
 @dataclass(frozen=True)

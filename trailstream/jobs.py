@@ -1,16 +1,21 @@
-"""Run every configured source once, in order: what the sidebar Sync button and `python -m trailstream sync` share."""
+"""What a sync is and what follows it: every configured source in order, then the one post-sync step
+(alert rules, then the scheduled reports that are due), shared by the Sync button, the CLI and `watch`."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from trailstream.cache import store
+from trailstream.cache import bookkeeping, store
 from trailstream.ingest import sync
 from trailstream.config import LocalSource, S3Source, Settings, Source, SqsSource
 from trailstream.ingest.sync import ProgressCallback, SyncResult
+from trailstream.notify import alerts, mailer, reports
 
 
 def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCallback | None = None,
@@ -54,14 +59,10 @@ def holds_only_demo_data(db_path: str | os.PathLike) -> bool:
     if not os.path.exists(db_path):
         return False
     try:
-        conn = store.open_cache_readonly(db_path)
-        try:
-            sources = {row[0] for row in conn.execute("SELECT DISTINCT source FROM files")}
-        finally:
-            conn.close()
+        with closing(store.open_cache_readonly(db_path)) as conn:
+            return bookkeeping.holds_only_demo_data(conn)
     except sqlite3.DatabaseError:
         return False
-    return sources == {"demo"}
 
 
 def discard_demo_cache(db_path: str | os.PathLike) -> bool:
@@ -110,3 +111,57 @@ def retry_failed_files(settings: Settings, db_path: str | os.PathLike | None = N
         result = SyncResult("retry")
         result.fail("retry", f"{type(exc).__name__}: {exc}")
         return result
+
+
+@dataclass
+class AfterSyncOutcome:
+    """What the post-sync step did: the alert run and each due report's delivery, as lines a person reads."""
+
+    alerts: alerts.AlertRunResult
+    reports: list[reports.ReportDelivery] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.alerts.succeeded and all(delivery.sent for delivery in self.reports) and not self.problems
+
+    def lines(self) -> list[str]:
+        return [self.alerts.summary(), *(f"report {d.name!r}: {d.message}" for d in self.reports),
+                *(f"reports: {problem}" for problem in self.problems)]
+
+    def summary(self) -> str:
+        return "\n".join(self.lines())
+
+
+def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None) -> AfterSyncOutcome:
+    """The one post-sync step: run the alert rules on what arrived, then mail the scheduled reports that are due."""
+    outcome = AfterSyncOutcome(alerts.run_alerts(db_path, settings, now))
+    try:
+        smtp = mailer.smtp_settings_from(settings.section("smtp") if hasattr(settings, "section") else
+                                         alerts.section(settings, "smtp"))
+    except mailer.MailSettingsError as exc:
+        smtp = None
+        outcome.problems.append(str(exc))
+    outcome.reports = reports.send_scheduled_reports(db_path, smtp, now)
+    return outcome
+
+
+def watch(db_path, settings, every: timedelta, iterations: int | None = None,
+          report: Callable[[str], None] = print) -> AfterSyncOutcome | None:
+    """Sync every configured source, then the post-sync step, every `every` (forever unless iterations is given)."""
+    last = None
+    done = 0
+    while iterations is None or done < iterations:
+        started = time.monotonic()
+        if getattr(settings, "sources", None):
+            for sync_result in run_configured_sync(settings, db_path):
+                report(sync_result.summary())
+        else:
+            report("sync: no sources are configured; add one on the app's Sources & settings page")
+        last = after_sync(db_path, settings)
+        for line in last.lines():
+            report(line)
+        done += 1
+        if iterations is None or done < iterations:
+            time.sleep(max(0.0, every.total_seconds() - (time.monotonic() - started)))
+    return last

@@ -15,10 +15,12 @@ import orjson
 import polars as pl
 
 from trailstream import catalog
+from trailstream.cache.frames import placeholders, read_frame
 from trailstream.analytics import geo, queries, transforms
 from trailstream.config import SettingsError
 from trailstream.filters import EventFilter
-from trailstream.analytics.queries import TIME_FORMAT, UTC_TIME
+from trailstream.analytics.queries import UTC_TIME
+from trailstream.timefmt import TIME_FORMAT
 
 SIGN_IN_SUCCESS = "Success"
 MAX_EVENT_IDS = 1000  # a finding lists at most this many events; details["events"] has the full count
@@ -272,21 +274,21 @@ def _security_rows(conn, event_filter: EventFilter | None, condition: str, param
                    extra_sql: str = "") -> pl.DataFrame:
     where, filter_params = queries._where(event_filter, f"({condition})")
     columns = _SECURITY_COLUMNS + extra_sql
-    return queries._frame(conn, f"SELECT {columns} FROM events e WHERE {where}", filter_params + params, schema)
+    return read_frame(conn, f"SELECT {columns} FROM events e WHERE {where}", filter_params + params, schema)
 
 
 def _unauthorized_condition() -> tuple[str, list]:
     codes = catalog.UNAUTHORIZED_ERROR_CODES
     patterns = [f"%{pattern}%" for pattern in catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS]
     likes = " OR ".join("e.error_code LIKE ?" for _ in patterns)
-    return f"e.error_code IS NOT NULL AND (e.error_code IN ({queries._placeholders(codes)}) OR {likes})", [
+    return f"e.error_code IS NOT NULL AND (e.error_code IN ({placeholders(codes)}) OR {likes})", [
         *codes,
         *patterns,
     ]
 
 
 def _names_condition(names) -> tuple[str, list]:
-    return f"e.event_name IN ({queries._placeholders(names)})", list(names)
+    return f"e.event_name IN ({placeholders(names)})", list(names)
 
 
 def query_unauthorized_calls(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
@@ -307,7 +309,7 @@ def query_finding_events(conn, event_ids: list[str]) -> pl.DataFrame:
         f"SELECT {columns} FROM events e WHERE e.event_id IN (SELECT value FROM json_each(?)) "
         "ORDER BY e.event_time DESC"
     )
-    return queries._frame(conn, sql, [orjson.dumps(list(event_ids)).decode()], queries.EVENT_SCHEMA)
+    return read_frame(conn, sql, [orjson.dumps(list(event_ids)).decode()], queries.EVENT_SCHEMA)
 
 
 # --- Reusable frame steps ------------------------------------------------------------------
@@ -543,7 +545,7 @@ def _travel_candidates(conn, event_filter: EventFilter | None,
         f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
         f"WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id"
     )
-    usage = queries._frame(conn, sql, params, USAGE_SCHEMA)
+    usage = read_frame(conn, sql, params, USAGE_SCHEMA)
     places = _places(usage, settings).select(PLACE_COLUMNS)
     candidates = (
         usage.join(places, on="source_ip")
@@ -592,7 +594,7 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
     principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
     columns = ", ".join(f"e.{name}" for name in PRESENCE_SCHEMA)
     sql = f"SELECT DISTINCT {columns} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where}"
-    presence = queries._frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
+    presence = read_frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
     keys = ["account_id", "principal"]
     previous = {column: pl.col(column).shift(1).over(keys) for column in ("event_time", *PLACE_COLUMNS)}
     hours = (pl.col("to_time") - pl.col("from_time")).dt.total_seconds() / 3600

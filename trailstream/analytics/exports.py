@@ -16,7 +16,7 @@ import polars as pl
 import vl_convert
 
 from trailstream.filters import EventFilter
-from trailstream.cache.store import utc_now
+from trailstream.timefmt import utc_now
 
 EXPORT_WIDTH = 1200  # "container" width has no meaning outside a page: exported charts are drawn this wide
 PNG_SCALE = 2

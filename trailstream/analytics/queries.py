@@ -9,14 +9,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 
 from trailstream import catalog
-from trailstream.cache import derived, rollups, wordindex
-from trailstream.filters import TIME_FORMAT, EventFilter
-UTC_TIME = pl.Datetime("us", "UTC")
+from trailstream.cache import bookkeeping, derived, rollups, wordindex
+from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
+from trailstream.filters import EventFilter
+from trailstream.timefmt import parse_iso_utc
 DEFAULT_ROW_LIMIT = 10_000
 
 # The columns of an event table (everything but the compressed raw record), and their frame dtypes.
@@ -71,30 +72,6 @@ def _indexed_by(conn: sqlite3.Connection, index: str) -> str:
     return f"INDEXED BY {index}" if found else ""
 
 
-def _frame(conn: sqlite3.Connection, sql: str, params, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Run SQL and build a frame with exactly `schema`: times arrive as cache text, flags as 0/1."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    rows = cursor.execute(sql, list(params)).fetchall()
-    wire = {
-        name: pl.String if dtype == UTC_TIME else pl.Int64 if dtype == pl.Boolean else dtype
-        for name, dtype in schema.items()
-    }
-    frame = pl.DataFrame(rows, schema=wire, orient="row")
-    return frame.with_columns(
-        [
-            pl.col(name).str.to_datetime(TIME_FORMAT, time_zone="UTC", strict=False)
-            if dtype == UTC_TIME
-            else pl.col(name).cast(dtype)
-            for name, dtype in schema.items()
-            if wire[name] != dtype
-        ]
-    )
-
-
-def _placeholders(values) -> str:
-    return ", ".join("?" for _ in values)
-
 
 def _where(event_filter: EventFilter | None, *extra: str) -> tuple[str, list]:
     where, params = (event_filter or EventFilter()).sql("e")
@@ -104,10 +81,6 @@ def _where(event_filter: EventFilter | None, *extra: str) -> tuple[str, list]:
 def _facts(conn: sqlite3.Connection, event_filter: EventFilter, columns: tuple[str, ...], *args, **kwargs):
     """rollups.facts_sql, from the rollups whenever they include every stored event."""
     return rollups.facts_sql(derived.is_current(conn), event_filter, columns, *args, **kwargs)
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=None) if text else None
 
 
 # --- Cache-wide facts --------------------------------------------------------
@@ -136,10 +109,8 @@ def query_cache_summary(conn: sqlite3.Connection) -> dict:
     events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     first, last = _time_span(conn)
     options = query_filter_options(conn)
-    files = dict(conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
-    last_run = conn.execute(
-        "SELECT source, started_at, ended_at, status, new_events, failures FROM sync_runs ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    files = bookkeeping.file_status_counts(conn)
+    last_run = bookkeeping.last_sync_run(conn)
     last_sync = None
     if last_run is not None:
         source, started_at, ended_at, status, new_events, failures = last_run
@@ -188,7 +159,7 @@ def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
         start, end = start or first, end or last
     if not start or not end:
         return "hour"
-    span = _parse_time(end) - _parse_time(start)
+    span = parse_iso_utc(end) - parse_iso_utc(start)
     if span <= timedelta(hours=6):
         return "10min"
     if span <= timedelta(days=14):
@@ -221,7 +192,7 @@ def query_overview_totals(conn: sqlite3.Connection, event_filter: EventFilter) -
         f"max(last_time) AS last_event FROM ({people})) p"
     )
     params = names_params + people_params
-    return _frame(conn, sql, params, TOTALS_SCHEMA).with_columns(
+    return read_frame(conn, sql, params, TOTALS_SCHEMA).with_columns(
         failed_share=pl.when(pl.col("events") > 0).then(pl.col("failed") / pl.col("events")).otherwise(0.0)
     )
 
@@ -246,7 +217,7 @@ def query_event_timeline(
     bucket = bucket or pick_bucket(conn, event_filter)
     key, suffix = _BUCKET_KEYS[bucket]
     columns = tuple(filter(None, (group_by, "event_name" if event_names else None)))
-    extra = (f"f.event_name IN ({_placeholders(event_names)})",) if event_names else ()
+    extra = (f"f.event_name IN ({placeholders(event_names)})",) if event_names else ()
     source, params = _facts(conn, event_filter, columns, _BUCKET_FINENESS[bucket], where=extra,
                             params=tuple(event_names))
     group_sql = f", e.{group_by}" if group_by else ""
@@ -254,7 +225,7 @@ def query_event_timeline(
         f"SELECT {key} || '{suffix}'{group_sql}, sum(e.events), sum(e.failed) "
         f"FROM ({source}) e GROUP BY {key}{group_sql} ORDER BY 1"
     )
-    return with_bucket_end(_frame(conn, sql, params, timeline_schema(group_by)), bucket)
+    return with_bucket_end(read_frame(conn, sql, params, timeline_schema(group_by)), bucket)
 
 
 def with_bucket_end(frame: pl.DataFrame, bucket: str) -> pl.DataFrame:
@@ -281,7 +252,7 @@ def _query_top(conn, event_filter, columns: tuple[str, ...], limit: int | None, 
         f"FROM ({source}) e GROUP BY {column_sql} ORDER BY events DESC, {column_sql} {limit_sql}"
     )
     schema = {c: pl.String for c in columns} | TOP_SCHEMA | (SEEN_SCHEMA if seen else {})
-    return _frame(conn, sql, params + ([limit] if limit else []), schema)
+    return read_frame(conn, sql, params + ([limit] if limit else []), schema)
 
 
 def query_top_event_names(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 15) -> pl.DataFrame:
@@ -309,7 +280,7 @@ def query_events(
     limit: int | None = DEFAULT_ROW_LIMIT,
 ) -> pl.DataFrame:
     """The newest events in the period (only the named ones if given), without the raw record."""
-    extra = [f"e.event_name IN ({_placeholders(event_names)})"] if event_names else []
+    extra = [f"e.event_name IN ({placeholders(event_names)})"] if event_names else []
     return _query_event_rows(conn, event_filter, extra, list(event_names), limit)
 
 
@@ -320,7 +291,7 @@ def _query_event_rows(
     limit_sql = "LIMIT ?" if limit else ""
     hint = _indexed_by(conn, index) if index else ""
     sql = f"SELECT {_EVENT_COLUMNS_SQL} FROM events e {hint} WHERE {where} ORDER BY e.event_time DESC {limit_sql}"
-    return _frame(conn, sql, params + extra_params + ([limit] if limit else []), EVENT_SCHEMA)
+    return read_frame(conn, sql, params + extra_params + ([limit] if limit else []), EVENT_SCHEMA)
 
 
 def query_use_case_events(
@@ -359,7 +330,7 @@ def query_error_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> p
         "count(*), min(e.event_time), max(e.event_time) "
         f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3, 4"
     )
-    return _frame(conn, sql, params, ERROR_COUNTS_SCHEMA)
+    return read_frame(conn, sql, params, ERROR_COUNTS_SCHEMA)
 
 
 def query_error_first_seen(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
@@ -371,7 +342,7 @@ def query_error_first_seen(conn: sqlite3.Connection, event_filter: EventFilter) 
         f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3"
     )
     schema = {"event_source": pl.String, "event_name": pl.String, "error_code": pl.String, "first_seen_ever": UTC_TIME}
-    return _frame(conn, sql, params, schema)
+    return read_frame(conn, sql, params, schema)
 
 
 def query_error_events(
@@ -558,7 +529,7 @@ def query_principal_activity(
         f"SELECT {key} || '{suffix}', {group}, sum(e.events), sum(e.failed), min(e.first_time), max(e.last_time) "
         f"FROM ({source}) e GROUP BY {key}, {group} ORDER BY 1"
     )
-    return with_bucket_end(_frame(conn, sql, params, PRINCIPAL_ACTIVITY_SCHEMA), bucket)
+    return with_bucket_end(read_frame(conn, sql, params, PRINCIPAL_ACTIVITY_SCHEMA), bucket)
 
 
 def query_principal_origins(
@@ -587,7 +558,7 @@ def query_resource_history(
     """Every event whose resources, request or response mention the resource ID, oldest first."""
     resource_id = resource_id.strip()
     if not resource_id:
-        return _frame(conn, "SELECT * FROM (SELECT 1) WHERE 0", [], EVENT_SCHEMA)
+        return read_frame(conn, "SELECT * FROM (SELECT 1) WHERE 0", [], EVENT_SCHEMA)
     clauses, params = _contains("e", RESOURCE_COLUMNS, resource_id, word_query(conn, resource_id), ignore_case=False)
     newest = _query_event_rows(conn, event_filter, clauses, params, limit)
     return newest.reverse()
@@ -595,94 +566,4 @@ def query_resource_history(
 
 # --- Sync history and ingestion health --------------------------------------------
 
-SYNC_RUN_SCHEMA = {
-    "id": pl.Int64,
-    "source": pl.String,
-    "started_at": UTC_TIME,
-    "ended_at": UTC_TIME,
-    "status": pl.String,
-    "files": pl.Int64,
-    "new_events": pl.Int64,
-    "duplicates": pl.Int64,
-    "skipped": pl.Int64,
-    "failures": pl.Int64,
-    "message": pl.String,
-}
-FILE_SCHEMA = {
-    "id": pl.Int64,
-    "source": pl.String,
-    "bucket": pl.String,
-    "key": pl.String,
-    "size": pl.Int64,
-    "status": pl.String,
-    "error": pl.String,
-    "records": pl.Int64,
-    "new_events": pl.Int64,
-    "duplicates": pl.Int64,
-    "rejected": pl.Int64,
-    "oldest_event_time": UTC_TIME,
-    "newest_event_time": UTC_TIME,
-    "processed_at": UTC_TIME,
-    "sync_run_id": pl.Int64,
-}
 
-
-def query_sync_runs(conn: sqlite3.Connection, limit: int = 200) -> pl.DataFrame:
-    """The newest sync runs with their counts and status."""
-    sql = f"SELECT {', '.join(SYNC_RUN_SCHEMA)} FROM sync_runs ORDER BY id DESC LIMIT ?"
-    return _frame(conn, sql, [limit], SYNC_RUN_SCHEMA)
-
-
-def query_files(
-    conn: sqlite3.Connection, statuses: tuple[str, ...] = (), limit: int | None = 1000, sync_run_id: int | None = None
-) -> pl.DataFrame:
-    """Processed files, newest first; only the given statuses ('ok', 'skipped', 'failed') or run if asked."""
-    clauses, params = ["1"], []
-    if statuses:
-        clauses.append(f"status IN ({_placeholders(statuses)})")
-        params += list(statuses)
-    if sync_run_id is not None:
-        clauses.append("sync_run_id = ?")
-        params.append(sync_run_id)
-    limit_sql = "LIMIT ?" if limit else ""
-    sql = (
-        f"SELECT {', '.join(FILE_SCHEMA)} FROM files WHERE {' AND '.join(clauses)} "
-        f"ORDER BY processed_at DESC, id DESC {limit_sql}"
-    )
-    return _frame(conn, sql, params + ([limit] if limit else []), FILE_SCHEMA)
-
-
-def query_rejected_records(conn: sqlite3.Connection, limit: int = 1000) -> pl.DataFrame:
-    """Records refused while importing, with the file they came from and why."""
-    sql = (
-        "SELECT f.bucket, f.key, r.position, r.event_id, r.reason, f.processed_at FROM rejected_records r "
-        "JOIN files f ON f.id = r.file_id ORDER BY r.id DESC LIMIT ?"
-    )
-    schema = {
-        "bucket": pl.String,
-        "key": pl.String,
-        "position": pl.Int64,
-        "event_id": pl.String,
-        "reason": pl.String,
-        "processed_at": UTC_TIME,
-    }
-    return _frame(conn, sql, [limit], schema)
-
-
-DELIVERY_SCHEMA = {
-    "source": pl.String,
-    "bucket": pl.String,
-    "key": pl.String,
-    "records": pl.Int64,
-    "newest_event_time": UTC_TIME,
-    "processed_at": UTC_TIME,
-}
-
-
-def query_delivered_files(conn: sqlite3.Connection) -> pl.DataFrame:
-    """Every stored log file's name, newest event and processing time: the input of transforms.ingestion_health."""
-    sql = (
-        f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM files "
-        "WHERE status = 'ok' AND newest_event_time IS NOT NULL"
-    )
-    return _frame(conn, sql, [], DELIVERY_SCHEMA)

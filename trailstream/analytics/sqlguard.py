@@ -14,6 +14,7 @@ import orjson
 import polars as pl
 
 from trailstream.cache import store
+from trailstream.timefmt import TIME_FORMAT
 
 DEFAULT_TIME_LIMIT = 10.0  # seconds
 DEFAULT_ROW_CAP = 10_000
@@ -243,7 +244,7 @@ class ExampleQuery:
     sql: str
 
 
-_LAST_7_DAYS = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')"
+_LAST_7_DAYS = f"strftime('{TIME_FORMAT}', 'now', '-7 days')"
 
 EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
     ExampleQuery("root_this_week", "Who used the root account this week", f"""

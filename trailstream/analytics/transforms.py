@@ -665,7 +665,7 @@ def ingestion_health(
 ) -> pl.DataFrame:
     """Per account and region: newest file and event, delivery lag, and a warning once it has been quiet too long.
 
-    `files` is queries.query_delivered_files(); the account and region come from CloudTrail's file naming
+    `files` is bookkeeping.query_delivered_files(); the account and region come from CloudTrail's file naming
     (other names are grouped as 'unknown'). A stopped trail looks exactly like a quiet account, hence the warning.
     """
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)

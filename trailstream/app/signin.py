@@ -28,10 +28,10 @@ from trailstream.auth import (
 )
 from trailstream.config import load_settings
 from trailstream.cache.store import CacheUnreadable, open_cache_readonly
+from trailstream.timefmt import TIME_FORMAT
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MARKDOWN_SPECIALS = re.compile(r"([!-/:-@\[-`{-~])")
 
 

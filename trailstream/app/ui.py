@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -23,7 +24,10 @@ from trailstream.notify import saved
 from trailstream.cache import store
 from trailstream.ingest import sync
 from trailstream.app.signin import escape_markdown
-from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter, iso_utc
+from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter
+from trailstream.timefmt import iso_utc
+from trailstream.timefmt import parse_iso_utc
+from trailstream.cache import bookkeeping
 
 DEMO_EVENTS = 20_000
 DEMO_SEED = 7
@@ -85,7 +89,7 @@ def cache_state() -> CacheState:
     try:
         conn = store.open_cache_readonly(path)
         try:
-            generation = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            generation = bookkeeping.cache_generation(conn)
         finally:
             conn.close()
         events, demo = _cache_facts(path, generation)
@@ -176,6 +180,18 @@ def load(function: Callable, *args, **kwargs):
     state = cache_state()
     return _cached_call(f"{function.__module__}.{function.__qualname__}", state.path, state.generation, args,
                         tuple(sorted(kwargs.items())))
+
+
+def read_uncached(function: Callable, *args, **kwargs):
+    """Call a `query_*(conn, ...)` function on a fresh read-only handle, for state that changes within a page."""
+    with closing(store.open_cache_readonly(cache_state().path)) as conn:
+        return function(conn, *args, **kwargs)
+
+
+def write(function: Callable, *args, **kwargs):
+    """Call a `save_*` / `delete_*(db, ...)` function on a writable handle: the one way a page changes the cache."""
+    with closing(store.open_cache(cache_state().path)) as db:
+        return function(db, *args, **kwargs)
 
 
 def load_record(event_id: str) -> dict | None:
@@ -318,7 +334,7 @@ def _show_freshness() -> None:
     if state.status not in ("ok", "empty"):
         return
     summary = load(queries.query_cache_summary)
-    last_run = load(queries.query_sync_runs, 1)
+    last_run = load(bookkeeping.query_sync_runs, 1)
     if last_run.height:
         ended = last_run.item(0, "ended_at") or last_run.item(0, "started_at")
         st.caption(f"Last sync: {ago(ended)} ({last_run.item(0, 'status')})")
@@ -331,7 +347,7 @@ def ago(moment: datetime | str | None, now: datetime | None = None) -> str:
     if moment is None:
         return "never"
     if isinstance(moment, str):
-        moment = datetime.strptime(moment, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        moment = parse_iso_utc(moment)
     seconds = int(((now or datetime.now(timezone.utc)) - moment).total_seconds())
     if seconds < 0:
         return moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -376,7 +392,7 @@ def plain(text: str) -> str:
 
 def period_start(event_filter: EventFilter) -> datetime | None:
     """The filter's start as a UTC datetime (None when the period is open)."""
-    return datetime.strptime(event_filter.start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) \
+    return parse_iso_utc(event_filter.start) \
         if event_filter.start else None
 
 

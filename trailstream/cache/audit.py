@@ -10,7 +10,8 @@ import orjson
 import polars as pl
 import sqlite_utils
 
-from trailstream.cache.store import open_cache, utc_now
+from trailstream.cache.store import open_cache
+from trailstream.timefmt import utc_now
 
 # action -> how the Audit log page names it; callers pass one of these keys.
 AUDIT_ACTIONS = {

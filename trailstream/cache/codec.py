@@ -1,7 +1,7 @@
 """How a raw record is kept small and lossless: zstd with a dictionary that lives in the cache itself.
 
 The large JSON fields (requestParameters, responseElements, ...) are already stored as text columns, so the
-compressed blob holds the rest of the record with PLACEHOLDER in their place (see records.restore_record).
+compressed blob holds the rest of the record with PLACEHOLDER in their place (see rows.restore_record).
 Codec 0 is zstd without a dictionary; codec N >= 1 uses dictionary N from the `codecs` table.
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from trailstream.cache import rollups, wordindex
+from trailstream.cache import bookkeeping, rollups, wordindex
 
 WATERMARK_KEY = "derived_rowid"  # in `meta`: the newest events rowid the rollups and word index include
 
@@ -20,10 +20,10 @@ def schema_sql() -> list[str]:
 
 def _watermark(conn: sqlite3.Connection) -> int | None:
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]).fetchone()
+        value = bookkeeping.read_meta(conn, WATERMARK_KEY)
     except sqlite3.OperationalError:
         return None
-    return int(row[0]) if row else None
+    return int(value) if value is not None else None
 
 
 def _newest_rowid(conn: sqlite3.Connection) -> int:
@@ -44,7 +44,7 @@ def refresh(conn: sqlite3.Connection) -> int:
         return 0
     rollups.fold(conn, done, newest)
     wordindex.fold(conn, done, newest)
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WATERMARK_KEY, str(newest)])
+    bookkeeping.write_meta(conn, WATERMARK_KEY, str(newest))
     return newest - done
 
 
@@ -52,4 +52,4 @@ def clear(conn: sqlite3.Connection) -> None:
     """Empty the derived data, for when `events` itself is emptied (its rowids then start again from 1)."""
     rollups.clear(conn)
     wordindex.clear(conn)
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '0')", [WATERMARK_KEY])
+    bookkeeping.write_meta(conn, WATERMARK_KEY, "0")

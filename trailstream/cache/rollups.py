@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from trailstream.filters import TIME_FORMAT, EventFilter, iso_utc
+from trailstream.filters import EventFilter
+from trailstream.timefmt import iso_utc, parse_iso_utc
 
 
 
@@ -127,10 +128,6 @@ def clear(conn: sqlite3.Connection) -> None:
 # --- Reading --------------------------------------------------------------------------------------------------------
 
 
-def _parse(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=timezone.utc)
-
-
 def _floor(text: str, grain: str) -> str:
     length, suffix, _ = GRAINS[grain]
     return text[:length] + suffix
@@ -138,7 +135,7 @@ def _floor(text: str, grain: str) -> str:
 
 def _ceil(text: str, grain: str) -> str:
     floor = _floor(text, grain)
-    return floor if floor == text else iso_utc(_parse(floor) + GRAINS[grain][2])
+    return floor if floor == text else iso_utc(parse_iso_utc(floor) + GRAINS[grain][2])
 
 
 def period_segments(start: str | None, end: str | None, finest: str) -> list[tuple[str, str | None, str | None]]:

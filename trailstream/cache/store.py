@@ -5,23 +5,19 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from trailstream.cache import codec, derived, views
-from trailstream.ingest.records import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
+from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
+from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
+from trailstream.timefmt import utc_now
 
-DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
 migrations = Migrations("trailstream")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _execute_script(db: sqlite_utils.Database, script: str) -> None:
@@ -332,14 +328,12 @@ def current_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
     return codec.RecordCompressor(row[0], row[1])
 
 
-def ensure_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
-    """The current compressor; a new cache first gets a dictionary trained on demo-generator records."""
+def ensure_compressor(db: sqlite_utils.Database, sample_records: Callable[[], Iterable[dict]]) -> codec.RecordCompressor:
+    """The current compressor; a new cache first gets a dictionary trained on `sample_records()`."""
     compressor = current_compressor(db)
     if compressor.codec_id != codec.NO_DICTIONARY:
         return compressor
-    from trailstream.ingest import demo
-
-    samples = [split_record(record)[0] for record in demo.generate_records(events=3000, seed=0, end=DICTIONARY_SAMPLE_END)]
+    samples = [split_record(record)[0] for record in sample_records()]
     return save_dictionary(db, codec.train_dictionary(samples))
 
 
@@ -349,66 +343,12 @@ def save_dictionary(db: sqlite_utils.Database, dictionary: bytes) -> codec.Recor
     return codec.RecordCompressor(cursor.lastrowid, dictionary)
 
 
-@dataclass
-class FileRef:
-    """Where a file came from: source kind ('sqs', 's3', 'local', 'demo'), bucket ('' for local) and key or path."""
-
-    source: str
-    bucket: str
-    key: str
-    etag: str | None = None
-    size: int | None = None
-
-    @property
-    def name(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.bucket else self.key
-
-
-@dataclass
-class FileOutcome:
-    ref: FileRef
-    status: str
-    records: int = 0
-    new_events: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    rejected: int = 0
-    error: str | None = None
-
 
 _INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}, file_id) VALUES ({}, ?)".format(
     ", ".join(EVENT_COLUMNS), ", ".join("?" for _ in EVENT_COLUMNS)
 )
 _HASH_INDEX = EVENT_COLUMNS.index("record_hash")
 
-
-def _upsert_file(db, ref: FileRef, status: str, sync_run_id: int | None, **fields) -> int:
-    row = {
-        "source": ref.source,
-        "bucket": ref.bucket,
-        "key": ref.key,
-        "etag": ref.etag,
-        "size": ref.size,
-        "status": status,
-        "processed_at": utc_now(),
-        "sync_run_id": sync_run_id,
-        "records": 0,
-        "new_events": 0,
-        "duplicates": 0,
-        "rejected": 0,
-        "error": None,
-        "oldest_event_time": None,
-        "newest_event_time": None,
-        **fields,
-    }
-    columns = ", ".join(row)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c not in ("bucket", "key"))
-    cursor = db.execute(
-        f"INSERT INTO files ({columns}) VALUES ({', '.join('?' for _ in row)}) "
-        f"ON CONFLICT (bucket, key) DO UPDATE SET {updates} RETURNING id",
-        list(row.values()),
-    )
-    return cursor.fetchone()[0]
 
 
 def save_parsed_file(
@@ -418,7 +358,7 @@ def save_parsed_file(
     groups many files per transaction passes refresh_derived=False and calls `commit_batch` at the end."""
     conn = db.conn
     with db.atomic():
-        file_id = _upsert_file(db, ref, "ok", sync_run_id)
+        file_id = save_file_row(db, ref, "ok", sync_run_id)
         before = conn.total_changes
         conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in parsed.rows])
         new_events = conn.total_changes - before
@@ -486,85 +426,6 @@ def _conflicting_rows(conn: sqlite3.Connection, rows: list[tuple]) -> list[tuple
     return conflicts
 
 
-def mark_file(
-    db: sqlite_utils.Database, ref: FileRef, status: str, error: str | None, sync_run_id: int | None
-) -> FileOutcome:
-    """Record a file that was skipped (not a log file) or failed (with the reason), so nothing is forgotten."""
-    with db.atomic():
-        _upsert_file(db, ref, status, sync_run_id, error=error)
-    return FileOutcome(ref, status, error=error)
-
-
-def stored_file_etags(db: sqlite_utils.Database, bucket: str, keys: list[str]) -> dict[str, str | None]:
-    """Etags of files already stored ok or skipped, to avoid fetching them again."""
-    found = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        placeholders = ", ".join("?" for _ in chunk)
-        found.update(
-            db.execute(
-                f"SELECT key, etag FROM files WHERE bucket = ? AND status IN ('ok', 'skipped') AND key IN ({placeholders})",
-                [bucket, *chunk],
-            ).fetchall()
-        )
-    return found
-
-
-def start_sync_run(db: sqlite_utils.Database, source: str) -> int:
-    with db.atomic():
-        cursor = db.execute("INSERT INTO sync_runs (source, started_at) VALUES (?, ?)", [source, utc_now()])
-    return cursor.lastrowid
-
-
-def finish_sync_run(db: sqlite_utils.Database, run_id: int, status: str, counts: dict, message: str | None) -> None:
-    """Close a sync run and bump the generation so cached page data is refreshed."""
-    with db.atomic():
-        db.execute(
-            "UPDATE sync_runs SET ended_at = ?, status = ?, files = ?, new_events = ?, duplicates = ?, "
-            "skipped = ?, failures = ?, message = ? WHERE id = ?",
-            [
-                utc_now(),
-                status,
-                counts.get("files", 0),
-                counts.get("new_events", 0),
-                counts.get("duplicates", 0),
-                counts.get("skipped", 0),
-                counts.get("failures", 0),
-                message,
-                run_id,
-            ],
-        )
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-
-
-def discard_demo_data(db: sqlite_utils.Database) -> int:
-    """Empty a cache that holds only demo events, with everything derived from them (files, runs, fired alerts),
-    keeping what the user made (alert rules, saved searches, the audit log); returns the events removed."""
-    with db.atomic():
-        removed = db.execute("DELETE FROM events").rowcount
-        for table in ("rejected_records", "files", "sync_runs", "fired_alert_events", "fired_alerts"):
-            db.execute(f"DELETE FROM {table}")
-        # Emptied, `events` hands out rowids from 1 again: rule and derived-data watermarks must start over with it.
-        db.execute("UPDATE alert_watermarks SET last_rowid = 0")
-        derived.clear(db.conn)
-        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-    return removed
-
-
-def mark_interrupted_runs(db: sqlite_utils.Database) -> None:
-    """Runs left 'running' by a killed process are shown as interrupted (call while holding the sync lock)."""
-    with db.atomic():
-        db.execute("UPDATE sync_runs SET status = 'interrupted' WHERE status = 'running'")
-
-
-def cache_generation(conn: sqlite3.Connection) -> int:
-    """A number that changes after every sync: the key for cached page data."""
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    except sqlite3.OperationalError:
-        return -1
-    return int(row[0]) if row else 0
-
 
 def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:
     """The original CloudTrail record of one stored event, rebuilt losslessly."""
@@ -578,3 +439,17 @@ def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:
         return None
     raw_record = codec.decompress(row[0], row[1])
     return restore_record(raw_record, dict(zip(JSON_COLUMN_FIELDS.values(), row[2:])))
+
+
+def discard_demo_data(db: sqlite_utils.Database) -> int:
+    """Empty a cache that holds only demo events, with everything derived from them (files, runs, fired alerts),
+    keeping what the user made (alert rules, saved searches, the audit log); returns the events removed."""
+    with db.atomic():
+        removed = db.execute("DELETE FROM events").rowcount
+        for table in ("rejected_records", "files", "sync_runs", "fired_alert_events", "fired_alerts"):
+            db.execute(f"DELETE FROM {table}")
+        # Emptied, `events` hands out rowids from 1 again: rule and derived-data watermarks must start over with it.
+        db.execute("UPDATE alert_watermarks SET last_rowid = 0")
+        derived.clear(db.conn)
+        bump_generation(db)
+    return removed

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trailstream import catalog
-from trailstream.ingest.records import EVENT_COLUMNS
+from trailstream.cache.rows import EVENT_COLUMNS
 
 PUBLIC_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in ("raw", "raw_codec", "record_hash")) + ("file_id",)
 

@@ -17,11 +17,11 @@ from functools import partial
 from pathlib import Path
 
 from trailstream.ingest import aws
-from trailstream.cache import store
 from trailstream.ingest.messages import MessageError, explain_not_log_file, parse_message_body
 from trailstream.ingest.aws import SourceError
-from trailstream.cache.store import FileRef
+from trailstream.cache.bookkeeping import FileRef
 from trailstream.ingest.sync import Ingester, ProgressCallback, SyncResult, bounded, local_ref
+from trailstream.cache import bookkeeping
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class _QueueSync:
         if ident in self.objects:  # the same file named twice in flight: fetch it once
             self.objects[ident].append(pending)
             return
-        already = store.stored_file_etags(self.ingester.db, ref.bucket, [ref.key])
+        already = bookkeeping.stored_file_etags(self.ingester.db, ref.bucket, [ref.key])
         if ref.bucket not in self.buckets:
             self._refuse(ref, already)
         elif reason := explain_not_log_file(ref.key, ref.size):
@@ -307,7 +307,7 @@ def _list_or_fail(s3, bucket, since, until, log_prefix: aws.LogPrefix):
 def _select_new(ingester: Ingester, source: str, bucket: str, listed: list) -> list[FileRef]:
     """Refs of listed objects not stored yet (same key and etag); non-log objects are recorded as skipped."""
     listed = sorted(listed, key=lambda item: item.key)
-    known = store.stored_file_etags(ingester.db, bucket, [item.key for item in listed])
+    known = bookkeeping.stored_file_etags(ingester.db, bucket, [item.key for item in listed])
     new = [item for item in listed if known.get(item.key, _MISSING) != item.etag]
     ingester.result.unchanged += len(listed) - len(new)
     ingester.files_total = len(new)
@@ -327,11 +327,7 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
                  workers: int | None = None) -> SyncResult:
     """Fetch again every file recorded as failed: S3 ones from S3, local ones from their path."""
     with Ingester(db_path, "retry", progress, workers, batch=True) as ingester:
-        rows = ingester.db.execute(
-            "SELECT source, bucket, key FROM files WHERE status = 'failed' AND source != 'refused' "
-            "AND (bucket != '' OR source = 'local') ORDER BY id"
-        ).fetchall()
-        refs = [FileRef(source, bucket, key) for source, bucket, key in rows]
+        refs = bookkeeping.failed_file_refs(ingester.db.conn)
         remote = [ref for ref in refs if ref.bucket]
         local = [ref for ref in refs if not ref.bucket]
         ingester.files_total = len(refs)

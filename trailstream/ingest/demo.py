@@ -27,6 +27,7 @@ import orjson
 
 from trailstream.catalog import PRIVILEGE_CHANGE_EVENTS, UNAUTHORIZED_ERROR_CODES
 from trailstream.ingest.records import principal_name
+from trailstream.timefmt import TIME_FORMAT, parse_iso_utc
 
 DEMO_SEED = 7
 DAY, HOUR, MINUTE = 86_400, 3_600, 60
@@ -244,7 +245,7 @@ class _Clock:
 
 
 def _iso(moment: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    return time.strftime(TIME_FORMAT, time.gmtime(moment))
 
 
 def _aws_date(moment: int) -> str:
@@ -976,7 +977,7 @@ def _plant(b: _Builder, end: int) -> dict[str, list[dict]]:
 
 
 def _epoch(event_time: str) -> int:
-    return int(datetime.strptime(event_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    return int(parse_iso_utc(event_time).timestamp())
 
 
 def _spree(b: _Builder, t: int, s: Session, net: Network) -> list[dict]:

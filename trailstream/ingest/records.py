@@ -7,48 +7,16 @@ import hashlib
 import io
 import re
 import zlib
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
 
 from trailstream.cache import codec
+from trailstream.cache.rows import ParsedLog, split_record
+from trailstream.timefmt import iso_utc
 
-# The public `events` columns, in table order; `raw`, `raw_codec` and `record_hash` hold the lossless record.
-EVENT_COLUMNS = (
-    "event_id",
-    "event_time",
-    "event_source",
-    "event_name",
-    "aws_region",
-    "account_id",
-    "principal",
-    "principal_arn",
-    "user_type",
-    "access_key_id",
-    "source_ip",
-    "user_agent",
-    "error_code",
-    "error_message",
-    "read_only",
-    "event_type",
-    "event_category",
-    "resources",
-    "request_parameters",
-    "response_elements",
-    "additional_event_data",
-    "raw",
-    "raw_codec",
-    "record_hash",
-)
 
 # Record fields kept as JSON-text columns and left out of the compressed raw blob (see codec).
-JSON_COLUMN_FIELDS = {
-    "resources": "resources",
-    "requestParameters": "request_parameters",
-    "responseElements": "response_elements",
-    "additionalEventData": "additional_event_data",
-}
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_DECOMPRESSED_BYTES = 1 << 30  # CloudTrail files are rarely above 100 MB; a gzip bomb is refused
@@ -58,17 +26,6 @@ _ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 class LogFileError(ValueError):
     """The file cannot be read as a CloudTrail log file; the message says why, for a person."""
 
-
-@dataclass
-class ParsedLog:
-    """What one file yielded: rows to store, and records refused with the reason."""
-
-    kind: str  # "records" (a log file), "digest", or "other" (readable JSON of another shape)
-    rows: list[tuple] = field(default_factory=list)
-    rejects: list[tuple[int, str | None, str]] = field(default_factory=list)  # (position, event_id, reason)
-    records: int = 0
-    oldest_event_time: str | None = None
-    newest_event_time: str | None = None
 
 
 def read_log_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> bytes:
@@ -133,7 +90,7 @@ def normalize_event_time(value) -> str:
         raise RecordRejected(f"eventTime {value[:40]!r} is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(moment)
 
 
 def principal_name(identity: dict) -> str | None:
@@ -175,19 +132,6 @@ def _text(value) -> str | None:
         return value
     return str(value)
 
-
-def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:
-    """The record's JSON with its large fields replaced by a placeholder, and those fields as JSON text."""
-    stripped = dict(record)
-    json_columns = {}
-    for field_name, column in JSON_COLUMN_FIELDS.items():
-        value = record.get(field_name)
-        if value is None:
-            json_columns[column] = None
-        else:
-            json_columns[column] = orjson.dumps(value).decode()
-            stripped[field_name] = codec.PLACEHOLDER
-    return orjson.dumps(stripped), json_columns
 
 
 def parse_record(record, compressor) -> tuple:
@@ -237,10 +181,3 @@ def parse_record(record, compressor) -> tuple:
     )
 
 
-def restore_record(raw_record: bytes, json_columns: dict[str, str | None]) -> dict:
-    """Rebuild the original record from its decompressed blob and its JSON-text columns, in key order."""
-    record = orjson.loads(raw_record)
-    for field_name, column in JSON_COLUMN_FIELDS.items():
-        if record.get(field_name) == codec.PLACEHOLDER:
-            record[field_name] = orjson.loads(json_columns[column])
-    return record

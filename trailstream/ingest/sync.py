@@ -12,11 +12,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from trailstream.ingest import records
 from trailstream.cache import store
-from trailstream.cache.store import FileOutcome, FileRef
+from trailstream.cache.bookkeeping import FileOutcome, FileRef
+from trailstream.cache import bookkeeping
 
 
 @dataclass
@@ -104,6 +106,16 @@ INLINE_PARSE_BYTES = 4 * 1024  # below this a file is parsed in-process: the han
 BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small file cost more than its inserts
 
 
+DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
+
+
+def _dictionary_samples() -> list[dict]:
+    """Demo-generator records that teach a new cache's zstd dictionary what CloudTrail records look like."""
+    from trailstream.ingest import demo
+
+    return demo.generate_records(events=3000, seed=0, end=DICTIONARY_SAMPLE_END)
+
+
 def _init_worker(compressor) -> None:
     global _worker_compressor
     _worker_compressor = compressor
@@ -142,9 +154,9 @@ class Ingester:
         self._lock.__enter__()
         try:
             self.db = store.open_cache(self.db_path)
-            store.mark_interrupted_runs(self.db)
-            self.compressor = store.ensure_compressor(self.db)
-            self.run_id = store.start_sync_run(self.db, self.result.source)
+            bookkeeping.mark_interrupted_runs(self.db)
+            self.compressor = store.ensure_compressor(self.db, _dictionary_samples)
+            self.run_id = bookkeeping.start_sync_run(self.db, self.result.source)
             if self.batch:
                 self.db.execute("BEGIN")
         except BaseException:
@@ -162,7 +174,7 @@ class Ingester:
                 message = None if self.result.succeeded else "; ".join(r for _, r in self.result.failures[:3])
             else:
                 status, message = "interrupted", f"{exc_type.__name__}: {exc}"
-            store.finish_sync_run(self.db, self.run_id, status, self.result.counts(), message)
+            bookkeeping.finish_sync_run(self.db, self.run_id, status, self.result.counts(), message)
             self.db.close()
         finally:
             self._lock.__exit__(exc_type, exc, tb)
@@ -208,10 +220,10 @@ class Ingester:
         return self._record(store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch))
 
     def skip(self, ref: FileRef, reason: str) -> FileOutcome:
-        return self._record(store.mark_file(self.db, ref, "skipped", reason, self.run_id))
+        return self._record(bookkeeping.mark_file(self.db, ref, "skipped", reason, self.run_id))
 
     def fail(self, ref: FileRef, reason: str) -> FileOutcome:
-        return self._record(store.mark_file(self.db, ref, "failed", reason, self.run_id))
+        return self._record(bookkeeping.mark_file(self.db, ref, "failed", reason, self.run_id))
 
     def _record(self, outcome: FileOutcome) -> FileOutcome:
         self.result.add(outcome)
@@ -282,7 +294,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
         for name, reason in missing:
             ingester.result.fail(name, reason)
         refs = [local_ref(path) for path in files]
-        known = store.stored_file_etags(ingester.db, "", [ref.key for ref in refs])
+        known = bookkeeping.stored_file_etags(ingester.db, "", [ref.key for ref in refs])
         todo = [ref for ref in refs if known.get(ref.key, object()) != ref.etag]
         ingester.result.unchanged = len(refs) - len(todo)
         ingester.files_total = len(todo)
@@ -299,7 +311,7 @@ def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCal
 
     db = store.open_cache(db_path)
     try:
-        real_files = db.execute("SELECT count(*) FROM files WHERE source != 'demo'").fetchone()[0]
+        real_files = bookkeeping.real_file_count(db.conn)
     finally:
         db.close()
     if real_files:

@@ -12,8 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -22,7 +20,9 @@ import sqlite_utils
 from trailstream import catalog
 from trailstream.notify import mailer
 from trailstream.cache import store
-from trailstream.filters import EventFilter, iso_utc
+from trailstream.filters import EventFilter
+from trailstream.timefmt import iso_utc
+from trailstream.timefmt import parse_iso_utc, utc_now
 
 RULE_KINDS = {
     "finding": "Security finding",
@@ -140,7 +140,7 @@ BUILTIN_RULES: dict[str, BuiltinRule] = _builtin_rules()
 
 def ensure_builtin_rules(db: sqlite_utils.Database) -> None:
     """Add any built-in rule the cache lacks (enabled, default settings); the tables come from store's migrations."""
-    now = store.utc_now()
+    now = utc_now()
     with db.atomic():
         db.conn.executemany(
             "INSERT OR IGNORE INTO alert_rules (key, kind, name, severity, query, created_at, updated_at) "
@@ -214,7 +214,7 @@ def save_rule(db: sqlite_utils.Database, rule: AlertRule) -> int:
     if problems:
         raise ValueError("; ".join(problems))
     ensure_builtin_rules(db)
-    now = store.utc_now()
+    now = utc_now()
     values = {
         "name": rule.name.strip(),
         "enabled": int(rule.enabled),
@@ -387,7 +387,7 @@ def _detect(conn, since: str, detection_settings) -> list:
     """Every finding around the candidate period (with a day of context before it for bursts and travel)."""
     from trailstream.analytics import detections
 
-    start = iso_utc(_parse_time(since) - DETECTION_CONTEXT)
+    start = iso_utc(parse_iso_utc(since) - DETECTION_CONTEXT)
     return detections.detect_findings(conn, EventFilter(start=start), detection_settings)
 
 
@@ -435,7 +435,7 @@ def _finding_drafts(conn, rule: AlertRule, findings, mark: int, top: int, since:
 
 def _matching_events(conn, db_path, rule: AlertRule, mark: int, top: int, since: str, until: str) -> list[Candidate]:
     """Events the rule matches up to `top`: new ones only, or with a window of history for a threshold."""
-    start = since if rule.threshold <= 1 else iso_utc(_parse_time(since) - timedelta(minutes=rule.window_minutes))
+    start = since if rule.threshold <= 1 else iso_utc(parse_iso_utc(since) - timedelta(minutes=rule.window_minutes))
     lowest = mark if rule.threshold <= 1 else 0
     if rule.kind == "sql":
         return _sql_rule_events(db_path, rule.query, lowest, top, start, until)
@@ -487,14 +487,10 @@ def _sql_rule_events(db_path, sql: str, lowest: int, top: int, start: str, until
     return [Candidate(*row) for row in result.frame.iter_rows()]
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-
-
 def _threshold_drafts(conn, rule: AlertRule, candidates: list[Candidate], mark: int, since: str) -> list[AlertDraft]:
     """One alert listing the matching events in windows that reach the threshold and hold a new event."""
     new = [item.rowid > mark and item.event_time >= since for item in candidates]
-    chosen = windows_over_threshold([_parse_time(item.event_time) for item in candidates], new, rule.threshold,
+    chosen = windows_over_threshold([parse_iso_utc(item.event_time) for item in candidates], new, rule.threshold,
                                     timedelta(minutes=rule.window_minutes))
     picked = [item.event_id for item, keep in zip(candidates, chosen) if keep]
     taken = _already_alerted(conn, rule.id, picked)
@@ -892,7 +888,7 @@ def deliver_alerts(db: sqlite_utils.Database, smtp: mailer.SmtpSettings | None, 
     digest_due = digest and (
         last_digest is None
         or any(alert.attempts for alert in digest)
-        or now - _parse_time(last_digest) >= alert_settings.digest_every
+        or now - parse_iso_utc(last_digest) >= alert_settings.digest_every
     )
     batches = immediate + (_group_by_recipients(digest) if digest_due else [])
     result.waiting = 0 if digest_due else len(digest)
@@ -946,28 +942,3 @@ def _send_batch(db, smtp: mailer.SmtpSettings, batch: list[FiredAlert], base_url
     events = {alert.id: query_alert_events(db.conn, alert.id, MAIL_EVENT_LIMIT) for alert in batch}
     subject, text, markup = compose_mail(batch, events, base_url)
     mailer.send_mail(smtp, batch[0].recipients or smtp.recipients, subject, text, markup)
-
-
-def watch(db_path, settings, every: timedelta, iterations: int | None = None,
-          report: Callable[[str], None] = print, then: Callable[[], object] | None = None) -> AlertRunResult | None:
-    """Sync every configured source, run the alerts, then `then` (the scheduled reports), every `every`
-    (forever unless iterations is given)."""
-    from trailstream import jobs
-
-    last = None
-    done = 0
-    while iterations is None or done < iterations:
-        started = time.monotonic()
-        if getattr(settings, "sources", None):
-            for sync_result in jobs.run_configured_sync(settings, db_path):
-                report(sync_result.summary())
-        else:
-            report("sync: no sources are configured; add one on the app's Sources & settings page")
-        last = run_alerts(db_path, settings)
-        report(last.summary())
-        if then is not None:
-            then()
-        done += 1
-        if iterations is None or done < iterations:
-            time.sleep(max(0.0, every.total_seconds() - (time.monotonic() - started)))
-    return last

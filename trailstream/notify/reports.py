@@ -16,8 +16,9 @@ from markupsafe import Markup
 from trailstream.analytics import exports, sqlguard
 from trailstream.notify import mailer, saved as saved_searches
 from trailstream.cache import store
-from trailstream.filters import iso_utc
-from trailstream.analytics.queries import TIME_FORMAT, query_search
+from trailstream.timefmt import iso_utc
+from trailstream.analytics.queries import query_search
+from trailstream.timefmt import TIME_FORMAT
 from trailstream.notify.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
 
 MIME_TYPES = {**exports.MIME_TYPES, "html": "text/html"}

@@ -18,6 +18,7 @@ from trailstream.notify import mailer
 from trailstream.cache import store
 from trailstream.filters import TIME_PRESETS, EventFilter
 from trailstream.analytics.queries import SearchQuery
+from trailstream.timefmt import parse_iso_utc, utc_now
 
 KINDS = {"search": "Search filter", "sql": "SQL query"}
 REPORT_FORMATS = {"csv": "CSV", "parquet": "Parquet", "html": "HTML page (chart and table)"}
@@ -136,7 +137,7 @@ def save_search(db_path, saved: SavedSearch) -> SavedSearch:
     problems = check_saved(saved)
     if problems:
         raise SavedSearchError("; ".join(problems))
-    now = store.utc_now()
+    now = utc_now()
     db = _writable(db_path)
     try:
         with db.atomic():
@@ -228,7 +229,7 @@ def is_due(saved: SavedSearch, now: datetime) -> bool:
         return False
     if saved.last_sent_at is None:
         return True
-    last = datetime.strptime(saved.last_sent_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    last = parse_iso_utc(saved.last_sent_at)
     if saved.schedule == "daily":
         return last.date() < now.astimezone(timezone.utc).date()
     return last.isocalendar()[:2] < now.astimezone(timezone.utc).isocalendar()[:2]

@@ -1,0 +1,36 @@
+"""The layering in pyproject.toml holds: a wrong-way import fails the suite, not just a review."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+
+
+def _lint(tree: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` on a tree, with that tree's trailstream first on the path."""
+    return subprocess.run([sys.executable, "-c", LINT, "--config", "pyproject.toml", "--no-cache"], cwd=tree,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"})
+
+
+def test_the_import_contracts_are_kept():
+    result = _lint(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+def test_an_upward_import_breaks_the_layers_contract(tmp_path):
+    """The contracts can fail: a copy of the package whose cache imports the app is refused."""
+    import shutil
+
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "trailstream", copy / "trailstream", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    store = copy / "trailstream" / "cache" / "store.py"
+    store.write_text(store.read_text() + "\nfrom trailstream.app import ui  # planted\n")
+    result = _lint(copy)
+    assert result.returncode != 0
+    assert "trailstream.cache.store -> trailstream.app.ui" in result.stdout
