@@ -259,6 +259,31 @@ def m007_events_principal_activity(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX events_principal_activity ON events ({', '.join(PRINCIPAL_ACTIVITY_COLUMNS)})")
 
 
+@migrations()
+def m008_alert_channels(db: sqlite_utils.Database) -> None:
+    """Alert channels beside email (apprise URLs): a rule's own channels, and one delivery row per fired alert and
+    channel so each channel gets each alert once and a channel that is down is retried. A channel is stored by a
+    digest of its URL and a label with the secrets masked, never the URL itself."""
+    _execute_script(
+        db,
+        """
+        ALTER TABLE alert_rules ADD COLUMN channels TEXT NOT NULL DEFAULT '[]';
+        CREATE TABLE alert_channel_deliveries (
+            alert_id INTEGER NOT NULL REFERENCES fired_alerts (id) ON DELETE CASCADE,
+            channel TEXT NOT NULL,
+            label TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_attempt_at TEXT,
+            sent_at TEXT,
+            error TEXT,
+            PRIMARY KEY (alert_id, channel)
+        );
+        CREATE INDEX alert_channel_deliveries_unsent ON alert_channel_deliveries (status) WHERE status != 'sent';
+        """,
+    )
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
