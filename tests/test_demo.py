@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
@@ -79,6 +80,26 @@ def test_same_arguments_give_identical_records_and_another_seed_differs():
     assert orjson.dumps(first) == orjson.dumps(demo.generate_records(events=2_000, seed=3, end=END))
     other = demo.generate_records(events=2_000, seed=4, end=END)
     assert {r["eventID"] for r in first} != {r["eventID"] for r in other}
+
+
+# sha256 of the records (orjson, sorted keys) and of the log files, for 2,000 events ending GOLDEN_END: computed from
+# the single-module generator before it became a package. An intended change to the demo's output updates them.
+GOLDEN_END = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+GOLDEN = {
+    0: ("11a08950bd50ce978e7591aedd59721305aaa8110b0e0d0abacc2947821856fb",
+        "d339a4c181b7ccf139fbfc1b29ab272d56e8310f14d745c1dc280734c86671f2"),
+    7: ("c16b43f04865f25bf13753e7f0efa4e02d2044ca407e2915f4e6e5838544510c",
+        "deddfe6ea2e4421c3dfe392486d1475d76ba08a04d2376d2e3a9787d6542a047"),
+}
+
+
+@pytest.mark.parametrize("seed", sorted(GOLDEN))
+def test_a_seed_gives_the_same_bytes_as_before_the_generator_was_split(seed):
+    generated = demo.generate_records(2_000, seed=seed, end=GOLDEN_END)
+    files = b"".join(key.encode() + data for key, data in demo.iter_log_files(generated))
+    digests = (hashlib.sha256(orjson.dumps(generated, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+               hashlib.sha256(files).hexdigest())
+    assert digests == GOLDEN[seed]
 
 
 def test_planted_records_are_the_same_for_every_seed_and_end():
