@@ -35,7 +35,21 @@ REGION_WEIGHTS = (10, 3, 6, 2, 1, 1)  # most work in two regions, a little elsew
 RECORDS_PER_FILE = 1000  # a busy account-region's five minutes; CloudTrail splits larger deliveries
 HOURS = 24
 AWS_PREFIXES = ("3.", "13.", "18.", "34.", "35.", "44.", "52.", "54.")  # where AWS's own addresses are
-USER_AGENTS = demo.BROWSERS + demo.CLIS + (demo.TERRAFORM_UA, demo.SDK_UA, demo.LAMBDA_UA, demo.SSM_AGENT_UA)
+BROWSERS = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36 Edg/122.0.0.0",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0",
+)
+CLIS = (
+    "aws-cli/2.15.30 Python/3.11.8 Darwin/23.3.0 exe/x86_64 prompt/off",
+    "aws-cli/2.15.19 Python/3.11.6 Linux/6.5.0-21-generic exe/x86_64.ubuntu.22 prompt/off",
+    "Boto3/1.34.50 md/Botocore#1.34.50 ua/2.0 os/macos#23.3.0 md/arch#arm64 lang/python#3.11.8 md/pyimpl#CPython Botocore/1.34.50",
+)
+TERRAFORM_UA = "APN/1.0 HashiCorp/1.0 Terraform/1.7.4 (+https://www.terraform.io) terraform-provider-aws/5.40.0"
+SDK_UA = "aws-sdk-go-v2/1.25.2 os/linux lang/go#1.21.8 md/GOOS#linux md/GOARCH#amd64 api/s3#1.51.1"
+LAMBDA_UA = ("Boto3/1.34.42 md/Botocore#1.34.42 ua/2.0 os/linux#5.10.210-220.852.amzn2.x86_64 md/arch#x86_64 "
+             "lang/python#3.12.2 md/pyimpl#CPython exec-env/AWS_Lambda_python3.12 cfg/retry-mode#legacy Botocore/1.34.42")
+USER_AGENTS = BROWSERS + CLIS + (TERRAFORM_UA, SDK_UA, LAMBDA_UA)
 _KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
@@ -200,14 +214,14 @@ class ManySessions:
             session = rng.choice(("", "botocore-session-", "lambda-")) + _hex(rng, 16)
             identity = assumed_role(rng, role, account, session, moment - timedelta(seconds=rng.randrange(900)))
             ip = "AWS Internal" if rng.random() < 0.3 else aws_ipv4(rng)
-            return _record(rng, moment, identity, ip, rng.choice((demo.LAMBDA_UA, demo.SDK_UA, "AWS Internal")), 0.03)
+            return _record(rng, moment, identity, ip, rng.choice((LAMBDA_UA, SDK_UA, "AWS Internal")), 0.03)
         if draw < 0.95:
             identity, homes = rng.choice(self.people)
             ip = public_ipv4(rng) if rng.random() < 0.05 else rng.choice(homes)
-            return _record(rng, moment, identity, ip, rng.choice(demo.BROWSERS + demo.CLIS), 0.03)
+            return _record(rng, moment, identity, ip, rng.choice(BROWSERS + CLIS), 0.03)
         role, account = rng.choice(self.ci_roles)
         identity = assumed_role(rng, role, account, f"GitHubActions-{rng.randrange(10**9)}", moment)
-        return _record(rng, moment, identity, public_ipv4(rng), demo.TERRAFORM_UA, 0.03)
+        return _record(rng, moment, identity, public_ipv4(rng), TERRAFORM_UA, 0.03)
 
 
 def _synthetic_hours(actors, events: int, seed: int, end: datetime) -> Iterator[list[dict]]:
