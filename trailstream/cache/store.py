@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream.cache import codec, derived, views
+from trailstream.cache import codec, derived, views, watermarks
 from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -282,6 +282,12 @@ def m008_alert_channels(db: sqlite_utils.Database) -> None:
         CREATE INDEX alert_channel_deliveries_unsent ON alert_channel_deliveries (status) WHERE status != 'sent';
         """,
     )
+
+
+@migrations()
+def m012_lookup_watermarks(db: sqlite_utils.Database) -> None:
+    """How far Event history (LookupEvents) was read per account, region and category, so a lookup resumes."""
+    db.execute(watermarks.SCHEMA_SQL)
 
 
 class SyncAlreadyRunning(RuntimeError):
