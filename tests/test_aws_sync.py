@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import free_port
 from trailstream.ingest import aws as aws_access, aws_sync
 from trailstream.cache import store
+from trailstream.config import AwsAccess
 
 BUCKET = "trail-bucket"
 ACCOUNT = "111122223333"
@@ -342,7 +343,7 @@ def test_a_second_concurrent_sync_is_refused_with_a_clear_message(db_path, s3, s
 
 
 def test_a_missing_queue_is_a_failure_that_names_the_queue_and_region(db_path, aws):
-    result = aws_sync.sync_queue(db_path, "no-such-queue", [BUCKET], region="eu-west-1", workers=1)
+    result = aws_sync.sync_queue(db_path, "no-such-queue", [BUCKET], AwsAccess(region="eu-west-1"), workers=1)
     [(name, reason)] = result.failures
     assert 'queue "no-such-queue" not found in eu-west-1' in reason
 
@@ -441,14 +442,14 @@ def test_retry_failed_fetches_s3_and_local_files_again(db_path, s3, sqs, trail_q
 
 
 def test_connection_check_reports_ok_for_a_reachable_queue_and_bucket(s3, trail_queue):
-    check = aws_access.check_connection(queue="trail-queue", buckets=[BUCKET], region="us-east-1")
+    check = aws_access.check_connection(AwsAccess(region="us-east-1"), queue="trail-queue", buckets=[BUCKET])
     assert check.ok, check.message
     assert 'queue "trail-queue" reachable' in check.message and f'bucket "{BUCKET}" readable' in check.message
 
 
 def test_connection_check_through_an_assumed_role(s3, trail_queue):
-    check = aws_access.check_connection(queue=trail_queue, buckets=BUCKET, region="us-east-1",
-                                     role_arn="arn:aws:iam::123456789012:role/trail-reader", external_id="x-1")
+    access = AwsAccess(region="us-east-1", role_arn="arn:aws:iam::123456789012:role/trail-reader", external_id="x-1")
+    check = aws_access.check_connection(access, queue=trail_queue, buckets=BUCKET)
     assert check.ok, check.message
     assert "assumed-role/trail-reader/trailstream" in check.details[0]
 
@@ -461,7 +462,7 @@ def test_connection_check_through_an_assumed_role(s3, trail_queue):
     ],
 )
 def test_connection_check_explains_what_is_missing(s3, trail_queue, queue, bucket, answer):
-    check = aws_access.check_connection(queue=queue, buckets=[bucket] if bucket else [], region="us-east-1")
+    check = aws_access.check_connection(AwsAccess(region="us-east-1"), queue=queue, buckets=[bucket] if bucket else [])
     assert not check.ok and answer in check.message
 
 
@@ -471,12 +472,12 @@ def test_connection_check_explains_missing_credentials(aws, monkeypatch, tmp_pat
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    check = aws_access.check_connection(queue="q", region="us-east-1")
+    check = aws_access.check_connection(AwsAccess(region="us-east-1"), queue="q")
     assert not check.ok and "no AWS credentials found" in check.message
 
 
 def test_connection_check_explains_an_unknown_profile(aws):
-    check = aws_access.check_connection(profile="nobody-has-this", region="us-east-1")
+    check = aws_access.check_connection(AwsAccess(profile="nobody-has-this", region="us-east-1"))
     assert not check.ok and 'AWS profile "nobody-has-this" not found' in check.message
 
 

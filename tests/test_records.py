@@ -5,6 +5,7 @@ import gzip
 import orjson
 import pytest
 
+from trailstream.cache import rows
 from trailstream.cache import codec
 from trailstream.ingest import records
 
@@ -36,7 +37,7 @@ def api_call(event_id="e-1", name="DescribeInstances", **extra) -> dict:
 
 
 def row_of(record) -> dict:
-    return dict(zip(records.EVENT_COLUMNS, records.parse_record(record, codec.default_compressor())))
+    return dict(zip(rows.EVENT_COLUMNS, records.parse_record(record, codec.default_compressor())))
 
 
 def test_plain_and_gzipped_files_give_the_same_rows():
@@ -141,7 +142,7 @@ def test_the_record_is_restored_losslessly_in_key_order():
     record = api_call(responseElements={"big": ["x" * 50] * 20}, additionalEventData={"MFAUsed": "No"})
     row = row_of(record)
     blob = codec.decompress(row["raw"], None)
-    columns = {c: row[c] for c in records.JSON_COLUMN_FIELDS.values()}
-    restored = records.restore_record(blob, columns)
+    columns = {c: row[c] for c in rows.JSON_COLUMN_FIELDS.values()}
+    restored = rows.restore_record(blob, columns)
     assert restored == record and list(restored) == list(record)
     assert orjson.loads(row["request_parameters"]) == record["requestParameters"]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
+from trailstream.cache import rows as stored_rows
 from trailstream import timefmt
 from trailstream import catalog
 from trailstream.cache import codec
@@ -382,7 +383,7 @@ def events_of(cloudtrail_records: list[dict]) -> pl.DataFrame:
     """CloudTrail records as an events frame, through the parser (as the cache would hold them)."""
     compressor = codec.default_compressor()
     rows = [records.parse_record(record, compressor) for record in cloudtrail_records]
-    names = records.EVENT_COLUMNS[: len(queries.EVENT_SCHEMA)]
+    names = stored_rows.EVENT_COLUMNS[: len(queries.EVENT_SCHEMA)]
     schema = {name: pl.Int64 if name == "read_only" else pl.String for name in names}
     frame = pl.DataFrame([row[: len(names)] for row in rows], schema=schema, orient="row")
     return frame.with_columns(

@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from tqdm import tqdm
 
 from trailstream.cache import store
+from trailstream.config import AwsAccess
 from trailstream.ingest import sync
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -44,6 +45,21 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _add_access_options(command: argparse.ArgumentParser) -> None:
+    """The AWS credential options every command that reads AWS shares."""
+    command.add_argument("--profile", help="AWS profile (default: the default credential chain)")
+    command.add_argument("--role-arn", help="role to assume, e.g. in another account")
+    command.add_argument("--external-id", help="external ID the role's trust policy requires")
+
+
+def _access(args, region: str | None = None) -> AwsAccess:
+    """The command's AWS credential options as one value; bad values stop the command with a sentence."""
+    access = AwsAccess(args.profile or "", region or "", args.role_arn or "", args.external_id or "")
+    if access.problems():
+        raise CommandError("; ".join(access.problems()))
+    return access
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trailstream", description="TrailStream: AWS CloudTrail monitoring.")
     parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else db in the settings file, else ./trailstream.db)")
@@ -55,10 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cmd = commands.add_parser("sync", help="pull new log files announced on an SQS queue (or every configured source)")
     sync_cmd.add_argument("--queue", help="queue name or URL; without it every source in the settings file is synced")
     sync_cmd.add_argument("--bucket", action="append", default=[], help="trail bucket this queue serves (repeatable)")
-    sync_cmd.add_argument("--region")
-    sync_cmd.add_argument("--profile")
-    sync_cmd.add_argument("--role-arn")
-    sync_cmd.add_argument("--external-id")
+    sync_cmd.add_argument("--region", help="the queue's region (default: from the queue URL or the profile)")
+    _add_access_options(sync_cmd)
     sync_cmd.add_argument("--max-messages", type=_positive)
 
     backfill_cmd = commands.add_parser("backfill", help="import a date range of log files straight from S3")
@@ -66,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cmd.add_argument("--since", type=_date, required=True)
     backfill_cmd.add_argument("--until", type=_date)
     backfill_cmd.add_argument("--account", action="append", default=[])
-    backfill_cmd.add_argument("--region", action="append", default=[])
-    backfill_cmd.add_argument("--profile")
+    backfill_cmd.add_argument("--region", action="append", default=[], help="only these regions' log files (repeatable)")
+    _add_access_options(backfill_cmd)
 
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
@@ -177,10 +191,7 @@ def command_sync(args) -> int:
                 args.db,
                 args.queue,
                 args.bucket,
-                region=args.region,
-                profile=args.profile,
-                role_arn=args.role_arn,
-                external_id=args.external_id,
+                _access(args, args.region),
                 max_messages=args.max_messages,
                 progress=progress,
             ),
@@ -215,7 +226,7 @@ def command_backfill(args) -> int:
             until=args.until,
             accounts=args.account or None,
             regions=args.region or None,
-            profile=args.profile,
+            access=_access(args),
             progress=progress,
         ),
     )

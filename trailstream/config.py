@@ -36,25 +36,54 @@ class SettingsError(ValueError):
         super().__init__(f"{os.fspath(path)} has problems to fix first: " + "; ".join(self.problems))
 
 
+@dataclass(frozen=True)
+class AwsAccess:
+    """How TrailStream reaches AWS: a profile (else the default credential chain), a region, a role to assume."""
+
+    profile: str = ""
+    region: str = ""
+    role_arn: str = ""
+    external_id: str = ""
+
+    def problems(self) -> list[str]:
+        """What is wrong with these values, as sentences."""
+        problems = []
+        if self.region and not REGION_PATTERN.match(self.region):
+            problems.append(f'region "{self.region}" does not look like an AWS region (e.g. eu-west-1)')
+        if self.role_arn and not ROLE_ARN_PATTERN.match(self.role_arn):
+            problems.append(f'role ARN "{self.role_arn}" should look like arn:aws:iam::123456789012:role/Name')
+        return problems
+
+
+@dataclass(kw_only=True)
+class AwsSourceSettings:
+    """The settings keys of every source read from AWS: region, profile, role_arn, external_id."""
+
+    region: str = ""
+    profile: str = ""
+    role_arn: str = ""
+    external_id: str = ""
+
+    @property
+    def access(self) -> AwsAccess:
+        return AwsAccess(self.profile, self.region, self.role_arn, self.external_id)
+
+
 @dataclass
-class SqsSource:
+class SqsSource(AwsSourceSettings):
     """CloudTrail's S3 notifications arriving on an SQS queue; the trail buckets are read with the same credentials."""
 
     kind: ClassVar[str] = "sqs"
     name: str
     queue: str
     buckets: list[str] = field(default_factory=list)
-    region: str = ""
-    profile: str = ""
-    role_arn: str = ""
-    external_id: str = ""
 
     def describe(self) -> str:
         return f"SQS {self.queue}" + (f" ({self.region})" if self.region else "")
 
 
 @dataclass
-class S3Source:
+class S3Source(AwsSourceSettings):
     """A one-off or repeated read of a trail bucket between two dates."""
 
     kind: ClassVar[str] = "s3"
@@ -65,10 +94,6 @@ class S3Source:
     until: str = ""
     accounts: list[str] = field(default_factory=list)
     regions: list[str] = field(default_factory=list)
-    region: str = ""
-    profile: str = ""
-    role_arn: str = ""
-    external_id: str = ""
 
     def describe(self) -> str:
         span = f", {self.since or 'start'} to {self.until or 'today'}"
@@ -190,6 +215,13 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
                     document=document)
 
 
+def setting_fields(source_or_class) -> list:
+    """A source's settings keys in the file's order: its own first, then the AWS access keys."""
+    shared = {spec.name for spec in fields(AwsSourceSettings)}
+    specs = fields(source_or_class)
+    return [spec for spec in specs if spec.name not in shared] + [spec for spec in specs if spec.name in shared]
+
+
 def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
     """One [[sources]] table -> a Source, or None and the problems found (each names the source)."""
     if not isinstance(raw, dict):
@@ -203,7 +235,7 @@ def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
     if kind not in SOURCE_CLASSES:
         return None, [f'{label} has kind = {kind!r}; use one of {", ".join(repr(k) for k in SOURCE_CLASSES)}']
     cls = SOURCE_CLASSES[kind]
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in setting_fields(cls)}
     problems = [f'{label} has an unknown setting "{key}"; known settings for kind "{kind}": {", ".join(known)}'
                 for key in raw if key not in known and key != "kind"]
     values = {"name": raw.get("name") or f"{kind}-{number}"}
@@ -230,13 +262,7 @@ def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
 
 def check_source(source: Source) -> list[str]:
     """Problems with the values of one source (region, role ARN, dates, accounts), as sentences."""
-    problems = []
-    region = getattr(source, "region", "")
-    if region and not REGION_PATTERN.match(region):
-        problems.append(f'region "{region}" does not look like an AWS region (e.g. eu-west-1)')
-    role_arn = getattr(source, "role_arn", "")
-    if role_arn and not ROLE_ARN_PATTERN.match(role_arn):
-        problems.append(f'role ARN "{role_arn}" should look like arn:aws:iam::123456789012:role/Name')
+    problems = source.access.problems() if isinstance(source, AwsSourceSettings) else []
     if isinstance(source, S3Source):
         dates = {}
         for name in ("since", "until"):
@@ -258,7 +284,7 @@ def check_source(source: Source) -> list[str]:
 def source_table(source: Source) -> dict:
     """The [[sources]] entry for a source: kind first, empty optional values left out to keep the file short."""
     values = {"name": source.name, "kind": source.kind}
-    for spec in fields(source):
+    for spec in setting_fields(source):
         value = getattr(source, spec.name)
         if spec.name != "name" and value not in ("", [], None):
             values[spec.name] = value

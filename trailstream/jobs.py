@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from trailstream.cache import bookkeeping, store
 from trailstream.ingest import sync
-from trailstream.config import LocalSource, S3Source, Settings, Source, SqsSource
+from trailstream.config import AwsAccess, AwsSourceSettings, LocalSource, S3Source, Settings, Source, SqsSource
 from trailstream.ingest.sync import ProgressCallback, SyncResult
 from trailstream.notify import alerts, mailer, reports
 
@@ -28,19 +28,14 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
         elif isinstance(source, SqsSource):
             from trailstream.ingest import aws_sync
 
-            result = aws_sync.sync_queue(
-                db_path, source.queue, buckets=source.buckets, region=source.region or None,
-                profile=source.profile or None, role_arn=source.role_arn or None,
-                external_id=source.external_id or None, progress=progress,
-            )
+            result = aws_sync.sync_queue(db_path, source.queue, source.buckets, source.access, progress=progress)
         elif isinstance(source, S3Source):
             from trailstream.ingest import aws_sync
 
             result = aws_sync.backfill(
                 db_path, source.bucket, prefix=source.prefix, since=source.since or None, until=source.until or None,
-                accounts=source.accounts or None, regions=source.regions or None, region=source.region or None,
-                profile=source.profile or None, role_arn=source.role_arn or None,
-                external_id=source.external_id or None, progress=progress,
+                accounts=source.accounts or None, regions=source.regions or None, access=source.access,
+                progress=progress,
             )
         else:  # pragma: no cover - load_settings only builds the kinds above
             raise TypeError(f"unknown source kind {source!r}")
@@ -99,14 +94,9 @@ def retry_failed_files(settings: Settings, db_path: str | os.PathLike | None = N
     from trailstream.ingest import aws_sync
 
     db_path = db_path or settings.db_path()
-    aws_sources = [source for source in settings.sources if isinstance(source, (SqsSource, S3Source))]
-    credentials = {}
-    if aws_sources:
-        first = aws_sources[0]
-        credentials = {"profile": first.profile or None, "region": first.region or None,
-                       "role_arn": first.role_arn or None, "external_id": first.external_id or None}
+    access = next((source.access for source in settings.sources if isinstance(source, AwsSourceSettings)), AwsAccess())
     try:
-        return aws_sync.retry_failed(db_path, progress=progress, **credentials)
+        return aws_sync.retry_failed(db_path, access, progress=progress)
     except Exception as exc:  # shown to the user as a failed retry, with the reason
         result = SyncResult("retry")
         result.fail("retry", f"{type(exc).__name__}: {exc}")

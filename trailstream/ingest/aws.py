@@ -14,6 +14,8 @@ from datetime import date
 import boto3
 import botocore.exceptions
 import botocore.session
+
+from trailstream.config import AwsAccess
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials, create_assume_role_refresher
 
@@ -127,11 +129,12 @@ class _AssumeRoleProvider(CredentialProvider):
         return DeferredRefreshableCredentials(refresh_using=self._refresh, method=self.METHOD)
 
 
-def make_session(profile: str | None = None, region: str | None = None, role_arn: str | None = None,
-                 external_id: str | None = None) -> boto3.Session:
-    """A boto3 session from the default chain or a profile; with role_arn, credentials of that role, renewed as they expire."""
+def make_session(access: AwsAccess, region: str | None = None) -> boto3.Session:
+    """A boto3 session from the default chain or a profile; with a role, that role's credentials, renewed as they expire.
+    `region` overrides the access's region (e.g. a queue URL's)."""
+    profile, role_arn, external_id = access.profile, access.role_arn, access.external_id
     try:
-        session = boto3.Session(profile_name=profile or None, region_name=region or None)
+        session = boto3.Session(profile_name=profile or None, region_name=region or access.region or None)
     except botocore.exceptions.ProfileNotFound:
         raise SourceError(f'AWS profile "{profile}" not found in ~/.aws/config or ~/.aws/credentials: '
                           "check the name on Sources & settings") from None
@@ -274,7 +277,7 @@ class LogPrefix:
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-LOG_FOLDERS = ("CloudTrail", "CloudTrail-Insight")
+LOG_FOLDERS = ("CloudTrail", "CloudTrail-Insight", "CloudTrail-Digest")  # digests go to the integrity tables
 
 
 def _last_folder(prefix: str) -> str:
@@ -350,12 +353,11 @@ class ConnectionCheck:
     details: list[str] = field(default_factory=list)
 
 
-def check_connection(queue: str | None = None, buckets=(), region: str | None = None, profile: str | None = None,
-                     role_arn: str | None = None, external_id: str | None = None) -> ConnectionCheck:
+def check_connection(access: AwsAccess, queue: str | None = None, buckets=()) -> ConnectionCheck:
     """Try the credentials, the queue and each bucket; never raises, so the UI can show the answer as is."""
     details: list[str] = []
     try:
-        session = make_session(profile, region or (queue_region(queue) if queue else None), role_arn, external_id)
+        session = make_session(access, access.region or (queue_region(queue) if queue else None))
         identity = _check_identity(session)
         details.append(f"signed in as {identity}")
         if queue:
@@ -413,3 +415,78 @@ def _check_bucket(session: boto3.Session, bucket: str) -> str:
                               "and s3:GetObject on it", code=code) from None
         raise describe_error(exc, f'checking bucket "{bucket}"') from None
     return f'bucket "{bucket}" readable'
+
+
+# Event history (LookupEvents) and the regions it is read in.
+
+LOOKUP_PAGE_SIZE = 50  # the most LookupEvents returns per page
+_EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+
+
+def make_regional_client(session: boto3.Session, service: str, region: str, attempts: int = 8):
+    """A client for one region whose standard retries back off longer: for paced APIs that throttle (LookupEvents)."""
+    with calling_aws(f"connecting to {service.upper()} in {region}"):
+        return session.client(service, region_name=region,
+                              config=Config(retries={"mode": "standard", "max_attempts": attempts}))
+
+
+def explain_error(exc: BaseException, what: str) -> SourceError:
+    """Like describe_error, with the sentences long reads need: expired credentials and throttling that outlasted retries."""
+    code, _ = error_code(exc)
+    if code in _EXPIRED_CODES:
+        return SourceError(f"the AWS credentials expired while {what} ({code}): renew them (`aws sso login`, or new "
+                           "keys) and run again; it resumes where it stopped", code=code)
+    if code in _THROTTLING_CODES:
+        return SourceError(f"AWS kept throttling {what} ({code}) after several retries: run again later; "
+                           "it resumes where it stopped", transient=True, code=code)
+    return describe_error(exc, what)
+
+
+def fetch_account_id(session: boto3.Session) -> str:
+    """The 12-digit account the credentials belong to (sts:GetCallerIdentity needs no permission)."""
+    try:
+        return session.client("sts").get_caller_identity()["Account"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise explain_error(exc, "checking the AWS credentials") from None
+
+
+def fetch_region_status(session: boto3.Session) -> dict[str, str]:
+    """Every region AWS knows for this account and its opt-in status ('opt-in-not-required', 'opted-in', 'not-opted-in')."""
+    try:
+        regions = session.client("ec2").describe_regions(AllRegions=True)["Regions"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise explain_error(exc, "listing the account's regions (ec2:DescribeRegions)") from None
+    return {item["RegionName"]: item.get("OptInStatus", "opt-in-not-required") for item in regions}
+
+
+def fetch_event_history_page(cloudtrail, start, end, category: str | None = None,
+                             next_token: str | None = None) -> tuple[list[dict], str | None]:
+    """One page (newest first, up to 50) of Event history between start and end; category 'insight' for Insights."""
+    params = {"StartTime": start, "EndTime": end, "MaxResults": LOOKUP_PAGE_SIZE}
+    if category == "insight":
+        params["EventCategory"] = "insight"
+    if next_token:
+        params["NextToken"] = next_token
+    try:
+        response = cloudtrail.lookup_events(**params)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise explain_error(exc, f"reading Event history in {cloudtrail.meta.region_name}") from None
+    return response.get("Events", []), response.get("NextToken")
+
+
+def fetch_object_metadata(s3, bucket: str, key: str) -> dict[str, str]:
+    """An object's user metadata: a CloudTrail digest's signature lives there, not in the file."""
+    with calling_aws(f"reading the metadata of s3://{bucket}/{key}"):
+        return dict(s3.head_object(Bucket=bucket, Key=key).get("Metadata") or {})
+
+
+def fetch_public_keys(session, region: str, start, end) -> list[dict]:
+    """CloudTrail's digest-signing public keys valid in start..end in one region (DER bytes, fingerprint, validity)."""
+    keys = []
+    with calling_aws(f"listing CloudTrail public keys in {region}"):
+        client = session.client("cloudtrail", region_name=region, config=Config(retries={"mode": "standard"}))
+        for page in client.get_paginator("list_public_keys").paginate(StartTime=start, EndTime=end):
+            keys += [{"fingerprint": item["Fingerprint"], "value": item["Value"], "region": region,
+                      "validity_start": item.get("ValidityStartTime"), "validity_end": item.get("ValidityEndTime")}
+                     for item in page.get("PublicKeyList", [])]
+    return keys

@@ -16,7 +16,9 @@ from datetime import date, datetime, timezone
 from functools import partial
 from pathlib import Path
 
-from trailstream.ingest import aws
+from trailstream.config import AwsAccess
+from trailstream.ingest import aws, integrity_sync
+from trailstream.ingest.digests import parse_digest_key
 from trailstream.ingest.messages import MessageError, explain_not_log_file, parse_message_body
 from trailstream.ingest.aws import SourceError
 from trailstream.cache.bookkeeping import FileRef
@@ -130,7 +132,7 @@ class _QueueSync:
         already = bookkeeping.stored_file_etags(self.ingester.db, ref.bucket, [ref.key])
         if ref.bucket not in self.buckets:
             self._refuse(ref, already)
-        elif reason := explain_not_log_file(ref.key, ref.size):
+        elif (reason := explain_not_log_file(ref.key, ref.size)) and not parse_digest_key(ref.key):
             self.ingester.skip(ref, reason)
         elif already:
             self.result.unchanged += 1
@@ -209,15 +211,14 @@ class _QueueSync:
                     log.warning("could not extend the visibility of message %s: %s", pending.message_id, exc)
 
 
-def sync_queue(db_path, queue: str, buckets, region: str | None = None, profile: str | None = None,
-               role_arn: str | None = None, external_id: str | None = None, max_messages: int | None = None,
+def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), max_messages: int | None = None,
                progress: ProgressCallback | None = None, receive_limit: int = 5,
                wait_seconds: int = DEFAULT_WAIT_SECONDS, workers: int | None = None) -> SyncResult:
     """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files commit."""
     buckets = _bucket_list(buckets)
     with Ingester(db_path, "sqs", progress, workers) as ingester:
         try:
-            session = aws.make_session(profile, region or aws.queue_region(queue), role_arn, external_id)
+            session = aws.make_session(access, access.region or aws.queue_region(queue))
             queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)
         except SourceError as exc:
             ingester.result.fail(f"queue {queue}", str(exc))
@@ -225,6 +226,8 @@ def sync_queue(db_path, queue: str, buckets, region: str | None = None, profile:
         threads = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-sqs")
         try:
             queue_sync.run(threads, max_messages, wait_seconds)
+            for bucket in buckets:
+                integrity_sync.save_digest_metadata(ingester.db, queue_sync.s3, bucket)
         finally:  # on an error, unfinished messages stay in the queue and come back after their visibility timeout
             threads.shutdown(wait=False, cancel_futures=True)
         return ingester.result
@@ -268,8 +271,7 @@ def _fetch_and_store(ingester: Ingester, s3, threads: ThreadPoolExecutor, refs: 
 
 
 def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = None, until: date | str | None = None,
-             accounts=None, regions=None, profile: str | None = None, region: str | None = None,
-             role_arn: str | None = None, external_id: str | None = None, progress: ProgressCallback | None = None,
+             accounts=None, regions=None, access: AwsAccess = AwsAccess(), progress: ProgressCallback | None = None,
              workers: int | None = None) -> SyncResult:
     """Import the log files of a date range straight from S3, walking account/region/date partitions; stored files are skipped."""
     since, until = _as_date(since), _as_date(until)
@@ -278,7 +280,7 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
         result = ingester.result
         with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-s3") as threads:
             try:
-                s3 = aws.make_client(aws.make_session(profile, region, role_arn, external_id), "s3", FETCH_THREADS)
+                s3 = aws.make_client(aws.make_session(access), "s3", FETCH_THREADS)
                 log_prefixes = aws.find_log_prefixes(s3, bucket, prefix, accounts, regions)
             except SourceError as exc:
                 result.fail(location, str(exc))
@@ -294,6 +296,8 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
                 if error:
                     result.fail(f"s3://{bucket}/{log_prefix.prefix}", error)
             _fetch_and_store(ingester, s3, threads, _select_new(ingester, "s3", bucket, listed))
+            ingester.commit()
+            integrity_sync.save_digest_metadata(ingester.db, s3, bucket)
         return result
 
 
@@ -315,15 +319,14 @@ def _select_new(ingester: Ingester, source: str, bucket: str, listed: list) -> l
     refs = []
     for item in new:
         ref = FileRef(source, bucket, item.key, item.etag, item.size)
-        if reason := explain_not_log_file(item.key, item.size):
+        if (reason := explain_not_log_file(item.key, item.size)) and not parse_digest_key(item.key):
             ingester.skip(ref, reason)
         else:
             refs.append(ref)
     return refs
 
 
-def retry_failed(db_path, profile: str | None = None, region: str | None = None, role_arn: str | None = None,
-                 external_id: str | None = None, progress: ProgressCallback | None = None,
+def retry_failed(db_path, access: AwsAccess = AwsAccess(), progress: ProgressCallback | None = None,
                  workers: int | None = None) -> SyncResult:
     """Fetch again every file recorded as failed: S3 ones from S3, local ones from their path."""
     with Ingester(db_path, "retry", progress, workers, batch=True) as ingester:
@@ -339,7 +342,7 @@ def retry_failed(db_path, profile: str | None = None, region: str | None = None,
                 ingester.store(local_ref(Path(ref.key)), parsed)
         if remote:
             try:
-                session = aws.make_session(profile, region, role_arn, external_id)
+                session = aws.make_session(access)
                 s3 = aws.make_client(session, "s3", FETCH_THREADS)
             except SourceError as exc:
                 ingester.result.fail("AWS", str(exc))
