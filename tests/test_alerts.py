@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import MailServer
 from trailstream.notify import alerts
-from trailstream import jobs, cli, config
+from trailstream.notify.alerts import fired as alert_records
+from trailstream import catalog, jobs, cli, config
 from trailstream.ingest import demo, sync
 from trailstream.cache import store
 from trailstream.timefmt import iso_utc
@@ -128,7 +129,7 @@ def test_a_fresh_cache_holds_every_builtin_rule_enabled(db_path):
     rules = rules_by_key(db_path)
     assert set(rules) == set(alerts.BUILTIN_RULES)
     assert all(rule.enabled and rule.delivery == "immediate" for rule in rules.values())
-    assert {f"finding:{kind}" for kind in alerts.catalog.FINDING_TYPES} <= set(rules)
+    assert {f"finding:{kind}" for kind in catalog.FINDING_TYPES} <= set(rules)
 
 
 def test_rules_fire_exactly_for_the_planted_positives(demo_cache):
@@ -257,19 +258,19 @@ def test_smtp_down_then_up_delivers_each_alert_exactly_once(demo_cache):
 
 def test_a_crash_between_sending_and_recording_sends_again_rather_than_losing(demo_cache, mail_server, monkeypatch):
     only_rules(demo_cache, "elastic_ip_released")
-    recorded = alerts.mark_alerts
+    recorded = alert_records.mark_alerts
 
     def crash_after_send(db, ids, status, when, error=None):
         if status == "sent":
             raise KeyboardInterrupt("killed right after the mail server accepted the message")
         recorded(db, ids, status, when, error)
 
-    monkeypatch.setattr(alerts, "mark_alerts", crash_after_send)
+    monkeypatch.setattr(alert_records, "mark_alerts", crash_after_send)
     with pytest.raises(KeyboardInterrupt):
         alerts.run_alerts(demo_cache, mail_settings(mail_server), now=END)
     assert len(mail_server.inbox.envelopes) == 1
     assert [alert.status for alert in fired(demo_cache)] == ["pending"]
-    monkeypatch.setattr(alerts, "mark_alerts", recorded)
+    monkeypatch.setattr(alert_records, "mark_alerts", recorded)
     after = alerts.run_alerts(demo_cache, mail_settings(mail_server), now=END)
     assert (after.fired, after.sent) == (0, 1)
     assert len(mail_server.inbox.envelopes) == 2  # a duplicate, never a loss

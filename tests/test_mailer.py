@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -144,35 +140,3 @@ def test_no_recipient_at_all_is_refused_before_connecting():
     smtp = mailer.smtp_settings_from({"host": "127.0.0.1", "port": free_port(), "sender": "a@example.com"})
     with pytest.raises(mailer.MailError, match="no recipients"):
         mailer.send_mail(smtp, [], "s", "t", None)
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-
-def test_a_webhook_receives_json():
-    _Hook.received = []
-    server = HTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        mailer.send_webhook(f"http://127.0.0.1:{server.server_port}/hook", {"text": "root signed in"})
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert _Hook.received == [("application/json", {"text": "root signed in"})]
-
-
-def test_a_webhook_url_must_be_http():
-    with pytest.raises(mailer.MailError, match="must start with https://"):
-        mailer.send_webhook("file:///etc/passwd", {"text": "x"})

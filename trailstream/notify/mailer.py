@@ -1,4 +1,4 @@
-"""Email (and an optional webhook) out of TrailStream: the [smtp] settings, the password lookup, and sending.
+"""Email out of TrailStream: the [smtp] settings, the password lookup, and sending.
 
 The password never lives in the settings file, the cache or a log: it is read at send time from the environment
 variable TRAILSTREAM_SMTP_PASSWORD, else from `[smtp] password` in .streamlit/secrets.toml (read, never written).
@@ -6,15 +6,10 @@ variable TRAILSTREAM_SMTP_PASSWORD, else from `[smtp] password` in .streamlit/se
 
 from __future__ import annotations
 
-import json
 import os
 import smtplib
-import socket
 import ssl
 import tomllib
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -124,17 +119,21 @@ def secrets_paths() -> list[Path]:
 
 def smtp_password(paths: list[Path] | None = None) -> str | None:
     """The SMTP password from TRAILSTREAM_SMTP_PASSWORD, else [smtp] password in secrets.toml; None if neither."""
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
+    return os.environ.get(PASSWORD_ENV) or read_secret("password", "smtp", paths)
+
+
+def read_secret(name: str, section: str | None = None, paths: list[Path] | None = None) -> str | None:
+    """A text value from .streamlit/secrets.toml (top level, or in [section]); read only, never written."""
     for path in paths if paths is not None else secrets_paths():
         try:
             with path.open("rb") as handle:
                 secrets = tomllib.load(handle)
         except (OSError, tomllib.TOMLDecodeError):
             continue
-        password = (secrets.get("smtp") or {}).get("password")
-        if isinstance(password, str) and password:
-            return password
+        table = secrets.get(section) if section else secrets
+        value = table.get(name) if isinstance(table, dict) else None
+        if isinstance(value, str) and value:
+            return value
     return None
 
 
@@ -223,21 +222,3 @@ def _reply(exc) -> str:
     if isinstance(message, bytes):
         message = message.decode("utf-8", "replace")
     return f"{code} {message}".strip()
-
-
-def send_webhook(url: str, payload: dict, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """POST a JSON payload (Slack-style {"text": ...}) to a webhook URL; raises MailError for people."""
-    parts = urllib.parse.urlparse(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise MailError("the webhook URL must start with https:// (or http://); check TRAILSTREAM_WEBHOOK_URL")
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    host = parts.netloc
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as exc:
-        raise MailError(f"the webhook at {host} answered {exc.code} {exc.reason}; check [alerts] webhook_url") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise MailError(f"cannot reach the webhook at {host}: {reason}; check [alerts] webhook_url") from None

@@ -1,0 +1,230 @@
+"""Rule evaluation: what each enabled rule has to say about the events stored since its watermark (reads only)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from trailstream.filters import EventFilter
+from trailstream.notify.alerts.rules import AlertRule
+from trailstream.notify.alerts.settings import AlertSettings
+from trailstream.timefmt import iso_utc, parse_iso_utc
+
+# How much history before the oldest candidate event the detections see (bursts, travel, first-seen).
+DETECTION_CONTEXT = timedelta(days=1)
+SQL_RULE_ROW_CAP = 100_000
+
+
+@dataclass
+class AlertDraft:
+    """An alert found by evaluation, not yet recorded: the rule, a one-line summary and the events behind it."""
+
+    rule: AlertRule
+    summary: str
+    event_ids: list[str]
+
+
+@dataclass
+class Evaluation:
+    drafts: list[AlertDraft] = field(default_factory=list)
+    watermarks: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A matching event: its insertion order (rowid), id and time."""
+
+    rowid: int
+    event_id: str
+    event_time: str
+
+
+def evaluate_rules(conn: sqlite3.Connection, db_path, rules: list[AlertRule], now: datetime,
+                   alert_settings: AlertSettings, detection_settings=None) -> Evaluation:
+    """Find what each enabled rule has to say about events stored since its watermark; reads only.
+
+    An event counts as new for a rule when it was stored after the rule's watermark (insertion order, so
+    late-delivered logs still alert) and is younger than [alerts] max_age (old backfills do not flood the inbox).
+    """
+    evaluation = Evaluation()
+    top = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+    since = iso_utc(now - alert_settings.max_age)
+    marks = dict(conn.execute("SELECT rule_id, last_rowid FROM alert_watermarks").fetchall())
+    due = [rule for rule in rules if rule.enabled and marks.get(rule.id, 0) < top]
+    findings = []
+    if any(rule.kind == "finding" for rule in due):
+        try:
+            findings = _detect(conn, since, detection_settings)
+        except Exception as exc:  # the other rules still run; these wait for the next run
+            evaluation.errors.append(f"the security detections failed ({_reason(exc)}); the finding rules are "
+                                     "checked again on the next run")
+            due = [rule for rule in due if rule.kind != "finding"]
+    for rule in due:
+        mark = marks.get(rule.id, 0)
+        try:
+            if rule.kind == "finding":
+                drafts = _finding_drafts(conn, rule, findings, mark, top, since)
+            else:
+                candidates = _matching_events(conn, db_path, rule, mark, top, since, iso_utc(now))
+                drafts = _threshold_drafts(conn, rule, candidates, mark, since)
+        except Exception as exc:  # one broken rule must not silence the others
+            evaluation.errors.append(f'rule "{rule.name}" could not be evaluated ({_reason(exc)}); '
+                                     "fix or disable it on the Alerts page")
+            continue
+        evaluation.drafts.extend(drafts)
+        evaluation.watermarks[rule.id] = top
+    return evaluation
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _detect(conn, since: str, detection_settings) -> list:
+    """Every finding around the candidate period (with a day of context before it for bursts and travel)."""
+    from trailstream.analytics import detections
+
+    start = iso_utc(parse_iso_utc(since) - DETECTION_CONTEXT)
+    return detections.detect_findings(conn, EventFilter(start=start), detection_settings)
+
+
+def _event_positions(conn, event_ids) -> dict[str, Candidate]:
+    found = {}
+    ids = sorted(set(event_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT rowid, event_id, event_time FROM events WHERE event_id IN ({', '.join('?' for _ in chunk)})", chunk
+        ).fetchall()
+        found.update((row[1], Candidate(*row)) for row in rows)
+    return found
+
+
+def _already_alerted(conn, rule_id: int, event_ids) -> set[str]:
+    ids = sorted(set(event_ids))
+    alerted = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        alerted.update(row[0] for row in conn.execute(
+            "SELECT event_id FROM fired_alert_events WHERE rule_id = ? "
+            f"AND event_id IN ({', '.join('?' for _ in chunk)})",
+            [rule_id, *chunk],
+        ))
+    return alerted
+
+
+def _finding_drafts(conn, rule: AlertRule, findings, mark: int, top: int, since: str) -> list[AlertDraft]:
+    """One alert per finding of the rule's type that involves a new event; only events not alerted before."""
+    relevant = [finding for finding in findings if finding.type == rule.query]
+    positions = _event_positions(conn, [event_id for finding in relevant for event_id in finding.event_ids])
+    taken = _already_alerted(conn, rule.id, positions)
+    drafts = []
+    for finding in sorted(relevant, key=lambda item: item.time):
+        found = [positions[event_id] for event_id in finding.event_ids if event_id in positions]
+        if not any(mark < item.rowid <= top and item.event_time >= since for item in found):
+            continue
+        fresh = [item.event_id for item in found if item.event_id not in taken and item.rowid <= top]
+        if fresh:
+            taken.update(fresh)
+            drafts.append(AlertDraft(rule, finding.summary, fresh))
+    return drafts
+
+
+def _matching_events(conn, db_path, rule: AlertRule, mark: int, top: int, since: str, until: str) -> list[Candidate]:
+    """Events the rule matches up to `top`: new ones only, or with a window of history for a threshold."""
+    start = since if rule.threshold <= 1 else iso_utc(parse_iso_utc(since) - timedelta(minutes=rule.window_minutes))
+    lowest = mark if rule.threshold <= 1 else 0
+    if rule.kind == "sql":
+        return _sql_rule_events(db_path, rule.query, lowest, top, start, until)
+    if rule.kind == "search":
+        from trailstream.analytics import queries
+
+        search = queries.SearchQuery.from_dict(json.loads(rule.query or "{}"))
+        clauses, params = search.sql("e", lambda text: queries.word_query(conn, text))
+    else:
+        builtin = rule.builtin
+        clauses = [f"e.event_name IN ({', '.join('?' for _ in builtin.event_names)})"] if builtin.event_names else []
+        clauses += [builtin.condition] if builtin.condition else []
+        params = list(builtin.event_names)
+    where = " AND ".join(["e.rowid > ?", "e.rowid <= ?", "e.event_time >= ?", *clauses])
+    rows = conn.execute(
+        f"SELECT e.rowid, e.event_id, e.event_time FROM events e WHERE {where} ORDER BY e.event_time, e.rowid",
+        [lowest, top, start, *params],
+    ).fetchall()
+    return [Candidate(*row) for row in rows]
+
+
+
+def _sql_rule_events(db_path, sql: str, lowest: int, top: int, start: str, until: str) -> list[Candidate]:
+    """A custom SQL rule through the guard: its event_id column, joined back to the events table.
+
+    The query may use :start and :end (the period being checked), like queries on the SQL page.
+    """
+    from trailstream.analytics import sqlguard
+
+    wrapped = (
+        "SELECT e.rowid AS position, e.event_id, e.event_time FROM events e "
+        f"WHERE e.event_id IN (SELECT event_id FROM ({sql.strip().rstrip(';')})) "
+        "AND e.rowid > :alert_lowest AND e.rowid <= :alert_top AND e.event_time >= :start "
+        "ORDER BY e.event_time, e.rowid"
+    )
+    params = {"alert_lowest": lowest, "alert_top": top, "start": start, "end": until}
+    try:
+        sqlguard.run_query(db_path, f"EXPLAIN {sql}", params, row_cap=1)  # the guard judges the query as written
+        result = sqlguard.run_query(db_path, wrapped, params, row_cap=SQL_RULE_ROW_CAP)
+    except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
+        message = str(exc)
+        if "event_id" in message:
+            message += "; the query must return an event_id column"
+        raise ValueError(message) from None
+    if result.truncated:
+        raise ValueError(f"the query matches more than {SQL_RULE_ROW_CAP:,} events; narrow it with WHERE")
+    return [Candidate(*row) for row in result.frame.iter_rows()]
+
+
+def _threshold_drafts(conn, rule: AlertRule, candidates: list[Candidate], mark: int, since: str) -> list[AlertDraft]:
+    """One alert listing the matching events in windows that reach the threshold and hold a new event."""
+    new = [item.rowid > mark and item.event_time >= since for item in candidates]
+    chosen = windows_over_threshold([parse_iso_utc(item.event_time) for item in candidates], new, rule.threshold,
+                                    timedelta(minutes=rule.window_minutes))
+    picked = [item.event_id for item, keep in zip(candidates, chosen) if keep]
+    taken = _already_alerted(conn, rule.id, picked)
+    fresh = [event_id for event_id in picked if event_id not in taken]
+    if not fresh:
+        return []
+    return [AlertDraft(rule, _events_summary(conn, rule, fresh), fresh)]
+
+
+def windows_over_threshold(times: list[datetime], new: list[bool], threshold: int, window: timedelta) -> list[bool]:
+    """Which events (sorted by time) lie in a window of `window` holding >= threshold events, one of them new."""
+    count = len(times)
+    new_before = [0]
+    for flag in new:
+        new_before.append(new_before[-1] + flag)
+    covered = [0] * (count + 1)  # +1 at a range start, -1 after its end: a difference array of marked ranges
+    left = 0
+    for right in range(count):
+        while times[right] - times[left] >= window:
+            left += 1
+        if right - left + 1 >= threshold and new_before[right + 1] > new_before[left]:
+            covered[left] += 1
+            covered[right + 1] -= 1
+    marked, depth = [], 0
+    for index in range(count):
+        depth += covered[index]
+        marked.append(depth > 0)
+    return marked
+
+
+def _events_summary(conn, rule: AlertRule, event_ids: list[str]) -> str:
+    """'3 events by alice, bob' for a rule that lists events rather than a finding."""
+    positions = ", ".join("?" for _ in event_ids[:500])
+    principals = [row[0] for row in conn.execute(
+        f"SELECT DISTINCT coalesce(principal, 'unknown') FROM events WHERE event_id IN ({positions}) ORDER BY 1",
+        event_ids[:500],
+    )]
+    shown = ", ".join(principals[:3]) + (f" and {len(principals) - 3} more" if len(principals) > 3 else "")
+    return f"{len(event_ids)} event(s) by {shown}"
