@@ -198,7 +198,7 @@ def test_access_denied_aggregates(cache):
 @pytest.mark.parametrize(("failures", "every_seconds", "found"), [(10, 25, 1), (9, 25, 0), (10, 60, 0)])
 def test_failed_sign_in_bursts(cache, failures, every_seconds, found):
     attempts = [sign_in(n * every_seconds / 60, "bob", RU, ok=False) for n in range(failures)]
-    findings = of_type(detections.detect_sign_in_findings(cache(attempts)), "console_login_failure_burst")
+    findings = of_type(detections.detect_findings(cache(attempts)), "console_login_failure_burst")
     assert len(findings) == found
     if found:
         assert findings[0].principal == "bob" and sorted(findings[0].event_ids) == sorted(ids(attempts))
@@ -215,7 +215,7 @@ def test_failed_sign_in_bursts(cache, failures, every_seconds, found):
     ],
 )
 def test_sign_ins_without_mfa(cache, record, severity):
-    findings = of_type(detections.detect_sign_in_findings(cache([record])), "console_login_without_mfa")
+    findings = of_type(detections.detect_findings(cache([record])), "console_login_without_mfa")
     assert [finding.severity for finding in findings] == ([severity] if severity else [])
 
 
@@ -224,7 +224,7 @@ def test_first_sign_in_from_a_new_country_is_found_once(cache):
     new = sign_in(60 * 48, ip=JP)
     again = sign_in(60 * 49, ip=JP)
     conn = cache(history + [new, again])
-    findings = of_type(detections.detect_sign_in_findings(conn), "new_country_sign_in")
+    findings = of_type(detections.detect_findings(conn), "new_country_sign_in")
     assert [finding.event_ids for finding in findings] == [[new["eventID"]]]
     assert findings[0].details["countries"] == ["JP"]
     table = detections.query_sign_ins(conn)
@@ -239,7 +239,7 @@ def test_first_sign_in_from_a_new_country_is_found_once(cache):
 def test_the_period_limits_findings_but_not_the_history_they_compare_with(cache):
     conn = cache([sign_in(0, ip=GB), sign_in(60 * 24 * 3, ip=JP), sign_in(60 * 24 * 5, ip=GB)])
     recent = EventFilter(start=iso_utc(T0 + timedelta(days=4)))
-    assert of_type(detections.detect_sign_in_findings(conn, recent), "new_country_sign_in") == []
+    assert of_type(detections.detect_findings(conn, recent), "new_country_sign_in") == []
     assert detections.query_sign_ins(conn, recent).height == 1
 
 

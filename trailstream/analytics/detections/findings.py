@@ -1,0 +1,109 @@
+"""The one pipeline over every detector (an explicit registry), and findings as tables for pages and the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from trailstream import catalog
+from trailstream.analytics.detections import (access_keys, admin_grants, detectors_disabled, failed_sign_ins,
+                                              impossible_travel, new_country, open_security_groups,
+                                              privilege_sprees, root_activity, sign_ins_without_mfa,
+                                              trail_tampering, unauthorized)
+from trailstream.analytics.detections.common import Finding
+from trailstream.analytics.detections.settings import DetectionSettings
+from trailstream.cache.frames import UTC_TIME
+from trailstream.filters import EventFilter
+from trailstream.timefmt import TIME_FORMAT
+
+Detector = Callable[..., list[Finding]]  # detect_*(conn, event_filter, settings) -> findings
+
+# Single successful calls that are dangerous on their own, one finding each.
+SINGLE_EVENT_DETECTORS: list[Detector] = [
+    trail_tampering.detect_trail_tampering,
+    detectors_disabled.detect_detectors_disabled,
+    admin_grants.detect_admin_grants,
+    access_keys.detect_access_keys_for_others,
+    open_security_groups.detect_world_open_security_groups,
+]
+# Every detector detect_findings runs; a new one (Sigma rules, say) is one more entry here.
+DETECTORS: list[Detector] = [
+    unauthorized.detect_unauthorized_bursts,
+    failed_sign_ins.detect_failed_sign_in_bursts,
+    sign_ins_without_mfa.detect_sign_ins_without_mfa,
+    new_country.detect_new_country_sign_ins,
+    root_activity.detect_root_activity,
+    impossible_travel.detect_impossible_travel,
+    privilege_sprees.detect_privilege_change_sprees,
+    *SINGLE_EVENT_DETECTORS,
+]
+_RANK = {severity: index for index, severity in enumerate(catalog.SEVERITIES)}
+
+
+def detect_findings(conn, event_filter: EventFilter | None = None, settings: DetectionSettings | None = None,
+                    detectors: list[Detector] | None = None) -> list[Finding]:
+    """Every detector over the period, newest first (most severe first among equal times)."""
+    settings = settings or DetectionSettings()
+    findings = [finding for detect in (DETECTORS if detectors is None else detectors)
+                for finding in detect(conn, event_filter, settings)]
+    return sorted(findings, key=lambda finding: (finding.time, _RANK.get(finding.severity, 0), finding.type),
+                  reverse=True)
+
+
+def detect_high_risk_events(conn, event_filter: EventFilter | None = None,
+                            settings: DetectionSettings | None = None) -> list[Finding]:
+    """The single-event detectors only."""
+    return detect_findings(conn, event_filter, settings, SINGLE_EVENT_DETECTORS)
+
+
+FINDINGS_SCHEMA = {"time": UTC_TIME, "severity": pl.String, "type": pl.String, "title": pl.String,
+                   "principal": pl.String, "account_id": pl.String, "summary": pl.String, "events": pl.Int64,
+                   "event_ids": pl.List(pl.String), "key": pl.String}
+
+
+def findings_frame(findings: list[Finding]) -> pl.DataFrame:
+    """Findings as a table (one row each) for pages, charts and downloads."""
+    rows = [
+        {"time": finding.time, "severity": finding.severity, "type": finding.type, "title": finding.title,
+         "principal": finding.principal, "account_id": finding.account_id, "summary": finding.summary,
+         "events": finding.details.get("events", len(finding.event_ids)), "event_ids": finding.event_ids,
+         "key": finding.key}
+        for finding in findings
+    ]
+    wire = FINDINGS_SCHEMA | {"time": pl.String}
+    return pl.DataFrame(rows, schema=wire).with_columns(pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC"))
+
+
+def filter_findings(findings: list[Finding], severities=(), types=()) -> list[Finding]:
+    """Only the chosen severities and types (all when none are chosen)."""
+    return [finding for finding in findings if (not severities or finding.severity in severities)
+            and (not types or finding.type in types)]
+
+
+def severity_counts(findings: list[Finding]) -> dict[str, int]:
+    """Findings per severity, most severe first (every severity present, zero when none)."""
+    return {severity: sum(finding.severity == severity for finding in findings)
+            for severity in reversed(catalog.SEVERITIES)}
+
+
+def findings_by_type(frame: pl.DataFrame) -> pl.DataFrame:
+    """Findings counted per type and severity (from findings_frame), for a bar chart."""
+    return frame.group_by("title", "severity").agg(findings=pl.len()).sort("findings", "title", descending=[True, False])
+
+
+def format_findings_table(findings: list[Finding]) -> str:
+    """A plain-text table for the terminal (`trailstream findings --format table`)."""
+    if not findings:
+        return "No findings in this period."
+    headers = ("time", "severity", "type", "principal", "account", "summary")
+    rows = [
+        (finding.time or "", finding.severity, finding.type, finding.principal or "", finding.account_id or "",
+         finding.summary or "")
+        for finding in findings
+    ]
+    widths = [max(len(header), *(len(row[index]) for row in rows)) for index, header in enumerate(headers[:-1])]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths + [0])).rstrip()]
+    lines.append("  ".join("-" * width for width in widths + [len(headers[-1])]))
+    lines.extend("  ".join(value.ljust(width) for value, width in zip(row, widths + [0])).rstrip() for row in rows)
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""Impossible travel: one principal acting from places too far apart for the time between, one finding per
+principal and incident (hops less than a day apart), however many hops a roaming principal makes.
+
+With coordinates the test is speed (distance over time above max_travel_speed_kmh, places at least
+min_travel_distance_km apart); when a side is known only by its country, two countries within
+country_change_window_minutes also count. AWS-internal and private addresses are not places, and a place without
+coordinates (geoip2fast's "EU") has no distance: it can only count by country.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import polars as pl
+
+from trailstream.analytics import geo, queries
+from trailstream.analytics.detections.common import (MAX_EVENT_IDS, MAX_LISTED, Finding, duration, iso, listing,
+                                                     make_finding, number, text)
+from trailstream.analytics.detections.events import OUTSIDE_AWS, episode, locate
+from trailstream.analytics.detections.settings import DetectionSettings
+from trailstream.cache.frames import UTC_TIME, read_frame
+from trailstream.filters import EventFilter
+
+FINDING_TYPE = "impossible_travel"
+SETTINGS = ("max_travel_speed_kmh", "min_travel_distance_km", "country_change_window_minutes", "city_database")
+INCIDENT_GAP = timedelta(hours=24)  # hops of one principal closer than this are one finding
+TRAVEL_INDEX = queries.PRINCIPAL_INDEX  # (principal, event_time, source_ip, account_id, ...): read alone
+KEYS = ["account_id", "principal"]  # a session name of a person's role is that person: travel stays per principal
+_ACTORS = "e.principal IS NOT NULL"  # AWS services acting on their own call from their own domain: not places
+USAGE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "events": pl.Int64}
+PRESENCE_SCHEMA = {"principal": pl.String, "event_time": UTC_TIME, "source_ip": pl.String, "account_id": pl.String,
+                   "row": pl.Int64}
+PLACE_COLUMNS = ("source_ip", "country_code", "place", "latitude", "longitude", "precision")
+HOP_SCHEMA = {
+    "account_id": pl.String, "principal": pl.String, "from_time": UTC_TIME, "to_time": UTC_TIME,
+    "from_row": pl.Int64, "to_row": pl.Int64, "from_source_ip": pl.String, "to_source_ip": pl.String,
+    "from_country": pl.String, "to_country": pl.String, "from_place": pl.String, "to_place": pl.String,
+    "from_latitude": pl.Float64, "from_longitude": pl.Float64, "to_latitude": pl.Float64,
+    "to_longitude": pl.Float64, "from_precision": pl.String, "to_precision": pl.String,
+    "distance_km": pl.Float64, "hours": pl.Float64, "speed_kmh": pl.Float64, "basis": pl.String,
+}
+TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not name.endswith("_row")} | {
+    "from_event_id": pl.String, "to_event_id": pl.String}
+
+
+def _candidates(conn, event_filter: EventFilter | None, settings: DetectionSettings):
+    """Principals seen at two or more places (a cheap first pass over distinct addresses), and the places."""
+    where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS)
+    sql = (f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e "
+           f"{queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id")
+    usage = read_frame(conn, sql, params, USAGE_SCHEMA)
+    places = locate(usage.get_column("source_ip"), settings).select(PLACE_COLUMNS)
+    candidates = (
+        usage.join(places, on="source_ip")
+        .group_by(KEYS)
+        .agg(spots=pl.struct("country_code", "latitude", "longitude").n_unique())
+        .filter(pl.col("spots") > 1)
+        .select(KEYS)
+    )
+    return candidates, places
+
+
+def _presence(conn, event_filter: EventFilter | None, candidates: pl.DataFrame) -> pl.DataFrame:
+    """Each candidate's (time, address) moments from the covering index, with one stored row to point at."""
+    where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS,
+                                   "e.principal IN (SELECT value FROM json_each(?))")
+    principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
+    sql = (f"SELECT e.principal, e.event_time, e.source_ip, e.account_id, min(e.rowid) FROM events e "
+           f"{queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where} "
+           "GROUP BY e.principal, e.event_time, e.source_ip, e.account_id")
+    return read_frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
+
+
+def _judged(settings: DetectionSettings) -> dict[str, pl.Expr]:
+    """Speed and the reason a hop is impossible (null when it is not); NULL distances never count as speed."""
+    too_fast = (pl.col("distance_km") >= settings.min_travel_distance_km) & (
+        (pl.col("hours") <= 0) | (pl.col("distance_km") / pl.col("hours") > settings.max_travel_speed_kmh))
+    country_jump = (
+        ((pl.col("from_precision") == "country") | (pl.col("to_precision") == "country")
+         | pl.col("from_latitude").is_null() | pl.col("to_latitude").is_null())
+        & (pl.col("from_country") != pl.col("to_country"))
+        & (pl.col("hours") <= settings.country_change_window_minutes / 60))
+    return {
+        "speed_kmh": pl.when(pl.col("hours") > 0).then(pl.col("distance_km") / pl.col("hours")),
+        "basis": pl.when(too_fast.fill_null(False)).then(pl.lit("speed"))
+        .when(country_jump.fill_null(False)).then(pl.lit("countries within window")),
+    }
+
+
+def query_travel_hops(conn, event_filter: EventFilter | None = None,
+                      settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Consecutive moments of one principal at two places too far apart for the time between (HOP_SCHEMA)."""
+    settings = settings or DetectionSettings()
+    candidates, places = _candidates(conn, event_filter, settings)
+    if candidates.is_empty():
+        return pl.DataFrame(schema=HOP_SCHEMA)
+    previous = {f"from_{column}": pl.col(column).shift(1).over(KEYS)
+                for column in ("event_time", "row", *PLACE_COLUMNS)}
+    distance = geo.distance_km(pl.col("from_latitude"), pl.col("from_longitude"), pl.col("to_latitude"),
+                               pl.col("to_longitude"))
+    return (
+        _presence(conn, event_filter, candidates).lazy()
+        .join(candidates.lazy(), on=KEYS, how="semi")
+        .join(places.lazy(), on="source_ip")
+        .sort([*KEYS, "event_time", "source_ip"])
+        .with_columns(**previous)
+        .filter(pl.col("from_source_ip").is_not_null() & (pl.col("from_source_ip") != pl.col("source_ip")))
+        .rename({"event_time": "to_time", "row": "to_row", "source_ip": "to_source_ip", "country_code": "to_country",
+                 "place": "to_place", "latitude": "to_latitude", "longitude": "to_longitude",
+                 "precision": "to_precision", "from_event_time": "from_time", "from_country_code": "from_country"})
+        .with_columns(hours=(pl.col("to_time") - pl.col("from_time")).dt.total_seconds() / 3600, distance_km=distance)
+        .with_columns(**_judged(settings))
+        .filter(pl.col("basis").is_not_null())
+        .with_columns(pl.col("distance_km").round(1), pl.col("hours").round(3), pl.col("speed_kmh").round(0))
+        .select(HOP_SCHEMA.keys())
+        .collect()
+    )
+
+
+def _event_ids(conn, rows: list[int]) -> dict[int, str]:
+    """Stored row number -> event id, in one query."""
+    sql = "SELECT rowid, event_id FROM events WHERE rowid IN (SELECT value FROM json_each(?))"
+    return dict(conn.execute(sql, [orjson.dumps(rows).decode()]).fetchall())
+
+
+def query_travel_pairs(conn, event_filter: EventFilter | None = None,
+                       settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Every impossible hop with the event at each end, newest first (TRAVEL_PAIR_SCHEMA): for exports and tests;
+    pages draw query_travel_routes and list the findings instead."""
+    hops = query_travel_hops(conn, event_filter, settings)
+    ids = _event_ids(conn, hops.select(pl.concat_list("from_row", "to_row").explode()).to_series().to_list())
+    lookup = pl.DataFrame({"row": list(ids), "event_id": list(ids.values())}, schema={"row": pl.Int64,
+                                                                                       "event_id": pl.String})
+    return (
+        hops.lazy()
+        .join(lookup.lazy().rename({"row": "from_row", "event_id": "from_event_id"}), on="from_row", how="left")
+        .join(lookup.lazy().rename({"row": "to_row", "event_id": "to_event_id"}), on="to_row", how="left")
+        .sort("to_time", descending=True)
+        .select(TRAVEL_PAIR_SCHEMA.keys())
+        .collect()
+    )
+
+
+def _both_ends(column: str, limit: int | None = MAX_LISTED) -> pl.Expr:
+    """The from_ and to_ values of an incident's hops (sorted by time), once each, in order (the first `limit`)."""
+    both = pl.concat_list(f"from_{column}", f"to_{column}").explode().drop_nulls().unique(maintain_order=True)
+    return both.head(limit) if limit else both
+
+
+def _incidents(hops: pl.DataFrame) -> pl.DataFrame:
+    """One row per principal and run of hops less than INCIDENT_GAP apart: counts, places, the fastest hop."""
+    fastest = pl.col("speed_kmh").fill_null(-1).arg_max()
+    return (
+        hops.lazy()
+        .sort([*KEYS, "to_time"])
+        .with_columns(incident=episode(KEYS, INCIDENT_GAP, "to_time"))
+        .group_by([*KEYS, "incident"])
+        .agg(
+            pl.all().exclude("from_row", "to_row").get(fastest),
+            first_time=pl.col("from_time").min(), last_time=pl.col("to_time").max(), pairs=pl.len(),
+            rows=_both_ends("row", MAX_EVENT_IDS), row_count=_both_ends("row", None).len(),
+            ips=_both_ends("source_ip"), places=_both_ends("place"), countries=_both_ends("country", None),
+        )
+        .sort("last_time", descending=True)
+        .collect()
+    )
+
+
+def _summary(incident: dict) -> str:
+    who = text(incident["principal"], "Someone")
+    apart = number(incident["distance_km"], "km", "an unknown distance")
+    speed = number(incident["speed_kmh"], "km/h")
+    ends = (f"{text(incident['from_place'], 'an unknown place')} ({text(incident['from_source_ip'], '?')}) and "
+            f"{text(incident['to_place'], 'an unknown place')} ({text(incident['to_source_ip'], '?')})")
+    gap = timedelta(hours=incident["hours"]) if incident["hours"] is not None else None
+    if incident["pairs"] == 1:
+        return f"{who} acted from {ends}, {apart} apart, within {duration(gap)}{', ' + speed if speed else ''}."
+    return (
+        f"{who} made {incident['pairs']:,} impossible hops between {len(incident['countries']):,} countries "
+        f"({listing(incident['countries'], 5)}) within {duration(incident['last_time'] - incident['first_time'])}; "
+        f"the fastest: {ends}, {apart} apart{' at ' + speed if speed else ''}."
+    )
+
+
+def _details(incident: dict) -> dict:
+    side = {end: {"time": iso(incident[f"{end}_time"]), "ip": incident[f"{end}_source_ip"],
+                  "place": incident[f"{end}_place"], "latitude": incident[f"{end}_latitude"],
+                  "longitude": incident[f"{end}_longitude"]} for end in ("from", "to")}
+    return {
+        "pairs": incident["pairs"], "events": incident["row_count"], "first_time": iso(incident["first_time"]),
+        "countries": incident["countries"], "places": incident["places"], "ips": incident["ips"],
+        "distance_km": incident["distance_km"], "hours": incident["hours"], "speed_kmh": incident["speed_kmh"],
+        "basis": incident["basis"], **side,
+    }
+
+
+def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
+                             settings: DetectionSettings | None = None) -> list[Finding]:
+    """One finding per principal and incident, summarising its hops and pointing at their events."""
+    incidents = _incidents(query_travel_hops(conn, event_filter, settings))
+    ids = _event_ids(conn, incidents.get_column("rows").explode().drop_nulls().to_list()) if incidents.height else {}
+    return [
+        make_finding(FINDING_TYPE, incident["last_time"], incident, _summary(incident),
+                     [ids.get(row) for row in incident["rows"]], _details(incident))
+        for incident in incidents.iter_rows(named=True)
+    ]
+
+
+ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude": pl.Float64,
+                "from_longitude": pl.Float64, "to_latitude": pl.Float64, "to_longitude": pl.Float64,
+                "hops": pl.Int64, "principals": pl.Int64, "fastest_kmh": pl.Float64, "last_time": UTC_TIME}
+
+
+def query_travel_routes(conn, event_filter: EventFilter | None = None,
+                        settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Impossible hops aggregated by route (from place -> to place), busiest first (ROUTE_SCHEMA): what a map draws."""
+    place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
+    return (
+        query_travel_hops(conn, event_filter, settings).lazy()
+        .with_columns(from_place=place["from"], to_place=place["to"])
+        .group_by("from_place", "to_place")
+        .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
+             principals=pl.col("principal").n_unique(), fastest_kmh=pl.col("speed_kmh").max(),
+             last_time=pl.col("to_time").max())
+        .sort(["hops", "last_time", "from_place", "to_place"], descending=[True, True, False, False])
+        .select(ROUTE_SCHEMA.keys())
+        .cast({"hops": pl.Int64, "principals": pl.Int64})
+        .collect()
+    )
