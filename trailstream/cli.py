@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cmd.add_argument("--region", action="append", default=[], help="only these regions' log files (repeatable)")
     _add_access_options(backfill_cmd)
 
+    lookup_cmd = commands.add_parser("lookup", help="read Event history (the last 90 days, no trail needed) via LookupEvents")
+    lookup_cmd.add_argument("--since", type=_date, help="first day to read (default: 90 days ago)")
+    lookup_cmd.add_argument("--until", type=_date, help="last day to read (default: today)")
+    lookup_cmd.add_argument("--region", action="append", default=[], help="only these regions (repeatable; default: every enabled region)")
+    _add_access_options(lookup_cmd)
+
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -121,12 +127,14 @@ class Progress:
 
     def __init__(self, enabled: bool, label: str):
         self.bar = tqdm(desc=label, unit="file", disable=not enabled, file=sys.stderr, leave=False)
+        self.show_current = label == "lookup"  # a lookup's progress is the day it has reached, not a file count
 
     def __call__(self, progress: sync.SyncProgress) -> None:
         if progress.files_total is not None and self.bar.total != progress.files_total:
             self.bar.total = progress.files_total
         self.bar.n = progress.files_done
-        self.bar.set_postfix(events=f"{progress.new_events:,}", refresh=False)
+        self.bar.set_postfix(events=f"{progress.new_events:,}", **({"at": progress.current} if self.show_current else {}),
+                             refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -232,6 +240,16 @@ def command_backfill(args) -> int:
     )
 
 
+def command_lookup(args) -> int:
+    from trailstream.ingest import lookup
+
+    if args.since and args.until and args.until < args.since:
+        raise CommandError("--until is before --since")
+    access = _access(args)
+    return _with_progress(args, "lookup", lambda progress: lookup.lookup_events(
+        args.db, access, args.region or None, args.since, args.until, progress))
+
+
 def command_retry(args) -> int:
     from trailstream import jobs
 
@@ -334,6 +352,7 @@ COMMANDS = {
     "demo": command_demo,
     "sync": command_sync,
     "backfill": command_backfill,
+    "lookup": command_lookup,
     "retry": command_retry,
     "status": command_status,
     "findings": command_findings,
