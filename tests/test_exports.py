@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
+import uuid
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import altair as alt
 import polars as pl
 import pytest
 
@@ -117,3 +122,110 @@ def test_downloads_are_built_only_when_asked(hourly_events, awkward_table):
     assert chart_files[0].build().startswith(PNG_SIGNATURE) and chart_files[0].mime == "image/png"
     assert pl.read_csv(io.BytesIO(chart_files[2].build()))["events"].sum() == hourly_events["events"].sum()
     assert pl.read_parquet(io.BytesIO(table_files[2].build())).equals(awkward_table)
+
+
+# --- Formula-safe CSV: event text is attacker-controlled ---------------------------------------------------------
+
+LIVE_FORMULA = re.compile(r"^[=+\-@\t\r]")  # OWASP: what a spreadsheet would run
+FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "\t=1", "\r=1", "-2+3"]
+FORMULA_SQL = ("SELECT user_agent, -count(*) AS negative_calls, -1.5 * count(*) AS negative_share FROM events "
+               "WHERE user_agent IN ({}) GROUP BY user_agent ORDER BY user_agent").format(
+    ", ".join("'" + f.replace("'", "''") + "'" for f in FORMULAS))
+
+
+@pytest.fixture(scope="module")
+def formula_cache(tmp_path_factory) -> Path:
+    """A cache holding one event per formula, each formula in the user agent and in a request parameter."""
+    from trailstream.ingest import sync
+
+    folder = tmp_path_factory.mktemp("formula-logs")
+    moment = timefmt.iso_utc(datetime.now(timezone.utc) - timedelta(hours=1))
+    records = [{"eventVersion": "1.08", "eventTime": moment, "eventSource": "iam.amazonaws.com",
+                "eventName": "CreateUser", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9",
+                "userIdentity": {"type": "IAMUser", "userName": "mallory", "accountId": "123456789012"},
+                "userAgent": formula, "requestParameters": {"userName": formula}, "eventID": str(uuid.uuid4()),
+                "eventType": "AwsApiCall", "recipientAccountId": "123456789012"} for formula in FORMULAS]
+    (folder / "formulas.json").write_text(json.dumps({"Records": records}))
+    path = tmp_path_factory.mktemp("formula-cache") / "formulas.db"
+    assert sync.import_paths(path, [folder]).new_events == len(FORMULAS)
+    return path
+
+
+def formula_frame() -> pl.DataFrame:
+    """Hostile text beside real negative numbers, as a page table holds them."""
+    return pl.DataFrame({"user_agent": FORMULAS, "calls": [-n for n in range(1, len(FORMULAS) + 1)],
+                         "share": [-0.5] * len(FORMULAS), "peers": [[f] for f in FORMULAS]})
+
+
+def assert_formula_safe(text: str, columns: dict[str, str]) -> None:
+    """Every text cell (and header) that would run as a formula starts with a quote; numeric cells stay numbers."""
+    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    header, body = rows[0], rows[1:]
+    assert all(not LIVE_FORMULA.match(cell) for row in rows for i, cell in enumerate(row)
+               if columns.get(header[i]) != "number"), rows
+    for name, kind in columns.items():
+        cells = [row[header.index(name)] for row in body]
+        if kind == "formula":
+            assert sorted(cells) == sorted("'" + f for f in FORMULAS)
+        else:
+            assert all(float(cell) < 0 for cell in cells) and all(cell.startswith("-") for cell in cells)
+
+
+def test_the_one_csv_writer_neutralises_formulas_and_keeps_numbers_numeric():
+    assert_formula_safe(exports.table_csv(formula_frame()).decode(),
+                        {"user_agent": "formula", "calls": "number", "share": "number"})
+    header = exports.table_csv(pl.DataFrame({"=cmd()": [1], "@x": ["a"], "plain": ["=1"]})).decode().splitlines()[0]
+    assert header == "'=cmd(),'@x,plain"
+
+
+def test_categorical_text_is_neutralised_and_nested_values_stay_json():
+    frame = pl.DataFrame({"note": [{"text": "=1+1"}], "tags": [["@a"]],
+                          "user_agent": pl.Series(["+x"]).cast(pl.Categorical)})
+    rows = list(csv.DictReader(io.StringIO(exports.table_csv(frame).decode())))
+    assert rows[0]["user_agent"] == "'+x" and json.loads(rows[0]["note"]) == {"text": "=1+1"}
+
+
+def test_table_and_chart_downloads_are_formula_safe_while_json_and_parquet_keep_exact_values():
+    frame = formula_frame()
+    csv_file, json_file, parquet_file = exports.table_downloads(frame, "Formulas", None)
+    assert_formula_safe(csv_file.build().decode(), {"user_agent": "formula", "calls": "number", "share": "number"})
+    assert [row["user_agent"] for row in json.loads(json_file.build())] == FORMULAS
+    assert pl.read_parquet(io.BytesIO(parquet_file.build())).equals(frame)
+    chart = alt.Chart(frame.select("user_agent", "calls")).mark_bar().encode(x="calls:Q", y="user_agent:N")
+    chart_csv = exports.chart_downloads(chart, frame.select("user_agent", "calls"), "Formulas", None)[2].build()
+    assert_formula_safe(chart_csv.decode(), {"user_agent": "formula", "calls": "number"})
+
+
+def test_csv_reports_are_formula_safe_and_parquet_reports_exact(formula_cache, tmp_path):
+    from trailstream.notify import reports, saved
+
+    saved.save_search(formula_cache, saved.SavedSearch("formulas", "sql", sql=FORMULA_SQL, period="all", format="csv"))
+    path = reports.write_report(formula_cache, "formulas", tmp_path / "formulas.csv")
+    assert_formula_safe(path.read_bytes().decode(), {"user_agent": "formula", "negative_calls": "number",
+                                           "negative_share": "number"})
+    parquet = reports.write_report(formula_cache, "formulas", tmp_path / "formulas.parquet")
+    assert sorted(pl.read_parquet(parquet)["user_agent"]) == sorted(FORMULAS)
+
+
+def test_mailed_csv_reports_are_formula_safe(formula_cache, mail_server):
+    from trailstream.notify import mailer, reports, saved
+
+    saved.save_search(formula_cache, saved.SavedSearch("daily formulas", "sql", sql=FORMULA_SQL, period="all",
+                                                       format="csv", schedule="daily"))
+    settings = mailer.smtp_settings_from(mail_server.smtp_section())
+    sent = {d.name: d for d in reports.send_scheduled_reports(formula_cache, settings, datetime.now(timezone.utc))}
+    assert sent["daily formulas"].sent
+    (message,) = [m for m in mail_server.inbox.messages if "daily formulas" in m["Subject"]]
+    (attachment,) = list(message.iter_attachments())
+    assert_formula_safe(attachment.get_content(), {"user_agent": "formula", "negative_calls": "number",
+                                                   "negative_share": "number"})
+
+
+def test_cli_query_csv_is_formula_safe_and_json_exact(formula_cache, capsys):
+    from trailstream import cli
+
+    assert cli.main(["--db", str(formula_cache), "query", FORMULA_SQL, "--format", "csv"]) == 0
+    assert_formula_safe(capsys.readouterr().out, {"user_agent": "formula", "negative_calls": "number",
+                                                  "negative_share": "number"})
+    assert cli.main(["--db", str(formula_cache), "query", FORMULA_SQL, "--format", "json"]) == 0
+    assert sorted(row["user_agent"] for row in json.loads(capsys.readouterr().out)) == sorted(FORMULAS)

@@ -1,6 +1,7 @@
 """Downloads: charts as PNG and SVG (vl-convert) with their data as CSV; tables as CSV, JSON and Parquet.
 
-Bytes are built only when asked (`Download.build()`), so offering a download costs nothing until it is used.
+Bytes are built only when asked (`Download.build()`), so offering a download costs nothing until it is used. Every CSV
+TrailStream writes goes through `table_csv`, which makes it formula-safe (`spreadsheet_safe`).
 """
 
 from __future__ import annotations
@@ -81,9 +82,25 @@ def flat_for_text(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+# OWASP's CSV injection list: a spreadsheet runs a cell beginning with one of these as a formula.
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def _safe_text(text: str) -> str:
+    return "'" + text if re.match(FORMULA_START, text) else text
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Event text is attacker-controlled: a text cell or header beginning with =, +, -, @, tab or CR gets a leading
+    single quote (OWASP), so Excel and LibreOffice show it instead of running it. Numeric columns are left alone."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String or dtype in (pl.Categorical, pl.Enum)]
+    safe = frame.with_columns(pl.col(text).cast(pl.String).str.replace(FORMULA_START, "'$0"))
+    return safe.rename({name: _safe_text(name) for name in safe.columns})
+
+
 def table_csv(frame: pl.DataFrame) -> bytes:
-    """CSV with a header; times in ISO 8601 UTC, nested values as JSON text."""
-    return flat_for_text(frame).write_csv(datetime_format="%Y-%m-%dT%H:%M:%S%.fZ").encode()
+    """Formula-safe CSV with a header; times in ISO 8601 UTC, nested values as JSON text (then made safe too)."""
+    return spreadsheet_safe(flat_for_text(frame)).write_csv(datetime_format="%Y-%m-%dT%H:%M:%S%.fZ").encode()
 
 
 def table_json(frame: pl.DataFrame) -> bytes:

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream.cache import codec, derived, views, watermarks
+from trailstream.cache import codec, derived, sigma_state, views, watermarks
 from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -288,6 +288,14 @@ def m008_alert_channels(db: sqlite_utils.Database) -> None:
 def m012_lookup_watermarks(db: sqlite_utils.Database) -> None:
     """How far Event history (LookupEvents) was read per account, region and category, so a lookup resumes."""
     db.execute(watermarks.SCHEMA_SQL)
+
+
+@migrations()
+def m011_sigma(db: sqlite_utils.Database) -> None:
+    """Sigma rules: the loaded catalog, each rule's state and exceptions, and a NOCASE event-name index so that
+    case-insensitive rules seek instead of scanning."""
+    for statement in sigma_state.SCHEMA:
+        db.execute(statement)
 
 
 class SyncAlreadyRunning(RuntimeError):

@@ -1,0 +1,294 @@
+"""Evaluation: the converted rules run as SQL over `events`, over a period (findings, on demand) or over the events
+stored since each rule's watermark (after every sync); correlation rules window their rules' matches in polars."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+import polars as pl
+import sqlite_utils
+
+from trailstream.analytics.detections.common import MAX_EVENT_IDS, Finding, iso, listing, plural, text
+from trailstream.analytics.detections.events import (ACTOR_KEYS, SECURITY_SCHEMA, episode, episode_summary,
+                                                     security_rows)
+from trailstream.analytics.sigma.functions import register_functions
+from trailstream.analytics.sigma.loading import RuleSet
+from trailstream.analytics.sigma.settings import LEVEL_SEVERITY, SigmaSettings
+from trailstream.cache import sigma_state
+from trailstream.filters import EventFilter
+from trailstream.timefmt import parse_iso_utc
+
+FINDING_PREFIX = "sigma:"
+LICENSE = "Detection Rule License (DRL) 1.1"
+EPISODE_GAP = timedelta(hours=1)  # matches of one rule by one actor closer than this are one finding
+SMALL_RANGE = 100_000  # below this many new rows, a rowid range scan beats any index seek
+
+
+def catalog_rows(ruleset: RuleSet, sigma: SigmaSettings) -> list[dict]:
+    """The loaded rules as the cache keeps them (sigma_state.CATALOG_COLUMNS), with the SQL or correlation to run."""
+    rows = []
+    for rule in ruleset.rules:
+        query = rule.where if rule.correlation is None else orjson.dumps(rule.correlation.__dict__).decode()
+        rows.append({**{name: getattr(rule, name) for name in ("rule_id", "title", "path", "status", "reason",
+                                                                 "level", "author", "link", "description", "kind")},
+                     "query": query, "alert": int(sigma.alerts_for(rule.level))})
+    return rows
+
+
+def _exceptions_sql(exceptions: list[dict]) -> tuple[str, list]:
+    """`NOT (...)` over a rule's exceptions (principal by name or ARN, account, event ID), or '1' without any."""
+    if not exceptions:
+        return "1", []
+    terms, params = [], []
+    for item in exceptions:
+        if item["field"] == "principal":
+            terms.append("(COALESCE(e.principal, '') = ? OR COALESCE(e.principal_arn, '') = ?)")
+            params += [item["value"], item["value"]]
+        else:
+            terms.append(f"COALESCE(e.{item['field']}, '') = ?")
+            params.append(item["value"])
+    return f"NOT ({' OR '.join(terms)})", params
+
+
+def _rule_condition(rule: dict, exceptions: list[dict]) -> tuple[str, list]:
+    excluded, params = _exceptions_sql(exceptions)
+    return f"({rule['query']}) AND {excluded}", params
+
+
+def _attribution(rule: dict) -> dict:
+    """What the DRL asks every message based on a match to carry: the rule's author, its ID and where it lives."""
+    return {"rule_id": rule["rule_id"], "rule_title": rule["title"], "title": f"Sigma: {rule['title']}",
+            "author": rule["author"], "link": rule["link"], "level": rule["level"], "license": LICENSE,
+            "alert": bool(rule["alert"])}
+
+
+def _credit(rule: dict) -> str:
+    return f"Sigma rule {rule['rule_id']} by {rule['author']} ({rule['link']}, {LICENSE})."
+
+
+def _rule_findings(rule: dict, matches: pl.DataFrame) -> list[Finding]:
+    """One finding per actor and run of matches (gaps under EPISODE_GAP), newest first."""
+    episodes = (
+        matches.lazy()
+        .drop_nulls("event_time")
+        .sort([*ACTOR_KEYS, "event_time"])
+        .with_columns(run=episode(ACTOR_KEYS, EPISODE_GAP))
+        .group_by([*ACTOR_KEYS, "run"])
+        .agg(*episode_summary(matches))
+        .sort("last_time", descending=True)
+        .collect()
+    )
+    return [
+        Finding(
+            type=FINDING_PREFIX + rule["rule_id"], severity=LEVEL_SEVERITY.get(rule["level"], "medium"),
+            time=iso(run["last_time"]), principal=run["actor"], account_id=run["account_id"],
+            summary=(f"{rule['title']}: {plural(run['events'], 'matching event')} ({listing(run['event_names'])}) "
+                     f"by {text(run['actor'], 'an unknown principal')} from "
+                     f"{listing(run['source_ips']) or 'an unknown address'}. {_credit(rule)}"),
+            event_ids=run["event_ids"][:MAX_EVENT_IDS],
+            details={**_attribution(rule), "events": run["events"], "first_time": iso(run["first_time"]),
+                     "event_names": run["event_names"], "ips": run["source_ips"]},
+        )
+        for run in episodes.iter_rows(named=True)
+    ]
+
+
+def detect_sigma_findings(conn, event_filter: EventFilter | None = None, settings=None) -> list[Finding]:
+    """Every enabled, converted Sigma rule over the period as findings of type sigma:<rule id>; a rule whose SQL
+    fails is skipped (its reason shows on the Detection rules page after the next sync)."""
+    conn = getattr(conn, "conn", conn)
+    rules = sigma_state.query_catalog(conn, runnable_only=True)
+    if not rules:
+        return []
+    register_functions(conn)
+    exceptions = _exceptions_by_rule(conn)
+    by_id = {rule["rule_id"]: rule for rule in rules}
+    findings = []
+    for rule in rules:
+        try:
+            if rule["kind"] == "correlation":
+                findings += _correlation_findings(conn, rule, by_id, event_filter, exceptions)
+            else:
+                condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+                matches = security_rows(conn, event_filter, condition, params)
+                findings += _rule_findings(rule, matches) if not matches.is_empty() else []
+        except sqlite3.Error:
+            continue
+    return findings
+
+
+def _exceptions_by_rule(conn) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for item in sigma_state.query_exceptions(conn):
+        grouped.setdefault(item["rule_id"], []).append(item)
+    return grouped
+
+
+# --- Correlations --------------------------------------------------------------------------
+
+_OPERATORS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__", "eq": "__eq__", "neq": "__ne__"}
+
+
+def _correlation_events(conn, spec: dict, by_id: dict, event_filter, exceptions) -> pl.DataFrame:
+    """The matches of every rule a correlation refers to, with its group keys (g0..) and value (v) and slot."""
+    groups = ", ".join(f"{expression} AS g{index}" for index, expression in enumerate(spec["group_by"]))
+    frames = []
+    for slot, rule_id in enumerate(spec["rule_ids"]):
+        rule = by_id.get(rule_id)
+        if rule is None:  # a referenced rule that is disabled makes its correlation silent too
+            return pl.DataFrame()
+        condition, params = _rule_condition(rule, exceptions.get(rule_id, []))
+        extra = f", {slot} AS slot, {spec['value'] or 'NULL'} AS v" + (f", {groups}" if groups else "")
+        schema = {"slot": pl.Int64, "v": pl.String} | {f"g{index}": pl.String for index in range(len(spec["group_by"]))}
+        frame = security_rows(conn, event_filter, condition, params, extra_sql=extra,
+                              schema=SECURITY_SCHEMA | schema)
+        frames.append(frame)
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
+def _correlation_findings(conn, rule: dict, by_id: dict, event_filter, exceptions) -> list[Finding]:
+    """Windows of `timespan` per group where the correlation's condition holds, one finding per run of them."""
+    spec = orjson.loads(rule["query"])
+    events = _correlation_events(conn, spec, by_id, event_filter, exceptions)
+    if events.is_empty():
+        return []
+    keys = [f"g{index}" for index in range(len(spec["group_by"]))]
+    span = timedelta(seconds=spec["seconds"])
+    metric = {"event_count": pl.len(), "value_count": pl.col("v").drop_nulls().n_unique(),
+              "temporal": pl.col("slot").n_unique()}[spec["type"]]
+    compare = getattr(pl.col("metric"), _OPERATORS[spec["op"]])(spec["count"])
+    events = events.drop_nulls(["event_time", *keys]).sort([*keys, "event_time"])
+    windows = (
+        events.rolling("event_time", period=span, group_by=keys or None)
+        .agg(metric.alias("metric"))
+        .filter(compare)
+        .sort([*keys, "event_time"])
+        .with_columns(run=episode(keys, span) if keys else (pl.col("event_time").diff() > span).fill_null(True).cum_sum())
+        .group_by([*keys, "run"])
+        .agg(start=pl.col("event_time").min() - span, end=pl.col("event_time").max(), peak=pl.col("metric").max())
+    )
+    if windows.is_empty():
+        return []
+    joined = (events.join(windows, on=keys, how="inner") if keys else events.join(windows, how="cross"))
+    runs = (
+        joined.filter(pl.col("event_time").is_between(pl.col("start"), pl.col("end")))
+        .sort("event_time")
+        .group_by([*keys, "run"])
+        .agg(*episode_summary(joined), pl.col("peak").first(), pl.col("actor").mode().first().alias("actor"),
+             pl.col("account_id").mode().first().alias("account_id"))
+        .sort("last_time", descending=True)
+    )
+    return [_correlation_finding(rule, spec, run, keys) for run in runs.iter_rows(named=True)]
+
+
+def _correlation_finding(rule: dict, spec: dict, run: dict, keys: list[str]) -> Finding:
+    group = {name: run[key] for name, key in zip(spec["group_fields"], keys)}
+    described = ", ".join(f"{name} = {value}" for name, value in group.items()) or "all events"
+    measure = {"event_count": "events", "value_count": "distinct values", "temporal": "of its rules"}[spec["type"]]
+    return Finding(
+        type=FINDING_PREFIX + rule["rule_id"], severity=LEVEL_SEVERITY.get(rule["level"], "medium"),
+        time=iso(run["last_time"]), principal=run["actor"], account_id=run["account_id"],
+        summary=(f"{rule['title']}: {run['peak']:,} {measure} within {spec['seconds']:,} s for {described} "
+                 f"({plural(run['events'], 'event')}). {_credit(rule)}"),
+        event_ids=run["event_ids"][:MAX_EVENT_IDS],
+        details={**_attribution(rule), "events": run["events"], "first_time": iso(run["first_time"]),
+                 "group": group, "peak": run["peak"], "correlation": spec["type"]},
+    )
+
+
+# --- After each sync -----------------------------------------------------------------------
+
+
+@dataclass
+class SigmaRun:
+    """What one incremental run did: rules evaluated, new matches, and rules that failed with the reason."""
+
+    rules: int = 0
+    new_events: int = 0
+    matches: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        done = (f"sigma: {plural(self.rules, 'rule')} over {plural(self.new_events, 'new event')}, "
+                f"{self.matches:,} new match{'' if self.matches == 1 else 'es'}")
+        return done + "".join(f"; {problem}" for problem in self.problems)
+
+
+def save_rules(db: sqlite_utils.Database, ruleset: RuleSet, sigma: SigmaSettings) -> None:
+    """Keep the loaded catalog in the cache, where findings, the rules page and alerts read it."""
+    sigma_state.save_catalog(db, catalog_rows(ruleset, sigma))
+
+
+def evaluate_new_events(db: sqlite_utils.Database) -> SigmaRun:
+    """Run each enabled rule over the events stored since its watermark; counts and watermarks move in one commit."""
+    conn = register_functions(db.conn)
+    top = conn.execute("SELECT COALESCE(max(rowid), 0) FROM events").fetchone()[0]
+    rules = sigma_state.query_catalog(conn, runnable_only=True)
+    exceptions = _exceptions_by_rule(conn)
+    run, counts = SigmaRun(), {}
+    by_id = {rule["rule_id"]: rule for rule in rules}
+    for rule in rules:
+        if rule["last_rowid"] >= top:
+            continue
+        run.rules += 1
+        run.new_events = max(run.new_events, top - rule["last_rowid"])
+        try:
+            counts[rule["rule_id"]] = _count_new(conn, rule, by_id, exceptions, top)
+        except (sqlite3.Error, pl.exceptions.PolarsError) as exc:
+            run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
+            continue
+        run.matches += counts[rule["rule_id"]][0]
+    sigma_state.save_counts(db, counts, top)
+    return run
+
+
+def _count_new(conn, rule: dict, by_id: dict, exceptions: dict, top: int) -> tuple[int, str | None]:
+    """Matches among rowids (watermark, top]: a rowid range scan for a few new rows, the planner's choice for many."""
+    mark = rule["last_rowid"]
+    if rule["kind"] == "correlation":
+        return _count_new_correlation(conn, rule, by_id, exceptions, mark, top)
+    condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+    table = "events e NOT INDEXED" if top - mark <= SMALL_RANGE else "events e"
+    count, newest = conn.execute(
+        f"SELECT count(*), max(e.event_time) FROM {table} WHERE e.rowid > ? AND e.rowid <= ? AND {condition}",
+        [mark, top, *params],
+    ).fetchone()
+    return count, newest
+
+
+def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -> tuple[int, str | None]:
+    """Correlation windows that end on one of the new events (the window reaches back over older ones)."""
+    oldest = conn.execute("SELECT min(event_time) FROM events WHERE rowid > ? AND rowid <= ?", [mark, top]).fetchone()[0]
+    if oldest is None:
+        return 0, None
+    seconds = orjson.loads(rule["query"])["seconds"]
+    since = iso(parse_iso_utc(oldest) - timedelta(seconds=seconds))
+    found = [finding for finding in _correlation_findings(conn, rule, by_id, EventFilter(start=since), exceptions)
+             if finding.time >= oldest]
+    return len(found), max((finding.time for finding in found), default=None)
+
+
+def count_matches(conn, event_filter: EventFilter | None = None) -> dict[str, int]:
+    """On demand: how many events each enabled rule matches in the period (correlations: how many findings)."""
+    conn = register_functions(getattr(conn, "conn", conn))
+    rules = sigma_state.query_catalog(conn, runnable_only=True)
+    exceptions = _exceptions_by_rule(conn)
+    by_id = {rule["rule_id"]: rule for rule in rules}
+    counts = {}
+    for rule in rules:
+        try:
+            if rule["kind"] == "correlation":
+                counts[rule["rule_id"]] = len(_correlation_findings(conn, rule, by_id, event_filter, exceptions))
+                continue
+            condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+            where, filter_params = (event_filter or EventFilter()).sql("e")
+            counts[rule["rule_id"]] = conn.execute(
+                f"SELECT count(*) FROM events e WHERE {where} AND {condition}", [*filter_params, *params]
+            ).fetchone()[0]
+        except sqlite3.Error:
+            counts[rule["rule_id"]] = -1
+    return counts
+
