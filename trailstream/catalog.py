@@ -273,6 +273,9 @@ TRAIL_TAMPERING_EVENTS = (
     "DeleteEventDataStore",
 )
 
+# Calls that switch logging or its selectors on or off: the explanation of a gap in the digest chain.
+LOGGING_GAP_EVENTS = ("StopLogging", "StartLogging", "UpdateTrail", "PutEventSelectors")
+
 # Calls that switch off a detective control (GuardDuty, Config, Security Hub, Access Analyzer).
 DETECTOR_DISABLING_EVENTS = (
     "DeleteDetector",

@@ -49,6 +49,14 @@ JSON_COLUMN_FIELDS = {
 
 
 @dataclass
+class DigestRow:
+    """One parsed CloudTrail digest: its `digests` columns (cache.integrity.DIGEST_FIELDS) and listed log files."""
+
+    values: dict
+    log_files: list[tuple] = field(default_factory=list)  # (s3_bucket, s3_object, hash_value, hash_algorithm)
+
+
+@dataclass
 class ParsedLog:
     """What one file yielded: rows to store, and records refused with the reason."""
 
@@ -58,6 +66,9 @@ class ParsedLog:
     records: int = 0
     oldest_event_time: str | None = None
     newest_event_time: str | None = None
+    sha256: str | None = None  # of the uncompressed bytes parsed, which a CloudTrail digest lists
+    trailing_data: bool = False  # gzip data after the first member, which no digest covers: tampering
+    digest: DigestRow | None = None  # when kind == "digest"
 
 
 def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream.cache import codec, derived, sigma_state, views, watermarks
+from trailstream.cache import codec, derived, integrity, sigma_state, views, watermarks
 from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -298,6 +298,12 @@ def m011_sigma(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m010_integrity(db: sqlite_utils.Database) -> None:
+    """Log integrity: digests, the log files each lists, CloudTrail's public keys, and each log file's SHA-256."""
+    _execute_script(db, integrity.MIGRATION_SQL)
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
@@ -423,7 +429,7 @@ def save_parsed_file(
         )
         conn.execute(
             "UPDATE files SET records = ?, new_events = ?, duplicates = ?, rejected = ?, "
-            "oldest_event_time = ?, newest_event_time = ?, error = ? WHERE id = ?",
+            "oldest_event_time = ?, newest_event_time = ?, error = ?, sha256 = ?, trailing_data = ? WHERE id = ?",
             [
                 parsed.records,
                 new_events,
@@ -432,6 +438,8 @@ def save_parsed_file(
                 parsed.oldest_event_time,
                 parsed.newest_event_time,
                 f"{outcome.rejected} record(s) refused" if rejects else None,
+                parsed.sha256,
+                int(parsed.trailing_data),
                 file_id,
             ],
         )

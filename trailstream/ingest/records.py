@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import re
 import zlib
 from datetime import datetime, timezone
@@ -12,6 +10,7 @@ from datetime import datetime, timezone
 import orjson
 
 from trailstream.cache import codec
+from trailstream.ingest import digests
 from trailstream.cache.rows import ParsedLog, split_record
 from trailstream.timefmt import iso_utc
 
@@ -30,36 +29,53 @@ class LogFileError(ValueError):
 
 def read_log_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> bytes:
     """Return the JSON text of a plain or gzipped (also multi-member) file, refusing more than max_bytes."""
+    return read_log_text(data, max_bytes)[0]
+
+
+def read_log_text(data: bytes, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> tuple[bytes, bool]:
+    """The uncompressed text, and whether gzip data follows the first member (which a digest's hash never covers)."""
     if not data.startswith(GZIP_MAGIC):
         if len(data) > max_bytes:
             raise LogFileError(f"file is larger than the {max_bytes:,}-byte limit")
-        return data
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            text = stream.read(max_bytes + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise LogFileError(f"corrupt gzip data: {exc}") from None
-    if len(text) > max_bytes:
-        raise LogFileError(f"decompresses to more than the {max_bytes:,}-byte limit (possible gzip bomb)")
-    return text
+        return data, False
+    parts, total, members, rest = [], 0, 0, data
+    while rest and (members == 0 or rest.lstrip(b"\0")):
+        stream = zlib.decompressobj(wbits=31)
+        try:
+            part = stream.decompress(rest, max_bytes + 1 - total)
+        except zlib.error as exc:
+            if members:  # not gzip after a whole member: appended bytes, kept out of the parse
+                return b"".join(parts), True
+            raise LogFileError(f"corrupt gzip data: {exc}") from None
+        total += len(part)
+        if total > max_bytes:
+            raise LogFileError(f"decompresses to more than the {max_bytes:,}-byte limit (possible gzip bomb)")
+        if not stream.eof:
+            raise LogFileError("corrupt gzip data: the file ends before its compressed data does")
+        parts.append(part)
+        members, rest = members + 1, stream.unused_data
+    return b"".join(parts), members > 1
 
 
 def parse_log_file(data: bytes, compressor=None, max_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> ParsedLog:
     """Parse a whole log file; bad records are refused one by one, never failing the file."""
+    text, trailing_data = read_log_text(data, max_bytes)
+    sha256 = hashlib.sha256(text).hexdigest()
     try:
-        document = orjson.loads(read_log_bytes(data, max_bytes))
+        document = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise LogFileError(f"not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise LogFileError("not a CloudTrail log file: the JSON is not an object")
     records = document.get("Records")
     if records is None:
-        kind = "digest" if "digestPublicKeyFingerprint" in document or "logFiles" in document else "other"
-        return ParsedLog(kind=kind)
+        if "digestPublicKeyFingerprint" in document or "logFiles" in document:
+            return ParsedLog(kind="digest", sha256=sha256, digest=digests.parse_digest_document(document, sha256))
+        return ParsedLog(kind="other")
     if not isinstance(records, list):
         raise LogFileError('not a CloudTrail log file: "Records" is not a list')
     compressor = compressor or codec.default_compressor()
-    parsed = ParsedLog(kind="records", records=len(records))
+    parsed = ParsedLog(kind="records", records=len(records), sha256=sha256, trailing_data=trailing_data)
     for position, record in enumerate(records):
         try:
             row = parse_record(record, compressor)

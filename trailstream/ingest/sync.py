@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trailstream.ingest import records
+from trailstream.ingest import digests, records
+from trailstream.cache import integrity
+from trailstream.cache.rows import DigestRow
 from trailstream.cache import store
 from trailstream.cache.bookkeeping import FileOutcome, FileRef
 from trailstream.cache import bookkeeping
@@ -208,16 +210,27 @@ class Ingester:
         try:
             result = parsed.result() if isinstance(parsed, Future) else parsed
         except records.LogFileError as exc:
+            if digests.parse_digest_key(ref.key):
+                return self.store_digest(ref, DigestRow({"error": f"malformed digest: {exc}"}))
             return self.fail(ref, str(exc))
         except OSError as exc:
             return self.fail(ref, f"cannot read the file: {exc.strerror or exc}")
         except Exception as exc:  # a parser bug must not stop the other files
             return self.fail(ref, f"unexpected error while parsing: {type(exc).__name__}: {exc}")
+        if result.kind == "digest" and (digests.parse_digest_key(ref.key) or not result.digest.values.get("error")):
+            return self.store_digest(ref, result.digest)
         if result.kind == "digest":
             return self.skip(ref, "CloudTrail digest file, not a log file")
         if result.kind != "records":
             return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
         return self._record(store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch))
+
+    def store_digest(self, ref: FileRef, digest: DigestRow) -> FileOutcome:
+        """A digest goes to the integrity tables, never the event parser; what its key says fills what it lacks."""
+        from_key = digests.digest_values_from_key(ref.key)
+        digest.values.update({name: value for name, value in from_key.items() if digest.values.get(name) is None})
+        integrity.save_digest(self.db, ref, digest, self.run_id)
+        return self._record(FileOutcome(ref, "ok", records=len(digest.log_files)))
 
     def skip(self, ref: FileRef, reason: str) -> FileOutcome:
         return self._record(bookkeeping.mark_file(self.db, ref, "skipped", reason, self.run_id))
@@ -238,6 +251,12 @@ class Ingester:
         """Make everything stored so far durable (a no-op outside batch mode, where each file commits itself)."""
         store.commit_batch(self.db)
         self._uncommitted_rows = 0
+
+    def checkpoint(self) -> None:
+        """Commit now and go on in a new transaction: an SQS sync deletes only messages a checkpoint made durable."""
+        self.commit()
+        if self.batch:
+            self.db.execute("BEGIN")
 
     def report(self, current: str = "") -> None:
         if self.progress:

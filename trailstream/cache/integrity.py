@@ -1,0 +1,227 @@
+"""The cache's integrity tables: CloudTrail digests, the log files each lists, and the public keys that sign them.
+
+Read functions take `conn`, write functions take `db`; verification itself lives in analytics.integrity.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import polars as pl
+import sqlite_utils
+
+from trailstream.cache.bookkeeping import FileRef, save_file_row
+from trailstream.cache.frames import UTC_TIME, read_frame
+from trailstream.cache.rows import DigestRow
+from trailstream.timefmt import utc_now
+
+# The part of an S3 key from "AWSLogs/" on: the same for an object in S3 and its copy made with `aws s3 sync`.
+TAIL_SQL = "substr({0}, instr({0}, 'AWSLogs/'))"
+
+DIGEST_FIELDS = (
+    "account_id", "region", "home_region", "trail", "org_id", "start_time", "end_time", "backfill",
+    "digest_s3_bucket", "digest_s3_object", "fingerprint", "signature_algorithm", "previous_bucket",
+    "previous_object", "previous_hash", "previous_signature", "newest_event_time", "oldest_event_time",
+    "sha256", "error",
+)
+
+
+def object_tail(key: str) -> str:
+    """Python twin of TAIL_SQL."""
+    position = key.find("AWSLogs/")
+    return key[position:] if position >= 0 else key
+
+
+def save_digest(db: sqlite_utils.Database, ref: FileRef, digest: DigestRow, sync_run_id: int | None) -> int:
+    """Store a digest, its listed log files and its `files` row together; storing it again replaces its listing."""
+    with db.atomic():
+        file_id = save_file_row(db, ref, "ok", sync_run_id, records=len(digest.log_files))
+        values = {"file_id": file_id, "bucket": ref.bucket, "key": ref.key, "tail": object_tail(ref.key),
+                  **{name: digest.values.get(name) for name in DIGEST_FIELDS}}
+        updates = ", ".join(f"{name} = excluded.{name}" for name in values if name not in ("bucket", "key"))
+        digest_id = db.execute(
+            f"INSERT INTO digests ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)}) "
+            f"ON CONFLICT (bucket, key) DO UPDATE SET {updates} RETURNING id",
+            list(values.values()),
+        ).fetchone()[0]
+        db.execute("DELETE FROM digest_log_files WHERE digest_id = ?", [digest_id])
+        db.conn.executemany(
+            "INSERT INTO digest_log_files (digest_id, s3_bucket, s3_object, tail, hash_value, hash_algorithm) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(digest_id, bucket, key, object_tail(key or ""), value, algorithm)
+             for bucket, key, value, algorithm in digest.log_files],
+        )
+    return digest_id
+
+
+def save_digest_signature(db: sqlite_utils.Database, bucket: str, key: str, metadata: dict) -> None:
+    """Keep a digest's S3 user metadata (the signature is there, not in the file); `{}` records that it had none."""
+    with db.atomic():
+        db.execute(
+            "UPDATE digests SET signature = ?, metadata_algorithm = ?, backfill_generated_at = ?, metadata_checked = 1 "
+            "WHERE bucket = ? AND key = ?",
+            [metadata.get("signature"), metadata.get("signature-algorithm"),
+             metadata.get("backfill-generation-timestamp"), bucket, key],
+        )
+
+
+def digests_without_metadata(conn: sqlite3.Connection, bucket: str) -> list[str]:
+    """Keys of digests from this bucket whose S3 metadata was never read."""
+    rows = conn.execute("SELECT key FROM digests WHERE bucket = ? AND metadata_checked = 0 ORDER BY key", [bucket])
+    return [row[0] for row in rows]
+
+
+def save_public_keys(db: sqlite_utils.Database, keys: list[dict]) -> None:
+    """Keep CloudTrail public keys ({fingerprint, value (DER), region, validity_start, validity_end}) for offline use."""
+    with db.atomic():
+        db.conn.executemany(
+            "INSERT INTO public_keys (fingerprint, value, region, validity_start, validity_end, fetched_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET value = excluded.value",
+            [(k["fingerprint"], k["value"], k.get("region"), k.get("validity_start"), k.get("validity_end"), utc_now())
+             for k in keys],
+        )
+
+
+def query_public_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
+    """Stored public keys by fingerprint."""
+    return {row[0]: bytes(row[1]) for row in conn.execute("SELECT fingerprint, value FROM public_keys")}
+
+
+DIGEST_SCHEMA = {
+    "digest_id": pl.Int64, "bucket": pl.String, "key": pl.String, "tail": pl.String, "account_id": pl.String,
+    "region": pl.String, "home_region": pl.String, "trail": pl.String, "start": UTC_TIME, "end": UTC_TIME,
+    "end_time": pl.String, "backfill": pl.Boolean, "digest_s3_bucket": pl.String, "digest_s3_object": pl.String,
+    "fingerprint": pl.String, "signature_algorithm": pl.String, "previous_object": pl.String,
+    "previous_hash": pl.String, "previous_signature": pl.String, "sha256": pl.String, "error": pl.String,
+    "signature": pl.String, "metadata_checked": pl.Boolean, "backfill_generated_at": pl.String,
+}
+
+
+def query_digests(conn: sqlite3.Connection, accounts=(), regions=()) -> pl.DataFrame:
+    """Every stored digest (optionally of some accounts/regions), with what verification needs."""
+    clauses, params = _scope("", accounts, regions)
+    return read_frame(
+        conn,
+        "SELECT id, bucket, key, tail, account_id, region, home_region, trail, start_time, end_time, end_time, "
+        "backfill, digest_s3_bucket, digest_s3_object, fingerprint, signature_algorithm, previous_object, "
+        "previous_hash, previous_signature, sha256, error, signature, metadata_checked, backfill_generated_at "
+        f"FROM digests {clauses}",
+        params,
+        DIGEST_SCHEMA,
+    )
+
+
+LISTED_SCHEMA = {"digest_id": pl.Int64, "s3_object": pl.String, "hash_value": pl.String, "file_id": pl.Int64,
+                 "file_status": pl.String, "file_sha256": pl.String, "trailing_data": pl.Boolean,
+                 "file_error": pl.String}
+
+
+def query_listed_log_files(conn: sqlite3.Connection, accounts=(), regions=()) -> pl.DataFrame:
+    """Every log file a digest lists, joined to the stored file of the same key (tail), if any."""
+    clauses, params = _scope("d.", accounts, regions)
+    return read_frame(
+        conn,
+        "SELECT l.digest_id, l.s3_object, l.hash_value, f.id, f.status, f.sha256, f.trailing_data, f.error "
+        "FROM digest_log_files l JOIN digests d ON d.id = l.digest_id "
+        f"LEFT JOIN files f ON {TAIL_SQL.format('f.key')} = l.tail {clauses}",
+        params,
+        LISTED_SCHEMA,
+    )
+
+
+STORED_SCHEMA = {"file_id": pl.Int64, "key": pl.String, "status": pl.String, "sha256": pl.String,
+                 "trailing_data": pl.Boolean, "error": pl.String}
+
+
+def query_stored_log_files(conn: sqlite3.Connection) -> pl.DataFrame:
+    """Stored CloudTrail log files (not digests, not skipped), to find those no digest lists."""
+    return read_frame(
+        conn,
+        "SELECT id, key, status, sha256, trailing_data, error FROM files "
+        "WHERE status != 'skipped' AND key LIKE '%/CloudTrail/%' AND source NOT IN ('demo', 'refused')",
+        [],
+        STORED_SCHEMA,
+    )
+
+
+def query_trail_changes(conn: sqlite3.Connection, event_names: tuple[str, ...]) -> pl.DataFrame:
+    """When logging or validation may have been switched: the trail API calls in the cache."""
+    return read_frame(
+        conn,
+        f"SELECT event_time, event_name, principal, aws_region FROM events "
+        f"WHERE event_name IN ({', '.join('?' for _ in event_names)}) ORDER BY event_time",
+        event_names,
+        {"event_time": UTC_TIME, "event_name": pl.String, "principal": pl.String, "aws_region": pl.String},
+    )
+
+
+def query_file_ids_of_events(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, int]:
+    """The file each event came from, for the 'not verified' badge."""
+    if not event_ids:
+        return {}
+    marks = ", ".join("?" for _ in event_ids)
+    return dict(conn.execute(f"SELECT event_id, file_id FROM events WHERE event_id IN ({marks})", event_ids))
+
+
+def query_file_integrity(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, tuple]:
+    """(key, sha256, trailing_data, listed hash values) of some files: enough to say whether a file is verified."""
+    if not file_ids:
+        return {}
+    marks = ", ".join("?" for _ in file_ids)
+    rows = conn.execute(
+        f"SELECT f.id, f.key, f.sha256, f.trailing_data, group_concat(l.hash_value) FROM files f "
+        f"LEFT JOIN digest_log_files l ON l.tail = {TAIL_SQL.format('f.key')} "
+        f"WHERE f.id IN ({marks}) GROUP BY f.id",
+        file_ids,
+    )
+    return {row[0]: row[1:] for row in rows}
+
+
+def _scope(prefix: str, accounts, regions) -> tuple[str, list]:
+    clauses, params = [], []
+    if accounts:
+        clauses.append(f"{prefix}account_id IN ({', '.join('?' for _ in accounts)})")
+        params += list(accounts)
+    if regions:
+        clauses.append(f"{prefix}region IN ({', '.join('?' for _ in regions)})")
+        params += list(regions)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+MIGRATION_SQL = f"""
+DELETE FROM files WHERE status = 'skipped' AND key LIKE '%/CloudTrail-Digest/%';
+ALTER TABLE files ADD COLUMN sha256 TEXT;
+ALTER TABLE files ADD COLUMN trailing_data INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX files_tail ON files ({TAIL_SQL.format('key')});
+CREATE TABLE digests (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER REFERENCES files (id),
+    bucket TEXT NOT NULL DEFAULT '',
+    key TEXT NOT NULL,
+    tail TEXT NOT NULL,
+    account_id TEXT, region TEXT, home_region TEXT, trail TEXT, org_id TEXT,
+    start_time TEXT, end_time TEXT, backfill INTEGER NOT NULL DEFAULT 0,
+    digest_s3_bucket TEXT, digest_s3_object TEXT, fingerprint TEXT, signature_algorithm TEXT,
+    previous_bucket TEXT, previous_object TEXT, previous_hash TEXT, previous_signature TEXT,
+    newest_event_time TEXT, oldest_event_time TEXT,
+    sha256 TEXT,
+    error TEXT,
+    signature TEXT, metadata_algorithm TEXT, backfill_generated_at TEXT,
+    metadata_checked INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (bucket, key)
+);
+CREATE INDEX digests_scope ON digests (account_id, region, end_time);
+CREATE TABLE digest_log_files (
+    digest_id INTEGER NOT NULL REFERENCES digests (id) ON DELETE CASCADE,
+    s3_bucket TEXT, s3_object TEXT, tail TEXT NOT NULL,
+    hash_value TEXT, hash_algorithm TEXT
+);
+CREATE INDEX digest_log_files_digest ON digest_log_files (digest_id);
+CREATE INDEX digest_log_files_tail ON digest_log_files (tail);
+CREATE TABLE public_keys (
+    fingerprint TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    region TEXT, validity_start TEXT, validity_end TEXT,
+    fetched_at TEXT NOT NULL
+);
+"""
