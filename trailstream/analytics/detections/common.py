@@ -30,7 +30,7 @@ class Finding:
 
     @property
     def title(self) -> str:
-        return catalog.FINDING_TYPES[self.type]
+        return catalog.FINDING_TYPES.get(self.type) or self.details.get("title", self.type)  # Sigma titles its own
 
     @property
     def key(self) -> str:

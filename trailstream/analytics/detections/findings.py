@@ -13,6 +13,7 @@ from trailstream.analytics.detections import (access_keys, admin_grants, detecto
                                               trail_tampering, unauthorized)
 from trailstream.analytics.detections.common import Finding
 from trailstream.analytics.detections.settings import DetectionSettings
+from trailstream.analytics.sigma.evaluation import detect_sigma_findings
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT
@@ -37,6 +38,7 @@ DETECTORS: list[Detector] = [
     impossible_travel.detect_impossible_travel,
     privilege_sprees.detect_privilege_change_sprees,
     *SINGLE_EVENT_DETECTORS,
+    detect_sigma_findings,  # the enabled community (Sigma) rules, findings of type sigma:<rule id>
 ]
 _RANK = {severity: index for index, severity in enumerate(catalog.SEVERITIES)}
 

@@ -1,0 +1,18 @@
+"""Community detections: SigmaHQ-format rules run on the cache, by stage (pySigma style).
+
+loading (files -> rules with a state) -> fields + backend (conversion to SQL over `events`) -> evaluation (findings
+over a period, counts after each sync, correlations); settings read [sigma]; fetching downloads a pinned release.
+"""
+
+from trailstream.analytics.sigma.evaluation import (FINDING_PREFIX, LICENSE, SigmaRun, count_matches,
+                                                    detect_sigma_findings, evaluate_new_events, save_rules)
+from trailstream.analytics.sigma.fetching import FetchError, fetch_release
+from trailstream.analytics.sigma.loading import (CONVERTED, FAILED, UNSUPPORTED, LoadedRule, RuleSet,
+                                                 configured_rules, load_rules)
+from trailstream.analytics.sigma.settings import LEVELS, SigmaSettings, SigmaSettingsError, sigma_settings
+
+__all__ = [
+    "CONVERTED", "FAILED", "FINDING_PREFIX", "LEVELS", "LICENSE", "UNSUPPORTED", "FetchError", "LoadedRule", "RuleSet",
+    "SigmaRun", "SigmaSettings", "SigmaSettingsError", "configured_rules", "count_matches", "detect_sigma_findings",
+    "evaluate_new_events", "fetch_release", "load_rules", "save_rules", "sigma_settings",
+]

@@ -210,6 +210,11 @@ def load_rules(paths: Iterable[str | os.PathLike]) -> RuleSet:
     return _dedupe(ruleset)
 
 
+def configured_rules(sigma) -> RuleSet:
+    """The rules under [sigma] rule_paths; without them, the `rules fetch` folder when it exists (else no rules)."""
+    return load_rules([path for path in sigma.rule_paths if sigma.explicit or path.exists()])
+
+
 def _dedupe(ruleset: RuleSet) -> RuleSet:
     """A rule ID found twice (a checkout and a copy) keeps its first file; the other is reported, not run."""
     seen: set[str] = set()

@@ -12,9 +12,10 @@ LEVEL_SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "hig
 DEFAULT_ALERT_LEVEL = "high"
 DEFAULT_FETCH_FOLDER = "sigma-rules"
 KEYS = ("rule_paths", "alert_level", "release_url", "release_sha256")
-# The pinned SigmaHQ release `rules fetch` downloads (the core rule package of release r2025-06-02) and its SHA-256.
+# The pinned SigmaHQ release `rules fetch` downloads (the core rule package). Its SHA-256 must be pinned beside it
+# ([sigma] release_sha256) before a download is trusted: without one, fetch refuses.
 RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/download/r2025-06-02/sigma_core.zip"
-RELEASE_SHA256 = "0f3bd1d54bcdd4ae4d86de6f52a59c8e1a8d1f0ee0b90c4cd6b1e35f3c3a5e1f"
+RELEASE_SHA256 = ""
 
 
 class SigmaSettingsError(ValueError):
@@ -30,6 +31,7 @@ class SigmaSettings:
     release_url: str = RELEASE_URL
     release_sha256: str = RELEASE_SHA256
     fetch_folder: Path = Path(DEFAULT_FETCH_FOLDER)
+    explicit: bool = False  # rule_paths came from the file (a missing one is a problem, not "no rules yet")
 
     def alerts_for(self, level: str) -> bool:
         """Whether a match of a rule at `level` is mailed (at or above alert_level)."""
@@ -58,6 +60,7 @@ def sigma_settings(settings) -> SigmaSettings:
     return SigmaSettings(
         rule_paths=resolved, alert_level=level, release_url=str(values.get("release_url", RELEASE_URL)),
         release_sha256=str(values.get("release_sha256", RELEASE_SHA256)).lower(), fetch_folder=fetch_folder,
+        explicit=bool(paths),
     )
 
 
