@@ -1,9 +1,10 @@
-"""Ingest benchmark: `python -m trailstream import` of 1,000,000 demo events in ~2,000 gzip files, beside DuckDB.
+"""Ingest benchmark: `python -m trailstream import` of each data shape (benchmarks/shapes.py) beside DuckDB.
 
-Run on demand: `python benchmarks/ingest.py [--events 1000000] [--keep]`. Prints events/s, peak RSS of the whole
-process tree, cache size against the uncompressed JSON, a recoverability check, and DuckDB's read_json time on the
-same files as the reference. Targets (issue #2): >= 100,000 events/s and no worse than 2x DuckDB, peak RSS <= 500 MB,
-cache <= uncompressed JSON.
+Run on demand: `python benchmarks/ingest.py [--events 200000] [--shape demo --shape roaming ...] [--keep]`. For every
+shape: import time against DuckDB reading the same gzip files into the same columns with a typed schema (each record
+parsed once), peak RSS of the whole process tree, cache size against the uncompressed JSON (and the share of derived
+data), and a recoverability check. Targets (issue 12): import <= 1.25x DuckDB (aim 1.0x), cache <= 1.0x JSON
+(aim 0.8x), derived data <= 25% of the cache, peak RSS <= 500 MB.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -24,27 +25,22 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trailstream import demo, store  # noqa: E402
+from benchmarks.shapes import SHAPES, write_shape  # noqa: E402
+from trailstream.cache import store  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
 SEED = 11
 
 
-def generate(folder: Path, events: int) -> tuple[int, int]:
-    """Write the demo files once (reused by later runs); returns (files, uncompressed bytes)."""
-    marker = folder / f".complete-{events}"
+def generate(folder: Path, shape: str, events: int) -> tuple[int, int]:
+    """Write the shape's files once (reused by later runs); returns (files, uncompressed bytes)."""
+    marker = folder / ".complete"
     if not marker.exists():
         if folder.exists():
             for path in folder.rglob("*.json.gz"):
                 path.unlink()
-        chunk = 250_000  # generate in slices so the generator's memory stays flat
-        for index, start in enumerate(range(0, events, chunk)):
-            # One day of busy activity, so files hold hundreds of records each, as in a large organisation's trail.
-            slice_end = END - timedelta(days=index)
-            generated = demo.generate_records(events=min(chunk, events - start), seed=SEED + index, end=slice_end, days=1,
-                                              planted=index == 0)  # planted cases have fixed IDs: once only
-            demo.write_log_files(folder, generated, records_per_file=500)
+        write_shape(shape, folder, events, SEED, END)
         marker.write_text("ok")
     files = sorted(folder.rglob("*.json.gz"))
     uncompressed = sum(len(gzip.decompress(path.read_bytes())) for path in files)
@@ -94,31 +90,56 @@ def run_import(folder: Path, db_path: Path) -> tuple[float, int, str]:
     return elapsed, peak, out.strip()
 
 
+_IDENTITY = ("STRUCT(type VARCHAR, principalId VARCHAR, arn VARCHAR, accountId VARCHAR, accessKeyId VARCHAR, "
+             "userName VARCHAR, invokedBy VARCHAR, sessionContext JSON, onBehalfOf JSON)")
+RECORD_TYPE = (
+    "STRUCT(eventVersion VARCHAR, userIdentity " + _IDENTITY + ", eventTime VARCHAR, eventSource VARCHAR, "
+    "eventName VARCHAR, awsRegion VARCHAR, sourceIPAddress VARCHAR, userAgent VARCHAR, errorCode VARCHAR, "
+    "errorMessage VARCHAR, requestParameters JSON, responseElements JSON, additionalEventData JSON, "
+    "requestID VARCHAR, eventID VARCHAR, readOnly BOOLEAN, resources JSON, eventType VARCHAR, managementEvent BOOLEAN, "
+    "recipientAccountId VARCHAR, eventCategory VARCHAR, tlsDetails JSON)[]"
+)
+
+
 def run_duckdb(folder: Path) -> tuple[float, int]:
-    """The reference: DuckDB reads the same gzip files, unnests Records and materialises the same columns."""
+    """The reference: DuckDB reads the same gzip files with a typed schema (each record parsed once), unnests
+    Records and materialises the same columns."""
     import duckdb
 
     started = time.perf_counter()
     conn = duckdb.connect()
     conn.execute(
-        """
+        f"""
         CREATE TABLE events AS
-        SELECT r ->> 'eventID' AS event_id, r ->> 'eventTime' AS event_time, r ->> 'eventSource' AS event_source,
-               r ->> 'eventName' AS event_name, r ->> 'awsRegion' AS aws_region,
-               coalesce(r ->> 'recipientAccountId', r ->> '$.userIdentity.accountId') AS account_id,
-               r ->> '$.userIdentity.arn' AS principal_arn, r ->> '$.userIdentity.type' AS user_type,
-               r ->> '$.userIdentity.accessKeyId' AS access_key_id, r ->> 'sourceIPAddress' AS source_ip,
-               r ->> 'userAgent' AS user_agent, r ->> 'errorCode' AS error_code, r ->> 'errorMessage' AS error_message,
-               r ->> 'readOnly' AS read_only, r ->> 'eventType' AS event_type, r ->> 'eventCategory' AS event_category,
-               r -> 'resources' AS resources, r -> 'requestParameters' AS request_parameters,
-               r -> 'responseElements' AS response_elements, r AS raw
-        FROM (SELECT unnest(Records) AS r FROM read_json(?, columns = {'Records': 'JSON[]'},
+        SELECT r.eventID AS event_id, r.eventTime AS event_time, r.eventSource AS event_source,
+               r.eventName AS event_name, r.awsRegion AS aws_region,
+               coalesce(r.recipientAccountId, r.userIdentity.accountId) AS account_id,
+               r.userIdentity.arn AS principal_arn, r.userIdentity.type AS user_type,
+               r.userIdentity.accessKeyId AS access_key_id, r.sourceIPAddress AS source_ip,
+               r.userAgent AS user_agent, r.errorCode AS error_code, r.errorMessage AS error_message,
+               r.readOnly AS read_only, r.eventType AS event_type, r.eventCategory AS event_category,
+               r.resources AS resources, r.requestParameters AS request_parameters,
+               r.responseElements AS response_elements, r.additionalEventData AS additional_event_data
+        FROM (SELECT unnest(Records) AS r FROM read_json(?, columns = {{'Records': '{RECORD_TYPE}'}},
                                                           maximum_object_size = 67108864))
         """,
         [str(folder / "**" / "*.json.gz")],
     )
     count = conn.execute("SELECT count(DISTINCT event_id) FROM events").fetchone()[0]
     return time.perf_counter() - started, count
+
+
+def derived_bytes(db_path: Path) -> int:
+    """Bytes of the rollup tables, their indexes and the word index (SQLite's dbstat)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'rollup%' OR name LIKE 'events_words%'"
+        ).fetchone()[0]
+    finally:
+        conn.close()
 
 
 def check_recoverable(folder: Path, db_path: Path, samples: int = 5_000) -> tuple[int, int]:
@@ -135,36 +156,46 @@ def check_recoverable(folder: Path, db_path: Path, samples: int = 5_000) -> tupl
     return matched, sampled
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the cache for the page benchmarks")
-    args = parser.parse_args()
-
-    folder = DATA / f"ingest-{args.events}"
-    files, uncompressed = generate(folder, args.events)
-    db_path = DATA / f"ingest-{args.events}.db"
+def measure(shape: str, events: int, keep: bool) -> dict:
+    folder = DATA / f"shape-{shape}-{events}"
+    files, uncompressed = generate(folder, shape, events)
+    db_path = DATA / f"ingest-{shape}-{events}.db"
     elapsed, peak, summary = run_import(folder, db_path)
-    events = store.open_cache_readonly(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
+    stored = store.open_cache_readonly(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
     store.open_cache(db_path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     cache_bytes = sum(Path(f"{db_path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db_path}{s}").exists())
+    derived = derived_bytes(db_path)
     matched, sampled = check_recoverable(folder, db_path)
     duck_elapsed, duck_count = run_duckdb(folder)
-
-    rate = events / elapsed
-    print(f"machine: {os.cpu_count()} cores; {files:,} gzip files; {events:,} events; {uncompressed / 1e6:,.0f} MB of JSON")
-    print(f"{'':28}{'measured':>14}{'target':>18}")
-    print(f"{'import time':28}{elapsed:>13.1f}s{'':>18}")
-    print(f"{'import rate':28}{rate:>12,.0f}/s{'>= 100,000/s':>18}")
-    print(f"{'DuckDB read_json (ref.)':28}{duck_elapsed:>13.1f}s{f'{duck_count:,} rows':>18}")
-    print(f"{'import / DuckDB':28}{elapsed / duck_elapsed:>13.2f}x{'<= 2x':>18}")
-    print(f"{'peak RSS (process tree)':28}{peak / 1e6:>12,.0f}MB{'<= 500 MB':>18}")
-    print(f"{'cache / uncompressed JSON':28}{cache_bytes / uncompressed:>13.2f}x{'<= 1x':>18}")
-    print(f"{'records recovered exactly':28}{f'{matched:,} / {sampled:,}':>14}{'all sampled':>18}")
-    print(f"import said: {summary}")
-    if not args.keep:
+    if not keep:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    return {"shape": shape, "files": files, "events": stored, "json_mb": uncompressed / 1e6, "import_s": elapsed,
+            "duckdb_s": duck_elapsed, "duckdb_rows": duck_count, "ratio": elapsed / duck_elapsed, "rss_mb": peak / 1e6,
+            "cache_ratio": cache_bytes / uncompressed, "derived_share": derived / cache_bytes,
+            "recovered": f"{matched:,}/{sampled:,}", "summary": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--shape", action="append", choices=SHAPES, help="repeat for several; default: every shape")
+    parser.add_argument("--keep", action="store_true", help="keep the caches for the page benchmarks")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; {args.events:,} events per shape")
+    header = ("shape", "files", "JSON MB", "import s", "DuckDB s", "import/DuckDB", "peak RSS MB", "cache/JSON",
+              "derived share", "recovered")
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for shape in args.shape or SHAPES:
+        r = measure(shape, args.events, args.keep)
+        print(f"{r['shape']} | {r['files']:,} | {r['json_mb']:,.0f} | {r['import_s']:.1f} | {r['duckdb_s']:.1f} | "
+              f"{r['ratio']:.2f}x | {r['rss_mb']:,.0f} | {r['cache_ratio']:.2f}x | {r['derived_share']:.0%} | "
+              f"{r['recovered']}", flush=True)
+        if r["events"] != r["duckdb_rows"]:
+            print(f"  note: {r['events']:,} events stored, DuckDB read {r['duckdb_rows']:,}; import said: {r['summary']}")
+    print("targets: import/DuckDB <= 1.25x (aim 1.0x), peak RSS <= 500 MB, cache/JSON <= 1.0x (aim 0.8x), "
+          "derived share <= 25%")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,27 @@ from trailstream.cache import bookkeeping
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
+def role_grain(principal: str | None, user_type: str | None) -> str | None:
+    """Principals as people think of them, spelled apart from the SQL under test: a role's sessions are the role."""
+    if user_type == "AssumedRole" and principal and "/" in principal:
+        return principal.split("/", 1)[0]
+    return principal
+
+
+def with_role_grain(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """The connection with SQL function role_grain(principal, user_type)."""
+    conn.create_function("role_grain", 2, role_grain, deterministic=True)
+    return conn
+
+
+EXPECTED_DIMENSIONS = {"read_only": "coalesce(read_only, 0)", "actor": "role_grain(principal, user_type)"}
+
+
 def recomputed(conn: sqlite3.Connection, rollup: rollups.Rollup, grain: str) -> list[tuple]:
     """What the rollup table must hold, counted straight from `events`."""
     length, suffix, _ = rollups.GRAINS[grain]
-    dimensions = ", ".join("coalesce(read_only, 0)" if d == "read_only" else d for d in rollup.dimensions)
+    with_role_grain(conn)
+    dimensions = ", ".join(EXPECTED_DIMENSIONS.get(d, d) for d in rollup.dimensions)
     seen = ", min(event_time), max(event_time)" if rollup.with_seen else ""
     sql = (
         f"SELECT substr(event_time, 1, {length}) || '{suffix}', {dimensions}, count(*), "
@@ -195,4 +212,22 @@ def test_facts_add_up_to_the_filtered_events_for_any_period(db_path, finest):
         expected = dict(conn.execute(f"SELECT event_name, count(*) FROM events WHERE {where} GROUP BY 1",
                                      filter_params).fetchall())
         assert counted == expected
+    conn.close()
+
+
+def test_a_role_with_a_session_address_and_user_agent_per_call_keeps_the_principal_rollup_small(db_path):
+    made = demo.generate_records(events=1500, seed=4, end=END, days=1)
+    for n, record in enumerate(made):
+        record["userIdentity"] = {"type": "AssumedRole", "arn": f"arn:aws:sts::111122223333:assumed-role/svc-etl/s{n}",
+                                  "accountId": "111122223333", "accessKeyId": f"ASIA{n:016d}"}
+        record["sourceIPAddress"], record["userAgent"] = f"203.0.{n // 250}.{n % 250}", f"Boto3/1.{n}"
+    db = store.open_cache(db_path)
+    save_file(db, "sessions.json", made)
+    db.close()
+    assert_derived_data_matches_events(db_path)
+    conn = store.open_cache_readonly(db_path)
+    keys = conn.execute("SELECT count(DISTINCT substr(event_time, 1, 13) || account_id || aws_region || "
+                        "coalesce(read_only, 0)) FROM events").fetchone()[0]
+    assert [tuple(row) for row in conn.execute("SELECT DISTINCT actor FROM rollup_actors_hour")] == [("svc-etl",)]
+    assert conn.execute("SELECT count(*) FROM rollup_actors_hour").fetchone()[0] == keys < len(made) / 5
     conn.close()

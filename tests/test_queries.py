@@ -13,11 +13,14 @@ import pytest
 from trailstream import timefmt
 from trailstream import catalog
 from trailstream.ingest import demo, records, sync
-from trailstream.cache import derived, store
+from trailstream.cache import derived, rollups, store
 from trailstream.analytics import queries
 from trailstream.filters import EventFilter
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import bookkeeping
+from tests.test_derived import with_role_grain
+
+ROLE_GRAIN = "role_grain(principal, user_type)"  # principals as people think of them (see test_derived)
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 ACCOUNTS = ("111111111111", "222222222222")
@@ -224,7 +227,8 @@ def test_overview_totals_agree_with_sql(any_cache, make_filter):
     event_filter = make_filter(any_cache)
     totals = queries.query_overview_totals(any_cache, event_filter).row(0, named=True)
     where, params = event_filter.sql()
-    principals = any_cache.execute(f"SELECT count(DISTINCT principal) FROM events WHERE {where}", params).fetchone()[0]
+    principals = with_role_grain(any_cache).execute(
+        f"SELECT count(DISTINCT role_grain(principal, user_type)) FROM events WHERE {where}", params).fetchone()[0]
     assert totals["events"] == sql_count(any_cache, event_filter) > 0
     assert totals["failed"] == sql_count(any_cache, event_filter, "error_code IS NOT NULL")
     assert totals["principals"] == principals
@@ -258,13 +262,12 @@ def test_bucket_follows_the_period_length(small_cache):
 def test_top_lists_agree_with_sql_group_by(any_cache, make_filter):
     event_filter = make_filter(any_cache)
     where, params = event_filter.sql()
-    for frame, column in (
-        (queries.query_top_event_names(any_cache, event_filter, limit=1000), "event_name"),
-        (queries.query_top_principals(any_cache, event_filter, limit=1000), "principal"),
+    for frame, column, expression in (
+        (queries.query_top_event_names(any_cache, event_filter, limit=1000), "event_name", "event_name"),
+        (queries.query_top_principals(any_cache, event_filter, limit=1000), "principal", ROLE_GRAIN),
     ):
-        expected = dict(
-            any_cache.execute(f"SELECT {column}, count(*) FROM events WHERE {where} GROUP BY {column}", params).fetchall()
-        )
+        expected = dict(with_role_grain(any_cache).execute(
+            f"SELECT {expression}, count(*) FROM events WHERE {where} GROUP BY 1", params).fetchall())
         assert dict(zip(frame[column], frame["events"])) == expected
         assert frame["events"].is_sorted(descending=True)
 
@@ -414,19 +417,22 @@ def test_saved_search_from_a_newer_version_still_loads():
 def test_principal_activity_and_origins_agree_with_sql(any_cache, make_filter):
     event_filter = make_filter(any_cache)
     where, params = event_filter.sql()
-    principal = queries.query_principals(any_cache, event_filter).item(0, "principal")
+    principals = queries.query_principals(any_cache, event_filter)
+    roles = principals.filter(pl.col("user_type") == "AssumedRole")  # a role: every session of it, through the index
+    principal = (roles if roles.height else principals).item(0, "principal")
     groups = {
         "activity": ("event_source, event_name, aws_region",
                      queries.query_principal_activity(any_cache, event_filter, principal, "day")),
         **{origin: (origin, queries.query_principal_origins(any_cache, event_filter, principal, origin))
            for origin in queries.PRINCIPAL_ORIGINS},
+        "sessions": ("principal", queries.query_principal_sessions(any_cache, event_filter, principal)),
     }
     for label, (columns, frame) in groups.items():
         expected = sorted(
             tuple(row)
-            for row in any_cache.execute(
+            for row in with_role_grain(any_cache).execute(
                 f"SELECT {columns}, count(*), count(nullif(error_code, '')), min(event_time), max(event_time) "
-                f"FROM events WHERE {where} AND principal = ? GROUP BY {columns}", [*params, principal]
+                f"FROM events WHERE {where} AND {ROLE_GRAIN} = ? GROUP BY {columns}", [*params, principal]
             )
         )
         keys = [c.strip() for c in columns.split(",")]
@@ -436,15 +442,17 @@ def test_principal_activity_and_origins_agree_with_sql(any_cache, make_filter):
         assert sorted(found.rows()) == expected, label
 
 
-def test_principal_activity_reads_only_its_covering_index(small_cache):
+@pytest.mark.parametrize("principal", ["bob", "Admin", "account/1"])
+def test_principal_activity_reads_only_its_covering_index(small_cache, principal):
     where, params = EventFilter().sql("e")
+    actor, actor_params = rollups.actor_where("e", principal)
     plan = " ".join(
         row[3]
         for row in small_cache.execute(
             f"EXPLAIN QUERY PLAN SELECT e.event_source, e.event_name, e.aws_region, e.source_ip, e.account_id, "
-            f"e.access_key_id, e.error_code, e.event_time FROM events e INDEXED BY {queries.PRINCIPAL_INDEX} "
-            f"WHERE {where} AND e.principal = ?",
-            [*params, "bob"],
+            f"e.access_key_id, e.error_code, e.event_time, e.principal, e.user_type FROM events e "
+            f"INDEXED BY {queries.PRINCIPAL_INDEX} WHERE {where} AND {actor}",
+            [*params, *actor_params],
         )
     )
     assert f"COVERING INDEX {queries.PRINCIPAL_INDEX}" in plan
@@ -461,8 +469,9 @@ def test_principal_first_and_last_seen_agree_with_sql(any_cache, make_filter):
     where, params = event_filter.sql()
     expected = {
         row[0]: (row[1], row[2], row[3])
-        for row in any_cache.execute(
-            f"SELECT principal, count(*), min(event_time), max(event_time) FROM events WHERE {where} GROUP BY 1", params
+        for row in with_role_grain(any_cache).execute(
+            f"SELECT {ROLE_GRAIN}, count(*), min(event_time), max(event_time) FROM events WHERE {where} GROUP BY 1",
+            params,
         )
     }
     principals = queries.query_principals(any_cache, event_filter)
@@ -475,7 +484,8 @@ def test_principal_first_and_last_seen_agree_with_sql(any_cache, make_filter):
 
 def test_principal_list_offers_everyone_active(any_cache):
     principals = queries.query_principals(any_cache, EventFilter())
-    assert set(principals["principal"]) == {r[0] for r in any_cache.execute("SELECT DISTINCT principal FROM events")}
+    everyone = with_role_grain(any_cache).execute(f"SELECT DISTINCT {ROLE_GRAIN} FROM events")
+    assert set(principals["principal"]) == {r[0] for r in everyone}
 
 
 def test_resource_history_is_every_mention_oldest_first(small_cache):

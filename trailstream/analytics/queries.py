@@ -182,13 +182,13 @@ TOTALS_SCHEMA = {
 def query_overview_totals(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
     """One row of headline numbers: events, failed calls, distinct principals, accounts, regions, event names."""
     names, names_params = _facts(conn, event_filter, ("account_id", "aws_region", "event_name"))
-    people, people_params = _facts(conn, event_filter, ("principal",), seen=True)
+    people, people_params = _facts(conn, event_filter, ("actor",), seen=True)
     sql = (
         "SELECT n.events, n.failed, p.principals, n.accounts, n.regions, n.event_names, p.first_event, p.last_event "
         "FROM (SELECT coalesce(sum(events), 0) AS events, coalesce(sum(failed), 0) AS failed, "
         "count(DISTINCT account_id) AS accounts, count(DISTINCT aws_region) AS regions, "
         f"count(DISTINCT event_name) AS event_names FROM ({names})) n, "
-        "(SELECT count(DISTINCT principal) AS principals, min(first_time) AS first_event, "
+        "(SELECT count(DISTINCT actor) AS principals, min(first_time) AS first_event, "
         f"max(last_time) AS last_event FROM ({people})) p"
     )
     params = names_params + people_params
@@ -261,8 +261,8 @@ def query_top_event_names(conn: sqlite3.Connection, event_filter: EventFilter, l
 
 
 def query_top_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 15) -> pl.DataFrame:
-    """The busiest principals (users, roles, services) and their failed calls."""
-    return _query_top(conn, event_filter, ("principal", "user_type"), limit)
+    """The busiest principals (users, roles with their sessions together, services) and their failed calls."""
+    return _query_top(conn, event_filter, ("actor", "user_type"), limit).rename({"actor": "principal"})
 
 
 def query_account_region_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
@@ -500,28 +500,33 @@ PRINCIPAL_ACTIVITY_SCHEMA = {
     "first_seen": UTC_TIME,
     "last_seen": UTC_TIME,
 }
-PRINCIPAL_INDEX = "events_principal_activity"  # covers what the activity reads from events (migration m007)
-# What a principal's calls come from: IPs and user agents from the principal rollup, access keys from its index.
+PRINCIPAL_INDEX = "events_principal_activity"  # covers what the activity reads from events (migrations m007, m009)
+# What a principal's calls come from, read through its index (no rollup keeps these unbounded values).
 PRINCIPAL_ORIGINS = ("source_ip", "user_agent", "access_key_id")
+ORIGINS_LIMIT = 1000  # a roaming user has thousands of addresses a day: the busiest are enough to show
+SESSIONS_LIMIT = 500
 
 
 def query_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit: int = 500) -> pl.DataFrame:
-    """Principals active in the period, busiest first, with first and last seen, for the principal picker."""
-    return _query_top(conn, event_filter, ("principal", "user_type"), limit, seen=True)
+    """Principals active in the period as people think of them (an assumed role's sessions count as the role),
+    busiest first, with first and last seen, for the principal picker."""
+    return _query_top(conn, event_filter, ("actor", "user_type"), limit, seen=True).rename({"actor": "principal"})
 
 
 def _one_principal(conn: sqlite3.Connection, principal: str) -> dict:
-    """facts_sql arguments keeping one principal's events, read through its covering index."""
-    return {"where": ("f.principal = ?",), "params": (principal,), "events_hint": _indexed_by(conn, PRINCIPAL_INDEX)}
+    """facts_sql arguments keeping one principal's events (a role: all its sessions), read through its index."""
+    clause, params = rollups.actor_where("f", principal)
+    return {"where": ("f.actor = ?",), "params": (principal,), "events_where": (clause,), "events_params": tuple(params),
+            "events_hint": _indexed_by(conn, PRINCIPAL_INDEX)}
 
 
 def query_principal_activity(
     conn: sqlite3.Connection, event_filter: EventFilter, principal: str, bucket: str | None = None
 ) -> pl.DataFrame:
-    """What one principal did: events and failed calls per time bucket, API and region."""
+    """What one principal (a role: all its sessions) did: events and failed calls per time bucket, API and region."""
     bucket = bucket or pick_bucket(conn, event_filter)
     key, suffix = _BUCKET_KEYS[bucket]
-    columns = ("principal", "event_source", "event_name", "aws_region")
+    columns = ("actor", "event_source", "event_name", "aws_region")
     source, params = _facts(conn, event_filter, columns, _BUCKET_FINENESS[bucket], seen=True,
                             **_one_principal(conn, principal))
     group = "e.event_source, e.event_name, e.aws_region"
@@ -533,20 +538,29 @@ def query_principal_activity(
 
 
 def query_principal_origins(
-    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, origin: str
+    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, origin: str, limit: int | None = ORIGINS_LIMIT
 ) -> pl.DataFrame:
-    """One principal's events per source IP, user agent or access key (PRINCIPAL_ORIGINS), busiest first."""
+    """One principal's events per source IP, user agent or access key (PRINCIPAL_ORIGINS), the busiest `limit`."""
     if origin not in PRINCIPAL_ORIGINS:
         raise ValueError(f"cannot break a principal down by {origin!r}; choose one of {', '.join(PRINCIPAL_ORIGINS)}")
-    return _query_top(conn, event_filter, ("principal", origin), None, seen=True,
-                      **_one_principal(conn, principal)).drop("principal")
+    return _query_top(conn, event_filter, ("actor", origin), limit, seen=True,
+                      **_one_principal(conn, principal)).drop("actor")
+
+
+def query_principal_sessions(
+    conn: sqlite3.Connection, event_filter: EventFilter, principal: str, limit: int | None = SESSIONS_LIMIT
+) -> pl.DataFrame:
+    """The session-level principals behind one (a role's `Role/session` names), busiest first: one click deeper."""
+    narrowing = _one_principal(conn, principal)
+    return _query_top(conn, event_filter, ("actor", "principal"), limit, seen=True, **narrowing).drop("actor")
 
 
 def query_principal_events(
     conn: sqlite3.Connection, event_filter: EventFilter, principal: str, limit: int | None = DEFAULT_ROW_LIMIT
 ) -> pl.DataFrame:
-    """One principal's newest events."""
-    return _query_event_rows(conn, event_filter, ["e.principal = ?"], [principal], limit)
+    """One principal's newest events (a role: all its sessions')."""
+    clause, params = rollups.actor_where("e", principal)
+    return _query_event_rows(conn, event_filter, [clause], params, limit)
 
 
 # --- Resource history -----------------------------------------------------------

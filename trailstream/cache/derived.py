@@ -48,6 +48,12 @@ def refresh(conn: sqlite3.Connection) -> int:
     return newest - done
 
 
+def refold(conn: sqlite3.Connection, only: tuple[rollups.Rollup, ...]) -> None:
+    """Rebuild some rollups from every event the derived data includes (a migration that changed their shape)."""
+    rollups.clear(conn, only)
+    rollups.fold(conn, 0, _watermark(conn) or 0, only)
+
+
 def clear(conn: sqlite3.Connection) -> None:
     """Empty the derived data, for when `events` itself is emptied (its rowids then start again from 1)."""
     rollups.clear(conn)

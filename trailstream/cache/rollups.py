@@ -32,16 +32,38 @@ class Rollup:
         return ("events", "failed") + (("first_time", "last_time") if self.with_seen else ())
 
 
+# Principals as people think of them: an assumed role's sessions (`Role/session`, one per Lambda call or CI job)
+# count as the role (its session issuer); every other principal as itself. Bounded where `principal` is not.
+ACTOR_SQL = (
+    "CASE WHEN {a}user_type = 'AssumedRole' AND instr({a}principal, '/') > 0 "
+    "THEN substr({a}principal, 1, instr({a}principal, '/') - 1) ELSE {a}principal END"
+)
+
+
+def actor_sql(alias: str = "") -> str:
+    """The `actor` of an events row (see ACTOR_SQL), for a table alias such as 'e' or none."""
+    return ACTOR_SQL.format(a=f"{alias}." if alias else "")
+
+
+def actor_where(alias: str, actor: str) -> tuple[str, list]:
+    """A clause keeping one actor's events that an index on (principal, ...) can seek: the principal itself, or the
+    range of its role's sessions `actor/...`."""
+    a = f"{alias}."
+    if "/" in actor:  # not a role: an assumed-role principal with this exact text counts as its role, not as this
+        return f"({a}principal = ? AND NOT ({a}user_type = 'AssumedRole' AND instr({a}principal, '/') > 0))", [actor]
+    return (f"({a}principal = ? OR ({a}principal > ? AND {a}principal < ? AND {a}user_type = 'AssumedRole'))",
+            [actor, actor + "/", actor + "0"])  # '0' follows '/' in every collation SQLite's BINARY uses
+
+
 # read_only is stored as 0 when CloudTrail left it out: the global filter treats a missing flag as 0 too.
 EVENT_NAMES = Rollup(
     "rollup_names", ("account_id", "aws_region", "read_only", "event_source", "event_category", "event_name")
 )
-PRINCIPALS = Rollup(
-    "rollup_principals",
-    ("account_id", "aws_region", "read_only", "principal", "user_type", "source_ip", "user_agent"),
-    with_seen=True,
-)
+# No source IP, user agent, session or key in any key: those are unbounded on a real organisation's trail
+# (roaming people, a session per call) and would make a rollup as large as `events` itself.
+PRINCIPALS = Rollup("rollup_actors", ("account_id", "aws_region", "read_only", "actor", "user_type"), with_seen=True)
 ROLLUPS = (EVENT_NAMES, PRINCIPALS)
+RETIRED_TABLES = ("rollup_principals_hour", "rollup_principals_day")  # keyed by session, address and user agent
 
 # Grain -> (the leading part of event_time naming the bucket, what completes it as a time, its length).
 GRAINS: dict[str, tuple[int, str, timedelta]] = {
@@ -57,8 +79,12 @@ def _bucket_sql(column: str, grain: str) -> str:
     return f"substr({column}, 1, {length}) || '{suffix}'"
 
 
-def _dimension_sql(column: str) -> str:
-    return "coalesce(read_only, 0)" if column == "read_only" else column
+def _dimension_sql(column: str, alias: str = "") -> str:
+    """How a rollup dimension is computed from an events row."""
+    if column == "actor":
+        return actor_sql(alias)
+    prefix = f"{alias}." if alias else ""
+    return f"coalesce({prefix}read_only, 0)" if column == "read_only" else prefix + column
 
 
 def schema_sql() -> list[str]:
@@ -92,9 +118,9 @@ def _merge(conn: sqlite3.Connection, rollup: Rollup, grain: str, delta: str) -> 
     )
 
 
-def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int) -> None:
-    """Add the events with rowids in (after_rowid, upto_rowid] to every rollup."""
-    for rollup in ROLLUPS:
+def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int, only: tuple[Rollup, ...] = ROLLUPS) -> None:
+    """Add the events with rowids in (after_rowid, upto_rowid] to every rollup (or those in `only`)."""
+    for rollup in only:
         dimensions = ", ".join(rollup.dimensions)
         positions = ", ".join(str(n) for n in range(1, len(rollup.dimensions) + 2))  # names would mean the raw columns
         picked = ", ".join(f"{_dimension_sql(d)} AS {d}" for d in rollup.dimensions)
@@ -119,8 +145,8 @@ def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int) -> None:
     conn.execute("DROP TABLE IF EXISTS temp.rollup_delta_day")
 
 
-def clear(conn: sqlite3.Connection) -> None:
-    for rollup in ROLLUPS:
+def clear(conn: sqlite3.Connection, only: tuple[Rollup, ...] = ROLLUPS) -> None:
+    for rollup in only:
         for grain in GRAINS:
             conn.execute(f"DELETE FROM {rollup.table(grain)}")
 
@@ -178,24 +204,31 @@ def facts_sql(
     where: tuple[str, ...] = (),
     params: tuple = (),
     events_hint: str = "",
+    events_where: tuple[str, ...] | None = None,
+    events_params: tuple = (),
 ) -> tuple[str, list]:
     """A subquery yielding event_time, `columns`, events, failed (and first_time, last_time when `seen`) whose sums
     equal counting `events` under the filter, from the rollups when they are `current` (derived.is_current);
-    `where` clauses (on alias f) may use only `columns`; `events_hint` (an INDEXED BY clause) steers the reads of
-    `events`. Use it as `FROM (...) e`."""
+    `where` clauses (on alias f) may use only `columns`, or give `events_where` for the reads of `events` (where a
+    computed column such as `actor` is not a column); `events_hint` (an INDEXED BY clause) steers those reads.
+    Use it as `FROM (...) e`."""
     rollup = pick_rollup(columns, seen) if current else None
     segments = period_segments(event_filter.start, event_filter.end, finest if rollup else "event")
     parts, all_params = [], []
     for source, start, end in segments:
         filter_sql, filter_params = replace(event_filter, start=start, end=end).sql("f")
-        picked = ", ".join(f"f.{c} AS {c}" for c in ("event_time", *columns))
         if source == "event":
+            picked = ", ".join(f"{_dimension_sql(c, 'f') if c == 'actor' else 'f.' + c} AS {c}"
+                               for c in ("event_time", *columns))
+            clauses, extra = (where, params) if events_where is None else (events_where, events_params)
             measures = "1 AS events, (f.error_code IS NOT NULL AND f.error_code != '') AS failed"
             measures += ", f.event_time AS first_time, f.event_time AS last_time" if seen else ""
             table = f"events f {events_hint}"
         else:
+            picked = ", ".join(f"f.{c} AS {c}" for c in ("event_time", *columns))
+            clauses, extra = where, params
             measures = "f.events, f.failed" + (", f.first_time, f.last_time" if seen else "")
             table = f"{rollup.table(source)} f"
-        parts.append(f"SELECT {picked}, {measures} FROM {table} WHERE {' AND '.join((filter_sql, *where))}")
-        all_params += filter_params + list(params)
+        parts.append(f"SELECT {picked}, {measures} FROM {table} WHERE {' AND '.join((filter_sql, *clauses))}")
+        all_params += filter_params + list(extra)
     return " UNION ALL ".join(parts), all_params

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream.cache import codec, derived, integrity, sigma_state, views, watermarks
+from trailstream.cache import codec, derived, rollups, integrity, sigma_state, views, watermarks
 from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -302,6 +302,20 @@ def m011_sigma(db: sqlite_utils.Database) -> None:
 def m010_integrity(db: sqlite_utils.Database) -> None:
     """Log integrity: digests, the log files each lists, CloudTrail's public keys, and each log file's SHA-256."""
     _execute_script(db, integrity.MIGRATION_SQL)
+
+
+@migrations()
+def m009_lean_rollups(db: sqlite_utils.Database) -> None:
+    """Principal rollups keyed by role (session issuer) instead of session, address and user agent, which made them
+    as large as `events` on a real organisation's trail; the per-principal index gains user_type, so a role's
+    sessions are read from the index alone."""
+    for table in rollups.RETIRED_TABLES:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    for statement in derived.schema_sql():
+        db.execute(statement)
+    derived.refold(db.conn, (rollups.PRINCIPALS,))
+    db.execute("DROP INDEX IF EXISTS events_principal_activity")
+    db.execute(f"CREATE INDEX events_principal_activity ON events ({', '.join(PRINCIPAL_ACTIVITY_COLUMNS)}, user_type)")
 
 
 class SyncAlreadyRunning(RuntimeError):
