@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, event as hypothesis_event, given, settings as hypothesis_settings, strategies as st
 
 from trailstream import catalog, config
 from trailstream.ingest import demo, records, sync
@@ -312,6 +313,60 @@ def test_travel_with_city_coordinates_uses_speed(cache, tmp_path):
     assert finding.details["speed_kmh"] > settings.max_travel_speed_kmh
 
 
+EU_WITHOUT_COORDINATES = "168.168.31.126"  # geoip2fast: country "EU", which has no capital and so no coordinates
+
+
+def test_two_sign_ins_from_a_place_without_coordinates_and_the_us_never_raise(cache):
+    first, second = sign_in(0, "olga", EU_WITHOUT_COORDINATES), sign_in(20, "olga", US)
+    conn = cache([first, second])
+    findings = detections.detect_findings(conn)
+    [travel] = of_type(findings, "impossible_travel")
+    assert travel.details["basis"] == "countries within window" and travel.details["distance_km"] is None
+    assert "an unknown distance" in travel.summary and "None" not in travel.summary
+    assert sorted(travel.event_ids) == sorted(ids([first, second]))
+    assert detections.format_findings_table(findings) and detections.findings_frame(findings).height == len(findings)
+    [route] = detections.query_travel_routes(conn).rows(named=True)
+    assert (route["from_latitude"], route["hops"]) == (None, 1)
+
+
+ROAMING_IPS = [GB, US, RU, FR, JP, "139.130.4.5", "189.1.12.5", "103.4.96.44"]
+
+
+def test_a_roaming_principal_is_one_travel_finding_summarising_its_hops(cache):
+    calls = [event("GetObject", minute * 7, "rover", ip) for minute, ip in enumerate(ROAMING_IPS * 6)]
+    [finding] = detections.detect_impossible_travel(cache(calls))
+    assert finding.details["pairs"] == len(calls) - 1
+    assert finding.details["events"] == len(calls)
+    assert set(finding.details["countries"]) == {"GB", "US", "RU", "FR", "JP", "AU", "BR", "SG"}
+    assert finding.event_ids[0] == calls[0]["eventID"] and sorted(finding.event_ids) == sorted(ids(calls))
+    assert finding.details["speed_kmh"] == max(detections.query_travel_pairs(cache([])).get_column("speed_kmh"))
+    assert f"{len(calls) - 1:,} impossible hops" in finding.summary
+
+
+def test_travel_a_day_apart_is_two_findings(cache):
+    calls = [event("GetObject", 0, "pat", GB), event("GetObject", 10, "pat", US),
+             event("GetObject", 60 * 30, "pat", GB), event("GetObject", 60 * 30 + 10, "pat", JP)]
+    assert len(detections.detect_impossible_travel(cache(calls))) == 2
+
+
+def test_new_countries_of_a_roaming_person_are_one_finding_per_day(cache):
+    history = [sign_in(0, "nomad", GB)]
+    roaming = [sign_in(60 * 24 + hour * 60, "nomad", ip) for hour, ip in enumerate([US, RU, FR, JP])]
+    later = [sign_in(60 * 24 * 4, "nomad", "139.130.4.5")]
+    findings = of_type(detections.detect_findings(cache(history + roaming + later)), "new_country_sign_in")
+    assert [sorted(finding.event_ids) for finding in findings] == [ids(later), sorted(ids(roaming))]
+    assert findings[1].details["countries"] == ["US", "RU", "FR", "JP"]
+    assert "4 new countries" in findings[1].summary
+
+
+def test_refused_calls_of_many_sessions_of_one_role_are_one_burst_of_the_role(cache):
+    calls = [event("ListUsers", n / 10, f"Deployer/session-{n}", US, user_type="AssumedRole", error="AccessDenied")
+             for n in range(25)]
+    [finding] = detections.detect_unauthorized_bursts(cache(calls))
+    assert finding.principal == "Deployer" and finding.details["session_count"] == 25
+    assert sorted(finding.event_ids) == sorted(ids(calls))
+
+
 # --- 4. Privilege-change sprees ----------------------------------------------------------
 
 
@@ -477,6 +532,69 @@ def test_the_whole_corpus_runs_and_finds_its_attacks(corpus, db_path):
     assert of_type(findings, "root_activity")
     detections.query_sign_ins(conn)
     detections.query_unauthorized_calls(conn)
+
+
+# --- Any value missing or odd: never an exception --------------------------------------------
+
+ODD_TEXT = st.one_of(st.none(), st.just(""), st.text(max_size=12).filter(lambda value: "None" not in value),
+                    st.sampled_from(["<b>x</b>", "=1+1", "a/b/c"]))
+ODD_IPS = st.sampled_from([None, "", EU_WITHOUT_COORDINATES, GB, US, JP, "10.0.0.1", "AWS Internal",
+                           "s3.amazonaws.com", "::1", "2001:4860:4860::8888", "not-an-ip", "999.1.1.1"])
+FUZZED_NAMES = st.sampled_from([catalog.CONSOLE_LOGIN_EVENT, "StopLogging", "AttachUserPolicy", "PutUserPolicy",
+                                "CreatePolicyVersion", "CreateAccessKey", "AuthorizeSecurityGroupIngress",
+                                "UpdateDetector", "ListUsers", "GetObject"])
+KNOWN_IDENTITIES = st.sampled_from([
+    {"type": "IAMUser", "userName": "zed", "arn": f"arn:aws:iam::{ACCOUNT}:user/zed", "accountId": ACCOUNT},
+    {"type": "AssumedRole", "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Role/s1", "accountId": ACCOUNT},
+    {"type": "Root", "arn": f"arn:aws:iam::{ACCOUNT}:root", "accountId": ACCOUNT},
+])
+ODD_IDENTITIES = st.fixed_dictionaries({}, optional={
+    "type": st.one_of(st.sampled_from(["IAMUser", "AssumedRole", "Root", "AWSService", "FederatedUser",
+                                       "AWSAccount", "IdentityCenterUser"]), ODD_TEXT),
+    "arn": st.one_of(ODD_TEXT, st.sampled_from([f"arn:aws:sts::{ACCOUNT}:assumed-role/Role/s1",
+                                               f"arn:aws:iam::{ACCOUNT}:user/zed", f"arn:aws:iam::{ACCOUNT}:root"])),
+    "userName": ODD_TEXT, "accountId": st.one_of(st.none(), st.just(ACCOUNT)), "invokedBy": ODD_TEXT,
+})
+IDENTITIES = st.one_of(KNOWN_IDENTITIES, ODD_IDENTITIES)
+REQUESTS = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "userName": ODD_TEXT, "policyArn": st.one_of(ODD_TEXT, st.just("arn:aws:iam::aws:policy/AdministratorAccess")),
+    "policyDocument": st.one_of(ODD_TEXT, st.just(ADMIN_DOCUMENT)), "name": ODD_TEXT, "enable": ODD_TEXT,
+    "groupId": ODD_TEXT, "cidrIp": st.one_of(ODD_TEXT, st.just("0.0.0.0/0")),
+    "fromPort": st.one_of(st.none(), st.integers(-1, 70000)), "toPort": st.one_of(st.none(), st.integers(-1, 70000)),
+    "ipProtocol": st.one_of(ODD_TEXT, st.just("tcp")),
+}))
+FUZZED_RECORDS = st.builds(
+    lambda name, minutes, identity, ip, agent, error, request, outcome, mfa: {
+        "eventVersion": "1.08", "eventTime": iso_utc(T0 + timedelta(minutes=minutes)), "eventName": name,
+        "eventSource": "iam.amazonaws.com", "userIdentity": identity, "sourceIPAddress": ip, "userAgent": agent,
+        "errorCode": error, "requestParameters": request, "responseElements": {"ConsoleLogin": outcome},
+        "additionalEventData": {"MFAUsed": mfa}, "eventID": f"fuzz-{next(_ids):06d}", "recipientAccountId": ACCOUNT,
+        "awsRegion": "eu-west-1"},
+    FUZZED_NAMES, st.integers(0, 90), IDENTITIES, ODD_IPS, ODD_TEXT,
+    st.one_of(ODD_TEXT, st.just("AccessDenied")), REQUESTS, st.sampled_from(["Success", "Failure", None, ""]),
+    st.sampled_from(["Yes", "No", None]),
+)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                           HealthCheck.too_slow])
+@given(st.lists(FUZZED_RECORDS, min_size=1, max_size=30))
+def test_detections_survive_missing_and_odd_values(tmp_path_factory, fuzzed):
+    path = tmp_path_factory.mktemp("fuzz") / "cache.db"
+    db = store.open_cache(path)
+    parsed = records.parse_log_file(orjson.dumps({"Records": fuzzed}))
+    store.save_parsed_file(db, bookkeeping.FileRef("local", "", "fuzz.json"), parsed, None)
+    conn = store.open_cache_readonly(path)
+    settings = DetectionSettings(unauthorized_threshold=2, sign_in_failure_threshold=2, privilege_change_threshold=2)
+    findings = detections.detect_findings(conn, None, settings)
+    hypothesis_event(f"findings: {sorted({finding.type for finding in findings})}")
+    assert all(finding.summary and "None" not in finding.summary for finding in findings)
+    orjson.dumps([finding.to_dict() for finding in findings])
+    detections.format_findings_table(findings)
+    detections.findings_frame(findings)
+    detections.query_travel_routes(conn, None, settings)
+    detections.sign_in_counts(detections.query_sign_ins(conn, None, settings))
+    detections.breakdown(detections.query_unauthorized_calls(conn), "principal")
 
 
 # --- The demo's planted cases, exactly ---------------------------------------------------

@@ -37,6 +37,12 @@ def test_countries_come_from_the_bundled_data_with_the_capital_as_coordinates():
     assert set(places.get_column("precision")) == {"country"}
 
 
+def test_a_country_without_a_capital_is_a_place_without_coordinates():
+    [eu] = geo.locate_ips(["168.168.31.126"]).rows(named=True)  # geoip2fast's "EU": a region, not a country
+    assert (eu["country_code"], eu["latitude"], eu["longitude"]) == ("EU", None, None)
+    assert eu["place"]
+
+
 def test_no_sources_give_an_empty_frame_with_the_place_columns():
     assert geo.locate_ips([]).schema == pl.Schema(geo.PLACE_SCHEMA)
 

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from trailstream.cache import bookkeeping, store
 from trailstream.ingest import sync
-from trailstream.config import AwsAccess, AwsSourceSettings, LocalSource, S3Source, Settings, Source, SqsSource
+from trailstream.config import (AwsAccess, AwsSourceSettings, LocalSource, LookupSource, S3Source, Settings, Source,
+                                SqsSource)
 from trailstream.ingest.sync import ProgressCallback, SyncResult
 from trailstream.notify import alerts, mailer, reports
 
@@ -37,6 +38,11 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
                 accounts=source.accounts or None, regions=source.regions or None, access=source.access,
                 progress=progress,
             )
+        elif isinstance(source, LookupSource):
+            from trailstream.ingest import lookup
+
+            since = date.fromisoformat(source.since) if source.since else None
+            result = lookup.lookup_events(db_path, source.access, source.regions or None, since, progress=progress)
         else:  # pragma: no cover - load_settings only builds the kinds above
             raise TypeError(f"unknown source kind {source!r}")
     except (store.SyncAlreadyRunning, store.CacheUnreadable) as exc:
