@@ -257,3 +257,29 @@ def test_the_cli_lookup_reads_event_history(history, db_path, capsys):
     assert code == 0, out.err
     assert "3 new event(s)" in out.out
     assert len(stored_ids(db_path)) == 3
+
+
+def test_a_lookup_source_in_the_settings_is_synced_by_the_configured_sync(history, db_path, tmp_path):
+    from trailstream import config, jobs
+
+    now = datetime.now(timezone.utc)
+    history.add([record(n, now - timedelta(days=n + 1), "eu-west-1") for n in range(3)])
+    path = tmp_path / "trailstream.toml"
+    path.write_text('[[sources]]\nname = "history"\nkind = "lookup"\nregions = ["eu-west-1"]\nregion = "us-east-1"\n')
+    settings = config.load_settings(path)
+    assert settings.errors == [] and settings.sources[0].describe() == "Event history (LookupEvents) in eu-west-1"
+    [result] = jobs.run_configured_sync(settings, db_path)
+    assert result.source == "history" and result.succeeded, result.failures
+    assert len(stored_ids(db_path)) == 3
+
+
+@pytest.mark.parametrize("line, problem", [
+    ('regions = ["eu-west"]', 'region "eu-west" in "regions" does not look like an AWS region'),
+    ('since = "last week"', '"since" = "last week" is not a date; write it as YYYY-MM-DD'),
+])
+def test_a_lookup_source_with_bad_values_is_refused_with_a_sentence(tmp_path, line, problem):
+    from trailstream import config
+
+    path = tmp_path / "trailstream.toml"
+    path.write_text(f'[[sources]]\nname = "history"\nkind = "lookup"\n{line}\n')
+    assert any(problem in error for error in config.load_settings(path).errors)

@@ -19,7 +19,7 @@ from tomlkit.exceptions import ParseError
 DEFAULT_CONFIG = "trailstream.toml"
 DEFAULT_DB = "trailstream.db"
 
-SOURCE_KINDS = {"sqs": "SQS queue", "s3": "S3 backfill", "local": "Local folder"}
+SOURCE_KINDS = {"sqs": "SQS queue", "s3": "S3 backfill", "local": "Local folder", "lookup": "Event history (no trail)"}
 # Keys that would hold a secret: refused, because credentials come from the AWS credential chain.
 SECRET_KEYS = {"aws_access_key_id", "aws_secret_access_key", "aws_session_token", "secret_access_key",
                "access_key_id", "session_token", "secret", "password"}
@@ -112,8 +112,21 @@ class LocalSource:
         return f"Local folder {self.path}"
 
 
-Source = SqsSource | S3Source | LocalSource
-SOURCE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (SqsSource, S3Source, LocalSource)}
+@dataclass
+class LookupSource(AwsSourceSettings):
+    """Event history read with LookupEvents: 90 days of management and Insights events with no trail, kept up to date."""
+
+    kind: ClassVar[str] = "lookup"
+    name: str
+    regions: list[str] = field(default_factory=list)
+    since: str = ""
+
+    def describe(self) -> str:
+        return "Event history (LookupEvents) in " + (", ".join(self.regions) if self.regions else "every enabled region")
+
+
+Source = SqsSource | S3Source | LocalSource | LookupSource
+SOURCE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (SqsSource, S3Source, LocalSource, LookupSource)}
 
 
 @dataclass
@@ -263,10 +276,10 @@ def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
 def check_source(source: Source) -> list[str]:
     """Problems with the values of one source (region, role ARN, dates, accounts), as sentences."""
     problems = source.access.problems() if isinstance(source, AwsSourceSettings) else []
-    if isinstance(source, S3Source):
+    if isinstance(source, (S3Source, LookupSource)):
         dates = {}
         for name in ("since", "until"):
-            value = getattr(source, name)
+            value = getattr(source, name, "")
             if value:
                 try:
                     dates[name] = date.fromisoformat(value)
@@ -274,7 +287,7 @@ def check_source(source: Source) -> list[str]:
                     problems.append(f'"{name}" = "{value}" is not a date; write it as YYYY-MM-DD')
         if len(dates) == 2 and dates["since"] > dates["until"]:
             problems.append(f'"since" ({source.since}) is after "until" ({source.until}); swap them')
-        problems.extend(f'account "{account}" should be 12 digits' for account in source.accounts
+        problems.extend(f'account "{account}" should be 12 digits' for account in getattr(source, "accounts", [])
                         if not ACCOUNT_PATTERN.match(account))
         problems.extend(f'region "{item}" in "regions" does not look like an AWS region' for item in source.regions
                         if not REGION_PATTERN.match(item))
