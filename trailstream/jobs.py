@@ -116,13 +116,14 @@ class AfterSyncOutcome:
     alerts: alerts.AlertRunResult
     reports: list[reports.ReportDelivery] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    sigma: list[str] = field(default_factory=list)  # the Sigma rules' run, first: their findings feed the alerts
 
     @property
     def succeeded(self) -> bool:
         return self.alerts.succeeded and all(delivery.sent for delivery in self.reports) and not self.problems
 
     def lines(self) -> list[str]:
-        return [self.alerts.summary(), *(f"report {d.name!r}: {d.message}" for d in self.reports),
+        return [*self.sigma, self.alerts.summary(), *(f"report {d.name!r}: {d.message}" for d in self.reports),
                 *(f"reports: {problem}" for problem in self.problems)]
 
     def summary(self) -> str:
@@ -130,8 +131,9 @@ class AfterSyncOutcome:
 
 
 def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None) -> AfterSyncOutcome:
-    """The one post-sync step: run the alert rules on what arrived, then mail the scheduled reports that are due."""
-    outcome = AfterSyncOutcome(alerts.run_alerts(db_path, settings, now))
+    """The one post-sync step: the Sigma rules and then the alert rules on what arrived, then the due reports."""
+    sigma_lines = run_sigma_rules(db_path, settings)
+    outcome = AfterSyncOutcome(alerts.run_alerts(db_path, settings, now), sigma=sigma_lines)
     try:
         smtp = mailer.smtp_settings_from(settings.section("smtp") if hasattr(settings, "section") else
                                          alerts.section(settings, "smtp"))
@@ -140,6 +142,25 @@ def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None
         outcome.problems.append(str(exc))
     outcome.reports = reports.send_scheduled_reports(db_path, smtp, now)
     return outcome
+
+
+def run_sigma_rules(db_path: str | os.PathLike, settings) -> list[str]:
+    """Load the configured Sigma rules into the cache and run them over the events stored since their watermarks;
+    problems (a missing folder, a broken settings table, a rule that failed) come back as lines, never raised."""
+    from trailstream.analytics import sigma
+    from trailstream.config import SettingsError
+
+    if not os.path.exists(db_path):
+        return []
+    try:
+        sigma_config = sigma.sigma_settings(settings)
+    except (sigma.SigmaSettingsError, SettingsError) as exc:
+        return [f"sigma: rules not run: {exc}"]
+    ruleset = sigma.configured_rules(sigma_config)
+    with closing(store.open_cache(db_path)) as db:
+        sigma.save_rules(db, ruleset, sigma_config)
+        run = sigma.evaluate_new_events(db)
+    return [f"sigma: {problem}" for problem in ruleset.problems] + [run.summary()]
 
 
 def watch(db_path, settings, every: timedelta, iterations: int | None = None,

@@ -13,12 +13,19 @@ from trailstream.analytics.detections import (access_keys, admin_grants, detecto
                                               trail_tampering, unauthorized)
 from trailstream.analytics.detections.common import Finding
 from trailstream.analytics.detections.settings import DetectionSettings
-from trailstream.analytics.sigma.evaluation import detect_sigma_findings
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT
 
 Detector = Callable[..., list[Finding]]  # detect_*(conn, event_filter, settings) -> findings
+
+
+def detect_sigma_findings(conn, event_filter: EventFilter | None = None,
+                          settings: DetectionSettings | None = None) -> list[Finding]:
+    """The enabled community (Sigma) rules; imported late because the sigma package builds on this one."""
+    from trailstream.analytics.sigma.evaluation import detect_sigma_findings as detect
+
+    return detect(conn, event_filter, settings)
 
 # Single successful calls that are dangerous on their own, one finding each.
 SINGLE_EVENT_DETECTORS: list[Detector] = [
@@ -38,7 +45,7 @@ DETECTORS: list[Detector] = [
     impossible_travel.detect_impossible_travel,
     privilege_sprees.detect_privilege_change_sprees,
     *SINGLE_EVENT_DETECTORS,
-    detect_sigma_findings,  # the enabled community (Sigma) rules, findings of type sigma:<rule id>
+    detect_sigma_findings,  # findings of type sigma:<rule id>
 ]
 _RANK = {severity: index for index, severity in enumerate(catalog.SEVERITIES)}
 

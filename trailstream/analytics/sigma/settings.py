@@ -43,7 +43,10 @@ def sigma_settings(settings) -> SigmaSettings:
 
     Without rule_paths, the folder `rules fetch` fills (sigma-rules beside the settings file) is used.
     """
-    values = settings.section("sigma") if settings is not None else {}
+    if hasattr(settings, "section"):
+        values, resolve = settings.section("sigma"), settings.resolve
+    else:  # a plain dict of sections (scripts, tests), paths relative to the working folder
+        values, resolve = dict((settings or {}).get("sigma") or {}), Path
     unknown = [key for key in values if key not in KEYS]
     if unknown:
         raise SigmaSettingsError(f'[sigma] has an unknown setting "{unknown[0]}"; known settings: {", ".join(KEYS)}')
@@ -55,8 +58,8 @@ def sigma_settings(settings) -> SigmaSettings:
     level = values.get("alert_level", DEFAULT_ALERT_LEVEL)
     if level not in LEVELS:
         raise SigmaSettingsError(f"[sigma] alert_level must be one of {', '.join(LEVELS)} (it is {level!r})")
-    fetch_folder = settings.resolve(DEFAULT_FETCH_FOLDER) if settings is not None else Path(DEFAULT_FETCH_FOLDER)
-    resolved = tuple(settings.resolve(path.strip()) for path in paths) if paths else (fetch_folder,)
+    fetch_folder = resolve(DEFAULT_FETCH_FOLDER)
+    resolved = tuple(resolve(path.strip()) for path in paths) if paths else (fetch_folder,)
     return SigmaSettings(
         rule_paths=resolved, alert_level=level, release_url=str(values.get("release_url", RELEASE_URL)),
         release_sha256=str(values.get("release_sha256", RELEASE_SHA256)).lower(), fetch_folder=fetch_folder,
