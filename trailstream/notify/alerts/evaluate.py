@@ -118,7 +118,8 @@ def _already_alerted(conn, rule_id: int, event_ids) -> set[str]:
 
 def _finding_drafts(conn, rule: AlertRule, findings, mark: int, top: int, since: str) -> list[AlertDraft]:
     """One alert per finding of the rule's type that involves a new event; only events not alerted before."""
-    relevant = [finding for finding in findings if finding.type == rule.query]
+    relevant = [finding for finding in findings if finding.type == rule.query
+                or (finding.type.startswith(f"{rule.query}:") and finding.details.get("alert"))]  # Sigma's
     positions = _event_positions(conn, [event_id for finding in relevant for event_id in finding.event_ids])
     taken = _already_alerted(conn, rule.id, positions)
     drafts = []

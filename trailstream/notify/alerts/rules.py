@@ -110,6 +110,12 @@ EVENT_RULES: tuple[BuiltinRule, ...] = (
 )
 
 
+# Every Sigma finding (type "sigma:<rule id>") whose rule's level is at or above [sigma] alert_level.
+SIGMA_RULE = BuiltinRule("finding:sigma", "finding", "Community (Sigma) rule matched", "high", query="sigma",
+                         description="A Sigma rule at or above [sigma] alert_level matched; each alert names the rule, "
+                                     "its author, ID and link")
+
+
 def _builtin_rules() -> dict[str, BuiltinRule]:
     """One rule per finding type in the catalog, then the event rules above."""
     findings = [
@@ -117,7 +123,7 @@ def _builtin_rules() -> dict[str, BuiltinRule]:
                     description=f"Security finding: {title[0].lower()}{title[1:]}")
         for kind, title in catalog.FINDING_TYPES.items()
     ]
-    return {rule.key: rule for rule in [*findings, *EVENT_RULES]}
+    return {rule.key: rule for rule in [*findings, SIGMA_RULE, *EVENT_RULES]}
 
 
 BUILTIN_RULES: dict[str, BuiltinRule] = _builtin_rules()
