@@ -14,12 +14,10 @@ import polars as pl
 from trailstream import catalog
 from trailstream.analytics import geo, queries, transforms
 from trailstream.analytics.detections.common import MAX_EVENT_IDS, MAX_LISTED, Finding, iso, make_finding
+from trailstream.cache import rollups
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
 
-# "Role/session" -> "Role" (the session name is a detail); users, root, services and "account/..." stay as they are.
-ACTOR_SQL = ("CASE WHEN instr(e.principal, '/') > 1 AND e.principal NOT LIKE 'account/%' "
-             "THEN substr(e.principal, 1, instr(e.principal, '/') - 1) ELSE e.principal END")
 
 SECURITY_SCHEMA = {
     "event_id": pl.String,
@@ -33,7 +31,7 @@ SECURITY_SCHEMA = {
     "event_name": pl.String,
     "error_code": pl.String,
 }
-_SECURITY_COLUMNS = ", ".join(ACTOR_SQL if name == "actor" else f"e.{name}" for name in SECURITY_SCHEMA)
+_SECURITY_COLUMNS = ", ".join(rollups.actor_sql("e") if name == "actor" else f"e.{name}" for name in SECURITY_SCHEMA)
 OUTSIDE_AWS = (
     "e.source_ip IS NOT NULL AND e.source_ip NOT IN ({}) AND e.source_ip NOT LIKE '%{}'".format(
         ", ".join(f"'{source}'" for source in catalog.AWS_INTERNAL_SOURCES), catalog.AWS_SERVICE_SOURCE_SUFFIX
