@@ -1,4 +1,4 @@
-"""Alerts (admins): what fired and whether it was mailed, the rules and who they mail, and a Check now button."""
+"""Alerts (admins): what fired and whether it was mailed or posted, the rules, their channels, and Check now."""
 
 import json
 from dataclasses import asdict, replace
@@ -13,7 +13,8 @@ from trailstream.analytics.queries import SearchQuery
 signin.require_admin()
 st.title("Alerts")
 st.caption("The rules are checked after every sync (and by `python -m trailstream alerts run`); what fires is "
-           "mailed at once or in the digest. Each event alerts at most once per rule.")
+           "mailed and posted to its channels at once or in the digest. Each event alerts at most once per rule and "
+           "channel.")
 state = ui.require_cache()
 if state.status == "empty":
     st.info("The cache has no events yet, so nothing can fire: the rules below are checked after every sync.",
@@ -24,6 +25,9 @@ if NOTICE in st.session_state:
     st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 mail_ok, mail_text = alerts.mail_status(settings)
 (st.caption if mail_ok else st.warning)(ui.plain(mail_text))
+default_channels, channel_problems = alerts.channel_settings(settings)
+for problem in channel_problems:
+    st.warning(ui.plain(f"Settings: {problem}"), icon=":material/link_off:")
 
 if st.button("Check now", type="primary", icon=":material/notifications_active:"):
     with st.spinner("Checking the rules and sending what is due…"):
@@ -58,6 +62,10 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
         "recipients": alerts.parse_recipients(st.text_input(
             "Recipients", ", ".join(rule.recipients), key=f"{key}-recipients",
             help="Comma separated; empty sends to [smtp] recipients.")),
+        "channels": alerts.split_channels(st.text_input(
+            "Channels", " ".join(rule.channels), key=f"{key}-channels",
+            help="apprise URLs (Slack, Teams, PagerDuty, json:// webhooks…), space separated; empty posts to "
+                 "[alerts] channels. Write secrets as ${NAME}: read from the environment or secrets.toml.")),
         "threshold": left.number_input("Threshold (events)", 1, value=rule.threshold, key=f"{key}-threshold",
                                        help="Fire when this many matching events fall within the window "
                                             "(security-finding rules fire once per finding and ignore it)."),
@@ -65,7 +73,7 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
     }
 
 
-history_tab, rules_tab, add_tab = st.tabs(["History", "Rules", "Add a rule"])
+history_tab, rules_tab, add_tab, channels_tab = st.tabs(["History", "Rules", "Add a rule", "Channels"])
 rules = ui.read_uncached(alerts.query_rules)
 history = ui.read_uncached(alerts.query_fired_alerts)
 unsent = [alert for alert in history if alert.status != "sent"]
@@ -88,6 +96,10 @@ with history_tab:
         if chosen is not None:
             st.subheader(f"Events of alert {chosen}")
             st.dataframe(ui.read_uncached(alerts.query_alert_events, chosen), hide_index=True, key="alert-events")
+            posted = ui.read_uncached(alerts.query_channel_deliveries, chosen)
+            if posted:
+                st.dataframe([asdict(item) for item in posted], hide_index=True, key="alert-channels",
+                             column_order=("label", "status", "attempts", "sent_at", "error"))
 
 with rules_tab:
     by_ident = {item.key or f"custom-{item.id}": item for item in rules}
@@ -107,9 +119,10 @@ with rules_tab:
         signin.record("rule_changed", {"rule": rule.name, "change": "deleted"})
         st.session_state[NOTICE] = f'Rule "{rule.name}" deleted.'
         st.rerun()
-    st.dataframe([asdict(item) | {"recipients": ", ".join(item.recipients), "matches": item.describe()}
+    st.dataframe([asdict(item) | {"recipients": ", ".join(item.recipients), "channels": " ".join(item.channels),
+                                  "matches": item.describe()}
                   for item in rules], hide_index=True, key="rules",
-                 column_order=("name", "enabled", "severity", "delivery", "recipients", "threshold",
+                 column_order=("name", "enabled", "severity", "delivery", "recipients", "channels", "threshold",
                                "window_minutes", "matches"))
 
 with add_tab:
@@ -129,3 +142,12 @@ with add_tab:
         shared = how_it_alerts(alerts.AlertRule(None, kind, ""), "new")
         if st.form_submit_button("Add rule", type="primary", icon=":material/add_alert:"):
             save(alerts.AlertRule(None, kind, name, query=query, **shared), "added")
+
+with channels_tab:
+    channels = ui.read_uncached(alerts.query_channel_status, default_channels)
+    if not channels:
+        st.info("No channel yet: add apprise URLs to [alerts] channels in the settings file (every rule) or to a "
+                "rule (that rule only).", icon=":material/hub:")
+    else:
+        st.dataframe(channels, hide_index=True, key="channels",
+                     column_order=("channel", "used_by", "delivered", "waiting", "last_attempt_at", "problem"))

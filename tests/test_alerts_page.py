@@ -150,3 +150,47 @@ def test_a_custom_search_rule_is_added_then_deleted(demo_cache):
     button(at, "Delete this rule").click().run()
     assert not at.exception
     assert "Refusal storm" not in rules(demo_cache)
+
+
+def configure_channels(*urls: str) -> None:
+    """Write an [alerts] section with channels (and no [smtp]) where the page reads its settings."""
+    import os
+
+    Path(os.environ["TRAILSTREAM_CONFIG"]).write_text(f"[alerts]\nchannels = {json.dumps(list(urls))}\n")
+
+
+def test_the_channels_tab_shows_a_channel_down_then_delivered(demo_cache):
+    from tests.test_channels import WebhookReceiver
+
+    hook = WebhookReceiver()  # nothing listens yet
+    configure_channels(hook.url())
+    at = open_alerts()
+    button(at, "Check now").click().run()
+    assert any("Checked, with problems" in error.value for error in at.error)
+    [row] = table(at, "used_by").to_dict("records")
+    assert (row["channel"], row["used_by"], row["delivered"]) == (hook.url(), "every rule without its own", 0)
+    assert row["waiting"] == len(fired(demo_cache)) > 0 and "did not take the alert" in row["problem"]
+    hook.start()
+    try:
+        button(at, "Check now").click().run()
+    finally:
+        hook.stop()
+    assert any(success.value == "Checked: everything due was sent." for success in at.success)
+    [row] = table(at, "used_by").to_dict("records")
+    assert (row["delivered"], row["waiting"]) == (len(fired(demo_cache)), 0)
+    assert len(hook.received) == len(fired(demo_cache))
+
+
+def test_a_rule_gets_its_own_channel_and_a_literal_secret_is_refused(demo_cache):
+    at = open_alerts()
+    at.selectbox(key="rule").set_value("elastic_ip_released").run()
+    at.text_input(key="elastic_ip_released-channels").set_value("json://ops:hunter2@hooks.example.com/alerts")
+    button(at, "Save rule").click().run()
+    assert any("Not saved" in error.value for error in at.error)
+    assert any("write each secret as ${NAME}" in text.value for text in at.text)
+    assert rules(demo_cache)["elastic_ip_released"].channels == ()
+    at.text_input(key="elastic_ip_released-channels").set_value("json://ops:${OPS_HOOK_PASSWORD}@hooks.example.com/a")
+    button(at, "Save rule").click().run()
+    assert rules(demo_cache)["elastic_ip_released"].channels == ("json://ops:${OPS_HOOK_PASSWORD}@hooks.example.com/a",)
+    used = table(at, "used_by")
+    assert list(used["used_by"]) == ["Elastic IP released"]

@@ -80,12 +80,17 @@ def parse_channels(values) -> tuple[tuple[str, ...], list[str]]:
     if values in (None, ""):
         return (), []
     if isinstance(values, str):
-        values = [item for item in re.split(r"[\s,]+", values) if item]
+        values = split_channels(values)
     if not isinstance(values, (list, tuple)):
         return (), ['channels must be a list of apprise URLs, like channels = ["json://hooks.example.com/path"]']
     problems = [check_channel(url) for url in values]
     return (tuple(url.strip() for url, problem in zip(values, problems) if problem is None),
             [problem for problem in problems if problem])
+
+
+def split_channels(text: str) -> tuple[str, ...]:
+    """Channel URLs typed in one box, separated by commas, spaces or new lines."""
+    return tuple(item for item in re.split(r"[\s,]+", text or "") if item)
 
 
 def resolve_channel(url: str) -> str:

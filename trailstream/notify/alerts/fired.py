@@ -15,6 +15,7 @@ import sqlite_utils
 
 from trailstream.notify.alerts.channels import Channel
 from trailstream.notify.alerts.evaluate import Evaluation
+from trailstream.notify.alerts.rules import configured_channels
 
 
 @dataclass(frozen=True)
@@ -213,18 +214,25 @@ def query_channel_deliveries(conn: sqlite3.Connection, alert_id: int | None = No
     return [ChannelDelivery(*tuple(row)) for row in rows]
 
 
-def query_channel_status(conn: sqlite3.Connection) -> list[dict]:
-    """Per channel ever alerted: deliveries sent and waiting, the last attempt and the latest problem."""
+def query_channel_status(conn: sqlite3.Connection, defaults: tuple[str, ...] = ()) -> list[dict]:
+    """Per channel in use (the [alerts] channels, then the rules' own): who uses it, deliveries sent and waiting,
+    the last attempt and the latest problem; then channels no longer configured that still hold deliveries."""
     try:
         rows = conn.execute(
-            "SELECT label, sum(status = 'sent'), sum(status != 'sent'), max(last_attempt_at), "
+            "SELECT channel, label, sum(status = 'sent'), sum(status != 'sent'), max(last_attempt_at), "
             "(SELECT error FROM alert_channel_deliveries w WHERE w.channel = d.channel AND w.status != 'sent' "
             " ORDER BY w.last_attempt_at DESC LIMIT 1) "
             "FROM alert_channel_deliveries d GROUP BY channel ORDER BY label"
         ).fetchall()
     except sqlite3.OperationalError:
-        return []
-    return [dict(zip(("channel", "sent", "waiting", "last_attempt_at", "problem"), tuple(row))) for row in rows]
+        rows = []
+    counts = {row[0]: row[1:] for row in rows}  # channel id -> label, sent, waiting, last attempt, problem
+    listed = [(Channel(url), ", ".join(users)) for url, users in configured_channels(conn, defaults).items()]
+    known = {channel.id for channel, _ in listed}
+    status = [(channel.label, users, counts.get(channel.id, (None, 0, 0, None, None))[1:]) for channel, users in listed]
+    status += [(values[0], "no longer configured", values[1:]) for key, values in counts.items() if key not in known]
+    return [{"channel": label, "used_by": users, "delivered": sent, "waiting": waiting, "last_attempt_at": last,
+             "problem": problem} for label, users, (sent, waiting, last, problem) in status]
 
 
 def query_alerts_with_channels(conn: sqlite3.Connection, alert_ids: list[int]) -> set[int]:

@@ -173,6 +173,15 @@ def query_rules(conn: sqlite3.Connection) -> list[AlertRule]:
     return builtin + [rule for rule in stored if not rule.key]
 
 
+def configured_channels(conn: sqlite3.Connection, defaults: tuple[str, ...]) -> dict[str, list[str]]:
+    """Every channel URL in use -> who uses it: "every rule without its own" (the [alerts] channels) or rule names."""
+    used: dict[str, list[str]] = {url: ["every rule without its own"] for url in defaults}
+    for rule in query_rules(conn):
+        for url in rule.channels:
+            used.setdefault(url, []).append(rule.name)
+    return used
+
+
 def check_rule(rule: AlertRule) -> list[str]:
     """What is wrong with a rule's settings, as sentences (empty when it can be saved)."""
     problems = []
@@ -183,7 +192,7 @@ def check_rule(rule: AlertRule) -> list[str]:
     if rule.delivery not in DELIVERIES:
         problems.append(f"delivery must be {' or '.join(DELIVERIES)}")
     problems.extend(f'"{item}" is not an email address' for item in rule.recipients if not mailer.parse_addresses(item))
-    problems.extend(alert_channels.check_channel(url) for url in rule.channels if alert_channels.check_channel(url))
+    problems.extend(problem for problem in map(alert_channels.check_channel, rule.channels) if problem)
     if rule.threshold < 1 or rule.window_minutes < 1:
         problems.append("the threshold and the window must be at least 1")
     if rule.key is None and rule.kind not in CUSTOM_KINDS:

@@ -20,7 +20,7 @@ from trailstream.notify.alerts.evaluate import evaluate_rules
 from trailstream.notify.alerts.fired import FiredAlert
 from trailstream.notify.alerts.mail import (CHANNEL_EVENT_LIMIT, MAIL_EVENT_LIMIT, compose_channel_message,
                                             compose_mail)
-from trailstream.notify.alerts.rules import ensure_builtin_rules, query_rules
+from trailstream.notify.alerts.rules import configured_channels, ensure_builtin_rules, query_rules
 from trailstream.notify.alerts.settings import (NOT_CONFIGURED, AlertSettings, alert_settings_from, detection_settings,
                                                 section, smtp_from)
 from trailstream.timefmt import iso_utc, parse_iso_utc
@@ -176,7 +176,8 @@ def deliver_to_channels(db: sqlite_utils.Database, alert_settings: AlertSettings
                         result: AlertRunResult) -> None:
     """Post each channel its unsent alerts (the digest when due), once each; a channel that fails waits for the
     next run. Deliveries to a channel no longer in the settings or on a rule wait until it comes back."""
-    known = {channel.id: channel for channel in map(alert_channels.Channel, _configured_channels(db, alert_settings))}
+    in_use = configured_channels(db.conn, alert_settings.channels)
+    known = {channel.id: channel for channel in map(alert_channels.Channel, in_use)}
     pending = [item for item in records.query_channel_deliveries(db.conn, unsent_only=True) if item.channel in known]
     if not pending:
         return
@@ -214,14 +215,6 @@ def _post_batches(db, channel: alert_channels.Channel, batches: list[list[FiredA
         result.channel_failed += len(ids)
     if down:
         result.errors.append(down)
-
-
-def _configured_channels(db, alert_settings: AlertSettings) -> list[str]:
-    """Every channel URL in the settings or on a rule, in that order, each once."""
-    urls = list(alert_settings.channels)
-    for rule in query_rules(db.conn):
-        urls += [url for url in rule.channels if url not in urls]
-    return urls
 
 
 def _group_by_recipients(alerts: list[FiredAlert]) -> list[list[FiredAlert]]:
