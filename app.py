@@ -4,7 +4,7 @@ import re
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import sidebar, signin, state
 
 st.set_page_config(page_title="TrailStream", page_icon=":material/travel_explore:", layout="wide")
 
@@ -58,9 +58,9 @@ page = st.navigation(
     },
     position="top",
 )
-ui.prepare_cache()
-ui.demo_banner()
+state.prepare_cache()
+state.demo_banner()
 if identity.is_admin:
-    ui.sync_button()
-ui.sidebar_filters()
+    sidebar.sync_button()
+sidebar.sidebar_filters()
 page.run()

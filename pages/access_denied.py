@@ -3,41 +3,44 @@
 import streamlit as st
 
 from trailstream.analytics import charts, detections, queries, transforms
-from trailstream.app import ui
+from trailstream.app import state, widgets
 
 CALL_COLUMNS = ("event_time", "principal", "api", "error_code", "source_ip", "account_id", "user_type")
 BREAKDOWNS = {"principal": "principal", "source_ip": "source IP", "api": "API", "error_code": "error code"}
 
-event_filter = ui.page_start("Access denied", "Calls refused as unauthorized (AccessDenied, UnauthorizedOperation, "
-                             "Forbidden and kin): who, from where, for what, and bursts no person makes by mistake.")
-settings, problems = detections.usable_detection_settings(ui.settings())
+event_filter = widgets.page_start(
+    "Access denied", "Calls refused as unauthorized (AccessDenied, UnauthorizedOperation, "
+                     "Forbidden and kin): who, from where, for what, and bursts no person makes by mistake.")
+settings, problems = detections.usable_detection_settings(state.settings())
 for problem in problems:
-    st.warning(f"Detection settings: {ui.plain(problem)}", icon=":material/warning:")
+    st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-calls = ui.load(detections.query_unauthorized_calls, event_filter)
-if ui.no_matches(calls, "refused calls"):
+calls = state.load(detections.query_unauthorized_calls, event_filter)
+if widgets.no_matches(calls, "refused calls"):
     st.stop()
-bursts = ui.load(detections.detect_unauthorized_bursts, event_filter, settings)
-ui.metrics({"Refused calls": calls.height, "Principals": transforms.distinct_count(calls, "principal"),
-            "Source IPs": transforms.distinct_count(calls, "source_ip"), "APIs": transforms.distinct_count(calls, "api"),
-            "Bursts": len(bursts)},
-           {"Bursts": f"{settings.unauthorized_threshold} or more refused calls by one principal within "
-                      f"{settings.unauthorized_window_minutes} minutes."})
+bursts = state.load(detections.detect_unauthorized_bursts, event_filter, settings)
+widgets.metrics({"Refused calls": calls.height, "Principals": transforms.distinct_count(calls, "principal"),
+                 "Source IPs": transforms.distinct_count(calls, "source_ip"),
+                 "APIs": transforms.distinct_count(calls, "api"), "Bursts": len(bursts)},
+                {"Bursts": f"{settings.unauthorized_threshold} or more refused calls by one principal within "
+                           f"{settings.unauthorized_window_minutes} minutes."})
 
-every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
+every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
 timeline = detections.count_over_time(calls, every, "event_source")
-ui.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time"), timeline,
-              "refused-calls-over-time")
+widgets.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time"), timeline,
+                   "refused-calls-over-time")
 by = st.segmented_control("Refused calls by", list(BREAKDOWNS), format_func=BREAKDOWNS.get, default="principal",
                           key="by", bind="query-params", required=True)
 counts = detections.breakdown(calls, by)
-ui.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}"), counts, f"refused-by-{by}")
+widgets.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}"), counts,
+                   f"refused-by-{by}")
 
 if bursts:
     st.subheader("Bursts")
     bursts_frame = detections.findings_frame(bursts)
-    ui.table(bursts_frame, "unauthorized-bursts", ("time", "severity", "principal", "account_id", "events", "summary"))
-    ui.download_table(bursts_frame.drop("key"), "unauthorized-bursts")
+    widgets.table(bursts_frame, "unauthorized-bursts",
+                  ("time", "severity", "principal", "account_id", "events", "summary"))
+    widgets.download_table(bursts_frame.drop("key"), "unauthorized-bursts")
 
 st.subheader("Refused calls, newest first")
-ui.raw_event_viewer(calls, "refused-calls", "refused-calls", CALL_COLUMNS)
+widgets.raw_event_viewer(calls, "refused-calls", "refused-calls", CALL_COLUMNS)

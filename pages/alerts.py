@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 import streamlit as st
 
 from trailstream.notify import alerts
-from trailstream.app import signin, ui
+from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog, jobs
 from trailstream.analytics.queries import SearchQuery
 
@@ -15,23 +15,23 @@ st.title("Alerts")
 st.caption("The rules are checked after every sync (and by `python -m trailstream alerts run`); what fires is "
            "mailed and posted to its channels at once or in the digest. Each event alerts at most once per rule and "
            "channel.")
-state = ui.require_cache()
-if state.status == "empty":
+cache = state.require_cache()
+if cache.status == "empty":
     st.info("The cache has no events yet, so nothing can fire: the rules below are checked after every sync.",
             icon=":material/inbox:")
-settings = ui.settings()
+settings = state.settings()
 NOTICE = "_alerts_notice"
 if NOTICE in st.session_state:
     st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 mail_ok, mail_text = alerts.mail_status(settings)
-(st.caption if mail_ok else st.warning)(ui.plain(mail_text))
+(st.caption if mail_ok else st.warning)(widgets.plain(mail_text))
 default_channels, channel_problems = alerts.channel_settings(settings)
 for problem in channel_problems:
-    st.warning(ui.plain(f"Settings: {problem}"), icon=":material/link_off:")
+    st.warning(widgets.plain(f"Settings: {problem}"), icon=":material/link_off:")
 
 if st.button("Check now", type="primary", icon=":material/notifications_active:"):
     with st.spinner("Checking the rules and sending what is due…"):
-        outcome = jobs.after_sync(state.path, settings)
+        outcome = jobs.after_sync(cache.path, settings)
     (st.success if outcome.succeeded else st.error)(
         "Checked: everything due was sent." if outcome.succeeded else "Checked, with problems: see below.")
     st.text(outcome.summary())
@@ -44,7 +44,7 @@ def save(rule: alerts.AlertRule, change: str) -> None:
         st.error("Not saved. Fix this and save again:", icon=":material/error:")
         st.text("\n".join(f"• {problem}" for problem in problems))
         return
-    ui.write(alerts.save_rule, rule)
+    state.write(alerts.save_rule, rule)
     signin.record("rule_changed", {"rule": rule.name, "change": change})
     st.session_state[NOTICE] = f'Rule "{rule.name}" saved.'
     st.rerun()
@@ -74,8 +74,8 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
 
 
 history_tab, rules_tab, add_tab, channels_tab = st.tabs(["History", "Rules", "Add a rule", "Channels"])
-rules = ui.read_uncached(alerts.query_rules)
-history = ui.read_uncached(alerts.query_fired_alerts)
+rules = state.read_uncached(alerts.query_rules)
+history = state.read_uncached(alerts.query_fired_alerts)
 unsent = [alert for alert in history if alert.status != "sent"]
 with history_tab:
     if unsent:
@@ -95,8 +95,8 @@ with history_tab:
         chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
         if chosen is not None:
             st.subheader(f"Events of alert {chosen}")
-            st.dataframe(ui.read_uncached(alerts.query_alert_events, chosen), hide_index=True, key="alert-events")
-            posted = ui.read_uncached(alerts.query_channel_deliveries, chosen)
+            st.dataframe(state.read_uncached(alerts.query_alert_events, chosen), hide_index=True, key="alert-events")
+            posted = state.read_uncached(alerts.query_channel_deliveries, chosen)
             if posted:
                 st.dataframe([asdict(item) for item in posted], hide_index=True, key="alert-channels",
                              column_order=("label", "status", "attempts", "sent_at", "error"))
@@ -115,7 +115,7 @@ with rules_tab:
         if st.form_submit_button("Save rule", type="primary", icon=":material/save:"):
             save(replace(rule, enabled=enabled, query=query, **shared), "saved")
     if rule.custom and st.button("Delete this rule", icon=":material/delete:"):
-        ui.write(alerts.delete_rule, rule.id)
+        state.write(alerts.delete_rule, rule.id)
         signin.record("rule_changed", {"rule": rule.name, "change": "deleted"})
         st.session_state[NOTICE] = f'Rule "{rule.name}" deleted.'
         st.rerun()
@@ -133,7 +133,7 @@ with add_tab:
         if kind == "search":
             columns = st.columns(3)
             search = {field: columns[position % 3].text_input(label, key=f"new-{field}", placeholder=placeholder)
-                      for position, (field, (label, _key, placeholder)) in enumerate(ui.SEARCH_FIELDS.items())}
+                      for position, (field, (label, _key, placeholder)) in enumerate(forms.SEARCH_FIELDS.items())}
             query = json.dumps(SearchQuery.from_dict(search).to_dict())
         else:
             query = st.text_area("SQL", key="new-sql", placeholder="SELECT event_id FROM events WHERE …",
@@ -144,7 +144,7 @@ with add_tab:
             save(alerts.AlertRule(None, kind, name, query=query, **shared), "added")
 
 with channels_tab:
-    channels = ui.read_uncached(alerts.query_channel_status, default_channels)
+    channels = state.read_uncached(alerts.query_channel_status, default_channels)
     if not channels:
         st.info("No channel yet: add apprise URLs to [alerts] channels in the settings file (every rule) or to a "
                 "rule (that rule only).", icon=":material/hub:")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from trailstream.cache import audit
-from trailstream.app import signin, ui
+from trailstream.app import signin, widgets
 
 signin.require_admin()
 st.title("Audit log")
@@ -17,4 +17,4 @@ if entries.is_empty():
     st.stop()
 st.dataframe(entries, hide_index=True, key="audit_table",
              column_config={"at": "When (UTC)", "actor": "Who", "action": "What", "detail": "Details"})
-ui.download_table(entries, "audit-log")
+widgets.download_table(entries, "audit-log")

@@ -3,19 +3,19 @@
 import streamlit as st
 
 from trailstream.analytics import transforms
-from trailstream.app import ui
+from trailstream.app import widgets
 
-events = ui.use_case_events("iam")
+events = widgets.use_case_events("iam")
 changes = transforms.iam_changes(events)
 admin_grants = transforms.rows_where(changes, "admin_policy")
-ui.metrics(transforms.event_counts(events) | {"Administrator grants": admin_grants.height},
-           {"Administrator grants": "Calls attaching the AdministratorAccess policy."})
-ui.use_case_timeline("iam")
+widgets.metrics(transforms.event_counts(events) | {"Administrator grants": admin_grants.height},
+                {"Administrator grants": "Calls attaching the AdministratorAccess policy."})
+widgets.use_case_timeline("iam")
 
 if admin_grants.height:
     st.subheader("Administrator access granted")
-    ui.table(admin_grants, "admin-grants", ("event_time", "event_name", "entity_kind", "target", "policy",
-                                            "principal", "account_id"))
+    widgets.table(admin_grants, "admin-grants", ("event_time", "event_name", "entity_kind", "target", "policy",
+                                                 "principal", "account_id"))
 
 st.subheader("IAM changes")
-ui.raw_event_viewer(changes, "iam-changes", "iam-changes", columns=None)
+widgets.raw_event_viewer(changes, "iam-changes", "iam-changes", columns=None)

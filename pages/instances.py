@@ -3,13 +3,13 @@
 import streamlit as st
 
 from trailstream.analytics import transforms
-from trailstream.app import ui
+from trailstream.app import widgets
 
-events = ui.use_case_events("instances")
+events = widgets.use_case_events("instances")
 changes = transforms.instance_changes(events)
-ui.metrics(transforms.event_counts(events) | {"Instances": transforms.distinct_count(changes, "instance_id")})
-ui.use_case_timeline("instances")
+widgets.metrics(transforms.event_counts(events) | {"Instances": transforms.distinct_count(changes, "instance_id")})
+widgets.use_case_timeline("instances")
 
 st.subheader("Instance changes")
 st.caption("One row per instance and call; launch rows show the type, image and key pair.")
-ui.raw_event_viewer(changes, "instance-changes", "instance-changes", columns=None)
+widgets.raw_event_viewer(changes, "instance-changes", "instance-changes", columns=None)

@@ -3,24 +3,24 @@
 import streamlit as st
 
 from trailstream.analytics import transforms
-from trailstream.app import ui
+from trailstream.app import widgets
 
-events = ui.use_case_events("network")
+events = widgets.use_case_events("network")
 changes = transforms.network_changes(events)
 rules = transforms.security_group_rules(events)
 world_rules = transforms.rows_where(rules, "open_to_world")
-ui.metrics(transforms.event_counts(events) | {"Rules opened to the world": world_rules.height},
-           {"Rules opened to the world": "Authorize calls with a 0.0.0.0/0 or ::/0 peer."})
-ui.use_case_timeline("network")
+widgets.metrics(transforms.event_counts(events) | {"Rules opened to the world": world_rules.height},
+                {"Rules opened to the world": "Authorize calls with a 0.0.0.0/0 or ::/0 peer."})
+widgets.use_case_timeline("network")
 
 if world_rules.height:
     st.subheader("Opened to the whole internet")
     st.caption("Security group rules allowing traffic from 0.0.0.0/0 or ::/0. Check each one is intended.")
-    ui.table(world_rules, "world-rules", ("event_time", "action", "direction", "group_id", "port_range", "peer",
-                                          "principal", "account_id", "aws_region"))
+    widgets.table(world_rules, "world-rules", ("event_time", "action", "direction", "group_id", "port_range", "peer",
+                                               "principal", "account_id", "aws_region"))
 
 st.subheader("Security group rules")
-ui.raw_event_viewer(rules, "sg-rules", "security-group-rules")
+widgets.raw_event_viewer(rules, "sg-rules", "security-group-rules")
 
 st.subheader("All network changes")
-ui.raw_event_viewer(changes, "network-changes", "network-changes", columns=None)
+widgets.raw_event_viewer(changes, "network-changes", "network-changes", columns=None)

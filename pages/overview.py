@@ -3,12 +3,12 @@
 import streamlit as st
 
 from trailstream.analytics import charts, queries
-from trailstream.app import ui
+from trailstream.app import state, widgets
 
-event_filter = ui.page_start("Overview", "All CloudTrail activity in the period chosen in the sidebar.")
+event_filter = widgets.page_start("Overview", "All CloudTrail activity in the period chosen in the sidebar.")
 
-totals = ui.load(queries.query_overview_totals, event_filter).row(0, named=True)
-ui.metrics(
+totals = state.load(queries.query_overview_totals, event_filter).row(0, named=True)
+widgets.metrics(
     {
         "Events": totals["events"],
         "Failed calls": totals["failed"],
@@ -18,22 +18,22 @@ ui.metrics(
     },
     {"Failed calls": "Calls that returned an error code (denied, throttled, invalid)."},
 )
-if ui.no_matches(totals["events"]):
+if widgets.no_matches(totals["events"]):
     st.stop()
 
 st.subheader("Events over time")
-timeline = ui.load(queries.query_event_timeline, event_filter, "event_source")
-ui.show_chart(charts.event_timeline_chart(timeline), timeline, "events-over-time")
+timeline = state.load(queries.query_event_timeline, event_filter, "event_source")
+widgets.show_chart(charts.event_timeline_chart(timeline), timeline, "events-over-time")
 
 names_column, principals_column = st.columns(2)
 with names_column:
     st.subheader("Top calls")
-    top_names = ui.load(queries.query_top_event_names, event_filter)
-    ui.table(top_names, "top-event-names", ("event_name", "event_source", "events", "failed"))
+    top_names = state.load(queries.query_top_event_names, event_filter)
+    widgets.table(top_names, "top-event-names", ("event_name", "event_source", "events", "failed"))
 with principals_column:
     st.subheader("Top principals")
-    top_principals = ui.load(queries.query_top_principals, event_filter)
-    ui.table(top_principals, "top-principals", ("principal", "user_type", "events", "failed"))
+    top_principals = state.load(queries.query_top_principals, event_filter)
+    widgets.table(top_principals, "top-principals", ("principal", "user_type", "events", "failed"))
 
 st.subheader("Latest events")
-ui.raw_event_viewer(ui.load(queries.query_events, event_filter, limit=1000), "overview-events", "overview-events")
+widgets.raw_event_viewer(state.load(queries.query_events, event_filter, limit=1000), "overview-events", "overview-events")

@@ -3,36 +3,36 @@
 import streamlit as st
 
 from trailstream.analytics import charts, queries, transforms
-from trailstream.app import ui
+from trailstream.app import state, widgets
 
-event_filter = ui.page_start("Principal activity", "Pick a user, role session or service to see what it did.")
-principals = ui.load(queries.query_principals, event_filter)
-if ui.no_matches(principals, "principals"):
+event_filter = widgets.page_start("Principal activity", "Pick a user, role session or service to see what it did.")
+principals = state.load(queries.query_principals, event_filter)
+if widgets.no_matches(principals, "principals"):
     st.stop()
 principal = st.selectbox("Principal", transforms.column_values(principals, "principal"), index=None, key="principal",
                          bind="query-params", placeholder="Choose a principal (busiest first)")
 if principal is None:
-    ui.table(principals, "principals", ("principal", "user_type", "events", "failed", "first_seen", "last_seen"))
+    widgets.table(principals, "principals", ("principal", "user_type", "events", "failed", "first_seen", "last_seen"))
     st.stop()
 
-activity = ui.load(queries.query_principal_activity, event_filter, principal)
-origins = {origin: ui.load(queries.query_principal_origins, event_filter, principal, origin)
+activity = state.load(queries.query_principal_activity, event_filter, principal)
+origins = {origin: state.load(queries.query_principal_origins, event_filter, principal, origin)
            for origin in queries.PRINCIPAL_ORIGINS}
 summary = transforms.principal_summary(activity).row(0, named=True)
-ui.metrics({"Events": summary["events"], "Failed calls": summary["failed"], "APIs": summary["event_names"],
-            "Source IPs": origins["source_ip"].height, "Access keys": origins["access_key_id"].height,
-            "Regions": summary["regions"]})
+widgets.metrics({"Events": summary["events"], "Failed calls": summary["failed"], "APIs": summary["event_names"],
+                 "Source IPs": origins["source_ip"].height, "Access keys": origins["access_key_id"].height,
+                 "Regions": summary["regions"]})
 timeline = transforms.principal_timeline(activity)
-ui.show_chart(charts.timeline_chart(timeline, "event_name", title="Activity over time"), timeline,
-              "principal-timeline")
+widgets.show_chart(charts.timeline_chart(timeline, "event_name", title="Activity over time"), timeline,
+                   "principal-timeline")
 
 breakdowns = {"event_name": transforms.principal_breakdown(activity, "event_name"), **origins,
               "aws_region": transforms.principal_breakdown(activity, "aws_region")}
 tabs = st.tabs(["APIs", "Source IPs", "User agents", "Access keys", "Regions"])
 for tab, (column, breakdown) in zip(tabs, breakdowns.items()):
     with tab:
-        ui.table(breakdown, f"principal-by-{column}")
+        widgets.table(breakdown, f"principal-by-{column}")
 
 st.subheader("Events")
-ui.raw_event_viewer(ui.load(queries.query_principal_events, event_filter, principal), "principal-events",
-                    "principal-events")
+widgets.raw_event_viewer(state.load(queries.query_principal_events, event_filter, principal), "principal-events",
+                         "principal-events")

@@ -3,28 +3,28 @@
 import streamlit as st
 
 from trailstream.analytics import charts, queries, transforms
-from trailstream.app import ui
+from trailstream.app import state, widgets
 
-event_filter = ui.page_start("Rare errors", "Failed calls grouped by service, API and error code, rarest first; "
-                             "'new' means never seen before this period.")
-counts = ui.load(queries.query_error_counts, event_filter)
-if ui.no_matches(counts, "failed calls"):
+event_filter = widgets.page_start("Rare errors", "Failed calls grouped by service, API and error code, rarest first; "
+                                  "'new' means never seen before this period.")
+counts = state.load(queries.query_error_counts, event_filter)
+if widgets.no_matches(counts, "failed calls"):
     st.stop()
-ranked = transforms.rank_rare_errors(counts, ui.load(queries.query_error_first_seen, event_filter),
-                                     ui.period_start(event_filter))
-ui.metrics({"Failed calls": transforms.column_total(ranked, "events"), "Distinct errors": ranked.height,
-            "New this period": transforms.count_equal(ranked, "trend", "new"),
-            "Rising": transforms.count_equal(ranked, "trend", "rising")})
-ui.show_chart(charts.rare_errors_chart(ranked), ranked, "rare-errors")
+ranked = transforms.rank_rare_errors(counts, state.load(queries.query_error_first_seen, event_filter),
+                                     widgets.period_start(event_filter))
+widgets.metrics({"Failed calls": transforms.column_total(ranked, "events"), "Distinct errors": ranked.height,
+                 "New this period": transforms.count_equal(ranked, "trend", "new"),
+                 "Rising": transforms.count_equal(ranked, "trend", "rising")})
+widgets.show_chart(charts.rare_errors_chart(ranked), ranked, "rare-errors")
 
 st.subheader("Errors, rarest first")
 st.caption("Select an error to see the calls behind it.")
-row = ui.table(ranked, "rare-errors-table", select=True)
-ui.download_table(ranked, "rare-errors")
+row = widgets.table(ranked, "rare-errors-table", select=True)
+widgets.download_table(ranked, "rare-errors")
 if row is not None:
     chosen = ranked.row(row, named=True)
     st.subheader("Calls with this error")
     st.text(f"{chosen['event_source']} · {chosen['event_name']} · {chosen['error_code']}")
-    calls = ui.load(queries.query_error_events, event_filter, chosen["error_code"], chosen["event_source"],
-                    chosen["event_name"])
-    ui.raw_event_viewer(calls, "rare-error-calls", "rare-error-calls")
+    calls = state.load(queries.query_error_events, event_filter, chosen["error_code"], chosen["event_source"],
+                       chosen["event_name"])
+    widgets.raw_event_viewer(calls, "rare-error-calls", "rare-error-calls")

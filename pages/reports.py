@@ -4,13 +4,14 @@ from dataclasses import replace
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import signin, state, widgets
 from trailstream.notify import reports, saved
 from trailstream.analytics import sqlguard
 from trailstream.filters import TIME_PRESETS
 
-ui.page_start("Reports", "Saved searches and SQL queries: run one again, download it as a report, or have it emailed.")
-path = ui.cache_state().path
+widgets.page_start("Reports",
+                   "Saved searches and SQL queries: run one again, download it as a report, or have it emailed.")
+path = state.cache_state().path
 found = {item.name: item for item in saved.load_saved_searches(path)}
 if not found:
     st.info("Nothing is saved yet. Save a query on the SQL page or a search on the Search page; it then appears "
@@ -37,9 +38,9 @@ if result.notice:
     st.warning(result.notice, icon=":material/content_cut:")
 chart = reports.report_chart(chosen, result.frame)
 if chart is not None:
-    ui.show_chart(chart, result.frame, f"{chosen.name}-chart")
-ui.table(result.frame, "report-result")
-ui.download_table(result.frame, chosen.name)
+    widgets.show_chart(chart, result.frame, f"{chosen.name}-chart")
+widgets.table(result.frame, "report-result")
+widgets.download_table(result.frame, chosen.name)
 
 fmt = chosen.format or reports.DEFAULT_FORMAT
 st.download_button(f"Download the report ({saved.REPORT_FORMATS[fmt]})",
@@ -64,7 +65,7 @@ with st.form("report-settings"):
     recipients = st.text_input("Recipients, comma-separated (empty: the [smtp] recipients)",
                                ", ".join(chosen.recipients))
     if chosen.schedule:
-        st.caption(f"Last emailed: {ui.ago(chosen.last_sent_at)}")
+        st.caption(f"Last emailed: {widgets.ago(chosen.last_sent_at)}")
     if st.form_submit_button("Save settings", icon=":material/save:"):
         addresses = tuple(item.strip() for item in recipients.split(",") if item.strip())
         try:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog
 from trailstream.analytics import charts, detections, queries
 
@@ -10,16 +10,17 @@ SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", 
                   "low": ":material/low_priority:"}
 SHOWN = 50
 
-event_filter = ui.page_start("Security overview", "Findings of the security detections in the period: bursts of "
-                             "refused calls and failed sign-ins, root use, impossible travel, risky changes.")
-current = ui.settings()
+event_filter = widgets.page_start(
+    "Security overview", "Findings of the security detections in the period: bursts of "
+                         "refused calls and failed sign-ins, root use, impossible travel, risky changes.")
+current = state.settings()
 settings, problems = detections.usable_detection_settings(current)
 for problem in problems:
-    st.warning(f"Detection settings: {ui.plain(problem)}", icon=":material/warning:")
+    st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-findings = ui.load(detections.detect_findings, event_filter, settings)
-ui.metrics({"Findings": len(findings), **{severity.title(): count
-                                          for severity, count in detections.severity_counts(findings).items()}})
+findings = state.load(detections.detect_findings, event_filter, settings)
+widgets.metrics({"Findings": len(findings), **{severity.title(): count
+                                               for severity, count in detections.severity_counts(findings).items()}})
 severities = st.pills("Severity", list(reversed(catalog.SEVERITIES)), selection_mode="multi", key="severity",
                       bind="query-params")
 types = st.multiselect("Finding types", list(catalog.FINDING_TYPES), format_func=catalog.FINDING_TYPES.get,
@@ -30,29 +31,29 @@ if not shown:
                icon=":material/verified_user:")
 else:
     frame = detections.findings_frame(shown)
-    every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
+    every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
     over_time = detections.count_over_time(frame, every, "severity", time_column="time", value="findings")
-    ui.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
+    widgets.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
     by_type = detections.findings_by_type(frame)
-    ui.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
+    widgets.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
 
     st.subheader("Findings, newest first")
-    ui.download_table(frame.drop("key"), "findings")
+    widgets.download_table(frame.drop("key"), "findings")
     if len(shown) > SHOWN:
         st.caption(f"The newest {SHOWN} of {len(shown):,} are listed; the download holds them all.")
     for finding in shown[:SHOWN]:
-        label = ui.plain(f"{finding.time.replace('T', ' ')[:16]} · {finding.title} · {finding.principal or '?'}")
+        label = widgets.plain(f"{finding.time.replace('T', ' ')[:16]} · {finding.title} · {finding.principal or '?'}")
         box = st.expander(label, icon=SEVERITY_ICONS[finding.severity], key=f"finding-{finding.key}",
                           on_change="rerun")
         with box:
             st.text(f"{finding.severity.upper()}: {finding.summary}")
             if box.open:
                 st.json(finding.details, expanded=False)
-                events = ui.load(detections.query_finding_events, tuple(finding.event_ids))
-                ui.raw_event_viewer(events, f"events-{finding.key}", f"finding-{finding.type}")
+                events = state.load(detections.query_finding_events, tuple(finding.event_ids))
+                widgets.raw_event_viewer(events, f"events-{finding.key}", f"finding-{finding.type}")
 
 with st.expander("Detection settings", icon=":material/tune:"):
-    st.caption(ui.plain(f"Thresholds and windows, from [detections] in {current.path}."))
+    st.caption(widgets.plain(f"Thresholds and windows, from [detections] in {current.path}."))
     if not signin.is_admin() or current.errors:
         st.json(settings.to_dict())
     else:
@@ -68,7 +69,7 @@ with st.expander("Detection settings", icon=":material/tune:"):
                 st.error("The settings were not saved. Fix this and save again:", icon=":material/error:")
                 st.text("\n".join(f"• {problem}" for problem in exc.problems))
             else:
-                if ui._write_settings(current):
+                if forms.save_settings(current):
                     signin.record("setting_changed", {"detections": values})
                     st.toast("Detection settings saved.", icon=":material/check_circle:")
                     st.rerun()

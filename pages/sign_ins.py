@@ -3,46 +3,47 @@
 import streamlit as st
 
 from trailstream.analytics import charts, detections, queries
-from trailstream.app import ui
+from trailstream.app import state, widgets
 
 SIGN_IN_COLUMNS = ("event_time", "principal", "outcome", "mfa_used", "is_root", "source_ip", "place", "asn",
                    "new_country", "new_ip", "account_id", "user_type", "error_message", "user_agent")
 TRAVEL_COLUMNS = ("principal", "from_time", "from_place", "from_source_ip", "to_time", "to_place", "to_source_ip",
                   "distance_km", "hours", "speed_kmh", "basis", "account_id")
 
-event_filter = ui.page_start("Sign-ins", "Console sign-ins: successes and failures, MFA, root, first sign-ins from a "
-                             "new country or address, and activity from places too far apart for the time between.")
-settings, problems = detections.usable_detection_settings(ui.settings())
+event_filter = widgets.page_start(
+    "Sign-ins", "Console sign-ins: successes and failures, MFA, root, first sign-ins from a "
+                "new country or address, and activity from places too far apart for the time between.")
+settings, problems = detections.usable_detection_settings(state.settings())
 for problem in problems:
-    st.warning(f"Detection settings: {ui.plain(problem)}", icon=":material/warning:")
+    st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-sign_ins = ui.load(detections.query_sign_ins, event_filter, settings)
-if not ui.no_matches(sign_ins, "console sign-ins"):
-    ui.metrics(detections.sign_in_counts(sign_ins),
-               {"New country": "First successful sign-in of a principal from a country it never signed in from.",
+sign_ins = state.load(detections.query_sign_ins, event_filter, settings)
+if not widgets.no_matches(sign_ins, "console sign-ins"):
+    widgets.metrics(detections.sign_in_counts(sign_ins),
+                    {"New country": "First successful sign-in of a principal from a country it never signed in from.",
                 "Without MFA": "Successful sign-ins without MFA, federated ones included (their MFA happens at the "
                                "identity provider, so only IAM users and root become findings)."})
-    every = queries.BUCKETS[ui.load(queries.pick_bucket, event_filter)][1]
+    every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
     timeline = detections.count_over_time(sign_ins, every, "outcome")
-    ui.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time"), timeline,
-                  "sign-ins-over-time")
+    widgets.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time"), timeline,
+                       "sign-ins-over-time")
     places = detections.breakdown(sign_ins, "place")
-    ui.show_chart(charts.top_n_bar_chart(places, "place", title="Sign-ins by place"), places, "sign-ins-by-place")
+    widgets.show_chart(charts.top_n_bar_chart(places, "place", title="Sign-ins by place"), places, "sign-ins-by-place")
     st.subheader("Sign-ins, newest first")
-    ui.raw_event_viewer(sign_ins, "sign-ins", "sign-ins", SIGN_IN_COLUMNS)
+    widgets.raw_event_viewer(sign_ins, "sign-ins", "sign-ins", SIGN_IN_COLUMNS)
 
 st.subheader("Impossible travel")
 st.caption(f"Consecutive calls of one principal from places more than {settings.min_travel_distance_km:,.0f} km "
            f"apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; or, where only countries are known, two "
            f"countries within {settings.country_change_window_minutes} minutes. AWS-internal and private addresses "
            "are not places.")
-pairs = ui.load(detections.query_travel_pairs, event_filter, settings)
+pairs = state.load(detections.query_travel_pairs, event_filter, settings)
 if pairs.is_empty():
     st.success("No principal acted from places too far apart in this period.", icon=":material/verified_user:")
 else:
     projection = st.segmented_control("Projection", charts.MAP_PROJECTIONS, default=charts.MAP_PROJECTIONS[0],
                                       key="projection", required=True)
-    ui.show_chart(charts.travel_map_chart(pairs, projection, title="Where the principals acted"),
-                  pairs.select(TRAVEL_COLUMNS), "impossible-travel")
-    ui.table(pairs, "travel-pairs", TRAVEL_COLUMNS)
-    ui.download_table(pairs, "impossible-travel")
+    widgets.show_chart(charts.travel_map_chart(pairs, projection, title="Where the principals acted"),
+                       pairs.select(TRAVEL_COLUMNS), "impossible-travel")
+    widgets.table(pairs, "travel-pairs", TRAVEL_COLUMNS)
+    widgets.download_table(pairs, "impossible-travel")

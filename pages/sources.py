@@ -2,20 +2,20 @@
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import signin, sources_form, state, widgets
 from trailstream import config
 
 signin.require_admin()
 st.title("Sources & settings")
-current = ui.settings()
+current = state.settings()
 st.caption("Where TrailStream reads CloudTrail logs from. **Sync** in the sidebar (or `python -m trailstream sync`) "
            "reads every source below.")
 if current.errors:
-    ui.settings_problems(current)
+    sources_form.settings_problems(current)
     st.stop()
 st.text(f"Settings file: {current.path.resolve()}\nCache file:    {current.db_path()}")
 with st.expander("How TrailStream gets AWS credentials", icon=":material/key:"):
-    st.markdown(ui.CREDENTIALS_HELP)
+    st.markdown(sources_form.CREDENTIALS_HELP)
 
 st.subheader("Configured sources")
 if not current.sources:
@@ -28,20 +28,20 @@ for source in current.sources:
         testing = test_column.button("Test", key=f"test-{source.name}", icon=":material/network_check:",
                                      help="Test connection")
         if remove_column.button("Remove", key=f"remove-{source.name}", icon=":material/delete:"):
-            if ui.remove_source(current, source.name):
+            if sources_form.remove_source(current, source.name):
                 st.rerun()
         if testing:
-            ui.connection_check(source)
+            sources_form.connection_check(source)
         if editing:
-            edited = ui.source_form(source.kind, source, key=f"form-{source.name}")
-            if edited and ui.save_source(current, edited, replacing=source.name):
+            edited = sources_form.source_form(source.kind, source, key=f"form-{source.name}")
+            if edited and sources_form.save_source(current, edited, replacing=source.name):
                 st.session_state.pop(f"edit-{source.name}", None)
                 st.rerun()
 
 st.subheader("Add a source")
 kind = st.segmented_control("Kind", list(config.SOURCE_KINDS), format_func=config.SOURCE_KINDS.get,
                             default="sqs", required=True, key="new-kind")
-new = ui.source_form(kind, None, key=f"new-{kind}", default_name=f"{kind}-{len(current.sources) + 1}")
-if new and ui.save_source(current, new):
-    st.toast(f"Source {ui.plain(new.name)} saved. Press Sync to read it.", icon=":material/check_circle:")
+new = sources_form.source_form(kind, None, key=f"new-{kind}", default_name=f"{kind}-{len(current.sources) + 1}")
+if new and sources_form.save_source(current, new):
+    st.toast(f"Source {widgets.plain(new.name)} saved. Press Sync to read it.", icon=":material/check_circle:")
     st.rerun()

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import forms, signin, state, widgets
 from trailstream.analytics import charts, sqlguard
 from trailstream.notify import reports
 from trailstream.cache import views
 
 signin.require_admin()
-event_filter = ui.page_start(
+event_filter = widgets.page_start(
     "SQL", "Read-only SQL over the cache: the events table and the views below. Nothing you type can change it."
 )
 
@@ -35,9 +35,9 @@ st.button("Run", type="primary", icon=":material/play_arrow:")
 if not (sql or "").strip():
     st.stop()
 
-state = ui.cache_state()
+cache = state.cache_state()
 try:
-    result = run(state.path, state.generation, sql, tuple(sqlguard.period_params(event_filter).items()))
+    result = run(cache.path, cache.generation, sql, tuple(sqlguard.period_params(event_filter).items()))
 except sqlguard.QueryRefused as refused:
     st.error("The query was refused: nothing ran and the cache is unchanged.", icon=":material/block:")
     st.text(str(refused))
@@ -50,8 +50,8 @@ except sqlguard.QueryFailed as failed:
 st.caption(f"{result.frame.height:,} row(s) in {result.elapsed:.2f} s")
 if result.notice:
     st.warning(result.notice, icon=":material/content_cut:")
-ui.table(result.frame, "sql-result")
-ui.download_table(result.frame, "sql-query")
+widgets.table(result.frame, "sql-result")
+widgets.download_table(result.frame, "sql-query")
 
 if result.frame.height and result.frame.width:
     st.subheader("Quick chart")
@@ -62,9 +62,9 @@ if result.frame.height and result.frame.width:
                            index=columns.index(guess["y"]) if guess["y"] else None)
     color = color_column.selectbox("Colour", columns, index=None, key="chart_color")
     kind = kind_column.selectbox("Kind", charts.KINDS, key="chart_kind")
-    ui.show_chart(charts.quick_chart(result.frame, x, y, color, kind), result.frame, "sql-chart")
+    widgets.show_chart(charts.quick_chart(result.frame, x, y, color, kind), result.frame, "sql-chart")
     chart = {"x": x, "y": y, "color": color, "kind": kind}
 else:
     chart = None
 
-ui.save_search_form("sql", "Save this query", "Period for :start / :end", sql=sql, chart=chart)
+forms.save_search_form("sql", "Save this query", "Period for :start / :end", sql=sql, chart=chart)

@@ -2,50 +2,50 @@
 
 import streamlit as st
 
-from trailstream.app import signin, ui
+from trailstream.app import sidebar, signin, state, widgets
 from trailstream.analytics import queries, transforms
 from trailstream.cache import bookkeeping
 
 signin.require_admin()
 st.title("Sync history")
 st.caption("What each sync fetched, what failed and why, and how fresh each account's logs are.")
-ui.require_cache()
+state.require_cache()
 
-summary = ui.load(queries.query_cache_summary)
-runs = ui.load(bookkeeping.query_sync_runs)
+summary = state.load(queries.query_cache_summary)
+runs = state.load(bookkeeping.query_sync_runs)
 stored_files = summary["files"] - summary["failed_files"] - summary["skipped_files"]
-ui.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
-            "Files failed": summary["failed_files"], "Events": summary["events"]})
+widgets.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
+                 "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
-health = transforms.ingestion_health(ui.load(bookkeeping.query_delivered_files))
+health = transforms.ingestion_health(state.load(bookkeeping.query_delivered_files))
 quiet = transforms.rows_where(health, "quiet")
 if quiet.height:
     st.warning(f"{quiet.height:,} account and region pair(s) sent no events for a while (listed first below). Check "
                "that their trails are still logging and delivering: a stopped trail looks exactly like a quiet "
                "account.", icon=":material/warning:")
 if health.height:
-    ui.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "newest_event_time", "silent_for",
-                                          "delivery_lag", "files", "records", "last_processed_at"))
+    widgets.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "newest_event_time", "silent_for",
+                                               "delivery_lag", "files", "records", "last_processed_at"))
 else:
     st.info("No log file has been stored yet.", icon=":material/inbox:")
 
 st.subheader("Runs")
-ui.table(runs, "sync-runs", ("id", "source", "started_at", "ended_at", "status", "files", "new_events",
-                             "duplicates", "skipped", "failures", "message"))
+widgets.table(runs, "sync-runs", ("id", "source", "started_at", "ended_at", "status", "files", "new_events",
+                                  "duplicates", "skipped", "failures", "message"))
 
 st.subheader("Failed files")
-failed = ui.load(bookkeeping.query_files, ("failed",))
+failed = state.load(bookkeeping.query_files, ("failed",))
 if failed.height == 0:
     st.success("No failed files.", icon=":material/check_circle:")
 else:
-    ui.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"))
+    widgets.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"))
     if st.button("Retry failed files", icon=":material/replay:", type="primary"):
-        ui.retry_failed()
-    ui.download_table(failed, "failed-files")
+        sidebar.retry_failed()
+    widgets.download_table(failed, "failed-files")
 
-rejected = ui.load(bookkeeping.query_rejected_records)
+rejected = state.load(bookkeeping.query_rejected_records)
 if rejected.height:
     st.subheader("Refused records")
     st.caption("Records inside stored files that could not be kept, and why.")
-    ui.table(rejected, "rejected-records")
+    widgets.table(rejected, "rejected-records")

@@ -116,3 +116,82 @@ def mail_server():
     server = MailServer().start()
     yield server
     server.stop()
+
+
+# --- The app through Streamlit's AppTest ------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+APP_TIMEOUT = 120
+
+
+def page_specs() -> list[tuple[str, str, str]]:
+    """(section, file, title) of every page app.py lists, read from its PAGES table so later pages are tested too."""
+    import ast
+
+    tree = ast.parse(APP.read_text())
+    table = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and any(getattr(target, "id", None) == "PAGES" for target in node.targets))
+    return [(section, path, title) for section, specs in ast.literal_eval(table).items()
+            for path, title, _icon in specs]
+
+
+HOME_PAGE = page_specs()[0][1]
+
+
+@pytest.fixture(scope="session")
+def demo_cache_file(tmp_path_factory) -> Path:
+    """A demo cache built once: generated activity (with its planted findings) through the real import pipeline."""
+    from trailstream.ingest import sync
+
+    path = tmp_path_factory.mktemp("app-demo") / "demo.db"
+    sync.import_demo(path, events=3000, seed=11, workers=1)
+    return path
+
+
+@pytest.fixture
+def app_demo_cache(demo_cache_file, tmp_path, monkeypatch) -> Path:
+    """A private copy of the demo cache, and the app pointed at it with an empty settings file."""
+    import shutil
+
+    path = tmp_path / "demo.db"
+    shutil.copy(demo_cache_file, path)
+    point_app_at(monkeypatch, path, tmp_path / "trailstream.toml")
+    return path
+
+
+@pytest.fixture
+def app_empty_cache(tmp_path, monkeypatch) -> Path:
+    """A cache with the schema and not one event, and the app pointed at it."""
+    from trailstream.cache import store
+
+    path = tmp_path / "empty.db"
+    store.open_cache(path).close()
+    point_app_at(monkeypatch, path, tmp_path / "trailstream.toml")
+    return path
+
+
+def point_app_at(monkeypatch, db: Path, settings: Path) -> None:
+    monkeypatch.setenv("TRAILSTREAM_DB", str(db))
+    monkeypatch.setenv("TRAILSTREAM_CONFIG", str(settings))
+    monkeypatch.chdir(ROOT)
+
+
+def open_page(page: str, **query):
+    """Run the app, then switch to `page` with the given URL query (the shared-view link)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    if page != HOME_PAGE:
+        at.switch_page(page).run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    return at
+
+
+def metric(at, label: str) -> int:
+    """The integer a page shows under a metric's label."""
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
+    return int(values[0].replace(",", ""))

@@ -3,90 +3,30 @@ the cache holds; first run, Sync, the URL filters, the raw-event viewer and the 
 
 from __future__ import annotations
 
-import ast
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import metric, open_page, page_specs, point_app_at
+from tests.test_derived import with_role_grain
 from trailstream import catalog, config
-from trailstream.notify import saved
 from trailstream.cache import store
 from trailstream.ingest import sync
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
-TIMEOUT = 120
-
-
-def page_specs() -> list[tuple[str, str, str]]:
-    """(section, file, title) of every page app.py lists, read from its PAGES table so later pages are tested too."""
-    tree = ast.parse(APP.read_text())
-    table = next(node.value for node in tree.body if isinstance(node, ast.Assign)
-                 and any(getattr(target, "id", None) == "PAGES" for target in node.targets))
-    return [(section, path, title) for section, specs in ast.literal_eval(table).items()
-            for path, title, _icon in specs]
-
+from trailstream.notify import saved
 
 PAGES = [path for _section, path, _title in page_specs()]
 ADMIN_PAGES = {path for section, path, _title in page_specs() if section == "Admin"}
 
 
-@pytest.fixture(scope="session")
-def demo_cache_file(tmp_path_factory) -> Path:
-    """A demo cache built once: generated activity through the real import pipeline."""
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    sync.import_demo(path, events=3000, seed=11, workers=1)
-    return path
-
-
-@pytest.fixture
-def demo_cache(demo_cache_file, tmp_path, monkeypatch) -> Path:
-    """A private copy of the demo cache, and the app pointed at it with an empty settings file."""
-    path = tmp_path / "demo.db"
-    shutil.copy(demo_cache_file, path)
-    point_app_at(monkeypatch, path, tmp_path / "trailstream.toml")
-    return path
-
-
-@pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    """A cache with the schema and not one event."""
-    path = tmp_path / "empty.db"
-    store.open_cache(path).close()
-    point_app_at(monkeypatch, path, tmp_path / "trailstream.toml")
-    return path
-
-
-def point_app_at(monkeypatch, db: Path, settings: Path) -> None:
-    monkeypatch.setenv("TRAILSTREAM_DB", str(db))
-    monkeypatch.setenv("TRAILSTREAM_CONFIG", str(settings))
-    monkeypatch.chdir(ROOT)
-
-
-def open_page(page: str, **query) -> AppTest:
-    """Run the app, then switch to `page` with the given URL query (the shared-view link)."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params.update(query)
-    at.run()
-    if page != PAGES[0]:
-        at.switch_page(page).run()
-    assert not at.exception, [exception.value for exception in at.exception]
-    return at
-
-
-def metric(at: AppTest, label: str) -> int:
-    values = [m.value for m in at.metric if m.label == label]
-    assert values, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
-    return int(values[0].replace(",", ""))
+ROLE_GRAIN = "role_grain(principal, user_type)"  # principals as people think of them: a role's sessions are the role
 
 
 def sql(cache: Path, query: str, *params):
     with sqlite3.connect(cache) as conn:
-        return conn.execute(query, params).fetchone()[0]
+        return with_role_grain(conn).execute(query, params).fetchone()[0]
 
 
 def charts(at: AppTest) -> list:
@@ -105,7 +45,7 @@ def expected_numbers(page: str, cache: Path) -> dict[str, int]:
     if page == "pages/overview.py":
         return {"Events": sql(cache, "SELECT count(*) FROM events"),
                 "Failed calls": sql(cache, f"SELECT count(*) FROM events WHERE {FAILED}"),
-                "Principals": sql(cache, "SELECT count(DISTINCT principal) FROM events"),
+                "Principals": sql(cache, f"SELECT count(DISTINCT {ROLE_GRAIN}) FROM events"),
                 "Accounts": sql(cache, "SELECT count(DISTINCT account_id) FROM events")}
     use_case = {"pages/network.py": "network", "pages/instances.py": "instances",
                 "pages/elastic_ips.py": "elastic_ips", "pages/iam.py": "iam"}.get(page)
@@ -127,7 +67,7 @@ def expected_numbers(page: str, cache: Path) -> dict[str, int]:
 def page_query(page: str, cache: Path) -> dict:
     """What an investigate page needs in its URL to show something: a busy principal, an event name, a resource."""
     if page == "pages/principal.py":
-        return {"principal": sql(cache, "SELECT principal FROM events GROUP BY principal ORDER BY count(*) DESC")}
+        return {"principal": sql(cache, f"SELECT {ROLE_GRAIN} FROM events GROUP BY 1 ORDER BY count(*) DESC")}
     if page == "pages/search.py":
         return {"event": "RunInstances"}
     if page == "pages/resource.py":
@@ -137,11 +77,11 @@ def page_query(page: str, cache: Path) -> dict:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_shows_the_demo_cache(page, demo_cache):
-    query = page_query(page, demo_cache)
+def test_every_page_shows_the_demo_cache(page, app_demo_cache):
+    query = page_query(page, app_demo_cache)
     at = open_page(page, range="all", **query)
 
-    expected = expected_numbers(page, demo_cache)
+    expected = expected_numbers(page, app_demo_cache)
     if expected.get("Events", expected.get("Failed calls")) == 0:  # nothing of this kind in the demo data
         assert any("match the filters" in info.value for info in at.info)
         return
@@ -152,19 +92,20 @@ def test_every_page_shows_the_demo_cache(page, demo_cache):
         assert charts(at), "a timeline chart"
         assert at.dataframe, "a table"
     if page == "pages/principal.py":
-        assert metric(at, "Events") == sql(demo_cache, "SELECT count(*) FROM events WHERE principal = ?",
+        assert metric(at, "Events") == sql(app_demo_cache, f"SELECT count(*) FROM events WHERE {ROLE_GRAIN} = ?",
                                            query["principal"])
     if page == "pages/search.py":
-        assert metric(at, "Events") == sql(demo_cache, "SELECT count(*) FROM events WHERE event_name = 'RunInstances'")
+        assert metric(at, "Events") == sql(app_demo_cache,
+                                           "SELECT count(*) FROM events WHERE event_name = 'RunInstances'")
     if page == "pages/resource.py":
         assert metric(at, "Events") == sql(
-            demo_cache, "SELECT count(*) FROM events WHERE instr(resources, ?1) OR instr(request_parameters, ?1) "
+            app_demo_cache, "SELECT count(*) FROM events WHERE instr(resources, ?1) OR instr(request_parameters, ?1) "
                         "OR instr(response_elements, ?1)", query["resource_id"])
     assert any("Demo data" in info.value for info in at.info), "the demo banner"
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_page_explains_an_empty_cache(page, empty_cache):
+def test_every_page_explains_an_empty_cache(page, app_empty_cache):
     at = open_page(page, range="all")
     assert at.title, "the page still has its title"
     if page not in ADMIN_PAGES:  # admin pages work on an empty cache; the others say how to fill it
@@ -172,27 +113,27 @@ def test_every_page_explains_an_empty_cache(page, empty_cache):
     assert not any("Demo data" in info.value for info in at.info)
 
 
-def test_selecting_a_row_shows_its_raw_record(demo_cache):
+def test_selecting_a_row_shows_its_raw_record(app_demo_cache):
     at = open_page(PAGES[0], range="all")
     table = next(frame for frame in at.dataframe if frame.key == "overview-events")
     at.session_state["overview-events"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
-    newest = sql(demo_cache, "SELECT event_id FROM events ORDER BY event_time DESC LIMIT 1")
+    newest = sql(app_demo_cache, "SELECT event_id FROM events ORDER BY event_time DESC LIMIT 1")
     assert table.value.shape[0] > 0
     assert at.json, "the raw event"
     shown = at.json[0].value
-    assert store.load_record(store.open_cache_readonly(demo_cache), newest)["eventID"] in shown
+    assert store.load_record(store.open_cache_readonly(app_demo_cache), newest)["eventID"] in shown
 
 
-def test_filters_come_from_the_url(demo_cache):
-    account = sql(demo_cache, "SELECT account_id FROM events GROUP BY account_id ORDER BY count(*) LIMIT 1")
+def test_filters_come_from_the_url(app_demo_cache):
+    account = sql(app_demo_cache, "SELECT account_id FROM events GROUP BY account_id ORDER BY count(*) LIMIT 1")
     at = open_page(PAGES[0], range="all", account=[account], read_only="false")
     assert metric(at, "Events") == sql(
-        demo_cache, "SELECT count(*) FROM events WHERE account_id = ? AND COALESCE(read_only, 0) = 0", account)
+        app_demo_cache, "SELECT count(*) FROM events WHERE account_id = ? AND COALESCE(read_only, 0) = 0", account)
     assert at.multiselect(key="account").value == [account]
 
 
-def test_a_filter_with_no_match_says_what_to_do(demo_cache):
+def test_a_filter_with_no_match_says_what_to_do(app_demo_cache):
     at = open_page(PAGES[0], **{"range": "custom", "from": "2014-01-01", "to": "2014-01-02"})
     assert at.date_input(key="from").value.isoformat() == "2014-01-01"
     assert metric(at, "Events") == 0
@@ -202,7 +143,7 @@ def test_a_filter_with_no_match_says_what_to_do(demo_cache):
 def test_first_run_builds_demo_data_and_says_so(tmp_path, monkeypatch):
     cache = tmp_path / "trailstream.db"
     point_app_at(monkeypatch, cache, tmp_path / "trailstream.toml")
-    monkeypatch.setattr("trailstream.app.ui.DEMO_EVENTS", 500)
+    monkeypatch.setattr("trailstream.app.state.DEMO_EVENTS", 500)
     at = open_page(PAGES[0], range="all")
     assert cache.exists()
     assert metric(at, "Events") == sql(cache, "SELECT count(*) FROM events") > 0
@@ -220,15 +161,15 @@ def press_sync_with(source: config.LocalSource) -> AppTest:
     return at
 
 
-def test_sync_button_imports_the_configured_folder(empty_cache, corpus):
+def test_sync_button_imports_the_configured_folder(app_empty_cache, corpus):
     at = press_sync_with(config.LocalSource(name="exported logs", path=str(corpus / "events")))
-    stored = sql(empty_cache, "SELECT count(*) FROM events")
+    stored = sql(app_empty_cache, "SELECT count(*) FROM events")
     assert stored > 0
     assert any(f"{stored:,} new event(s)" in box.value for box in at.success), [box.value for box in at.success]
     assert metric(at, "Events") == stored
 
 
-def test_a_failed_sync_shows_the_reason(empty_cache, tmp_path):
+def test_a_failed_sync_shows_the_reason(app_empty_cache, tmp_path):
     at = press_sync_with(config.LocalSource(name="typo", path=str(tmp_path / "no-such-folder")))
     assert any("1 failure(s)" in box.value for box in at.error)
     assert any("no such file or folder" in text.value for text in at.text)
@@ -242,14 +183,14 @@ def test_an_unreadable_cache_is_explained(tmp_path, monkeypatch):
     assert any("cannot be read" in error.value for error in at.error)
 
 
-def test_a_broken_settings_file_is_explained_on_sources(empty_cache, tmp_path):
+def test_a_broken_settings_file_is_explained_on_sources(app_empty_cache, tmp_path):
     (tmp_path / "trailstream.toml").write_text("[[sources]]\nkind = 'sqs'\nname = 'q'\n")
     at = open_page("pages/sources.py")
     assert any("settings file has problems" in error.value for error in at.error)
     assert any('needs "queue"' in text.value for text in at.text)
 
 
-def test_adding_a_source_writes_the_settings_file(empty_cache, tmp_path):
+def test_adding_a_source_writes_the_settings_file(app_empty_cache, tmp_path):
     at = open_page("pages/sources.py")
     at.button_group(key="new-kind").set_value("local").run()
     at.text_input(key="new-local-name").set_value("exports")
@@ -291,7 +232,7 @@ def test_event_content_is_shown_as_data_never_as_markup(tmp_path, monkeypatch):
             assert metric(at, "Events") == 1, page
 
 
-def test_test_connection_names_the_missing_queue(empty_cache, aws):
+def test_test_connection_names_the_missing_queue(app_empty_cache, aws):
     import boto3
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="org-trail")
@@ -310,11 +251,11 @@ def test_test_connection_names_the_missing_queue(empty_cache, aws):
     assert any("Connection OK" in box.value for box in at.success)
 
 
-def test_a_search_saved_on_the_search_page_appears_among_saved_searches(demo_cache):
-    at = open_page("pages/search.py", **page_query("pages/search.py", demo_cache))
+def test_a_search_saved_on_the_search_page_appears_among_saved_searches(app_demo_cache):
+    at = open_page("pages/search.py", **page_query("pages/search.py", app_demo_cache))
     form_name = next(widget for widget in at.text_input if widget.label == "Name")
     form_name.input("Instances launched")
     next(button for button in at.button if button.label == "Save").click().run()
     assert not at.exception and not at.error
-    assert saved.query_saved_searches(store.open_cache_readonly(demo_cache))[0].name == "Instances launched"
+    assert saved.query_saved_searches(store.open_cache_readonly(app_demo_cache))[0].name == "Instances launched"
     assert "saved=" in at.code[-1].value

@@ -30,7 +30,7 @@ def test_an_upward_import_breaks_the_layers_contract(tmp_path):
     shutil.copytree(ROOT / "trailstream", copy / "trailstream", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     store = copy / "trailstream" / "cache" / "store.py"
-    store.write_text(store.read_text() + "\nfrom trailstream.app import ui  # planted\n")
+    store.write_text(store.read_text() + "\nfrom trailstream.app import state  # planted\n")
     result = _lint(copy)
     assert result.returncode != 0
-    assert "trailstream.cache.store -> trailstream.app.ui" in result.stdout
+    assert "trailstream.cache.store -> trailstream.app.state" in result.stdout

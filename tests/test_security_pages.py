@@ -16,7 +16,14 @@ from trailstream.ingest import demo
 from trailstream.cache import store
 from trailstream.app.signin import escape_markdown
 from trailstream.filters import EventFilter
-from tests.test_app import demo_cache, demo_cache_file, metric, open_page  # noqa: F401 (fixtures)
+from tests.conftest import metric, open_page
+
+
+@pytest.fixture
+def demo_cache(app_demo_cache):
+    """The app pointed at a private copy of the demo cache, whose planted findings these pages show."""
+    return app_demo_cache
+
 
 ALL = EventFilter()
 

@@ -1,0 +1,207 @@
+"""What pages are made of: the page start, headline numbers, bounded tables and charts with their downloads, the
+raw-record viewer, and plain-text helpers.
+
+Event content is data, never markup: log fields reach the screen through dataframes, st.text, st.code, st.json and
+st.metric only, or through `plain` where an element renders markdown. Whatever the data, a table shows at most
+TABLE_LIMIT rows and a chart at most CHART_LIMIT, each saying "N of M" and offering the whole result as a download.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import altair as alt
+import polars as pl
+import streamlit as st
+
+from trailstream import catalog
+from trailstream.analytics import charts, exports, queries
+from trailstream.app import state
+from trailstream.app.signin import escape_markdown
+from trailstream.filters import EventFilter
+from trailstream.timefmt import parse_iso_utc
+
+TABLE_LIMIT = 1_000
+CHART_LIMIT = 2_000
+# The columns an event table shows, in order; the rest stay one click away in the raw event.
+EVENT_TABLE_COLUMNS = ("event_time", "event_name", "principal", "account_id", "aws_region", "source_ip",
+                       "error_code", "event_source", "user_agent")
+COLUMN_LABELS = {
+    "event_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "event_name": "Event",
+    "event_source": "Service",
+    "principal": "Principal",
+    "user_type": "Identity type",
+    "account_id": "Account",
+    "aws_region": "Region",
+    "source_ip": "Source IP",
+    "error_code": "Error",
+    "user_agent": "User agent",
+    "first_seen": st.column_config.DatetimeColumn("First seen", format="YYYY-MM-DD HH:mm"),
+    "last_seen": st.column_config.DatetimeColumn("Last seen", format="YYYY-MM-DD HH:mm"),
+    "events": st.column_config.NumberColumn("Events", format="localized"),
+    "failed": st.column_config.NumberColumn("Failed", format="localized"),
+}
+
+
+# --- Page parts ---------------------------------------------------------------------
+
+
+def page_start(title: str, description: str) -> EventFilter:
+    """Title, one-line purpose and the empty states; returns the global filter."""
+    st.title(title)
+    st.caption(description)
+    state.require_cache(allow_empty=False)
+    return state.current_filter()
+
+
+def no_matches(rows: pl.DataFrame | int, what: str = "events") -> bool:
+    """True (and a hint) when the filters leave nothing to show."""
+    if (rows.height if isinstance(rows, pl.DataFrame) else rows) > 0:
+        return False
+    st.info(f"No {what} match the filters: widen the period in the sidebar, or clear the account and region "
+            "choices.", icon=":material/filter_alt_off:")
+    return True
+
+
+def plain(text: str) -> str:
+    """Text shown as typed in a markdown-rendering element (an alert): every markdown mark escaped."""
+    return escape_markdown(text)
+
+
+def period_start(event_filter: EventFilter) -> datetime | None:
+    """The filter's start as a UTC datetime (None when the period is open)."""
+    return parse_iso_utc(event_filter.start) if event_filter.start else None
+
+
+def time_label(moment: datetime | None) -> str:
+    """A UTC moment as people read it, to the minute."""
+    return moment.strftime(charts.TIME_FORMAT) if moment else "–"
+
+
+def ago(moment: datetime | str | None, now: datetime | None = None) -> str:
+    """'5 min ago' style age of a UTC time (cache text or datetime)."""
+    if moment is None:
+        return "never"
+    if isinstance(moment, str):
+        moment = parse_iso_utc(moment)
+    seconds = int(((now or datetime.now(timezone.utc)) - moment).total_seconds())
+    if seconds < 0:
+        return time_label(moment)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
+
+
+def metrics(values: dict[str, object], helps: dict[str, str] | None = None) -> None:
+    """A row of headline numbers; integers get thousands separators."""
+    columns = st.columns(len(values))
+    for column, (label, value) in zip(columns, values.items()):
+        shown = f"{value:,}" if isinstance(value, int) else ("–" if value is None else value)
+        column.metric(label, shown, help=(helps or {}).get(label), border=True)
+
+
+def use_case_events(key: str) -> pl.DataFrame:
+    """A use-case page's start: title, purpose and its events in the period; stops the page when none match."""
+    use_case = catalog.USE_CASES[key]
+    event_filter = page_start(use_case.title, use_case.description)
+    events = state.load(queries.query_use_case_events, event_filter, key)
+    if no_matches(events, f"{use_case.title} events"):
+        st.stop()
+    return events
+
+
+def use_case_timeline(key: str) -> None:
+    """The use case's calls over time, one colour per event name (time buckets: bounded whatever the data)."""
+    timeline = state.load(queries.query_use_case_timeline, state.current_filter(), key)
+    chart = charts.timeline_chart(timeline, "event_name", title=f"{catalog.USE_CASES[key].title} over time")
+    show_chart(chart, timeline, f"{key}-timeline")
+
+
+# --- Charts, tables and downloads ---------------------------------------------------
+
+
+def chart_rows(frame: pl.DataFrame, what: str, limit: int = CHART_LIMIT) -> pl.DataFrame:
+    """At most `limit` rows for a chart, saying "the first N of M" when it cuts; the CSV download keeps them all."""
+    if frame.height <= limit:
+        return frame
+    st.caption(f"The chart draws the first {limit:,} of {frame.height:,} {what}; the CSV download holds them all.")
+    return frame.head(limit)
+
+
+def show_chart(chart: alt.TopLevelMixin, frame: pl.DataFrame, name: str) -> None:
+    """An Altair chart with its PNG, SVG and CSV downloads underneath."""
+    st.altair_chart(chart, width="stretch")
+    download_chart(chart, frame, name)
+
+
+def _download_row(downloads: list, key: str) -> None:
+    columns = st.columns(len(downloads) + 4)
+    for column, download in zip(columns, downloads):
+        column.download_button(download.label, download.build, file_name=download.file_name, mime=download.mime,
+                               key=f"{key}-{download.label}", icon=":material/download:", on_click="ignore",
+                               type="tertiary")
+
+
+def download_chart(chart: alt.TopLevelMixin, frame: pl.DataFrame, name: str) -> None:
+    """PNG and SVG of the chart as shown, and CSV of the numbers behind it."""
+    _download_row(exports.chart_downloads(chart, frame, name, state.current_filter()), f"chart-{name}")
+
+
+def download_table(frame: pl.DataFrame, name: str) -> None:
+    """CSV, JSON and Parquet of a table, named after the page and the period."""
+    _download_row(exports.table_downloads(frame, name, state.current_filter()), f"table-{name}")
+
+
+def column_config(frame: pl.DataFrame, columns: list[str]) -> dict:
+    """Readable headers for the shown columns; times as UTC date and time."""
+    configured = {}
+    for name in columns:
+        label = COLUMN_LABELS.get(name)
+        if isinstance(label, str) or label is None:
+            title = label or name.replace("_", " ").capitalize()
+            label = (st.column_config.DatetimeColumn(title, format="YYYY-MM-DD HH:mm:ss")
+                     if frame.schema[name] == pl.Datetime("us", "UTC") else title)
+        configured[name] = label
+    return configured
+
+
+def table(frame: pl.DataFrame, key: str, columns: tuple[str, ...] | None = None, select: bool = False,
+          download: str | None = None):
+    """A read-only table of at most TABLE_LIMIT rows with readable headers; with select=True, one row can be picked
+    (returns its index or None). A cut table says so and offers the whole result (as does `download`, by name)."""
+    shown = [c for c in (columns or frame.columns) if c in frame.columns]
+    rows = frame.head(TABLE_LIMIT).select(shown)
+    if frame.height > TABLE_LIMIT:
+        st.caption(f"Showing the first {TABLE_LIMIT:,} of {frame.height:,} rows; the downloads hold them all.")
+        download = download or key
+    options = {"hide_index": True, "column_config": column_config(frame, shown), "key": key}
+    if not select:
+        st.dataframe(rows, **options)
+        picked = None
+    else:
+        event = st.dataframe(rows, on_select="rerun", selection_mode="single-row", **options)
+        picked = (event.selection.rows or [None])[0] if event else None
+    if download:
+        download_table(frame, download)
+    return picked
+
+
+def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
+                     columns: tuple[str, ...] | None = EVENT_TABLE_COLUMNS) -> None:
+    """The event table (newest first), its downloads, and the raw CloudTrail record of the selected row.
+
+    columns=None shows every column of the frame but the event ID.
+    """
+    st.caption(f"{frame.height:,} row(s). Select a row to see the raw CloudTrail record.")
+    shown = columns or tuple(column for column in frame.columns if column != "event_id")
+    row = table(frame, key, shown, select=True, download=name)
+    if row is None or row >= frame.height or "event_id" not in frame.columns:
+        return
+    record = state.load_record(frame.item(row, "event_id"))
+    st.subheader("Raw event")
+    if record is None:
+        st.warning("This event is no longer in the cache; press Sync or pick another row.")
+        return
+    st.json(record, expanded=2)
