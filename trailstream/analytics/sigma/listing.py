@@ -1,0 +1,47 @@
+"""The rules as people review them (the Detection rules page, `rules list`): state, attribution and match counts."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from trailstream.cache import sigma_state
+
+RULE_TABLE_SCHEMA = {
+    "rule_id": pl.String, "title": pl.String, "status": pl.String, "reason": pl.String, "level": pl.String,
+    "kind": pl.String, "enabled": pl.Boolean, "matches": pl.Int64, "last_match_at": pl.String, "author": pl.String,
+    "link": pl.String, "path": pl.String,
+}
+STATUS_ORDER = {"converted": 0, "unsupported": 1, "failed": 2}
+
+
+def query_rule_table(conn, counts: dict[str, int] | None = None) -> pl.DataFrame:
+    """Every loaded rule with its state; `matches` is the count since the first run, or `counts` when given."""
+    rows = [{name: row.get(name) for name in RULE_TABLE_SCHEMA} for row in sigma_state.query_catalog(conn)]
+    frame = pl.DataFrame(rows, schema=RULE_TABLE_SCHEMA | {"enabled": pl.Int64}, orient="row")
+    if counts is not None:
+        frame = frame.with_columns(pl.col("rule_id").replace_strict(counts, default=None, return_dtype=pl.Int64)
+                                   .alias("matches"))
+    return (frame.with_columns(pl.col("enabled").cast(pl.Boolean))
+            .sort(pl.col("status").replace_strict(STATUS_ORDER, default=3), "title"))
+
+
+def status_counts(table: pl.DataFrame) -> dict[str, int]:
+    """Rules per state, every state present."""
+    found = dict(table.group_by("status").len().iter_rows())
+    return {status: int(found.get(status, 0)) for status in STATUS_ORDER}
+
+
+def format_rule_table(table: pl.DataFrame) -> str:
+    """Plain text for the terminal: one line per rule, then a count per state."""
+    lines = []
+    for row in table.iter_rows(named=True):
+        state = row["status"] if row["enabled"] or row["status"] != "converted" else "disabled"
+        if row["status"] == "converted":
+            matches = "-" if row["matches"] is None else f"{row['matches']:,} match" + ("" if row["matches"] == 1 else "es")
+            detail = f"{matches}, {row['level'] or 'no level'}"
+        else:
+            detail = row["reason"]
+        lines.append(f"{state:<11}  {row['title']} [{row['rule_id']}]: {detail}")
+    counts = status_counts(table)
+    lines.append(f"{table.height:,} rules: " + ", ".join(f"{count:,} {status}" for status, count in counts.items()))
+    return "\n".join(lines)
