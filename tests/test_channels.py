@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,11 +82,8 @@ def set_rule(db_path, key: str, **change) -> None:
 
 
 def deliveries(db_path) -> list[alerts.ChannelDelivery]:
-    conn = store.open_cache_readonly(db_path)
-    try:
+    with closing(store.open_cache_readonly(db_path)) as conn:
         return alerts.query_channel_deliveries(conn)
-    finally:
-        conn.close()
 
 
 def test_a_webhook_channel_gets_the_alert_once_and_email_is_not_required(released, receiver):
@@ -160,20 +158,24 @@ def test_hostile_event_text_arrives_inert_in_each_format(db_path, tmp_path, rece
     assert all("evil" not in item["body"]["title"] for item in receiver.received)
 
 
+@pytest.mark.parametrize("where", ["environment", "secrets.toml"])
 def test_channel_secrets_come_from_the_environment_or_secrets_toml_and_are_never_stored(
-        released, receiver, tmp_path, monkeypatch):
+        where, released, receiver, tmp_path, monkeypatch):
     url = f"json://trailstream:${{HOOK_PASSWORD}}@127.0.0.1:{receiver.port}/hook"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HOOK_PASSWORD", raising=False)
     missing = alerts.run_alerts(released, channel_settings(url), now=END)
     assert any("HOOK_PASSWORD not set" in error and "secrets.toml" in error for error in missing.errors)
-    (tmp_path / ".streamlit").mkdir()
-    (tmp_path / ".streamlit" / "secrets.toml").write_text('HOOK_PASSWORD = "from-secrets-file"\n')
+    if where == "environment":
+        monkeypatch.setenv("HOOK_PASSWORD", "kept-secret-value")
+    else:
+        (tmp_path / ".streamlit").mkdir()
+        (tmp_path / ".streamlit" / "secrets.toml").write_text('HOOK_PASSWORD = "kept-secret-value"\n')
     assert alerts.run_alerts(released, channel_settings(url), now=END).channel_sent == 1
-    assert base64.b64decode(receiver.received[0]["auth"].split()[1]) == b"trailstream:from-secrets-file"
+    assert base64.b64decode(receiver.received[0]["auth"].split()[1]) == b"trailstream:kept-secret-value"
     stored = b"".join(path.read_bytes() for path in tmp_path.glob(f"{released.name}*"))
-    assert b"from-secrets-file" not in stored and b"HOOK_PASSWORD" in stored
+    assert b"kept-secret-value" not in stored and b"HOOK_PASSWORD" in stored
 
 
 @pytest.mark.parametrize("url, problem", [

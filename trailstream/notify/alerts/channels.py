@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import apprise
 
@@ -114,6 +115,15 @@ def send_to_channel(channel: Channel, title: str, body: str) -> None:
                            "documentation for that service")
     outcome = target.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT)
     if not outcome:
-        reasons = [entry.message for entry in outcome.logs() if entry.message]
-        raise ChannelError(f"channel {channel.label} did not take the alert ({'; '.join(reasons) or 'no reason given'})"
-                           "; it is retried on the next run")
+        reasons = "; ".join(entry.message for entry in outcome.logs() if entry.message) or "no reason given"
+        raise ChannelError(f"channel {channel.label} did not take the alert ({_redact(reasons, channel.url)}); it is "
+                           "retried on the next run")
+
+
+def _redact(text: str, url: str) -> str:
+    """The text with every secret the URL refers to put back as ${NAME}, so no message or record carries it."""
+    for name in REFERENCE.findall(url):
+        value = _secret(name)
+        if value:
+            text = text.replace(value, f"${{{name}}}").replace(quote(value, safe=""), f"${{{name}}}")
+    return text
