@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import tomlkit
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import metric, open_page, page_specs, point_app_at
@@ -173,6 +175,35 @@ def test_a_failed_sync_shows_the_reason(app_empty_cache, tmp_path):
     at = press_sync_with(config.LocalSource(name="typo", path=str(tmp_path / "no-such-folder")))
     assert any("1 failure(s)" in box.value for box in at.error)
     assert any("no such file or folder" in text.value for text in at.text)
+
+
+def test_sync_button_runs_the_alert_rules_and_mails_what_fired(app_empty_cache, tmp_path, mail_server):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    moment = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stop_logging = {
+        "eventVersion": "1.08", "eventTime": moment, "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": "StopLogging", "awsRegion": "eu-west-1", "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.15.0", "eventID": "6c1f2d8e-0000-4000-8000-000000000001", "readOnly": False,
+        "eventType": "AwsApiCall", "recipientAccountId": "123456789012",
+        "userIdentity": {"type": "IAMUser", "userName": "mallory", "accountId": "123456789012",
+                         "arn": "arn:aws:iam::123456789012:user/mallory", "principalId": "AIDAEXAMPLE"},
+        "requestParameters": {"name": "arn:aws:cloudtrail:eu-west-1:123456789012:trail/org-trail"},
+    }
+    (logs / "tampering.json").write_text(json.dumps({"Records": [stop_logging]}))
+    config_file = tmp_path / "trailstream.toml"
+    config_file.write_text(tomlkit.dumps({"smtp": mail_server.smtp_section()}))
+
+    at = press_sync_with(config.LocalSource(name="exported logs", path=str(logs)))
+
+    assert any("1 new event(s)" in box.value for box in at.success)
+    assert any("Alerts and reports checked" in box.value for box in at.success), [box.value for box in at.success]
+    mailed = mail_server.inbox.messages
+    assert [message["Subject"] for message in mailed] == [
+        "[TrailStream] HIGH: CloudTrail logging stopped, deleted or narrowed: mallory called StopLogging on trail "
+        "arn:aws:cloudtrail:eu-west-1:123456789012:trail/org-trail."]
+    assert mailed[0]["To"] == "secops@example.com"
+    assert "mallory | cloudtrail:StopLogging" in mailed[0].get_body(("plain",)).get_content()
 
 
 def test_an_unreadable_cache_is_explained(tmp_path, monkeypatch):
