@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch_cmd = commands.add_parser("watch", help="sync every configured source, then alerts, in a loop")
     watch_cmd.add_argument("--every", default="5m", help="interval such as 30s, 5m, 1h")
+
+    verify_cmd = commands.add_parser("verify", help="check log file integrity against CloudTrail's signed digests")
+    verify_cmd.add_argument("--since", type=_date)
+    verify_cmd.add_argument("--until", type=_date)
+    verify_cmd.add_argument("--account", action="append", default=[])
+    verify_cmd.add_argument("--region", action="append", default=[])
+    verify_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    verify_cmd.add_argument("--public-keys", metavar="FILE", help="keys as ListPublicKeys returns them, for offline use")
     return parser
 
 
@@ -373,6 +381,51 @@ def command_watch(args) -> int:
     return EXIT_OK
 
 
+def command_verify(args) -> int:
+    import orjson
+
+    from trailstream.analytics import integrity
+
+    keys = _public_keys_file(args.public_keys) if args.public_keys else None
+    if keys is None:
+        _fetch_public_keys(args)
+    report = integrity.verify_integrity(_readonly(args), keys, args.since, args.until, args.account, args.region)
+    if args.format == "json":
+        print(orjson.dumps(integrity.report_document(report), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(integrity.format_report_table(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _public_keys_file(path: str) -> dict[str, bytes]:
+    from pathlib import Path
+
+    from trailstream.analytics import integrity
+
+    try:
+        return integrity.parse_public_keys_file(Path(path).read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+
+
+def _fetch_public_keys(args) -> None:
+    """Keys of stored digests not in the cache yet come from CloudTrail; without access, verification says so."""
+    from trailstream.ingest import aws, integrity_sync
+
+    _readonly(args).close()
+    db = store.open_cache(args.db)
+    try:
+        _, problems = integrity_sync.fetch_missing_public_keys(db, aws.make_session(AwsAccess()))
+    except aws.SourceError as exc:
+        problems = [f"public keys not fetched: {exc}"]
+    finally:
+        db.close()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
 def _settings(args):
     """The settings file, read once per command; a file with problems stops the command with them."""
     if args.loaded_settings.errors:
@@ -393,6 +446,7 @@ COMMANDS = {
     "report": command_report,
     "alerts": command_alerts,
     "watch": command_watch,
+    "verify": command_verify,
     "rules": command_rules,
 }
 

@@ -43,15 +43,12 @@ def public_key_windows(digests) -> dict[str, tuple]:
     """Per source region, the time range to ask ListPublicKeys for so every digest's key is in the answer."""
     windows: dict[str, tuple] = {}
     for row in digests:
-        start, end = row["start"], row["end"]
-        if row.get("backfill_generated_at"):
-            try:
-                generated = parse_iso_utc(row["backfill_generated_at"])
-                start, end = generated - BACKFILL_MARGIN, generated + BACKFILL_MARGIN
-            except ValueError:
-                pass
-        start = (start or end) - KEYS_BEFORE
-        end = end + KEYS_AFTER
+        start, end = (row["start"] or row["end"]) - KEYS_BEFORE, row["end"] + KEYS_AFTER
+        try:  # a backfill digest is signed with the key current when it was generated
+            generated = parse_iso_utc(row.get("backfill_generated_at") or "")
+            start, end = generated - BACKFILL_MARGIN, generated + BACKFILL_MARGIN
+        except ValueError:
+            pass
         low, high = windows.get(row["region"], (start, end))
         windows[row["region"]] = (min(low, start), max(high, end))
     return windows
