@@ -283,3 +283,10 @@ def test_a_lookup_source_with_bad_values_is_refused_with_a_sentence(tmp_path, li
     path = tmp_path / "trailstream.toml"
     path.write_text(f'[[sources]]\nname = "history"\nkind = "lookup"\n{line}\n')
     assert any(problem in error for error in config.load_settings(path).errors)
+
+
+def test_an_opt_in_region_not_enabled_is_a_sentence(busy_history, db_path):
+    result = read(db_path, regions=["ap-east-1"])
+    assert result.failures == [("Event history in ap-east-1", "region ap-east-1 is not enabled for this account: "
+                                "enable it under Account settings in the AWS console, or leave it out")]
+    assert busy_history.requests == []

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     lookup_cmd.add_argument("--region", action="append", default=[], help="only these regions (repeatable; default: every enabled region)")
     _add_access_options(lookup_cmd)
 
+    setup_cmd = commands.add_parser("setup", help="wire an existing trail to an SQS queue (SNS topic, queue, policies) in one command")
+    setup_cmd.add_argument("--trail", required=True, help="name of the existing trail")
+    setup_cmd.add_argument("--region", help="the trail's home region (default: the profile's)")
+    _add_access_options(setup_cmd)
+    setup_cmd.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    setup_cmd.add_argument("--create-role", action="store_true", help="also create the least-privilege reader role")
+
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -262,6 +269,19 @@ def command_lookup(args) -> int:
     access = _access(args)
     return _with_progress(args, "lookup", lambda progress: lookup.lookup_events(
         args.db, access, args.region or None, args.since, args.until, progress))
+
+
+def command_setup(args) -> int:
+    from trailstream.ingest import aws, setup
+
+    access = _access(args, args.region)
+    try:
+        result = setup.setup_trail(access, args.trail, args.dry_run, args.create_role)
+    except aws.SourceError as exc:
+        print(f"setup stopped: {exc}. Run it again once fixed: it finishes what is missing.", file=sys.stderr)
+        return EXIT_FAILED
+    print(setup.describe_setup(result, args.trail, access.region))
+    return EXIT_OK
 
 
 def command_retry(args) -> int:
@@ -439,6 +459,7 @@ COMMANDS = {
     "sync": command_sync,
     "backfill": command_backfill,
     "lookup": command_lookup,
+    "setup": command_setup,
     "retry": command_retry,
     "status": command_status,
     "findings": command_findings,

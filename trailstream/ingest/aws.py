@@ -459,6 +459,16 @@ def fetch_region_status(session: boto3.Session) -> dict[str, str]:
     return {item["RegionName"]: item.get("OptInStatus", "opt-in-not-required") for item in regions}
 
 
+def region_problem(status: dict[str, str], region: str) -> str | None:
+    """Why a region cannot be used by this account (unknown, or an opt-in region not enabled), as a sentence; else None."""
+    if region not in status:
+        return f'"{region}" is not an AWS region this account knows; check the spelling (e.g. eu-west-1)'
+    if status[region] == "not-opted-in":
+        return (f"region {region} is not enabled for this account: enable it under Account settings in the AWS "
+                "console, or leave it out")
+    return None
+
+
 def fetch_event_history_page(cloudtrail, start, end, category: str | None = None,
                              next_token: str | None = None) -> tuple[list[dict], str | None]:
     """One page (newest first, up to 50) of Event history between start and end; category 'insight' for Insights."""
@@ -490,3 +500,11 @@ def fetch_public_keys(session, region: str, start, end) -> list[dict]:
                       "validity_start": item.get("ValidityStartTime"), "validity_end": item.get("ValidityEndTime")}
                      for item in page.get("PublicKeyList", [])]
     return keys
+
+
+def call(client, operation: str, what: str, **params) -> dict:
+    """One AWS call by operation name (e.g. "create_topic"); any error leaves as a SourceError about `what`, code kept."""
+    try:
+        return getattr(client, operation)(**params)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise explain_error(exc, what) from None

@@ -109,12 +109,8 @@ def choose_regions(session, requested: list[str], result: SyncResult) -> list[st
         return sorted(region for region, state in status.items() if state != "not-opted-in")
     chosen = []
     for region in requested:
-        if region not in status:
-            result.fail(f"Event history in {region}", f'"{region}" is not an AWS region this account knows; '
-                                                      "check the spelling (e.g. eu-west-1)")
-        elif status[region] == "not-opted-in":
-            result.fail(f"Event history in {region}", f"region {region} is not enabled for this account: enable it "
-                                                      "under Account settings in the AWS console, or leave it out")
+        if problem := aws.region_problem(status, region):
+            result.fail(f"Event history in {region}", problem)
         else:
             chosen.append(region)
     return chosen
