@@ -288,13 +288,15 @@ def test_a_message_is_deleted_only_after_all_its_files_are_committed(db_path, s3
     send(sqs, trail_queue, raw_notification(*keys))
     seen = []
 
-    def check(progress):  # runs right after each file's commit
-        committed = file_rows(db_path)
+    def check(progress):  # runs as each file is stored, before the group commit that makes it durable
+        committed = file_rows(db_path)  # what another connection sees: only committed files
         seen.append((progress.current, len(committed), queue_depth(sqs, trail_queue)))
 
     result = sync(db_path, trail_queue, progress=check)
 
-    assert [(files, depth) for _, files, depth in seen] == [(1, (0, 1)), (2, (0, 1))]
+    # While the files are stored but not yet committed, the message stays in flight, never deleted.
+    assert [(files, depth) for _, files, depth in seen] == [(0, (0, 1)), (0, (0, 1))]
+    assert len(file_rows(db_path)) == 2
     assert result.messages_deleted == 1 and queue_depth(sqs, trail_queue) == (0, 0)
 
 

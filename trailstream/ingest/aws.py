@@ -203,6 +203,14 @@ def delete_message(sqs, queue_url: str, receipt_handle: str) -> None:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
 
 
+def delete_messages(sqs, queue_url: str, receipt_handles: list[str]) -> list[str]:
+    """Acknowledge up to ten messages in one call; returns the receipt handles SQS could not delete."""
+    entries = [{"Id": str(number), "ReceiptHandle": handle} for number, handle in enumerate(receipt_handles)]
+    with calling_aws("deleting processed messages"):
+        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return [receipt_handles[int(failure["Id"])] for failure in response.get("Failed", [])]
+
+
 def extend_visibility(sqs, queue_url: str, receipt_handle: str, seconds: int) -> None:
     """Keep a message hidden from other consumers while its files are still being processed."""
     with calling_aws("extending a message's visibility timeout"):

@@ -1,8 +1,9 @@
 """Syncing from AWS: an SQS queue of CloudTrail notifications, an S3 backfill by date partition, and retries.
 
-Objects are fetched by threads (S3 GETs wait on the network), parsed by the Ingester's worker processes and
-committed one file at a time; an SQS message is deleted only once every object it names is committed or recorded
-as skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice.
+Messages are received by several long polls at once, objects fetched by threads (S3 GETs wait on the network) and
+parsed by the Ingester's worker processes; stored files are committed in groups, and only then are their messages
+deleted, ten per DeleteMessageBatch: a message goes only once every object it names is committed or recorded as
+skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice.
 """
 
 from __future__ import annotations
@@ -52,12 +53,17 @@ class _Message:
     extended_at: float = 0.0
 
 
+RECEIVERS = 3  # long polls in flight at once, so receiving overlaps fetching, parsing and committing
+COMMIT_EVERY_FILES = 200  # a group commit (then one DeleteMessageBatch per ten messages) at least this often
+COMMIT_EVERY_SECONDS = 1.0  # ... or this often while files keep arriving
+
+
 class _QueueSync:
-    """The event loop of one queue sync: receive, fetch, parse, commit, then delete."""
+    """The event loop of one queue sync: receive, fetch, parse and store, commit a group, then delete its messages."""
 
     def __init__(self, ingester: Ingester, session, queue: str, buckets: list[str], receive_limit: int):
         self.ingester, self.result = ingester, ingester.result
-        self.sqs = aws.make_client(session, "sqs", 2)
+        self.sqs = aws.make_client(session, "sqs", RECEIVERS + 4)
         self.s3 = aws.make_client(session, "s3", FETCH_THREADS)
         self.queue_url = aws.resolve_queue_url(self.sqs, queue)
         self.queue_name = self.queue_url.rstrip("/").rsplit("/", 1)[-1]
@@ -66,32 +72,65 @@ class _QueueSync:
         self.receive_limit = receive_limit
         self.futures: dict[Future, Callable[[Future], None]] = {}
         self.objects: dict[tuple[str, str], list[_Message]] = {}  # in flight -> the messages waiting on it
-        self.active: set[_Message] = set()
-        self.receiving, self.receive_pending, self.received = True, False, 0
+        self.active: set[_Message] = set()  # received, not yet acknowledged: their visibility is kept extended
+        self.acknowledge: list[_Message] = []  # everything they named is stored: deleted after the next commit
+        self.receiving, self.receives, self.requested, self.received = True, 0, 0, 0
+        self.last_commit = time.monotonic()
 
     def run(self, threads: ThreadPoolExecutor, max_messages: int | None, wait_seconds: int) -> None:
         self.threads = threads
         heartbeat = max(0.5, min(5.0, self.visibility / 3))
         while True:
-            wanted = aws.MAX_RECEIVE if max_messages is None else min(aws.MAX_RECEIVE, max_messages - self.received)
-            if wanted <= 0:
-                self.receiving = False
-            if self.receiving and not self.receive_pending and len(self.objects) < 2 * FETCH_THREADS:
-                self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
-                             self._on_received)
-                self.receive_pending = True
+            self._receive_more(max_messages, wait_seconds)
             if not self.futures:
-                return
+                self._commit_and_acknowledge()
+                if not self.futures:
+                    return
             done, _ = wait(list(self.futures), timeout=heartbeat, return_when=FIRST_COMPLETED)
             for future in done:
                 self.futures.pop(future)(future)
+            if self._commit_due():
+                self._commit_and_acknowledge()
             self._extend_visibility()
+
+    def _receive_more(self, max_messages: int | None, wait_seconds: int) -> None:
+        """Keep up to RECEIVERS long polls going while there is room for more files in flight."""
+        while self.receiving and self.receives < RECEIVERS and len(self.objects) < 2 * FETCH_THREADS:
+            left = aws.MAX_RECEIVE if max_messages is None else max_messages - self.received - self.requested
+            wanted = min(aws.MAX_RECEIVE, left)
+            if wanted <= 0:
+                if self.receives == 0:
+                    self.receiving = False
+                return
+            self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
+                         partial(self._on_received, wanted))
+            self.receives += 1
+            self.requested += wanted
+
+    def _commit_due(self) -> bool:
+        """Commit when a group is ready: many files, a second gone by, or nothing left in flight to wait for."""
+        if not self.acknowledge:
+            return False
+        return (not self.objects or len(self.acknowledge) >= COMMIT_EVERY_FILES
+                or time.monotonic() - self.last_commit >= COMMIT_EVERY_SECONDS)
+
+    def _commit_and_acknowledge(self) -> None:
+        """Commit what is stored, then delete its messages ten per call: never a message before its events."""
+        ready, self.acknowledge = self.acknowledge, []
+        self.ingester.checkpoint()
+        self.last_commit = time.monotonic()
+        for start in range(0, len(ready), aws.MAX_RECEIVE):
+            group = ready[start:start + aws.MAX_RECEIVE]
+            self.active.difference_update(group)
+            self._submit(partial(aws.delete_messages, self.sqs, self.queue_url, [item.receipt for item in group]),
+                         partial(self._on_deleted, group))
 
     def _submit(self, call, on_done) -> None:
         self.futures[self.threads.submit(call)] = on_done
 
-    def _on_received(self, future: Future) -> None:
-        self.receive_pending = False
+    def _on_received(self, wanted: int, future: Future) -> None:
+        self.receives -= 1
+        self.requested -= wanted
         try:
             messages = future.result()
         except SourceError as exc:
@@ -112,12 +151,12 @@ class _QueueSync:
         except MessageError as exc:
             ref = FileRef("sqs", "", f"sqs://{self.queue_name}/{pending.message_id}")
             self.ingester.fail(ref, f"unreadable message, deleted: {exc}")
-            self._delete(pending)
+            self.acknowledge.append(pending)
             return
         if not notification.objects:
             level = logging.WARNING if notification.kind == "subscription_confirmation" else logging.INFO
             log.log(level, "acknowledged %s message %s: %s", notification.kind, pending.message_id, notification.note)
-            self._delete(pending)
+            self.acknowledge.append(pending)
             return
         pending.waiting = len(notification.objects)
         self.active.add(pending)
@@ -186,17 +225,21 @@ class _QueueSync:
         pending.waiting -= 1
         if pending.waiting > 0:
             return
-        self.active.discard(pending)
-        if not pending.keep:
-            self._delete(pending)
+        if pending.keep:
+            self.active.discard(pending)  # left for redelivery: SQS shows it again after its visibility timeout
+        else:
+            self.acknowledge.append(pending)
 
-    def _delete(self, pending: _Message) -> None:
+    def _on_deleted(self, group: list[_Message], future: Future) -> None:
         try:
-            aws.delete_message(self.sqs, self.queue_url, pending.receipt)
-        except SourceError as exc:  # it comes back later and is recognised as already stored
-            log.warning("message %s not deleted: %s", pending.message_id, exc)
+            failed = set(future.result())
+        except SourceError as exc:  # they come back later and are recognised as already stored
+            log.warning("%d message(s) not deleted: %s", len(group), exc)
             return
-        self.result.messages_deleted += 1
+        for pending in group:
+            if pending.receipt in failed:
+                log.warning("message %s not deleted; it comes back and is recognised as stored", pending.message_id)
+        self.result.messages_deleted += len(group) - len(failed)
 
     def _extend_visibility(self) -> None:
         if self.visibility <= 0:
@@ -216,7 +259,7 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
                wait_seconds: int = DEFAULT_WAIT_SECONDS, workers: int | None = None) -> SyncResult:
     """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files commit."""
     buckets = _bucket_list(buckets)
-    with Ingester(db_path, "sqs", progress, workers) as ingester:
+    with Ingester(db_path, "sqs", progress, workers, batch=True) as ingester:
         try:
             session = aws.make_session(access, access.region or aws.queue_region(queue))
             queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)

@@ -1,0 +1,132 @@
+"""SQS sync throughput: N one-file notifications through moto's server, with and without added network latency.
+
+    python benchmarks/sqs.py [--files 300] [--events 50] [--latency-ms 50]
+
+Latency is added by a TCP proxy on 127.0.0.1 that holds every request for the given time before passing it on,
+the way a region far away does; boto3 talks to the proxy through AWS_ENDPOINT_URL. Issue 12's target: 300 files
+in <= 6 s with 50 ms per request, and latency adding <= 20% to the no-latency time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BUCKET, QUEUE, ACCOUNT = "bench-trail", "bench-queue", "111122223333"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LatencyProxy:
+    """Forwards TCP from a loopback port to another, holding each client->server chunk (a request) for `delay` s."""
+
+    def __init__(self, target_port: int, delay: float):
+        self.target_port, self.delay, self.port = target_port, delay, free_port()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result()
+
+    async def _start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+    async def _client(self, reader, writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(self._pipe(reader, upstream_writer, self.delay), self._pipe(upstream_reader, writer, 0))
+
+    @staticmethod
+    async def _pipe(reader, writer, delay: float) -> None:
+        try:
+            while data := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def log_file(number: int, events: int) -> bytes:
+    records = [{"eventVersion": "1.11", "eventID": f"bench-{number}-{n}", "eventTime": "2026-12-01T10:00:00Z",
+                "eventSource": "ec2.amazonaws.com", "eventName": "DescribeInstances", "awsRegion": "us-east-1",
+                "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2",
+                "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/alice",
+                                 "accountId": ACCOUNT, "userName": "alice"},
+                "requestParameters": {"maxResults": n}, "readOnly": True, "eventType": "AwsApiCall",
+                "recipientAccountId": ACCOUNT} for n in range(events)]
+    return gzip.compress(json.dumps({"Records": records}).encode())
+
+
+def fill(endpoint: str, files: int, events: int) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    url = sqs.create_queue(QueueName=QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    for number in range(files):
+        key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/01/{ACCOUNT}_CloudTrail_us-east-1_20261201T1000Z_{number:016x}.json.gz"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=log_file(number, events))
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"s3Bucket": BUCKET, "s3ObjectKey": [key]}))
+
+
+def run(endpoint_port: int, latency: float, files: int, events: int) -> tuple[float, int]:
+    """Reset moto, fill it, then time one sync through the proxy (or straight, without latency)."""
+    import urllib.request
+
+    from trailstream.ingest import aws_sync
+
+    direct = f"http://127.0.0.1:{endpoint_port}"
+    urllib.request.urlopen(urllib.request.Request(f"{direct}/moto-api/reset", method="POST")).read()
+    fill(direct, files, events)
+    endpoint = f"http://127.0.0.1:{LatencyProxy(endpoint_port, latency).port}" if latency else direct
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        result = aws_sync.sync_queue(Path(folder) / "bench.db", QUEUE, [BUCKET], wait_seconds=1)
+        elapsed = time.perf_counter() - started
+    assert result.ok == files and result.messages_deleted >= files, result.summary()  # SQS may deliver twice
+    return elapsed, result.new_events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    args = parser.parse_args()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        plain, events = run(port, 0, args.files, args.events)
+        slow, _ = run(port, args.latency_ms / 1000, args.files, args.events)
+    finally:
+        server.stop()
+    print(f"{args.files} one-file notifications ({events:,} events)")
+    print(f"  no added latency : {plain:6.2f} s  ({args.files / plain:5.1f} files/s)")
+    print(f"  {args.latency_ms:.0f} ms per request: {slow:6.2f} s  ({args.files / slow:5.1f} files/s)   target <= 6 s")
+    print(f"  latency adds     : {100 * (slow / plain - 1):5.1f} %   target <= 20 %")
+
+
+if __name__ == "__main__":
+    main()
