@@ -87,10 +87,11 @@ def rule_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str
 
 
 def rule_link(path: Path) -> str:
-    """Where the rule is published: its SigmaHQ page for a file in a SigmaHQ checkout or release, else its file."""
+    """Where the rule is published: its SigmaHQ page for a file in a SigmaHQ checkout or release (rules*/cloud/...),
+    else its file."""
     parts = path.resolve().parts
-    for index, part in enumerate(parts):
-        if part.startswith("rules") or part in ("deprecated", "unsupported"):
+    for index, part in enumerate(parts[:-2]):
+        if (part.startswith("rules") or part in ("deprecated", "unsupported")) and parts[index + 1] == "cloud":
             return SIGMAHQ_URL + "/".join(parts[index:])
     return path.resolve().as_uri()
 
@@ -137,7 +138,9 @@ def _reason(exc: BaseException) -> str:
 def _convert(backend: CloudTrailBackend, rule: SigmaRule, path: Path) -> LoadedRule:
     """A detection rule's WHERE clause, or why it has none."""
     try:
-        queries = backend.convert_rule(rule)
+        backend.convert_rule(rule)
+        # A rule a correlation refers to outputs nothing itself and is left unfinalized: read the result instead.
+        queries = [query.removeprefix(_SELECT_PREFIX) for query in rule.get_conversion_result()]
     except UnsafeFieldName as exc:
         return _entry(rule, path, FAILED, str(exc))
     except SigmaFeatureNotSupportedByBackendError as exc:
@@ -149,10 +152,10 @@ def _convert(backend: CloudTrailBackend, rule: SigmaRule, path: Path) -> LoadedR
         return _entry(rule, path, FAILED, _reason(exc))
     except (SigmaError, ValueError, TypeError, NotImplementedError) as exc:
         return _entry(rule, path, FAILED, _reason(exc))
-    if len(queries) != 1 or not str(queries[0]).startswith(_SELECT_PREFIX):
+    if len(queries) != 1:
         return _entry(rule, path, UNSUPPORTED, "converts to more than one query")
     entry = _entry(rule, path, CONVERTED)
-    entry.where = queries[0][len(_SELECT_PREFIX):]
+    entry.where = queries[0]
     return entry
 
 

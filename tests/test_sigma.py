@@ -1,0 +1,423 @@
+"""Community (Sigma) rules on the cache: every feature matched as an independent reading of Sigma says, the SigmaHQ
+CloudTrail rules converted or refused with a reason, hostile files refused alone, findings and alerts attributed."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import sqlite3
+import threading
+import zipfile
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests import sigma_reference as reference
+from trailstream import jobs
+from trailstream.analytics import detections, sigma
+from trailstream.analytics.sigma.settings import SigmaSettings
+from trailstream.cache import sigma_state, store
+from trailstream.ingest import sync
+from trailstream.timefmt import iso_utc
+
+SIGMAHQ = Path(__file__).resolve().parents[2] / "shared" / "sigma"
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def record(event_id: str, minutes_ago: int = 5, **fields) -> dict:
+    """A CloudTrail record of alice's that a feature's event overrides field by field."""
+    base = {
+        "eventVersion": "1.08", "eventTime": iso_utc(NOW - timedelta(minutes=minutes_ago)),
+        "eventSource": "iam.amazonaws.com", "eventName": "ListUsers", "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "userName": "alice",
+                         "accountId": "111122223333", "principalId": "AIDAEXAMPLE"},
+        "eventID": event_id, "eventType": "AwsApiCall", "recipientAccountId": "111122223333",
+    }
+    return base | fields
+
+
+def rule_yaml(rule_id: str, detection: str, level: str = "medium", extra: str = "") -> str:
+    return (f"title: Feature {rule_id[:8]}\nid: {rule_id}\nauthor: Test Author\nlevel: {level}\n"
+            f"logsource:\n  product: aws\n  service: cloudtrail\ndetection:\n{detection}{extra}")
+
+
+# Feature -> (rule detection, the event that must match, the look-alike that must not).
+FEATURES = {
+    "nested field": (
+        "  sel:\n    additionalEventData.MFAUsed: 'No'\n  condition: sel\n",
+        {"additionalEventData": {"MFAUsed": "No"}}, {"additionalEventData": {"MFAUsed": "Yes"}}),
+    "nested field kept only in the record": (
+        "  sel:\n    userIdentity.sessionContext.sessionIssuer.type: Role\n  condition: sel\n",
+        {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Ops/s",
+                          "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "Ops"}}}},
+        {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Ops/s",
+                          "sessionContext": {"sessionIssuer": {"type": "User", "userName": "Role"}}}}),
+    "list of values": (
+        "  sel:\n    eventName:\n      - CreateUser\n      - DeleteUser\n  condition: sel\n",
+        {"eventName": "DeleteUser"}, {"eventName": "DeleteUserPolicy"}),
+    "contains": (
+        "  sel:\n    userAgent|contains: TruffleHog\n  condition: sel\n",
+        {"userAgent": "TruffleHog v3.63"}, {"userAgent": "Truffle Hog v3.63"}),
+    "startswith": (
+        "  sel:\n    eventName|startswith: UpdateFunctionConfiguration\n  condition: sel\n",
+        {"eventName": "UpdateFunctionConfiguration20150331v2"}, {"eventName": "GetUpdateFunctionConfiguration"}),
+    "endswith": (
+        "  sel:\n    userIdentity.arn|endswith: ':root'\n  condition: sel\n",
+        {"userIdentity": {"type": "Root", "arn": "arn:aws:iam::111122223333:root"}},
+        {"userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/root-admin"}}),
+    "regular expression": (
+        "  sel:\n    userIdentity.arn|re: '.+:assumed-role/aws:.+'\n  condition: sel\n",
+        {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/aws:ec2-instance/i-1"}},
+        {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/awsome/i-1"}}),
+    "all of a list": (
+        "  sel:\n    requestParameters|contains|all:\n      - '\"s3:GetObject\"'\n      - '\"Allow\"'\n"
+        "  condition: sel\n",
+        {"requestParameters": {"policyDocument": {"Effect": "Allow", "Action": "s3:GetObject"}}},
+        {"requestParameters": {"policyDocument": {"Effect": "Deny", "Action": "s3:GetObject"}}}),
+    "field reference": (
+        "  sel:\n    eventName: UpdateLoginProfile\n  filter:\n    userIdentity.userName|fieldref: "
+        "requestParameters.userName\n  condition: sel and not filter\n",
+        {"eventName": "UpdateLoginProfile", "requestParameters": {"userName": "bob"}},
+        {"eventName": "UpdateLoginProfile", "requestParameters": {"userName": "ALICE"}}),
+    "null": (
+        "  sel:\n    eventName: DeleteBucket\n  ok:\n    errorCode: null\n  condition: sel and ok\n",
+        {"eventName": "DeleteBucket"}, {"eventName": "DeleteBucket", "errorCode": "AccessDenied"}),
+    "1 of": (
+        "  selection_a:\n    eventName: StopLogging\n  selection_b:\n    eventName: DeleteTrail\n"
+        "  condition: 1 of selection_*\n",
+        {"eventName": "DeleteTrail"}, {"eventName": "StartLogging"}),
+    "not": (
+        "  sel:\n    eventName: ListBuckets\n  filter:\n    userIdentity.type: AssumedRole\n"
+        "  condition: sel and not filter\n",
+        {"eventName": "ListBuckets"},
+        {"eventName": "ListBuckets", "userIdentity": {"type": "AssumedRole",
+                                                      "arn": "arn:aws:sts::111122223333:assumed-role/Ops/s"}}),
+    "JSON boolean as quoted word": (
+        "  sel:\n    responseElements.publiclyAccessible: 'true'\n  condition: sel\n",
+        {"responseElements": {"publiclyAccessible": True}}, {"responseElements": {"publiclyAccessible": False}}),
+    "JSON boolean as YAML boolean": (
+        "  sel:\n    requestParameters.enable: false\n  condition: sel\n",
+        {"requestParameters": {"enable": False}}, {"requestParameters": {"enable": True}}),
+    "field below an array of objects": (
+        "  sel:\n    requestParameters.containerDefinitions.command|contains: '$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'\n"
+        "  condition: sel\n",
+        {"requestParameters": {"containerDefinitions": [
+            {"name": "a", "command": ["sh"]},
+            {"name": "b", "command": ["sh", "-c", "curl 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}]}},
+        {"requestParameters": {"containerDefinitions": [
+            {"name": "b", "command": ["sh"], "environment": ["$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}]}}),
+    "case folding": (
+        "  sel:\n    eventName: consolelogin\n    additionalEventData.MFAUsed: 'NO'\n  condition: sel\n",
+        {"eventName": "ConsoleLogin", "additionalEventData": {"MFAUsed": "No"}},
+        {"eventName": "ConsoleLogin", "additionalEventData": {"MFAUsed": "Nope"}}),
+    "underscore and percent are literal": (
+        "  sel:\n    userAgent|contains: 'tool_v1%'\n  condition: sel\n",
+        {"userAgent": "my tool_v1% build"}, {"userAgent": "my toolXv1Y build"}),
+}
+FEATURE_IDS = {name: f"{index:08d}-0000-4000-8000-000000000000" for index, name in enumerate(FEATURES, 1)}
+
+
+def write_events(folder: Path, records: list[dict], name: str = "events.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(orjson.dumps({"Records": records}))
+    return path
+
+
+def feature_records() -> list[dict]:
+    records = []
+    for name, (_, match, lookalike) in FEATURES.items():
+        records.append(record(f"{FEATURE_IDS[name]}-match", **match))
+        records.append(record(f"{FEATURE_IDS[name]}-lookalike", **lookalike))
+    return records
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
+    """A cache holding each feature's matching event and look-alike, and a folder with each feature's rule."""
+    root = tmp_path_factory.mktemp("sigma-features")
+    records = feature_records()
+    sync.import_paths(root / "cache.db", [write_events(root / "logs", records)])
+    rules = root / "rules"
+    rules.mkdir()
+    for name, (detection, _, _) in FEATURES.items():
+        (rules / f"{FEATURE_IDS[name]}.yml").write_text(rule_yaml(FEATURE_IDS[name], detection))
+    with closing(store.open_cache(root / "cache.db")) as db:
+        sigma.save_rules(db, sigma.load_rules([rules]), SigmaSettings())
+    return root / "cache.db", rules, records
+
+
+def matched_ids(db_path: Path) -> dict[str, set[str]]:
+    """Event IDs behind each rule's findings, by rule ID."""
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        found: dict[str, set[str]] = {}
+        for finding in sigma.detect_sigma_findings(conn):
+            found.setdefault(finding.details["rule_id"], set()).update(finding.event_ids)
+        return found
+
+
+@pytest.mark.parametrize("feature", list(FEATURES))
+def test_each_sigma_feature_matches_its_event_and_not_the_look_alike(feature_cache, feature):
+    db_path, rules, records = feature_cache
+    rule_id = FEATURE_IDS[feature]
+    rule = reference.load_yaml_rules((rules / f"{rule_id}.yml").read_text())[0]
+    expected = {item["eventID"] for item in records if reference.rule_matches(rule, item)}
+    assert f"{rule_id}-match" in expected and f"{rule_id}-lookalike" not in expected  # the reference agrees
+    assert matched_ids(db_path).get(rule_id, set()) == expected
+
+
+def test_every_feature_rule_converts(feature_cache):
+    _, rules, _ = feature_cache
+    states = {rule.rule_id: (rule.status, rule.reason) for rule in sigma.load_rules([rules]).rules}
+    assert states == {rule_id: ("converted", "") for rule_id in FEATURE_IDS.values()}
+
+
+CORRELATION = """title: Repeated failed sign-ins
+id: 0f0f0f0f-0000-4000-8000-000000000001
+author: Test Author
+level: low
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  sel:
+    eventName: ConsoleLogin
+    errorMessage: Failed authentication
+  condition: sel
+---
+title: Sign-in brute force
+id: 0f0f0f0f-0000-4000-8000-000000000002
+author: Test Author
+level: high
+correlation:
+  type: event_count
+  rules:
+    - 0f0f0f0f-0000-4000-8000-000000000001
+  group-by:
+    - userIdentity.arn
+  timespan: 10m
+  condition:
+    gte: 3
+"""
+
+
+def failed_sign_in(event_id: str, user: str, minutes_ago: int) -> dict:
+    return record(event_id, minutes_ago, eventName="ConsoleLogin", eventSource="signin.amazonaws.com",
+                  errorMessage="Failed authentication",
+                  userIdentity={"type": "IAMUser", "arn": f"arn:aws:iam::111122223333:user/{user}", "userName": user})
+
+
+def test_event_count_correlation_fires_for_a_burst_and_not_for_the_same_count_spread_out(tmp_path):
+    records = ([failed_sign_in(f"alice-{n}", "alice", 30 + n * 2) for n in range(3)]
+               + [failed_sign_in(f"bob-{n}", "bob", 30 + n * 25) for n in range(3)])
+    sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "logs", records)])
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "brute.yml").write_text(CORRELATION)
+    with closing(store.open_cache(tmp_path / "cache.db")) as db:
+        sigma.save_rules(db, sigma.load_rules([tmp_path / "rules"]), SigmaSettings())
+    with closing(store.open_cache_readonly(tmp_path / "cache.db")) as conn:
+        findings = [f for f in sigma.detect_sigma_findings(conn) if f.details["rule_id"].endswith("0002")]
+    base, correlation = reference.load_yaml_rules(CORRELATION)
+    assert reference.event_count_windows(correlation, base, records) == {("arn:aws:iam::111122223333:user/alice",)}
+    assert [(f.details["group"], sorted(f.event_ids)) for f in findings] == [
+        ({"userIdentity.arn": "arn:aws:iam::111122223333:user/alice"}, ["alice-0", "alice-1", "alice-2"])]
+    assert findings[0].severity == "high" and findings[0].details["author"] == "Test Author"
+
+
+def test_a_correlation_over_a_missing_rule_is_refused_with_its_reason(tmp_path):
+    (tmp_path / "lonely.yml").write_text(CORRELATION.split("---\n", 1)[1])
+    [entry] = sigma.load_rules([tmp_path]).rules
+    assert entry.status in ("failed", "unsupported") and "0f0f0f0f-0000-4000-8000-000000000001" in entry.reason
+
+
+# --- Broken and hostile rule files ------------------------------------------------------------
+
+HOSTILE = {
+    "bad YAML": ("bad.yml", "title: [unclosed\nlogsource: {product: aws, service: cloudtrail}\n"),
+    "unknown modifier": ("modifier.yml", rule_yaml("aaaaaaaa-0000-4000-8000-000000000001",
+                                                   "  sel:\n    eventName|sqlinject: x\n  condition: sel\n")),
+    "field name made to inject SQL": ("inject.yml", rule_yaml(
+        "aaaaaaaa-0000-4000-8000-000000000002",
+        "  sel:\n    \"eventName') OR 1=1; DROP TABLE events; --\": x\n  condition: sel\n")),
+    "JSON path made to inject SQL": ("path.yml", rule_yaml(
+        "aaaaaaaa-0000-4000-8000-000000000003",
+        "  sel:\n    \"requestParameters.a') OR 1=1 OR ('\": x\n  condition: sel\n")),
+}
+
+
+def test_broken_and_hostile_rule_files_are_refused_alone_with_their_reason(tmp_path):
+    for file_name, text in HOSTILE.values():
+        (tmp_path / file_name).write_text(text)
+    (tmp_path / "legacy.yml").write_text(rule_yaml("aaaaaaaa-0000-4000-8000-000000000004",
+                                                   "  sel:\n    eventName: ConsoleLogin\n"
+                                                   "  condition: sel | count() by sourceIPAddress > 5\n"))
+    (tmp_path / "good.yml").write_text(rule_yaml("aaaaaaaa-0000-4000-8000-000000000005",
+                                                 "  sel:\n    eventName: DeleteTrail\n  condition: sel\n"))
+    states = {Path(rule.path).name: (rule.status, rule.reason) for rule in sigma.load_rules([tmp_path]).rules}
+    assert states["good.yml"] == ("converted", "")
+    assert states["legacy.yml"][0] == "unsupported" and "count() by" in states["legacy.yml"][1]
+    assert states["bad.yml"][0] == "failed" and "Sigma file" in states["bad.yml"][1]
+    assert states["modifier.yml"] == ("failed", "Unknown modifier 'sqlinject'")
+    for name in ("inject.yml", "path.yml"):
+        assert states[name][0] == "failed" and "not a CloudTrail field path" in states[name][1]
+
+
+def test_a_rule_from_another_product_is_not_listed(tmp_path):
+    (tmp_path / "windows.yml").write_text(rule_yaml("bbbbbbbb-0000-4000-8000-000000000001", "  sel:\n    "
+                                                    "EventID: 4624\n  condition: sel\n").replace("aws", "windows"))
+    assert sigma.load_rules([tmp_path]).rules == []
+
+
+# --- The SigmaHQ CloudTrail rules and the real corpus ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sigmahq() -> Path:
+    if not (SIGMAHQ / "rules").exists():
+        pytest.skip(f"the SigmaHQ CloudTrail rules are not at {SIGMAHQ}")
+    return SIGMAHQ
+
+
+def test_every_sigmahq_cloudtrail_rule_converts_or_says_why_not(sigmahq):
+    ruleset = sigma.load_rules([sigmahq])
+    files = sorted(sigmahq.rglob("*.yml"))
+    assert len(ruleset.rules) == len(files) == 57
+    for rule in ruleset.rules:
+        assert rule.status in ("converted", "unsupported"), (rule.path, rule.reason)
+        assert rule.status == "converted" or rule.reason
+        assert rule.author and rule.link.startswith("https://github.com/SigmaHQ/sigma/blob/master/rules/cloud/aws/")
+
+
+def test_the_real_corpus_runs_through_every_sigmahq_rule_as_the_reference_reads_them(sigmahq, corpus, tmp_path):
+    sync.import_paths(tmp_path / "cache.db", [corpus / "events"])
+    with closing(store.open_cache(tmp_path / "cache.db")) as db:
+        sigma.save_rules(db, sigma.load_rules([sigmahq]), SigmaSettings())
+        run = sigma.evaluate_new_events(db)
+    assert run.problems == [] and run.rules == 57
+    records = [item for path in sorted((corpus / "events").glob("*.json"))
+               for item in orjson.loads(path.read_bytes())["Records"]]
+    stored = dict(sqlite3.connect(tmp_path / "cache.db").execute("SELECT event_id, event_time FROM events"))
+    found = matched_ids(tmp_path / "cache.db")
+    for path in sorted(sigmahq.rglob("*.yml")):
+        rule = reference.load_yaml_rules(path.read_text())[0]
+        expected = {item["eventID"] for item in records if item.get("eventID") in stored
+                    and reference.rule_matches(rule, item)}
+        assert found.get(rule["id"], set()) == expected, rule["title"]
+    assert sum(map(len, found.values())) > 20  # the corpus does hold attacks these rules are about
+
+
+# --- State, findings pipeline, alerts --------------------------------------------------------
+
+
+def test_disabling_a_rule_or_adding_an_exception_silences_it(feature_cache, tmp_path):
+    import shutil
+
+    db_path = tmp_path / "cache.db"
+    shutil.copy(feature_cache[0], db_path)
+    rule_ids = [FEATURE_IDS["list of values"], FEATURE_IDS["contains"]]
+    with closing(store.open_cache(db_path)) as db:
+        sigma_state.mark_enabled(db, rule_ids[0], False)
+        sigma_state.save_exception(db, rule_ids[1], "principal", "arn:aws:iam::111122223333:user/alice")
+    found = matched_ids(db_path)
+    assert rule_ids[0] not in found and rule_ids[1] not in found
+    assert FEATURE_IDS["1 of"] in found
+
+
+def test_sigma_findings_carry_their_rule_author_id_and_link_in_the_findings_pipeline(feature_cache):
+    with closing(store.open_cache_readonly(feature_cache[0])) as conn:
+        found = [f for f in detections.detect_findings(conn) if f.type.startswith("sigma:")]
+    rule_id = FEATURE_IDS["regular expression"]
+    [finding] = [f for f in found if f.type == f"sigma:{rule_id}"]
+    as_json = finding.to_dict()
+    assert as_json["title"] == "Sigma: Feature 00000007"
+    assert as_json["details"]["author"] == "Test Author" and as_json["details"]["rule_id"] == rule_id
+    assert as_json["details"]["link"].startswith("file://")
+    assert "Test Author" in finding.summary and rule_id in finding.summary and "Detection Rule License" in finding.summary
+
+
+def test_after_a_sync_rules_count_only_new_events_and_alert_at_the_configured_level(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "keys.yml").write_text(rule_yaml("cccccccc-0000-4000-8000-000000000001",
+                                              "  sel:\n    eventName: GetKeyPolicy\n  condition: sel\n", "high"))
+    (rules / "noise.yml").write_text(rule_yaml("cccccccc-0000-4000-8000-000000000002",
+                                               "  sel:\n    eventName: ListUsers\n  condition: sel\n", "low"))
+    settings = {"sigma": {"rule_paths": [str(rules)], "alert_level": "high"}}
+    db_path = tmp_path / "cache.db"
+    sync.import_paths(db_path, [write_events(tmp_path / "a", [record("e1", eventName="GetKeyPolicy"),
+                                                              record("e2")])])
+    first = jobs.after_sync(db_path, settings)
+    sync.import_paths(db_path, [write_events(tmp_path / "b", [record("e3")])])
+    second = jobs.after_sync(db_path, settings)
+    assert first.sigma == ["sigma: 2 rules over 2 new events, 2 new matches"]
+    assert second.sigma == ["sigma: 2 rules over 1 new event, 1 new match"]
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        counts = {row["rule_id"][-1]: row["matches"] for row in sigma_state.query_catalog(conn)}
+        alerts = conn.execute("SELECT rule_name, summary FROM fired_alerts").fetchall()
+    assert counts == {"1": 1, "2": 2}
+    [(name, summary)] = alerts  # the high rule mails; the low one only counts
+    assert name == "Community (Sigma) rule matched"
+    assert "cccccccc-0000-4000-8000-000000000001" in summary and "Test Author" in summary
+
+
+def test_a_broken_sigma_table_is_reported_after_the_sync_and_the_alerts_still_run(tmp_path):
+    sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "a", [record("e1")])])
+    outcome = jobs.after_sync(tmp_path / "cache.db", {"sigma": {"alert_level": "loud"}})
+    assert outcome.sigma == ["sigma: rules not run: [sigma] alert_level must be one of informational, low, medium, "
+                             "high, critical (it is 'loud')"]
+    assert outcome.alerts.summary().startswith("alerts:")
+
+
+# --- rules fetch ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def release_server(tmp_path):
+    """A loopback HTTP server handing out a zip shaped like a SigmaHQ release."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("rules/cloud/aws/cloudtrail/aws_trail.yml",
+                        rule_yaml("dddddddd-0000-4000-8000-000000000001",
+                                  "  sel:\n    eventName: DeleteTrail\n  condition: sel\n"))
+        bundle.writestr("LICENSE", "Detection Rule License (DRL) 1.1")
+        bundle.writestr("../escape.yml", "title: outside")
+        bundle.writestr("tools/run.sh", "echo not a rule")
+    payload = buffer.getvalue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/sigma_core.zip", hashlib.sha256(payload).hexdigest()
+    server.shutdown()
+
+
+def test_fetch_installs_only_rule_files_of_an_archive_with_the_pinned_sha256(release_server, tmp_path):
+    url, digest = release_server
+    count = sigma.fetch_release(url, digest, tmp_path / "sigma-rules")
+    installed = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
+    assert count == 1
+    assert installed == ["sigma-rules/LICENSE", "sigma-rules/rules/cloud/aws/cloudtrail/aws_trail.yml"]
+
+
+def test_fetch_refuses_an_archive_whose_sha256_differs_and_keeps_the_rules_installed(release_server, tmp_path):
+    url, digest = release_server
+    folder = tmp_path / "sigma-rules"
+    folder.mkdir()
+    (folder / "mine.yml").write_text("kept")
+    with pytest.raises(sigma.FetchError, match="not the pinned"):
+        sigma.fetch_release(url, "0" * 64, folder)
+    assert [path.name for path in folder.iterdir()] == ["mine.yml"]
