@@ -7,8 +7,7 @@ from trailstream.app import state, widgets
 
 SIGN_IN_COLUMNS = ("event_time", "principal", "outcome", "mfa_used", "is_root", "source_ip", "place", "asn",
                    "new_country", "new_ip", "account_id", "user_type", "error_message", "user_agent")
-TRAVEL_COLUMNS = ("principal", "from_time", "from_place", "from_source_ip", "to_time", "to_place", "to_source_ip",
-                  "distance_km", "hours", "speed_kmh", "basis", "account_id")
+TRAVEL_COLUMNS = ("time", "principal", "account_id", "events", "summary")
 
 event_filter = widgets.page_start(
     "Sign-ins", "Console sign-ins: successes and failures, MFA, root, first sign-ins from a "
@@ -33,17 +32,24 @@ if not widgets.no_matches(sign_ins, "console sign-ins"):
     widgets.raw_event_viewer(sign_ins, "sign-ins", "sign-ins", SIGN_IN_COLUMNS)
 
 st.subheader("Impossible travel")
-st.caption(f"Consecutive calls of one principal from places more than {settings.min_travel_distance_km:,.0f} km "
-           f"apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; or, where only countries are known, two "
+st.caption(f"One finding per principal and day of hops: consecutive calls from places more than "
+           f"{settings.min_travel_distance_km:,.0f} km apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; or, where only countries are known, two "
            f"countries within {settings.country_change_window_minutes} minutes. AWS-internal and private addresses "
            "are not places.")
-pairs = state.load(detections.query_travel_pairs, event_filter, settings)
-if pairs.is_empty():
+travel, routes = state.load(detections.query_travel, event_filter, settings)
+if not travel:
     st.success("No principal acted from places too far apart in this period.", icon=":material/verified_user:")
 else:
-    projection = st.segmented_control("Projection", charts.MAP_PROJECTIONS, default=charts.MAP_PROJECTIONS[0],
-                                      key="projection", required=True)
-    widgets.show_chart(charts.travel_map_chart(pairs, projection, title="Where the principals acted"),
-                       pairs.select(TRAVEL_COLUMNS), "impossible-travel")
-    widgets.table(pairs, "travel-pairs", TRAVEL_COLUMNS)
-    widgets.download_table(pairs, "impossible-travel")
+    drawn = charts.drawable_routes(routes)
+    if drawn.is_empty():
+        st.info("The map cannot be drawn: none of these places has known coordinates (only a region such as "
+                "\"EU\" is known for their addresses). The findings below list them.", icon=":material/map:")
+    else:
+        projection = st.segmented_control("Projection", charts.MAP_PROJECTIONS, default=charts.MAP_PROJECTIONS[0],
+                                          key="projection", required=True)
+        st.caption(f"The busiest {drawn.height:,} of {routes.height:,} routes (from place to place) are drawn; the "
+                   "download holds them all.")
+        widgets.show_chart(charts.travel_map_chart(routes, projection, title="Where the principals hopped"), drawn,
+                           "impossible-travel")
+    widgets.table(detections.findings_frame(travel), "travel-findings", TRAVEL_COLUMNS)
+    widgets.download_table(routes, "impossible-travel-routes")

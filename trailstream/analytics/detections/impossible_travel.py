@@ -195,10 +195,8 @@ def _details(incident: dict) -> dict:
     }
 
 
-def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
-                             settings: DetectionSettings | None = None) -> list[Finding]:
-    """One finding per principal and incident, summarising its hops and pointing at their events."""
-    incidents = _incidents(query_travel_hops(conn, event_filter, settings))
+def _findings(conn, hops: pl.DataFrame) -> list[Finding]:
+    incidents = _incidents(hops)
     ids = _event_ids(conn, incidents.get_column("rows").explode().drop_nulls().to_list()) if incidents.height else {}
     return [
         make_finding(FINDING_TYPE, incident["last_time"], incident, _summary(incident),
@@ -207,17 +205,21 @@ def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
     ]
 
 
+def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
+                             settings: DetectionSettings | None = None) -> list[Finding]:
+    """One finding per principal and incident, summarising its hops and pointing at their events."""
+    return _findings(conn, query_travel_hops(conn, event_filter, settings))
+
+
 ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude": pl.Float64,
                 "from_longitude": pl.Float64, "to_latitude": pl.Float64, "to_longitude": pl.Float64,
                 "hops": pl.Int64, "principals": pl.Int64, "fastest_kmh": pl.Float64, "last_time": UTC_TIME}
 
 
-def query_travel_routes(conn, event_filter: EventFilter | None = None,
-                        settings: DetectionSettings | None = None) -> pl.DataFrame:
-    """Impossible hops aggregated by route (from place -> to place), busiest first (ROUTE_SCHEMA): what a map draws."""
+def _routes(hops: pl.DataFrame) -> pl.DataFrame:
     place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
     return (
-        query_travel_hops(conn, event_filter, settings).lazy()
+        hops.lazy()
         .with_columns(from_place=place["from"], to_place=place["to"])
         .group_by("from_place", "to_place")
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
@@ -228,3 +230,16 @@ def query_travel_routes(conn, event_filter: EventFilter | None = None,
         .cast({"hops": pl.Int64, "principals": pl.Int64})
         .collect()
     )
+
+
+def query_travel_routes(conn, event_filter: EventFilter | None = None,
+                        settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Impossible hops aggregated by route (from place -> to place), busiest first (ROUTE_SCHEMA): what a map draws."""
+    return _routes(query_travel_hops(conn, event_filter, settings))
+
+
+def query_travel(conn, event_filter: EventFilter | None = None,
+                 settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """The travel findings and their routes from one pass over the hops, for the Sign-ins page."""
+    hops = query_travel_hops(conn, event_filter, settings)
+    return _findings(conn, hops), _routes(hops)
