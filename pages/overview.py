@@ -1,29 +1,37 @@
-"""Overview: how much happened in the period, when, which calls and who, and every event one click from its record."""
+"""Overview: how much happened in the period, when, how much failed, where, which calls and who, and every event one
+click from its record."""
 
 import streamlit as st
 
 from trailstream.analytics import charts, queries
 from trailstream.app import state, widgets
 
+LATEST = 1000
+
 event_filter = widgets.page_start("Overview", "All CloudTrail activity in the period chosen in the sidebar.")
 
-totals = state.load(queries.query_overview_totals, event_filter).row(0, named=True)
-widgets.metrics(
-    {
-        "Events": totals["events"],
-        "Failed calls": totals["failed"],
-        "Principals": totals["principals"],
-        "Accounts": totals["accounts"],
-        "Regions": totals["regions"],
-    },
-    {"Failed calls": "Calls that returned an error code (denied, throttled, invalid)."},
-)
-if widgets.no_matches(totals["events"]):
+totals = state.load(queries.query_overview_totals, event_filter)
+counts = totals.row(0, named=True)
+widgets.metrics({"Events": counts["events"], "Failed calls": counts["failed"], "Principals": counts["principals"],
+                 "Accounts": counts["accounts"], "Regions": counts["regions"]},
+                {"Failed calls": "Calls that returned an error code (denied, throttled, invalid).",
+                 "Principals": "Users and roles; a role's sessions count as the role."})
+if widgets.no_matches(counts["events"]):
     st.stop()
 
 st.subheader("Events over time")
 timeline = state.load(queries.query_event_timeline, event_filter, "event_source")
 widgets.show_chart(charts.event_timeline_chart(timeline), timeline, "events-over-time")
+
+share_column, places_column = st.columns([1, 2])
+with share_column:
+    st.subheader("Share of failed calls")
+    widgets.show_chart(charts.failure_share_chart(totals), totals.select("events", "failed"), "failed-share")
+with places_column:
+    st.subheader("Events by account and region")
+    places = state.load(queries.query_account_region_counts, event_filter)
+    charted = widgets.chart_rows(places, "account and region pairs", order="busiest")
+    widgets.show_chart(charts.account_region_chart(charted), places, "account-region")
 
 names_column, principals_column = st.columns(2)
 with names_column:
@@ -36,4 +44,7 @@ with principals_column:
     widgets.table(top_principals, "top-principals", ("principal", "user_type", "events", "failed"))
 
 st.subheader("Latest events")
-widgets.raw_event_viewer(state.load(queries.query_events, event_filter, limit=1000), "overview-events", "overview-events")
+if counts["events"] > LATEST:
+    st.caption(f"The newest {LATEST:,} of {counts['events']:,} events: Search finds any of them.")
+widgets.raw_event_viewer(state.load(queries.query_events, event_filter, limit=LATEST), "overview-events",
+                         "overview-events")

@@ -8,6 +8,8 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import polars as pl
+import pyarrow as pa
 import pytest
 import tomlkit
 from streamlit.testing.v1 import AppTest
@@ -35,7 +37,15 @@ def charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
 
 
+def chart_data(at: AppTest, title: str) -> pl.DataFrame:
+    """The rows a chart was given, found by its title (Streamlit ships them as Arrow beside the spec)."""
+    chart = next(chart for chart in charts(at) if json.loads(chart.proto.spec).get("title") == title)
+    [dataset] = chart.proto.datasets
+    return pl.from_arrow(pa.ipc.open_stream(dataset.data.data).read_all())
+
+
 FAILED = "error_code IS NOT NULL AND error_code != ''"
+PAIRS = "SELECT count(*) FROM (SELECT DISTINCT account_id, aws_region FROM events)"
 
 
 def in_names(names) -> str:
@@ -113,6 +123,37 @@ def test_every_page_explains_an_empty_cache(page, app_empty_cache):
     if page not in ADMIN_PAGES:  # admin pages work on an empty cache; the others say how to fill it
         assert any("no events yet" in info.value for info in at.info), [info.value for info in at.info]
     assert not any("Demo data" in info.value for info in at.info)
+
+
+def test_overview_shows_the_share_of_failed_calls_and_events_by_account_and_region(app_demo_cache):
+    at = open_page(PAGES[0], range="all")
+    share = chart_data(at, "Failed calls")
+    assert dict(share.iter_rows()) == {
+        "succeeded": sql(app_demo_cache, f"SELECT count(*) FROM events WHERE NOT ({FAILED})"),
+        "failed": sql(app_demo_cache, f"SELECT count(*) FROM events WHERE {FAILED}")}
+    places = chart_data(at, "Events by account and region")
+    assert places.height == sql(app_demo_cache, PAIRS)
+    assert places["events"].sum() == sql(app_demo_cache, "SELECT count(*) FROM events")
+
+
+def test_a_chart_with_too_many_rows_draws_the_busiest_and_says_so(app_demo_cache, monkeypatch):
+    monkeypatch.setattr("trailstream.app.widgets.CHART_LIMIT", 2)
+    pairs = sql(app_demo_cache, PAIRS)
+    at = open_page(PAGES[0], range="all")
+    busiest = sql(app_demo_cache, "SELECT count(*) FROM events GROUP BY account_id, aws_region ORDER BY 1 DESC")
+    places = chart_data(at, "Events by account and region")
+    assert places.height == 2 and places["events"].max() == busiest
+    assert any(f"busiest 2 of {pairs:,} account and region pairs" in caption.value for caption in at.caption)
+
+
+def test_a_long_table_shows_its_first_rows_says_so_and_offers_the_whole(app_demo_cache, monkeypatch):
+    monkeypatch.setattr("trailstream.app.widgets.TABLE_LIMIT", 50)
+    at = open_page(PAGES[0], range="all")
+    table = next(frame for frame in at.dataframe if frame.key == "overview-events")
+    assert table.value.shape[0] == 50
+    assert any("Showing the first 50 of 1,000 rows" in caption.value for caption in at.caption)
+    assert {button.key for button in at.get("download_button")} >= {
+        "table-overview-events-CSV", "table-overview-events-JSON", "table-overview-events-PARQUET"}
 
 
 def test_selecting_a_row_shows_its_raw_record(app_demo_cache):

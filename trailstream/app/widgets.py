@@ -122,11 +122,13 @@ def use_case_timeline(key: str) -> None:
 # --- Charts, tables and downloads ---------------------------------------------------
 
 
-def chart_rows(frame: pl.DataFrame, what: str, limit: int = CHART_LIMIT) -> pl.DataFrame:
-    """At most `limit` rows for a chart, saying "the first N of M" when it cuts; the CSV download keeps them all."""
+def chart_rows(frame: pl.DataFrame, what: str, limit: int | None = None, order: str = "first") -> pl.DataFrame:
+    """At most `limit` (CHART_LIMIT) rows for a chart, saying "the first (or busiest) N of M" when it cuts; the CSV
+    download behind the chart keeps them all."""
+    limit = limit or CHART_LIMIT
     if frame.height <= limit:
         return frame
-    st.caption(f"The chart draws the first {limit:,} of {frame.height:,} {what}; the CSV download holds them all.")
+    st.caption(f"The chart draws the {order} {limit:,} of {frame.height:,} {what}; its CSV download holds them all.")
     return frame.head(limit)
 
 
