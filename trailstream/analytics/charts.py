@@ -1,6 +1,7 @@
 """Pure altair builders: aggregated frames in, charts out (explicit encoding types, container width, UTC times).
 
-Pages render them with `st.altair_chart(chart, use_container_width=True)`; exports turn them into PNG and SVG.
+Pages render them through `trailstream.app.widgets.show_chart` (full width, with downloads); exports turn them into
+PNG and SVG. Callers aggregate first: no builder here should be handed more than a few thousand rows.
 """
 
 from __future__ import annotations
