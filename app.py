@@ -36,6 +36,7 @@ PAGES = {
         ("pages/sync_history.py", "Sync history", ":material/sync:"),
         ("pages/sql.py", "SQL", ":material/database:"),
         ("pages/alerts.py", "Alerts", ":material/notifications:"),
+        ("pages/detection_rules.py", "Detection rules", ":material/rule:"),
         ("pages/audit.py", "Audit log", ":material/policy:"),
     ],
 }

@@ -421,3 +421,28 @@ def test_fetch_refuses_an_archive_whose_sha256_differs_and_keeps_the_rules_insta
     with pytest.raises(sigma.FetchError, match="not the pinned"):
         sigma.fetch_release(url, "0" * 64, folder)
     assert [path.name for path in folder.iterdir()] == ["mine.yml"]
+
+
+# --- Detection rules page ------------------------------------------------------------------
+
+
+def test_rules_page_lists_states_and_turns_a_rule_off_and_back(app_demo_cache, tmp_path):
+    from tests.conftest import open_page
+    from trailstream.app.signin import escape_markdown
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "hostile.yml").write_text(rule_yaml("eeeeeeee-0000-4000-8000-000000000001",
+                                                 "  sel:\n    eventName: ConsoleLogin\n  condition: sel\n")
+                                       .replace("title: Feature eeeeeeee", "title: '**bold** [link](http://x) <b>'"))
+    (rules / "broken.yml").write_text("title: [unclosed\nlogsource: {product: aws, service: cloudtrail}\n")
+    (tmp_path / "trailstream.toml").write_text(f'[sigma]\nrule_paths = ["{rules}"]\n')
+    at = open_page("pages/detection_rules.py")
+    at.button[0].click().run()  # Reload rules
+    assert {m.label: m.value for m in at.metric} == {"Converted": "1", "Unsupported": "0", "Failed": "1"}
+    at.selectbox(key="sigma_rule").set_value("eeeeeeee-0000-4000-8000-000000000001").run()
+    assert not at.exception
+    assert at.subheader[0].value == escape_markdown("**bold** [link](http://x) <b>")  # shown as typed
+    at.toggle[0].set_value(False).run()
+    with closing(store.open_cache_readonly(app_demo_cache)) as conn:
+        assert [row["enabled"] for row in sigma_state.query_catalog(conn) if row["status"] == "converted"] == [0]
