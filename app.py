@@ -24,6 +24,7 @@ PAGES = {
         ("pages/security_overview.py", "Security overview", ":material/shield:"),
         ("pages/sign_ins.py", "Sign-ins", ":material/login:"),
         ("pages/access_denied.py", "Access denied", ":material/block:"),
+        ("pages/integrity.py", "Integrity & coverage", ":material/verified_user:"),
     ],
     "Investigate": [
         ("pages/search.py", "Search", ":material/search:"),

@@ -314,3 +314,47 @@ def test_cli_verify_explains_a_bad_public_keys_file(tmp_path, capsys):
     (tmp_path / "keys.json").write_text("{}")
     code = cli.main(["--db", str(tmp_path / "none.db"), "verify", "--public-keys", str(tmp_path / "keys.json")])
     assert code == 2 and "not a public keys file" in capsys.readouterr().err
+
+
+def tampered_cache_for_the_app(keys, tmp_path, monkeypatch) -> Path:
+    """A cache whose newest log file was altered after delivery, with the region key stored, and the app on it."""
+    from tests.conftest import point_app_at
+    from trailstream.cache import integrity as tables
+
+    trail = FakeCloudTrail()
+    trail.hours(ACCOUNT, "us-east-1", FIRST, 3, keys["east"])
+    trail.add_digest(ACCOUNT, "us-east-1", trail.heads[(ACCOUNT, "us-east-1")]["end"], keys["east"], [])
+    flip_a_byte(trail, sorted(k for k in trail.objects if "/CloudTrail/" in k)[-1])
+    db = imported(trail, tmp_path)
+    with store.open_cache(db) as cache:
+        tables.save_public_keys(cache, [{"fingerprint": keys["east"].fingerprint, "value": keys["east"].public_der()}])
+    point_app_at(monkeypatch, db, tmp_path / "trailstream.toml")
+    return db
+
+
+def test_the_page_shows_the_tampered_hour_and_a_picked_cell_gives_its_reason(keys, tmp_path, monkeypatch):
+    from tests.conftest import open_page
+
+    tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
+    at = open_page("pages/integrity.py", range="all")
+    [problems] = [frame.value for frame in at.dataframe]  # the problems table; no cell picked yet
+    [picker] = [box for box in at.selectbox if box.label == "Or pick an hour with problems"]
+    picker.select(0).run()
+    details, _problems = [frame.value for frame in at.dataframe]
+
+    assert problems["state"].tolist() == ["modified"]
+    assert "modified" in details["state"].tolist() and any("SHA-256 differs" in r for r in details["reason"])
+    assert at.error, "the page says the trail fails verification"
+    assert {button.key for button in at.get("download_button")} >= {"table-integrity-report-CSV",
+                                                                     "table-integrity-report-JSON"}
+
+
+def test_the_raw_record_of_an_event_from_a_modified_file_carries_a_badge(keys, tmp_path, monkeypatch):
+    from tests.conftest import HOME_PAGE, open_page
+
+    tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
+    at = open_page(HOME_PAGE, range="all")
+    at.session_state["overview-events"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+
+    assert any("Not verified (modified)" in warning.value for warning in at.warning)

@@ -347,3 +347,23 @@ def travel_map_chart(routes: pl.DataFrame, projection: str = "equalEarth", title
         .project(type=projection)
         .properties(width="container", height=440, title=alt.TitleParams(title, subtitle=subtitle))
     )
+
+
+def integrity_heatmap_chart(cells: pl.DataFrame, colors: dict[str, str]) -> alt.Chart:
+    """Hours (or days) × account/region, coloured by integrity state; a click selects a cell ("cell")."""
+    span = cells["span"][0] if cells.height else "hour"
+    pick = alt.selection_point(name="cell", fields=["trail", "hour", "span"], on="click")
+    return (
+        alt.Chart(cells.select("trail", "account_id", "region", "hour", "span", "state", "problems"))
+        .mark_rect()
+        .encode(
+            x=alt.X("hour:T", title=f"{span} (UTC)", timeUnit="utcyearmonthdatehours" if span == "hour" else "utcyearmonthdate"),
+            y=alt.Y("trail:N", title="account and region"),
+            color=alt.Color("state:N", title="state", scale=alt.Scale(domain=list(colors), range=list(colors.values()))),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.5)),
+            tooltip=[alt.Tooltip("trail:N", title="account and region"), _time_tooltip("hour", span),
+                     alt.Tooltip("state:N"), alt.Tooltip("problems:Q")],
+        )
+        .add_params(pick)
+        .properties(height=alt.Step(18))
+    )

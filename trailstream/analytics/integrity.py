@@ -337,3 +337,75 @@ def report_document(report: IntegrityReport) -> dict:
 
 
 MAX_PRINTED = 200
+
+
+MAX_CELLS = 10_000  # heatmap cells; beyond that, days instead of hours
+STATE_COLORS = {"modified": "#b2182b", "missing": "#e45756", "invalid digest": "#f58518", "unreferenced": "#b279a2",
+                "gap": "#9d755d", "pending": "#bab0ac", "verified": "#54a24b", "validation off": "#e8e8e8"}
+
+
+def query_integrity_report(conn: sqlite3.Connection, since: date | None = None, until: date | None = None,
+                           accounts: tuple = (), regions: tuple = ()) -> IntegrityReport:
+    """The report with the keys kept in the cache, for the page (which never fetches)."""
+    return verify_integrity(conn, None, since, until, accounts, regions)
+
+
+def heatmap_cells(hours: pl.DataFrame, max_cells: int = MAX_CELLS) -> pl.DataFrame:
+    """Cells for the heatmap: one per account/region and hour, or per day (the worst hour) when there are too many."""
+    cells = hours.with_columns(trail=pl.format("{} {}", "account_id", "region"), span=pl.lit("hour"))
+    if cells.height > max_cells:
+        rank = {state: position for position, state in enumerate(HOUR_STATES)}
+        cells = (cells.with_columns(hour=pl.col("hour").dt.truncate("1d"), rank=pl.col("state").replace_strict(rank))
+                 .group_by("account_id", "region", "trail", "hour")
+                 .agg(pl.col("rank").min(), pl.col("problems").sum())
+                 .with_columns(state=pl.col("rank").replace_strict(dict(enumerate(HOUR_STATES)), return_dtype=pl.String),
+                               span=pl.lit("day"))
+                 .drop("rank"))
+    return cells.sort("trail", "hour")
+
+
+def cell_details(report: IntegrityReport, account: str, region: str, start: datetime, span: str = "hour") -> pl.DataFrame:
+    """The digests and log files of one heatmap cell, with their states and reasons, problems first."""
+    end = start + (timedelta(days=1) if span == "day" else timedelta(hours=1))
+    rank = {state: position for position, state in enumerate(_HOUR_STATE_OF)}
+    rows = pl.concat([report.digests.with_columns(kind=pl.lit("digest")),
+                      report.log_files.with_columns(kind=pl.lit("log file"))])
+    return (rows.filter((pl.col("account_id") == account) & (pl.col("region") == region)
+                        & (pl.col("hour") >= start) & (pl.col("hour") < end))
+            .with_columns(verified=pl.col("state") == "verified")
+            .sort("verified", "hour", "kind")
+            .select("kind", "state", "hour", "key", "reason", "digest_key"))
+
+
+def query_event_integrity(conn: sqlite3.Connection, event_id: str) -> tuple[str, str]:
+    """Whether the log file an event came from is verified (its listing digest's signature and its hash), and why not."""
+    found = tables.query_event_file(conn, event_id)
+    if found is None:
+        return "unknown", "the file this event came from is not recorded"
+    key, sha256, trailing = found
+    listings = tables.query_listings_of(conn, key)
+    if trailing:
+        return "trailing data", "its log file has gzip data after the first member: appended content"
+    if not listings:
+        return "not verified", "no CloudTrail digest lists its log file (log file validation off, or not synced yet)"
+    digests = tables.query_digests(conn).filter(pl.col("digest_id").is_in([d for d, _ in listings]))
+    tails = digests["tail"].to_list()
+    successors = tables.query_digests(conn).filter(pl.col("previous_object").str.extract(_TAIL).is_in(tails))
+    checked = check_digests(pl.concat([digests, successors]).unique("digest_id"), tables.query_public_keys(conn))
+    trusted = checked.filter(pl.col("state") == "verified")["digest_id"].to_list()
+    if not any(digest in trusted and value == sha256 for digest, value in listings):
+        if any(value != sha256 for _, value in listings):
+            return "modified", "its log file's SHA-256 differs from the one its digest lists"
+        return "not verified", "the digest listing its log file is not verified: " + checked["state"][0]
+    return "verified", ""
+
+
+def selected_cell(cells: pl.DataFrame, selected: dict | None) -> dict | None:
+    """The heatmap cell a click selected (Vega hands back the hour as epoch milliseconds), or None."""
+    if not selected or "trail" not in selected or "hour" not in selected:
+        return None
+    hour = selected["hour"]
+    moment = (datetime.fromtimestamp(hour / 1000, timezone.utc) if isinstance(hour, (int, float))
+              else datetime.fromisoformat(str(hour).replace("Z", "+00:00")))
+    found = cells.filter((pl.col("trail") == selected["trail"]) & (pl.col("hour") == moment))
+    return found.row(0, named=True) if found.height else None

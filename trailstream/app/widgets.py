@@ -17,6 +17,7 @@ import streamlit as st
 from trailstream import catalog
 from trailstream.analytics import charts, exports, queries
 from trailstream.app import state
+from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import escape_markdown
 from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
@@ -206,4 +207,5 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
     if record is None:
         st.warning("This event is no longer in the cache; press Sync or pick another row.")
         return
+    integrity_badge(frame.item(row, "event_id"))
     st.json(record, expanded=2)

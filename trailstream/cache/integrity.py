@@ -155,26 +155,16 @@ def query_trail_changes(conn: sqlite3.Connection, event_names: tuple[str, ...]) 
     )
 
 
-def query_file_ids_of_events(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, int]:
-    """The file each event came from, for the 'not verified' badge."""
-    if not event_ids:
-        return {}
-    marks = ", ".join("?" for _ in event_ids)
-    return dict(conn.execute(f"SELECT event_id, file_id FROM events WHERE event_id IN ({marks})", event_ids))
+def query_event_file(conn: sqlite3.Connection, event_id: str) -> tuple | None:
+    """(key, sha256, trailing_data) of the file an event was stored from."""
+    return conn.execute("SELECT f.key, f.sha256, f.trailing_data FROM events e JOIN files f ON f.id = e.file_id "
+                        "WHERE e.event_id = ?", [event_id]).fetchone()
 
 
-def query_file_integrity(conn: sqlite3.Connection, file_ids: list[int]) -> dict[int, tuple]:
-    """(key, sha256, trailing_data, listed hash values) of some files: enough to say whether a file is verified."""
-    if not file_ids:
-        return {}
-    marks = ", ".join("?" for _ in file_ids)
-    rows = conn.execute(
-        f"SELECT f.id, f.key, f.sha256, f.trailing_data, group_concat(l.hash_value) FROM files f "
-        f"LEFT JOIN digest_log_files l ON l.tail = {TAIL_SQL.format('f.key')} "
-        f"WHERE f.id IN ({marks}) GROUP BY f.id",
-        file_ids,
-    )
-    return {row[0]: row[1:] for row in rows}
+def query_listings_of(conn: sqlite3.Connection, key: str) -> list[tuple[int, str]]:
+    """(digest id, listed SHA-256) of every digest that lists this file."""
+    return conn.execute("SELECT digest_id, hash_value FROM digest_log_files WHERE tail = ?",
+                        [object_tail(key)]).fetchall()
 
 
 def _scope(prefix: str, accounts, regions) -> tuple[str, list]:
