@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from contextlib import closing
 from datetime import date, datetime, timezone
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch_cmd = commands.add_parser("watch", help="sync every configured source, then alerts, in a loop")
     watch_cmd.add_argument("--every", default="5m", help="interval such as 30s, 5m, 1h")
+
+    commands.add_parser("check", help="SQLite's integrity check, then the rollups and word index against events")
+    rebuild_cmd = commands.add_parser("rebuild", help="re-read every stored file from its source into a fresh cache")
+    rebuild_cmd.add_argument("--to", required=True, metavar="NEW.db", help="the fresh cache to write (must not exist)")
 
     verify_cmd = commands.add_parser("verify", help="check log file integrity against CloudTrail's signed digests")
     verify_cmd.add_argument("--since", type=_date)
@@ -446,6 +451,43 @@ def _fetch_public_keys(args) -> None:
         print(problem, file=sys.stderr)
 
 
+def command_check(args) -> int:
+    from trailstream.cache import check
+
+    with closing(_readonly(args)) as conn:
+        problems = check.check_problems(conn)
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0] if not problems else None
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        print(f"check: {len(problems)} problem(s) in {args.db}")
+        return EXIT_FAILED
+    print(f"check: {args.db} is sound: SQLite's integrity check passed, and the rollups and word index match its "
+          f"{events:,} events")
+    return EXIT_OK
+
+
+def command_rebuild(args) -> int:
+    from pathlib import Path
+
+    from trailstream import jobs
+
+    if Path(args.to).exists():
+        raise CommandError(f"{args.to} already exists: rebuild writes a fresh cache, so name a file that does not exist")
+    _readonly(args).close()
+    progress = Progress(not args.quiet and sys.stderr.isatty(), "rebuild")
+    try:
+        outcome = jobs.rebuild_cache(_settings(args), args.db, args.to, progress)
+    finally:
+        progress.close()
+    for name, reason in outcome.missing[:20]:
+        print(f"not re-read: {name}: {reason}", file=sys.stderr)
+    if len(outcome.missing) > 20:
+        print(f"... and {len(outcome.missing) - 20} more (see `status` on {args.to})", file=sys.stderr)
+    print(outcome.summary())
+    return EXIT_FAILED if outcome.missing else EXIT_OK
+
+
 def _settings(args):
     """The settings file, read once per command; a file with problems stops the command with them."""
     if args.loaded_settings.errors:
@@ -467,6 +509,8 @@ COMMANDS = {
     "report": command_report,
     "alerts": command_alerts,
     "watch": command_watch,
+    "check": command_check,
+    "rebuild": command_rebuild,
     "verify": command_verify,
     "rules": command_rules,
 }
@@ -484,8 +528,13 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (store.SyncAlreadyRunning, store.CacheUnreadable, sync.DemoRefused) as exc:
+    except (store.SyncAlreadyRunning, sync.DemoRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (sqlite3.DatabaseError, store.CacheUnreadable) as exc:
+        from trailstream.cache import check
+
+        print(f"error: {check.describe_unreadable(args.db, exc)}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:
         if os.environ.get("TRAILSTREAM_DEBUG"):

@@ -110,6 +110,35 @@ def retry_failed_files(settings: Settings, db_path: str | os.PathLike | None = N
 
 
 @dataclass
+class RebuildOutcome:
+    """A rebuild: the re-read (one sync result) and the stored files no source can give again, with why."""
+
+    result: SyncResult
+    not_rereadable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[tuple[str, str]]:
+        return self.result.failures + self.not_rereadable
+
+    def summary(self) -> str:
+        return (f"rebuild: {self.result.ok} file(s) re-read with {self.result.new_events:,} events; "
+                f"{len(self.missing)} could not be re-read")
+
+
+def rebuild_cache(settings: Settings, db_path: str | os.PathLike, target: str | os.PathLike,
+                  progress: ProgressCallback | None = None) -> RebuildOutcome:
+    """Re-read every file the cache stored from its source (local path, S3 key with the configured AWS source's
+    credentials) into a fresh cache at `target`: the way back from a damaged cache that can still list its files."""
+    from trailstream.cache import check
+
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        refs, others = check.query_stored_files(conn)
+    with closing(store.open_cache(target)) as db:
+        check.save_files_to_reread(db, refs)
+    return RebuildOutcome(retry_failed_files(settings, target, progress), others)
+
+
+@dataclass
 class AfterSyncOutcome:
     """What the post-sync step did: the alert run and each due report's delivery, as lines a person reads."""
 

@@ -1,0 +1,149 @@
+"""Is the cache sound? SQLite's own integrity check, then the derived data (rollups, word index) against `events`,
+each problem said as a sentence; and the list of stored files a rebuild re-reads from their sources.
+
+Read functions take `conn` (read-only is enough); `save_files_to_reread` takes the new cache's `db`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import sqlite_utils
+
+from trailstream.cache import bookkeeping, derived, rollups, wordindex
+from trailstream.cache.bookkeeping import FileRef
+
+MAX_LISTED = 10  # problems of one kind listed one by one; the rest are counted
+REBUILD_HINT = "`python -m trailstream rebuild --to NEW.db` re-reads every stored file into a fresh cache"
+GRAIN_WORDS = {"hour": "hourly", "day": "daily"}
+# Files a rebuild cannot fetch again, and why (their events came from no file).
+NOT_REREADABLE = {
+    "demo": "generated demo data, not read from a file: run `python -m trailstream demo` again",
+    "lookup": "read from Event history (LookupEvents), not a file: run `python -m trailstream lookup` again",
+    "refused": "refused when first offered (outside the allowed buckets), so never stored",
+}
+
+
+def describe_unreadable(path: str | os.PathLike, exc: Exception) -> str:
+    """Why a cache cannot be opened, and what to do, for a path that made SQLite fail."""
+    if os.path.isdir(path):
+        what = "is a folder, not a cache file"
+    elif "not a database" in str(exc):
+        what = "is not a SQLite database (damaged, or another kind of file)"
+    elif "malformed" in str(exc) or "no such table" in str(exc):
+        what = f"is damaged or not a TrailStream cache ({exc})"
+    else:
+        what = f"cannot be read ({exc})"
+    return (f"the cache {path} {what}. Move it away (or pass another --db) and sync again to build a new one; "
+            f"if `python -m trailstream check` can still read it, {REBUILD_HINT}.")
+
+
+def integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """SQLite's PRAGMA integrity_check, as sentences (none when the file is sound)."""
+    lines = [line for row in conn.execute("PRAGMA integrity_check").fetchall() for line in row[0].splitlines()]
+    found = [line for line in lines if line != "ok" and not line.startswith("***")]
+    if not found:
+        return []
+    more = len(found) - MAX_LISTED
+    listed = "; ".join(found[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+    return [f"SQLite's integrity check found {len(found)} problem(s) in the file: {listed}. The file is damaged: "
+            f"{REBUILD_HINT}."]
+
+
+def _expected_rollup_sql(rollup: rollups.Rollup, grain: str) -> str:
+    """What the rollup table must hold, counted straight from the events it includes (rowid <= :upto)."""
+    length, suffix, _ = rollups.GRAINS[grain]
+    dimensions = ", ".join(
+        rollups.actor_sql() if d == "actor" else "coalesce(read_only, 0)" if d == "read_only" else d
+        for d in rollup.dimensions
+    )
+    positions = ", ".join(str(n) for n in range(1, len(rollup.dimensions) + 2))
+    seen = ", min(event_time), max(event_time)" if rollup.with_seen else ""
+    return (f"SELECT substr(event_time, 1, {length}) || '{suffix}', {dimensions}, count(*), "
+            f"count(nullif(error_code, '')){seen} FROM events WHERE rowid <= :upto GROUP BY {positions}")
+
+
+def _rollup_problem(conn: sqlite3.Connection, rollup: rollups.Rollup, grain: str, upto: int) -> str | None:
+    table, expected = rollup.table(grain), _expected_rollup_sql(rollup, grain)
+    extra, missing, stored, wanted = conn.execute(
+        f"SELECT (SELECT count(*) FROM (SELECT * FROM {table} EXCEPT {expected})), "
+        f"(SELECT count(*) FROM ({expected} EXCEPT SELECT * FROM {table})), "
+        f"(SELECT count(*) FROM {table}), (SELECT count(*) FROM ({expected}))", {"upto": upto}).fetchone()
+    if not extra and not missing and stored == wanted:
+        return None
+    what = f"{GRAIN_WORDS[grain]} counts by {', '.join(rollup.dimensions)}"
+    return (f"The rollup {table} ({what}) disagrees with `events`: {extra} of its {stored} rows differ from a fresh "
+            f"count over the events, and {missing} of the {wanted} counted rows are not in it. Counts on the pages "
+            f"are wrong until it is rebuilt: {REBUILD_HINT}.")
+
+
+def _word_index_problem(conn: sqlite3.Connection, upto: int) -> str | None:
+    """Every event must be found by its event name, and the index must find no event that is not stored."""
+    unfound, phantom = 0, 0
+    names = [row[0] for row in conn.execute("SELECT DISTINCT event_name FROM events WHERE rowid <= ?", [upto])]
+    for name in names:
+        query = wordindex.match_query(name or "")
+        if query is None:
+            continue
+        unfound += conn.execute(
+            f"SELECT count(*) FROM events WHERE rowid <= ? AND event_name = ? AND rowid NOT IN "
+            f"(SELECT rowid FROM {wordindex.TABLE} WHERE {wordindex.TABLE} MATCH ?)", [upto, name, query]).fetchone()[0]
+        phantom += conn.execute(
+            f"SELECT count(*) FROM {wordindex.TABLE} AS w WHERE {wordindex.TABLE} MATCH ? AND NOT EXISTS "
+            f"(SELECT 1 FROM events AS e WHERE e.rowid = w.rowid)", [query]).fetchone()[0]
+    if not unfound and not phantom:
+        return None
+    return (f"The word index ({wordindex.TABLE}) disagrees with `events`: {unfound} event(s) are not found by their "
+            f"own event name and it points at {phantom} event(s) that are not stored. Free-text search misses or "
+            f"invents results until it is rebuilt: {REBUILD_HINT}.")
+
+
+def derived_problems(conn: sqlite3.Connection) -> list[str]:
+    """The rollups and the word index compared with a fresh count over the events they say they include."""
+    upto = bookkeeping.read_meta(conn, derived.WATERMARK_KEY)
+    if upto is None:
+        return ["The derived data (rollups and word index) has no watermark: the cache predates it or was altered. "
+                f"{REBUILD_HINT}."]
+    upto = int(upto)
+    problems = [_rollup_problem(conn, rollup, grain, upto) for rollup in rollups.ROLLUPS for grain in rollups.GRAINS]
+    problems.append(_word_index_problem(conn, upto))
+    newest = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+    if upto > newest:
+        problems.append(f"The derived data says it includes events up to row {upto}, but the newest event is row "
+                        f"{newest}: events were removed behind its back. {REBUILD_HINT}.")
+    return [problem for problem in problems if problem]
+
+
+def check_problems(conn: sqlite3.Connection) -> list[str]:
+    """Integrity first; the derived data only in a file SQLite finds sound (a damaged one may not answer)."""
+    problems = integrity_problems(conn)
+    if problems:
+        return problems
+    try:
+        return derived_problems(conn)
+    except sqlite3.DatabaseError as exc:
+        return [f"The derived data could not be compared with `events` ({exc}). {REBUILD_HINT}."]
+
+
+def query_stored_files(conn: sqlite3.Connection) -> tuple[list[FileRef], list[tuple[str, str]]]:
+    """Every file the cache recorded: those a rebuild can fetch again (a local path or an S3 key), and the others
+    as (name, why not)."""
+    rows = conn.execute("SELECT source, bucket, key FROM files ORDER BY id").fetchall()
+    rereadable, others = [], []
+    for source, bucket, key in rows:
+        ref = FileRef(source, bucket or "", key)
+        if source in NOT_REREADABLE:
+            others.append((ref.name, NOT_REREADABLE[source]))
+        elif bucket or source == "local":
+            rereadable.append(ref)
+        else:
+            others.append((ref.name, f"its source ({source}) names no file to fetch again"))
+    return rereadable, others
+
+
+def save_files_to_reread(db: sqlite_utils.Database, refs: list[FileRef]) -> None:
+    """Record the files in the new cache as not yet read, so the retry path fetches each from its source."""
+    with db.atomic():
+        for ref in refs:
+            bookkeeping.mark_file(db, ref, "failed", "not yet re-read by rebuild", None)
