@@ -19,8 +19,7 @@ widgets.show_chart(charts.rare_errors_chart(ranked), ranked, "rare-errors")
 
 st.subheader("Errors, rarest first")
 st.caption("Select an error to see the calls behind it.")
-row = widgets.table(ranked, "rare-errors-table", select=True)
-widgets.download_table(ranked, "rare-errors")
+row = widgets.table(ranked, "rare-errors-table", select=True, download="rare-errors")
 if row is not None:
     chosen = ranked.row(row, named=True)
     st.subheader("Calls with this error")

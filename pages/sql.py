@@ -3,19 +3,13 @@
 import streamlit as st
 
 from trailstream.app import forms, signin, state, widgets
-from trailstream.analytics import charts, sqlguard
-from trailstream.notify import reports
+from trailstream.analytics import sqlguard
 from trailstream.cache import views
 
 signin.require_admin()
 event_filter = widgets.page_start(
     "SQL", "Read-only SQL over the cache: the events table and the views below. Nothing you type can change it."
 )
-
-
-@st.cache_data(show_spinner="Running the query…", max_entries=32)
-def run(path: str, generation: int, sql: str, params: tuple) -> sqlguard.QueryResult:
-    return sqlguard.run_query(path, sql, dict(params))
 
 
 def use_example() -> None:
@@ -35,9 +29,8 @@ st.button("Run", type="primary", icon=":material/play_arrow:")
 if not (sql or "").strip():
     st.stop()
 
-cache = state.cache_state()
 try:
-    result = run(cache.path, cache.generation, sql, tuple(sqlguard.period_params(event_filter).items()))
+    result = state.run_sql(sql, sqlguard.period_params(event_filter))
 except sqlguard.QueryRefused as refused:
     st.error("The query was refused: nothing ran and the cache is unchanged.", icon=":material/block:")
     st.text(str(refused))
@@ -50,21 +43,7 @@ except sqlguard.QueryFailed as failed:
 st.caption(f"{result.frame.height:,} row(s) in {result.elapsed:.2f} s")
 if result.notice:
     st.warning(result.notice, icon=":material/content_cut:")
-widgets.table(result.frame, "sql-result")
-widgets.download_table(result.frame, "sql-query")
+widgets.table(result.frame, "sql-result", download="sql-query")
 
-if result.frame.height and result.frame.width:
-    st.subheader("Quick chart")
-    columns, guess = result.frame.columns, reports.default_chart_choice(result.frame)
-    x_column, y_column, color_column, kind_column = st.columns(4)
-    x = x_column.selectbox("X", columns, index=columns.index(guess["x"]), key="chart_x")
-    y = y_column.selectbox("Y (none counts rows)", columns, key="chart_y",
-                           index=columns.index(guess["y"]) if guess["y"] else None)
-    color = color_column.selectbox("Colour", columns, index=None, key="chart_color")
-    kind = kind_column.selectbox("Kind", charts.KINDS, key="chart_kind")
-    widgets.show_chart(charts.quick_chart(result.frame, x, y, color, kind), result.frame, "sql-chart")
-    chart = {"x": x, "y": y, "color": color, "kind": kind}
-else:
-    chart = None
-
+chart = forms.quick_chart_form(result.frame)
 forms.save_search_form("sql", "Save this query", "Period for :start / :end", sql=sql, chart=chart)

@@ -39,10 +39,9 @@ failed = state.load(bookkeeping.query_files, ("failed",))
 if failed.height == 0:
     st.success("No failed files.", icon=":material/check_circle:")
 else:
-    widgets.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"))
+    widgets.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"), download="failed-files")
     if st.button("Retry failed files", icon=":material/replay:", type="primary"):
         sidebar.retry_failed()
-    widgets.download_table(failed, "failed-files")
 
 rejected = state.load(bookkeeping.query_rejected_records)
 if rejected.height:

@@ -3,14 +3,15 @@ writing the settings file (sources, detection settings)."""
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
-from trailstream.analytics import queries
 from trailstream import config
-from trailstream.app import signin, state
+from trailstream.analytics import charts, queries
+from trailstream.app import signin, state, widgets
 from trailstream.app.widgets import plain
 from trailstream.filters import TIME_PRESETS
-from trailstream.notify import saved
+from trailstream.notify import reports, saved
 
 SEARCH_LIMIT = 1000
 # SearchQuery field -> (label, URL key, placeholder); event name and error code offer the cache's values.
@@ -63,6 +64,24 @@ def save_search_form(kind: str, heading: str, period_label: str, **definition) -
     signin.record("setting_changed", {"saved_search": kept.name, "kind": kind})
     st.success("Saved. To share it, send the Reports page address ending in:", icon=":material/bookmark_added:")
     st.code(saved.share_query(kept), language=None)
+
+
+def quick_chart_form(frame: pl.DataFrame) -> dict | None:
+    """The SQL page's quick chart: columns and a kind to pick (a guess to start), the chart drawn; returns the choice
+    (saved with the query), or None when the result has nothing to draw."""
+    if not (frame.height and frame.width):
+        return None
+    st.subheader("Quick chart")
+    columns, guess = frame.columns, reports.default_chart_choice(frame)
+    x_column, y_column, color_column, kind_column = st.columns(4)
+    x = x_column.selectbox("X", columns, index=columns.index(guess["x"]), key="chart_x")
+    y = y_column.selectbox("Y (none counts rows)", columns, key="chart_y",
+                           index=columns.index(guess["y"]) if guess["y"] else None)
+    color = color_column.selectbox("Colour", columns, index=None, key="chart_color")
+    kind = kind_column.selectbox("Kind", charts.KINDS, key="chart_kind")
+    drawn = widgets.chart_rows(frame, "rows")
+    widgets.show_chart(charts.quick_chart(drawn, x, y, color, kind), frame, "sql-chart")
+    return {"x": x, "y": y, "color": color, "kind": kind}
 
 
 def save_settings(current: config.Settings, change: dict | None = None) -> bool:

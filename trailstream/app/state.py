@@ -16,7 +16,7 @@ from types import FunctionType
 import streamlit as st
 
 from trailstream import config, jobs
-from trailstream.analytics import queries
+from trailstream.analytics import queries, sqlguard
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
 from trailstream.ingest import sync
@@ -158,6 +158,17 @@ def write(function: Callable, *args, **kwargs):
         return function(db, *args, **kwargs)
 
 
+@st.cache_data(show_spinner="Running the query…", max_entries=32)
+def _guarded_query(path: str, generation: int, sql: str, params: tuple) -> sqlguard.QueryResult:
+    return sqlguard.run_query(path, sql, dict(params))
+
+
+def run_sql(sql: str, params: dict) -> sqlguard.QueryResult:
+    """A person's SQL behind the guard, cached until the next sync; a refused or failed query raises (uncached)."""
+    cache = cache_state()
+    return _guarded_query(cache.path, cache.generation, sql, tuple(params.items()))
+
+
 def load_record(event_id: str) -> dict | None:
     """The original CloudTrail record of one event."""
     return load(store.load_record, event_id)
@@ -167,3 +178,4 @@ def clear_cached_data() -> None:
     """Forget every loaded result: called after anything in the app stored events."""
     _cached_call.clear()
     _cache_facts.clear()
+    _guarded_query.clear()
