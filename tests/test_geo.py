@@ -7,6 +7,7 @@ import struct
 
 import polars as pl
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from trailstream.analytics import geo
 
@@ -170,3 +171,31 @@ def test_a_missing_or_unreadable_city_database_is_explained_and_countries_are_us
     assert "not a readable MaxMind" in geo.check_city_database(garbage)
     places = geo.locate_ips(["81.2.69.160"], garbage)
     assert places.row(0, named=True)["precision"] == "country"
+
+
+# --- Many addresses at once give the same places as one at a time ------------------------------------------
+
+
+def _one_at_a_time(addresses: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(geo._python_places(set(addresses), None), schema=geo.PLACE_SCHEMA, orient="row")
+
+
+def _same_places(addresses: list[str]) -> None:
+    columns = ["source_ip", "country_code", "country_name", "place", "latitude", "longitude", "precision"]
+    at_once = geo.locate_ips(addresses).select(columns).sort("source_ip")
+    assert at_once.equals(_one_at_a_time(addresses).select(columns).sort("source_ip"))
+
+
+EDGES = [str(ipaddress.IPv4Address(number)) for network in geo.NOT_PLACES_IPV4
+         for edge in (ipaddress.IPv4Network(network).network_address, ipaddress.IPv4Network(network).broadcast_address)
+         for number in (int(edge) - 1, int(edge), int(edge) + 1) if 0 <= number < 2**32]
+
+
+def test_the_edges_of_every_network_that_is_not_a_place_are_placed_as_one_at_a_time():
+    _same_places(EDGES + ["168.168.31.126", "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", " 8.8.8.8"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=300))
+def test_random_ipv4_addresses_are_placed_as_one_at_a_time(numbers):
+    _same_places([str(ipaddress.IPv4Address(number)) for number in numbers])

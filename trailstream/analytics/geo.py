@@ -5,11 +5,13 @@ AWS itself ("AWS Internal", *.amazonaws.com) and private or reserved addresses a
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import logging
 import os
 from collections import defaultdict
 from functools import lru_cache
+from itertools import chain
 from typing import Iterable, NamedTuple
 
 import polars as pl
@@ -183,16 +185,10 @@ def _city_place(reader, address: str, fallback: Place) -> Place:
     )
 
 
-def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLike | None = None) -> pl.DataFrame:
-    """One row per distinct source IP that is a place (PLACE_SCHEMA); AWS-internal and private ones are left out."""
-    reader = None
-    if city_database:
-        try:
-            reader = _open_city_database(os.fspath(city_database))
-        except GeoDatabaseError as exc:
-            log.warning("%s", exc)
+def _python_places(source_ips: Iterable[str | None], reader) -> list[tuple]:
+    """Place rows one address at a time: IPv6 and odd spellings, or every address when a city file is read."""
     rows = []
-    for source_ip in set(source_ips):
+    for source_ip in source_ips:
         address = public_address(source_ip)
         if address is None:
             continue
@@ -201,7 +197,105 @@ def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLik
             place = _city_place(reader, str(address), place)
         if place.country_code is not None or place.latitude is not None:
             rows.append((source_ip, *place))
-    return pl.DataFrame(rows, schema=PLACE_SCHEMA, orient="row")
+    return rows
+
+
+def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLike | None = None) -> pl.DataFrame:
+    """One row per distinct source IP that is a place (PLACE_SCHEMA); AWS-internal and private ones are left out.
+
+    Dotted IPv4 addresses are looked up all at once (a join over geoip2fast's networks), so a million roaming
+    addresses take about a second; a MaxMind city file is read one address at a time.
+    """
+    reader = None
+    if city_database:
+        try:
+            reader = _open_city_database(os.fspath(city_database))
+        except GeoDatabaseError as exc:
+            log.warning("%s", exc)
+    addresses = pl.Series("source_ip", source_ips, dtype=pl.String).drop_nulls().unique().to_frame()
+    dotted = pl.col("source_ip").str.contains(_DOTTED_QUAD)
+    if reader is not None:
+        dotted = pl.lit(False)
+    others = addresses.filter(~dotted).get_column("source_ip").to_list()
+    return pl.concat([_ipv4_places(addresses.filter(dotted)),
+                      pl.DataFrame(_python_places(others, reader), schema=PLACE_SCHEMA, orient="row")])
+
+
+# --- All IPv4 addresses at once: geoip2fast's own networks as frames, one as-of join --------------------------
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
+# Not places (ipaddress's non-global IPv4 networks, shared address space and multicast), as is_place says.
+NOT_PLACES_IPV4 = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+                   "192.0.0.0/29", "192.0.0.170/31", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+                   "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32")
+_GEOIP2FAST_RESERVED = 16  # geoip2fast's first 16 names are private, reserved and "not found"
+_IPV4_END = 2**32
+
+
+def _ipv4_number() -> pl.Expr:
+    """The address as a number (for strings already known to be dotted quads)."""
+    octets = pl.col("source_ip").str.split_exact(".", 3)
+    return sum(octets.struct.field(f"field_{index}").cast(pl.Int64) * 256 ** (3 - index) for index in range(4))
+
+
+def _not_a_place(number: pl.Expr) -> pl.Expr:
+    networks = [ipaddress.IPv4Network(network) for network in NOT_PLACES_IPV4]
+    return pl.any_horizontal([number.is_between(int(net.network_address), int(net.broadcast_address))
+                              for net in networks])
+
+
+def _networks(firsts, netlengths, ids) -> pl.DataFrame:
+    """geoip2fast's chunked (first address, prefix length, name id) lists as IPv4 rows (first, last, id)."""
+    firsts = list(chain.from_iterable(firsts))
+    cut = bisect.bisect_left(firsts, _IPV4_END)  # IPv6 networks follow the IPv4 ones
+    frame = pl.DataFrame({"first": firsts[:cut], "netlen": list(chain.from_iterable(netlengths))[:cut],
+                          "id": list(chain.from_iterable(ids))[:cut]},
+                         schema={"first": pl.Int64, "netlen": pl.Int64, "id": pl.Int64})
+    return frame.select("first", last=pl.col("first") + pl.lit(2).pow(32 - pl.col("netlen")).cast(pl.Int64) - 1,
+                        id="id").sort("first")
+
+
+@lru_cache(maxsize=1)
+def _ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]:
+    """Country networks, ASN networks, country names and ASN names of geoip2fast's loaded data (an address outside
+    every ASN network has no ASN here, where geoip2fast's own lookup would name the network before it)."""
+    _geoip2fast()
+    from geoip2fast import geoip2fast as data
+
+    countries = _networks(data.mainListFirstIP, data.mainListNetlength, data.mainListIDCountryCodes)
+    asns = _networks(data.mainListFirstIPASN, data.mainListNetlengthASN, data.mainListIDASN)
+    names = pl.DataFrame({"name": data.mainListNamesCountry}).with_row_index("country_id").select(
+        pl.col("country_id").cast(pl.Int64), pl.col("name").str.split_exact(":", 1).struct.rename_fields(
+            ["country_code", "country_name"])).unnest("name")
+    coordinates = pl.DataFrame([(code, lat, lon) for code, (lat, lon, _name) in country_coordinates().items()],
+                               schema={"country_code": pl.String, "latitude": pl.Float64, "longitude": pl.Float64},
+                               orient="row")
+    return countries, asns, names.join(coordinates, on="country_code", how="left"), pl.Series(data.mainListNamesASN)
+
+
+def _ipv4_places(addresses: pl.DataFrame) -> pl.DataFrame:
+    """PLACE_SCHEMA rows for dotted IPv4 addresses, by as-of joins on the networks' first addresses."""
+    countries, asns, names, asn_names = _ipv4_tables()
+    inside = pl.col("number") <= pl.col("last")
+    return (
+        addresses.lazy()
+        .with_columns(number=_ipv4_number())
+        .filter(~_not_a_place(pl.col("number")))
+        .sort("number")
+        .join_asof(countries.lazy(), left_on="number", right_on="first", strategy="backward")
+        .with_columns(country_id=pl.when(inside & (pl.col("id") >= _GEOIP2FAST_RESERVED)).then(pl.col("id")))
+        .drop("first", "last", "id")
+        .join_asof(asns.lazy(), left_on="number", right_on="first", strategy="backward")
+        .with_columns(asn=pl.when(inside).then(pl.col("id").replace_strict(
+            pl.int_range(asn_names.len(), eager=True), asn_names.replace("", None), default=None,
+            return_dtype=pl.String)))
+        .join(names.lazy(), on="country_id", how="inner")
+        .select("source_ip", "country_code", "country_name", "asn", city=pl.lit(None, pl.String),
+                place=pl.col("country_name"), latitude="latitude", longitude="longitude",
+                precision=pl.lit("country"))
+        .collect()
+    )
 
 
 def distance_km(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:

@@ -65,7 +65,7 @@ def query_finding_events(conn, event_ids: list[str]) -> pl.DataFrame:
 
 def locate(source_ips: pl.Series, settings) -> pl.DataFrame:
     """Where the distinct addresses are (geo.PLACE_SCHEMA), with the city database of the settings when set."""
-    return geo.locate_ips(source_ips.unique().to_list(), settings.city_database or None)
+    return geo.locate_ips(source_ips, settings.city_database or None)
 
 
 # --- Reusable frame steps ------------------------------------------------------------------
