@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup_cmd.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     setup_cmd.add_argument("--create-role", action="store_true", help="also create the least-privilege reader role")
 
+    policy_cmd = commands.add_parser("policy", help="the least-privilege IAM policy for what a principal did")
+    policy_cmd.add_argument("principal", metavar="PRINCIPAL", help="user, role (all its sessions) or role/session")
+    policy_cmd.add_argument("--since", type=_date, required=True)
+    policy_cmd.add_argument("--until", type=_date)
+    policy_cmd.add_argument("--format", choices=("json", "text"), default="text",
+                            help="json: the policy document alone (refused and unmapped calls go to stderr)")
+
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -286,6 +293,28 @@ def command_setup(args) -> int:
         print(f"setup stopped: {exc}. Run it again once fixed: it finishes what is missing.", file=sys.stderr)
         return EXIT_FAILED
     print(setup.describe_setup(result, args.trail, access.region))
+    return EXIT_OK
+
+
+def command_policy(args) -> int:
+    from datetime import timedelta
+
+    from trailstream.analytics import policy
+    from trailstream.filters import EventFilter
+
+    if args.until and args.until < args.since:
+        raise CommandError("--until is before --since")
+    end = f"{(args.until + timedelta(days=1)).isoformat()}T00:00:00Z" if args.until else None
+    event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z", end=end)
+    with closing(_readonly(args)) as conn:
+        found = policy.observed_policy(conn, args.principal, event_filter)
+    if not found.document["Statement"] and not found.denied.height and not found.unmapped.height:
+        raise CommandError(f'no calls by "{args.principal}" in the cache since {args.since}: check the name '
+                           "(a role's name covers all its sessions) and the dates")
+    print(found.to_json())
+    notes = policy.policy_notes(found)
+    if notes:  # in json format stdout stays a policy document a tool can read
+        print(notes, file=sys.stderr if args.format == "json" else sys.stdout)
     return EXIT_OK
 
 
@@ -502,6 +531,7 @@ COMMANDS = {
     "backfill": command_backfill,
     "lookup": command_lookup,
     "setup": command_setup,
+    "policy": command_policy,
     "retry": command_retry,
     "status": command_status,
     "findings": command_findings,
