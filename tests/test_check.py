@@ -3,11 +3,13 @@ app, never a traceback), and `rebuild` re-reads every stored file from its sourc
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.conftest import open_page, page_specs, point_app_at
@@ -186,3 +188,25 @@ def test_every_page_on_a_garbage_cache_shows_no_traceback(tmp_path, monkeypatch)
         if any("cannot be read" in error.value for error in at.error):
             told.add(page)
     assert "pages/overview.py" in told and len(told) >= len(pages) // 2, told
+
+
+def test_rebuild_fetches_s3_keys_again_and_names_the_one_that_is_gone(aws, tmp_path, capsys):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="trail-bucket")
+    files = list(demo.iter_log_files(demo.generate_records(events=600, seed=9, end=END), records_per_file=100))
+    for key, body in files:
+        s3.put_object(Bucket="trail-bucket", Key=key, Body=body)
+    source, target, settings = tmp_path / "s3.db", tmp_path / "rebuilt.db", str(tmp_path / "none.toml")
+    code, _, _ = run_cli(capsys, "--db", str(source), "--config", settings, "--no-alerts", "backfill",
+                         "s3://trail-bucket", "--since", "2026-01-01")
+    assert code == 0
+    gone_key = files[0][0]
+    s3.delete_object(Bucket="trail-bucket", Key=gone_key)
+    code, out, err = run_cli(capsys, "--db", str(source), "--config", settings, "rebuild", "--to", str(target))
+    assert code == 1 and out.rstrip().endswith("1 could not be re-read")
+    assert f"not re-read: s3://trail-bucket/{gone_key}" in err
+    gone_ids = {r["eventID"] for r in orjson.loads(gzip.decompress(files[0][1]))["Records"]}
+    kept = [row for row in events_of(source) if row[0] not in gone_ids]
+    assert events_of(target) == kept and len(kept) == len(events_of(source)) - len(gone_ids) > 0
