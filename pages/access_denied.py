@@ -7,6 +7,7 @@ from trailstream.app import state, widgets
 
 CALL_COLUMNS = ("event_time", "principal", "api", "error_code", "source_ip", "account_id", "user_type")
 BREAKDOWNS = {"principal": "principal", "source_ip": "source IP", "api": "API", "error_code": "error code"}
+COLUMNS = {"principal": "actor"}  # a role's sessions count as the role; each session is in the table below
 
 event_filter = widgets.page_start(
     "Access denied", "Calls refused as unauthorized (AccessDenied, UnauthorizedOperation, "
@@ -19,7 +20,7 @@ calls = state.load(detections.query_unauthorized_calls, event_filter)
 if widgets.no_matches(calls, "refused calls"):
     st.stop()
 bursts = state.load(detections.detect_unauthorized_bursts, event_filter, settings)
-widgets.metrics({"Refused calls": calls.height, "Principals": transforms.distinct_count(calls, "principal"),
+widgets.metrics({"Refused calls": calls.height, "Principals": transforms.distinct_count(calls, "actor"),
                  "Source IPs": transforms.distinct_count(calls, "source_ip"),
                  "APIs": transforms.distinct_count(calls, "api"), "Bursts": len(bursts)},
                 {"Bursts": f"{settings.unauthorized_threshold} or more refused calls by one principal within "
@@ -31,7 +32,7 @@ widgets.show_chart(charts.timeline_chart(timeline, "event_source", title="Refuse
                    "refused-calls-over-time")
 by = st.segmented_control("Refused calls by", list(BREAKDOWNS), format_func=BREAKDOWNS.get, default="principal",
                           key="by", bind="query-params", required=True)
-counts = detections.breakdown(calls, by)
+counts = detections.breakdown(calls, by, column=COLUMNS.get(by))
 widgets.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}"), counts,
                    f"refused-by-{by}")
 

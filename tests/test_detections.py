@@ -362,9 +362,12 @@ def test_new_countries_of_a_roaming_person_are_one_finding_per_day(cache):
 def test_refused_calls_of_many_sessions_of_one_role_are_one_burst_of_the_role(cache):
     calls = [event("ListUsers", n / 10, f"Deployer/session-{n}", US, user_type="AssumedRole", error="AccessDenied")
              for n in range(25)]
-    [finding] = detections.detect_unauthorized_bursts(cache(calls))
+    conn = cache(calls)
+    [finding] = detections.detect_unauthorized_bursts(conn)
     assert finding.principal == "Deployer" and finding.details["session_count"] == 25
     assert sorted(finding.event_ids) == sorted(ids(calls))
+    by_role = detections.breakdown(detections.query_unauthorized_calls(conn), "principal", column="actor")
+    assert by_role.select("principal", "events").rows() == [("Deployer", 25)]
 
 
 # --- 4. Privilege-change sprees ----------------------------------------------------------

@@ -87,11 +87,12 @@ def count_over_time(frame: pl.DataFrame, every: timedelta, by: str, time_column:
     )
 
 
-def breakdown(events: pl.DataFrame, by: str, limit: int = 15) -> pl.DataFrame:
-    """Events counted by one column (principal, source_ip, api, error_code, place...), largest first."""
+def breakdown(events: pl.DataFrame, by: str, limit: int = 15, column: str | None = None) -> pl.DataFrame:
+    """Events counted by one column (principal, source_ip, api, error_code, place...), largest first; `column` counts
+    by another column under the name `by` (principals by their `actor`, say)."""
     return (
         events.lazy()
-        .group_by(by)
+        .group_by(pl.col(column or by).alias(by))
         .agg(events=pl.len(), first_seen=pl.col("event_time").min(), last_seen=pl.col("event_time").max())
         .sort(["events", by], descending=[True, False], nulls_last=True)
         .head(limit)
