@@ -1,6 +1,7 @@
 """Importing local files into the cache: the real corpus stored exactly, replay-safety, crashes, one sync at a time."""
 
 import gzip
+import hashlib
 import json
 import os
 import sqlite3
@@ -219,3 +220,62 @@ def test_duplicate_delivery_across_files_is_stored_once(db_path, tmp_path):
     assert result.new_events == len({r["eventID"] for r in generated}) == event_count(db_path)
     assert result.duplicates == 100
     assert Counter(r["eventName"] for r in generated) == Counter(event_name_counts(db_path))
+
+
+def test_same_event_id_with_different_content_in_one_file_is_refused_and_listed(db_path, tmp_path):
+    first, exact_copy = demo.generate_records(events=300, seed=2, end=END)[:2]
+    altered = {**first, "errorCode": "AccessDenied"}  # same eventID, different content
+    folder = tmp_path / "conflict"
+    folder.mkdir()
+    (folder / "one.json").write_bytes(json.dumps({"Records": [first, exact_copy, altered, first]}).encode())
+    result = sync.import_paths(db_path, [folder])
+    assert (result.new_events, result.duplicates, result.conflicts) == (2, 1, 1)
+    conn = store.open_cache_readonly(db_path)
+    assert [tuple(row) for row in conn.execute("SELECT position, event_id, reason FROM rejected_records")] == [
+        (2, first["eventID"], store.CONFLICT_REASON)
+    ]
+    assert store.load_record(conn, first["eventID"]) == first
+
+
+BOMB_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys
+    resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[3]), int(sys.argv[3])))
+    from trailstream.ingest import sync
+
+    result = sync.import_paths(sys.argv[1], [sys.argv[2]])
+    print(result.new_events, result.failures)
+    """
+)
+
+
+def test_a_gzip_bomb_over_the_default_cap_is_refused_through_the_sync_with_bounded_memory(db_path, tmp_path):
+    folder = tmp_path / "bomb"
+    demo.write_log_files(folder, demo.generate_records(events=300, seed=5, end=END), records_per_file=100)
+    # 17 members of 64 MiB of blanks: a 1.1 MB file that decompresses to 1,088 MiB, and no trailer says so.
+    member = gzip.compress(b" " * (64 << 20), compresslevel=9, mtime=0)
+    (folder / "bomb.json.gz").write_bytes(gzip.compress(b'{"Records": [', mtime=0) + member * 17)
+    script = tmp_path / "bomb_import.py"
+    script.write_text(BOMB_SCRIPT)
+    address_space = 900_000_000  # less than the 1 GiB cap: holding the decompressed file would fail
+    done = subprocess.run([sys.executable, str(script), str(db_path), str(folder), str(address_space)],
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    new_events, failures = done.stdout.split(" ", 1)
+    assert int(new_events) == event_count(db_path) > 250
+    assert "bomb.json.gz" in failures and "1,073,741,824-byte limit (possible gzip bomb)" in failures
+
+
+def test_a_file_too_large_to_hold_is_streamed_into_the_cache_exactly(db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(records, "BUFFER_LIMIT", 50_000)  # workers fork after this: they see it too
+    made = demo.generate_records(events=2000, seed=9, end=END, days=1)
+    folder = tmp_path / "large"
+    folder.mkdir()
+    text = json.dumps({"Records": made}).encode()
+    (folder / "large.json.gz").write_bytes(gzip.compress(text))
+    result = sync.import_paths(db_path, [folder], workers=2)
+    assert result.new_events == len(made) == event_count(db_path) and result.failed == 0
+    conn = store.open_cache_readonly(db_path)
+    assert tuple(conn.execute("SELECT records, sha256 FROM files").fetchone()) == (len(made), hashlib.sha256(text).hexdigest())
+    assert all(store.load_record(conn, record["eventID"]) == record for record in made[::97])

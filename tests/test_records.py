@@ -146,3 +146,70 @@ def test_the_record_is_restored_losslessly_in_key_order():
     restored = rows.restore_record(blob, columns)
     assert restored == record and list(restored) == list(record)
     assert orjson.loads(row["request_parameters"]) == record["requestParameters"]
+
+
+def test_an_identity_center_user_is_named_by_the_readable_user_name_the_record_carries():
+    identity = {"type": "IdentityCenterUser", "accountId": "111122223333",
+                "onBehalfOf": {"userId": "94482488-3041-7026-18f3-be45837cd0e4",
+                               "identityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-9067642ac7"},
+                "credentialId": "EXAMPLEVHULjJdTUdPJfofVa1sufHDoj7aYcOYcxFVllWR_Whr1fEXAMPLE"}
+    record = api_call(userIdentity=identity, additionalEventData={"UserName": "maria.garcia", "CredentialType": "PASSWORD"})
+    assert row_of(record)["principal"] == "maria.garcia"
+
+
+def test_a_record_without_category_that_says_it_is_not_a_management_event_is_a_data_event():
+    assert row_of(api_call(managementEvent=False))["event_category"] == "Data"
+    assert row_of(api_call(managementEvent=True))["event_category"] == "Management"
+    assert row_of(api_call())["event_category"] == "Management"
+    assert row_of(api_call(managementEvent=False, eventCategory="NetworkActivity"))["event_category"] == "NetworkActivity"
+
+
+def test_empty_identity_strings_are_stored_as_unknown():
+    identity = {"type": "", "principalId": "", "arn": "", "accountId": "", "accessKeyId": "", "userName": ""}
+    record = api_call(userIdentity=identity)
+    del record["recipientAccountId"]
+    row = row_of(record)
+    assert [row[c] for c in ("principal", "principal_arn", "user_type", "access_key_id", "account_id")] == [None] * 5
+
+
+def test_a_file_too_large_to_hold_gives_the_same_rows_streamed_record_by_record():
+    recs = [api_call(f"e-{n}", eventTime=f"2026-11-01T10:{n % 60:02}:00Z") for n in range(300)] + ["not a record"]
+    data = gzip.compress(log_file(*recs))
+    whole = records.parse_log_file(data)
+    with pytest.raises(records.FileTooLargeToBuffer):
+        records.parse_log_file(data, buffer_limit=10_000)
+    streamed = records.parse_large_log_file(data)
+    assert not isinstance(streamed.rows, list)
+    assert [row[:21] for row in streamed.rows] == [row[:21] for row in whole.rows]
+    for field_name in ("records", "rejects", "positions", "oldest_event_time", "newest_event_time", "sha256"):
+        assert getattr(streamed, field_name) == getattr(whole, field_name), field_name
+
+
+def test_a_streamed_file_that_breaks_part_way_raises_a_readable_reason_while_read():
+    data = log_file(*[api_call(f"e-{n}") for n in range(50)])[:-400]
+    parsed = records.parse_large_log_file(data)
+    with pytest.raises(records.LogFileError, match="not valid JSON"):
+        list(parsed.rows)
+
+
+def test_a_gzip_trailer_claiming_more_than_the_cap_is_refused_without_decompressing():
+    data = gzip.compress(b" " * 3_000_000)  # about 3 KB claiming 3 MB: within what deflate can do
+    with pytest.raises(records.LogFileError, match="gzip bomb"):
+        records.read_log_bytes(data, max_bytes=1_000_000)
+    with pytest.raises(records.LogFileError, match="gzip bomb"):
+        records.parse_large_log_file(data + gzip.compress(b" "), max_bytes=1_000_000)  # a last member that lies
+
+
+def test_reading_a_tiny_file_reserves_no_memory_for_the_cap():
+    import resource
+    import subprocess
+    import sys
+
+    script = ("from trailstream.ingest import records; import gzip; "
+              "print(records.read_log_bytes(gzip.compress(b'{\"Records\": []}')))")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (600_000_000, 600_000_000))  # less than the 1 GiB cap
+
+    done = subprocess.run([sys.executable, "-c", script], preexec_fn=limit, capture_output=True, text=True)
+    assert done.returncode == 0 and "Records" in done.stdout, done.stderr

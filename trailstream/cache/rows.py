@@ -61,7 +61,9 @@ class ParsedLog:
     """What one file yielded: rows to store, and records refused with the reason."""
 
     kind: str  # "records" (a log file), "digest", or "other" (readable JSON of another shape)
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)  # an iterator when `streamed`: consume it before the counts
+    positions: list[int] = field(default_factory=list)  # each row's position among the file's records
+    streamed: bool = False
     rejects: list[tuple[int, str | None, str]] = field(default_factory=list)  # (position, event_id, reason)
     records: int = 0
     oldest_event_time: str | None = None

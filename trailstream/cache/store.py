@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 import sqlite_utils
@@ -407,26 +408,35 @@ _INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}, file_id) VALUES ({}, ?)".for
     ", ".join(EVENT_COLUMNS), ", ".join("?" for _ in EVENT_COLUMNS)
 )
 _HASH_INDEX = EVENT_COLUMNS.index("record_hash")
+_RAW_INDEX, _CODEC_INDEX = EVENT_COLUMNS.index("raw"), EVENT_COLUMNS.index("raw_codec")
 
+
+
+STORE_CHUNK = 5_000  # rows inserted per executemany: a streamed file's rows are never all in memory
+CONFLICT_REASON = "eventID already stored with different content; the first copy is kept"
 
 
 def save_parsed_file(
     db: sqlite_utils.Database, ref: FileRef, parsed: ParsedLog, sync_run_id: int | None, refresh_derived: bool = True
 ) -> FileOutcome:
     """Store a parsed log file and its `files` row in one transaction; replaying it adds nothing. A caller that
-    groups many files per transaction passes refresh_derived=False and calls `commit_batch` at the end."""
+    groups many files per transaction passes refresh_derived=False and calls `commit_batch` at the end. The rows
+    may be an iterator (a streamed file): they are consumed a chunk at a time."""
     conn = db.conn
     with db.atomic():
         file_id = save_file_row(db, ref, "ok", sync_run_id)
-        before = conn.total_changes
-        conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in parsed.rows])
-        new_events = conn.total_changes - before
-        not_inserted = len(parsed.rows) - new_events
-        conflicts = _conflicting_rows(conn, parsed.rows) if not_inserted else []
-        rejects = list(parsed.rejects) + [
-            (position, event_id, "eventID already stored with different content; the first copy is kept")
-            for position, event_id in conflicts
-        ]
+        new_events = not_inserted = 0
+        conflicts: list[tuple[int, str]] = []
+        rows = iter(parsed.rows)
+        while chunk := list(islice(rows, STORE_CHUNK)):
+            first = new_events + not_inserted
+            before = conn.total_changes
+            conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in chunk])
+            inserted = conn.total_changes - before
+            if inserted < len(chunk):
+                conflicts += _conflicting_rows(conn, chunk, parsed.positions[first:first + len(chunk)])
+            new_events, not_inserted = new_events + inserted, not_inserted + len(chunk) - inserted
+        rejects = list(parsed.rejects) + [(position, event_id, CONFLICT_REASON) for position, event_id in conflicts]
         if rejects:
             conn.executemany(
                 "INSERT INTO rejected_records (file_id, position, event_id, reason) VALUES (?, ?, ?, ?)",
@@ -469,8 +479,9 @@ def commit_batch(db: sqlite_utils.Database) -> None:
         db.execute("COMMIT")
 
 
-def _conflicting_rows(conn: sqlite3.Connection, rows: list[tuple]) -> list[tuple[int, str]]:
-    """Rows whose eventID is stored with a different record hash (not a mere duplicate delivery)."""
+def _conflicting_rows(conn: sqlite3.Connection, rows: list[tuple], positions: list[int]) -> list[tuple[int, str]]:
+    """(position, eventID) of rows not inserted because their eventID is stored with other content (in an earlier
+    file or earlier in this one), not as a mere duplicate delivery."""
     stored = {}
     ids = [row[0] for row in rows]
     for start in range(0, len(ids), 500):
@@ -479,13 +490,20 @@ def _conflicting_rows(conn: sqlite3.Connection, rows: list[tuple]) -> list[tuple
         stored.update(
             conn.execute(f"SELECT event_id, record_hash FROM events WHERE event_id IN ({placeholders})", chunk)
         )
-    conflicts, seen = [], set()
-    for position, row in enumerate(rows):
-        if stored.get(row[0]) != row[_HASH_INDEX] and row[0] not in seen:
-            conflicts.append((position, row[0]))
-        seen.add(row[0])
-    return conflicts
+    return [
+        (position, row[0])
+        for position, row in zip(positions, rows)
+        if stored.get(row[0]) != row[_HASH_INDEX] and not _same_record(conn, row)
+    ]
 
+
+def _same_record(conn: sqlite3.Connection, row: tuple) -> bool:
+    """Whether a row holds the stored record of its eventID after all (a hash from an older cache version differs)."""
+    stored = load_record(conn, row[0])
+    dictionary = conn.execute("SELECT dictionary FROM codecs WHERE id = ?", [row[_CODEC_INDEX]]).fetchone()
+    blob = codec.decompress(row[_RAW_INDEX], dictionary[0] if dictionary else None)
+    columns = dict(zip(EVENT_COLUMNS, row))
+    return stored == restore_record(blob, {c: columns[c] for c in JSON_COLUMN_FIELDS.values()})
 
 
 def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:

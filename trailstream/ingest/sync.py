@@ -127,12 +127,45 @@ def _parse_bytes(data: bytes) -> records.ParsedLog:
     return records.parse_log_file(data, _worker_compressor)
 
 
+def _read_local(path: str) -> bytes:
+    """A local file's bytes; one over the size cap is refused before it is read."""
+    if os.path.getsize(path) > records.DEFAULT_MAX_DECOMPRESSED_BYTES:
+        raise records.LogFileError(f"file is larger than the {records.DEFAULT_MAX_DECOMPRESSED_BYTES:,}-byte limit")
+    return Path(path).read_bytes()
+
+
+def _parse_whole_or_streamed(data: bytes, compressor) -> records.ParsedLog:
+    """Parse here: whole, or record by record (as the writer stores them) when the file is too large to hold."""
+    try:
+        return records.parse_log_file(data, compressor)
+    except records.FileTooLargeToBuffer:
+        return records.parse_large_log_file(data, compressor)
+
+
 def _read_and_parse(path: str, compressor) -> records.ParsedLog:
-    return records.parse_log_file(Path(path).read_bytes(), compressor)
+    return _parse_whole_or_streamed(_read_local(path), compressor)
 
 
 def _parse_path(path: str) -> records.ParsedLog:
-    return _read_and_parse(path, _worker_compressor)
+    return records.parse_log_file(_read_local(path), _worker_compressor)
+
+
+def _streamed_if_too_large(future: Future, load: Callable[[], bytes], compressor) -> Future:
+    """The worker's parse; for a file too large to send back whole, a streamed parse the writer reads as it stores."""
+    settled: Future = Future()
+
+    def settle(done: Future) -> None:
+        try:
+            try:
+                result = done.result()
+            except records.FileTooLargeToBuffer:
+                result = records.parse_large_log_file(load(), compressor)
+            settled.set_result(result)
+        except BaseException as exc:
+            settled.set_exception(exc)
+
+    future.add_done_callback(settle)
+    return settled
 
 
 class Ingester:
@@ -197,13 +230,13 @@ class Ingester:
     def parse_async(self, data: bytes) -> Future:
         """Parse file bytes in a worker process; small files here, where the hand-off would cost more."""
         if self.workers <= 1 or len(data) < INLINE_PARSE_BYTES:
-            return _done(records.parse_log_file, data, self.compressor)
-        return self.pool.submit(_parse_bytes, data)
+            return _done(_parse_whole_or_streamed, data, self.compressor)
+        return _streamed_if_too_large(self.pool.submit(_parse_bytes, data), lambda: data, self.compressor)
 
     def parse_path_async(self, path: str, size: int | None = None) -> Future:
         if self.workers <= 1 or (size is not None and size < INLINE_PARSE_BYTES):
             return _done(_read_and_parse, path, self.compressor)
-        return self.pool.submit(_parse_path, path)
+        return _streamed_if_too_large(self.pool.submit(_parse_path, path), lambda: _read_local(path), self.compressor)
 
     def store(self, ref: FileRef, parsed: Future | records.ParsedLog) -> FileOutcome:
         """Store one parsed file (or record why it was skipped or failed); durable on return unless in batch mode."""
@@ -223,7 +256,11 @@ class Ingester:
             return self.skip(ref, "CloudTrail digest file, not a log file")
         if result.kind != "records":
             return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
-        return self._record(store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch))
+        try:
+            saved = store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch)
+        except records.LogFileError as exc:  # a streamed file found broken part-way: none of it is kept
+            return self.fail(ref, str(exc))
+        return self._record(saved)
 
     def store_digest(self, ref: FileRef, digest: DigestRow) -> FileOutcome:
         """A digest goes to the integrity tables, never the event parser; what its key says fills what it lacks."""
