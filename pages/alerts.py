@@ -76,7 +76,8 @@ def how_it_alerts(rule: alerts.AlertRule, key: str) -> dict:
 history_tab, rules_tab, add_tab, channels_tab = st.tabs(["History", "Rules", "Add a rule", "Channels"])
 rules = state.read_uncached(alerts.query_rules)
 history = state.read_uncached(alerts.query_fired_alerts)
-unsent = [alert for alert in history if alert.status != "sent"]
+# Without [smtp], alerts bound for a channel are never mailed: only the ones that failed are waiting.
+unsent = [alert for alert in history if alert.status != "sent" and (mail_ok or alert.status == "failed")]
 with history_tab:
     if unsent:
         st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",

@@ -194,3 +194,18 @@ def test_a_rule_gets_its_own_channel_and_a_literal_secret_is_refused(demo_cache)
     assert rules(demo_cache)["elastic_ip_released"].channels == ("json://ops:${OPS_HOOK_PASSWORD}@hooks.example.com/a",)
     used = table(at, "used_by")
     assert list(used["used_by"]) == ["Elastic IP released"]
+
+
+def test_without_smtp_alerts_posted_to_a_channel_are_not_shown_as_waiting_for_mail(demo_cache):
+    from tests.test_channels import WebhookReceiver
+
+    hook = WebhookReceiver().start()
+    try:
+        configure_channels(hook.url())
+        at = open_alerts()
+        button(at, "Check now").click().run()
+    finally:
+        hook.stop()
+    assert any(success.value == "Checked: everything due was sent." for success in at.success)
+    assert not any("not sent yet" in warning.value for warning in at.warning)
+    assert len(hook.received) == len(fired(demo_cache)) > 0

@@ -42,6 +42,7 @@ class Channel:
 
 
 def _plugin_class(url: str):
+    """The apprise service class for the URL's scheme, or None when apprise knows no such service."""
     schema = url.partition("://")[0].lower()
     manager = apprise.NotificationManager()
     return manager[schema] if "://" in url and schema in manager.schemas() else None

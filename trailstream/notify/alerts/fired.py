@@ -178,6 +178,7 @@ def query_state(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def save_state(db: sqlite_utils.Database, key: str, value: str) -> None:
+    """Keep a value for the next runs."""
     with db.atomic():
         db.execute("INSERT INTO alert_state (key, value) VALUES (?, ?) "
                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])

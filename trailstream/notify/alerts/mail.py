@@ -57,6 +57,7 @@ def compose_channel_message(alerts: list[FiredAlert], events: dict[int, list[dic
 
 
 def _intro(alerts: list[FiredAlert]) -> str:
+    """The first line of a message: one alert's severity, or a digest's count per severity."""
     if len(alerts) == 1:
         return f"TrailStream alert ({alerts[0].severity})"
     counts = {severity: sum(a.severity == severity for a in alerts) for severity in reversed(catalog.SEVERITIES)}
