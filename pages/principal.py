@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream.analytics import charts, queries, transforms
+from trailstream.analytics import charts, policy, queries, transforms
 from trailstream.app import state, widgets
 
 event_filter = widgets.page_start("Principal activity", "Pick a user, role session or service to see what it did.")
@@ -32,6 +32,14 @@ tabs = st.tabs(["APIs", "Source IPs", "User agents", "Access keys", "Regions"])
 for tab, (column, breakdown) in zip(tabs, breakdowns.items()):
     with tab:
         widgets.table(breakdown, f"principal-by-{column}")
+
+if st.toggle("Least-privilege IAM policy from this activity", key="principal-policy-build"):  # read on demand
+    observed = state.load(policy.observed_policy, event_filter, principal)
+    st.caption(f"{len(observed.document['Statement'])} statement(s) allowing exactly the calls that succeeded in the "
+               f"period; {observed.denied.height} kind(s) of call refused as unauthorized are left out (below).")
+    st.download_button("Download the IAM policy (JSON)", observed.to_json(), file_name="least-privilege-policy.json",
+                       mime="application/json", key="principal-policy", icon=":material/download:")
+    widgets.table(observed.denied, "principal-refused")
 
 st.subheader("Events")
 widgets.raw_event_viewer(state.load(queries.query_principal_events, event_filter, principal), "principal-events",

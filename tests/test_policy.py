@@ -61,7 +61,7 @@ def deployer_cache(tmp_path):
 
 def observed(path, principal="deployer") -> policy.ObservedPolicy:
     with closing(store.open_cache_readonly(path)) as conn:
-        return policy.observed_policy(conn, principal)
+        return policy.observed_policy(conn, None, principal)
 
 
 def test_the_policy_allows_exactly_the_successful_calls_of_a_role_across_its_sessions(deployer_cache):
@@ -84,7 +84,7 @@ def test_every_emitted_action_exists_in_the_iam_database(deployer_cache):
 def test_calls_refused_as_unauthorized_are_listed_apart_and_not_allowed(deployer_cache):
     found = observed(deployer_cache)
     assert found.denied.select("action", "calls", "resources").rows() == [
-        ("iam:DeleteUser", 1, [f"arn:aws:iam::{ACCOUNT}:user/admin"])]
+        ("iam:DeleteUser", 1, f"arn:aws:iam::{ACCOUNT}:user/admin")]
     assert "iam:DeleteUser" not in json.dumps(found.document)
 
 
@@ -126,3 +126,17 @@ def test_the_cli_says_when_the_principal_did_nothing_in_the_period(deployer_cach
     code = cli.main(["--db", str(deployer_cache), "policy", "nobody", "--since", "2026-11-01"])
     assert code == 2
     assert 'no calls by "nobody"' in capsys.readouterr().err
+
+
+def test_principal_activity_offers_the_policy_as_a_download(deployer_cache, tmp_path, monkeypatch):
+    from tests.conftest import open_page, point_app_at
+
+    point_app_at(monkeypatch, deployer_cache, tmp_path / "trailstream.toml")
+    at = open_page("pages/principal.py", range="all", principal="deployer")
+    assert "principal-policy" not in {button.key for button in at.get("download_button")}  # built on demand
+    at.toggle(key="principal-policy-build").set_value(True).run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert "principal-policy" in {button.key for button in at.get("download_button")}
+    assert any("4 statement(s)" in caption.value for caption in at.caption)
+    refused = [frame.value for frame in at.dataframe if "action" in frame.value.columns]
+    assert [list(frame["action"]) for frame in refused] == [["iam:DeleteUser"]]

