@@ -51,31 +51,53 @@ def integrity_problems(conn: sqlite3.Connection) -> list[str]:
             f"{REBUILD_HINT}."]
 
 
-def _expected_rollup_sql(rollup: rollups.Rollup, grain: str) -> str:
-    """What the rollup table must hold, counted straight from the events it includes (rowid <= :upto)."""
-    length, suffix, _ = rollups.GRAINS[grain]
+def _count_expected(conn: sqlite3.Connection, rollup: rollups.Rollup, upto: int) -> None:
+    """What the rollup's hourly and daily tables must hold, counted afresh from the events they include (rowid <=
+    upto) into temp.check_hour and temp.check_day: one pass over `events` per rollup."""
+    length, suffix, _ = rollups.GRAINS["hour"]
     dimensions = ", ".join(
         rollups.actor_sql() if d == "actor" else "coalesce(read_only, 0)" if d == "read_only" else d
         for d in rollup.dimensions
     )
     positions = ", ".join(str(n) for n in range(1, len(rollup.dimensions) + 2))
     seen = ", min(event_time), max(event_time)" if rollup.with_seen else ""
-    return (f"SELECT substr(event_time, 1, {length}) || '{suffix}', {dimensions}, count(*), "
-            f"count(nullif(error_code, '')){seen} FROM events WHERE rowid <= :upto GROUP BY {positions}")
+    conn.execute("DROP TABLE IF EXISTS temp.check_hour")
+    conn.execute(f"CREATE TEMP TABLE check_hour AS SELECT substr(event_time, 1, {length}) || '{suffix}', {dimensions}, "
+                 f"count(*), count(nullif(error_code, '')){seen} FROM events WHERE rowid <= ? GROUP BY {positions}",
+                 [upto])
+    length, suffix, _ = rollups.GRAINS["day"]
+    names = [row[1] for row in conn.execute("PRAGMA temp.table_info(check_hour)")]
+    keys = ", ".join(f'"{name}"' for name in names[1:len(rollup.dimensions) + 1])
+    sums = ", ".join(f'{agg}("{name}")' for agg, name in
+                     zip(("sum", "sum", "min", "max"), names[len(rollup.dimensions) + 1:]))
+    conn.execute("DROP TABLE IF EXISTS temp.check_day")
+    conn.execute(f'CREATE TEMP TABLE check_day AS SELECT substr("{names[0]}", 1, {length}) || \'{suffix}\', {keys}, '
+                 f"{sums} FROM temp.check_hour GROUP BY {positions}")
 
 
-def _rollup_problem(conn: sqlite3.Connection, rollup: rollups.Rollup, grain: str, upto: int) -> str | None:
-    table, expected = rollup.table(grain), _expected_rollup_sql(rollup, grain)
+def _rollup_problem(conn: sqlite3.Connection, rollup: rollups.Rollup, grain: str) -> str | None:
+    """The stored table against temp.check_<grain>, row for row."""
+    table, expected = rollup.table(grain), f"temp.check_{grain}"
     extra, missing, stored, wanted = conn.execute(
-        f"SELECT (SELECT count(*) FROM (SELECT * FROM {table} EXCEPT {expected})), "
-        f"(SELECT count(*) FROM ({expected} EXCEPT SELECT * FROM {table})), "
-        f"(SELECT count(*) FROM {table}), (SELECT count(*) FROM ({expected}))", {"upto": upto}).fetchone()
+        f"SELECT (SELECT count(*) FROM (SELECT * FROM {table} EXCEPT SELECT * FROM {expected})), "
+        f"(SELECT count(*) FROM (SELECT * FROM {expected} EXCEPT SELECT * FROM {table})), "
+        f"(SELECT count(*) FROM {table}), (SELECT count(*) FROM {expected})").fetchone()
     if not extra and not missing and stored == wanted:
         return None
     what = f"{GRAIN_WORDS[grain]} counts by {', '.join(rollup.dimensions)}"
     return (f"The rollup {table} ({what}) disagrees with `events`: {extra} of its {stored} rows differ from a fresh "
             f"count over the events, and {missing} of the {wanted} counted rows are not in it. Counts on the pages "
             f"are wrong until it is rebuilt: {REBUILD_HINT}.")
+
+
+def _rollup_problems(conn: sqlite3.Connection, upto: int) -> list[str | None]:
+    problems = []
+    for rollup in rollups.ROLLUPS:
+        _count_expected(conn, rollup, upto)
+        problems += [_rollup_problem(conn, rollup, grain) for grain in rollups.GRAINS]
+    conn.execute("DROP TABLE IF EXISTS temp.check_hour")
+    conn.execute("DROP TABLE IF EXISTS temp.check_day")
+    return problems
 
 
 def _word_index_problem(conn: sqlite3.Connection, upto: int) -> str | None:
@@ -106,7 +128,7 @@ def derived_problems(conn: sqlite3.Connection) -> list[str]:
         return ["The derived data (rollups and word index) has no watermark: the cache predates it or was altered. "
                 f"{REBUILD_HINT}."]
     upto = int(upto)
-    problems = [_rollup_problem(conn, rollup, grain, upto) for rollup in rollups.ROLLUPS for grain in rollups.GRAINS]
+    problems = _rollup_problems(conn, upto)
     problems.append(_word_index_problem(conn, upto))
     newest = conn.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
     if upto > newest:
