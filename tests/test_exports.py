@@ -229,3 +229,11 @@ def test_cli_query_csv_is_formula_safe_and_json_exact(formula_cache, capsys):
                                                   "negative_share": "number"})
     assert cli.main(["--db", str(formula_cache), "query", FORMULA_SQL, "--format", "json"]) == 0
     assert sorted(row["user_agent"] for row in json.loads(capsys.readouterr().out)) == sorted(FORMULAS)
+
+
+def test_every_csv_is_written_by_the_one_formula_safe_writer():
+    package = Path(exports.__file__).resolve().parents[1]
+    sources = [*package.rglob("*.py"), *(package.parent / "pages").glob("*.py"), package.parent / "app.py"]
+    writers = {path for path in sources if re.search(r"\.write_csv\(|csv\.(writer|DictWriter)\(|\.to_csv\(",
+                                                     path.read_text())}
+    assert writers == {Path(exports.__file__).resolve()}
