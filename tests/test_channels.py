@@ -16,6 +16,7 @@ from tests.conftest import free_port
 from tests.test_alerts import END, import_records, only_rules, record, release_address, rules_by_key
 from trailstream.cache import store
 from trailstream.notify import alerts
+from trailstream.notify.alerts import fired as alert_records
 
 
 class WebhookReceiver:
@@ -118,6 +119,26 @@ def test_a_channel_down_then_up_delivers_each_alert_exactly_once(released, tmp_p
     assert {item.status for item in deliveries(released)} == {"sent"}
 
 
+def test_a_crash_after_the_channel_took_the_alert_posts_it_again_rather_than_losing_it(released, receiver,
+                                                                                        monkeypatch):
+    recorded = alert_records.mark_deliveries
+
+    def crash_after_post(db, ids, channel, status, when, error=None):
+        if status == "sent":
+            raise KeyboardInterrupt("killed right after the channel accepted the message")
+        recorded(db, ids, channel, status, when, error)
+
+    monkeypatch.setattr(alert_records, "mark_deliveries", crash_after_post)
+    with pytest.raises(KeyboardInterrupt):
+        alerts.run_alerts(released, channel_settings(receiver.url()), now=END)
+    assert len(receiver.received) == 1 and [item.status for item in deliveries(released)] == ["pending"]
+    monkeypatch.setattr(alert_records, "mark_deliveries", recorded)
+    after = alerts.run_alerts(released, channel_settings(receiver.url()), now=END)
+    assert (after.fired, after.channel_sent) == (0, 1)
+    assert len(receiver.received) == 2  # a duplicate, never a loss
+    assert [item.status for item in deliveries(released)] == ["sent"]
+
+
 def test_each_event_alerts_once_per_rule_and_channel(released, receiver, tmp_path):
     db = store.open_cache(released)
     alerts.save_rule(db, alerts.AlertRule(None, "search", "Any release", query=json.dumps({"event_name": "ReleaseAddress"})))
@@ -182,6 +203,7 @@ def test_channel_secrets_come_from_the_environment_or_secrets_toml_and_are_never
     ("json://trailstream:hunter2@hooks.example.com/x", "write each secret as ${NAME}"),
     ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "write each secret as ${NAME}"),
     ("nonsense://hooks.example.com", "not a URL apprise knows"),
+    ("slack://", "cannot be read as a Slack URL"),
 ])
 def test_a_channel_url_with_a_literal_secret_or_unknown_service_is_refused(url, problem, released):
     rule = rules_by_key(released)["elastic_ip_released"]

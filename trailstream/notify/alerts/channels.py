@@ -58,7 +58,9 @@ def check_channel(url) -> str | None:
                 '"slack://${SLACK_TOKENS}/#alerts" (see the apprise wiki for each service)')
     names = REFERENCE.findall(url)
     masked = REFERENCE.sub(lambda match: _SENTINEL.format(names.index(match.group(1))), url)
-    parsed = plugin.parse_url(masked) or {}
+    parsed = plugin.parse_url(masked)
+    if not parsed or (not names and apprise.Apprise.instantiate(url) is None):
+        return f'channel "{url}" cannot be read as a {plugin.service_name} URL; check it against the apprise wiki'
     tokens = {**plugin.template_tokens, **plugin.template_args}
     literal = [name for name, spec in tokens.items() if spec.get("private")
                and _literal(parsed.get(spec.get("map_to", name)), len(names))]

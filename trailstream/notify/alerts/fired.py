@@ -236,6 +236,15 @@ def query_channel_status(conn: sqlite3.Connection, defaults: tuple[str, ...] = (
              "problem": problem} for label, users, (sent, waiting, last, problem) in status]
 
 
+def query_alerts_by_id(conn: sqlite3.Connection, alert_ids) -> dict[int, FiredAlert]:
+    """These fired alerts by id (the ones a channel still owes), without reading the whole history."""
+    ids = sorted(set(alert_ids))
+    rows = conn.execute(
+        f"SELECT {_ALERT_COLUMNS} FROM fired_alerts WHERE id IN ({', '.join('?' for _ in ids)})", ids
+    ).fetchall()
+    return {alert.id: alert for alert in map(_alert_from_row, rows)}
+
+
 def query_alerts_with_channels(conn: sqlite3.Connection, alert_ids: list[int]) -> set[int]:
     """Which of these alerts go to at least one channel."""
     rows = conn.execute(

@@ -181,8 +181,7 @@ def deliver_to_channels(db: sqlite_utils.Database, alert_settings: AlertSettings
     pending = [item for item in records.query_channel_deliveries(db.conn, unsent_only=True) if item.channel in known]
     if not pending:
         return
-    alerts = {alert.id: alert for alert in records.query_fired_alerts(db.conn, limit=-1)
-              if alert.id in {item.alert_id for item in pending}}
+    alerts = records.query_alerts_by_id(db.conn, [item.alert_id for item in pending])
     when = iso_utc(now)
     for channel_id, channel in known.items():
         mine = [item for item in pending if item.channel == channel_id and item.alert_id in alerts]
