@@ -138,14 +138,26 @@ def test_read_only_accepts_booleans_and_strings():
     assert row_of(api_call(readOnly=None))["read_only"] is None
 
 
-def test_the_record_is_restored_losslessly_in_key_order():
-    record = api_call(responseElements={"big": ["x" * 50] * 20}, additionalEventData={"MFAUsed": "No"})
+@pytest.mark.parametrize("identity", [
+    {"type": "IAMUser", "arn": "arn:aws:iam::1:user/alice", "accessKeyId": "AKIA1", "userName": "alice"},
+    {"arn": "", "type": None, "accessKeyId": 7, "principalId": "x"},  # not plain text: stays in the blob
+])
+def test_the_record_is_restored_losslessly_in_key_order(identity):
+    record = api_call(responseElements={"big": ["x" * 50] * 20}, additionalEventData={"MFAUsed": "No"},
+                      userIdentity=identity, errorCode="", errorMessage=None)
     row = row_of(record)
     blob = codec.decompress(row["raw"], None)
-    columns = {c: row[c] for c in rows.JSON_COLUMN_FIELDS.values()}
-    restored = rows.restore_record(blob, columns)
+    restored = rows.restore_record(blob, {c: row[c] for c in rows.RESTORE_COLUMNS})
     assert restored == record and list(restored) == list(record)
+    assert list(restored["userIdentity"]) == list(record["userIdentity"])
     assert orjson.loads(row["request_parameters"]) == record["requestParameters"]
+
+
+def test_values_a_column_holds_are_not_stored_again_in_the_blob():
+    record = api_call(sourceIPAddress="198.51.100.77", userAgent="Boto3/1.34.42 unique-agent")
+    blob = codec.decompress(row_of(record)["raw"], None)
+    for value in ("198.51.100.77", "unique-agent", "AKIAEXAMPLE", "arn:aws:iam::111122223333:user/alice", "e-1"):
+        assert value.encode() not in blob
 
 
 def test_an_identity_center_user_is_named_by_the_readable_user_name_the_record_carries():

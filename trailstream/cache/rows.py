@@ -46,6 +46,23 @@ JSON_COLUMN_FIELDS = {
     "responseElements": "response_elements",
     "additionalEventData": "additional_event_data",
 }
+# Record fields (top level, and inside userIdentity) whose `events` column holds a non-empty text value unchanged
+# (see records.parse_record): kept only there, with a placeholder in the blob, so unique values (IDs, addresses,
+# keys, session ARNs) are not stored twice.
+TEXT_COLUMN_FIELDS = {
+    "eventID": "event_id",
+    "eventName": "event_name",
+    "eventSource": "event_source",
+    "awsRegion": "aws_region",
+    "sourceIPAddress": "source_ip",
+    "userAgent": "user_agent",
+    "errorCode": "error_code",
+    "errorMessage": "error_message",
+    "eventType": "event_type",
+}
+IDENTITY_COLUMN_FIELDS = {"arn": "principal_arn", "type": "user_type", "accessKeyId": "access_key_id"}
+# Every column restore_record needs beside the blob.
+RESTORE_COLUMNS = (*JSON_COLUMN_FIELDS.values(), *TEXT_COLUMN_FIELDS.values(), *IDENTITY_COLUMN_FIELDS.values())
 
 
 @dataclass
@@ -73,9 +90,23 @@ class ParsedLog:
     digest: DigestRow | None = None  # when kind == "digest"
 
 
+def _strip_text(part: dict, fields: dict[str, str]) -> dict:
+    """A copy of `part` with its non-empty text fields that have a column replaced by the placeholder."""
+    stripped = dict(part)
+    for field_name in fields:
+        value = part.get(field_name)
+        if isinstance(value, str) and value:
+            stripped[field_name] = codec.PLACEHOLDER
+    return stripped
+
+
 def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:
-    """The record's JSON with its large fields replaced by a placeholder, and those fields as JSON text."""
-    stripped = dict(record)
+    """The record's JSON with the fields that columns hold replaced by a placeholder (large JSON fields, and text
+    kept as is in a column), and the large fields as JSON text."""
+    stripped = _strip_text(record, TEXT_COLUMN_FIELDS)
+    identity = record.get("userIdentity")
+    if isinstance(identity, dict):
+        stripped["userIdentity"] = _strip_text(identity, IDENTITY_COLUMN_FIELDS)
     json_columns = {}
     for field_name, column in JSON_COLUMN_FIELDS.items():
         value = record.get(field_name)
@@ -87,11 +118,19 @@ def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:
     return orjson.dumps(stripped), json_columns
 
 
-def restore_record(raw_record: bytes, json_columns: dict[str, str | None]) -> dict:
-    """Rebuild the original record from its decompressed blob and its JSON-text columns, in key order."""
+def _restore_text(part: dict, fields: dict[str, str], columns: dict[str, str | None]) -> None:
+    for field_name, column in fields.items():
+        if part.get(field_name) == codec.PLACEHOLDER:
+            part[field_name] = columns[column]
+
+
+def restore_record(raw_record: bytes, columns: dict[str, str | None]) -> dict:
+    """Rebuild the original record, in key order, from its decompressed blob and its RESTORE_COLUMNS values."""
     record = orjson.loads(raw_record)
     for field_name, column in JSON_COLUMN_FIELDS.items():
         if record.get(field_name) == codec.PLACEHOLDER:
-            record[field_name] = orjson.loads(json_columns[column])
+            record[field_name] = orjson.loads(columns[column])
+    _restore_text(record, TEXT_COLUMN_FIELDS, columns)
+    if isinstance(record.get("userIdentity"), dict):
+        _restore_text(record["userIdentity"], IDENTITY_COLUMN_FIELDS, columns)
     return record
-

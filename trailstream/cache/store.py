@@ -14,7 +14,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from trailstream.cache import codec, derived, rollups, integrity, sigma_state, views, watermarks
-from trailstream.cache.rows import EVENT_COLUMNS, JSON_COLUMN_FIELDS, ParsedLog, restore_record, split_record
+from trailstream.cache.rows import EVENT_COLUMNS, RESTORE_COLUMNS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
 
@@ -502,13 +502,12 @@ def _same_record(conn: sqlite3.Connection, row: tuple) -> bool:
     stored = load_record(conn, row[0])
     dictionary = conn.execute("SELECT dictionary FROM codecs WHERE id = ?", [row[_CODEC_INDEX]]).fetchone()
     blob = codec.decompress(row[_RAW_INDEX], dictionary[0] if dictionary else None)
-    columns = dict(zip(EVENT_COLUMNS, row))
-    return stored == restore_record(blob, {c: columns[c] for c in JSON_COLUMN_FIELDS.values()})
+    return stored == restore_record(blob, dict(zip(EVENT_COLUMNS, row)))
 
 
 def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:
     """The original CloudTrail record of one stored event, rebuilt losslessly."""
-    columns = ", ".join(JSON_COLUMN_FIELDS.values())
+    columns = ", ".join(f"e.{column}" for column in RESTORE_COLUMNS)
     row = conn.execute(
         f"SELECT e.raw, c.dictionary, {columns} FROM events e LEFT JOIN codecs c ON c.id = e.raw_codec "
         "WHERE e.event_id = ?",
@@ -517,7 +516,7 @@ def load_record(conn: sqlite3.Connection, event_id: str) -> dict | None:
     if row is None:
         return None
     raw_record = codec.decompress(row[0], row[1])
-    return restore_record(raw_record, dict(zip(JSON_COLUMN_FIELDS.values(), row[2:])))
+    return restore_record(raw_record, dict(zip(RESTORE_COLUMNS, row[2:])))
 
 
 def discard_demo_data(db: sqlite_utils.Database) -> int:
