@@ -13,7 +13,7 @@ import itertools
 from sigma.backends.sqlite import sqliteBackend
 from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull
 
-from trailstream.analytics.sigma.fields import JsonPath, parse_field, scalar_expression
+from trailstream.analytics.sigma.fields import RECORD, JsonPath, parse_field, scalar_expression
 
 TABLE = "events"
 
@@ -26,8 +26,11 @@ def _leaf(alias: str) -> str:
 
 def _nodes(path: JsonPath, alias: str) -> tuple[str, str]:
     """FROM item and WHERE terms selecting the nodes at `path` (array elements included, arrays themselves not)."""
+    if path.document == RECORD:  # decompressed and walked in Python once per row: sigma_values lists the leaves
+        return f"json_each(sigma_values(raw, raw_codec, '{path.canonical}')) AS {alias}", "1"
     return (f"json_tree({path.document}, '{path.root}') AS {alias}",
-            f"{alias}.type != 'array' AND sigma_path({alias}.fullkey) = '{path.canonical}'")
+            f"{alias}.type != 'array' AND ({alias}.fullkey = '{path.canonical}' OR (instr({alias}.fullkey, '[') "
+            f"+ instr({alias}.fullkey, '\"') > 0 AND sigma_path({alias}.fullkey) = '{path.canonical}'))")
 
 
 class CloudTrailBackend(sqliteBackend):

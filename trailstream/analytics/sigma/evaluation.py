@@ -24,7 +24,6 @@ from trailstream.timefmt import parse_iso_utc
 FINDING_PREFIX = "sigma:"
 LICENSE = "Detection Rule License (DRL) 1.1"
 EPISODE_GAP = timedelta(hours=1)  # matches of one rule by one actor closer than this are one finding
-SMALL_RANGE = 100_000  # below this many new rows, a rowid range scan beats any index seek
 
 
 def catalog_rows(ruleset: RuleSet, sigma: SigmaSettings) -> list[dict]:
@@ -226,37 +225,67 @@ def evaluate_new_events(db: sqlite_utils.Database) -> SigmaRun:
     """Run each enabled rule over the events stored since its watermark; counts and watermarks move in one commit."""
     conn = register_functions(db.conn)
     top = conn.execute("SELECT COALESCE(max(rowid), 0) FROM events").fetchone()[0]
-    rules = sigma_state.query_catalog(conn, runnable_only=True)
+    rules = [rule for rule in sigma_state.query_catalog(conn, runnable_only=True) if rule["last_rowid"] < top]
     exceptions = _exceptions_by_rule(conn)
-    run, counts = SigmaRun(), {}
-    by_id = {rule["rule_id"]: rule for rule in rules}
-    for rule in rules:
-        if rule["last_rowid"] >= top:
-            continue
-        run.rules += 1
-        run.new_events = max(run.new_events, top - rule["last_rowid"])
-        try:
-            counts[rule["rule_id"]] = _count_new(conn, rule, by_id, exceptions, top)
-        except (sqlite3.Error, pl.exceptions.PolarsError) as exc:
-            run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
-            continue
-        run.matches += counts[rule["rule_id"]][0]
+    by_id = {rule["rule_id"]: rule for rule in sigma_state.query_catalog(conn, runnable_only=True)}
+    run, counts = SigmaRun(rules=len(rules)), {}
+    for mark in sorted({rule["last_rowid"] for rule in rules}):
+        group = [rule for rule in rules if rule["last_rowid"] == mark]
+        run.new_events = max(run.new_events, top - mark)
+        counts |= _count_rules(conn, [rule for rule in group if rule["kind"] == "rule"], exceptions, mark, top, run)
+        for rule in (rule for rule in group if rule["kind"] == "correlation"):
+            try:
+                counts[rule["rule_id"]] = _count_new_correlation(conn, rule, by_id, exceptions, mark, top)
+            except (sqlite3.Error, pl.exceptions.PolarsError) as exc:
+                run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
+    run.matches = sum(count for count, _ in counts.values())
     sigma_state.save_counts(db, counts, top)
     return run
 
 
-def _count_new(conn, rule: dict, by_id: dict, exceptions: dict, top: int) -> tuple[int, str | None]:
-    """Matches among rowids (watermark, top]: a rowid range scan for a few new rows, the planner's choice for many."""
-    mark = rule["last_rowid"]
-    if rule["kind"] == "correlation":
-        return _count_new_correlation(conn, rule, by_id, exceptions, mark, top)
+def _count_rules(conn, rules: list[dict], exceptions: dict, mark: int, top: int, run: SigmaRun) -> dict:
+    """Matches among rowids (mark, top] per rule: rules an index serves seek one by one (the NOCASE event-name index
+    ends in the rowid, so a seek covers only new rows), the others share one pass over the new rows."""
+    together = [rule for rule in rules if not _seeks(conn, rule, exceptions)]
+    counts = {}
+    try:
+        counts |= _count_together(conn, together, exceptions, mark, top)
+    except sqlite3.Error:  # one rule's SQL fails: count them one by one to find it
+        alone = together
+    else:
+        alone = []
+    for rule in [rule for rule in rules if rule not in together] + alone:
+        try:
+            counts |= _count_together(conn, [rule], exceptions, mark, top)
+        except sqlite3.Error as exc:
+            run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
+    return counts
+
+
+def _seeks(conn, rule: dict, exceptions: dict) -> bool:
+    """Whether SQLite reads this rule's events through an index rather than scanning the table."""
     condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
-    table = "events e NOT INDEXED" if top - mark <= SMALL_RANGE else "events e"
-    count, newest = conn.execute(
-        f"SELECT count(*), max(e.event_time) FROM {table} WHERE e.rowid > ? AND e.rowid <= ? AND {condition}",
-        [mark, top, *params],
+    plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT 1 FROM events e WHERE {condition}", params).fetchall()
+    return not any(row[3] == "SCAN e" or row[3].startswith("SCAN e ") for row in plan)
+
+
+def _count_together(conn, rules: list[dict], exceptions: dict, mark: int, top: int) -> dict:
+    """(matches, newest match time) per rule over rowids (mark, top], each row's conditions evaluated once."""
+    if not rules:
+        return {}
+    flags, params = [], []
+    for index, rule in enumerate(rules):
+        condition, condition_params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+        flags.append(f"CASE WHEN {condition} THEN e.event_time END AS m{index}")
+        params += condition_params
+    table = "events e NOT INDEXED" if len(rules) > 1 else "events e"
+    totals = ", ".join(f"count(m{index}), max(m{index})" for index in range(len(rules)))
+    row = conn.execute(
+        f"SELECT {totals} FROM (SELECT {', '.join(flags)} FROM {table} WHERE e.rowid > ? AND e.rowid <= ? "
+        f"{'' if len(rules) > 1 else f'AND {condition}'} LIMIT -1)",
+        [*params, mark, top, *(params if len(rules) == 1 else [])],
     ).fetchone()
-    return count, newest
+    return {rule["rule_id"]: (row[2 * index], row[2 * index + 1]) for index, rule in enumerate(rules)}
 
 
 def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -> tuple[int, str | None]:

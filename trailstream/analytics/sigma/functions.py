@@ -1,11 +1,13 @@
-"""SQL functions the converted rules call: REGEXP for `|re`, sigma_path for json_tree keys, sigma_record for the
-fields kept only in the compressed record."""
+"""SQL functions the converted rules call: REGEXP for `|re`, sigma_path for json_tree keys, sigma_values (and
+sigma_record, for correlation keys) for the fields kept only in the compressed record."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 from functools import lru_cache
+
+import orjson
 
 from trailstream.cache import codec
 
@@ -17,8 +19,10 @@ def _pattern(expression: str) -> re.Pattern:
     return re.compile(expression)
 
 
+@lru_cache(maxsize=1 << 16)
 def _regexp(expression: str | None, value) -> bool | None:
-    """`value REGEXP expression` (SQLite passes the pattern first); NULL for an absent field."""
+    """`value REGEXP expression` (SQLite passes the pattern first); NULL for an absent field. Remembered per value:
+    a column such as the principal ARN repeats a few thousand values over millions of rows."""
     if expression is None or value is None:
         return None
     return _pattern(expression).search(str(value)) is not None
@@ -30,17 +34,53 @@ def sigma_path(fullkey: str | None) -> str | None:
     return None if fullkey is None else _POSITIONS.sub("", fullkey)
 
 
+def _leaves(value, into: list) -> list:
+    if isinstance(value, list):
+        for item in value:
+            _leaves(item, into)
+    elif isinstance(value, dict):
+        into.append(orjson.dumps(value).decode())
+    elif isinstance(value, bool):
+        into.append("true" if value else "false")
+    else:
+        into.append(value)
+    return into
+
+
+def record_values(record: dict, path: str) -> list:
+    """Every value at a Sigma path ($.a.b) of a record as json_tree would give it (array elements one by one,
+    objects as JSON text, booleans as words): one decompression and one parse per row, however deep the path."""
+    nodes = [record]
+    for segment in path[2:].split("."):
+        nodes = [item[segment] for node in nodes for item in (node if isinstance(node, list) else [node])
+                 if isinstance(item, dict) and segment in item]
+    return _leaves(nodes, [])
+
+
 def register_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
     """Make a connection able to run converted rules (read-only connections included); returns it."""
     dictionaries = {codec.NO_DICTIONARY: None}
     dictionaries.update(conn.execute("SELECT id, dictionary FROM codecs").fetchall())
 
-    def sigma_record(blob: bytes | None, codec_id: int | None) -> str | None:
+    last: list = [None, None]  # the previous blob and its record: a rule naming two record fields reads it twice
+
+    def record(blob: bytes | None, codec_id: int | None) -> dict | None:
         if blob is None or codec_id not in dictionaries:
             return None
-        return codec.decompress(blob, dictionaries[codec_id]).decode()
+        if blob != last[0]:
+            last[:] = [blob, orjson.loads(codec.decompress(blob, dictionaries[codec_id]))]
+        return last[1]
+
+    def sigma_record(blob: bytes | None, codec_id: int | None) -> str | None:
+        restored = record(blob, codec_id)
+        return None if restored is None else orjson.dumps(restored).decode()
+
+    def sigma_values(blob: bytes | None, codec_id: int | None, path: str) -> str:
+        restored = record(blob, codec_id)
+        return "[]" if restored is None else orjson.dumps(record_values(restored, path)).decode()
 
     conn.create_function("regexp", 2, _regexp, deterministic=True)
     conn.create_function("sigma_path", 1, sigma_path, deterministic=True)
     conn.create_function("sigma_record", 2, sigma_record, deterministic=True)
+    conn.create_function("sigma_values", 3, sigma_values, deterministic=True)
     return conn

@@ -1,0 +1,109 @@
+"""Sigma benchmark: every enabled rule over a 1,000,000-event demo cache from scratch (target 3 s), then per 10,000
+new events (target 100 ms), beside the findings over the whole period.
+
+Run on demand: `python benchmarks/sigma.py [--events 1000000] [--rules ../shared/sigma] [--db PATH]`. The cache is
+built once under benchmarks/data/ (demo events in 250,000-event slices) and reused; each incremental round imports
+10,000 more demo events after the newest, so a reused cache grows by that much per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # not benchmarks/: this file's name would hide pySigma's `sigma` package
+
+from trailstream.analytics import sigma  # noqa: E402
+from trailstream.analytics.sigma.settings import SigmaSettings  # noqa: E402
+from trailstream.cache import sigma_state, store  # noqa: E402
+from trailstream.ingest import sync  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+RULES = ROOT.parent / "shared" / "sigma"
+END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+SEED = 11
+SLICE = 250_000
+INCREMENT = 10_000
+SCRATCH_TARGET, INCREMENT_TARGET = 3.0, 0.100
+
+
+def event_count(path: Path) -> int:
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def build_cache(path: Path, events: int) -> None:
+    """Import `events` demo events through the real pipeline, a slice at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for index, start in enumerate(range(event_count(path), events, SLICE)):
+        sync.import_demo(path, events=min(SLICE, events - start), seed=SEED + index, end=END, workers=1)
+        print(f"  built {min(start + SLICE, events):,} / {events:,} events", flush=True)
+
+
+def from_scratch(path: Path, ruleset) -> tuple[float, sigma.SigmaRun]:
+    """Every enabled rule over every stored event: watermarks and counts reset first."""
+    with closing(store.open_cache(path)) as db:
+        sigma.save_rules(db, ruleset, SigmaSettings())
+        sigma_state.reset_counts(db)
+        started = time.perf_counter()
+        run = sigma.evaluate_new_events(db)
+        return time.perf_counter() - started, run
+
+
+def incremental(path: Path, round_number: int) -> tuple[float, sigma.SigmaRun]:
+    """Import 10,000 newer demo events, then time the rules over just those."""
+    with closing(sqlite3.connect(path)) as conn:
+        newest = conn.execute("SELECT max(event_time) FROM events").fetchone()[0]
+    end = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(hours=2)
+    sync.import_demo(path, events=INCREMENT, seed=SEED + 100 + round_number, end=end, workers=1)
+    with closing(store.open_cache(path)) as db:
+        started = time.perf_counter()
+        run = sigma.evaluate_new_events(db)
+        return time.perf_counter() - started, run
+
+
+def findings_time(path: Path) -> tuple[float, int]:
+    with closing(store.open_cache_readonly(path)) as conn:
+        started = time.perf_counter()
+        found = sigma.detect_sigma_findings(conn)
+        return time.perf_counter() - started, len(found)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rules", type=Path, default=RULES)
+    parser.add_argument("--db", type=Path, help="an existing cache to measure instead")
+    parser.add_argument("--rounds", type=int, default=3, help="incremental rounds of 10,000 events")
+    args = parser.parse_args()
+    path = args.db or DATA / f"sigma-{args.events // 1000}k.db"
+    if not args.db:
+        build_cache(path, args.events)
+    ruleset = sigma.load_rules([args.rules])
+    runnable = sum(rule.runnable for rule in ruleset.rules)
+    print(f"{event_count(path):,} events, {runnable} of {len(ruleset.rules)} rules converted")
+    seconds, run = from_scratch(path, ruleset)
+    print(f"from scratch: {seconds:.2f} s for {run.rules} rules, {run.matches:,} matches "
+          f"(target {SCRATCH_TARGET:.0f} s) {'OK' if seconds <= SCRATCH_TARGET else 'SLOW'}")
+    for problem in run.problems:
+        print(f"  {problem}")
+    for round_number in range(args.rounds):
+        seconds, run = incremental(path, round_number)
+        print(f"incremental: {seconds * 1000:.0f} ms over {run.new_events:,} new events, {run.matches:,} matches "
+              f"(target {INCREMENT_TARGET * 1000:.0f} ms) {'OK' if seconds <= INCREMENT_TARGET else 'SLOW'}")
+    seconds, count = findings_time(path)
+    print(f"findings over the whole cache: {seconds:.2f} s, {count:,} findings")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
