@@ -138,8 +138,13 @@ def derived_problems(conn: sqlite3.Connection) -> list[str]:
 
 
 def check_problems(conn: sqlite3.Connection) -> list[str]:
-    """Integrity first; the derived data only in a file SQLite finds sound (a damaged one may not answer)."""
-    problems = integrity_problems(conn)
+    """Integrity first; the derived data only in a file SQLite finds sound (a damaged one may not answer). A file
+    that is no database at all raises sqlite3.DatabaseError (see describe_unreadable)."""
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    try:
+        problems = integrity_problems(conn)
+    except sqlite3.DatabaseError as exc:
+        problems = [f"SQLite stopped its integrity check: {exc}. The file is damaged: {REBUILD_HINT}."]
     if problems:
         return problems
     try:
