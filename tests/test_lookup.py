@@ -290,3 +290,19 @@ def test_an_opt_in_region_not_enabled_is_a_sentence(busy_history, db_path):
     assert result.failures == [("Event history in ap-east-1", "region ap-east-1 is not enabled for this account: "
                                 "enable it under Account settings in the AWS console, or leave it out")]
     assert busy_history.requests == []
+
+
+def test_the_first_run_offers_event_history_and_one_click_reads_it(app_demo_cache, history):
+    from tests.conftest import open_page
+    from trailstream import config
+
+    now = datetime.now(timezone.utc)
+    history.add([record(n, now - timedelta(days=n + 1), "eu-west-1") for n in range(3)])
+    at = open_page("pages/overview.py", range="all")
+    assert any("No trail?" in caption.value for caption in at.sidebar.caption)
+    at.button(key="event-history-offer").click().run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert [source.kind for source in config.load_settings().sources] == ["lookup"]
+    assert stored_ids(app_demo_cache) == {f"eu-west-1-management-{n:05d}" for n in range(3)}  # the demo is gone
+    at.run()
+    assert not any("No trail?" in caption.value for caption in at.sidebar.caption)

@@ -73,8 +73,23 @@ def sync_button() -> None:
                                  "the alert rules and send the reports that are due.")
         if clicked:
             _run_sync()
+        _event_history_offer()
         _show_sync_results()
         _show_freshness()
+
+
+def _event_history_offer() -> None:
+    """No trail yet (no source, or only demo data): one click adds an Event history source and syncs it."""
+    current, cache = state.settings(), state.cache_state()
+    if current.errors or current.sources or (cache.status == "ok" and not cache.demo):
+        return
+    st.caption("No trail? Read the last 90 days of your account's Event history (CloudTrail's LookupEvents, with "
+               "the AWS credentials this app runs with; no trail or queue needed).")
+    if st.button("Read my Event history", icon=":material/history:", width="stretch", key="event-history-offer"):
+        from trailstream.app import sources_form
+
+        if sources_form.save_source(current, config.LookupSource(name="event-history")):
+            _run_sync()
 
 
 def _run_sync() -> None:

@@ -89,7 +89,8 @@ def demo_banner() -> None:
     if cache_state().demo:
         st.info(
             "**Demo data.** These events are generated, not read from your AWS account. To see your own, add a "
-            "source on **Sources & settings** and press **Sync**: the demo data is then replaced.",
+            "source on **Sources & settings** and press **Sync**: the demo data is then replaced. No trail? "
+            "**Read my Event history** in the sidebar reads your account's last 90 days.",
             icon=":material/science:",
         )
 
