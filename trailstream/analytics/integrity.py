@@ -116,10 +116,12 @@ def verify_integrity(conn: sqlite3.Connection, keys: dict[str, bytes] | None = N
     """Check every stored digest and log file (keys: extra public keys by fingerprint, beside the cache's)."""
     now = now or datetime.now(timezone.utc)
     all_keys = {**tables.query_public_keys(conn), **(keys or {})}
-    checked = check_digests(tables.query_digests(conn, accounts, regions), all_keys)
+    low, high = _margins(since, until)
+    checked = check_digests(tables.query_digests(conn, accounts, regions, low, high), all_keys)
     chain = chain_breaks(checked, tables.query_trail_changes(conn, catalog.LOGGING_GAP_EVENTS))
-    listed = check_listed_files(tables.query_listed_log_files(conn, accounts, regions), checked)
-    unlisted = check_unlisted_files(tables.query_stored_log_files(conn), listed, checked, now, accounts, regions)
+    stored = tables.query_stored_log_files(conn, low, high)
+    listed = check_listed_files(tables.query_listed_log_files(conn, accounts, regions, low, high), stored, checked)
+    unlisted = check_unlisted_files(stored, listed, checked, now, accounts, regions)
     digests = pl.concat([checked.select(list(ROW_SCHEMA)), chain.select(list(ROW_SCHEMA))])
     log_files = pl.concat([listed.select(list(ROW_SCHEMA)), unlisted.select(list(ROW_SCHEMA))])
     digests, log_files = (_in_range(frame, since, until).sort("account_id", "region", "hour", "key")
@@ -228,11 +230,14 @@ def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
     return [(*base, first + timedelta(hours=i), pair["key"], "gap", reason, None) for i in range(count)]
 
 
-def check_listed_files(listed: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
+def check_listed_files(listed: pl.DataFrame, stored: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
     """Each log file a trusted digest lists: verified, modified, missing, unreadable or with trailing data."""
     digests = checked.filter(pl.col("state").is_in(TRUSTED_LISTINGS)).select(
         "digest_id", "account_id", "region", "hour", digest_key=pl.col("key"))
-    return listed.join(digests, on="digest_id").unique("s3_object", keep="first").with_columns(
+    files = stored.select("tail", "file_id", file_status="status", file_sha256="sha256", trailing_data="trailing_data",
+                          file_error="error").unique("tail", keep="first")
+    return listed.join(digests, on="digest_id").unique("s3_object", keep="first").join(
+        files, on="tail", how="left").with_columns(
         key=pl.col("s3_object"),
         state=pl.when(pl.col("file_id").is_null() | (pl.col("file_status") == "skipped")).then(pl.lit("missing"))
         .when(pl.col("file_status") == "failed").then(pl.lit("unreadable"))
@@ -255,7 +260,9 @@ def check_unlisted_files(stored: pl.DataFrame, listed: pl.DataFrame, checked: pl
         first=pl.col("start").min(), last=pl.col("end").max())
     delivered = pl.col("stamp").str.to_datetime("%Y%m%dT%H%M", time_zone="UTC", strict=False)
     frame = (
-        stored.filter(~pl.col("key").str.extract(_TAIL).is_in(listed["s3_object"].str.extract(_TAIL).implode()))
+        stored.filter(pl.col("key").str.contains("/CloudTrail/", literal=True)
+                      & ~pl.col("source").is_in(("demo",)) & (pl.col("status") != "skipped"))
+        .join(listed.select("tail"), on="tail", how="anti")
         .with_columns(pl.col("key").str.extract_groups(_LOG_KEY).alias("parts")).unnest("parts")
         .filter(pl.col("account_id").is_not_null())
         .filter(pl.col("account_id").is_in(list(accounts)) if accounts else pl.lit(True))
@@ -291,6 +298,13 @@ def hour_states(digests: pl.DataFrame, log_files: pl.DataFrame) -> pl.DataFrame:
         .drop("rank")
         .sort("account_id", "region", "hour")
     )
+
+
+def _margins(since: date | None, until: date | None) -> tuple[str | None, str | None]:
+    """The range read from the cache: a day wider than asked, so the digests either side of it are there to link."""
+    low = iso_utc(datetime.combine(since, datetime.min.time(), timezone.utc) - timedelta(days=1)) if since else None
+    high = iso_utc(datetime.combine(until, datetime.min.time(), timezone.utc) + timedelta(days=2)) if until else None
+    return low, high
 
 
 def _in_range(frame: pl.DataFrame, since: date | None, until: date | None) -> pl.DataFrame:
@@ -339,7 +353,7 @@ def report_document(report: IntegrityReport) -> dict:
 MAX_PRINTED = 200
 
 
-MAX_CELLS = 10_000  # heatmap cells; beyond that, days instead of hours
+MAX_CELLS = 5_000  # heatmap cells (altair's row limit); beyond that, days (the worst hour) instead of hours
 STATE_COLORS = {"modified": "#b2182b", "missing": "#e45756", "invalid digest": "#f58518", "unreferenced": "#b279a2",
                 "gap": "#9d755d", "pending": "#bab0ac", "verified": "#54a24b", "validation off": "#e8e8e8"}
 

@@ -15,8 +15,6 @@ from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.cache.rows import DigestRow
 from trailstream.timefmt import utc_now
 
-# The part of an S3 key from "AWSLogs/" on: the same for an object in S3 and its copy made with `aws s3 sync`.
-TAIL_SQL = "substr({0}, instr({0}, 'AWSLogs/'))"
 
 DIGEST_FIELDS = (
     "account_id", "region", "home_region", "trail", "org_id", "start_time", "end_time", "backfill",
@@ -27,7 +25,7 @@ DIGEST_FIELDS = (
 
 
 def object_tail(key: str) -> str:
-    """Python twin of TAIL_SQL."""
+    """The part of an S3 key from "AWSLogs/" on: the same for an object in S3 and its copy made by `aws s3 sync`."""
     position = key.find("AWSLogs/")
     return key[position:] if position >= 0 else key
 
@@ -97,9 +95,10 @@ DIGEST_SCHEMA = {
 }
 
 
-def query_digests(conn: sqlite3.Connection, accounts=(), regions=()) -> pl.DataFrame:
-    """Every stored digest (optionally of some accounts/regions), with what verification needs."""
-    clauses, params = _scope("", accounts, regions)
+def query_digests(conn: sqlite3.Connection, accounts=(), regions=(), since: str | None = None,
+                  until: str | None = None) -> pl.DataFrame:
+    """Stored digests (of some accounts/regions, ending in since..until when given), with what verification needs."""
+    clauses, params = _scope("", accounts, regions, since, until)
     return read_frame(
         conn,
         "SELECT id, bucket, key, tail, account_id, region, home_region, trail, start_time, end_time, end_time, "
@@ -111,35 +110,36 @@ def query_digests(conn: sqlite3.Connection, accounts=(), regions=()) -> pl.DataF
     )
 
 
-LISTED_SCHEMA = {"digest_id": pl.Int64, "s3_object": pl.String, "hash_value": pl.String, "file_id": pl.Int64,
-                 "file_status": pl.String, "file_sha256": pl.String, "trailing_data": pl.Boolean,
-                 "file_error": pl.String}
+LISTED_SCHEMA = {"digest_id": pl.Int64, "s3_object": pl.String, "tail": pl.String, "hash_value": pl.String}
 
 
-def query_listed_log_files(conn: sqlite3.Connection, accounts=(), regions=()) -> pl.DataFrame:
-    """Every log file a digest lists, joined to the stored file of the same key (tail), if any."""
-    clauses, params = _scope("d.", accounts, regions)
+def query_listed_log_files(conn: sqlite3.Connection, accounts=(), regions=(), since: str | None = None,
+                           until: str | None = None) -> pl.DataFrame:
+    """Every log file the digests of query_digests list, with the hash it lists."""
+    clauses, params = _scope("d.", accounts, regions, since, until)
     return read_frame(
         conn,
-        "SELECT l.digest_id, l.s3_object, l.hash_value, f.id, f.status, f.sha256, f.trailing_data, f.error "
-        "FROM digest_log_files l JOIN digests d ON d.id = l.digest_id "
-        f"LEFT JOIN files f ON {TAIL_SQL.format('f.key')} = l.tail {clauses}",
+        "SELECT l.digest_id, l.s3_object, l.tail, l.hash_value FROM digest_log_files l "
+        f"JOIN digests d ON d.id = l.digest_id {clauses}",
         params,
         LISTED_SCHEMA,
     )
 
 
-STORED_SCHEMA = {"file_id": pl.Int64, "key": pl.String, "status": pl.String, "sha256": pl.String,
-                 "trailing_data": pl.Boolean, "error": pl.String}
+STORED_SCHEMA = {"file_id": pl.Int64, "key": pl.String, "tail": pl.String, "source": pl.String, "status": pl.String,
+                 "sha256": pl.String, "trailing_data": pl.Boolean, "error": pl.String}
 
 
-def query_stored_log_files(conn: sqlite3.Connection) -> pl.DataFrame:
-    """Stored CloudTrail log files (not digests, not skipped), to find those no digest lists."""
+def query_stored_log_files(conn: sqlite3.Connection, since: str | None = None, until: str | None = None) -> pl.DataFrame:
+    """Recorded files under an AWSLogs/ key but digests (with events in since..until when given, and every failed
+    one): what listed log files are matched against."""
+    params = [since or "", until or "9999"]
     return read_frame(
         conn,
-        "SELECT id, key, status, sha256, trailing_data, error FROM files "
-        "WHERE status != 'skipped' AND key LIKE '%/CloudTrail/%' AND source NOT IN ('demo', 'refused')",
-        [],
+        "SELECT id, key, substr(key, instr(key, 'AWSLogs/')), source, status, sha256, trailing_data, error FROM files "
+        "WHERE key LIKE '%AWSLogs/%' AND key NOT LIKE '%/CloudTrail-Digest/%' AND source != 'refused' "
+        "AND (newest_event_time IS NULL OR newest_event_time >= ?) AND (oldest_event_time IS NULL OR oldest_event_time < ?)",
+        params,
         STORED_SCHEMA,
     )
 
@@ -167,8 +167,14 @@ def query_listings_of(conn: sqlite3.Connection, key: str) -> list[tuple[int, str
                         [object_tail(key)]).fetchall()
 
 
-def _scope(prefix: str, accounts, regions) -> tuple[str, list]:
+def _scope(prefix: str, accounts, regions, since: str | None = None, until: str | None = None) -> tuple[str, list]:
     clauses, params = [], []
+    if since:
+        clauses.append(f"{prefix}end_time >= ?")
+        params.append(since)
+    if until:
+        clauses.append(f"{prefix}end_time < ?")
+        params.append(until)
     if accounts:
         clauses.append(f"{prefix}account_id IN ({', '.join('?' for _ in accounts)})")
         params += list(accounts)
@@ -178,11 +184,10 @@ def _scope(prefix: str, accounts, regions) -> tuple[str, list]:
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-MIGRATION_SQL = f"""
+MIGRATION_SQL = """
 DELETE FROM files WHERE status = 'skipped' AND key LIKE '%/CloudTrail-Digest/%';
 ALTER TABLE files ADD COLUMN sha256 TEXT;
 ALTER TABLE files ADD COLUMN trailing_data INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX files_tail ON files ({TAIL_SQL.format('key')});
 CREATE TABLE digests (
     id INTEGER PRIMARY KEY,
     file_id INTEGER REFERENCES files (id),
