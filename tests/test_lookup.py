@@ -306,3 +306,18 @@ def test_the_first_run_offers_event_history_and_one_click_reads_it(app_demo_cach
     assert stored_ids(app_demo_cache) == {f"eu-west-1-management-{n:05d}" for n in range(3)}  # the demo is gone
     at.run()
     assert not any("No trail?" in caption.value for caption in at.sidebar.caption)
+
+
+def test_sources_and_settings_adds_an_event_history_source(app_empty_cache):
+    from tests.conftest import open_page
+    from trailstream import config
+
+    at = open_page("pages/sources.py")
+    at.session_state["new-kind"] = "lookup"
+    at.run()
+    at.text_input(key="new-lookup-name").set_value("history")
+    at.text_input(key="new-lookup-regions").set_value("eu-west-1, us-east-1")
+    next(button for button in at.button if button.label == "Save source").click().run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    [source] = config.load_settings().sources
+    assert (source.kind, source.name, source.regions) == ("lookup", "history", ["eu-west-1", "us-east-1"])

@@ -29,6 +29,10 @@ SOURCE_FIELDS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
     "local": (
         ("path", "Folder", "text", "A folder of CloudTrail .json / .json.gz files (read recursively)."),
     ),
+    "lookup": (
+        ("regions", "Regions", "list", "Only these regions, comma separated; empty means every enabled region."),
+        ("since", "From (UTC day)", "date", "First day to read; empty means 90 days ago, all Event history keeps."),
+    ),
 }
 AWS_FIELDS = (
     ("region", "AWS region", "text", "e.g. eu-west-1; empty uses AWS_DEFAULT_REGION or the profile's region."),
@@ -52,7 +56,7 @@ The credentials need `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:ChangeMessa
 
 
 def source_fields(kind: str) -> tuple[tuple[str, str, str, str], ...]:
-    return SOURCE_FIELDS[kind] + (AWS_FIELDS if kind in ("sqs", "s3") else ())
+    return SOURCE_FIELDS[kind] + (AWS_FIELDS if kind in ("sqs", "s3", "lookup") else ())
 
 
 def source_form(kind: str, existing: config.Source | None, key: str, default_name: str = "") -> config.Source | None:
