@@ -1,0 +1,45 @@
+"""Fuzz one harness with atheris: python fuzz/run.py NAME [--runs 1000000] [--max-len 65536]
+
+A crash is any exception other than the harness's documented errors, one input taking over 1 s, or the process
+passing 500 MB; atheris writes the input to crash-*/timeout-*/oom-* in the current folder. Copy such a file to
+tests/data/fuzz/NAME/ so tests/test_fuzz_regressions.py replays it from then on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import atheris  # noqa: E402
+
+with atheris.instrument_imports(include=["trailstream"]):
+    import trailstream.analytics.queries  # noqa: F401,E402
+    import trailstream.analytics.sqlguard  # noqa: F401,E402
+    import trailstream.config  # noqa: F401,E402
+    import trailstream.ingest.messages  # noqa: F401,E402
+    import trailstream.ingest.records  # noqa: F401,E402
+
+from fuzz.harnesses import harnesses, regression_inputs, run_one  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(harnesses()))
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--max-len", type=int, default=65536)
+    args, rest = parser.parse_known_args()
+    harness = harnesses()[args.name]
+    seeds = Path(tempfile.mkdtemp(prefix=f"fuzz-{args.name}-"))
+    for number, data in enumerate(harness.seeds() + [data for _, data in regression_inputs(args.name)]):
+        (seeds / f"seed-{number}").write_bytes(data[: args.max_len])
+    atheris.Setup([sys.argv[0], f"-runs={args.runs}", "-timeout=1", "-rss_limit_mb=500",
+                   f"-max_len={args.max_len}", *rest, str(seeds)], lambda data: run_one(harness, data))
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
