@@ -64,6 +64,8 @@ def _item_matches(record: dict, key: str, expected) -> bool:
     wanted = expected if isinstance(expected, list) else [expected]
     if wanted == [None]:
         return all(value is None for value in values)
+    if "exists" in modifiers:
+        return any(value is not None for value in values) == bool(expected)
     if "fieldref" in modifiers:
         others = [_text(v).lower() for ref in wanted for v in field_values(record, ref) if v is not None]
         return any(_text(value).lower() in others for value in values if value is not None)

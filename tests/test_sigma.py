@@ -115,6 +115,10 @@ FEATURES = {
         "  sel:\n    eventName: consolelogin\n    additionalEventData.MFAUsed: 'NO'\n  condition: sel\n",
         {"eventName": "ConsoleLogin", "additionalEventData": {"MFAUsed": "No"}},
         {"eventName": "ConsoleLogin", "additionalEventData": {"MFAUsed": "Nope"}}),
+    "field exists": (
+        "  sel:\n    eventName: AttachRolePolicy\n    requestParameters.policyArn|exists: true\n  condition: sel\n",
+        {"eventName": "AttachRolePolicy", "requestParameters": {"policyArn": "arn:aws:iam::aws:policy/ReadOnly"}},
+        {"eventName": "AttachRolePolicy", "requestParameters": {"roleName": "policyArn"}}),
     "underscore and percent are literal": (
         "  sel:\n    userAgent|contains: 'tool_v1%'\n  condition: sel\n",
         {"userAgent": "my tool_v1% build"}, {"userAgent": "my toolXv1Y build"}),
@@ -446,3 +450,41 @@ def test_rules_page_lists_states_and_turns_a_rule_off_and_back(app_demo_cache, t
     at.toggle[0].set_value(False).run()
     with closing(store.open_cache_readonly(app_demo_cache)) as conn:
         assert [row["enabled"] for row in sigma_state.query_catalog(conn) if row["status"] == "converted"] == [0]
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def test_rules_list_prints_each_rule_with_its_state_reason_and_matches(tmp_path, capsys):
+    from trailstream import cli
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "good.yml").write_text(rule_yaml("ffffffff-0000-4000-8000-000000000001",
+                                              "  sel:\n    eventName: ListUsers\n  condition: sel\n"))
+    (rules / "legacy.yml").write_text(rule_yaml("ffffffff-0000-4000-8000-000000000002",
+                                                "  sel:\n    eventName: ListUsers\n  condition: sel | count() > 5\n"))
+    (tmp_path / "trailstream.toml").write_text('[sigma]\nrule_paths = ["rules"]\n')
+    sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "logs", [record("e1"), record("e2")])])
+    code = cli.main(["--db", str(tmp_path / "cache.db"), "--config", str(tmp_path / "trailstream.toml"),
+                     "rules", "list"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0] == "converted    Feature ffffffff [ffffffff-0000-4000-8000-000000000001]: 2 matches, medium"
+    assert lines[1].startswith("unsupported  Feature ffffffff [ffffffff-0000-4000-8000-000000000002]: uses the retired")
+    assert lines[-1] == "2 rules: 1 converted, 1 unsupported, 0 failed"
+
+
+def test_rules_fetch_installs_beside_the_settings_file_or_refuses_a_wrong_hash(release_server, tmp_path, capsys):
+    from trailstream import cli
+
+    url, digest = release_server
+    settings = tmp_path / "trailstream.toml"
+    arguments = ["--db", str(tmp_path / "cache.db"), "--config", str(settings), "rules", "fetch"]
+    settings.write_text(f'[sigma]\nrelease_url = "{url}"\nrelease_sha256 = "{"f" * 64}"\n')
+    assert cli.main(arguments) == 1
+    assert "not the pinned" in capsys.readouterr().err and not (tmp_path / "sigma-rules").exists()
+    settings.write_text(f'[sigma]\nrelease_url = "{url}"\nrelease_sha256 = "{digest}"\n')
+    assert cli.main(arguments) == 0
+    assert "1 rule file from" in capsys.readouterr().out
+    assert (tmp_path / "sigma-rules" / "rules" / "cloud" / "aws" / "cloudtrail" / "aws_trail.yml").exists()
