@@ -11,7 +11,6 @@ import os
 import sqlite3
 import sys
 from contextlib import closing
-from contextlib import closing
 from datetime import date, datetime, timezone
 
 from tqdm import tqdm
@@ -128,11 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd = commands.add_parser("report", help="write a saved report")
     report_cmd.add_argument("name")
     report_cmd.add_argument("--output")
-
-    rules_cmd = commands.add_parser("rules", help="community (Sigma) detection rules")
-    rules_actions = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    rules_actions.add_parser("list", help="each rule: converted, unsupported or failed (with the reason), and matches")
-    rules_actions.add_parser("fetch", help="download the pinned SigmaHQ release, checked by SHA-256, into sigma-rules/")
 
     rules_cmd = commands.add_parser("rules", help="community (Sigma) detection rules")
     rules_actions = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -398,33 +392,6 @@ def command_rules(args) -> int:
         except sigma.FetchError as exc:
             print(f"rules not fetched: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"{count:,} rule files from {sigma_config.release_url} (SHA-256 checked) in {sigma_config.fetch_folder}")
-        return EXIT_OK
-    ruleset = sigma.configured_rules(sigma_config)
-    for problem in ruleset.problems:
-        print(problem, file=sys.stderr)
-    with closing(store.open_cache(args.db)) as db:
-        sigma.save_rules(db, ruleset, sigma_config)
-    with closing(store.open_cache_readonly(args.db)) as conn:
-        print(sigma.format_rule_table(sigma.query_rule_table(conn, sigma.count_matches(conn))))
-    return EXIT_FAILED if ruleset.problems else EXIT_OK
-
-
-def command_rules(args) -> int:
-    """`rules list` loads the configured rules into the cache and counts each one's matches over all of it;
-    `rules fetch` installs the pinned SigmaHQ release."""
-    from trailstream.analytics import sigma
-
-    try:
-        sigma_config = sigma.sigma_settings(_settings(args))
-    except sigma.SigmaSettingsError as exc:
-        raise CommandError(str(exc)) from None
-    if args.rules_command == "fetch":
-        try:
-            count = sigma.fetch_release(sigma_config.release_url, sigma_config.release_sha256, sigma_config.fetch_folder)
-        except sigma.FetchError as exc:
-            print(f"rules not fetched: {exc}", file=sys.stderr)
-            return EXIT_FAILED
         print(f"{count:,} rule file{'' if count == 1 else 's'} from {sigma_config.release_url} (SHA-256 checked) "
               f"in {sigma_config.fetch_folder}")
         return EXIT_OK
@@ -573,11 +540,10 @@ COMMANDS = {
     "report": command_report,
     "alerts": command_alerts,
     "watch": command_watch,
-    "rules": command_rules,
     "check": command_check,
     "rebuild": command_rebuild,
-    "verify": command_verify,
     "rules": command_rules,
+    "verify": command_verify,
 }
 
 
