@@ -159,12 +159,19 @@ def test_a_cache_that_cannot_be_opened_gets_a_sentence_in_the_app(unopenable, tm
     assert any("cannot be read" in error.value for error in at.error)
 
 
-def test_rebuild_from_local_files_gives_the_same_events(cache_copy, tmp_path, capsys):
+def test_rebuild_from_local_files_gives_the_same_events_and_keeps_what_people_made(cache_copy, tmp_path, capsys):
+    from trailstream.notify import saved
+
     tamper(cache_copy, "UPDATE rollup_names_day SET events = 0")
+    saved.save_search(cache_copy, saved.SavedSearch("errors", "sql", sql="SELECT count(*) FROM events", period="7d"))
+    tamper(cache_copy, "INSERT INTO audit_log (at, actor, action, detail) VALUES ('2026-03-01T00:00:00Z', 'ana', 'sync', '')")
     target = tmp_path / "rebuilt.db"
     code, out, err = run_cli(capsys, "--db", str(cache_copy), "rebuild", "--to", str(target))
     assert code == 0 and "could not be re-read" in out and out.rstrip().endswith("0 could not be re-read")
     assert events_of(target) == events_of(cache_copy) and len(events_of(target)) == 2000
+    for table in ("saved_searches", "audit_log"):
+        with sqlite3.connect(cache_copy) as old, sqlite3.connect(target) as new:
+            assert new.execute(f"SELECT * FROM {table}").fetchall() == old.execute(f"SELECT * FROM {table}").fetchall()
     code, out, _ = run_cli(capsys, "--db", str(target), "check")
     assert code == 0 and "is sound" in out
 

@@ -128,12 +128,13 @@ class RebuildOutcome:
 def rebuild_cache(settings: Settings, db_path: str | os.PathLike, target: str | os.PathLike,
                   progress: ProgressCallback | None = None) -> RebuildOutcome:
     """Re-read every file the cache stored from its source (local path, S3 key with the configured AWS source's
-    credentials) into a fresh cache at `target`: the way back from a damaged cache that can still list its files."""
+    credentials) into a fresh cache at `target`, with what people made in the app (saved searches, alert rules, the
+    audit log): the way back from a damaged cache that can still list its files."""
     from trailstream.cache import check
 
-    with closing(store.open_cache_readonly(db_path)) as conn:
+    with closing(store.open_cache_readonly(db_path)) as conn, closing(store.open_cache(target)) as db:
         refs, others = check.query_stored_files(conn)
-    with closing(store.open_cache(target)) as db:
+        others += check.save_user_tables(db, conn)
         check.save_files_to_reread(db, refs)
     return RebuildOutcome(retry_failed_files(settings, target, progress), others)
 

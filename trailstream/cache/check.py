@@ -18,6 +18,8 @@ MAX_LISTED = 10  # problems of one kind listed one by one; the rest are counted
 REBUILD_HINT = "`python -m trailstream rebuild --to NEW.db` re-reads every stored file into a fresh cache"
 GRAIN_WORDS = {"hour": "hourly", "day": "daily"}
 # Files a rebuild cannot fetch again, and why (their events came from no file).
+# What people made in the app: a rebuild carries these over (files give back only the events).
+USER_TABLES = ("saved_searches", "alert_rules", "sigma_rule_state", "sigma_exceptions", "audit_log")
 NOT_REREADABLE = {
     "demo": "generated demo data, not read from a file: run `python -m trailstream demo` again",
     "lookup": "read from Event history (LookupEvents), not a file: run `python -m trailstream lookup` again",
@@ -174,3 +176,23 @@ def save_files_to_reread(db: sqlite_utils.Database, refs: list[FileRef]) -> None
     with db.atomic():
         for ref in refs:
             bookkeeping.mark_file(db, ref, "failed", "not yet re-read by rebuild", None)
+
+
+def save_user_tables(db: sqlite_utils.Database, old: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Copy what people made (saved searches, alert rules, rule states, the audit log) from the old cache into the
+    new one, table by table; returns (table, why) for each that could not be copied."""
+    problems = []
+    for table in USER_TABLES:
+        if table not in db.table_names():
+            continue
+        try:
+            columns = [c.name for c in db[table].columns]
+            cursor = old.execute(f"SELECT * FROM {table}")
+            kept = [i for i, d in enumerate(cursor.description) if d[0] in columns]
+            names = [cursor.description[i][0] for i in kept]
+            rows = [dict(zip(names, (row[i] for i in kept))) for row in cursor.fetchall()]
+            with db.atomic():
+                db[table].insert_all(rows, replace=True)
+        except sqlite3.Error as exc:
+            problems.append((f"table {table}", f"could not be copied ({exc})"))
+    return problems
