@@ -49,6 +49,7 @@ class ObservedPolicy:
     truncated: bool
 
     def to_json(self) -> str:
+        """The policy document as a file people paste into IAM."""
         return json.dumps(self.document, indent=2)
 
 
@@ -123,6 +124,7 @@ def _known_name(variable: str, known: dict) -> str | None:
 
 
 def _json(text: str | None, kind: type):
+    """Stored JSON text as a list or dict; anything else (attacker-shaped records) as an empty one."""
     try:
         value = json.loads(text) if text else kind()
     except ValueError:
@@ -131,6 +133,7 @@ def _json(text: str | None, kind: type):
 
 
 def _arn_matches(arn_format: str, arn: str) -> bool:
+    """Whether an ARN has the shape of a format, each ${Variable} standing for some text."""
     pattern = "^" + ".+".join(re.escape(piece) for piece in _VARIABLE.split(arn_format)[::2]) + "$"
     return re.match(pattern, arn) is not None
 

@@ -61,6 +61,7 @@ def after_page(mark: Watermark, reached: datetime) -> Watermark:
 
 
 def end_window(mark: Watermark) -> Watermark:
+    """The window's last page is stored: no gap is left, and the next lookup starts from the coverage."""
     return replace(mark, gap_from=None, gap_to=None)
 
 

@@ -51,10 +51,12 @@ class _Names:
     partition: str = "aws"
 
     def arn(self, service: str, name: str) -> str:
+        """The ARN a resource of this account and region has, known before it exists (for --dry-run)."""
         return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{name}"
 
 
 def _missing(exc: SourceError) -> bool:
+    """A resource that does not exist yet: setup makes it, so this is no failure."""
     return exc.code in _MISSING
 
 
@@ -102,6 +104,7 @@ def _check_region(session, region: str) -> None:
 
 
 def _fetch_trail(cloudtrail, name: str, region: str) -> dict:
+    """The existing trail; its topic must live in its home region, so setup runs there."""
     try:
         trail = aws.call(cloudtrail, "get_trail", f'reading trail "{name}"', Name=name)["Trail"]
     except SourceError as exc:
@@ -141,6 +144,7 @@ def _ensure_topic(sns, names: _Names, trail: dict, result: SetupResult) -> str:
 
 
 def _point_trail(cloudtrail, trail: dict, topic_arn: str, result: SetupResult) -> None:
+    """CloudTrail publishes a notification per delivered log file to the topic the trail names."""
     changed = trail.get("SnsTopicARN") != topic_arn
     if changed and not result.dry_run:
         aws.call(cloudtrail, "update_trail", "pointing the trail's notifications at the topic",
@@ -189,7 +193,8 @@ def _ensure_queue(sqs, names: _Names, name: str, attributes: dict, result: Setup
 
 
 def _ensure_subscription(sns, topic_arn: str, queue_arn: str, result: SetupResult) -> None:
-    subscriptions = [] if result.dry_run and not topic_arn else _subscriptions(sns, topic_arn, result)
+    """The queue subscribed to the topic once: a second subscription would deliver every notification twice."""
+    subscriptions = _subscriptions(sns, topic_arn, result)
     changed = not any(item.get("Protocol") == "sqs" and item.get("Endpoint") == queue_arn for item in subscriptions)
     if changed and not result.dry_run:
         aws.call(sns, "subscribe", "subscribing the queue to the topic", TopicArn=topic_arn, Protocol="sqs",
@@ -198,6 +203,7 @@ def _ensure_subscription(sns, topic_arn: str, queue_arn: str, result: SetupResul
 
 
 def _subscriptions(sns, topic_arn: str, result: SetupResult) -> list[dict]:
+    """The topic's subscriptions; none for a topic a dry run has not made."""
     try:
         return aws.call(sns, "list_subscriptions_by_topic", "listing the topic's subscriptions",
                         TopicArn=topic_arn).get("Subscriptions", [])
