@@ -101,6 +101,12 @@ def test_events_removed_behind_the_derived_data_are_found(cache_copy):
     assert any("rollup_names_day" in p for p in problems)
 
 
+def test_events_whose_file_row_is_gone_are_named_because_rebuild_cannot_bring_them_back(cache_copy, capsys):
+    tamper(cache_copy, "DELETE FROM files WHERE id = (SELECT file_id FROM events ORDER BY rowid LIMIT 1)")
+    code, out, err = run_cli(capsys, "--db", str(cache_copy), "check")
+    assert code == 1 and "came from files the cache no longer lists" in err and "a rebuild cannot re-read" in err
+
+
 def test_a_corrupted_page_is_reported_as_damage(cache_copy, capsys):
     page_size = 4096
     pages = cache_copy.stat().st_size // page_size

@@ -53,6 +53,22 @@ def integrity_problems(conn: sqlite3.Connection) -> list[str]:
             f"{REBUILD_HINT}."]
 
 
+def reference_problems(conn: sqlite3.Connection) -> list[str]:
+    """Rows pointing at rows that are gone: foreign keys SQLite declares, and events whose file row is missing (a
+    rebuild re-reads files, so those events would not come back)."""
+    problems = [
+        f"{count} row(s) of {table} point at {parent} rows that do not exist (PRAGMA foreign_key_check)."
+        for table, parent, count in conn.execute(
+            "SELECT \"table\", parent, count(*) FROM pragma_foreign_key_check GROUP BY 1, 2 ORDER BY 1, 2")
+    ]
+    orphans = conn.execute("SELECT count(*) FROM events WHERE file_id IS NOT NULL AND file_id NOT IN "
+                           "(SELECT id FROM files)").fetchone()[0]
+    if orphans:
+        problems.append(f"{orphans} event(s) came from files the cache no longer lists: they are kept, but a rebuild "
+                        "cannot re-read them, so keep this cache until they are in a new one.")
+    return problems
+
+
 def _count_expected(conn: sqlite3.Connection, rollup: rollups.Rollup, upto: int) -> None:
     """What the rollup's hourly and daily tables must hold, counted afresh from the events they include (rowid <=
     upto) into temp.check_hour and temp.check_day: one pass over `events` per rollup."""
@@ -150,9 +166,9 @@ def check_problems(conn: sqlite3.Connection) -> list[str]:
     if problems:
         return problems
     try:
-        return derived_problems(conn)
+        return reference_problems(conn) + derived_problems(conn)
     except sqlite3.DatabaseError as exc:
-        return [f"The derived data could not be compared with `events` ({exc}). {REBUILD_HINT}."]
+        return [f"The cache could not be compared with its `events` ({exc}). {REBUILD_HINT}."]
 
 
 def query_stored_files(conn: sqlite3.Connection) -> tuple[list[FileRef], list[tuple[str, str]]]:
