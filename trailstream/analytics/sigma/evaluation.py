@@ -3,6 +3,7 @@ stored since each rule's watermark (after every sync); correlation rules window 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,7 +18,8 @@ from trailstream.analytics.detections.events import (ACTOR_KEYS, SECURITY_SCHEMA
 from trailstream.analytics.sigma.functions import register_functions
 from trailstream.analytics.sigma.loading import RuleSet
 from trailstream.analytics.sigma.settings import LEVEL_SEVERITY, SigmaSettings
-from trailstream.cache import sigma_state
+from trailstream.cache import rollups, sigma_state
+from trailstream.cache.frames import read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
 
@@ -97,7 +99,7 @@ def _rule_findings(rule: dict, matches: pl.DataFrame) -> list[Finding]:
 
 def detect_sigma_findings(conn, event_filter: EventFilter | None = None, settings=None) -> list[Finding]:
     """Every enabled, converted Sigma rule over the period as findings of type sigma:<rule id>; a rule whose SQL
-    fails is skipped (its reason shows on the Detection rules page after the next sync)."""
+    fails is skipped (the post-sync run reports it)."""
     conn = getattr(conn, "conn", conn)
     rules = sigma_state.query_catalog(conn, runnable_only=True)
     if not rules:
@@ -106,17 +108,46 @@ def detect_sigma_findings(conn, event_filter: EventFilter | None = None, setting
     exceptions = _exceptions_by_rule(conn)
     by_id = {rule["rule_id"]: rule for rule in rules}
     findings = []
-    for rule in rules:
+    for rule_id, matches in _rule_matches(conn, [r for r in rules if r["kind"] == "rule"], exceptions,
+                                          event_filter).items():
+        findings += _rule_findings(by_id[rule_id], matches)
+    for rule in (rule for rule in rules if rule["kind"] == "correlation"):
         try:
-            if rule["kind"] == "correlation":
-                findings += _correlation_findings(conn, rule, by_id, event_filter, exceptions)
-            else:
-                condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
-                matches = security_rows(conn, event_filter, condition, params)
-                findings += _rule_findings(rule, matches) if not matches.is_empty() else []
+            findings += _correlation_findings(conn, rule, by_id, event_filter, exceptions)
         except sqlite3.Error:
             continue
     return findings
+
+
+def _rule_matches(conn, rules: list[dict], exceptions: dict, event_filter) -> dict[str, pl.DataFrame]:
+    """The matching events of each rule (SECURITY_SCHEMA), for the rules with any: rules an index serves are read
+    one by one, the others in one pass over the period that flags each row per rule."""
+    scanned = [rule for rule in rules if not _seeks(conn, rule, exceptions)]
+    found = {}
+    for rule in (rule for rule in rules if rule not in scanned):
+        condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+        with contextlib.suppress(sqlite3.Error):
+            found[rule["rule_id"]] = security_rows(conn, event_filter, condition, params)
+    if scanned:
+        with contextlib.suppress(sqlite3.Error):
+            found |= _scan_matches(conn, scanned, exceptions, event_filter)
+    return {rule_id: frame for rule_id, frame in found.items() if not frame.is_empty()}
+
+
+def _scan_matches(conn, rules: list[dict], exceptions: dict, event_filter) -> dict[str, pl.DataFrame]:
+    """One pass over the period for rules no index serves; each row's conditions are evaluated once."""
+    flags, params = [], []
+    for index, rule in enumerate(rules):
+        condition, condition_params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+        flags.append(f"CASE WHEN {condition} THEN 1 ELSE 0 END AS m{index}")
+        params += condition_params
+    where, filter_params = (event_filter or EventFilter()).sql("e")
+    columns = ", ".join(rollups.actor_sql("e") if name == "actor" else f"e.{name}" for name in SECURITY_SCHEMA)
+    marks = [f"m{index}" for index in range(len(rules))]
+    sql = (f"SELECT * FROM (SELECT {columns}, {', '.join(flags)} FROM events e WHERE {where} LIMIT -1) "
+           f"WHERE {' + '.join(marks)} > 0")
+    frame = read_frame(conn, sql, [*params, *filter_params], SECURITY_SCHEMA | {mark: pl.Int64 for mark in marks})
+    return {rule["rule_id"]: frame.filter(pl.col(mark) == 1).drop(marks) for rule, mark in zip(rules, marks)}
 
 
 def _exceptions_by_rule(conn) -> dict[str, list[dict]]:
@@ -306,18 +337,12 @@ def count_matches(conn, event_filter: EventFilter | None = None) -> dict[str, in
     rules = sigma_state.query_catalog(conn, runnable_only=True)
     exceptions = _exceptions_by_rule(conn)
     by_id = {rule["rule_id"]: rule for rule in rules}
-    counts = {}
-    for rule in rules:
+    matches = _rule_matches(conn, [rule for rule in rules if rule["kind"] == "rule"], exceptions, event_filter)
+    counts = {rule["rule_id"]: matches[rule["rule_id"]].height if rule["rule_id"] in matches else 0
+              for rule in rules if rule["kind"] == "rule"}
+    for rule in (rule for rule in rules if rule["kind"] == "correlation"):
         try:
-            if rule["kind"] == "correlation":
-                counts[rule["rule_id"]] = len(_correlation_findings(conn, rule, by_id, event_filter, exceptions))
-                continue
-            condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
-            where, filter_params = (event_filter or EventFilter()).sql("e")
-            counts[rule["rule_id"]] = conn.execute(
-                f"SELECT count(*) FROM events e WHERE {where} AND {condition}", [*filter_params, *params]
-            ).fetchone()[0]
-        except sqlite3.Error:
+            counts[rule["rule_id"]] = len(_correlation_findings(conn, rule, by_id, event_filter, exceptions))
+        except (sqlite3.Error, pl.exceptions.PolarsError):
             counts[rule["rule_id"]] = -1
     return counts
-
