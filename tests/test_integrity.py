@@ -358,3 +358,18 @@ def test_the_raw_record_of_an_event_from_a_modified_file_carries_a_badge(keys, t
     at.run()
 
     assert any("Not verified (modified)" in warning.value for warning in at.warning)
+
+
+def test_built_in_alerts_fire_for_a_modified_file_and_for_digests_that_stopped(keys, tmp_path, monkeypatch):
+    from trailstream.notify import alerts
+
+    db = tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
+
+    result = alerts.run_alerts(db, None, now=FIRST + timedelta(hours=12))
+
+    with store.open_cache_readonly(db) as conn:
+        fired = dict(conn.execute("SELECT rule_name, summary FROM fired_alerts").fetchall())
+    assert result.fired >= 2
+    assert "modified log file 111122223333 us-east-1" in fired["Log file modified or injected"]
+    assert "no digest from 111122223333 us-east-1 since" in fired["Digests stopped arriving"]
+    assert "Log file or digest missing" not in fired and "Digest chain broken or signature invalid" not in fired

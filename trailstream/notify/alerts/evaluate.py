@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from trailstream.filters import EventFilter
+from trailstream.notify.alerts.integrity import IntegrityCheck
 from trailstream.notify.alerts.rules import AlertRule
 from trailstream.notify.alerts.settings import AlertSettings
 from trailstream.timefmt import iso_utc, parse_iso_utc
@@ -54,18 +55,22 @@ def evaluate_rules(conn: sqlite3.Connection, db_path, rules: list[AlertRule], no
     since = iso_utc(now - alert_settings.max_age)
     marks = dict(conn.execute("SELECT rule_id, last_rowid FROM alert_watermarks").fetchall())
     due = [rule for rule in rules if rule.enabled and marks.get(rule.id, 0) < top]
+    integrity_check = IntegrityCheck(conn, now, alert_settings.max_age)
     findings = []
-    if any(rule.kind == "finding" for rule in due):
+    if any(rule.kind == "finding" and not integrity_check.handles(rule) for rule in due):
         try:
             findings = _detect(conn, since, detection_settings)
         except Exception as exc:  # the other rules still run; these wait for the next run
             evaluation.errors.append(f"the security detections failed ({_reason(exc)}); the finding rules are "
                                      "checked again on the next run")
-            due = [rule for rule in due if rule.kind != "finding"]
+            due = [rule for rule in due if rule.kind != "finding" or integrity_check.handles(rule)]
     for rule in due:
         mark = marks.get(rule.id, 0)
         try:
-            if rule.kind == "finding":
+            if integrity_check.handles(rule):
+                summary = integrity_check.summary(rule)
+                drafts = [AlertDraft(rule, summary, [])] if summary else []
+            elif rule.kind == "finding":
                 drafts = _finding_drafts(conn, rule, findings, mark, top, since)
             else:
                 candidates = _matching_events(conn, db_path, rule, mark, top, since, iso_utc(now))

@@ -116,6 +116,19 @@ SIGMA_RULE = BuiltinRule("finding:sigma", "finding", "Community (Sigma) rule mat
                                      "its author, ID and link")
 
 
+# Log integrity findings (notify.alerts.integrity checks them, not the detections): query names the problem class.
+INTEGRITY_RULES: tuple[BuiltinRule, ...] = (
+    BuiltinRule("integrity_modified", "finding", "Log file modified or injected", "high", query="integrity:modified",
+                description="A log file differs from its signed digest, has appended data, or no digest lists it"),
+    BuiltinRule("integrity_missing", "finding", "Log file or digest missing", "high", query="integrity:missing",
+                description="A log file a digest lists, or an hourly digest, is missing"),
+    BuiltinRule("integrity_chain", "finding", "Digest chain broken or signature invalid", "high", query="integrity:chain",
+                description="A digest's signature does not verify, it was moved, or it cannot be read"),
+    BuiltinRule("integrity_stopped", "finding", "Digests stopped arriving", "medium", query="integrity:stopped",
+                description="An account and region whose hourly digests stopped (log file validation or logging off)"),
+)
+
+
 def _builtin_rules() -> dict[str, BuiltinRule]:
     """One rule per finding type in the catalog, then the event rules above."""
     findings = [
@@ -123,7 +136,7 @@ def _builtin_rules() -> dict[str, BuiltinRule]:
                     description=f"Security finding: {title[0].lower()}{title[1:]}")
         for kind, title in catalog.FINDING_TYPES.items()
     ]
-    return {rule.key: rule for rule in [*findings, SIGMA_RULE, *EVENT_RULES]}
+    return {rule.key: rule for rule in [*findings, SIGMA_RULE, *EVENT_RULES, *INTEGRITY_RULES]}
 
 
 BUILTIN_RULES: dict[str, BuiltinRule] = _builtin_rules()
