@@ -488,3 +488,18 @@ def test_rules_fetch_installs_beside_the_settings_file_or_refuses_a_wrong_hash(r
     assert cli.main(arguments) == 0
     assert "1 rule file from" in capsys.readouterr().out
     assert (tmp_path / "sigma-rules" / "rules" / "cloud" / "aws" / "cloudtrail" / "aws_trail.yml").exists()
+
+
+def test_leaving_the_demo_starts_every_rule_over_from_the_first_real_event(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "users.yml").write_text(rule_yaml("abababab-0000-4000-8000-000000000001",
+                                               "  sel:\n    eventName: ListUsers\n  condition: sel\n"))
+    settings = {"sigma": {"rule_paths": [str(rules)]}}
+    db_path = tmp_path / "cache.db"
+    sync.import_demo(db_path, events=300, seed=5, workers=1)
+    jobs.after_sync(db_path, settings)
+    with closing(store.open_cache(db_path)) as db:
+        store.discard_demo_data(db)
+    sync.import_paths(db_path, [write_events(tmp_path / "real", [record("real-1")])])
+    assert jobs.after_sync(db_path, settings).sigma == ["sigma: 1 rule over 1 new event, 1 new match"]

@@ -528,6 +528,7 @@ def discard_demo_data(db: sqlite_utils.Database) -> int:
             db.execute(f"DELETE FROM {table}")
         # Emptied, `events` hands out rowids from 1 again: rule and derived-data watermarks must start over with it.
         db.execute("UPDATE alert_watermarks SET last_rowid = 0")
+        sigma_state.reset_counts(db)
         derived.clear(db.conn)
         bump_generation(db)
     return removed
