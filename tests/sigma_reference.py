@@ -142,20 +142,30 @@ def load_yaml_rules(text: str) -> list[dict]:
     return [document for document in yaml.safe_load_all(text) if document]
 
 
-def event_count_windows(rule: dict, base: dict, records: list[dict]) -> set[tuple]:
-    """Group keys (of an event_count correlation over one rule) that reach the count within the timespan."""
+def correlation_groups(rule: dict, bases: dict[str, dict], records: list[dict]) -> set[tuple]:
+    """Group keys for which some window of the correlation's timespan, ending at a matching event, meets its
+    condition: events (event_count), distinct values of the condition's field (value_count), or every referenced
+    rule matched (temporal)."""
     correlation = rule["correlation"]
     amount, unit = int(correlation["timespan"][:-1]), correlation["timespan"][-1]
     span = timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
-    threshold = correlation["condition"]["gte"]
-    groups: dict[tuple, list[datetime]] = {}
+    condition = correlation.get("condition") or {"gte": len(correlation["rules"])}
+    threshold = condition["gte"]
+    hits: dict[tuple, list[tuple]] = {}
     for record in records:
-        if rule_matches(base, record):
-            key = tuple(_text(field_values(record, name)[0]) for name in correlation["group-by"])
-            groups.setdefault(key, []).append(datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")))
+        moment = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
+        for slot, rule_id in enumerate(correlation["rules"]):
+            if rule_matches(bases[rule_id], record):
+                key = tuple(_text(field_values(record, name)[0]) for name in correlation["group-by"])
+                value = field_values(record, condition["field"])[0] if "field" in condition else None
+                hits.setdefault(key, []).append((moment, slot, value, record["eventID"]))
     found = set()
-    for key, times in groups.items():
-        times.sort()
-        if any(sum(1 for other in times if end - span <= other <= end) >= threshold for end in times):
-            found.add(key)
+    for key, items in hits.items():
+        for end, *_ in items:
+            window = [item for item in items if end - span <= item[0] <= end]
+            metric = {"event_count": len({item[3] for item in window}),
+                      "value_count": len({item[2] for item in window if item[2] is not None}),
+                      "temporal": len({item[1] for item in window})}[correlation["type"]]
+            if metric >= threshold:
+                found.add(key)
     return found

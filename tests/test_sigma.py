@@ -227,10 +227,88 @@ def test_event_count_correlation_fires_for_a_burst_and_not_for_the_same_count_sp
     with closing(store.open_cache_readonly(tmp_path / "cache.db")) as conn:
         findings = [f for f in sigma.detect_sigma_findings(conn) if f.details["rule_id"].endswith("0002")]
     base, correlation = reference.load_yaml_rules(CORRELATION)
-    assert reference.event_count_windows(correlation, base, records) == {("arn:aws:iam::111122223333:user/alice",)}
+    assert reference.correlation_groups(correlation, {base["id"]: base}, records) == {
+        ("arn:aws:iam::111122223333:user/alice",)}
     assert [(f.details["group"], sorted(f.event_ids)) for f in findings] == [
         ({"userIdentity.arn": "arn:aws:iam::111122223333:user/alice"}, ["alice-0", "alice-1", "alice-2"])]
     assert findings[0].severity == "high" and findings[0].details["author"] == "Test Author"
+
+
+def user_record(event_id: str, user: str, minutes_ago: int, **fields) -> dict:
+    return record(event_id, minutes_ago, userIdentity={"type": "IAMUser", "userName": user,
+                                                       "arn": f"arn:aws:iam::111122223333:user/{user}"}, **fields)
+
+
+VALUE_AND_TEMPORAL = """title: Refused call
+id: 0e0e0e0e-0000-4000-8000-000000000001
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel:
+    errorCode: AccessDenied
+  condition: sel
+---
+title: User created
+id: 0e0e0e0e-0000-4000-8000-000000000002
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel:
+    eventName: CreateUser
+  condition: sel
+---
+title: Policy attached to a user
+id: 0e0e0e0e-0000-4000-8000-000000000003
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel:
+    eventName: AttachUserPolicy
+  condition: sel
+---
+title: One address, many refused users
+id: 0e0e0e0e-0000-4000-8000-000000000004
+author: Test Author
+level: medium
+correlation:
+  type: value_count
+  rules: [0e0e0e0e-0000-4000-8000-000000000001]
+  group-by: [sourceIPAddress]
+  timespan: 10m
+  condition: {gte: 3, field: userIdentity.arn}
+---
+title: User created and given a policy
+id: 0e0e0e0e-0000-4000-8000-000000000005
+author: Test Author
+level: high
+correlation:
+  type: temporal
+  rules: [0e0e0e0e-0000-4000-8000-000000000002, 0e0e0e0e-0000-4000-8000-000000000003]
+  group-by: [userIdentity.arn]
+  timespan: 5m
+"""
+
+
+def test_value_count_and_temporal_correlations_match_the_reference_windows(tmp_path):
+    records = (
+        [user_record(f"a-{n}", user, 20 + n, errorCode="AccessDenied", sourceIPAddress="203.0.113.9")
+         for n, user in enumerate(("ann", "ben", "cat"))]
+        + [user_record(f"b-{n}", "dan", 20 + n, errorCode="AccessDenied", sourceIPAddress="203.0.113.77")
+           for n in range(4)]
+        + [user_record("c-1", "eve", 50, eventName="CreateUser"), user_record("c-2", "eve", 48, eventName="AttachUserPolicy"),
+           user_record("d-1", "fay", 90, eventName="CreateUser"), user_record("d-2", "fay", 40, eventName="AttachUserPolicy")]
+    )
+    sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "logs", records)])
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "correlations.yml").write_text(VALUE_AND_TEMPORAL)
+    with closing(store.open_cache(tmp_path / "cache.db")) as db:
+        sigma.save_rules(db, sigma.load_rules([tmp_path / "rules"]), SigmaSettings())
+    with closing(store.open_cache_readonly(tmp_path / "cache.db")) as conn:
+        findings = sigma.detect_sigma_findings(conn)
+    documents = reference.load_yaml_rules(VALUE_AND_TEMPORAL)
+    bases = {document["id"]: document for document in documents[:3]}
+    for correlation in documents[3:]:
+        groups = {tuple(f.details["group"].values()) for f in findings if f.details["rule_id"] == correlation["id"]}
+        assert groups == reference.correlation_groups(correlation, bases, records)
+    assert {tuple(f.details["group"].values()) for f in findings if "correlation" in f.details} == {
+        ("203.0.113.9",), ("arn:aws:iam::111122223333:user/eve",)}
 
 
 def test_a_correlation_over_a_missing_rule_is_refused_with_its_reason(tmp_path):
