@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 from datetime import date, datetime, timedelta, timezone
@@ -373,3 +374,62 @@ def test_built_in_alerts_fire_for_a_modified_file_and_for_digests_that_stopped(k
     assert "modified log file 111122223333 us-east-1" in fired["Log file modified or injected"]
     assert "no digest from 111122223333 us-east-1 since" in fired["Digests stopped arriving"]
     assert "Log file or digest missing" not in fired and "Digest chain broken or signature invalid" not in fired
+
+
+class PublicKeysServer:
+    """CloudTrail's ListPublicKeys on 127.0.0.1, speaking its JSON 1.1 wire protocol (moto lacks the operation)."""
+
+    TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys"
+
+    def __init__(self, *signers: SigningKey):
+        import http.server
+        import threading
+
+        server = self
+        self.requests: list[dict] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the stdlib's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                server.requests.append({"target": self.headers.get("X-Amz-Target"), **body})
+                answer = {"PublicKeyList": [
+                    {"Value": base64.b64encode(s.public_der()).decode(), "Fingerprint": s.fingerprint,
+                     "ValidityStartTime": body["StartTime"], "ValidityEndTime": body["EndTime"]} for s in signers]}
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_verify_fetches_missing_public_keys_from_cloudtrail_then_works_offline(keys, tmp_path, aws, monkeypatch, capsys):
+    trail = FakeCloudTrail()
+    trail.hours(ACCOUNT, "us-east-1", FIRST, 3, keys["east"])
+    db = imported(trail, tmp_path)
+    server = PublicKeysServer(keys["east"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", server.url)
+    try:
+        online = cli.main(["--db", str(db), "verify"])
+    finally:
+        server.stop()
+    offline = cli.main(["--db", str(db), "verify"])  # the keys stayed in the cache
+
+    [request] = server.requests
+    assert request["target"] == PublicKeysServer.TARGET
+    assert request["StartTime"] == (FIRST + timedelta(seconds=30) - timedelta(hours=1)).timestamp()
+    assert request["EndTime"] == (FIRST + timedelta(hours=3, seconds=30) + timedelta(hours=2)).timestamp()
+    assert online == 0 and offline == 0
+    assert capsys.readouterr().out.count("2/2 digest files valid") == 2
