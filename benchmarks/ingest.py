@@ -176,12 +176,42 @@ def measure(shape: str, events: int, keep: bool) -> dict:
             "recovered": f"{matched:,}/{sampled:,}", "summary": summary}
 
 
+def measure_huge_file(megabytes: int) -> dict:
+    """One gzip log file of about `megabytes` MB of JSON (a busy account's five minutes, many-sessions records),
+    imported with the whole process tree's peak RSS measured (issue 17: <= 1 GB for 300 MB)."""
+    from benchmarks.shapes import ManySessions
+
+    folder = DATA / f"huge-{megabytes}mb"
+    path = folder / "AWSLogs/284716359021/CloudTrail/us-east-1/2026/11/01/284716359021_CloudTrail_us-east-1_20261101T0005Z_huge.json.gz"
+    if not path.exists():
+        rng, records, size = random.Random(SEED), [], 0
+        cast = ManySessions(rng)
+        while size < megabytes * 1_000_000:
+            records.append(cast.call(rng, END))
+            size += len(orjson.dumps(records[-1])) + 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(orjson.dumps({"Records": records}), compresslevel=6))
+        del records
+    uncompressed = len(gzip.decompress(path.read_bytes()))
+    db_path = DATA / f"huge-{megabytes}mb.db"
+    elapsed, peak, summary = run_import(folder, db_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    return {"json_mb": uncompressed / 1e6, "import_s": elapsed, "rss_mb": peak / 1e6, "summary": summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--shape", action="append", choices=SHAPES, help="repeat for several; default: every shape")
     parser.add_argument("--keep", action="store_true", help="keep the caches for the page benchmarks")
+    parser.add_argument("--huge-mb", type=int, help="instead: import one log file of this many MB of JSON")
     args = parser.parse_args()
+    if args.huge_mb:
+        r = measure_huge_file(args.huge_mb)
+        print(f"one file of {r['json_mb']:,.0f} MB of JSON: import {r['import_s']:.1f} s, peak RSS of the process "
+              f"tree {r['rss_mb']:,.0f} MB (target <= 1,000 MB); import said: {r['summary']}")
+        return
     print(f"machine: {os.cpu_count()} cores; {args.events:,} events per shape")
     header = ("shape", "files", "JSON MB", "import s", "DuckDB s", "import/DuckDB", "peak RSS MB", "cache/JSON",
               "derived share", "recovered")
