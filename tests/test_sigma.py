@@ -401,12 +401,14 @@ def test_disabling_a_rule_or_adding_an_exception_silences_it(feature_cache, tmp_
 
     db_path = tmp_path / "cache.db"
     shutil.copy(feature_cache[0], db_path)
-    rule_ids = [FEATURE_IDS["list of values"], FEATURE_IDS["contains"]]
+    rule_ids = [FEATURE_IDS["list of values"], FEATURE_IDS["contains"], FEATURE_IDS["nested field kept only in the "
+                                                                                   "record"]]
     with closing(store.open_cache(db_path)) as db:
         sigma_state.mark_enabled(db, rule_ids[0], False)
         sigma_state.save_exception(db, rule_ids[1], "principal", "arn:aws:iam::111122223333:user/alice")
+        sigma_state.save_exception(db, rule_ids[2], "principal", "Ops")  # a role: every session of it
     found = matched_ids(db_path)
-    assert rule_ids[0] not in found and rule_ids[1] not in found
+    assert not set(rule_ids) & set(found)
     assert FEATURE_IDS["1 of"] in found
 
 

@@ -39,18 +39,22 @@ def catalog_rows(ruleset: RuleSet, sigma: SigmaSettings) -> list[dict]:
     return rows
 
 
+def _exception_columns() -> dict[str, tuple[str, ...]]:
+    """What each kind of exception is compared with: a principal by its name, its role (every session) or ARN."""
+    return {"principal": ("e.principal", rollups.actor_sql("e"), "e.principal_arn"), "account_id": ("e.account_id",),
+            "event_id": ("e.event_id",)}
+
+
 def _exceptions_sql(exceptions: list[dict]) -> tuple[str, list]:
-    """`NOT (...)` over a rule's exceptions (principal by name or ARN, account, event ID), or '1' without any."""
+    """`NOT (...)` over a rule's exceptions (principal, account, event ID), or '1' without any."""
     if not exceptions:
         return "1", []
+    columns = _exception_columns()
     terms, params = [], []
     for item in exceptions:
-        if item["field"] == "principal":
-            terms.append("(COALESCE(e.principal, '') = ? OR COALESCE(e.principal_arn, '') = ?)")
-            params += [item["value"], item["value"]]
-        else:
-            terms.append(f"COALESCE(e.{item['field']}, '') = ?")
-            params.append(item["value"])
+        compared = columns[item["field"]]
+        terms.append("(" + " OR ".join(f"COALESCE({column}, '') = ?" for column in compared) + ")")
+        params += [item["value"]] * len(compared)
     return f"NOT ({' OR '.join(terms)})", params
 
 
