@@ -38,6 +38,9 @@ for source in current.sources:
                 st.session_state.pop(f"edit-{source.name}", None)
                 st.rerun()
 
+with st.expander("Connect AWS: wire an existing trail to a new queue in one step", icon=":material/cable:"):
+    sources_form.connect_aws(current)
+
 st.subheader("Add a source")
 kind = st.segmented_control("Kind", list(config.SOURCE_KINDS), format_func=config.SOURCE_KINDS.get,
                             default="sqs", required=True, key="new-kind")

@@ -321,3 +321,16 @@ def test_sources_and_settings_adds_an_event_history_source(app_empty_cache):
     assert not at.exception, [exception.value for exception in at.exception]
     [source] = config.load_settings().sources
     assert (source.kind, source.name, source.regions) == ("lookup", "history", ["eu-west-1", "us-east-1"])
+
+
+def test_test_connection_of_an_event_history_source_checks_the_credentials(aws, app_empty_cache):
+    from tests.conftest import open_page
+    from trailstream import config
+
+    settings = config.load_settings()
+    settings.sources = [config.LookupSource(name="history", region="us-east-1")]
+    config.save_settings(settings)
+    at = open_page("pages/sources.py")
+    at.button(key="test-history").click().run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert any("Connection OK" in success.value for success in at.success)

@@ -146,3 +146,32 @@ def test_the_cloudformation_template_makes_the_same_queue_on_moto(aws):
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["VisibilityTimeout"] == str(setup.VISIBILITY_SECONDS)
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == setup.MAX_RECEIVES
+
+
+def test_connect_aws_on_sources_and_settings_wires_the_trail_and_adds_its_queue(trail, app_empty_cache):
+    from tests.conftest import open_page
+    from trailstream import config
+
+    at = open_page("pages/sources.py")
+    at.text_input(key="connect-trail").set_value("main")
+    at.text_input(key="connect-region").set_value("us-east-1")
+    next(button for button in at.button if button.label == "Show the plan").click().run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert any("would create SQS queue trailstream-main" in text.value for text in at.text)
+    assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
+    next(button for button in at.button if button.label == "Connect").click().run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    [source] = config.load_settings().sources
+    assert (source.kind, source.queue, source.buckets) == (
+        "sqs", boto3.client("sqs").get_queue_url(QueueName=QUEUE)["QueueUrl"], ["ct-logs"])
+
+
+def test_connect_aws_says_why_it_stopped(aws, app_empty_cache):
+    from tests.conftest import open_page
+
+    at = open_page("pages/sources.py")
+    at.text_input(key="connect-trail").set_value("nope")
+    at.text_input(key="connect-region").set_value("us-east-1")
+    next(button for button in at.button if button.label == "Connect").click().run()
+    assert not at.exception
+    assert any('trail "nope" not found in us-east-1' in text.value for text in at.text)

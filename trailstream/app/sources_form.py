@@ -3,12 +3,13 @@ the Test connection answer, and how a broken settings file is explained."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import streamlit as st
 
 from trailstream import config
-from trailstream.app import forms, state
+from trailstream.app import forms, signin, state
 from trailstream.app.widgets import plain
 from trailstream.ingest import sync
 
@@ -131,9 +132,51 @@ def connection_check(source: config.Source) -> None:
         return
     from trailstream.ingest import aws
 
-    buckets = source.buckets if isinstance(source, config.SqsSource) else [source.bucket]
+    buckets = (source.buckets if isinstance(source, config.SqsSource) else
+               [source.bucket] if isinstance(source, config.S3Source) else [])  # Event history: credentials only
     with st.spinner("Asking AWS…"):
         check = aws.check_connection(source.access, queue=getattr(source, "queue", None), buckets=buckets)
     (st.success if check.ok else st.error)("Connection OK" if check.ok else "Connection failed",
                                            icon=":material/check_circle:" if check.ok else ":material/error:")
     st.text(check.message if not check.ok else "\n".join(check.details))
+
+
+def connect_aws(current: config.Settings) -> None:
+    """Connect AWS: the `setup` command for an existing trail (plan, or do), then its queue added as a source."""
+    with st.form("connect-aws"):
+        trail = st.text_input("Trail name", key="connect-trail", help="An existing trail of this account.").strip()
+        left, middle, right = st.columns(3)
+        region = left.text_input("Trail's home region", key="connect-region", help="e.g. eu-west-1").strip()
+        profile = middle.text_input("AWS profile", key="connect-profile", help="Empty: the default chain.").strip()
+        create_role = right.checkbox("Also create the reader role", key="connect-role")
+        plan = st.form_submit_button("Show the plan", icon=":material/checklist:")
+        connect = st.form_submit_button("Connect", type="primary", icon=":material/cable:")
+    access = config.AwsAccess(profile=profile, region=region)
+    if not (plan or connect):
+        return
+    if not trail or access.problems():
+        st.error("Name the trail (and check the region) to connect.", icon=":material/error:")
+        for problem in access.problems():
+            st.text(f"• {problem}")
+        return
+    from trailstream.ingest import aws, setup
+
+    with st.spinner("Asking AWS…"):
+        try:
+            result = setup.setup_trail(access, trail, dry_run=not connect, create_role=create_role)
+        except aws.SourceError as exc:
+            st.error("Setup stopped. Fix this and press Connect again: it finishes what is missing.",
+                     icon=":material/error:")
+            st.text(str(exc))
+            return
+    st.text("\n".join(result.steps))
+    st.caption("The least-privilege reader policy" + (" (on the role created)" if result.role_arn else "") + ":")
+    st.code(json.dumps(result.reader_policy, indent=2), language="json")
+    if connect:
+        signin.record("setting_changed", {"connect_aws": trail, "region": region, "changes": result.changed})
+        if not any(getattr(source, "queue", None) == result.queue_url for source in current.sources):
+            source = config.SqsSource(name=f"trail-{trail}", queue=result.queue_url, buckets=[result.bucket],
+                                      region=region)
+            if save_source(current, source):
+                st.success(f"Source {plain(source.name)} added: press **Sync** to read the queue.",
+                           icon=":material/check_circle:")
