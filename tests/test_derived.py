@@ -231,3 +231,42 @@ def test_a_role_with_a_session_address_and_user_agent_per_call_keeps_the_princip
     assert [tuple(row) for row in conn.execute("SELECT DISTINCT actor FROM rollup_actors_hour")] == [("svc-etl",)]
     assert conn.execute("SELECT count(*) FROM rollup_actors_hour").fetchone()[0] == keys < len(made) / 5
     conn.close()
+
+
+def early_version(record: dict) -> dict:
+    """The record as EventBridge would deliver it first: keys in another order, a field the log file adds missing."""
+    early = {key: record[key] for key in reversed(record) if key != "sharedEventID"}
+    early.pop("tlsDetails", None)
+    return early
+
+
+@pytest.mark.parametrize("change", ["same dimensions", "other dimensions"])
+def test_early_events_replaced_by_their_log_file_keep_the_derived_data_equal_to_events(db_path, change):
+    from trailstream.cache import early
+
+    made = demo.generate_records(events=400, seed=11, end=END, planted=False)
+    db = store.open_cache(db_path)
+    save_file(db, "before.json", made[:300])
+    chosen = made[300:340]
+    for index, record in enumerate(chosen):
+        parsed = records.parse_log_file(json.dumps({"Records": [early_version(record)]}).encode())
+        if change == "other dimensions":  # fields that move the event to other rollup rows in its early version
+            moved = {"errorCode": "Early", "readOnly": not record.get("readOnly")} if index % 2 else {
+                "awsRegion": "xx-early-1"}
+            parsed = records.parse_log_file(json.dumps({"Records": [{**early_version(record), **moved}]}).encode())
+        ref = bookkeeping.FileRef("eventbridge", "", f"sqs://q/m{index}")
+        outcome = store.save_parsed_file(db, ref, parsed, None, early=early.EarlyMessage("q", f"m{index}"))
+        assert outcome.new_events == 1
+    assert_derived_data_matches_events(db_path)
+    final = save_file(db, "log.json", made[300:])
+    assert (final.new_events, final.confirmed, final.duplicates, final.conflicts) == (60, 40, 0, 0)
+    db.close()
+    assert_derived_data_matches_events(db_path)
+    conn = store.open_cache_readonly(db_path)
+    try:
+        assert all(store.load_record(conn, record["eventID"]) == record for record in chosen)
+        assert conn.execute("SELECT count(*) FROM early_events WHERE confirmed_at IS NULL").fetchone()[0] == 0
+        assert conn.execute(f"SELECT count(*) FROM {wordindex.TABLE} WHERE {wordindex.TABLE} MATCH 'Early'"
+                            ).fetchone()[0] == 0
+    finally:
+        conn.close()

@@ -61,6 +61,9 @@ def test_every_corpus_message_resolves_to_the_objects_expected_json_gives(corpus
         elif kind == "eventbridge" and facts["detail-type"] == "Object Created":
             assert notification.kind == "eventbridge"
             assert [(o.bucket, o.key) for o in notification.objects] == [(facts["bucket"], facts["key"])]
+        elif kind == "eventbridge" and facts["detail-type"].endswith("via CloudTrail"):
+            assert notification.kind == "cloudtrail_event" and notification.objects == []
+            assert notification.record == json.loads(body)["detail"]
         elif kind == "eventbridge":
             assert notification.kind == "ignored" and notification.objects == []
             assert facts["detail-type"] in notification.note

@@ -40,6 +40,7 @@ class FileOutcome:
     conflicts: int = 0
     rejected: int = 0
     error: str | None = None
+    confirmed: int = 0  # early (EventBridge) events this log file's records replaced
 
 
 def save_file_row(db, ref: FileRef, status: str, sync_run_id: int | None, **fields) -> int:

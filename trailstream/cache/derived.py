@@ -8,6 +8,7 @@ otherwise read `events` directly (slower, same answers).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from trailstream.cache import bookkeeping, rollups, wordindex
 
@@ -46,6 +47,23 @@ def refresh(conn: sqlite3.Connection) -> int:
     wordindex.fold(conn, done, newest)
     bookkeeping.write_meta(conn, WATERMARK_KEY, str(newest))
     return newest - done
+
+
+def replace_event(conn: sqlite3.Connection, rowid: int, update: Callable[[], object]) -> None:
+    """Rewrite one stored event in place with `update` (an early event its log file confirms), keeping the word
+    index and the rollups in step: its old contribution is taken out only where its dimensions changed."""
+    done = _watermark(conn) or 0
+    if rowid > done:  # not folded yet: the next refresh reads the new values
+        update()
+        return
+    before, old_body = rollups.row_keys(conn, rowid), wordindex.row_body(conn, rowid)
+    update()
+    wordindex.reindex_row(conn, rowid, old_body)
+    after = rollups.row_keys(conn, rowid)
+    changed = tuple(rollup for rollup in rollups.ROLLUPS if before[rollup] != after[rollup])
+    if changed:
+        rollups.unfold_row(conn, rowid, done, {rollup: before[rollup] for rollup in changed})
+        rollups.fold(conn, rowid - 1, rowid, changed)
 
 
 def refold(conn: sqlite3.Connection, only: tuple[rollups.Rollup, ...]) -> None:

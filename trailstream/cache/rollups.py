@@ -145,6 +145,47 @@ def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int, only: tupl
     conn.execute("DROP TABLE IF EXISTS temp.rollup_delta_day")
 
 
+def row_keys(conn: sqlite3.Connection, rowid: int) -> dict[Rollup, tuple]:
+    """Per rollup, what one event adds to: (event time, hour, dimensions..., failed)."""
+    keys = {}
+    for rollup in ROLLUPS:
+        picked = ", ".join(_dimension_sql(d) for d in rollup.dimensions)
+        keys[rollup] = tuple(conn.execute(
+            f"SELECT event_time, {_bucket_sql('event_time', 'hour')}, {picked}, "
+            "(error_code IS NOT NULL AND error_code != '') FROM events WHERE rowid = ?", [rowid]
+        ).fetchone())
+    return keys
+
+
+def unfold_row(conn: sqlite3.Connection, rowid: int, upto_rowid: int, keys: dict[Rollup, tuple]) -> None:
+    """Take one event (as `row_keys` saw it) out of these rollups; first and last times of what remains of its rows
+    are counted again from the other folded events (rowid <= upto_rowid) of that hour, then from the hours."""
+    for rollup, (_, hour, *dimensions, failed) in keys.items():
+        same = " AND ".join(["event_time = ?"] + [f"{d} IS ?" for d in rollup.dimensions])
+        for grain, bucket in (("hour", hour), ("day", _floor(hour, "day"))):
+            table = rollup.table(grain)
+            conn.execute(f"UPDATE {table} SET events = events - 1, failed = failed - ? WHERE {same}",
+                         [failed, bucket, *dimensions])
+            conn.execute(f"DELETE FROM {table} WHERE events <= 0 AND {same}", [bucket, *dimensions])
+        if not rollup.with_seen:
+            continue
+        matching = " AND ".join(f"{_dimension_sql(d)} IS ?" for d in rollup.dimensions)
+        hour_end = iso_utc(parse_iso_utc(hour) + GRAINS["hour"][2])
+        conn.execute(
+            f"UPDATE {rollup.table('hour')} SET (first_time, last_time) = (SELECT min(event_time), max(event_time) "
+            f"FROM events WHERE event_time >= ? AND event_time < ? AND rowid != ? AND rowid <= ? AND {matching}) "
+            f"WHERE {same}",
+            [hour, hour_end, rowid, upto_rowid, *dimensions, hour, *dimensions],
+        )
+        day = _floor(hour, "day")
+        in_day = " AND ".join(["h.event_time >= ?", "h.event_time < ?"] + [f"h.{d} IS ?" for d in rollup.dimensions])
+        conn.execute(
+            f"UPDATE {rollup.table('day')} SET (first_time, last_time) = (SELECT min(h.first_time), "
+            f"max(h.last_time) FROM {rollup.table('hour')} h WHERE {in_day}) WHERE {same}",
+            [day, iso_utc(parse_iso_utc(day) + GRAINS["day"][2]), *dimensions, day, *dimensions],
+        )
+
+
 def clear(conn: sqlite3.Connection, only: tuple[Rollup, ...] = ROLLUPS) -> None:
     for rollup in only:
         for grain in GRAINS:

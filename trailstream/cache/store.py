@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from trailstream.cache import codec, derived, rollups, integrity, sigma_state, views, watermarks
+from trailstream.cache import codec, derived, early as early_events, rollups, integrity, sigma_state, views, watermarks
 from trailstream.cache.rows import EVENT_COLUMNS, RESTORE_COLUMNS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -319,6 +319,13 @@ def m009_lean_rollups(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX events_principal_activity ON events ({', '.join(PRINCIPAL_ACTIVITY_COLUMNS)}, user_type)")
 
 
+@migrations()
+def m013_early_events(db: sqlite_utils.Database) -> None:
+    """Early events: CloudTrail records EventBridge delivered before their log file, until the file replaces them."""
+    for statement in early_events.SCHEMA_SQL:
+        db.execute(statement)
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
@@ -417,24 +424,33 @@ CONFLICT_REASON = "eventID already stored with different content; the first copy
 
 
 def save_parsed_file(
-    db: sqlite_utils.Database, ref: FileRef, parsed: ParsedLog, sync_run_id: int | None, refresh_derived: bool = True
+    db: sqlite_utils.Database, ref: FileRef, parsed: ParsedLog, sync_run_id: int | None, refresh_derived: bool = True,
+    early: early_events.EarlyMessage | None = None,
 ) -> FileOutcome:
     """Store a parsed log file and its `files` row in one transaction; replaying it adds nothing. A caller that
     groups many files per transaction passes refresh_derived=False and calls `commit_batch` at the end. The rows
-    may be an iterator (a streamed file): they are consumed a chunk at a time."""
+    may be an iterator (a streamed file): they are consumed a chunk at a time. With `early`, the rows are an
+    EventBridge message's early events: an eventID already stored is a duplicate, never a conflict; without it, a
+    log file's record replaces the early event of its eventID."""
     conn = db.conn
     with db.atomic():
         file_id = save_file_row(db, ref, "ok", sync_run_id)
-        new_events = not_inserted = 0
+        new_events = not_inserted = confirmed = 0
         conflicts: list[tuple[int, str]] = []
         rows = iter(parsed.rows)
         while chunk := list(islice(rows, STORE_CHUNK)):
-            first = new_events + not_inserted
+            first = new_events + not_inserted + confirmed
+            positions = parsed.positions[first:first + len(chunk)]
+            if early is None:
+                chunk, positions, replaced = early_events.confirm_early(conn, chunk, positions, file_id)
+                confirmed += replaced
             before = conn.total_changes
             conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in chunk])
             inserted = conn.total_changes - before
-            if inserted < len(chunk):
-                conflicts += _conflicting_rows(conn, chunk, parsed.positions[first:first + len(chunk)])
+            if early is not None:
+                early_events.save_early_rows(conn, chunk, file_id, early)
+            elif inserted < len(chunk):
+                conflicts += _conflicting_rows(conn, chunk, positions)
             new_events, not_inserted = new_events + inserted, not_inserted + len(chunk) - inserted
         rejects = list(parsed.rejects) + [(position, event_id, CONFLICT_REASON) for position, event_id in conflicts]
         if rejects:
@@ -450,6 +466,7 @@ def save_parsed_file(
             duplicates=not_inserted - len(conflicts),
             conflicts=len(conflicts),
             rejected=len(rejects),
+            confirmed=confirmed,
         )
         conn.execute(
             "UPDATE files SET records = ?, new_events = ?, duplicates = ?, rejected = ?, "
@@ -467,7 +484,7 @@ def save_parsed_file(
                 file_id,
             ],
         )
-        if refresh_derived and new_events:
+        if refresh_derived and (new_events or confirmed):
             derived.refresh(conn)
     return outcome
 

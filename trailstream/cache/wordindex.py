@@ -39,13 +39,26 @@ def schema_sql() -> list[str]:
     return [f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, content='', detail=none, columnsize=0)"]
 
 
+_BODY_SQL = " || char(10) || ".join(f"ifnull({column}, '')" for column in SEARCH_TEXT_COLUMNS)
+
+
 def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int) -> None:
     """Index the events with rowids in (after_rowid, upto_rowid]."""
-    body = " || char(10) || ".join(f"ifnull({column}, '')" for column in SEARCH_TEXT_COLUMNS)
     conn.execute(
-        f"INSERT INTO {TABLE} (rowid, body) SELECT rowid, {body} FROM events WHERE rowid > ? AND rowid <= ?",
+        f"INSERT INTO {TABLE} (rowid, body) SELECT rowid, {_BODY_SQL} FROM events WHERE rowid > ? AND rowid <= ?",
         [after_rowid, upto_rowid],
     )
+
+
+def row_body(conn: sqlite3.Connection, rowid: int) -> str:
+    """The text one event was indexed with, which a contentless index needs back to forget it."""
+    return conn.execute(f"SELECT {_BODY_SQL} FROM events WHERE rowid = ?", [rowid]).fetchone()[0]
+
+
+def reindex_row(conn: sqlite3.Connection, rowid: int, old_body: str) -> None:
+    """Index an event rewritten in place: forget the text it had, index the text it has."""
+    conn.execute(f"INSERT INTO {TABLE} ({TABLE}, rowid, body) VALUES ('delete', ?, ?)", [rowid, old_body])
+    fold(conn, rowid - 1, rowid)
 
 
 def clear(conn: sqlite3.Connection) -> None:

@@ -1,7 +1,8 @@
 """Parsing SQS message bodies into the S3 objects they announce. Pure: no boto3, no I/O.
 
 A queue fed by a trail receives CloudTrail notifications (SNS-wrapped or raw), S3 event notifications
-(direct or SNS-wrapped), EventBridge events, and a few housekeeping bodies that only need acknowledging.
+(direct or SNS-wrapped), EventBridge events (S3 Object Created, or a CloudTrail event itself, raw, SNS-wrapped or
+wrapped by an input transformer), and a few housekeeping bodies that only need acknowledging.
 """
 
 from __future__ import annotations
@@ -13,6 +14,14 @@ from urllib.parse import unquote_plus
 import orjson
 
 VALIDATION_MESSAGE = "CloudTrail validation message."
+# The detail-types of CloudTrail events EventBridge delivers; `detail` is then the CloudTrail record itself.
+CLOUDTRAIL_DETAIL_TYPES = (
+    "AWS API Call via CloudTrail",
+    "AWS Console Signin via CloudTrail",
+    "AWS Console Action via CloudTrail",
+    "AWS Service Event via CloudTrail",
+    "AWS Insight via CloudTrail",
+)
 SNS_HOUSEKEEPING_TYPES = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 
 # ACCOUNT_CloudTrail[-Insight]_REGION_YYYYMMDDTHHMMZ_ID.json[.gz] inside a .../CloudTrail[-Insight]/... folder.
@@ -37,9 +46,10 @@ class S3Object:
 class Notification:
     """What a message announces: its kind, the objects to fetch, and why nothing is fetched when so."""
 
-    kind: str  # cloudtrail, s3_event, eventbridge, test, validation, subscription_confirmation, ignored
+    kind: str  # cloudtrail, s3_event, eventbridge, cloudtrail_event, test, validation, subscription_confirmation, ignored
     objects: list[S3Object] = field(default_factory=list)
     note: str = ""
+    record: dict | None = None  # kind cloudtrail_event: the CloudTrail record EventBridge delivered early
 
 
 def parse_message_body(body: str) -> Notification:
@@ -92,6 +102,8 @@ def _parse_payload(document) -> Notification:
         return _parse_s3_event(document["Records"])
     if "detail-type" in document:
         return _parse_eventbridge(document)
+    if (wrapped := _wrapped_eventbridge(document)) is not None:
+        return _parse_eventbridge(wrapped)
     if "digestPublicKeyFingerprint" in document or "logFiles" in document:
         raise MessageError("message is a CloudTrail digest file, not a notification")
     raise MessageError(f"message is not a known notification (keys: {', '.join(sorted(document)[:8])})")
@@ -133,10 +145,24 @@ def _parse_s3_event(records) -> Notification:
     return Notification("s3_event", objects)
 
 
+def _wrapped_eventbridge(document: dict) -> dict | None:
+    """The EventBridge event an input transformer wrapped as the one value of an object (`{"event": <event>}`)."""
+    if len(document) != 1:
+        return None
+    inner = next(iter(document.values()))
+    return inner if isinstance(inner, dict) and "detail-type" in inner else None
+
+
 def _parse_eventbridge(document: dict) -> Notification:
     detail_type, source = document.get("detail-type"), document.get("source")
-    if detail_type != "Object Created" or source != "aws.s3":
-        return Notification("ignored", note=f"EventBridge event {detail_type!r} from {source!r}: no object created")
+    if detail_type in CLOUDTRAIL_DETAIL_TYPES:
+        return _parse_cloudtrail_event(document, detail_type, source)
+    if source == "aws.s3" and isinstance(detail_type, str) and detail_type.startswith("Object "):
+        if detail_type != "Object Created":
+            return Notification("ignored", note=f"EventBridge event {detail_type!r} from {source!r}: no object created")
+    else:
+        raise MessageError(f"EventBridge event {detail_type!r} from {source!r} is neither a CloudTrail event nor an "
+                           "S3 Object Created notification; point the rule at CloudTrail detail-types only")
     detail = document.get("detail")
     try:
         bucket, item = detail["bucket"]["name"], detail["object"]
@@ -145,6 +171,20 @@ def _parse_eventbridge(document: dict) -> Notification:
         raise MessageError("EventBridge Object Created event without detail.bucket.name and detail.object.key") from None
     size = item.get("size")
     return Notification("eventbridge", [S3Object(bucket, key, size if isinstance(size, int) else None)])
+
+
+def _parse_cloudtrail_event(document: dict, detail_type: str, source) -> Notification:
+    """A CloudTrail record delivered by EventBridge seconds after the call: stored early, until its log file comes."""
+    if not isinstance(source, str) or not source.startswith("aws.") or len(source) <= 4:
+        raise MessageError(f"EventBridge {detail_type!r} event from source {source!r}, not an AWS service "
+                           "(aws.<service>): refused as a forged CloudTrail event")
+    detail = document.get("detail")
+    if not isinstance(detail, dict):
+        raise MessageError(f"EventBridge {detail_type!r} event without a detail object (the CloudTrail record)")
+    event_id = detail.get("eventID")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise MessageError(f"EventBridge {detail_type!r} event whose detail has no eventID")
+    return Notification("cloudtrail_event", note=f"{detail_type} {event_id}", record=detail)
 
 
 def explain_not_log_file(key: str, size: int | None = None) -> str | None:

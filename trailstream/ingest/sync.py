@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import orjson
+
 from trailstream.ingest import digests, records
 from trailstream.cache import integrity
 from trailstream.cache.rows import DigestRow
 from trailstream.cache import store
 from trailstream.cache.bookkeeping import FileOutcome, FileRef
+from trailstream.cache.early import EarlyMessage
 from trailstream.cache import bookkeeping
 
 
@@ -49,6 +52,8 @@ class SyncResult:
     conflicts: int = 0
     rejected: int = 0
     messages_deleted: int = 0
+    early: int = 0  # of new_events: CloudTrail events EventBridge delivered before their log file
+    confirmed: int = 0  # early events a log file's record replaced (neither new nor duplicate)
     failures: list[tuple[str, str]] = field(default_factory=list)
     skips: list[tuple[str, str]] = field(default_factory=list)
 
@@ -66,6 +71,7 @@ class SyncResult:
         self.duplicates += outcome.duplicates
         self.conflicts += outcome.conflicts
         self.rejected += outcome.rejected
+        self.confirmed += outcome.confirmed
 
     def fail(self, name: str, reason: str) -> None:
         """A failure that is not a file (an unreadable SQS message, an unreachable queue)."""
@@ -91,6 +97,10 @@ class SyncResult:
             f"{self.new_events:,} new event(s)",
             f"{self.duplicates:,} duplicate(s)",
         ]
+        if self.early:
+            parts.append(f"{self.early:,} early (EventBridge)")
+        if self.confirmed:
+            parts.append(f"{self.confirmed:,} early event(s) replaced by their log file")
         if self.unchanged:
             parts.append(f"{self.unchanged:,} already stored")
         if self.skipped:
@@ -260,6 +270,13 @@ class Ingester:
             saved = store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch)
         except records.LogFileError as exc:  # a streamed file found broken part-way: none of it is kept
             return self.fail(ref, str(exc))
+        return self._record(saved)
+
+    def store_early(self, ref: FileRef, record: dict, message: EarlyMessage) -> FileOutcome:
+        """Store a CloudTrail record EventBridge delivered, marked early until the log file with its eventID comes."""
+        parsed = records.parse_log_file(orjson.dumps({"Records": [record]}), self.compressor)
+        saved = store.save_parsed_file(self.db, ref, parsed, self.run_id, refresh_derived=not self.batch, early=message)
+        self.result.early += saved.new_events
         return self._record(saved)
 
     def store_digest(self, ref: FileRef, digest: DigestRow) -> FileOutcome:
