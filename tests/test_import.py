@@ -279,3 +279,15 @@ def test_a_file_too_large_to_hold_is_streamed_into_the_cache_exactly(db_path, tm
     conn = store.open_cache_readonly(db_path)
     assert tuple(conn.execute("SELECT records, sha256 FROM files").fetchone()) == (len(made), hashlib.sha256(text).hexdigest())
     assert all(store.load_record(conn, record["eventID"]) == record for record in made[::97])
+
+
+def test_a_new_cache_learns_its_compression_dictionary_from_the_files_it_imports(db_path, tmp_path):
+    made = demo.generate_records(events=3000, seed=4, end=END, days=1)
+    agent = "TrailShapeProbe/9.9 (a user agent the demo never uses) md/probe#distinctive-marker"
+    for record in made:
+        record["tlsDetails"] = {"clientProvidedHostHeader": agent}  # kept in the blob: no column holds it
+    folder = tmp_path / "own"
+    demo.write_log_files(folder, made, records_per_file=500)
+    sync.import_paths(db_path, [folder])
+    dictionary = store.open_cache_readonly(db_path).execute("SELECT dictionary FROM codecs").fetchone()[0]
+    assert b"distinctive-marker" in dictionary

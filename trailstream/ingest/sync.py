@@ -128,6 +128,38 @@ def _dictionary_samples() -> list[dict]:
     return demo.generate_records(events=3000, seed=0, end=DICTIONARY_SAMPLE_END)
 
 
+DICTIONARY_SAMPLE_RECORDS = 3000
+SAMPLE_FILE_BYTES = 8 << 20  # larger files are left out of the sample: reading one whole costs more than it teaches
+
+
+def _records_of(path: Path) -> list:
+    """The records of a small local file, or none if it is large, unreadable or not a log file."""
+    try:
+        if path.stat().st_size > SAMPLE_FILE_BYTES:
+            return []
+        found = orjson.loads(records.read_log_bytes(path.read_bytes())).get("Records")
+    except (OSError, records.LogFileError, orjson.JSONDecodeError, AttributeError):
+        return []
+    return [record for record in found if isinstance(record, dict)] if isinstance(found, list) else []
+
+
+def _sampled_records(paths: list[Path]) -> Callable[[], list[dict]]:
+    """Records of the files about to be imported, to train a new cache's dictionary on this trail's own shape (on
+    the roaming shape its records come out a fifth smaller than with the demo's); the demo's if they are too few."""
+
+    def sample() -> list[dict]:
+        found: list[dict] = []
+        for path in paths:
+            found += _records_of(path)
+            if len(found) >= DICTIONARY_SAMPLE_RECORDS:
+                break
+        found = found[:DICTIONARY_SAMPLE_RECORDS]
+        enough = len(found) >= DICTIONARY_SAMPLE_RECORDS // 3 and sum(map(len, map(orjson.dumps, found))) >= 1 << 20
+        return found if enough else _dictionary_samples()  # zstd cannot train a dictionary on much less
+
+    return sample
+
+
 def _init_worker(compressor) -> None:
     global _worker_compressor
     _worker_compressor = compressor
@@ -182,11 +214,12 @@ class Ingester:
     """Holds the sync lock, a sync run and a pool of parsers for one sync; use as a context manager."""
 
     def __init__(self, db_path, source: str, progress: ProgressCallback | None = None, workers: int | None = None,
-                 batch: bool = False):
+                 batch: bool = False, samples: Callable[[], list[dict]] | None = None):
         """batch=True groups many files per transaction (imports and backfills, which acknowledge nothing);
         without it every store() is durable when it returns, as an SQS sync needs before deleting a message."""
         self.db_path = db_path
         self.batch = batch
+        self.samples = samples or _dictionary_samples  # what a new cache's dictionary learns from
         self._uncommitted_rows = 0
         self.result = SyncResult(source)
         self.progress = progress
@@ -200,7 +233,7 @@ class Ingester:
         try:
             self.db = store.open_cache(self.db_path)
             bookkeeping.mark_interrupted_runs(self.db)
-            self.compressor = store.ensure_compressor(self.db, _dictionary_samples)
+            self.compressor = store.ensure_compressor(self.db, self.samples)
             self.run_id = bookkeeping.start_sync_run(self.db, self.result.source)
             if self.batch:
                 self.db.execute("BEGIN")
@@ -363,7 +396,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
                  workers: int | None = None) -> SyncResult:
     """Import local files and folders; files already imported unchanged (same size and mtime) are not re-read."""
     files, missing = find_local_files(paths)
-    with Ingester(db_path, "local", progress, workers, batch=True) as ingester:
+    with Ingester(db_path, "local", progress, workers, batch=True, samples=_sampled_records(files)) as ingester:
         for name, reason in missing:
             ingester.result.fail(name, reason)
         refs = [local_ref(path) for path in files]
