@@ -2,9 +2,15 @@
 
 import gzip
 import json
+import textwrap
+import sys
+import subprocess
+import sqlite3
+import os
 import threading
 import time
 from datetime import date
+from pathlib import Path
 from urllib.parse import quote_plus
 
 import boto3
@@ -169,11 +175,22 @@ def test_test_validation_and_confirmation_messages_are_acknowledged_without_fetc
     assert queue_depth(sqs, trail_queue) == (0, 0)
 
 
-def test_a_notification_for_a_bucket_not_configured_is_refused_and_nothing_stored(db_path, s3, sqs, trail_queue):
+FORGED_SHAPES = {
+    "raw": lambda key: raw_notification(key, bucket="attacker-bucket"),
+    "sns-wrapped raw": lambda key: sns(raw_notification(key, bucket="attacker-bucket")),
+    "s3 event": lambda key: s3_event(key, bucket="attacker-bucket"),
+    "sns-wrapped s3 event": lambda key: sns(s3_event(key, bucket="attacker-bucket")),
+    "eventbridge": lambda key: eventbridge(key, bucket="attacker-bucket"),
+}
+
+
+@pytest.mark.parametrize("shape", FORGED_SHAPES)
+def test_a_notification_for_a_bucket_not_configured_is_refused_and_nothing_stored(db_path, s3, sqs, trail_queue,
+                                                                                  shape):
     s3.create_bucket(Bucket="attacker-bucket")
     forged = log_key("forged")
     s3.put_object(Bucket="attacker-bucket", Key=forged, Body=log_bytes("injected"))
-    send(sqs, trail_queue, raw_notification(forged, bucket="attacker-bucket"))
+    send(sqs, trail_queue, FORGED_SHAPES[shape](forged))
 
     result = sync(db_path, trail_queue)
 
@@ -509,3 +526,60 @@ def test_aws_errors_are_classified_transient_or_permanent(error, transient):
     described = aws_access.describe_error(error, "downloading the object")
     assert aws_access.is_transient(error) is transient and described.transient is transient
     assert "downloading the object" in str(described) or "credentials" in str(described)
+
+
+SQS_KILL_SCRIPT = textwrap.dedent(
+    """
+    import json, os, signal, sqlite3, sys
+    from trailstream.ingest import aws, aws_sync
+
+    aws_sync.COMMIT_EVERY_FILES = 4  # several group commits, so the kill lands after one and before its deletes
+    real_receive, real_delete, named, calls = aws.receive_messages, aws.delete_messages, {}, []
+
+    def receive_and_note(*args):
+        messages = real_receive(*args)
+        named.update({m["ReceiptHandle"]: json.loads(m["Body"])["s3ObjectKey"] for m in messages})
+        return messages
+
+    def check_then_delete(sqs, queue_url, receipts):
+        with sqlite3.connect(sys.argv[1]) as conn:  # what another process sees: committed rows only
+            committed = {row[0] for row in conn.execute("SELECT key FROM files")}
+        if any(key not in committed for receipt in receipts for key in named[receipt]):
+            print("a message was deleted before its file was committed", file=sys.stderr)
+            os._exit(3)
+        calls.append(receipts)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # the second group is committed; its messages are not deleted
+        return real_delete(sqs, queue_url, receipts)
+
+    aws.receive_messages, aws.delete_messages = receive_and_note, check_then_delete
+    aws_sync.sync_queue(sys.argv[1], sys.argv[2], [sys.argv[3]], wait_seconds=1, workers=1)
+    """
+)
+
+
+def test_a_kill_between_a_group_commit_and_its_deletes_loses_nothing(db_path, s3, sqs, trail_queue, tmp_path):
+    keys = [log_key(f"kill{n:02d}x") for n in range(12)]
+    for n, key in enumerate(keys):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=log_bytes(f"kill-{n}-a", f"kill-{n}-b"))
+        send(sqs, trail_queue, raw_notification(key))
+    script = tmp_path / "kill_sqs.py"
+    script.write_text(SQS_KILL_SCRIPT)
+
+    killed = subprocess.run([sys.executable, str(script), str(db_path), trail_queue, BUCKET], capture_output=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=120)
+
+    assert killed.returncode == -9, killed.stderr.decode()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        committed = {row[0] for row in conn.execute("SELECT key FROM files WHERE status = 'ok'")}
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2 * len(committed)
+    assert 4 <= len(committed) < 12
+
+    wait_until(lambda: queue_depth(sqs, trail_queue)[1] == 0, what="the killed consumer's messages to come back")
+    resumed = sync(db_path, trail_queue)
+
+    assert resumed.unchanged >= 1  # a committed group's messages were not deleted: replayed, and nothing stored twice
+    assert resumed.new_events == 2 * (len(keys) - len(committed)) and resumed.duplicates == 0
+    assert event_ids(db_path) == sorted(f"kill-{n}-{part}" for n in range(12) for part in "ab")
+    assert queue_depth(sqs, trail_queue) == (0, 0)
