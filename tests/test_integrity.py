@@ -433,3 +433,31 @@ def test_verify_fetches_missing_public_keys_from_cloudtrail_then_works_offline(k
     assert request["EndTime"] == (FIRST + timedelta(hours=3, seconds=30) + timedelta(hours=2)).timestamp()
     assert online == 0 and offline == 0
     assert capsys.readouterr().out.count("2/2 digest files valid") == 2
+
+
+def test_a_backfill_keeps_the_public_keys_its_digests_need(keys, db_path, aws, monkeypatch):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    trail = FakeCloudTrail()
+    trail.hours(ACCOUNT, "us-east-1", FIRST, 2, keys["east"])
+    trail.write_s3(s3)
+    server = PublicKeysServer(keys["east"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", server.url)
+    try:
+        aws_sync.backfill(db_path, BUCKET, since=date(2026, 3, 1), until=date(2026, 3, 1), workers=1)
+    finally:
+        server.stop()
+
+    report = report_of(db_path, {})  # no keys passed: the cache has them
+    assert set(report.digests["state"]) == {"verified"} and len(server.requests) == 1
+
+
+def test_an_unreadable_digest_is_malformed_and_fails_verification(keys, tmp_path):
+    trail = FakeCloudTrail()
+    made = trail.hours(ACCOUNT, "us-east-1", FIRST, 3, keys["east"])
+    trail.objects[made[1]].body = gzip.compress(b'{"digestPublicKeyFingerprint": 7, "logFiles": "none"}')
+
+    report = report_of(imported(trail, tmp_path), key_ring(keys["east"]))
+
+    assert states(report.digests)[file_name(made[1])] == "malformed" and report.failed
+    assert "missing" not in set(report.digests["state"])  # its hour is there, just unreadable

@@ -202,7 +202,8 @@ def chain_breaks(checked: pl.DataFrame, trail_changes: pl.DataFrame) -> pl.DataF
         .sort(*group, "start")
         .with_columns(prev_end=pl.col("end").shift(1).over(group), prev_hour=pl.col("hour").shift(1).over(group))
         .filter(pl.col("prev_end").is_not_null()
-                & ((pl.col("start") - pl.col("prev_end") > GAP_TOLERANCE) | pl.col("previous_object").is_null()))
+                & ((pl.col("start") - pl.col("prev_end") > GAP_TOLERANCE)
+                   | (pl.col("previous_object").is_null() & (pl.col("state") != "malformed"))))
     )
     rows = []
     for pair in pairs.iter_rows(named=True):
@@ -213,11 +214,12 @@ def chain_breaks(checked: pl.DataFrame, trail_changes: pl.DataFrame) -> pl.DataF
 def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
     base = (pair["account_id"], pair["region"])
     hours = max(1, round((pair["start"] - pair["prev_end"]) / timedelta(hours=1)))
-    if pair["previous_object"] is not None:
+    if pair["previous_object"] is not None or pair["state"] == "malformed":
         missing = [(*base, pair["prev_hour"] + timedelta(hours=i), "", "missing", "no digest for this hour", None)
                    for i in range(1, hours + 1)]
-        missing[-1] = missing[-1][:3] + (pair["previous_object"], "missing",
-                                         "the next digest links to it, but it is not in the cache or the bucket", None)
+        if pair["previous_object"]:
+            missing[-1] = missing[-1][:3] + (pair["previous_object"], "missing",
+                                             "the next digest links to it, but it is not in the cache or the bucket", None)
         return missing
     low, high = pair["prev_end"] - timedelta(hours=1), pair["start"] + timedelta(hours=1)
     calls = trail_changes.filter(pl.col("event_time").is_between(low, high))

@@ -270,7 +270,7 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
         try:
             queue_sync.run(threads, max_messages, wait_seconds)
             for bucket in buckets:
-                integrity_sync.save_digest_metadata(ingester.db, queue_sync.s3, bucket)
+                integrity_sync.complete_digests(ingester.db, queue_sync.s3, bucket, access)
         finally:  # on an error, unfinished messages stay in the queue and come back after their visibility timeout
             threads.shutdown(wait=False, cancel_futures=True)
         return ingester.result
@@ -340,7 +340,7 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
                     result.fail(f"s3://{bucket}/{log_prefix.prefix}", error)
             _fetch_and_store(ingester, s3, threads, _select_new(ingester, "s3", bucket, listed))
             ingester.commit()
-            integrity_sync.save_digest_metadata(ingester.db, s3, bucket)
+            integrity_sync.complete_digests(ingester.db, s3, bucket, access)
         return result
 
 

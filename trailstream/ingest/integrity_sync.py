@@ -21,6 +21,17 @@ KEYS_BEFORE, KEYS_AFTER = timedelta(hours=1), timedelta(hours=2)  # a digest nea
 BACKFILL_MARGIN = timedelta(hours=1)
 
 
+def complete_digests(db, s3, bucket: str, access) -> None:
+    """After a sync from S3: keep the new digests' signatures, and the public keys they need, for offline checks."""
+    save_digest_metadata(db, s3, bucket)
+    try:
+        _, problems = fetch_missing_public_keys(db, aws.make_session(access))
+    except SourceError as exc:
+        problems = [str(exc)]
+    for problem in problems:  # verification says "unknown key" until a later sync or `verify` fetches them
+        log.warning("%s", problem)
+
+
 def save_digest_metadata(db, s3, bucket: str) -> int:
     """Read and keep the S3 metadata (signature) of every digest from this bucket not read yet; returns how many."""
     keys = integrity.digests_without_metadata(db.conn, bucket)
