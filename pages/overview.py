@@ -5,6 +5,7 @@ import streamlit as st
 
 from trailstream.analytics import charts, queries
 from trailstream.app import state, widgets
+from trailstream.cache import early
 
 LATEST = 1000
 
@@ -16,6 +17,10 @@ widgets.metrics({"Events": counts["events"], "Failed calls": counts["failed"], "
                  "Accounts": counts["accounts"], "Regions": counts["regions"]},
                 {"Failed calls": "Calls that returned an error code (denied, throttled, invalid).",
                  "Principals": "Users and roles; a role's sessions count as the role."})
+fresh = state.load(early.query_freshness)
+if fresh["early"]:
+    st.caption(f"Newest event from EventBridge (early): {fresh['early']} · from log files: "
+               f"{fresh['log_files'] or 'none yet'}")
 if widgets.no_matches(counts["events"]):
     st.stop()
 

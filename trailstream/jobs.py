@@ -20,8 +20,10 @@ from trailstream.notify import alerts, mailer, reports
 
 
 def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCallback | None = None,
-               settings: Settings | None = None) -> SyncResult:
-    """Sync one source; any error becomes a failure with a readable reason in the result, never an exception."""
+               settings: Settings | None = None, listen: float | None = None,
+               on_early: Callable[[], None] | None = None) -> SyncResult:
+    """Sync one source; any error becomes a failure with a readable reason in the result, never an exception.
+    A queue is long-polled for `listen` seconds when given, with `on_early` after each commit of early events."""
     try:
         if isinstance(source, LocalSource):
             path = settings.resolve(source.path) if settings else source.path
@@ -29,7 +31,8 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
         elif isinstance(source, SqsSource):
             from trailstream.ingest import aws_sync
 
-            result = aws_sync.sync_queue(db_path, source.queue, source.buckets, source.access, progress=progress)
+            result = aws_sync.sync_queue(db_path, source.queue, source.buckets, source.access, progress=progress,
+                                         listen=listen, on_early=on_early)
         elif isinstance(source, S3Source):
             from trailstream.ingest import aws_sync
 
@@ -195,9 +198,11 @@ def run_sigma_rules(db_path: str | os.PathLike, settings) -> list[str]:
 
 def watch(db_path, settings, every: timedelta, iterations: int | None = None,
           report: Callable[[str], None] = print) -> AfterSyncOutcome | None:
-    """Sync every configured source, then the post-sync step, every `every` (forever unless iterations is given)."""
+    """Sync every configured source, then the post-sync step, every `every` (forever unless iterations is given);
+    between rounds the SQS queues are long-polled instead of sleeping, so early events alert within seconds."""
     last = None
     done = 0
+    queues = [source for source in getattr(settings, "sources", None) or [] if isinstance(source, SqsSource)]
     while iterations is None or done < iterations:
         started = time.monotonic()
         if getattr(settings, "sources", None):
@@ -210,5 +215,27 @@ def watch(db_path, settings, every: timedelta, iterations: int | None = None,
             report(line)
         done += 1
         if iterations is None or done < iterations:
-            time.sleep(max(0.0, every.total_seconds() - (time.monotonic() - started)))
+            rest = max(0.0, every.total_seconds() - (time.monotonic() - started))
+            if queues:
+                listen_to_queues(db_path, settings, queues, rest, report)
+            else:
+                time.sleep(rest)
     return last
+
+
+def listen_to_queues(db_path, settings, queues: list[SqsSource], seconds: float,
+                     report: Callable[[str], None] = print) -> None:
+    """Long-poll the queues for `seconds` (shared between them), running the post-sync step as soon as early
+    (EventBridge) events are committed: alerts go out seconds after the call, not at the next round."""
+    def alert_now() -> None:
+        for line in after_sync(db_path, settings).lines():
+            report(line)
+
+    deadline = time.monotonic() + seconds
+    for index, source in enumerate(queues):
+        share = (deadline - time.monotonic()) / (len(queues) - index)
+        if share < 1:
+            break
+        result = run_source(source, db_path, settings=settings, listen=share, on_early=alert_now)
+        report(result.summary())
+    time.sleep(max(0.0, deadline - time.monotonic()))  # a queue that failed at once must not make a busy loop

@@ -109,7 +109,7 @@ def query_unconfirmed(conn: sqlite3.Connection, now: datetime, grace: timedelta 
     files: worth a look), newest first and capped; with how many there are in all."""
     cutoff = iso_utc(now - grace)
     try:
-        total = conn.execute("SELECT count(*) FROM early_events WHERE confirmed_at IS NULL AND received_at < ?",
+        total = conn.execute("SELECT count(*) FROM early_events WHERE confirmed_at IS NULL AND received_at <= ?",
                              [cutoff]).fetchone()[0]
     except sqlite3.OperationalError:  # a cache from before early events
         return pl.DataFrame(schema=UNCONFIRMED_SCHEMA), 0
@@ -117,7 +117,7 @@ def query_unconfirmed(conn: sqlite3.Connection, now: datetime, grace: timedelta 
         conn,
         "SELECT x.event_time, e.event_name, e.event_source, e.principal, e.account_id, e.aws_region, x.event_id, "
         "x.received_at, x.queue, x.message_id FROM early_events x LEFT JOIN events e ON e.event_id = x.event_id "
-        "WHERE x.confirmed_at IS NULL AND x.received_at < ? ORDER BY x.event_time DESC LIMIT ?",
+        "WHERE x.confirmed_at IS NULL AND x.received_at <= ? ORDER BY x.event_time DESC LIMIT ?",
         [cutoff, limit],
         UNCONFIRMED_SCHEMA,
     )

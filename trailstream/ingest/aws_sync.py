@@ -3,7 +3,9 @@
 Messages are received by several long polls at once, objects fetched by threads (S3 GETs wait on the network) and
 parsed by the Ingester's worker processes; stored files are committed in groups, and only then are their messages
 deleted, ten per DeleteMessageBatch: a message goes only once every object it names is committed or recorded as
-skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice.
+skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice. A CloudTrail
+event EventBridge put on the queue is stored at once as an early event; `listen` keeps long-polling an empty queue
+and `on_early` runs after each commit that holds early events (the alerts, seconds after the call).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from trailstream.ingest.digests import parse_digest_key
 from trailstream.ingest.messages import MessageError, explain_not_log_file, parse_message_body
 from trailstream.ingest.aws import SourceError
 from trailstream.cache.bookkeeping import FileRef
+from trailstream.cache.early import EarlyMessage
 from trailstream.ingest.sync import Ingester, ProgressCallback, SyncResult, bounded, local_ref
 from trailstream.cache import bookkeeping
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FETCH_THREADS = 16
 DEFAULT_WAIT_SECONDS = 5  # a long poll this long that returns nothing means the queue is empty
+LISTEN_WAIT_SECONDS = 20  # the longest long poll SQS allows, while listening for early events
 _MISSING = object()
 
 
@@ -76,6 +80,9 @@ class _QueueSync:
         self.acknowledge: list[_Message] = []  # everything they named is stored: deleted after the next commit
         self.receiving, self.receives, self.requested, self.received = True, 0, 0, 0
         self.last_commit = time.monotonic()
+        self.listen_until: float | None = None  # keep long-polling an empty queue until then (monotonic)
+        self.on_early: Callable[[], None] | None = None
+        self.early_handed_on = 0  # early events on_early has been told about
 
     def run(self, threads: ThreadPoolExecutor, max_messages: int | None, wait_seconds: int) -> None:
         self.threads = threads
@@ -98,14 +105,22 @@ class _QueueSync:
         while self.receiving and self.receives < RECEIVERS and len(self.objects) < 2 * FETCH_THREADS:
             left = aws.MAX_RECEIVE if max_messages is None else max_messages - self.received - self.requested
             wanted = min(aws.MAX_RECEIVE, left)
-            if wanted <= 0:
+            listening = self._listen_seconds()
+            if wanted <= 0 or listening == 0:
                 if self.receives == 0:
                     self.receiving = False
                 return
-            self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_seconds, wanted),
+            wait_for = wait_seconds if listening is None else min(LISTEN_WAIT_SECONDS, listening)
+            self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_for, wanted),
                          partial(self._on_received, wanted))
             self.receives += 1
             self.requested += wanted
+
+    def _listen_seconds(self) -> int | None:
+        """Whole seconds left to listen (0 once the time is up), or None when not listening."""
+        if self.listen_until is None:
+            return None
+        return max(0, int(self.listen_until - time.monotonic()))
 
     def _commit_due(self) -> bool:
         """Commit when a group is ready: many files, a second gone by, or nothing left in flight to wait for."""
@@ -124,6 +139,9 @@ class _QueueSync:
             self.active.difference_update(group)
             self._submit(partial(aws.delete_messages, self.sqs, self.queue_url, [item.receipt for item in group]),
                          partial(self._on_deleted, group))
+        if self.on_early and self.result.early > self.early_handed_on:
+            self.early_handed_on = self.result.early
+            self.on_early()
 
     def _submit(self, call, on_done) -> None:
         self.futures[self.threads.submit(call)] = on_done
@@ -137,7 +155,7 @@ class _QueueSync:
             self.result.fail(f"queue {self.queue_name}", str(exc))
             self.receiving = False
             return
-        if not messages:
+        if not messages and self.listen_until is None:
             self.receiving = False
         self.received += len(messages)
         for message in messages:
@@ -151,6 +169,11 @@ class _QueueSync:
         except MessageError as exc:
             ref = FileRef("sqs", "", f"sqs://{self.queue_name}/{pending.message_id}")
             self.ingester.fail(ref, f"unreadable message, deleted: {exc}")
+            self.acknowledge.append(pending)
+            return
+        if notification.kind == "cloudtrail_event":
+            ref = FileRef("eventbridge", "", f"sqs://{self.queue_name}/{pending.message_id}")
+            self.ingester.store_early(ref, notification.record, EarlyMessage(self.queue_name, pending.message_id))
             self.acknowledge.append(pending)
             return
         if not notification.objects:
@@ -256,13 +279,18 @@ class _QueueSync:
 
 def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), max_messages: int | None = None,
                progress: ProgressCallback | None = None, receive_limit: int = 5,
-               wait_seconds: int = DEFAULT_WAIT_SECONDS, workers: int | None = None) -> SyncResult:
-    """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files commit."""
+               wait_seconds: int = DEFAULT_WAIT_SECONDS, workers: int | None = None, listen: float | None = None,
+               on_early: Callable[[], None] | None = None) -> SyncResult:
+    """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files
+    commit. With `listen`, keep long-polling for that many seconds even when the queue is empty, calling `on_early`
+    after each commit that stored early (EventBridge) events."""
     buckets = _bucket_list(buckets)
     with Ingester(db_path, "sqs", progress, workers, batch=True) as ingester:
         try:
             session = aws.make_session(access, access.region or aws.queue_region(queue))
             queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)
+            queue_sync.on_early = on_early
+            queue_sync.listen_until = None if listen is None else time.monotonic() + listen
         except SourceError as exc:
             ingester.result.fail(f"queue {queue}", str(exc))
             return ingester.result

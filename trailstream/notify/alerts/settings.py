@@ -75,6 +75,22 @@ def parse_interval(text: str) -> timedelta:
     return interval
 
 
+DEFAULT_EARLY_GRACE = "2h"
+
+
+def early_grace(settings) -> tuple[timedelta, str | None]:
+    """[eventbridge] grace: how long an early (EventBridge) event may wait for its log file before Sync history
+    lists it; the default and a sentence when the value is bad."""
+    try:
+        value = section(settings, "eventbridge").get("grace", DEFAULT_EARLY_GRACE)
+    except Exception as exc:  # a broken settings file: the default, and why
+        return parse_interval(DEFAULT_EARLY_GRACE), str(exc)
+    try:
+        return parse_interval(str(value)), None
+    except ValueError as exc:
+        return parse_interval(DEFAULT_EARLY_GRACE), f"[eventbridge] grace: {exc}; using {DEFAULT_EARLY_GRACE}"
+
+
 def smtp_from(settings) -> tuple[mailer.SmtpSettings | None, str | None]:
     """The mail settings, or None and a sentence saying what to fix."""
     from trailstream import config
