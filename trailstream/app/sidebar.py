@@ -120,13 +120,17 @@ def _progress_reporters(bar, sources: int):
 
     def on_source(index: int, source: config.Source) -> None:
         label["source"] = f"{source.name} ({index + 1}/{sources})"
+        label["kind"] = source.kind
         bar.progress(0.0, text=f"{label['source']}: listing files…")
 
     def on_progress(progress: sync.SyncProgress) -> None:
         total = progress.files_total
         fraction = min(progress.files_done / total, 1.0) if total else 0.0
-        counted = f"{progress.files_done:,}/{total:,}" if total is not None else f"{progress.files_done:,}"
-        bar.progress(fraction, text=f"{label['source']}: {counted} files, {progress.new_events:,} new events")
+        if label.get("kind") == "lookup":  # Event history has no files: say the region and the day reached
+            counted = progress.current or "starting"
+        else:
+            counted = f"{progress.files_done:,}" + (f"/{total:,}" if total is not None else "") + " files"
+        bar.progress(fraction, text=f"{label['source']}: {counted}, {progress.new_events:,} new events")
 
     return on_source, on_progress
 

@@ -72,7 +72,7 @@ def merge_statement(policy_text: str | None, statement: dict) -> tuple[dict, boo
 
 
 def setup_trail(access: AwsAccess, trail_name: str, dry_run: bool = False, create_role: bool = False) -> SetupResult:
-    """Wire the trail to a queue; raises SourceError with a sentence when AWS refuses (nothing half-made stays unfixable)."""
+    """Wire the trail to a queue; a SourceError with a sentence when AWS refuses, and the next run finishes."""
     session = aws.make_session(access)
     region = session.region_name
     if not region:
@@ -129,7 +129,8 @@ def _ensure_topic(sns, names: _Names, trail: dict, result: SetupResult) -> str:
         if not _missing(exc):
             raise
         if not result.dry_run:
-            topic_arn = aws.call(sns, "create_topic", "creating the SNS topic", Name=topic_arn.rsplit(":", 1)[1])["TopicArn"]
+            topic_arn = aws.call(sns, "create_topic", "creating the SNS topic",
+                                 Name=topic_arn.rsplit(":", 1)[1])["TopicArn"]
         result.step(True, "create", f"SNS topic {topic_arn}")
         policy_text = None
     statement = {"Sid": PUBLISH_SID, "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
