@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The project root instead of this folder: benchmarks/sigma.py would otherwise hide the pySigma package.
+sys.path[0] = str(ROOT)
 
 from benchmarks import shapes  # noqa: E402
 from trailstream import catalog  # noqa: E402

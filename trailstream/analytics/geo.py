@@ -200,11 +200,13 @@ def _python_places(source_ips: Iterable[str | None], reader) -> list[tuple]:
     return rows
 
 
-def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLike | None = None) -> pl.DataFrame:
+def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLike | None = None,
+               asn: bool = True) -> pl.DataFrame:
     """One row per distinct source IP that is a place (PLACE_SCHEMA); AWS-internal and private ones are left out.
 
     Dotted IPv4 addresses are looked up all at once (a join over geoip2fast's networks), so a million roaming
-    addresses take about a second; a MaxMind city file is read one address at a time.
+    addresses take about a second; a MaxMind city file is read one address at a time. asn=False leaves the ASN
+    out of dotted IPv4 rows (travel needs only places).
     """
     reader = None
     if city_database:
@@ -217,7 +219,7 @@ def locate_ips(source_ips: Iterable[str | None], city_database: str | os.PathLik
     if reader is not None:
         dotted = pl.lit(False)
     others = addresses.filter(~dotted).get_column("source_ip").to_list()
-    return pl.concat([_ipv4_places(addresses.filter(dotted)),
+    return pl.concat([_ipv4_places(addresses.filter(dotted), asn),
                       pl.DataFrame(_python_places(others, reader), schema=PLACE_SCHEMA, orient="row")])
 
 
@@ -274,11 +276,11 @@ def _ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]
     return countries, asns, names.join(coordinates, on="country_code", how="left"), pl.Series(data.mainListNamesASN)
 
 
-def _ipv4_places(addresses: pl.DataFrame) -> pl.DataFrame:
+def _ipv4_places(addresses: pl.DataFrame, asn: bool = True) -> pl.DataFrame:
     """PLACE_SCHEMA rows for dotted IPv4 addresses, by as-of joins on the networks' first addresses."""
     countries, asns, names, asn_names = _ipv4_tables()
     inside = pl.col("number") <= pl.col("last")
-    return (
+    located = (
         addresses.lazy()
         .with_columns(number=_ipv4_number())
         .filter(~_not_a_place(pl.col("number")))
@@ -286,16 +288,17 @@ def _ipv4_places(addresses: pl.DataFrame) -> pl.DataFrame:
         .join_asof(countries.lazy(), left_on="number", right_on="first", strategy="backward")
         .with_columns(country_id=pl.when(inside & (pl.col("id") >= _GEOIP2FAST_RESERVED)).then(pl.col("id")))
         .drop("first", "last", "id")
-        .join_asof(asns.lazy(), left_on="number", right_on="first", strategy="backward")
-        .with_columns(asn=pl.when(inside).then(pl.col("id").replace_strict(
-            pl.int_range(asn_names.len(), eager=True), asn_names.replace("", None), default=None,
-            return_dtype=pl.String)))
-        .join(names.lazy(), on="country_id", how="inner")
-        .select("source_ip", "country_code", "country_name", "asn", city=pl.lit(None, pl.String),
-                place=pl.col("country_name"), latitude="latitude", longitude="longitude",
-                precision=pl.lit("country"))
-        .collect()
     )
+    if asn:
+        located = located.join_asof(asns.lazy(), left_on="number", right_on="first", strategy="backward").with_columns(
+            asn=pl.when(inside).then(pl.col("id").replace_strict(
+                pl.int_range(asn_names.len(), eager=True), asn_names.replace("", None), default=None,
+                return_dtype=pl.String)))
+    else:
+        located = located.with_columns(asn=pl.lit(None, pl.String))
+    return located.join(names.lazy(), on="country_id", how="inner").select(
+        "source_ip", "country_code", "country_name", "asn", city=pl.lit(None, pl.String), place=pl.col("country_name"),
+        latitude="latitude", longitude="longitude", precision=pl.lit("country")).collect()
 
 
 def distance_km(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:

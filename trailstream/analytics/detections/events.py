@@ -63,9 +63,9 @@ def query_finding_events(conn, event_ids: list[str]) -> pl.DataFrame:
     return read_frame(conn, sql, [orjson.dumps(list(event_ids)).decode()], queries.EVENT_SCHEMA)
 
 
-def locate(source_ips: pl.Series, settings) -> pl.DataFrame:
+def locate(source_ips: pl.Series, settings, asn: bool = True) -> pl.DataFrame:
     """Where the distinct addresses are (geo.PLACE_SCHEMA), with the city database of the settings when set."""
-    return geo.locate_ips(source_ips, settings.city_database or None)
+    return geo.locate_ips(source_ips, settings.city_database or None, asn)
 
 
 # --- Reusable frame steps ------------------------------------------------------------------
@@ -102,7 +102,8 @@ def breakdown(events: pl.DataFrame, by: str, limit: int = 15, column: str | None
 
 def episode(keys: list[str], gap: timedelta, time_column: str = "event_time") -> pl.Expr:
     """Number runs of events (frame sorted by keys, time) whose gaps stay within `gap`: one id per run."""
-    return (pl.col(time_column).diff().over(keys) > gap).fill_null(True).cum_sum()
+    new_key = pl.any_horizontal([pl.col(key).ne_missing(pl.col(key).shift(1)) for key in keys])
+    return ((pl.col(time_column).diff() > gap).fill_null(True) | new_key.fill_null(True)).cum_sum()
 
 
 def episode_summary(events: pl.DataFrame) -> list[pl.Expr]:

@@ -21,6 +21,7 @@ from trailstream.analytics.detections.events import OUTSIDE_AWS, episode, locate
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
+from trailstream.timefmt import TIME_FORMAT
 
 FINDING_TYPE = "impossible_travel"
 SETTINGS = ("max_travel_speed_kmh", "min_travel_distance_km", "country_change_window_minutes", "city_database")
@@ -28,9 +29,12 @@ INCIDENT_GAP = timedelta(hours=24)  # hops of one principal closer than this are
 TRAVEL_INDEX = queries.PRINCIPAL_INDEX  # (principal, event_time, source_ip, account_id, ...): read alone
 KEYS = ["account_id", "principal"]  # a session name of a person's role is that person: travel stays per principal
 _ACTORS = "e.principal IS NOT NULL"  # AWS services acting on their own call from their own domain: not places
-USAGE_SCHEMA = {"account_id": pl.String, "principal": pl.String, "source_ip": pl.String, "events": pl.Int64}
 PRESENCE_SCHEMA = {"principal": pl.String, "event_time": UTC_TIME, "source_ip": pl.String, "account_id": pl.String,
                    "row": pl.Int64}
+# One text per principal holds its moments: a million rows cross from SQLite to polars as a few dozen strings.
+_FIELD, _RECORD = "\x1f", "\x1e"
+_MOMENT_SQL = ("group_concat(e.event_time || char(31) || COALESCE(e.account_id, '') || char(31) || e.rowid || "
+               "char(31) || e.source_ip, char(30))")
 PLACE_COLUMNS = ("source_ip", "country_code", "place", "latitude", "longitude", "precision")
 HOP_SCHEMA = {
     "account_id": pl.String, "principal": pl.String, "from_time": UTC_TIME, "to_time": UTC_TIME,
@@ -44,32 +48,34 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
     "from_event_id": pl.String, "to_event_id": pl.String}
 
 
-def _candidates(conn, event_filter: EventFilter | None, settings: DetectionSettings):
-    """Principals seen at two or more places (a cheap first pass over distinct addresses), and the places."""
+def _presence(conn, event_filter: EventFilter | None) -> pl.DataFrame:
+    """The (time, address, account, stored row) moments of every principal seen at two or more addresses, read
+    from the covering index in one pass."""
     where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS)
-    sql = (f"SELECT e.account_id, e.principal, e.source_ip, count(*) FROM events e "
-           f"{queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where} GROUP BY e.principal, e.source_ip, e.account_id")
-    usage = read_frame(conn, sql, params, USAGE_SCHEMA)
-    places = locate(usage.get_column("source_ip"), settings).select(PLACE_COLUMNS)
-    candidates = (
-        usage.join(places, on="source_ip")
-        .group_by(KEYS)
-        .agg(spots=pl.struct("country_code", "latitude", "longitude").n_unique())
-        .filter(pl.col("spots") > 1)
-        .select(KEYS)
+    sql = (f"SELECT e.principal, {_MOMENT_SQL} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
+           f"WHERE {where} GROUP BY e.principal HAVING min(e.source_ip) != max(e.source_ip)")
+    moments = read_frame(conn, sql, params, {"principal": pl.String, "moments": pl.String})
+    fields = pl.col("moments").str.splitn(_FIELD, 4).struct.rename_fields(["time", "account_id", "row", "source_ip"])
+    return (
+        moments.lazy()
+        .with_columns(pl.col("moments").str.split(_RECORD))
+        .explode("moments")
+        .select("principal", fields.alias("moment"))
+        .unnest("moment")
+        .with_columns(event_time=pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC", strict=False),
+                      account_id=pl.when(pl.col("account_id") != "").then(pl.col("account_id")),
+                      row=pl.col("row").cast(pl.Int64, strict=False))
+        .drop_nulls(["event_time", "source_ip"])
+        .select(PRESENCE_SCHEMA.keys())
+        .collect()
     )
-    return candidates, places
 
 
-def _presence(conn, event_filter: EventFilter | None, candidates: pl.DataFrame) -> pl.DataFrame:
-    """Each candidate's (time, address) moments from the covering index, with one stored row to point at."""
-    where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS,
-                                   "e.principal IN (SELECT value FROM json_each(?))")
-    principals = orjson.dumps(candidates.get_column("principal").unique().to_list()).decode()
-    sql = (f"SELECT e.principal, e.event_time, e.source_ip, e.account_id, min(e.rowid) FROM events e "
-           f"{queries._indexed_by(conn, TRAVEL_INDEX)} WHERE {where} "
-           "GROUP BY e.principal, e.event_time, e.source_ip, e.account_id")
-    return read_frame(conn, sql, params + [principals], PRESENCE_SCHEMA)
+def _located(presence: pl.DataFrame, settings: DetectionSettings) -> pl.LazyFrame:
+    """The moments at places, of principals seen at two or more places."""
+    places = locate(presence.get_column("source_ip"), settings, asn=False).select(PLACE_COLUMNS)
+    spots = pl.struct("country_code", "latitude", "longitude").n_unique().over(KEYS)
+    return presence.lazy().join(places.lazy(), on="source_ip").filter(spots > 1)
 
 
 def _judged(settings: DetectionSettings) -> dict[str, pl.Expr]:
@@ -92,17 +98,13 @@ def query_travel_hops(conn, event_filter: EventFilter | None = None,
                       settings: DetectionSettings | None = None) -> pl.DataFrame:
     """Consecutive moments of one principal at two places too far apart for the time between (HOP_SCHEMA)."""
     settings = settings or DetectionSettings()
-    candidates, places = _candidates(conn, event_filter, settings)
-    if candidates.is_empty():
-        return pl.DataFrame(schema=HOP_SCHEMA)
-    previous = {f"from_{column}": pl.col(column).shift(1).over(KEYS)
+    same_principal = pl.all_horizontal([pl.col(key).eq_missing(pl.col(key).shift(1)) for key in KEYS])
+    previous = {f"from_{column}": pl.when(same_principal).then(pl.col(column).shift(1))  # sorted by KEYS below
                 for column in ("event_time", "row", *PLACE_COLUMNS)}
     distance = geo.distance_km(pl.col("from_latitude"), pl.col("from_longitude"), pl.col("to_latitude"),
                                pl.col("to_longitude"))
     return (
-        _presence(conn, event_filter, candidates).lazy()
-        .join(candidates.lazy(), on=KEYS, how="semi")
-        .join(places.lazy(), on="source_ip")
+        _located(_presence(conn, event_filter), settings)
         .sort([*KEYS, "event_time", "source_ip"])
         .with_columns(**previous)
         .filter(pl.col("from_source_ip").is_not_null() & (pl.col("from_source_ip") != pl.col("source_ip")))
@@ -142,25 +144,30 @@ def query_travel_pairs(conn, event_filter: EventFilter | None = None,
     )
 
 
-def _both_ends(column: str, limit: int | None = MAX_LISTED) -> pl.Expr:
-    """The from_ and to_ values of an incident's hops (sorted by time), once each, in order (the first `limit`)."""
-    both = pl.concat_list(f"from_{column}", f"to_{column}").explode().drop_nulls().unique(maintain_order=True)
-    return both.head(limit) if limit else both
+def _first_ends(column: str, limit: int = MAX_LISTED) -> pl.Expr:
+    """The first `limit` distinct from_ and to_ values of an incident's hops (sorted by time), in order."""
+    both = pl.concat_list(f"from_{column}", f"to_{column}").head(limit).explode()
+    return both.drop_nulls().unique(maintain_order=True).head(limit)
+
+
+def _all_ends(column: str) -> pl.Expr:
+    """Every distinct from_ and to_ value of an incident's hops."""
+    return pl.col(f"from_{column}").append(pl.col(f"to_{column}")).drop_nulls().unique()
 
 
 def _incidents(hops: pl.DataFrame) -> pl.DataFrame:
-    """One row per principal and run of hops less than INCIDENT_GAP apart: counts, places, the fastest hop."""
+    """One row per principal and run of hops less than INCIDENT_GAP apart: counts, places, the fastest hop
+    (hops sorted by principal and time, as query_travel_hops returns them)."""
     fastest = pl.col("speed_kmh").fill_null(-1).arg_max()
     return (
         hops.lazy()
-        .sort([*KEYS, "to_time"])
         .with_columns(incident=episode(KEYS, INCIDENT_GAP, "to_time"))
         .group_by([*KEYS, "incident"])
         .agg(
             pl.all().exclude("from_row", "to_row").get(fastest),
             first_time=pl.col("from_time").min(), last_time=pl.col("to_time").max(), pairs=pl.len(),
-            rows=_both_ends("row", MAX_EVENT_IDS), row_count=_both_ends("row", None).len(),
-            ips=_both_ends("source_ip"), places=_both_ends("place"), countries=_both_ends("country", None),
+            rows=_first_ends("row", MAX_EVENT_IDS), row_count=_all_ends("row").len(),
+            ips=_first_ends("source_ip"), places=_first_ends("place"), countries=_all_ends("country").sort(),
         )
         .sort("last_time", descending=True)
         .collect()
