@@ -583,3 +583,18 @@ def test_leaving_the_demo_starts_every_rule_over_from_the_first_real_event(tmp_p
         store.discard_demo_data(db)
     sync.import_paths(db_path, [write_events(tmp_path / "real", [record("real-1")])])
     assert jobs.after_sync(db_path, settings).sigma == ["sigma: 1 rule over 1 new event, 1 new match"]
+
+
+def test_an_edited_rule_forgets_what_its_old_text_matched(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule_file = rules / "edited.yml"
+    rule_file.write_text(rule_yaml("acacacac-0000-4000-8000-000000000001",
+                                   "  sel:\n    eventName: ListUsers\n  condition: sel\n"))
+    settings = {"sigma": {"rule_paths": [str(rules)]}}
+    db_path = tmp_path / "cache.db"
+    sync.import_paths(db_path, [write_events(tmp_path / "a", [record("users"), record("trail", eventName="DeleteTrail")])])
+    jobs.after_sync(db_path, settings)
+    rule_file.write_text(rule_file.read_text().replace("ListUsers", "DeleteTrail"))
+    assert jobs.after_sync(db_path, settings).sigma == ["sigma: 1 rule over 2 new events, 1 new match"]
+    assert matched_ids(db_path) == {"acacacac-0000-4000-8000-000000000001": {"trail"}}

@@ -46,6 +46,12 @@ SCHEMA = (
         created_at TEXT NOT NULL,
         UNIQUE (rule_id, field, value)
     )""",
+    # Every event each rule matched (before exceptions), so findings over any period read matches, not records.
+    """CREATE TABLE sigma_matches (
+        rule_id TEXT NOT NULL,
+        event_rowid INTEGER NOT NULL,
+        PRIMARY KEY (rule_id, event_rowid)
+    ) WITHOUT ROWID""",
     # Sigma compares case-insensitively: these let `event_name COLLATE NOCASE = ...` seek instead of scan.
     "CREATE INDEX events_name_nocase ON events (event_name COLLATE NOCASE)",
 )
@@ -57,9 +63,15 @@ def has_tables(conn: sqlite3.Connection) -> bool:
 
 
 def save_catalog(db: sqlite_utils.Database, rows: list[dict]) -> None:
-    """Replace the loaded catalog with `rows` (CATALOG_COLUMNS each); state and exceptions are kept by rule ID."""
+    """Replace the loaded catalog with `rows` (CATALOG_COLUMNS each); state and exceptions are kept by rule ID, but a
+    rule whose query changed (an edited file) starts over: its matches and watermark belonged to the old text."""
     now = utc_now()
     with db.atomic():
+        before = dict(db.execute("SELECT rule_id, query FROM sigma_rules").fetchall())
+        changed = [(row["rule_id"],) for row in rows if row["rule_id"] in before and before[row["rule_id"]] != row["query"]]
+        db.conn.executemany("DELETE FROM sigma_matches WHERE rule_id = ?", changed)
+        db.conn.executemany("UPDATE sigma_rule_state SET last_rowid = 0, matches = 0, last_match_at = NULL "
+                            "WHERE rule_id = ?", changed)
         db.execute("DELETE FROM sigma_rules")
         db.conn.executemany(
             f"INSERT INTO sigma_rules ({', '.join(CATALOG_COLUMNS)}, loaded_at) "
@@ -95,7 +107,7 @@ def query_exceptions(conn: sqlite3.Connection, rule_id: str | None = None) -> li
 
 
 def mark_enabled(db: sqlite_utils.Database, rule_id: str, enabled: bool) -> None:
-    """Turn a rule on or off; a rule turned back on starts counting from the events stored after now."""
+    """Turn a rule on or off; a rule turned back on catches up, from its watermark, at the next run."""
     with db.atomic():
         db.execute("INSERT OR IGNORE INTO sigma_rule_state (rule_id) VALUES (?)", [rule_id])
         db.execute("UPDATE sigma_rule_state SET enabled = ?, updated_at = ? WHERE rule_id = ?",
@@ -118,8 +130,18 @@ def delete_exception(db: sqlite_utils.Database, exception_id: int) -> None:
         db.execute("DELETE FROM sigma_exceptions WHERE id = ?", [exception_id])
 
 
+def save_matches(db: sqlite_utils.Database, matches: dict[str, list[tuple[int, str]]], top: int) -> None:
+    """After an incremental run: each evaluated rule's new (rowid, event time) matches, counts and newest match
+    time, and its watermark moved to `top`, in one transaction."""
+    with db.atomic():
+        db.conn.executemany("INSERT OR IGNORE INTO sigma_matches (rule_id, event_rowid) VALUES (?, ?)",
+                            ((rule_id, rowid) for rule_id, found in matches.items() for rowid, _ in found))
+        save_counts(db, {rule_id: (len(found), max((time for _, time in found), default=None))
+                         for rule_id, found in matches.items()}, top)
+
+
 def save_counts(db: sqlite_utils.Database, counts: dict[str, tuple[int, str | None]], top: int) -> None:
-    """After an incremental run: each evaluated rule's new matches and newest match time, watermark moved to `top`."""
+    """Each evaluated rule's new match count and newest match time, watermark moved to `top`."""
     now = utc_now()
     with db.atomic():
         db.conn.executemany(
@@ -136,4 +158,5 @@ def save_counts(db: sqlite_utils.Database, counts: dict[str, tuple[int, str | No
 def reset_counts(db: sqlite_utils.Database) -> None:
     """Start every rule's count over (the events were emptied, so rowids start again at 1)."""
     with db.atomic():
+        db.execute("DELETE FROM sigma_matches")
         db.execute("UPDATE sigma_rule_state SET matches = 0, last_rowid = 0, last_match_at = NULL")

@@ -63,6 +63,23 @@ def _rule_condition(rule: dict, exceptions: list[dict]) -> tuple[str, list]:
     return f"({rule['query']}) AND {excluded}", params
 
 
+def _match_condition(rule: dict, exceptions: list[dict], top: int) -> tuple[str, list]:
+    """SQL saying "this rule matches e": its stored matches up to its watermark, the rule itself beyond it (all of
+    it for a rule never run), always minus its exceptions."""
+    if rule["last_rowid"] <= 0:
+        return _rule_condition(rule, exceptions)
+    excluded, params = _exceptions_sql(exceptions)
+    stored = "e.rowid IN (SELECT event_rowid FROM sigma_matches WHERE rule_id = ?)"
+    if rule["last_rowid"] >= top:
+        return f"{stored} AND {excluded}", [rule["rule_id"], *params]
+    return (f"({stored} OR (e.rowid > ? AND ({rule['query']}))) AND {excluded}",
+            [rule["rule_id"], rule["last_rowid"], *params])
+
+
+def _top(conn) -> int:
+    return conn.execute("SELECT COALESCE(max(rowid), 0) FROM events").fetchone()[0]
+
+
 def _attribution(rule: dict) -> dict:
     """What the DRL asks every message based on a match to carry: the rule's author, its ID and where it lives."""
     return {"rule_id": rule["rule_id"], "rule_title": rule["title"], "title": f"Sigma: {rule['title']}",
@@ -124,12 +141,13 @@ def detect_sigma_findings(conn, event_filter: EventFilter | None = None, setting
 
 
 def _rule_matches(conn, rules: list[dict], exceptions: dict, event_filter) -> dict[str, pl.DataFrame]:
-    """The matching events of each rule (SECURITY_SCHEMA), for the rules with any: rules an index serves are read
-    one by one, the others in one pass over the period that flags each row per rule."""
-    scanned = [rule for rule in rules if not _seeks(conn, rule, exceptions)]
+    """The matching events of each rule (SECURITY_SCHEMA), for the rules with any: from the stored matches, except
+    rules never run, which are evaluated here (in one shared pass for those no index serves)."""
+    top = _top(conn)
+    scanned = [rule for rule in rules if rule["last_rowid"] <= 0 and not _seeks(conn, rule, exceptions)]
     found = {}
     for rule in (rule for rule in rules if rule not in scanned):
-        condition, params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
+        condition, params = _match_condition(rule, exceptions.get(rule["rule_id"], []), top)
         with contextlib.suppress(sqlite3.Error):
             found[rule["rule_id"]] = security_rows(conn, event_filter, condition, params)
     if scanned:
@@ -169,12 +187,13 @@ _OPERATORS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__", 
 def _correlation_events(conn, spec: dict, by_id: dict, event_filter, exceptions) -> pl.DataFrame:
     """The matches of every rule a correlation refers to, with its group keys (g0..) and value (v) and slot."""
     groups = ", ".join(f"{expression} AS g{index}" for index, expression in enumerate(spec["group_by"]))
+    top = _top(conn)
     frames = []
     for slot, rule_id in enumerate(spec["rule_ids"]):
         rule = by_id.get(rule_id)
         if rule is None:  # a referenced rule that is disabled makes its correlation silent too
             return pl.DataFrame()
-        condition, params = _rule_condition(rule, exceptions.get(rule_id, []))
+        condition, params = _match_condition(rule, exceptions.get(rule_id, []), top)
         extra = f", {slot} AS slot, {spec['value'] or 'NULL'} AS v" + (f", {groups}" if groups else "")
         schema = {"slot": pl.Int64, "v": pl.String} | {f"g{index}": pl.String for index in range(len(spec["group_by"]))}
         frame = security_rows(conn, event_filter, condition, params, extra_sql=extra,
@@ -257,44 +276,47 @@ def save_rules(db: sqlite_utils.Database, ruleset: RuleSet, sigma: SigmaSettings
 
 
 def evaluate_new_events(db: sqlite_utils.Database) -> SigmaRun:
-    """Run each enabled rule over the events stored since its watermark; counts and watermarks move in one commit."""
+    """Run each enabled rule over the events stored since its watermark and keep what it matched; matches, counts
+    and watermarks move in one commit."""
     conn = register_functions(db.conn)
-    top = conn.execute("SELECT COALESCE(max(rowid), 0) FROM events").fetchone()[0]
-    rules = [rule for rule in sigma_state.query_catalog(conn, runnable_only=True) if rule["last_rowid"] < top]
+    top = _top(conn)
+    runnable = sigma_state.query_catalog(conn, runnable_only=True)
+    rules = [rule for rule in runnable if rule["last_rowid"] < top]
     exceptions = _exceptions_by_rule(conn)
-    by_id = {rule["rule_id"]: rule for rule in sigma_state.query_catalog(conn, runnable_only=True)}
-    run, counts = SigmaRun(rules=len(rules)), {}
+    run, matches, counts = SigmaRun(rules=len(rules)), {}, {}
     for mark in sorted({rule["last_rowid"] for rule in rules}):
         group = [rule for rule in rules if rule["last_rowid"] == mark]
         run.new_events = max(run.new_events, top - mark)
-        counts |= _count_rules(conn, [rule for rule in group if rule["kind"] == "rule"], exceptions, mark, top, run)
+        matches |= _match_rules(conn, [rule for rule in group if rule["kind"] == "rule"], exceptions, mark, top, run)
         for rule in (rule for rule in group if rule["kind"] == "correlation"):
             try:
-                counts[rule["rule_id"]] = _count_new_correlation(conn, rule, by_id, exceptions, mark, top)
+                counts[rule["rule_id"]] = _count_new_correlation(conn, rule, {r["rule_id"]: r for r in runnable},
+                                                                 exceptions, mark, top)
             except (sqlite3.Error, pl.exceptions.PolarsError) as exc:
                 run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
-    run.matches = sum(count for count, _ in counts.values())
+    run.matches = sum(map(len, matches.values())) + sum(count for count, _ in counts.values())
+    sigma_state.save_matches(db, matches, top)
     sigma_state.save_counts(db, counts, top)
     return run
 
 
-def _count_rules(conn, rules: list[dict], exceptions: dict, mark: int, top: int, run: SigmaRun) -> dict:
-    """Matches among rowids (mark, top] per rule: rules an index serves seek one by one (the NOCASE event-name index
-    ends in the rowid, so a seek covers only new rows), the others share one pass over the new rows."""
+def _match_rules(conn, rules: list[dict], exceptions: dict, mark: int, top: int, run: SigmaRun) -> dict:
+    """(rowid, time) of each rule's matches among rowids (mark, top]: rules an index serves seek one by one (the
+    NOCASE event-name index ends in the rowid, so a seek reads only new rows), the others share one pass."""
     together = [rule for rule in rules if not _seeks(conn, rule, exceptions)]
-    counts = {}
+    found = {}
     try:
-        counts |= _count_together(conn, together, exceptions, mark, top)
-    except sqlite3.Error:  # one rule's SQL fails: count them one by one to find it
+        found |= _match_together(conn, together, mark, top)
+    except sqlite3.Error:  # one rule's SQL fails: run them one by one to find it
         alone = together
     else:
         alone = []
     for rule in [rule for rule in rules if rule not in together] + alone:
         try:
-            counts |= _count_together(conn, [rule], exceptions, mark, top)
+            found |= _match_together(conn, [rule], mark, top)
         except sqlite3.Error as exc:
             run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
-    return counts
+    return found
 
 
 def _seeks(conn, rule: dict, exceptions: dict) -> bool:
@@ -304,23 +326,22 @@ def _seeks(conn, rule: dict, exceptions: dict) -> bool:
     return not any(row[3] == "SCAN e" or row[3].startswith("SCAN e ") for row in plan)
 
 
-def _count_together(conn, rules: list[dict], exceptions: dict, mark: int, top: int) -> dict:
-    """(matches, newest match time) per rule over rowids (mark, top], each row's conditions evaluated once."""
+def _match_together(conn, rules: list[dict], mark: int, top: int) -> dict[str, list[tuple[int, str]]]:
+    """Each rule's (rowid, event time) matches over rowids (mark, top], exceptions not applied (they apply when
+    matches are read); several rules share one pass, each row's conditions evaluated once."""
+    if len(rules) == 1:
+        rows = conn.execute(f"SELECT e.rowid, e.event_time FROM events e WHERE e.rowid > ? AND e.rowid <= ? "
+                            f"AND ({rules[0]['query']})", [mark, top]).fetchall()
+        return {rules[0]["rule_id"]: rows}
     if not rules:
         return {}
-    flags, params = [], []
-    for index, rule in enumerate(rules):
-        condition, condition_params = _rule_condition(rule, exceptions.get(rule["rule_id"], []))
-        flags.append(f"CASE WHEN {condition} THEN e.event_time END AS m{index}")
-        params += condition_params
-    table = "events e NOT INDEXED" if len(rules) > 1 else "events e"
-    totals = ", ".join(f"count(m{index}), max(m{index})" for index in range(len(rules)))
-    row = conn.execute(
-        f"SELECT {totals} FROM (SELECT {', '.join(flags)} FROM {table} WHERE e.rowid > ? AND e.rowid <= ? "
-        f"{'' if len(rules) > 1 else f'AND {condition}'} LIMIT -1)",
-        [*params, mark, top, *(params if len(rules) == 1 else [])],
-    ).fetchone()
-    return {rule["rule_id"]: (row[2 * index], row[2 * index + 1]) for index, rule in enumerate(rules)}
+    flags = [f"CASE WHEN {rule['query']} THEN 1 ELSE 0 END AS m{index}" for index, rule in enumerate(rules)]
+    marks = [f"m{index}" for index in range(len(rules))]
+    rows = conn.execute(
+        f"SELECT * FROM (SELECT e.rowid AS event_rowid, e.event_time, {', '.join(flags)} FROM events e NOT INDEXED "
+        f"WHERE e.rowid > ? AND e.rowid <= ? LIMIT -1) WHERE {' + '.join(marks)} > 0", [mark, top],
+    ).fetchall()
+    return {rule["rule_id"]: [(row[0], row[1]) for row in rows if row[2 + index]] for index, rule in enumerate(rules)}
 
 
 def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -> tuple[int, str | None]:
