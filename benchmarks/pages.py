@@ -288,6 +288,7 @@ def render_page(page: str, db: Path, query: dict) -> dict:
     """In this (fresh) process: run the app once so every module is imported, clear the cached loaders, then time
     the page's run as a user who opens it waits for it. Returns seconds, peak RSS and any exception."""
     from streamlit.testing.v1 import AppTest
+    from streamlit.testing.v1.util import patch_config_options
 
     from trailstream.app import state
 
@@ -300,7 +301,8 @@ def render_page(page: str, db: Path, query: dict) -> dict:
     state.clear_cached_data()
     started = time.perf_counter()
     try:
-        at.switch_page(page).run()
+        with patch_config_options({"client.showErrorDetails": "full"}):  # the benchmark reports what broke
+            at.switch_page(page).run()
         problem = "; ".join(str(exception.value)[:200] for exception in at.exception)
     except RuntimeError as exc:  # AppTest's timeout
         problem = str(exc)[:200]
