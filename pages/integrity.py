@@ -1,7 +1,5 @@
 """Integrity & coverage: every hour of every account and region as verified, missing, modified, a gap, or unchecked."""
 
-from datetime import date
-
 import streamlit as st
 
 from trailstream.analytics import charts, integrity
@@ -11,7 +9,7 @@ event_filter = widgets.page_start(
     "Integrity & coverage",
     "Each hour of each account and region checked against CloudTrail's signed digests: were all log files delivered "
     "and unaltered? Turn on log file validation on the trail for digests to exist.")
-since, until = (date.fromisoformat(t[:10]) if t else None for t in (event_filter.start, event_filter.end))
+since, until = integrity.period_days(event_filter.start, event_filter.end)
 report = state.load(integrity.query_integrity_report, since, until, event_filter.accounts, event_filter.regions)
 counts = report.counts()
 widgets.metrics({"Digests valid": f"{counts['digests_valid']:,} / {counts['digests']:,}",
@@ -28,8 +26,7 @@ cells = integrity.heatmap_cells(report.hours)
 picked = st.altair_chart(charts.integrity_heatmap_chart(cells, integrity.STATE_COLORS), on_select="rerun",
                          key="integrity-heatmap", use_container_width=True)
 chosen = integrity.selected_cell(cells, (picked.selection.get("cell") or [None])[0] if picked else None)
-problem_cells = cells.filter(cells["problems"] > 0).head(500)
-labels = [f"{row['trail']} {row['hour']:%Y-%m-%d %H:00} ({row['state']})" for row in problem_cells.iter_rows(named=True)]
+problem_cells, labels = integrity.problem_cells(cells)
 pick = st.selectbox("Or pick an hour with problems", range(len(labels)), format_func=labels.__getitem__, index=None)
 cell = chosen or (problem_cells.row(pick, named=True) if pick is not None else None)
 if cell:

@@ -425,3 +425,16 @@ def selected_cell(cells: pl.DataFrame, selected: dict | None) -> dict | None:
               else datetime.fromisoformat(str(hour).replace("Z", "+00:00")))
     found = cells.filter((pl.col("trail") == selected["trail"]) & (pl.col("hour") == moment))
     return found.row(0, named=True) if found.height else None
+
+
+def period_days(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """The sidebar's period (cache time text) as the days verification takes."""
+    return tuple(date.fromisoformat(text[:10]) if text else None for text in (start, end))
+
+
+def problem_cells(cells: pl.DataFrame, limit: int = 500) -> tuple[pl.DataFrame, list[str]]:
+    """The heatmap cells with problems (at most `limit`, worst-looking first in time order) and a label for each."""
+    picked = cells.filter(pl.col("problems") > 0).head(limit)
+    labels = [f"{row['trail']} {row['hour']:%Y-%m-%d %H:00} ({row['state']}, {row['problems']} problem(s))"
+              for row in picked.iter_rows(named=True)]
+    return picked, labels
