@@ -109,9 +109,12 @@ class _Guard:
             return "ATTACH, DETACH and VACUUM are not allowed: queries read the TrailStream cache only"
         if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
             return f"transactions (BEGIN, COMMIT, SAVEPOINT) are not needed: {READ_ONLY_HINT}"
+        if action in _WRITE_ACTIONS and arg1 in ("sqlite_master", "sqlite_temp_master"):
+            # SQLite asks about its schema table first and stops at the refusal, so this is all CREATE, DROP,
+            # ALTER and ANALYZE ever show.
+            return f"the query would change the cache's tables or indexes (CREATE, DROP, ALTER, ANALYZE): {READ_ONLY_HINT}"
         if action in _WRITE_ACTIONS:
-            target = "the schema" if arg1 in ("sqlite_master", "sqlite_temp_master") else arg1
-            return f"the query would change the cache ({_WRITE_ACTIONS[action]} on {target}): {READ_ONLY_HINT}"
+            return f"the query would change the cache ({_WRITE_ACTIONS[action]} on {arg1}): {READ_ONLY_HINT}"
         return f"this kind of statement is not allowed: {READ_ONLY_HINT}"
 
 
