@@ -156,6 +156,17 @@ def test_a_long_table_shows_its_first_rows_says_so_and_offers_the_whole(app_demo
         "table-overview-events-CSV", "table-overview-events-JSON", "table-overview-events-PARQUET"}
 
 
+def test_a_use_case_page_with_more_events_than_it_reads_says_how_many_there_are(app_demo_cache, monkeypatch):
+    monkeypatch.setattr("trailstream.app.widgets.USE_CASE_LIMIT", 5)
+    at = open_page("pages/network.py", range="all")
+    names = in_names(catalog.USE_CASES["network"].event_names)
+    total = sql(app_demo_cache, f"SELECT count(*) FROM events WHERE {names}")
+    assert total > 5
+    assert any(f"The newest 5 of {total:,} Network" in caption.value for caption in at.caption), \
+        [caption.value for caption in at.caption]
+    assert metric(at, "Events") == 5
+
+
 def test_selecting_a_row_shows_its_raw_record(app_demo_cache):
     at = open_page(PAGES[0], range="all")
     table = next(frame for frame in at.dataframe if frame.key == "overview-events")

@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from trailstream import catalog
-from trailstream.analytics import charts, exports, queries
+from trailstream.analytics import charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import escape_markdown
@@ -24,6 +24,7 @@ from trailstream.timefmt import parse_iso_utc
 
 TABLE_LIMIT = 1_000
 CHART_LIMIT = 2_000
+USE_CASE_LIMIT = 10_000  # events a use-case page reads, newest first; its timeline counts them all
 # The columns an event table shows, in order; the rest stay one click away in the raw event.
 EVENT_TABLE_COLUMNS = ("event_time", "event_name", "principal", "account_id", "aws_region", "source_ip",
                        "error_code", "event_source", "user_agent")
@@ -104,12 +105,17 @@ def metrics(values: dict[str, object], helps: dict[str, str] | None = None) -> N
 
 
 def use_case_events(key: str) -> pl.DataFrame:
-    """A use-case page's start: title, purpose and its events in the period; stops the page when none match."""
+    """A use-case page's start: title, purpose and its newest USE_CASE_LIMIT events in the period (saying so when
+    there are more); stops the page when none match."""
     use_case = catalog.USE_CASES[key]
     event_filter = page_start(use_case.title, use_case.description)
-    events = state.load(queries.query_use_case_events, event_filter, key)
+    events = state.load(queries.query_use_case_events, event_filter, key, limit=USE_CASE_LIMIT)
     if no_matches(events, f"{use_case.title} events"):
         st.stop()
+    total = transforms.column_total(state.load(queries.query_use_case_timeline, event_filter, key), "events")
+    if total > events.height:
+        st.caption(f"The newest {events.height:,} of {total:,} {use_case.title} events are listed and counted here: "
+                   "narrow the period or pick an account to see the rest.")
     return events
 
 
