@@ -433,3 +433,13 @@ def test_watch_syncs_the_sources_then_mails_the_alerts(db_path, tmp_path, mail_s
     assert result.alerts.sent == len(mail_server.inbox.envelopes) == 1
     assert any("1 new event(s)" in line for line in lines)
     assert any(line.startswith("alerts: 1 fired, 1 sent") for line in lines)
+
+
+def test_a_second_alerts_run_on_the_same_cache_does_nothing_and_says_so(demo_cache):
+    with store.file_lock(demo_cache, "alerts") as acquired:
+        assert acquired
+        busy = alerts.run_alerts(demo_cache, {}, now=END)
+    assert busy.busy and busy.fired == 0
+    assert "another alerts run is in progress" in busy.summary()
+    assert alerted_events(demo_cache) == {}  # nothing was evaluated while the other run held the lock
+    assert alerts.run_alerts(demo_cache, {}, now=END).fired > 0  # and the lock is released with the run
