@@ -334,3 +334,13 @@ def test_test_connection_of_an_event_history_source_checks_the_credentials(aws, 
     at.button(key="test-history").click().run()
     assert not at.exception, [exception.value for exception in at.exception]
     assert any("Connection OK" in success.value for success in at.success)
+
+
+def test_lookups_share_one_pacer_instead_of_a_thread_per_region(busy_history, db_path):
+    def leak_threads() -> int:
+        return sum("Leaker" in thread.name for thread in threading.enumerate())
+
+    read(db_path)
+    before = leak_threads()
+    read(db_path, regions=["us-east-1", "eu-west-1", "eu-central-1"])
+    assert leak_threads() == before  # one per rate for the whole process, however many regions

@@ -8,11 +8,12 @@ or the next `watch` round, carries on from there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 
 import orjson
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import BucketFactory, Duration, InMemoryBucket, Limiter, MonotonicClock, Rate, RateItem
 
 from trailstream.cache import watermarks
 from trailstream.cache.bookkeeping import FileRef
@@ -28,6 +29,27 @@ LATE_ARRIVAL = timedelta(minutes=20)  # an event shows in Event history up to ~1
 REQUESTS_PER_SECOND = 2  # LookupEvents' quota per account and region
 CATEGORIES = ("management", "insight")
 SOURCE = "lookup"
+
+
+class _PerRegionBuckets(BucketFactory):
+    """One leaky bucket per account and region (LookupEvents' quota is counted there), made when first asked for."""
+
+    def __init__(self, rate: Rate):
+        self.clock, self.rate, self.buckets = MonotonicClock(), rate, {}
+
+    def wrap_item(self, name: str, weight: int = 1) -> RateItem:
+        return RateItem(name, self.clock.now(), weight=weight)
+
+    def get(self, item: RateItem) -> InMemoryBucket:
+        if item.name not in self.buckets:
+            self.buckets[item.name] = self.create(InMemoryBucket, [self.rate])
+        return self.buckets[item.name]
+
+
+@functools.cache
+def pacer(requests_per_second: int) -> Limiter:
+    """One limiter per process and rate, shared by every source and `watch` round (one leak thread, not one per run)."""
+    return Limiter(_PerRegionBuckets(Rate(requests_per_second, Duration.SECOND)))
 
 
 def plan_windows(mark: Watermark, lower: datetime, upper: datetime) -> list[tuple[datetime, datetime]]:
@@ -121,7 +143,7 @@ def _read_region(ingester: Ingester, session, account: str, region: str, span: t
                  requests_per_second: int) -> None:
     """Both categories of one region through one pacer: the quota is per account and region."""
     client = aws.make_regional_client(session, "cloudtrail", region)
-    limiter = Limiter(Rate(requests_per_second, Duration.SECOND))
+    limiter = pacer(requests_per_second)
     for category in CATEGORIES:
         mark = watermarks.query_watermark(ingester.db.conn, account, region, category)
         for start, end in plan_windows(mark, *span):
@@ -135,7 +157,7 @@ def _read_window(ingester: Ingester, client, limiter: Limiter, mark: Watermark) 
     start, end = parse_iso_utc(mark.gap_from), parse_iso_utc(mark.gap_to)
     token = None
     while True:
-        limiter.try_acquire(mark.region)
+        limiter.try_acquire(f"{mark.account_id}/{mark.region}")
         events, token = aws.fetch_event_history_page(client, start, end, mark.category, token)
         if events:
             save_page(ingester, mark, events)
