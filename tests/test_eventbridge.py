@@ -244,3 +244,35 @@ def test_sync_history_lists_an_unconfirmed_early_event_as_data_and_overview_show
 
     overview = open_page("pages/overview.py", range="all")
     assert any("from EventBridge (early): 2026-11-27T10:00:00Z" in caption.value for caption in overview.caption)
+
+
+def test_setup_routes_cloudtrail_eventbridge_events_to_the_queue_merging_its_policy(aws, db_path, capsys):
+    from trailstream import cli
+    from trailstream.config import AwsAccess
+    from trailstream.ingest import aws_sync
+
+    boto3.client("s3").create_bucket(Bucket="ct-logs")
+    boto3.client("cloudtrail").create_trail(Name="main", S3BucketName="ct-logs")
+    command = ["setup", "--trail", "main", "--region", "us-east-1", "--eventbridge"]
+    assert cli.main(command) == 0, capsys.readouterr().err
+    assert cli.main([*command, "--read-only-events"]) == 0
+    out = capsys.readouterr().out
+    assert "updated EventBridge rule trailstream-main-cloudtrail (ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS)" in out
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    rule = events.describe_rule(Name="trailstream-main-cloudtrail")
+    assert sorted(json.loads(rule["EventPattern"])["detail-type"]) == sorted(
+        ["AWS API Call via CloudTrail", "AWS Console Signin via CloudTrail", "AWS Console Action via CloudTrail",
+         "AWS Service Event via CloudTrail", "AWS Insight via CloudTrail"])
+    queue_url = sqs.get_queue_url(QueueName="trailstream-main")["QueueUrl"]
+    policy = json.loads(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"])["Attributes"]["Policy"])
+    sids = {statement["Sid"]: statement for statement in policy["Statement"]}
+    assert {"TrailStreamTopicToQueue", "TrailStreamEventBridgeToQueue"} <= set(sids)  # merged, not replaced
+    assert sids["TrailStreamEventBridgeToQueue"]["Condition"]["ArnEquals"]["aws:SourceArn"] == rule["Arn"]
+
+    event = bridged(stop_logging())
+    events.put_events(Entries=[{"Source": event["source"], "DetailType": event["detail-type"],
+                                "Detail": json.dumps(event["detail"])}])
+    result = aws_sync.sync_queue(db_path, queue_url, ["ct-logs"], AwsAccess(region="us-east-1"), wait_seconds=1)
+
+    assert result.early == 1 and result.failed == 0, result.failures
+    assert early_rows(db_path) == [(STOP_ID, "trailstream-main", 0)]

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_access_options(setup_cmd)
     setup_cmd.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     setup_cmd.add_argument("--create-role", action="store_true", help="also create the least-privilege reader role")
+    setup_cmd.add_argument("--eventbridge", action="store_true",
+                           help="also send CloudTrail's EventBridge events to the queue, for alerts in seconds")
+    setup_cmd.add_argument("--read-only-events", action="store_true",
+                           help="with --eventbridge, include read-only management events (Describe/Get/List)")
 
     policy_cmd = commands.add_parser("policy", help="the least-privilege IAM policy for what a principal did")
     policy_cmd.add_argument("principal", metavar="PRINCIPAL", help="user, role (all its sessions) or role/session")
@@ -288,7 +292,8 @@ def command_setup(args) -> int:
 
     access = _access(args, args.region)
     try:
-        result = setup.setup_trail(access, args.trail, args.dry_run, args.create_role)
+        result = setup.setup_trail(access, args.trail, args.dry_run, args.create_role, args.eventbridge,
+                                   args.read_only_events)
     except aws.SourceError as exc:
         print(f"setup stopped: {exc}. Run it again once fixed: it finishes what is missing.", file=sys.stderr)
         return EXIT_FAILED

@@ -22,6 +22,8 @@ READER_ROLE = "TrailStreamReader"
 READER_POLICY = "TrailStreamRead"
 PUBLISH_SID = "TrailStreamCloudTrailPublish"
 SEND_SID = "TrailStreamTopicToQueue"
+EVENTS_SID = "TrailStreamEventBridgeToQueue"
+EVENTS_TARGET_ID = "trailstream-queue"
 _MISSING = {"TrailNotFoundException", "NotFound", "NotFoundException", "NoSuchEntity", "QueueDoesNotExist",
             "AWS.SimpleQueueService.NonExistentQueue"}
 
@@ -71,8 +73,10 @@ def merge_statement(policy_text: str | None, statement: dict) -> tuple[dict, boo
     return policy, True
 
 
-def setup_trail(access: AwsAccess, trail_name: str, dry_run: bool = False, create_role: bool = False) -> SetupResult:
-    """Wire the trail to a queue; a SourceError with a sentence when AWS refuses, and the next run finishes."""
+def setup_trail(access: AwsAccess, trail_name: str, dry_run: bool = False, create_role: bool = False,
+                eventbridge: bool = False, read_only_events: bool = False) -> SetupResult:
+    """Wire the trail to a queue (and, with `eventbridge`, CloudTrail's EventBridge events too, for alerts in
+    seconds); a SourceError with a sentence when AWS refuses, and the next run finishes."""
     session = aws.make_session(access)
     region = session.region_name
     if not region:
@@ -88,6 +92,9 @@ def setup_trail(access: AwsAccess, trail_name: str, dry_run: bool = False, creat
     queue_arn = _ensure_queues(clients["sqs"], names, trail["Name"], topic_arn, result)
     _ensure_subscription(clients["sns"], topic_arn, queue_arn, result)
     result.reader_policy = reader_policy(queue_arn, trail, names)
+    if eventbridge:
+        events = aws.make_regional_client(session, "events", region, attempts=5)
+        ensure_eventbridge_rule(events, clients["sqs"], names, trail["Name"], queue_arn, read_only_events, result)
     if create_role:
         _ensure_role(aws.make_regional_client(session, "iam", region, attempts=5), names, result)
     return result
@@ -173,6 +180,55 @@ def _ensure_queues(sqs, names: _Names, trail_name: str, topic_arn: str, result: 
         aws.call(sqs, "set_queue_attributes", "setting the queue's policy", QueueUrl=url, Attributes=wanted)
     result.step(changed, "update", "the queue policy letting only the topic send (other statements kept)")
     return queue_arn
+
+
+def ensure_eventbridge_rule(events, sqs, names: _Names, trail_name: str, queue_arn: str, read_only_events: bool,
+                            result: SetupResult) -> None:
+    """An EventBridge rule sending this region's CloudTrail events (every CloudTrail detail-type) to the queue, and
+    the queue policy statement letting only that rule send (merged, other statements kept). Read-only management
+    events reach a rule only in state ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS, so they are opt-in."""
+    from trailstream.ingest.messages import CLOUDTRAIL_DETAIL_TYPES
+
+    name = f"trailstream-{trail_name}-cloudtrail"
+    state = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" if read_only_events else "ENABLED"
+    pattern = {"source": [{"prefix": "aws."}], "detail-type": list(CLOUDTRAIL_DETAIL_TYPES)}
+    try:
+        current = aws.call(events, "describe_rule", f'reading EventBridge rule "{name}"', Name=name)
+    except SourceError as exc:
+        if not _missing(exc) and exc.code != "ResourceNotFoundException":
+            raise
+        current = {}
+    rule_arn = current.get("Arn") or names.arn("events", f"rule/{name}")
+    changed = (current.get("State") != state or not current.get("EventPattern")
+               or json.loads(current["EventPattern"]) != pattern)
+    if changed and not result.dry_run:
+        rule_arn = aws.call(events, "put_rule", f'writing EventBridge rule "{name}"', Name=name, State=state,
+                            EventPattern=json.dumps(pattern),
+                            Description="TrailStream: CloudTrail events to its queue, for alerts in seconds")["RuleArn"]
+    result.step(changed, "update" if current else "create", f"EventBridge rule {name} ({state})")
+    targets = [] if not current else aws.call(events, "list_targets_by_rule", "listing the rule's targets",
+                                              Rule=name).get("Targets", [])
+    changed = not any(target.get("Arn") == queue_arn for target in targets)
+    if changed and not result.dry_run:
+        aws.call(events, "put_targets", "pointing the EventBridge rule at the queue", Rule=name,
+                 Targets=[{"Id": EVENTS_TARGET_ID, "Arn": queue_arn}])
+    result.step(changed, "create", "the rule's target: the queue")
+    _allow_rule_to_send(sqs, queue_arn, rule_arn, result)
+
+
+def _allow_rule_to_send(sqs, queue_arn: str, rule_arn: str, result: SetupResult) -> None:
+    """The queue policy statement letting the EventBridge rule (and nothing else new) send, merged by its Sid."""
+    statement = {"Sid": EVENTS_SID, "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                 "Action": "sqs:SendMessage", "Resource": queue_arn,
+                 "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}
+    url = "" if result.dry_run and not result.queue_url else result.queue_url
+    attributes = {} if not url else aws.call(sqs, "get_queue_attributes", "reading the queue's policy", QueueUrl=url,
+                                             AttributeNames=["Policy"]).get("Attributes", {})
+    policy, changed = merge_statement(attributes.get("Policy"), statement)
+    if changed and not result.dry_run:
+        aws.call(sqs, "set_queue_attributes", "letting the EventBridge rule send to the queue", QueueUrl=url,
+                 Attributes={"Policy": json.dumps(policy)})
+    result.step(changed, "update", "the queue policy letting the EventBridge rule send (other statements kept)")
 
 
 def _ensure_queue(sqs, names: _Names, name: str, attributes: dict, result: SetupResult) -> tuple[str, str, dict]:
