@@ -276,3 +276,21 @@ def test_setup_routes_cloudtrail_eventbridge_events_to_the_queue_merging_its_pol
 
     assert result.early == 1 and result.failed == 0, result.failures
     assert early_rows(db_path) == [(STOP_ID, "trailstream-main", 0)]
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")  # moto skips the policies and subscription
+def test_the_cloudformation_template_can_make_the_same_eventbridge_rule(aws):
+    from pathlib import Path
+
+    template = Path(__file__).resolve().parents[1] / "deploy" / "trailstream-sqs.yaml"
+    boto3.client("cloudformation").create_stack(
+        StackName="trailstream", TemplateBody=template.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "TrailName", "ParameterValue": "main"},
+                    {"ParameterKey": "TrailBucket", "ParameterValue": "ct-logs"},
+                    {"ParameterKey": "EventBridgeEvents", "ParameterValue": "all"}])
+    events = boto3.client("events")
+    rule = events.describe_rule(Name="trailstream-main-cloudtrail")
+    assert rule["State"] == "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    assert json.loads(rule["EventPattern"])["detail-type"][0] == "AWS API Call via CloudTrail"
+    (target,) = events.list_targets_by_rule(Rule="trailstream-main-cloudtrail")["Targets"]
+    assert target["Arn"].endswith(":trailstream-main")
