@@ -130,6 +130,7 @@ def _dictionary_samples() -> list[dict]:
 
 
 DICTIONARY_SAMPLE_RECORDS = 3000
+SAMPLE_FILES = 64
 SAMPLE_FILE_BYTES = 8 << 20  # larger files are left out of the sample: reading one whole costs more than it teaches
 
 
@@ -150,8 +151,9 @@ def _sampled_records(paths: list[Path]) -> Callable[[], list[dict]]:
 
     def sample() -> list[dict]:
         found: list[dict] = []
-        for path in paths:
-            found += _records_of(path)
+        for path in paths[:: max(1, len(paths) // SAMPLE_FILES)]:  # spread over accounts, regions and days
+            file_records = _records_of(path)
+            found += file_records[:: max(1, len(file_records) * SAMPLE_FILES // DICTIONARY_SAMPLE_RECORDS)]
             if len(found) >= DICTIONARY_SAMPLE_RECORDS:
                 break
         found = found[:DICTIONARY_SAMPLE_RECORDS]
