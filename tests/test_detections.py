@@ -343,6 +343,17 @@ def test_a_roaming_principal_is_one_travel_finding_summarising_its_hops(cache):
     assert f"{len(calls) - 1:,} impossible hops" in finding.summary
 
 
+def test_travel_judged_a_few_principals_at_a_time_finds_the_same(cache, monkeypatch):
+    calls = [event("GetObject", minute * 7, user, ip) for user in ("ann", "ben", "cat")
+             for minute, ip in enumerate(ROAMING_IPS * 2)]
+    conn = cache(calls)
+    whole = detections.query_travel(conn)
+    monkeypatch.setattr(detections.impossible_travel, "BATCH_MOMENTS", 5)
+    batched = detections.query_travel(conn)
+    assert [finding.to_dict() for finding in batched[0]] == [finding.to_dict() for finding in whole[0]]
+    assert batched[1].equals(whole[1]) and whole[1].get_column("principals").max() == 3
+
+
 def test_travel_a_day_apart_is_two_findings(cache):
     calls = [event("GetObject", 0, "pat", GB), event("GetObject", 10, "pat", US),
              event("GetObject", 60 * 30, "pat", GB), event("GetObject", 60 * 30 + 10, "pat", JP)]

@@ -48,16 +48,33 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
     "from_event_id": pl.String, "to_event_id": pl.String}
 
 
-def _presence(conn, event_filter: EventFilter | None) -> pl.DataFrame:
-    """The (time, address, account, stored row) moments of every principal seen at two or more addresses, read
-    from the covering index in one pass."""
+BATCH_MOMENTS = 50_000  # moments judged at once: memory stays flat however many principals roam
+
+
+def _moment_batches(conn, event_filter: EventFilter | None):
+    """The (time, address, account, stored row) moments of every principal seen at two or more addresses, from the
+    covering index in one pass, a few whole principals (about BATCH_MOMENTS moments) per frame."""
     where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS)
-    sql = (f"SELECT e.principal, {_MOMENT_SQL} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
+    sql = (f"SELECT e.principal, count(*), {_MOMENT_SQL} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
            f"WHERE {where} GROUP BY e.principal HAVING min(e.source_ip) != max(e.source_ip)")
-    moments = read_frame(conn, sql, params, {"principal": pl.String, "moments": pl.String})
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    batch, size = [], 0
+    for principal, count, moments in cursor.execute(sql, params):
+        batch.append((principal, moments))
+        size += count
+        if size >= BATCH_MOMENTS:
+            yield _parsed_moments(batch)
+            batch, size = [], 0
+    if batch:
+        yield _parsed_moments(batch)
+
+
+def _parsed_moments(batch: list[tuple[str, str]]) -> pl.DataFrame:
+    """PRESENCE_SCHEMA rows from (principal, moments text) pairs; unreadable moments are left out."""
     fields = pl.col("moments").str.splitn(_FIELD, 4).struct.rename_fields(["time", "account_id", "row", "source_ip"])
     return (
-        moments.lazy()
+        pl.LazyFrame(batch, schema={"principal": pl.String, "moments": pl.String}, orient="row")
         .with_columns(pl.col("moments").str.split(_RECORD))
         .explode("moments")
         .select("principal", fields.alias("moment"))
@@ -94,17 +111,16 @@ def _judged(settings: DetectionSettings) -> dict[str, pl.Expr]:
     }
 
 
-def query_travel_hops(conn, event_filter: EventFilter | None = None,
-                      settings: DetectionSettings | None = None) -> pl.DataFrame:
-    """Consecutive moments of one principal at two places too far apart for the time between (HOP_SCHEMA)."""
-    settings = settings or DetectionSettings()
+def _hops(presence: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
+    """Consecutive moments of one principal at two places too far apart for the time between (HOP_SCHEMA), sorted
+    by principal and time."""
     same_principal = pl.all_horizontal([pl.col(key).eq_missing(pl.col(key).shift(1)) for key in KEYS])
     previous = {f"from_{column}": pl.when(same_principal).then(pl.col(column).shift(1))  # sorted by KEYS below
                 for column in ("event_time", "row", *PLACE_COLUMNS)}
     distance = geo.distance_km(pl.col("from_latitude"), pl.col("from_longitude"), pl.col("to_latitude"),
                                pl.col("to_longitude"))
     return (
-        _located(_presence(conn, event_filter), settings)
+        _located(presence, settings)
         .sort([*KEYS, "event_time", "source_ip"])
         .with_columns(**previous)
         .filter(pl.col("from_source_ip").is_not_null() & (pl.col("from_source_ip") != pl.col("source_ip")))
@@ -118,6 +134,18 @@ def query_travel_hops(conn, event_filter: EventFilter | None = None,
         .select(HOP_SCHEMA.keys())
         .collect()
     )
+
+
+def _hop_batches(conn, event_filter: EventFilter | None, settings: DetectionSettings | None):
+    settings = settings or DetectionSettings()
+    for presence in _moment_batches(conn, event_filter):
+        yield _hops(presence, settings)
+
+
+def query_travel_hops(conn, event_filter: EventFilter | None = None,
+                      settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Every impossible hop of the period (HOP_SCHEMA), sorted by principal and time."""
+    return pl.concat([pl.DataFrame(schema=HOP_SCHEMA), *_hop_batches(conn, event_filter, settings)])
 
 
 def _event_ids(conn, rows: list[int]) -> dict[int, str]:
@@ -202,20 +230,14 @@ def _details(incident: dict) -> dict:
     }
 
 
-def _findings(conn, hops: pl.DataFrame) -> list[Finding]:
-    incidents = _incidents(hops)
+def _findings(conn, incidents: pl.DataFrame) -> list[Finding]:
     ids = _event_ids(conn, incidents.get_column("rows").explode().drop_nulls().to_list()) if incidents.height else {}
     return [
         make_finding(FINDING_TYPE, incident["last_time"], incident, _summary(incident),
                      [ids.get(row) for row in incident["rows"]], _details(incident))
-        for incident in incidents.iter_rows(named=True)
+        for incident in incidents.sort(["last_time", "account_id", "principal"], descending=[True, False, False],
+                                       nulls_last=True).iter_rows(named=True)
     ]
-
-
-def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
-                             settings: DetectionSettings | None = None) -> list[Finding]:
-    """One finding per principal and incident, summarising its hops and pointing at their events."""
-    return _findings(conn, query_travel_hops(conn, event_filter, settings))
 
 
 ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude": pl.Float64,
@@ -224,29 +246,52 @@ ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude":
 
 
 def _routes(hops: pl.DataFrame) -> pl.DataFrame:
+    """One batch's hops counted by route (ROUTE_SCHEMA); a principal's hops are all in one batch."""
     place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
     return (
         hops.lazy()
-        .with_columns(from_place=place["from"], to_place=place["to"])
-        .group_by("from_place", "to_place")
+        .group_by(from_place=place["from"], to_place=place["to"])
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
              principals=pl.col("principal").n_unique(), fastest_kmh=pl.col("speed_kmh").max(),
              last_time=pl.col("to_time").max())
-        .sort(["hops", "last_time", "from_place", "to_place"], descending=[True, True, False, False])
         .select(ROUTE_SCHEMA.keys())
         .cast({"hops": pl.Int64, "principals": pl.Int64})
         .collect()
     )
 
 
-def query_travel_routes(conn, event_filter: EventFilter | None = None,
-                        settings: DetectionSettings | None = None) -> pl.DataFrame:
-    """Impossible hops aggregated by route (from place -> to place), busiest first (ROUTE_SCHEMA): what a map draws."""
-    return _routes(query_travel_hops(conn, event_filter, settings))
+def _merged_routes(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """The batches' route counts added up, busiest first."""
+    return (
+        pl.concat([pl.DataFrame(schema=ROUTE_SCHEMA), *parts]).lazy()
+        .group_by("from_place", "to_place")
+        .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(),
+             pl.col("hops", "principals").sum(), pl.col("fastest_kmh", "last_time").max())
+        .sort(["hops", "last_time", "from_place", "to_place"], descending=[True, True, False, False])
+        .select(ROUTE_SCHEMA.keys())
+        .collect()
+    )
 
 
 def query_travel(conn, event_filter: EventFilter | None = None,
                  settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
-    """The travel findings and their routes from one pass over the hops, for the Sign-ins page."""
-    hops = query_travel_hops(conn, event_filter, settings)
-    return _findings(conn, hops), _routes(hops)
+    """The travel findings and their routes (ROUTE_SCHEMA, busiest first) from one pass over the hops, a batch of
+    principals at a time."""
+    incidents, routes = [], []
+    for hops in _hop_batches(conn, event_filter, settings):
+        incidents.append(_incidents(hops))
+        routes.append(_routes(hops))
+    found = pl.concat(incidents) if incidents else _incidents(pl.DataFrame(schema=HOP_SCHEMA))
+    return _findings(conn, found), _merged_routes(routes)
+
+
+def detect_impossible_travel(conn, event_filter: EventFilter | None = None,
+                             settings: DetectionSettings | None = None) -> list[Finding]:
+    """One finding per principal and incident, summarising its hops and pointing at their events."""
+    return query_travel(conn, event_filter, settings)[0]
+
+
+def query_travel_routes(conn, event_filter: EventFilter | None = None,
+                        settings: DetectionSettings | None = None) -> pl.DataFrame:
+    """Impossible hops aggregated by route (from place -> to place), busiest first (ROUTE_SCHEMA): what a map draws."""
+    return query_travel(conn, event_filter, settings)[1]
