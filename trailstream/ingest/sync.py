@@ -151,7 +151,8 @@ def _sampled_records(paths: list[Path]) -> Callable[[], list[dict]]:
 
     def sample() -> list[dict]:
         found: list[dict] = []
-        for path in paths[:: max(1, len(paths) // SAMPLE_FILES)]:  # spread over accounts, regions and days
+        spread = paths[:: max(1, len(paths) // SAMPLE_FILES)]  # over accounts, regions and days; then the rest
+        for path in dict.fromkeys(spread + paths):
             file_records = _records_of(path)
             found += file_records[:: max(1, len(file_records) * SAMPLE_FILES // DICTIONARY_SAMPLE_RECORDS)]
             if len(found) >= DICTIONARY_SAMPLE_RECORDS:
