@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream.app import signin, sources_form, state, widgets
+from trailstream.app import forms, signin, sources_form, state, widgets
 from trailstream import config
 
 signin.require_admin()
@@ -28,13 +28,13 @@ for source in current.sources:
         testing = test_column.button("Test", key=f"test-{source.name}", icon=":material/network_check:",
                                      help="Test connection")
         if remove_column.button("Remove", key=f"remove-{source.name}", icon=":material/delete:"):
-            if sources_form.remove_source(current, source.name):
+            if forms.remove_source(current, source.name):
                 st.rerun()
         if testing:
             sources_form.connection_check(source)
         if editing:
             edited = sources_form.source_form(source.kind, source, key=f"form-{source.name}")
-            if edited and sources_form.save_source(current, edited, replacing=source.name):
+            if edited and forms.save_source(current, edited, replacing=source.name):
                 st.session_state.pop(f"edit-{source.name}", None)
                 st.rerun()
 
@@ -45,6 +45,6 @@ st.subheader("Add a source")
 kind = st.segmented_control("Kind", list(config.SOURCE_KINDS), format_func=config.SOURCE_KINDS.get,
                             default="sqs", required=True, key="new-kind")
 new = sources_form.source_form(kind, None, key=f"new-{kind}", default_name=f"{kind}-{len(current.sources) + 1}")
-if new and sources_form.save_source(current, new):
+if new and forms.save_source(current, new):
     st.toast(f"Source {widgets.plain(new.name)} saved. Press Sync to read it.", icon=":material/check_circle:")
     st.rerun()

@@ -1,5 +1,5 @@
-"""Forms several pages share: the search fields (kept in the URL), "save under a name" for searches and SQL, and
-writing the settings file (sources, detection settings)."""
+"""Forms several pages share: the search fields (kept in the URL), "save under a name" for searches and SQL, the
+quick chart, and writing the settings file (adding and removing sources, detection settings)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,24 @@ def quick_chart_form(frame: pl.DataFrame) -> dict | None:
     drawn = widgets.chart_rows(frame, "rows")
     widgets.show_chart(charts.quick_chart(drawn, x, y, color, kind), frame, "sql-chart")
     return {"x": x, "y": y, "color": color, "kind": kind}
+
+
+def save_source(current: config.Settings, source: config.Source, replacing: str | None = None) -> bool:
+    """Add a source (or replace the one named `replacing`) and write the settings file; False if it could not."""
+    if any(other.name == source.name for other in current.sources if other.name != replacing):
+        st.error(f'A source is already named "{plain(source.name)}": pick another name.', icon=":material/error:")
+        return False
+    names = [other.name for other in current.sources]
+    if replacing in names:
+        current.sources[names.index(replacing)] = source
+    else:
+        current.sources.append(source)
+    return save_settings(current, {"source": source.name, "change": "edited" if replacing in names else "added"})
+
+
+def remove_source(current: config.Settings, name: str) -> bool:
+    current.sources = [source for source in current.sources if source.name != name]
+    return save_settings(current, {"source": name, "change": "removed"})
 
 
 def save_settings(current: config.Settings, change: dict | None = None) -> bool:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from trailstream import config, jobs
 from trailstream.analytics import queries
-from trailstream.app import signin, state, widgets
+from trailstream.app import forms, signin, state, widgets
 from trailstream.cache import bookkeeping
 from trailstream.filters import DEFAULT_PRESET, TIME_PRESETS, EventFilter
 from trailstream.ingest import sync
@@ -86,9 +86,7 @@ def _event_history_offer() -> None:
     st.caption("No trail? Read the last 90 days of your account's Event history (CloudTrail's LookupEvents, with "
                "the AWS credentials this app runs with; no trail or queue needed).")
     if st.button("Read my Event history", icon=":material/history:", width="stretch", key="event-history-offer"):
-        from trailstream.app import sources_form
-
-        if sources_form.save_source(current, config.LookupSource(name="event-history")):
+        if forms.save_source(current, config.LookupSource(name="event-history")):
             _run_sync()
 
 

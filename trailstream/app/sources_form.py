@@ -92,24 +92,6 @@ def _field_input(name: str, label: str, widget: str, help_text: str, value, key:
     return st.text_input(label, value or "", key=key, help=help_text).strip()
 
 
-def save_source(current: config.Settings, source: config.Source, replacing: str | None = None) -> bool:
-    """Add a source (or replace the one named `replacing`) and write the settings file; False if it could not."""
-    if any(other.name == source.name for other in current.sources if other.name != replacing):
-        st.error(f'A source is already named "{plain(source.name)}": pick another name.', icon=":material/error:")
-        return False
-    names = [other.name for other in current.sources]
-    if replacing in names:
-        current.sources[names.index(replacing)] = source
-    else:
-        current.sources.append(source)
-    return forms.save_settings(current, {"source": source.name, "change": "edited" if replacing in names else "added"})
-
-
-def remove_source(current: config.Settings, name: str) -> bool:
-    current.sources = [source for source in current.sources if source.name != name]
-    return forms.save_settings(current, {"source": name, "change": "removed"})
-
-
 def settings_problems(current: config.Settings) -> None:
     """Explain a settings file that cannot be used, and what to do."""
     st.error(f"The settings file has problems, so TrailStream will not change it. Edit {plain(str(current.path))} "
@@ -177,6 +159,6 @@ def connect_aws(current: config.Settings) -> None:
         if not any(getattr(source, "queue", None) == result.queue_url for source in current.sources):
             source = config.SqsSource(name=f"trail-{trail}", queue=result.queue_url, buckets=[result.bucket],
                                       region=region)
-            if save_source(current, source):
+            if forms.save_source(current, source):
                 st.success(f"Source {plain(source.name)} added: press **Sync** to read the queue.",
                            icon=":material/check_circle:")
