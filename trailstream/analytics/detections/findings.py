@@ -81,7 +81,8 @@ def findings_frame(findings: list[Finding]) -> pl.DataFrame:
         for finding in findings
     ]
     wire = FINDINGS_SCHEMA | {"time": pl.String}
-    return pl.DataFrame(rows, schema=wire).with_columns(pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC"))
+    return pl.DataFrame(rows, schema=wire).with_columns(
+        pl.col("time").str.to_datetime(TIME_FORMAT, time_zone="UTC", strict=False))
 
 
 def filter_findings(findings: list[Finding], severities=(), types=()) -> list[Finding]:
