@@ -344,3 +344,15 @@ def test_lookups_share_one_pacer_instead_of_a_thread_per_region(busy_history, db
     before = leak_threads()
     read(db_path, regions=["us-east-1", "eu-west-1", "eu-central-1"])
     assert leak_threads() == before  # one per rate for the whole process, however many regions
+
+
+def test_no_credentials_is_a_sentence_not_a_traceback(db_path, tmp_path, monkeypatch, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code = cli.main(["--db", str(db_path), "--quiet", "lookup", "--region", "eu-west-1"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no AWS credentials found" in err and "Traceback" not in err
