@@ -383,8 +383,8 @@ def command_query(args) -> int:
 
 
 def command_rules(args) -> int:
-    """`rules list` loads the configured rules into the cache and counts each one's matches over all of it;
-    `rules fetch` installs the pinned SigmaHQ release."""
+    """`rules list` loads the configured rules into the cache and brings their match counts up to date (as the
+    post-sync step does); `rules fetch` installs the pinned SigmaHQ release."""
     from trailstream.analytics import sigma
 
     try:
@@ -405,9 +405,12 @@ def command_rules(args) -> int:
         print(problem, file=sys.stderr)
     with closing(store.open_cache(args.db)) as db:
         sigma.save_rules(db, ruleset, sigma_config)
+        run = sigma.evaluate_new_events(db)  # counts up to date, as after a sync
+    for problem in run.problems:
+        print(problem, file=sys.stderr)
     with closing(store.open_cache_readonly(args.db)) as conn:
-        print(sigma.format_rule_table(sigma.query_rule_table(conn, sigma.count_matches(conn))))
-    return EXIT_FAILED if ruleset.problems else EXIT_OK
+        print(sigma.format_rule_table(sigma.query_rule_table(conn)))
+    return EXIT_FAILED if ruleset.problems or run.problems else EXIT_OK
 
 
 def command_report(args) -> int:

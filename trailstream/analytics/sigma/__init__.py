@@ -4,8 +4,8 @@ loading (files -> rules with a state) -> fields + backend (conversion to SQL ove
 over a period, counts after each sync, correlations); settings read [sigma]; fetching downloads a pinned release.
 """
 
-from trailstream.analytics.sigma.evaluation import (FINDING_PREFIX, LICENSE, SigmaRun, count_matches,
-                                                    detect_sigma_findings, evaluate_new_events, save_rules)
+from trailstream.analytics.sigma.evaluation import (FINDING_PREFIX, LICENSE, SigmaRun, detect_sigma_findings,
+                                                    evaluate_new_events, save_rules)
 from trailstream.analytics.sigma.fetching import FetchError, fetch_release
 from trailstream.analytics.sigma.listing import format_rule_table, query_rule_table, status_counts
 from trailstream.analytics.sigma.loading import (CONVERTED, FAILED, UNSUPPORTED, LoadedRule, RuleSet,
@@ -14,7 +14,7 @@ from trailstream.analytics.sigma.settings import LEVELS, SigmaSettings, SigmaSet
 
 __all__ = [
     "CONVERTED", "FAILED", "FINDING_PREFIX", "LEVELS", "LICENSE", "UNSUPPORTED", "FetchError", "LoadedRule", "RuleSet",
-    "SigmaRun", "SigmaSettings", "SigmaSettingsError", "configured_rules", "count_matches", "detect_sigma_findings",
+    "SigmaRun", "SigmaSettings", "SigmaSettingsError", "configured_rules", "detect_sigma_findings",
     "evaluate_new_events", "fetch_release", "format_rule_table", "load_rules", "query_rule_table", "save_rules",
     "sigma_settings", "status_counts",
 ]

@@ -354,20 +354,3 @@ def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -
     found = [finding for finding in _correlation_findings(conn, rule, by_id, EventFilter(start=since), exceptions)
              if finding.time >= oldest]
     return len(found), max((finding.time for finding in found), default=None)
-
-
-def count_matches(conn, event_filter: EventFilter | None = None) -> dict[str, int]:
-    """On demand: how many events each enabled rule matches in the period (correlations: how many findings)."""
-    conn = register_functions(getattr(conn, "conn", conn))
-    rules = sigma_state.query_catalog(conn, runnable_only=True)
-    exceptions = _exceptions_by_rule(conn)
-    by_id = {rule["rule_id"]: rule for rule in rules}
-    matches = _rule_matches(conn, [rule for rule in rules if rule["kind"] == "rule"], exceptions, event_filter)
-    counts = {rule["rule_id"]: matches[rule["rule_id"]].height if rule["rule_id"] in matches else 0
-              for rule in rules if rule["kind"] == "rule"}
-    for rule in (rule for rule in rules if rule["kind"] == "correlation"):
-        try:
-            counts[rule["rule_id"]] = len(_correlation_findings(conn, rule, by_id, event_filter, exceptions))
-        except (sqlite3.Error, pl.exceptions.PolarsError):
-            counts[rule["rule_id"]] = -1
-    return counts

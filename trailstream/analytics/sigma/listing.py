@@ -14,13 +14,10 @@ RULE_TABLE_SCHEMA = {
 STATUS_ORDER = {"converted": 0, "unsupported": 1, "failed": 2}
 
 
-def query_rule_table(conn, counts: dict[str, int] | None = None) -> pl.DataFrame:
-    """Every loaded rule with its state; `matches` is the count since the first run, or `counts` when given."""
+def query_rule_table(conn) -> pl.DataFrame:
+    """Every loaded rule with its state; `matches` counts what it matched (before exceptions) since it was loaded."""
     rows = [{name: row.get(name) for name in RULE_TABLE_SCHEMA} for row in sigma_state.query_catalog(conn)]
     frame = pl.DataFrame(rows, schema=RULE_TABLE_SCHEMA | {"enabled": pl.Int64}, orient="row")
-    if counts is not None:
-        frame = frame.with_columns(pl.col("rule_id").replace_strict(counts, default=None, return_dtype=pl.Int64)
-                                   .alias("matches"))
     return (frame.with_columns(pl.col("enabled").cast(pl.Boolean))
             .sort(pl.col("status").replace_strict(STATUS_ORDER, default=3), "title"))
 
