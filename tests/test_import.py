@@ -225,14 +225,15 @@ def test_duplicate_delivery_across_files_is_stored_once(db_path, tmp_path):
 def test_same_event_id_with_different_content_in_one_file_is_refused_and_listed(db_path, tmp_path):
     first, exact_copy = demo.generate_records(events=300, seed=2, end=END)[:2]
     altered = {**first, "errorCode": "AccessDenied"}  # same eventID, different content
+    elsewhere = {**first, "sourceIPAddress": "203.0.113.250"}  # only a value a column holds differs
     folder = tmp_path / "conflict"
     folder.mkdir()
-    (folder / "one.json").write_bytes(json.dumps({"Records": [first, exact_copy, altered, first]}).encode())
+    (folder / "one.json").write_bytes(json.dumps({"Records": [first, exact_copy, altered, first, elsewhere]}).encode())
     result = sync.import_paths(db_path, [folder])
-    assert (result.new_events, result.duplicates, result.conflicts) == (2, 1, 1)
+    assert (result.new_events, result.duplicates, result.conflicts) == (2, 1, 2)
     conn = store.open_cache_readonly(db_path)
     assert [tuple(row) for row in conn.execute("SELECT position, event_id, reason FROM rejected_records")] == [
-        (2, first["eventID"], store.CONFLICT_REASON)
+        (2, first["eventID"], store.CONFLICT_REASON), (4, first["eventID"], store.CONFLICT_REASON)
     ]
     assert store.load_record(conn, first["eventID"]) == first
 
