@@ -424,6 +424,17 @@ def test_sigma_findings_carry_their_rule_author_id_and_link_in_the_findings_pipe
     assert "Test Author" in finding.summary and rule_id in finding.summary and "Detection Rule License" in finding.summary
 
 
+def test_exported_sigma_findings_keep_the_rule_author_id_and_link(feature_cache):
+    from trailstream.analytics import exports
+
+    with closing(store.open_cache_readonly(feature_cache[0])) as conn:
+        found = [f for f in detections.detect_findings(conn) if f.type.startswith("sigma:")]
+    text = exports.table_csv(detections.findings_frame(found).drop("key")).decode()
+    rule_id = FEATURE_IDS["nested field"]
+    [line] = [line for line in text.splitlines() if f"sigma:{rule_id}" in line]
+    assert "Test Author" in line and f"Sigma rule {rule_id}" in line and f"{rule_id}.yml" in line
+
+
 def test_after_a_sync_rules_count_only_new_events_and_alert_at_the_configured_level(tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
