@@ -7,6 +7,7 @@ every account and region gets one state, with the reason when it is not verified
 from __future__ import annotations
 
 import base64
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -72,6 +73,17 @@ def signature_valid(key: rsa.RSAPublicKey, message: bytes, signature_hex: str) -
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _cached_key(der: bytes) -> rsa.RSAPublicKey | None:
+    return load_public_key(der)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _checked_signature(der: bytes, message: bytes, signature_hex: str) -> bool:
+    """Remembered per process: after a sync, only the new digests cost an RSA check (the page, alerts, watch)."""
+    return signature_valid(_cached_key(der), message, signature_hex)
+
+
 def parse_public_keys_file(text: str | bytes) -> dict[str, bytes]:
     """Keys by fingerprint from JSON shaped like ListPublicKeys' answer; ValueError with a sentence if it is not."""
     try:
@@ -103,12 +115,15 @@ class IntegrityReport:
                 .with_columns(kind=pl.lit("log file")),
         ]).select("kind", "state", "account_id", "region", "hour", "key", "reason")
 
+    listed: int = 0  # log files trusted digests list, and how many of them are verified
+    listed_verified: int = 0
+
     def counts(self) -> dict:
-        listed = self.log_files.filter(~pl.col("state").is_in(("pending", "not validated")))
+        unlisted = self.log_files.filter(pl.col("state") == "unreferenced").height
         checked = self.digests.filter(pl.col("state") != "unchecked")
         return {"digests_valid": int((checked["state"] == "verified").sum()), "digests": checked.height,
                 "digests_unchecked": self.digests.height - checked.height,
-                "log_files_valid": int((listed["state"] == "verified").sum()), "log_files": listed.height}
+                "log_files_valid": self.listed_verified, "log_files": self.listed + unlisted}
 
 
 def verify_integrity(conn: sqlite3.Connection, keys: dict[str, bytes] | None = None, since: date | None = None,
@@ -117,16 +132,33 @@ def verify_integrity(conn: sqlite3.Connection, keys: dict[str, bytes] | None = N
     now = now or datetime.now(timezone.utc)
     all_keys = {**tables.query_public_keys(conn), **(keys or {})}
     low, high = _margins(since, until)
-    checked = check_digests(tables.query_digests(conn, accounts, regions, low, high), all_keys)
+    scope = (accounts, regions, low, high)
+    checked = check_digests(tables.query_digests(conn, *scope), all_keys)
     chain = chain_breaks(checked, tables.query_trail_changes(conn, catalog.LOGGING_GAP_EVENTS))
-    stored = tables.query_stored_log_files(conn, low, high)
-    listed = check_listed_files(tables.query_listed_log_files(conn, accounts, regions, low, high), stored, checked)
-    unlisted = check_unlisted_files(stored, listed, checked, now, accounts, regions)
-    digests = pl.concat([checked.select(list(ROW_SCHEMA)), chain.select(list(ROW_SCHEMA))])
+    untrusted = checked.filter(~pl.col("state").is_in(TRUSTED_LISTINGS))["digest_id"].to_list()
+    counted = tables.query_listing_counts(conn, *scope)
+    with_problems = counted.filter(pl.col("verified") < pl.col("listed"))["digest_id"].to_list()
+    listed = check_listed_files(tables.query_listed_problems(conn, with_problems), checked)
+    unlisted = check_unlisted_files(tables.query_unlisted_log_files(conn, low, high, untrusted), checked, now,
+                                    accounts, regions)
+    totals = _in_range(counted.join(
+        checked.filter(pl.col("state").is_in(TRUSTED_LISTINGS)).select("digest_id", "hour"), on="digest_id"),
+        since, until)
+    digests = pl.concat([_with_listing_counts(checked, totals).select(list(ROW_SCHEMA)), chain.select(list(ROW_SCHEMA))])
     log_files = pl.concat([listed.select(list(ROW_SCHEMA)), unlisted.select(list(ROW_SCHEMA))])
     digests, log_files = (_in_range(frame, since, until).sort("account_id", "region", "hour", "key")
                           for frame in (digests, log_files))
-    return IntegrityReport(digests, log_files, hour_states(digests, log_files))
+    return IntegrityReport(digests, log_files, hour_states(digests, log_files), int(totals["listed"].sum()),
+                           int(totals["verified"].sum()))
+
+
+def _with_listing_counts(checked: pl.DataFrame, totals: pl.DataFrame) -> pl.DataFrame:
+    """A verified digest's reason says how many of its listed log files are stored unaltered."""
+    return checked.join(totals.select("digest_id", "listed", "verified"), on="digest_id", how="left").with_columns(
+        reason=pl.when((pl.col("state") == "verified") & pl.col("listed").is_not_null())
+        .then(pl.format("{} of {} listed log file(s) stored with the listed SHA-256", "verified", "listed"))
+        .when(pl.col("state") == "verified").then(pl.lit("lists no log file: no activity this hour"))
+        .otherwise(pl.col("reason")))
 
 
 def check_digests(digests: pl.DataFrame, keys: dict[str, bytes]) -> pl.DataFrame:
@@ -139,14 +171,7 @@ def check_digests(digests: pl.DataFrame, keys: dict[str, bytes]) -> pl.DataFrame
     frame = digests.join(successors, on="tail", how="left").with_columns(
         pl.col("start").fill_null(pl.col("end") - pl.duration(hours=1)),
     )
-    loaded: dict[str, rsa.RSAPublicKey | None] = {}
-
-    def key_for(fingerprint):
-        if fingerprint not in loaded:
-            loaded[fingerprint] = load_public_key(keys[fingerprint]) if fingerprint in keys else None
-        return loaded[fingerprint]
-
-    outcomes = [_digest_state(row, key_for) for row in frame.iter_rows(named=True)]
+    outcomes = [_digest_state(row, keys.get) for row in frame.iter_rows(named=True)]
     return frame.with_columns(
         state=pl.Series([state for state, _ in outcomes], dtype=pl.String),
         reason=pl.Series([reason for _, reason in outcomes], dtype=pl.String),
@@ -170,13 +195,13 @@ def _digest_state(row: dict, key_for) -> tuple[str, str]:
     if not signature:
         return "unchecked", ("no signature known: it is in the S3 object's metadata, which a copy made with "
                              "`aws s3 sync` lacks, and no later digest vouches for it yet")
-    key = key_for(row["fingerprint"])
-    if key is None:
+    der = key_for(row["fingerprint"])
+    if der is None or _cached_key(der) is None:
         return "unknown key", (f"no public key with fingerprint {row['fingerprint']}: sync with AWS access or pass "
                                "--public-keys FILE")
     message = string_to_sign(row["end_time"], row["digest_s3_bucket"], row["digest_s3_object"], row["sha256"],
                              row["previous_signature"])
-    if not signature_valid(key, message, signature):
+    if not _checked_signature(der, message, signature):
         source = "its S3 metadata" if row["signature"] else "the next digest"
         return "signature invalid", f"the signature from {source} does not match this digest: altered or forged"
     if row["successor_hash"] and row["successor_hash"] != row["sha256"]:
@@ -232,14 +257,11 @@ def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
     return [(*base, first + timedelta(hours=i), pair["key"], "gap", reason, None) for i in range(count)]
 
 
-def check_listed_files(listed: pl.DataFrame, stored: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
-    """Each log file a trusted digest lists: verified, modified, missing, unreadable or with trailing data."""
+def check_listed_files(listed: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
+    """Each problem log file a trusted digest lists: modified, missing, unreadable or with trailing data."""
     digests = checked.filter(pl.col("state").is_in(TRUSTED_LISTINGS)).select(
         "digest_id", "account_id", "region", "hour", digest_key=pl.col("key"))
-    files = stored.select("tail", "file_id", file_status="status", file_sha256="sha256", trailing_data="trailing_data",
-                          file_error="error").unique("tail", keep="first")
-    return listed.join(digests, on="digest_id").unique("s3_object", keep="first").join(
-        files, on="tail", how="left").with_columns(
+    return listed.join(digests, on="digest_id").unique("s3_object", keep="first").with_columns(
         key=pl.col("s3_object"),
         state=pl.when(pl.col("file_id").is_null() | (pl.col("file_status") == "skipped")).then(pl.lit("missing"))
         .when(pl.col("file_status") == "failed").then(pl.lit("unreadable"))
@@ -255,17 +277,14 @@ def check_listed_files(listed: pl.DataFrame, stored: pl.DataFrame, checked: pl.D
     )
 
 
-def check_unlisted_files(stored: pl.DataFrame, listed: pl.DataFrame, checked: pl.DataFrame, now: datetime,
-                         accounts=(), regions=()) -> pl.DataFrame:
+def check_unlisted_files(unlisted: pl.DataFrame, checked: pl.DataFrame, now: datetime, accounts=(),
+                         regions=()) -> pl.DataFrame:
     """Stored log files no trusted digest lists: pending while recent, unreferenced where digests cover the time."""
     coverage = checked.filter(pl.col("end").is_not_null()).group_by("account_id", "region").agg(
         first=pl.col("start").min(), last=pl.col("end").max())
     delivered = pl.col("stamp").str.to_datetime("%Y%m%dT%H%M", time_zone="UTC", strict=False)
     frame = (
-        stored.filter(pl.col("key").str.contains("/CloudTrail/", literal=True)
-                      & ~pl.col("source").is_in(("demo",)) & (pl.col("status") != "skipped"))
-        .join(listed.select("tail"), on="tail", how="anti")
-        .with_columns(pl.col("key").str.extract_groups(_LOG_KEY).alias("parts")).unnest("parts")
+        unlisted.with_columns(pl.col("key").str.extract_groups(_LOG_KEY).alias("parts")).unnest("parts")
         .filter(pl.col("account_id").is_not_null())
         .filter(pl.col("account_id").is_in(list(accounts)) if accounts else pl.lit(True))
         .filter(pl.col("region").is_in(list(regions)) if regions else pl.lit(True))

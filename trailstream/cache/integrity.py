@@ -110,36 +110,61 @@ def query_digests(conn: sqlite3.Connection, accounts=(), regions=(), since: str 
     )
 
 
-LISTED_SCHEMA = {"digest_id": pl.Int64, "s3_object": pl.String, "tail": pl.String, "hash_value": pl.String}
+# The part of a key from "AWSLogs/" on, in SQL; compared with `+l.tail` so that SQLite uses the files_tail index.
+TAIL_SQL = "substr({0}, instr({0}, 'AWSLogs/'))"
+_FILE_OF_LISTING = f"LEFT JOIN files f ON {TAIL_SQL.format('f.key')} = +l.tail"
+_VERIFIED = "(f.status = 'ok' AND f.trailing_data = 0 AND f.sha256 = l.hash_value)"
 
 
-def query_listed_log_files(conn: sqlite3.Connection, accounts=(), regions=(), since: str | None = None,
-                           until: str | None = None) -> pl.DataFrame:
-    """Every log file the digests of query_digests list, with the hash it lists."""
+def query_listing_counts(conn: sqlite3.Connection, accounts=(), regions=(), since: str | None = None,
+                         until: str | None = None) -> pl.DataFrame:
+    """Per digest of query_digests: how many log files it lists, and how many are stored with the listed SHA-256."""
     clauses, params = _scope("d.", accounts, regions, since, until)
     return read_frame(
         conn,
-        "SELECT l.digest_id, l.s3_object, l.tail, l.hash_value FROM digest_log_files l "
-        f"JOIN digests d ON d.id = l.digest_id {clauses}",
+        f"SELECT l.digest_id, count(*), coalesce(sum({_VERIFIED}), 0) FROM digest_log_files l "
+        f"JOIN digests d ON d.id = l.digest_id {_FILE_OF_LISTING} {clauses} GROUP BY l.digest_id",
         params,
-        LISTED_SCHEMA,
+        {"digest_id": pl.Int64, "listed": pl.Int64, "verified": pl.Int64},
     )
 
 
-STORED_SCHEMA = {"file_id": pl.Int64, "key": pl.String, "tail": pl.String, "source": pl.String, "status": pl.String,
+LISTED_SCHEMA = {"digest_id": pl.Int64, "s3_object": pl.String, "tail": pl.String, "hash_value": pl.String,
+                 "file_id": pl.Int64, "file_status": pl.String, "file_sha256": pl.String, "trailing_data": pl.Boolean,
+                 "file_error": pl.String}
+
+
+def query_listed_problems(conn: sqlite3.Connection, digest_ids: list[int]) -> pl.DataFrame:
+    """The log files these digests list that are not stored whole with the listed SHA-256."""
+    frames = [read_frame(
+        conn,
+        "SELECT l.digest_id, l.s3_object, l.tail, l.hash_value, f.id, f.status, f.sha256, f.trailing_data, f.error "
+        f"FROM digest_log_files l {_FILE_OF_LISTING} WHERE l.digest_id IN ({', '.join('?' for _ in chunk)}) "
+        f"AND NOT coalesce({_VERIFIED}, 0)",
+        chunk,
+        LISTED_SCHEMA,
+    ) for chunk in (digest_ids[start:start + 500] for start in range(0, len(digest_ids), 500))]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=LISTED_SCHEMA)
+
+
+STORED_SCHEMA = {"file_id": pl.Int64, "key": pl.String, "tail": pl.String, "status": pl.String,
                  "sha256": pl.String, "trailing_data": pl.Boolean, "error": pl.String}
 
 
-def query_stored_log_files(conn: sqlite3.Connection, since: str | None = None, until: str | None = None) -> pl.DataFrame:
-    """Recorded files under an AWSLogs/ key but digests (with events in since..until when given, and every failed
-    one): what listed log files are matched against."""
-    params = [since or "", until or "9999"]
+def query_unlisted_log_files(conn: sqlite3.Connection, since: str | None, until: str | None,
+                             untrusted: list[int]) -> pl.DataFrame:
+    """Stored CloudTrail log files (with events in since..until, or failed) that no digest but the untrusted ones
+    lists: the candidates for 'unreferenced'."""
+    marks = ", ".join("?" for _ in untrusted)
     return read_frame(
         conn,
-        "SELECT id, key, substr(key, instr(key, 'AWSLogs/')), source, status, sha256, trailing_data, error FROM files "
-        "WHERE key LIKE '%AWSLogs/%' AND key NOT LIKE '%/CloudTrail-Digest/%' AND source != 'refused' "
-        "AND (newest_event_time IS NULL OR newest_event_time >= ?) AND (oldest_event_time IS NULL OR oldest_event_time < ?)",
-        params,
+        f"SELECT f.id, f.key, {TAIL_SQL.format('f.key')}, f.status, f.sha256, f.trailing_data, f.error FROM files f "
+        "WHERE f.key LIKE '%/CloudTrail/%' AND f.status != 'skipped' AND f.source NOT IN ('demo', 'refused') "
+        "AND (f.newest_event_time IS NULL OR f.newest_event_time >= ?) "
+        "AND (f.oldest_event_time IS NULL OR f.oldest_event_time < ?) "
+        f"AND NOT EXISTS (SELECT 1 FROM digest_log_files l WHERE l.tail = {TAIL_SQL.format('f.key')} "
+        f"AND l.digest_id NOT IN ({marks}))",
+        [since or "", until or "9999", *untrusted],
         STORED_SCHEMA,
     )
 
@@ -184,10 +209,11 @@ def _scope(prefix: str, accounts, regions, since: str | None = None, until: str 
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-MIGRATION_SQL = """
+MIGRATION_SQL = f"""
 DELETE FROM files WHERE status = 'skipped' AND key LIKE '%/CloudTrail-Digest/%';
 ALTER TABLE files ADD COLUMN sha256 TEXT;
 ALTER TABLE files ADD COLUMN trailing_data INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX files_tail ON files ({TAIL_SQL.format('key')});
 CREATE TABLE digests (
     id INTEGER PRIMARY KEY,
     file_id INTEGER REFERENCES files (id),
