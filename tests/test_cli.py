@@ -115,7 +115,8 @@ def test_a_broken_settings_file_does_not_undo_an_import(db_path, tmp_path, capsy
     settings = tmp_path / "trailstream.toml"
     settings.write_text("[smtp\nhost = ")
     logs = tmp_path / "logs"
-    demo.write_log_files(logs, demo.generate_records(events=300, seed=6))
+    generated = demo.generate_records(events=300, seed=6)  # about 300: the planted cases come on top
+    demo.write_log_files(logs, generated)
     code, out, err = run(capsys, "--db", str(db_path), "--config", str(settings), "import", str(logs))
-    assert code == 0 and "300 new event(s)" in out
+    assert code == 0 and f"{len(generated)} new event(s)" in out
     assert "alerts not checked" in err and str(settings) in err and "Traceback" not in err
