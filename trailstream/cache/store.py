@@ -435,23 +435,7 @@ def save_parsed_file(
     conn = db.conn
     with db.atomic():
         file_id = save_file_row(db, ref, "ok", sync_run_id)
-        new_events = not_inserted = confirmed = 0
-        conflicts: list[tuple[int, str]] = []
-        rows = iter(parsed.rows)
-        while chunk := list(islice(rows, STORE_CHUNK)):
-            first = new_events + not_inserted + confirmed
-            positions = parsed.positions[first:first + len(chunk)]
-            if early is None:
-                chunk, positions, replaced = early_events.confirm_early(conn, chunk, positions, file_id)
-                confirmed += replaced
-            before = conn.total_changes
-            conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in chunk])
-            inserted = conn.total_changes - before
-            if early is not None:
-                early_events.save_early_rows(conn, chunk, file_id, early)
-            elif inserted < len(chunk):
-                conflicts += _conflicting_rows(conn, chunk, positions)
-            new_events, not_inserted = new_events + inserted, not_inserted + len(chunk) - inserted
+        new_events, not_inserted, confirmed, conflicts = _insert_rows(conn, parsed, file_id, early)
         rejects = list(parsed.rejects) + [(position, event_id, CONFLICT_REASON) for position, event_id in conflicts]
         if rejects:
             conn.executemany(
@@ -487,6 +471,29 @@ def save_parsed_file(
         if refresh_derived and (new_events or confirmed):
             derived.refresh(conn)
     return outcome
+
+
+def _insert_rows(conn: sqlite3.Connection, parsed: ParsedLog, file_id: int, early: early_events.EarlyMessage | None
+                 ) -> tuple[int, int, int, list[tuple[int, str]]]:
+    """Insert a file's rows a chunk at a time: (inserted, not inserted, early events confirmed, conflicts)."""
+    new_events = not_inserted = confirmed = 0
+    conflicts: list[tuple[int, str]] = []
+    rows = iter(parsed.rows)
+    while chunk := list(islice(rows, STORE_CHUNK)):
+        first = new_events + not_inserted + confirmed
+        positions = parsed.positions[first:first + len(chunk)]
+        if early is None:
+            chunk, positions, replaced = early_events.confirm_early(conn, chunk, positions, file_id)
+            confirmed += replaced
+        before = conn.total_changes
+        conn.executemany(_INSERT_EVENTS, [row + (file_id,) for row in chunk])
+        inserted = conn.total_changes - before
+        if early is not None:
+            early_events.save_early_rows(conn, chunk, file_id, early)
+        elif inserted < len(chunk):
+            conflicts += _conflicting_rows(conn, chunk, positions)
+        new_events, not_inserted = new_events + inserted, not_inserted + len(chunk) - inserted
+    return new_events, not_inserted, confirmed, conflicts
 
 
 def commit_batch(db: sqlite_utils.Database) -> None:
