@@ -609,3 +609,20 @@ def test_an_edited_rule_forgets_what_its_old_text_matched(tmp_path):
     rule_file.write_text(rule_file.read_text().replace("ListUsers", "DeleteTrail"))
     assert jobs.after_sync(db_path, settings).sigma == ["sigma: 1 rule over 2 new events, 1 new match"]
     assert matched_ids(db_path) == {"acacacac-0000-4000-8000-000000000001": {"trail"}}
+
+
+def test_a_second_run_at_the_same_time_leaves_the_rules_to_the_first(tmp_path):
+    sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "a", [record("e1")])])
+    with store.file_lock(tmp_path / "cache.db", "sigma") as acquired:
+        assert acquired
+        assert jobs.run_sigma_rules(tmp_path / "cache.db", {}) == [
+            "sigma: another run is checking the rules right now; this one leaves it to that run"]
+
+
+def test_a_correlation_with_field_aliases_is_reported_unsupported(tmp_path):
+    aliased = CORRELATION.replace("  group-by:\n    - userIdentity.arn\n",
+                                  "  group-by:\n    - who\n  aliases:\n    who:\n"
+                                  "      0f0f0f0f-0000-4000-8000-000000000001: userIdentity.arn\n")
+    (tmp_path / "aliased.yml").write_text(aliased)
+    states = {rule.rule_id[-1]: (rule.status, rule.reason) for rule in sigma.load_rules([tmp_path]).rules}
+    assert states["2"] == ("unsupported", "correlation field aliases are not supported")

@@ -190,9 +190,12 @@ def run_sigma_rules(db_path: str | os.PathLike, settings) -> list[str]:
     except (sigma.SigmaSettingsError, SettingsError) as exc:
         return [f"sigma: rules not run: {exc}"]
     ruleset = sigma.configured_rules(sigma_config)
-    with closing(store.open_cache(db_path)) as db:
-        sigma.save_rules(db, ruleset, sigma_config)
-        run = sigma.evaluate_new_events(db)
+    with store.file_lock(db_path, "sigma") as acquired:
+        if not acquired:
+            return ["sigma: another run is checking the rules right now; this one leaves it to that run"]
+        with closing(store.open_cache(db_path)) as db:
+            sigma.save_rules(db, ruleset, sigma_config)
+            run = sigma.evaluate_new_events(db)
     return [f"sigma: {problem}" for problem in ruleset.problems] + [run.summary()]
 
 

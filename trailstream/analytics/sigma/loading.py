@@ -162,6 +162,8 @@ def _convert(backend: CloudTrailBackend, rule: SigmaRule, path: Path) -> LoadedR
 def _correlate(rule: SigmaCorrelationRule, path: Path, converted: dict[str, LoadedRule],
                collection: SigmaCollection) -> LoadedRule:
     """A correlation rule over converted CloudTrail rules, or why it cannot run."""
+    if rule.aliases.aliases:
+        return _entry(rule, path, UNSUPPORTED, "correlation field aliases are not supported")
     if rule.type not in CORRELATION_TYPES:
         return _entry(rule, path, UNSUPPORTED, f"correlation type {rule.type.name.lower()} is not supported "
                                                "(event_count, value_count and temporal are)")
