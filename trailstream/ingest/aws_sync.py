@@ -302,6 +302,7 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
         finally:  # on an error, unfinished messages stay in the queue and come back after their visibility timeout
             threads.shutdown(wait=False, cancel_futures=True)
         return ingester.result
+    return ingester.result  # a full disk stopped it: its unstored messages stay queued
 
 
 def _as_date(value) -> date | None:
@@ -370,6 +371,7 @@ def backfill(db_path, bucket: str, prefix: str = "", since: date | str | None = 
             ingester.commit()
             integrity_sync.complete_digests(ingester.db, s3, bucket, access)
         return result
+    return result  # a full disk stopped it
 
 
 def _list_or_fail(s3, bucket, since, until, log_prefix: aws.LogPrefix):
@@ -421,6 +423,7 @@ def retry_failed(db_path, access: AwsAccess = AwsAccess(), progress: ProgressCal
             with ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-retry") as threads:
                 _fetch_and_store(ingester, s3, threads, remote)
         return ingester.result
+    return ingester.result  # a full disk stopped it
 
 
 def _parse_local(ingester: Ingester):

@@ -118,6 +118,7 @@ def lookup_events(db_path, access: AwsAccess, regions=None, since: date | None =
             except SourceError as exc:
                 ingester.result.fail(f"Event history in {region}", str(exc))
         return ingester.result
+    return ingester.result  # a full disk stopped it
 
 
 def choose_regions(session, requested: list[str], result: SyncResult) -> list[str]:

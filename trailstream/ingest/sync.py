@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -117,6 +118,12 @@ _worker_compressor = None
 INLINE_PARSE_BYTES = 4 * 1024  # below this a file is parsed in-process: the hand-off to a worker costs more
 BATCH_WAL_PAGES = 16_384  # batch syncs let the WAL grow to about 64 MB between checkpoints
 BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small file cost more than its inserts
+MAX_PAGE_COUNT_ENV = "TRAILSTREAM_MAX_PAGE_COUNT"  # caps the writer's cache in pages: how tests fill the disk
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """SQLite's SQLITE_FULL: the filesystem (or the page cap) left no room for the rows being written."""
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 DICTIONARY_SAMPLE_END = datetime(2026, 1, 1, tzinfo=timezone.utc)  # fixed, so every new cache trains the same dictionary
@@ -226,6 +233,7 @@ class Ingester:
         self.samples = samples or _dictionary_samples  # what a new cache's dictionary learns from
         self._uncommitted_rows = 0
         self.result = SyncResult(source)
+        self._durable = SyncResult(source)  # the result as of the last commit: what a full disk leaves stored
         self.progress = progress
         self.workers = workers if workers is not None else max(1, (os.cpu_count() or 1))
         self.files_total: int | None = None
@@ -236,6 +244,8 @@ class Ingester:
         self._lock.__enter__()
         try:
             self.db = store.open_cache(self.db_path)
+            if os.environ.get(MAX_PAGE_COUNT_ENV):
+                self.db.execute(f"PRAGMA max_page_count={int(os.environ[MAX_PAGE_COUNT_ENV])}")
             bookkeeping.mark_interrupted_runs(self.db)
             self.compressor = store.ensure_compressor(self.db, self.samples)
             self.run_id = bookkeeping.start_sync_run(self.db, self.result.source)
@@ -250,20 +260,39 @@ class Ingester:
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        full = is_disk_full(exc)
         try:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
-            self.commit()  # every file stored so far is whole (one savepoint each), so keep it even on an error
-            if exc_type is None:
+            if full:
+                self._stop_on_full_disk()
+            else:
+                self.commit()  # every file stored so far is whole (one savepoint each), so keep it even on an error
+            if exc_type is None or full:
                 status = "ok" if self.result.succeeded else "failed"
                 message = None if self.result.succeeded else "; ".join(r for _, r in self.result.failures[:3])
             else:
                 status, message = "interrupted", f"{exc_type.__name__}: {exc}"
-            bookkeeping.finish_sync_run(self.db, self.run_id, status, self.result.counts(), message)
+            try:
+                bookkeeping.finish_sync_run(self.db, self.run_id, status, self.result.counts(), message)
+            except sqlite3.OperationalError as error:  # no room even for that: the next sync marks it interrupted
+                if not (full and is_disk_full(error)):
+                    raise
             self.db.close()
         finally:
             self._lock.__exit__(exc_type, exc, tb)
+        return full  # a full disk ends the sync with a sentence in its result, not an exception
+
+    def _stop_on_full_disk(self) -> None:
+        """Drop the uncommitted files (their SQS messages stay queued) and say how many are stored."""
+        if self.db.conn.in_transaction:
+            self.db.execute("ROLLBACK")
+        not_rolled_back = {"unchanged": self.result.unchanged, "messages_deleted": self.result.messages_deleted}
+        self.result.__dict__.update(replace(self._durable, failures=list(self._durable.failures),
+                                            skips=list(self._durable.skips), **not_rolled_back).__dict__)
+        self.result.fail("cache", f"the disk holding the cache is full: {self.result.ok:,} files stored, "
+                                  "the rest left for the next sync")
 
     @property
     def pool(self) -> ProcessPoolExecutor:
@@ -335,6 +364,8 @@ class Ingester:
 
     def _record(self, outcome: FileOutcome) -> FileOutcome:
         self.result.add(outcome)
+        if not self.batch:  # durable already: each file committed itself
+            self._snapshot()
         self._uncommitted_rows += outcome.records + 1
         if self.batch and self._uncommitted_rows >= BATCH_ROWS:
             self.commit()
@@ -346,6 +377,10 @@ class Ingester:
         """Make everything stored so far durable (a no-op outside batch mode, where each file commits itself)."""
         store.commit_batch(self.db)
         self._uncommitted_rows = 0
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        self._durable = replace(self.result, failures=list(self.result.failures), skips=list(self.result.skips))
 
     def checkpoint(self) -> None:
         """Commit now and go on in a new transaction: an SQS sync deletes only messages a checkpoint made durable."""
@@ -416,6 +451,7 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
         for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key, r.size), 2 * ingester.workers + 2):
             ingester.store(ref, future)
         return ingester.result
+    return ingester.result  # a full disk stopped it
 
 
 def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCallback | None = None,
@@ -440,6 +476,7 @@ def import_demo(db_path, events: int, seed: int, end=None, progress: ProgressCal
         for (key, data), future in bounded(log_files, lambda item: ingester.parse_async(item[1]), 2 * ingester.workers + 2):
             ingester.store(FileRef("demo", "demo", key, None, len(data)), future)
         return ingester.result
+    return ingester.result  # a full disk stopped it
 
 
 class DemoRefused(RuntimeError):
