@@ -104,7 +104,8 @@ FEATURES = {
         "  sel:\n    requestParameters.enable: false\n  condition: sel\n",
         {"requestParameters": {"enable": False}}, {"requestParameters": {"enable": True}}),
     "field below an array of objects": (
-        "  sel:\n    requestParameters.containerDefinitions.command|contains: '$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'\n"
+        "  sel:\n    requestParameters.containerDefinitions.command|contains:"
+        " '$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI'\n"
         "  condition: sel\n",
         {"requestParameters": {"containerDefinitions": [
             {"name": "a", "command": ["sh"]},
@@ -292,8 +293,10 @@ def test_value_count_and_temporal_correlations_match_the_reference_windows(tmp_p
          for n, user in enumerate(("ann", "ben", "cat"))]
         + [user_record(f"b-{n}", "dan", 20 + n, errorCode="AccessDenied", sourceIPAddress="203.0.113.77")
            for n in range(4)]
-        + [user_record("c-1", "eve", 50, eventName="CreateUser"), user_record("c-2", "eve", 48, eventName="AttachUserPolicy"),
-           user_record("d-1", "fay", 90, eventName="CreateUser"), user_record("d-2", "fay", 40, eventName="AttachUserPolicy")]
+        + [user_record("c-1", "eve", 50, eventName="CreateUser"),
+           user_record("c-2", "eve", 48, eventName="AttachUserPolicy"),
+           user_record("d-1", "fay", 90, eventName="CreateUser"),
+           user_record("d-2", "fay", 40, eventName="AttachUserPolicy")]
     )
     sync.import_paths(tmp_path / "cache.db", [write_events(tmp_path / "logs", records)])
     (tmp_path / "rules").mkdir()
@@ -421,7 +424,7 @@ def test_sigma_findings_carry_their_rule_author_id_and_link_in_the_findings_pipe
     assert as_json["title"] == "Sigma: Feature 00000007"
     assert as_json["details"]["author"] == "Test Author" and as_json["details"]["rule_id"] == rule_id
     assert as_json["details"]["link"].startswith("file://")
-    assert "Test Author" in finding.summary and rule_id in finding.summary and "Detection Rule License" in finding.summary
+    assert all(part in finding.summary for part in ("Test Author", rule_id, "Detection Rule License"))
 
 
 def test_exported_sigma_findings_keep_the_rule_author_id_and_link(feature_cache):
@@ -509,7 +512,7 @@ def test_fetch_installs_only_rule_files_of_an_archive_with_the_pinned_sha256(rel
 
 
 def test_fetch_refuses_an_archive_whose_sha256_differs_and_keeps_the_rules_installed(release_server, tmp_path):
-    url, digest = release_server
+    url, _ = release_server
     folder = tmp_path / "sigma-rules"
     folder.mkdir()
     (folder / "mine.yml").write_text("kept")
@@ -604,7 +607,8 @@ def test_an_edited_rule_forgets_what_its_old_text_matched(tmp_path):
                                    "  sel:\n    eventName: ListUsers\n  condition: sel\n"))
     settings = {"sigma": {"rule_paths": [str(rules)]}}
     db_path = tmp_path / "cache.db"
-    sync.import_paths(db_path, [write_events(tmp_path / "a", [record("users"), record("trail", eventName="DeleteTrail")])])
+    events = [record("users"), record("trail", eventName="DeleteTrail")]
+    sync.import_paths(db_path, [write_events(tmp_path / "a", events)])
     jobs.after_sync(db_path, settings)
     rule_file.write_text(rule_file.read_text().replace("ListUsers", "DeleteTrail"))
     assert jobs.after_sync(db_path, settings).sigma == ["sigma: 1 rule over 2 new events, 1 new match"]

@@ -59,7 +59,8 @@ SCHEMA = (
 
 def has_tables(conn: sqlite3.Connection) -> bool:
     """False for a cache made before the Sigma migration (a read-only page may meet one)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sigma_rules'").fetchone() is not None
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sigma_rules'").fetchone()
+    return found is not None
 
 
 def save_catalog(db: sqlite_utils.Database, rows: list[dict]) -> None:
@@ -68,7 +69,8 @@ def save_catalog(db: sqlite_utils.Database, rows: list[dict]) -> None:
     now = utc_now()
     with db.atomic():
         before = dict(db.execute("SELECT rule_id, query FROM sigma_rules").fetchall())
-        changed = [(row["rule_id"],) for row in rows if row["rule_id"] in before and before[row["rule_id"]] != row["query"]]
+        changed = [(row["rule_id"],) for row in rows
+                   if row["rule_id"] in before and before[row["rule_id"]] != row["query"]]
         db.conn.executemany("DELETE FROM sigma_matches WHERE rule_id = ?", changed)
         db.conn.executemany("UPDATE sigma_rule_state SET last_rowid = 0, matches = 0, last_match_at = NULL "
                             "WHERE rule_id = ?", changed)

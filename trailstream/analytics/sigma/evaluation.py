@@ -219,7 +219,8 @@ def _correlation_findings(conn, rule: dict, by_id: dict, event_filter, exception
         .agg(metric.alias("metric"))
         .filter(compare)
         .sort([*keys, "event_time"])
-        .with_columns(run=episode(keys, span) if keys else (pl.col("event_time").diff() > span).fill_null(True).cum_sum())
+        .with_columns(run=episode(keys, span) if keys else (pl.col("event_time").diff() > span).fill_null(True)
+                      .cum_sum())
         .group_by([*keys, "run"])
         .agg(start=pl.col("event_time").min() - span, end=pl.col("event_time").max(), peak=pl.col("metric").max())
     )
@@ -346,7 +347,8 @@ def _match_together(conn, rules: list[dict], mark: int, top: int) -> dict[str, l
 
 def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -> tuple[int, str | None]:
     """Correlation windows that end on one of the new events (the window reaches back over older ones)."""
-    oldest = conn.execute("SELECT min(event_time) FROM events WHERE rowid > ? AND rowid <= ?", [mark, top]).fetchone()[0]
+    oldest = conn.execute("SELECT min(event_time) FROM events WHERE rowid > ? AND rowid <= ?",
+                          [mark, top]).fetchone()[0]
     if oldest is None:
         return 0, None
     seconds = orjson.loads(rule["query"])["seconds"]

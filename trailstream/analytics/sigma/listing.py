@@ -34,7 +34,8 @@ def format_rule_table(table: pl.DataFrame) -> str:
     for row in table.iter_rows(named=True):
         state = row["status"] if row["enabled"] or row["status"] != "converted" else "disabled"
         if row["status"] == "converted":
-            matches = "-" if row["matches"] is None else f"{row['matches']:,} match" + ("" if row["matches"] == 1 else "es")
+            count = row["matches"]
+            matches = "-" if count is None else f"{count:,} match" + ("" if count == 1 else "es")
             detail = f"{matches}, {row['level'] or 'no level'}"
         else:
             detail = row["reason"]
