@@ -14,7 +14,7 @@ import pytest
 from tests.test_aws_sync import BUCKET, log_key, queue_depth, s3_event, send, sns, sync
 from tests.test_derived import assert_derived_data_matches_events
 from trailstream import config, jobs
-from trailstream.cache import early, store
+from trailstream.cache import bookkeeping, early, store
 from trailstream.ingest.messages import MessageError, parse_message_body
 
 ACCOUNT = "111122223333"
@@ -197,10 +197,12 @@ def test_an_early_event_never_confirmed_is_listed_after_the_grace_period(db_path
     with store.open_cache_readonly(db_path) as conn:
         within, within_total = early.query_unconfirmed(conn, now, timedelta(hours=2))
         after, after_total = early.query_unconfirmed(conn, now + timedelta(hours=2, minutes=1), timedelta(hours=2))
+        delivered = bookkeeping.query_delivered_files(conn)  # ingestion health counts log files, not messages
 
     assert within_total == within.height == 0
     assert after_total == 1 and after["event_id"].to_list() == ["5e2c7c5b-1f2f-4b4a-8e3c-6f80d19bac21"]
     assert after["event_name"].to_list() == ["StopLogging"] and after["queue"].to_list() == ["trail-queue"]
+    assert delivered["key"].to_list() == [key]
 
 
 def test_the_grace_period_is_read_from_the_settings_and_a_bad_one_says_so():
@@ -220,7 +222,6 @@ def test_sync_history_lists_an_unconfirmed_early_event_as_data_and_overview_show
     import sqlite3
 
     from tests.conftest import open_page, point_app_at
-    from trailstream.cache import bookkeeping
     from trailstream.ingest import records
 
     db_path = tmp_path / "early.db"

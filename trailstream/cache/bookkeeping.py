@@ -230,7 +230,7 @@ def query_delivered_files(conn: sqlite3.Connection) -> pl.DataFrame:
     """Every stored log file's name, newest event and processing time: the input of transforms.ingestion_health."""
     sql = (
         f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM files "
-        "WHERE status = 'ok' AND newest_event_time IS NOT NULL"
+        "WHERE status = 'ok' AND newest_event_time IS NOT NULL AND source != 'eventbridge'"  # messages, not files
     )
     return read_frame(conn, sql, [], DELIVERY_SCHEMA)
 
