@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
+    compact_cmd = commands.add_parser("compact", help="write local log files to the Parquet lake (s3://LAKE/PREFIX or a folder)")
+    compact_cmd.add_argument("--to", required=True, metavar="s3://LAKE/PREFIX|FOLDER")
+    compact_cmd.add_argument("--since", type=_date, help="only events on or after this day")
+    compact_cmd.add_argument("paths", nargs="+", metavar="PATH")
+    ddl_cmd = commands.add_parser("athena-ddl", help="the Athena tables over the lake (and the raw CloudTrail JSON)")
+    ddl_cmd.add_argument("--apply", action="store_true", help="run the statements on Athena ([backend] settings)")
+
     demo_cmd = commands.add_parser("demo", help="fill the cache with generated demo activity")
     demo_cmd.add_argument("--events", type=_positive, default=20_000)
     demo_cmd.add_argument("--seed", type=int, default=7)
@@ -215,6 +222,41 @@ def _run_alerts_after_sync(args) -> None:
 
 def command_import(args) -> int:
     return _with_progress(args, "import", lambda progress: sync.import_paths(args.db, args.paths, progress))
+
+
+def command_compact(args) -> int:
+    from trailstream.ingest import lake
+
+    since = args.since.isoformat() + "T00:00:00Z" if args.since else None
+    try:
+        result = lake.compact_paths(args.to, args.paths, since)
+    except lake.LakeError as exc:
+        raise CommandError(str(exc)) from None
+    for name, reason in result.failures[:20]:
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    print(result.summary())
+    return EXIT_FAILED if result.failures else EXIT_OK
+
+
+def command_athena_ddl(args) -> int:
+    from trailstream.config import BackendSettings
+    from trailstream.ingest import lake, lake_ddl
+
+    backend = BackendSettings.from_section(_settings(args).section("backend"))
+    if backend.problems():
+        raise CommandError("; ".join(backend.problems()))
+    try:
+        statements = lake_ddl.athena_statements(backend)
+    except lake.LakeError as exc:
+        raise CommandError(str(exc)) from None
+    print(";\n\n".join(statements) + ";")
+    if args.apply:
+        from trailstream.ingest import athena
+
+        for statement in statements:
+            athena.run_query(backend, statement)
+        print(f"applied {len(statements)} statement(s) in Athena workgroup {backend.workgroup}", file=sys.stderr)
+    return EXIT_OK
 
 
 def command_demo(args) -> int:
@@ -536,6 +578,8 @@ def _settings(args):
 COMMANDS = {
     "import": command_import,
     "demo": command_demo,
+    "compact": command_compact,
+    "athena-ddl": command_athena_ddl,
     "sync": command_sync,
     "backfill": command_backfill,
     "lookup": command_lookup,

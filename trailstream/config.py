@@ -125,6 +125,34 @@ class LookupSource(AwsSourceSettings):
         return "Event history (LookupEvents) in " + (", ".join(self.regions) if self.regions else "every enabled region")
 
 
+@dataclass(kw_only=True)
+class BackendSettings(AwsSourceSettings):
+    """[backend]: where pages read events. kind "cache" (the SQLite file) or "athena" (the Parquet lake)."""
+
+    kind: str = "cache"
+    lake: str = ""  # s3://BUCKET/PREFIX (or a folder, read with DuckDB) the compactor writes
+    trail: str = ""  # s3://BUCKET/PREFIX/AWSLogs/ACCOUNT/CloudTrail/ of the raw JSON, for the raw table
+    workgroup: str = "primary"
+    database: str = "trailstream"
+    table: str = "events"
+    output_location: str = ""  # s3://... where Athena writes results (unless the workgroup says)
+
+    @classmethod
+    def from_section(cls, values: dict) -> "BackendSettings":
+        """The [backend] section; keys this version does not know are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: str(value) for key, value in values.items() if key in known})
+
+    def problems(self) -> list[str]:
+        """What is wrong with these values, as sentences."""
+        problems = [] if self.kind in ("cache", "athena") else [f'[backend] kind "{self.kind}" is not cache or athena']
+        for name in ("trail", "output_location"):
+            value = getattr(self, name)
+            if value and not value.startswith("s3://"):
+                problems.append(f'[backend] {name} "{value}" should be an s3://BUCKET/PREFIX location')
+        return problems + self.access.problems()
+
+
 Source = SqsSource | S3Source | LocalSource | LookupSource
 SOURCE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (SqsSource, S3Source, LocalSource, LookupSource)}
 

@@ -1,0 +1,204 @@
+"""The Parquet lake: delivered log files become zstd Parquet under account=/region=/date= folders that Athena (or
+DuckDB) reads with partition projection; one merged file per partition, idempotent on eventID per day.
+
+Parsing is the cache's own (records.parse_log_file); the lake holds the `events` columns minus the lossless blob,
+plus event time as epoch milliseconds and hour number, plus lineage (source key and the file's SHA-256).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from trailstream.cache.rows import EVENT_COLUMNS
+from trailstream.ingest import records, sync
+
+# The one spelling of where a partition lives: the compactor fills it, the Athena DDL's projection template uses it.
+PARTITION_TEMPLATE = "account=${account}/region=${region}/date=${date}"
+PARTITION_KEYS = ("account", "region", "date")
+UNKNOWN = "unknown"  # the partition of a record whose account or region is missing or not a real one
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")  # attacker text never becomes a path: anything else is UNKNOWN
+_BLOB_COLUMNS = ("raw", "raw_codec", "record_hash")
+FLAT_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in _BLOB_COLUMNS)
+_STRING_COLUMNS = tuple(name for name in FLAT_COLUMNS if name != "read_only")
+LAKE_SCHEMA = pa.schema(
+    [(name, pa.int8() if name == "read_only" else pa.string()) for name in FLAT_COLUMNS]
+    + [("event_time_ms", pa.int64()), ("event_hour", pa.int64()), ("source_key", pa.string()),
+       ("source_sha256", pa.string())]
+)
+MAX_FILE_ROWS = 2_000_000  # a partition larger than this is written as several files of about this size
+FLUSH_ROWS = 500_000  # parsed rows held before the touched partitions are merged and written
+COMPRESSION = "zstd"
+
+
+class LakeError(ValueError):
+    """The lake location cannot be used; the message says why, for a person."""
+
+
+@dataclass
+class CompactResult:
+    """What one compaction did, with every failed file and its reason."""
+
+    files: int = 0
+    events: int = 0
+    new_events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    partitions_written: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"compact: {self.files:,} file(s), {self.events:,} event(s), {self.new_events:,} new, "
+                f"{self.duplicates:,} duplicate(s), {self.rejected:,} record(s) refused, "
+                f"{self.partitions_written:,} partition(s) written, {len(self.failures):,} failure(s)")
+
+
+def open_lake(location: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and base path of `s3://bucket/prefix` (pyarrow's S3 client: the default AWS credential chain,
+    AWS_ENDPOINT_URL honoured) or a local folder."""
+    location = os.fspath(location)
+    if location.startswith("s3://"):
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise LakeError(f"cannot open the lake at {location}: {exc}") from None
+    if "://" in location:
+        raise LakeError(f"the lake must be s3://BUCKET/PREFIX or a folder, not {location}")
+    return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+def partition_path(values: dict[str, str]) -> str:
+    return Template(PARTITION_TEMPLATE).substitute(values)
+
+
+class _NoBlob:
+    """The lake keeps no lossless blob: the parser's compressor, doing nothing."""
+
+    codec_id = 0
+
+    def compress(self, data: bytes) -> bytes:
+        return b""
+
+
+def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str | None]:
+    """A local log file's rows (blob columns cut off), its SHA-256, the records refused, and why it failed.
+    Plain tuples, no polars: this runs in forked workers, where polars' thread pool would deadlock."""
+    try:
+        data = sync._read_local(path)
+        try:
+            parsed = records.parse_log_file(data, _NoBlob())
+        except records.FileTooLargeToBuffer:
+            parsed = records.parse_large_log_file(data, _NoBlob())
+        rows = [row[: len(FLAT_COLUMNS)] for row in parsed.rows]
+    except records.LogFileError as exc:
+        return None, None, 0, str(exc)
+    except OSError as exc:
+        return None, None, 0, f"cannot read the file: {exc.strerror or exc}"
+    if parsed.kind != "records":
+        return None, None, 0, None
+    return rows, parsed.sha256, len(parsed.rejects), None
+
+
+def lake_frame(rows: list[tuple], source_key: str, sha256: str | None, since: str | None = None) -> pl.DataFrame:
+    """Parsed `events` rows (blob columns cut off) as lake rows with their time numbers, lineage and partition."""
+    schema = {name: (pl.Int8 if name == "read_only" else pl.String) for name in FLAT_COLUMNS}
+    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    if since:
+        frame = frame.filter(pl.col("event_time") >= since)
+    millis = pl.col("event_time").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="ms").dt.epoch("ms")
+    return frame.with_columns(
+        event_time_ms=millis,
+        event_hour=millis // 3_600_000,
+        source_key=pl.lit(source_key),
+        source_sha256=pl.lit(sha256),
+        account=pl.when(pl.col("account_id").str.contains(_ACCOUNT.pattern)).then("account_id").otherwise(pl.lit(UNKNOWN)),
+        region=pl.when(pl.col("aws_region").str.contains(_REGION.pattern)).then("aws_region").otherwise(pl.lit(UNKNOWN)),
+        date=pl.col("event_time").str.slice(0, 10),
+    )
+
+
+def _existing_files(fs: pafs.FileSystem, folder: str) -> list[str]:
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return sorted(info.path for info in fs.get_file_info(selector)
+                  if info.type == pafs.FileType.File and info.path.endswith(".parquet"))
+
+
+def _merge_partition(fs: pafs.FileSystem, base: str, values: dict, rows: pl.DataFrame) -> tuple[int, bool]:
+    """Merge new rows into one partition: events already there are kept as they are (first copy wins), the rest
+    added, and the partition rewritten as few large files. Returns (new events, whether anything was written)."""
+    folder = f"{base}/{partition_path(values)}"
+    old_files = _existing_files(fs, folder)
+    old = [pl.from_arrow(pq.read_table(path, filesystem=fs, schema=LAKE_SCHEMA)) for path in old_files]
+    known = pl.concat([frame.select("event_id") for frame in old]) if old else pl.DataFrame(schema={"event_id": pl.String})
+    fresh = rows.select(LAKE_SCHEMA.names).unique("event_id", keep="first", maintain_order=True).join(
+        known, on="event_id", how="anti")
+    if fresh.is_empty():
+        return 0, False
+    merged = pl.concat([*old, fresh]).sort("event_time_ms", "event_id")
+    fs.create_dir(folder, recursive=True)
+    for start in range(0, merged.height, MAX_FILE_ROWS):
+        table = merged.slice(start, MAX_FILE_ROWS).to_arrow().cast(LAKE_SCHEMA)
+        pq.write_table(table, f"{folder}/part-{uuid.uuid4().hex}.parquet", filesystem=fs, compression=COMPRESSION)
+    for path in old_files:  # only after the merged files are whole: a crash leaves duplicates, never a loss
+        fs.delete_file(path)
+    return fresh.height, True
+
+
+def save_lake_rows(fs: pafs.FileSystem, base: str, frame: pl.DataFrame, result: CompactResult) -> None:
+    """Merge buffered rows into every partition they touch."""
+    for key, rows in frame.partition_by(list(PARTITION_KEYS), as_dict=True, maintain_order=True).items():
+        new, written = _merge_partition(fs, base, dict(zip(PARTITION_KEYS, key)), rows)
+        result.new_events += new
+        result.duplicates += rows.height - new
+        result.partitions_written += int(written)
+
+
+def _parsed_files(paths: list[Path], workers: int) -> Iterator[tuple[str, tuple]]:
+    """(path, parse_lake_file result) per file, parsed in worker processes when there are several."""
+    names = [str(path) for path in paths]
+    if workers <= 1 or len(names) < 2:
+        yield from ((name, parse_lake_file(name)) for name in names)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from zip(names, pool.map(parse_lake_file, names, chunksize=8))
+
+
+def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike], since: str | None = None,
+                  workers: int | None = None, progress: Callable[[int], None] | None = None) -> CompactResult:
+    """Compact local log files (as `import` finds them) into the lake; one bad file never blocks the others."""
+    fs, base = open_lake(location)
+    files, missing = sync.find_local_files(paths)
+    result = CompactResult(failures=list(missing))
+    buffered, held = [], 0
+    for name, (rows, sha256, rejected, error) in _parsed_files(files, workers or os.cpu_count() or 1):
+        result.files += 1
+        result.rejected += rejected
+        frame = lake_frame(rows, str(Path(name).resolve()), sha256, since) if rows else None
+        if error:
+            result.failures.append((name, error))
+        elif frame is not None and frame.height:
+            buffered.append(frame)
+            held += frame.height
+            result.events += frame.height
+        if held >= FLUSH_ROWS:
+            save_lake_rows(fs, base, pl.concat(buffered), result)
+            buffered, held = [], 0
+        if progress:
+            progress(result.files)
+    if buffered:
+        save_lake_rows(fs, base, pl.concat(buffered), result)
+    return result
