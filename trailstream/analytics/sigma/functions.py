@@ -34,6 +34,12 @@ def sigma_path(fullkey: str | None) -> str | None:
     return None if fullkey is None else _POSITIONS.sub("", fullkey)
 
 
+@lru_cache(maxsize=256)
+def _quoted_keys(path: str) -> tuple[bytes, ...]:
+    """`$.a.b` -> (b'"a"', b'"b"'): keys as they appear in the record's JSON text."""
+    return tuple(orjson.dumps(segment) for segment in path[2:].split("."))
+
+
 def _leaves(value, into: list) -> list:
     if isinstance(value, list):
         for item in value:
@@ -62,22 +68,31 @@ def register_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
     dictionaries = {codec.NO_DICTIONARY: None}
     dictionaries.update(conn.execute("SELECT id, dictionary FROM codecs").fetchall())
 
-    last: list = [None, None]  # the previous blob and its record: a rule naming two record fields reads it twice
+    last: list = [None, b"", None]  # the previous blob, its JSON and its parse: a rule may read two record fields
+
+    def record_text(blob: bytes | None, codec_id: int | None) -> bytes:
+        if blob is None or codec_id not in dictionaries:
+            return b""
+        if blob != last[0]:
+            last[:] = [blob, codec.decompress(blob, dictionaries[codec_id]), None]
+        return last[1]
 
     def record(blob: bytes | None, codec_id: int | None) -> dict | None:
-        if blob is None or codec_id not in dictionaries:
-            return None
-        if blob != last[0]:
-            last[:] = [blob, orjson.loads(codec.decompress(blob, dictionaries[codec_id]))]
-        return last[1]
+        text = record_text(blob, codec_id)
+        if text and last[2] is None:
+            last[2] = orjson.loads(text)
+        return last[2] if text else None
 
     def sigma_record(blob: bytes | None, codec_id: int | None) -> str | None:
         restored = record(blob, codec_id)
         return None if restored is None else orjson.dumps(restored).decode()
 
     def sigma_values(blob: bytes | None, codec_id: int | None, path: str) -> str:
-        restored = record(blob, codec_id)
-        return "[]" if restored is None else orjson.dumps(record_values(restored, path)).decode()
+        """The leaves at `path`; a record whose text lacks one of the path's keys is not parsed at all."""
+        text = record_text(blob, codec_id)
+        if not text or any(key not in text for key in _quoted_keys(path)):
+            return "[]"
+        return orjson.dumps(record_values(record(blob, codec_id), path)).decode()
 
     conn.create_function("regexp", 2, _regexp, deterministic=True)
     conn.create_function("sigma_path", 1, sigma_path, deterministic=True)
