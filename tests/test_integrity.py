@@ -359,6 +359,10 @@ def test_the_raw_record_of_an_event_from_a_modified_file_carries_a_badge(keys, t
     at.run()
 
     assert any("Not verified (modified)" in warning.value for warning in at.warning)
+    at.session_state["overview-events"] = {"selection": {"rows": [2], "columns": [], "cells": []}}  # the oldest
+    at.run()
+    assert any("verified against CloudTrail's signed digest" in caption.value for caption in at.caption)
+    assert not any("Not verified" in warning.value for warning in at.warning)
 
 
 def test_built_in_alerts_fire_for_a_modified_file_and_for_digests_that_stopped(keys, tmp_path, monkeypatch):

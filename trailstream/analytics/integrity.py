@@ -423,15 +423,14 @@ def query_event_integrity(conn: sqlite3.Connection, event_id: str) -> tuple[str,
         return "trailing data", "its log file has gzip data after the first member: appended content"
     if not listings:
         return "not verified", "no CloudTrail digest lists its log file (log file validation off, or not synced yet)"
-    digests = tables.query_digests(conn).filter(pl.col("digest_id").is_in([d for d, _ in listings]))
-    tails = digests["tail"].to_list()
-    successors = tables.query_digests(conn).filter(pl.col("previous_object").str.extract(_TAIL).is_in(tails))
-    checked = check_digests(pl.concat([digests, successors]).unique("digest_id"), tables.query_public_keys(conn))
+    around = tables.query_digests_and_successors(conn, [digest for digest, _ in listings])
+    checked = check_digests(around, tables.query_public_keys(conn))
     trusted = checked.filter(pl.col("state") == "verified")["digest_id"].to_list()
     if not any(digest in trusted and value == sha256 for digest, value in listings):
         if any(value != sha256 for _, value in listings):
             return "modified", "its log file's SHA-256 differs from the one its digest lists"
-        return "not verified", "the digest listing its log file is not verified: " + checked["state"][0]
+        listing_states = checked.filter(pl.col("digest_id").is_in([d for d, _ in listings]))["state"].to_list()
+        return "not verified", "the digest listing its log file is " + (listing_states or ["missing"])[0]
     return "verified", ""
 
 

@@ -99,15 +99,26 @@ def query_digests(conn: sqlite3.Connection, accounts=(), regions=(), since: str 
                   until: str | None = None) -> pl.DataFrame:
     """Stored digests (of some accounts/regions, ending in since..until when given), with what verification needs."""
     clauses, params = _scope("", accounts, regions, since, until)
+    return read_frame(conn, f"SELECT {_DIGEST_COLUMNS} FROM digests {clauses}", params, DIGEST_SCHEMA)
+
+
+def query_digests_and_successors(conn: sqlite3.Connection, digest_ids: list[int]) -> pl.DataFrame:
+    """These digests and the ones that link back to them: enough to check their signatures (the raw-record badge)."""
+    marks = ", ".join("?" for _ in digest_ids)
     return read_frame(
         conn,
-        "SELECT id, bucket, key, tail, account_id, region, home_region, trail, start_time, end_time, end_time, "
-        "backfill, digest_s3_bucket, digest_s3_object, fingerprint, signature_algorithm, previous_object, "
-        "previous_hash, previous_signature, sha256, error, signature, metadata_checked, backfill_generated_at "
-        f"FROM digests {clauses}",
-        params,
+        f"SELECT {_DIGEST_COLUMNS} FROM digests WHERE id IN ({marks}) OR "
+        f"{TAIL_SQL.format('previous_object')} IN (SELECT tail FROM digests WHERE id IN ({marks}))",
+        [*digest_ids, *digest_ids],
         DIGEST_SCHEMA,
     )
+
+
+_DIGEST_COLUMNS = (
+    "id, bucket, key, tail, account_id, region, home_region, trail, start_time, end_time, end_time, backfill, "
+    "digest_s3_bucket, digest_s3_object, fingerprint, signature_algorithm, previous_object, previous_hash, "
+    "previous_signature, sha256, error, signature, metadata_checked, backfill_generated_at"
+)
 
 
 # The part of a key from "AWSLogs/" on, in SQL; compared with `+l.tail` so that SQLite uses the files_tail index.
