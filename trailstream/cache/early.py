@@ -66,7 +66,8 @@ def confirm_early(conn: sqlite3.Connection, rows: list[tuple], positions: list[i
     """Replace the early events among a log file's rows by the file's version (in place, derived data kept in
     step); returns the rows and positions still to insert, and how many early events the file confirmed."""
     ids = sorted({row[0] for row in rows})
-    if not ids:
+    waiting = conn.execute("SELECT EXISTS (SELECT 1 FROM early_events WHERE confirmed_at IS NULL)").fetchone()[0]
+    if not ids or not waiting:  # the usual case without EventBridge: one index probe per chunk, not one per row
         return rows, positions, 0
     early = dict(conn.execute(
         f"SELECT x.event_id, e.rowid FROM early_events x JOIN events e ON e.event_id = x.event_id "
