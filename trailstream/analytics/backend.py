@@ -1,0 +1,233 @@
+"""One query interface over two stores: the SQLite cache (today's queries.py) and the Parquet lake, whose SQL is
+built once as sqlglot expressions (written in Trino) and rendered per engine: Athena (Trino) or DuckDB.
+
+The lake's SQL keeps SQLite's rules where dialects differ: ASCII-only case folding (SQLite's lower and LIKE),
+NULLs first in ascending order, the word-start rule of free-text search, and the `actor` of a role's sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+
+from trailstream.analytics import queries
+from trailstream.cache import wordindex
+from trailstream.cache.frames import UTC_TIME
+from trailstream.filters import EventFilter
+from trailstream.timefmt import parse_iso_utc
+
+QUERY_NAMES = ("totals", "top_event_names", "top_principals", "top_services", "timeline", "search")
+BUCKET_MS = {"10min": 600_000, "hour": 3_600_000, "day": 86_400_000}
+READ = "trino"  # the dialect every lake query is written in
+_FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
+ACTOR = ("CASE WHEN user_type = 'AssumedRole' AND strpos(principal, '/') > 0 "
+         "THEN substr(principal, 1, strpos(principal, '/') - 1) ELSE principal END")
+MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
+TOTALS_COLUMNS = ("events", "failed", "principals", "accounts", "regions", "event_names", "first_event", "last_event")
+_WORD = re.compile(r"[A-Za-z0-9]")
+
+
+class UnsupportedSearch(ValueError):
+    """A search field the lake cannot answer yet; the message says which, for a person."""
+
+
+class QueryBackend(Protocol):
+    """What pages call: a named query over a period, returning the same frame whichever store answers."""
+
+    def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame: ...
+
+
+# --- The SQLite cache: today's queries --------------------------------------------
+
+
+@dataclass
+class CacheBackend:
+    """The embedded default: every query is queries.py's, over a read-only cache connection."""
+
+    conn: sqlite3.Connection
+
+    def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
+        if name == "totals":
+            return queries.query_overview_totals(self.conn, event_filter).select(TOTALS_COLUMNS)
+        if name == "top_event_names":
+            return queries.query_top_event_names(self.conn, event_filter, options.get("limit", 15))
+        if name == "top_principals":
+            return queries.query_top_principals(self.conn, event_filter, options.get("limit", 15))
+        if name == "top_services":
+            daily = queries.query_event_timeline(self.conn, event_filter, "event_source", "day")
+            return _top(daily.group_by("event_source").agg(pl.sum("events", "failed")), ("event_source",),
+                        options.get("limit", 15))
+        if name == "timeline":
+            return queries.query_event_timeline(self.conn, event_filter, options.get("group_by"),
+                                                options.get("bucket", "hour"))
+        if name == "search":
+            return queries.query_search(self.conn, event_filter, options["search"], options.get("limit", 1000))
+        raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+
+
+def _top(frame: pl.DataFrame, columns: tuple[str, ...], limit: int | None) -> pl.DataFrame:
+    """Largest first, ties by the columns (NULL first, as SQLite orders), at most `limit` rows."""
+    ordered = frame.sort(["events", *columns], descending=[True] + [False] * len(columns), nulls_last=False)
+    return ordered.head(limit) if limit else ordered
+
+
+# --- The lake: SQL built once, rendered per engine ------------------------------------
+
+
+def filter_condition(event_filter: EventFilter) -> exp.Expression:
+    """The global filter over the lake's columns, with the `date` partition bounds Athena prunes by."""
+    parts: list[exp.Expression] = [exp.true()]
+    for bound, op in ((event_filter.start, exp.GTE), (event_filter.end, exp.LT)):
+        if bound:
+            millis = int(parse_iso_utc(bound).timestamp() * 1000)
+            parts.append(op(this=exp.column("event_time_ms"), expression=exp.Literal.number(millis)))
+    if event_filter.start:
+        parts.append(exp.column("date").__ge__(exp.Literal.string(event_filter.start[:10])))
+    if event_filter.end:
+        parts.append(exp.column("date").__le__(exp.Literal.string(event_filter.end[:10])))
+    for column, values in (("account_id", event_filter.accounts), ("aws_region", event_filter.regions)):
+        if values:
+            parts.append(exp.column(column).isin(*map(exp.Literal.string, values)))
+    if not event_filter.include_read_only:
+        parts.append(sqlglot.condition("coalesce(read_only, 0) = 0", dialect=READ))
+    return exp.and_(*parts)
+
+
+def _events(table: exp.Table, event_filter: EventFilter, *columns: str) -> exp.Select:
+    return sqlglot.select(*columns, dialect=READ).from_(table.copy()).where(filter_condition(event_filter))
+
+
+def totals_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
+    return _events(table, event_filter, *MEASURES, f"count(DISTINCT {ACTOR}) AS principals",
+                   "count(DISTINCT account_id) AS accounts", "count(DISTINCT aws_region) AS regions",
+                   "count(DISTINCT event_name) AS event_names", "min(event_time) AS first_event",
+                   "max(event_time) AS last_event")
+
+
+def top_sql(table: exp.Table, event_filter: EventFilter, columns: dict[str, str], limit: int | None) -> exp.Select:
+    """Events and failed calls per value of `columns` (name -> expression), largest first."""
+    picked = [f"{sql} AS {name}" for name, sql in columns.items()]
+    query = _events(table, event_filter, *picked, *MEASURES).group_by(*map(str, range(1, len(picked) + 1)))
+    query = query.order_by("events DESC", *(f"{name} NULLS FIRST" for name in columns), dialect=READ)
+    return query.limit(limit) if limit else query
+
+
+def timeline_sql(table: exp.Table, event_filter: EventFilter, bucket: str, group_by: str | None) -> exp.Select:
+    """Events per bucket (integer arithmetic on epoch milliseconds: the same in every engine)."""
+    size = BUCKET_MS[bucket]
+    columns = [f"event_time_ms - event_time_ms % {size} AS bucket_ms", *([group_by] if group_by else [])]
+    query = _events(table, event_filter, *columns, *MEASURES).group_by(*map(str, range(1, len(columns) + 1)))
+    return query.order_by(*(f"{n} NULLS FIRST" for n in range(1, len(columns) + 1)), dialect=READ)
+
+
+def _contains(columns: tuple[str, ...], text: str, ignore_case: bool) -> exp.Expression:
+    """wordindex.contains_sql's rule: `text` in one of `columns`, not mid-word when it starts with a letter or
+    digit; ignore_case folds ASCII letters only."""
+    body = "chr(10) || " + " || chr(10) || ".join(f"coalesce({c}, '')" for c in columns)
+    if ignore_case:
+        body, text = _FOLD.format(body), text.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
+    if _WORD.match(text):
+        pattern = exp.Literal.string("[^A-Za-z0-9]" + re.escape(text))
+        return exp.RegexpLike(this=sqlglot.parse_one(body, read=READ), expression=pattern)
+    return exp.StrPosition(this=sqlglot.parse_one(body, read=READ), substr=exp.Literal.string(text)) > 0
+
+
+def _like(column: str, pattern: str) -> exp.Expression:
+    """SQLite's LIKE: ASCII case folded, `\\` escapes."""
+    folded = sqlglot.parse_one(_FOLD.format(column), read=READ)
+    like = exp.Like(this=folded, expression=sqlglot.parse_one(_FOLD.format(exp.Literal.string(pattern).sql()), read=READ))
+    return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+
+
+def search_condition(search: queries.SearchQuery) -> exp.Expression:
+    """The search's fields as one condition, the cache's rules kept (see queries.SearchQuery.sql)."""
+    if search.resource_type:
+        raise UnsupportedSearch("searching by resource type is not available on the lake yet: use the text field")
+    parts: list[exp.Expression] = [exp.true()]
+    for column in ("event_name", "event_source", "access_key_id", "event_id", "source_ip", "error_code"):
+        if getattr(search, column):
+            parts.append(exp.column(column).eq(exp.Literal.string(getattr(search, column))))
+    if search.user_name:
+        name = search.user_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        parts.append(exp.or_(exp.column("principal").eq(exp.Literal.string(search.user_name)),
+                             _like("principal", f"{name}/%"), _like("principal", f"%/{name}")))
+    if search.read_only is not None:
+        parts.append(sqlglot.condition(f"coalesce(read_only, 0) = {int(search.read_only)}", dialect=READ))
+    if search.resource_name:
+        parts.append(_contains(queries.RESOURCE_COLUMNS, search.resource_name, False))
+    if search.text:
+        parts.append(_contains(wordindex.SEARCH_TEXT_COLUMNS, search.text, True))
+    return exp.and_(*parts)
+
+
+def search_sql(table: exp.Table, event_filter: EventFilter, search: queries.SearchQuery, limit: int | None
+               ) -> exp.Select:
+    query = _events(table, event_filter, *queries.EVENT_SCHEMA).where(search_condition(search))
+    query = query.order_by("event_time_ms DESC", "event_id", dialect=READ)
+    return query.limit(limit) if limit else query
+
+
+def build_query(table: exp.Table, name: str, event_filter: EventFilter, **options) -> exp.Select:
+    """The named query as one sqlglot expression, for any engine."""
+    limit = options.get("limit", 1000 if name == "search" else 15)
+    if name == "totals":
+        return totals_sql(table, event_filter)
+    if name == "top_event_names":
+        return top_sql(table, event_filter, {"event_name": "event_name", "event_source": "event_source"}, limit)
+    if name == "top_principals":
+        return top_sql(table, event_filter, {"principal": ACTOR, "user_type": "user_type"}, limit)
+    if name == "top_services":
+        return top_sql(table, event_filter, {"event_source": "event_source"}, limit)
+    if name == "timeline":
+        return timeline_sql(table, event_filter, options.get("bucket", "hour"), options.get("group_by"))
+    if name == "search":
+        return search_sql(table, event_filter, options["search"], limit)
+    raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+
+
+def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
+    """An engine's raw result as the frame the cache's query returns (same columns, same dtypes)."""
+    as_time = pl.col("^(first_event|last_event|event_time)$").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+    if name == "totals":
+        return frame.with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64), as_time.cast(UTC_TIME))
+    if name == "timeline":
+        timeline = frame.select(pl.from_epoch("bucket_ms", "ms").dt.replace_time_zone("UTC").cast(UTC_TIME).alias(
+            "bucket"), pl.exclude("bucket_ms")).cast({"events": pl.Int64, "failed": pl.Int64})
+        return queries.with_bucket_end(timeline, options.get("bucket", "hour"))
+    if name == "search":
+        return frame.with_columns(as_time.cast(UTC_TIME), pl.col("read_only").cast(pl.Boolean))
+    return frame.cast({"events": pl.Int64, "failed": pl.Int64})
+
+
+@dataclass
+class LakeBackend:
+    """The lake through an engine: `run(sql)` returns the rows as a frame, `dialect` says how to render."""
+
+    table: exp.Table
+    dialect: str
+    run: Callable[[str], pl.DataFrame]
+
+    def render(self, name: str, event_filter: EventFilter, **options) -> str:
+        return build_query(self.table, name, event_filter, **options).sql(dialect=self.dialect)
+
+    def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
+        return shape_result(name, self.run(self.render(name, event_filter, **options)), **options)
+
+
+def duckdb_backend(location: str) -> LakeBackend:
+    """The lake read by DuckDB (a folder, hive-partitioned): the local stand-in for Athena."""
+    import duckdb
+
+    conn = duckdb.connect()
+    source = exp.Literal.string(f"{location.rstrip('/')}/**/*.parquet").sql(dialect="duckdb")
+    conn.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({source}, hive_partitioning = true, "
+                 "hive_types_autocast = false, union_by_name = true)")
+    return LakeBackend(exp.to_table("events"), "duckdb", lambda sql: conn.sql(sql).pl())
