@@ -99,11 +99,14 @@ class IntegrityReport:
     """Per digest, per log file and per hour states; rows carry account, region, hour, key, state and reason."""
 
     digests: pl.DataFrame
-    log_files: pl.DataFrame
+    log_files: pl.DataFrame  # problem and unlisted files only: verified ones are counted in SQL
     hours: pl.DataFrame
+    listed: int = 0  # log files trusted digests list, and how many of them are verified
+    listed_verified: int = 0
 
     @property
     def failed(self) -> bool:
+        """Whether anything counts against the trail: the exit code of `verify`."""
         return bool(self.digests["state"].is_in(DIGEST_FAILURES).any() or
                     self.log_files["state"].is_in(FILE_FAILURES).any())
 
@@ -115,10 +118,8 @@ class IntegrityReport:
                 .with_columns(kind=pl.lit("log file")),
         ]).select("kind", "state", "account_id", "region", "hour", "key", "reason")
 
-    listed: int = 0  # log files trusted digests list, and how many of them are verified
-    listed_verified: int = 0
-
     def counts(self) -> dict:
+        """validate-logs' figures: valid/checked digests and log files, and the digests not checked."""
         unlisted = self.log_files.filter(pl.col("state") == "unreferenced").height
         checked = self.digests.filter(pl.col("state") != "unchecked")
         return {"digests_valid": int((checked["state"] == "verified").sum()), "digests": checked.height,

@@ -34,6 +34,7 @@ class DigestKey:
 
     @property
     def end_time(self) -> str:
+        """The stamp as cache time text: a malformed digest's hour, when its content cannot say."""
         s = self.stamp
         return f"{s[0:4]}-{s[4:6]}-{s[6:8]}T{s[9:11]}:{s[11:13]}:{s[13:15]}Z"
 
@@ -45,10 +46,6 @@ def parse_digest_key(key: str) -> DigestKey | None:
         return None
     return DigestKey(match["account"], match["region"], match["trail"], match["home"], match["org"],
                      bool(match["backfill"]), match["stamp"])
-
-
-def is_digest_key(key: str) -> bool:
-    return "/CloudTrail-Digest/" in key or "_CloudTrail-Digest_" in key
 
 
 def parse_digest_document(document: dict, sha256: str) -> DigestRow:

@@ -30,6 +30,7 @@ class IntegrityCheck:
 
     @property
     def report(self) -> integrity.IntegrityReport:
+        """The report over [alerts] max_age, computed on first use."""
         if self._report is None:
             since = (self.now - self.max_age).date()
             self._report = integrity.verify_integrity(self.conn, since=since, now=self.now)
