@@ -395,13 +395,18 @@ def current_compressor(db: sqlite_utils.Database) -> codec.RecordCompressor:
     return codec.RecordCompressor(row[0], row[1])
 
 
-def ensure_compressor(db: sqlite_utils.Database, sample_records: Callable[[], Iterable[dict]]) -> codec.RecordCompressor:
-    """The current compressor; a new cache first gets a dictionary trained on `sample_records()`."""
+def dictionary_from(sample_records: Callable[[], Iterable[dict]]) -> bytes:
+    """A zstd dictionary for record blobs, trained on `sample_records()` split as the cache stores them."""
+    return codec.train_dictionary([split_record(record)[0] for record in sample_records()])
+
+
+def ensure_compressor(db: sqlite_utils.Database, sample_records: Callable[[], Iterable[dict]],
+                      train: Callable[[Callable[[], Iterable[dict]]], bytes] = dictionary_from) -> codec.RecordCompressor:
+    """The current compressor; a new cache first gets a dictionary that `train` makes from `sample_records`."""
     compressor = current_compressor(db)
     if compressor.codec_id != codec.NO_DICTIONARY:
         return compressor
-    samples = [split_record(record)[0] for record in sample_records()]
-    return save_dictionary(db, codec.train_dictionary(samples))
+    return save_dictionary(db, train(sample_records))
 
 
 def save_dictionary(db: sqlite_utils.Database, dictionary: bytes) -> codec.RecordCompressor:

@@ -171,6 +171,24 @@ def _sampled_records(paths: list[Path]) -> Callable[[], list[dict]]:
     return sample
 
 
+def _dictionary_in_child(sample_records: Callable[[], list[dict]]) -> bytes:
+    """Train the dictionary in a short-lived forked process: the tens of MB sampling and training take stay with it,
+    instead of in this process's heap, which every parse worker forked later would carry (and count) again."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sender.send(store.dictionary_from(sample_records)), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        dictionary = receiver.recv()
+    except EOFError:  # the child failed (its error went to stderr): train here rather than not at all
+        dictionary = store.dictionary_from(sample_records)
+    finally:
+        child.join()
+        receiver.close()
+    return dictionary
+
+
 def _init_worker(compressor) -> None:
     global _worker_compressor
     _worker_compressor = compressor
@@ -247,7 +265,7 @@ class Ingester:
             if os.environ.get(MAX_PAGE_COUNT_ENV):
                 self.db.execute(f"PRAGMA max_page_count={int(os.environ[MAX_PAGE_COUNT_ENV])}")
             bookkeeping.mark_interrupted_runs(self.db)
-            self.compressor = store.ensure_compressor(self.db, self.samples)
+            self.compressor = store.ensure_compressor(self.db, self.samples, train=_dictionary_in_child)
             self.run_id = bookkeeping.start_sync_run(self.db, self.result.source)
             if self.batch:
                 # Checkpoint less often: each one copies the index pages the next rows will change again (an import of
