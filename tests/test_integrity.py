@@ -465,3 +465,21 @@ def test_an_unreadable_digest_is_malformed_and_fails_verification(keys, tmp_path
 
     assert states(report.digests)[file_name(made[1])] == "malformed" and report.failed
     assert "missing" not in set(report.digests["state"])  # its hour is there, just unreadable
+
+
+def test_cli_verify_names_each_failure_and_filters_by_region(keys, tmp_path, capsys):
+    trail = FakeCloudTrail()
+    trail.hours(ACCOUNT, "us-east-1", FIRST, 3, keys["east"])
+    trail.hours(ACCOUNT, "eu-west-1", FIRST, 3, keys["west"])
+    victim = sorted(k for k in trail.objects if "/CloudTrail/us-east-1/" in k)[0]
+    del trail.objects[victim]
+    db = imported(trail, tmp_path)
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(public_keys_json(keys["east"], keys["west"]))
+
+    everywhere = cli.main(["--db", str(db), "verify", "--public-keys", str(key_file)])
+    report = capsys.readouterr().out
+    west_only = cli.main(["--db", str(db), "verify", "--public-keys", str(key_file), "--region", "eu-west-1"])
+
+    assert everywhere == 1 and west_only == 0
+    assert f"missing: log file {ACCOUNT} us-east-1 2026-03-01T00:00:00Z {victim}: listed by its digest" in report
