@@ -456,10 +456,14 @@ def test_a_backfill_keeps_the_public_keys_its_digests_need(keys, db_path, aws, m
     assert set(report.digests["state"]) == {"verified"} and len(server.requests) == 1
 
 
-def test_an_unreadable_digest_is_malformed_and_fails_verification(keys, tmp_path):
+@pytest.mark.parametrize("change", ["garbage", "bad time"])
+def test_an_unreadable_digest_is_malformed_and_fails_verification(keys, tmp_path, change):
     trail = FakeCloudTrail()
     made = trail.hours(ACCOUNT, "us-east-1", FIRST, 3, keys["east"])
-    trail.objects[made[1]].body = gzip.compress(b'{"digestPublicKeyFingerprint": 7, "logFiles": "none"}')
+    body = trail.objects[made[1]].body
+    trail.objects[made[1]].body = (gzip.compress(b'{"digestPublicKeyFingerprint": 7, "logFiles": "none"}')
+                                   if change == "garbage" else
+                                   gzip.compress(gzip.decompress(body).replace(b'"digestStartTime": "2026', b'"digestStartTime": "x026')))
 
     report = report_of(imported(trail, tmp_path), key_ring(keys["east"]))
 

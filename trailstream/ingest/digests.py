@@ -16,6 +16,7 @@ DIGEST_KEY = re.compile(
     r"\d{4}/\d\d/\d\d/(?P=account)_CloudTrail-Digest_(?P=region)_(?P<trail>.+)_(?P<home>[a-z]{2}(?:-[a-z]+)+-\d+)_"
     r"(?P<stamp>\d{8}T\d{6}Z)(?P<backfill>_backfill)?\.json\.gz$"
 )
+_ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 _TEXT_FIELDS = ("digestStartTime", "digestEndTime", "digestS3Bucket", "digestS3Object",
                 "digestPublicKeyFingerprint", "digestSignatureAlgorithm")
 
@@ -64,6 +65,9 @@ def _digest_values(document: dict) -> dict:
     for name in _TEXT_FIELDS:
         if not isinstance(document.get(name), str):
             raise ValueError(f'"{name}" is missing or not text')
+    for name in ("digestStartTime", "digestEndTime"):
+        if not _ISO_SECONDS.match(document[name]):
+            raise ValueError(f'"{name}" is not a time like 2026-03-01T13:01:31Z')
     if not isinstance(document.get("logFiles"), list):
         raise ValueError('"logFiles" is missing or not a list')
     object_key = document["digestS3Object"]
