@@ -487,3 +487,18 @@ def test_cli_verify_names_each_failure_and_filters_by_region(keys, tmp_path, cap
 
     assert everywhere == 1 and west_only == 0
     assert f"missing: log file {ACCOUNT} us-east-1 2026-03-01T00:00:00Z {victim}: listed by its digest" in report
+
+
+@pytest.mark.parametrize("name, listed", [("cloudtrail-digest-file_with-log-files.json", 1),
+                                          ("cloudtrail-digest-file_no-log-files.json", 0)])
+def test_the_documented_digest_files_parse_with_their_links(corpus, name, listed):
+    import hashlib
+
+    data = (corpus / "messages" / name).read_bytes()
+    parsed = digests.parse_digest_document(json.loads(data), hashlib.sha256(data).hexdigest())
+
+    assert parsed.values.get("error") is None and len(parsed.log_files) == listed
+    assert (parsed.values["account_id"], parsed.values["region"], parsed.values["home_region"]) == (
+        "111122223333", "us-east-2", "us-east-2")
+    assert parsed.values["trail"] in ("your-trail-name", "example-trail-name")  # as each documentation sample names it
+    assert parsed.values["previous_object"] is None or "CloudTrail-Digest" in parsed.values["previous_object"]
