@@ -3,6 +3,7 @@ the cache holds; first run, Sync, the URL filters, the raw-event viewer and the 
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ import pytest
 import tomlkit
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import metric, open_page, page_specs, point_app_at
+from tests.conftest import ROOT, metric, open_page, page_specs, point_app_at
 from tests.test_derived import with_role_grain
 from trailstream import catalog, config
 from trailstream.cache import store
@@ -114,6 +115,17 @@ def test_every_page_shows_the_demo_cache(page, app_demo_cache):
             app_demo_cache, "SELECT count(*) FROM events WHERE instr(resources, ?1) OR instr(request_parameters, ?1) "
                         "OR instr(response_elements, ?1)", query["resource_id"])
     assert any("Demo data" in info.value for info in at.info), "the demo banner"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_are_widgets_and_calls_without_sql_polars_or_aws(page):
+    tree = ast.parse((ROOT / page).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"sqlite3", "sqlite_utils", "polars", "boto3", "botocore"}, page
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) in ("execute", "executemany", "open_cache", "open_cache_readonly")]
 
 
 @pytest.mark.parametrize("page", PAGES)
