@@ -28,7 +28,8 @@ widgets.metrics({"Refused calls": calls.height, "Principals": transforms.distinc
 
 every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
 timeline = detections.count_over_time(calls, every, "event_source")
-widgets.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time"), timeline,
+widgets.show_chart(charts.timeline_chart(timeline, "event_source", title="Refused calls over time",
+                                        period=widgets.period(event_filter)), timeline,
                    "refused-calls-over-time")
 by = st.segmented_control("Refused calls by", list(BREAKDOWNS), format_func=BREAKDOWNS.get, default="principal",
                           key="by", bind="query-params", required=True)

@@ -26,7 +26,7 @@ if widgets.no_matches(counts["events"]):
 
 st.subheader("Events over time")
 timeline = state.load(queries.query_event_timeline, event_filter, "event_source")
-widgets.show_chart(charts.event_timeline_chart(timeline), timeline, "events-over-time")
+widgets.show_chart(charts.event_timeline_chart(timeline, period=widgets.period(event_filter)), timeline, "events-over-time")
 
 share_column, places_column = st.columns([1, 2])
 with share_column:

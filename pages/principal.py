@@ -23,7 +23,8 @@ widgets.metrics({"Events": summary["events"], "Failed calls": summary["failed"],
                  "Source IPs": origins["source_ip"].height, "Access keys": origins["access_key_id"].height,
                  "Regions": summary["regions"]})
 timeline = transforms.principal_timeline(activity)
-widgets.show_chart(charts.timeline_chart(timeline, "event_name", title="Activity over time"), timeline,
+widgets.show_chart(charts.timeline_chart(timeline, "event_name", title="Activity over time",
+                                        period=widgets.period(event_filter)), timeline,
                    "principal-timeline")
 
 breakdowns = {"event_name": transforms.principal_breakdown(activity, "event_name"), **origins,

@@ -33,7 +33,7 @@ else:
     frame = detections.findings_frame(shown)
     every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
     over_time = detections.count_over_time(frame, every, "severity", time_column="time", value="findings")
-    widgets.show_chart(charts.findings_timeline_chart(over_time), over_time, "findings-over-time")
+    widgets.show_chart(charts.findings_timeline_chart(over_time, period=widgets.period(event_filter)), over_time, "findings-over-time")
     by_type = detections.findings_by_type(frame)
     widgets.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
 

@@ -142,3 +142,73 @@ def test_quick_chart_explains_a_bad_choice(sql_result, x, kind, message):
 def test_every_builder_returns_an_altair_chart(hourly_events_by_source):
     assert isinstance(charts.event_timeline_chart(hourly_events_by_source), alt.VConcatChart)
     assert isinstance(charts.timeline_chart(hourly_events_by_source, color="event_source"), alt.Chart)
+
+
+# --- The one time-axis rule -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("period", "data", "expected"), [
+    (timedelta(hours=1), timedelta(minutes=50), "10min"),
+    (timedelta(days=30), timedelta(minutes=14), "10min"),  # a burst in a month keeps 10-minute bars
+    (timedelta(days=30), timedelta(days=29), "day"),
+    (timedelta(days=12 * 365), timedelta(days=12 * 365), "month"),
+    (timedelta(days=60 * 365), timedelta(days=60 * 365), "year"),
+    (timedelta(days=7), None, "hour"),  # no data: the period decides
+])
+def test_bin_adapts_to_the_period_and_the_data(period, data, expected):
+    assert charts.choose_bin(period, data) == expected
+
+
+def _timeline(rows: list[tuple[datetime, str, int]], bucket: str) -> pl.DataFrame:
+    frame = pl.DataFrame([{"bucket": b, "event_name": n, "events": e, "failed": 0} for b, n, e in rows],
+                         schema=queries.timeline_schema("event_name"))
+    return queries.with_bucket_end(frame, bucket)
+
+
+def _chart_data(spec: dict) -> pl.DataFrame:
+    return pl.DataFrame(next(iter(spec["datasets"].values())))
+
+
+def test_one_hour_timeline_spans_the_hour_with_ten_minute_bars_and_dated_ticks():
+    frame = _timeline([(T0 + timedelta(minutes=10 * i), "RunInstances", i + 1) for i in range(6)], "10min")
+    spec = charts.timeline_chart(frame, "event_name", period=("2026-11-20T00:00:00Z", "2026-11-20T01:00:00Z")).to_dict()
+    x = encodings(spec)["x"]
+    assert x["scale"]["domain"] == [int(T0.timestamp() * 1000), int((T0 + timedelta(hours=1)).timestamp() * 1000)]
+    assert "%H:%M" in x["axis"]["labelExpr"] and "%Y" in x["axis"]["labelExpr"]  # time over a date with its year
+    assert encodings(spec)["x2"]["field"] == "bucket_end" and _chart_data(spec).height == 6
+    assert encodings(spec)["y"]["axis"]["tickMinStep"] == 1
+
+
+def test_a_fourteen_minute_burst_in_thirty_days_stays_visible_on_a_month_wide_axis():
+    burst = [(T0 + timedelta(minutes=m), name, 1) for m, name in ((0, "StopLogging"), (3, "DeleteDetector"),
+                                                                   (10, "CreateUser"))]
+    start = T0 - timedelta(days=29)
+    spec = charts.timeline_chart(_timeline(burst, "10min"), "event_name",
+                                 period=(start.strftime("%Y-%m-%dT%H:%M:%SZ"), None)).to_dict()
+    domain = encodings(spec)["x"]["scale"]["domain"]
+    assert domain[0] == int(start.timestamp() * 1000) and domain[1] - domain[0] >= 29 * 86_400_000  # not the day
+    assert _chart_data(spec).height == 3  # still 10-minute bars: StopLogging and DeleteDetector apart
+    assert spec["mark"]["size"] == charts.MIN_BAR_PX and "x2" not in encodings(spec)  # a minimum width, not 0.2 px
+    assert "%b %d" in encodings(spec)["x"]["axis"]["labelExpr"]
+
+
+def test_twelve_years_of_days_fold_into_months_with_year_ticks():
+    days = [(datetime(2014, 1, 1, tzinfo=timezone.utc) + timedelta(days=d), "GetObject", 1) for d in range(0, 4380, 3)]
+    spec = charts.timeline_chart(_timeline(days, "day"), "event_name").to_dict()
+    data = _chart_data(spec)
+    assert data["events"].sum() == len(days) and data.height <= charts.MAX_BARS
+    assert encodings(spec)["x"]["axis"]["labelExpr"] == "[utcFormat(datum.value, '%Y')]"
+    assert "Jan 01 00:00" not in str(spec)
+
+
+def test_outcomes_keep_their_colours_and_legends_keep_whole_names():
+    frame = pl.DataFrame({"bucket": [T0, T0, T0], "outcome": ["success", "failure", "other"], "events": [5, 2, 1],
+                          "failed": [0, 2, 0]}, schema=queries.timeline_schema("outcome"))
+    color = encodings(charts.timeline_chart(queries.with_bucket_end(frame, "hour"), "outcome").to_dict())["color"]
+    colours = dict(zip(color["scale"]["domain"], color["scale"]["range"]))
+    assert colours == {"success": charts.SUCCESS_GREEN, "failure": charts.FAILURE_RED, "other": charts.OTHER_GREY}
+    assert color["legend"]["labelLimit"] == 0
+
+
+def test_every_series_of_a_full_legend_gets_its_own_colour(hourly_events_by_source):
+    color = encodings(charts.timeline_chart(hourly_events_by_source, "event_source").to_dict())["color"]
+    assert len(set(color["scale"]["range"])) == len(color["scale"]["domain"]) == charts.COLOR_LIMIT + 1

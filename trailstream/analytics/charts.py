@@ -6,10 +6,13 @@ PNG and SVG. Callers aggregate first: no builder here should be handed more than
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import altair as alt
 import polars as pl
 
-from trailstream.analytics.transforms import top_n_with_other
+from trailstream.analytics.transforms import rebin_timeline, top_n_with_other
+from trailstream.timefmt import parse_iso_utc
 
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 HEIGHT = 320
@@ -20,55 +23,141 @@ KINDS = ("bar", "line", "area", "point")
 # Streamlit's default autosize "fit" makes the given height the whole chart's, squeezing a few bars to nothing.
 FIT_WIDTH_ONLY = alt.AutoSizeParams(type="fit-x", contains="padding")
 
+# --- The one palette: categories get distinct colours; outcomes always mean the same colour on every page ---------
+PALETTE = ("#4c78a8", "#f58518", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#17becf", "#bcbd22",
+           "#9467bd", "#08306b", "#fdae6b")  # no red, green or grey: those mean failure, success and "other"
+FAILURE_RED, SUCCESS_GREEN, OTHER_GREY = "#e45756", "#54a24b", "#bab0ac"
+SEMANTIC_COLORS = {"failure": FAILURE_RED, "failed": FAILURE_RED, "success": SUCCESS_GREEN,
+                   "succeeded": SUCCESS_GREEN, "other": OTHER_GREY}
+LEGEND = alt.Legend(labelLimit=0, symbolLimit=0)  # legends never cut a name to "AuthorizeSecurityGroupI…"
+COUNT_AXIS = alt.Axis(tickMinStep=1, format=",d")  # counts are whole: no 0.5-event ticks
 
-def _time_axis(field: str, title: str | None = None, domain=None) -> alt.X:
-    """A UTC time axis; `domain` may be a brush selection, so the axis follows it."""
+# --- The one time-axis rule ------------------------------------------------------------------------------------
+# Bin name -> (polars interval, nominal length). The finest bin drawing at most MAX_BARS over the data's own extent
+# wins, so a 14-minute burst in 30 days keeps 10-minute bars and twelve years fold into months.
+TIME_BINS: dict[str, tuple[str, timedelta]] = {
+    "10min": ("10m", timedelta(minutes=10)), "hour": ("1h", timedelta(hours=1)), "day": ("1d", timedelta(days=1)),
+    "week": ("1w", timedelta(days=7)), "month": ("1mo", timedelta(days=30)), "year": ("1y", timedelta(days=365)),
+}
+MAX_BARS = 200
+MIN_BAR_PX = 4  # a bar narrower than this over the whole period is drawn this wide, so a burst stays visible
+CHART_PX = 1000  # the width a full-width chart is drawn at on a laptop, to judge bar widths
+
+
+def choose_bin(period: timedelta | None, data: timedelta | None) -> str:
+    """The bin for a timeline: the finest with at most MAX_BARS over the data's extent (the period when no data)."""
+    extent = data if data is not None else period
+    if period is not None and extent is not None:
+        extent = min(extent, period)
+    if extent is None:
+        return "hour"
+    return next((name for name, (_, length) in TIME_BINS.items() if extent / length <= MAX_BARS), "year")
+
+
+def _tick_labels(span: timedelta) -> str:
+    """Tick labels that always carry the date and year: two lines (time over date) for short spans."""
+    if span <= timedelta(days=3):
+        lines = ("%H:%M", "%b %d, %Y")
+    elif span <= timedelta(days=90):
+        lines = ("%b %d", "%Y")
+    elif span <= timedelta(days=3 * 365):
+        lines = ("%b", "%Y")
+    else:
+        lines = ("%Y",)
+    return "[" + ", ".join(f"utcFormat(datum.value, '{line}')" for line in lines) + "]"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def time_frame(frame: pl.DataFrame, period: tuple[str | None, str | None] = (None, None)) -> tuple[pl.DataFrame, dict]:
+    """The one time-axis rule applied: the frame re-binned to choose_bin's bin and the x axis's settings
+    (the domain spans the chosen period, ticks carry dates, narrow bars get a minimum width)."""
+    first = frame["bucket"].min() if frame.height else None
+    last = frame["bucket_end"].max() if frame.height and "bucket_end" in frame.columns else first
+    start = parse_iso_utc(period[0]) if period[0] else first
+    end = parse_iso_utc(period[1]) if period[1] else (max(last, datetime.now(start.tzinfo)) if period[0] and last
+                                                       else last)
+    span = end - start if start is not None and end is not None else None
+    name = choose_bin(span, last - first if first is not None else None)
+    binned = rebin_timeline(frame, TIME_BINS[name][0]) if frame.height else frame
+    domain = [_ms(start), _ms(end)] if span else None
+    thin = bool(span) and span / TIME_BINS[name][1] > CHART_PX / MIN_BAR_PX
+    return binned, {"domain": domain, "labels": _tick_labels(span or timedelta(days=1)), "thin": thin, "bin": name}
+
+
+def _time_axis(field: str, title: str | None = None, domain=None, labels: str | None = None) -> alt.X:
+    """A UTC time axis; `domain` may be a brush selection or the period, so the axis follows it."""
     scale = alt.Scale(type="utc", domain=domain) if domain is not None else alt.Scale(type="utc")
-    return alt.X(f"{field}:T", title=title, scale=scale, axis=alt.Axis(format="%b %d %H:%M", labelOverlap=True))
+    axis = alt.Axis(labelExpr=labels or _tick_labels(timedelta(days=1)), labelOverlap=True, tickCount=8,
+                    labelSeparation=8)
+    return alt.X(f"{field}:T", title=title, scale=scale, axis=axis)
+
+
+def category_color(field: str, title: str | None = None, domain: list | None = None) -> alt.Color:
+    """The one categorical colour: PALETTE, semantic colours for outcomes and "other", legend names never cut."""
+    values = [v for v in (domain or []) if v is not None]
+    colors = [SEMANTIC_COLORS.get(str(v).lower()) for v in values]
+    rest = iter(PALETTE)
+    scale = (alt.Scale(domain=values, range=[c or next(rest, OTHER_GREY) for c in colors]) if values
+             else alt.Scale(range=list(PALETTE)))
+    return alt.Color(f"{field}:N", title=title if title is not None else field.replace("_", " "), scale=scale,
+                     legend=LEGEND)
 
 
 def _time_tooltip(field: str, title: str) -> alt.Tooltip:
     return alt.Tooltip(f"{field}:T", title=title, format=TIME_FORMAT, formatType="utc")
 
 
-def _bars_over_time(frame: pl.DataFrame, y: str, color: str | None, x_scale_domain=None) -> alt.Chart:
-    """Bars one bucket wide (bucket to bucket_end), stacked by `color`."""
+def _bars_over_time(frame: pl.DataFrame, y: str, color: str | None, axis: dict, x_scale_domain=None) -> alt.Chart:
+    """Bars one bin wide (bucket to bucket_end; a fixed minimum width when that is too thin), stacked by `color`."""
+    label = y.replace("_", " ")
     encodings = {
-        "x": _time_axis("bucket", None, x_scale_domain),
-        "y": alt.Y(f"sum({y}):Q", title=y.replace("_", " "), stack="zero"),
-        "tooltip": [_time_tooltip("bucket", "from"), alt.Tooltip(f"sum({y}):Q", title=y.replace("_", " "), format=",")],
+        "x": _time_axis("bucket", None, x_scale_domain if x_scale_domain is not None else axis["domain"],
+                        axis["labels"]),
+        "y": alt.Y(f"sum({y}):Q", title=label, stack="zero", axis=COUNT_AXIS),
+        "tooltip": [_time_tooltip("bucket", "from"), _time_tooltip("bucket_end", "until"),
+                    alt.Tooltip(f"sum({y}):Q", title=label, format=",")],
     }
-    if "bucket_end" in frame.columns:
+    if "bucket_end" in frame.columns and not axis["thin"]:
         encodings["x2"] = alt.X2("bucket_end:T")
     if color:
-        encodings["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "), sort="-y")
-        encodings["tooltip"].insert(1, alt.Tooltip(f"{color}:N", title=color.replace("_", " ")))
-    return alt.Chart(frame).mark_bar().encode(**encodings)
+        order = frame.group_by(color).agg(pl.col(y).sum()).sort(y, color, descending=[True, False])
+        encodings["color"] = category_color(color, domain=order[color].to_list())
+        encodings["tooltip"].insert(2, alt.Tooltip(f"{color}:N", title=color.replace("_", " ")))
+    mark = alt.Chart(frame).mark_bar(size=MIN_BAR_PX) if axis["thin"] else alt.Chart(frame).mark_bar()
+    return mark.encode(**encodings)
 
 
 def timeline_chart(
-    frame: pl.DataFrame, color: str | None = None, y: str = "events", title: str | None = None, top: int = COLOR_LIMIT
+    frame: pl.DataFrame, color: str | None = None, y: str = "events", title: str | None = None, top: int = COLOR_LIMIT,
+    period: tuple[str | None, str | None] = (None, None),
 ) -> alt.Chart:
-    """Counts per time bucket (frame from a query_*timeline), stacked by `color` when given."""
+    """Counts per time bin over the period (frame from a query_*timeline), stacked by `color` when given."""
     if color and frame.height:
         frame = top_n_with_other(frame, color, top, y)
-    return _bars_over_time(frame, y, color).properties(width="container", height=HEIGHT, title=title or "")
+    frame, axis = time_frame(frame, period)
+    return _bars_over_time(frame, y, color, axis).properties(width="container", height=HEIGHT, title=title or "")
 
 
-def event_timeline_chart(frame: pl.DataFrame, color: str = "event_source", top: int = COLOR_LIMIT) -> alt.VConcatChart:
+def event_timeline_chart(frame: pl.DataFrame, color: str = "event_source", top: int = COLOR_LIMIT,
+                         period: tuple[str | None, str | None] = (None, None)) -> alt.VConcatChart:
     """The overview timeline: stacked detail on top, and below it a strip to brush a period to zoom into."""
     if frame.height:
         frame = top_n_with_other(frame, color, top)
+    frame, axis = time_frame(frame, period)
     brush = alt.selection_interval(encodings=["x"], name="zoom")
-    detail = _bars_over_time(frame, "events", color, x_scale_domain=brush).properties(
+    detail = _bars_over_time(frame, "events", color, axis, x_scale_domain=brush).properties(
         width="container", height=HEIGHT, title="Events over time (drag on the strip below to zoom)"
     )
-    strip = {"x": _time_axis("bucket", None), "y": alt.Y("sum(events):Q", title=None, axis=None)}
-    if "bucket_end" in frame.columns:
+    strip = {"x": _time_axis("bucket", None, axis["domain"], axis["labels"]),
+             "y": alt.Y("sum(events):Q", title=None, axis=None)}
+    if "bucket_end" in frame.columns and not axis["thin"]:
         strip["x2"] = alt.X2("bucket_end:T")
     overview = (
-        alt.Chart(frame)
-        .mark_bar(color="#9ecae9")
+        (alt.Chart(frame).mark_bar(color="#9ecae9", size=MIN_BAR_PX) if axis["thin"]
+         else alt.Chart(frame).mark_bar(color="#9ecae9"))
         .encode(**strip)
         .add_params(brush)
         .properties(width="container", height=OVERVIEW_HEIGHT)
@@ -243,26 +332,33 @@ TRAVEL_COLOR = "#e45756"
 
 
 def _severity_color() -> alt.Color:
-    return alt.Color("severity:N", title="severity", sort=list(SEVERITY_COLORS),
-                     scale=alt.Scale(domain=list(SEVERITY_COLORS), range=list(SEVERITY_COLORS.values())))
+    """Critical first in the legend, in the fixed severity colours."""
+    order = list(reversed(SEVERITY_COLORS))
+    return alt.Color("severity:N", title="severity", sort=order, legend=LEGEND,
+                     scale=alt.Scale(domain=order, range=[SEVERITY_COLORS[s] for s in order]))
 
 
-def findings_timeline_chart(frame: pl.DataFrame, title: str = "Findings over time") -> alt.Chart:
-    """Findings per time bucket stacked by severity (frame from detections.count_over_time(..., 'severity'))."""
+def findings_timeline_chart(frame: pl.DataFrame, title: str = "Findings over time",
+                            period: tuple[str | None, str | None] = (None, None)) -> alt.Chart:
+    """Findings per time bin over the period stacked by severity, critical on top of the legend
+    (frame from detections.count_over_time(..., 'severity'))."""
+    frame, axis = time_frame(frame, period)
     order = alt.Order("severity_rank:Q", sort="descending")
     ranked = frame.with_columns(
         severity_rank=pl.col("severity").replace_strict(list(SEVERITY_COLORS), range(len(SEVERITY_COLORS)),
                                                         default=0, return_dtype=pl.Int64))
     encodings = {
-        "x": _time_axis("bucket"),
-        "x2": alt.X2("bucket_end:T"),
-        "y": alt.Y("sum(findings):Q", title="findings", stack="zero", axis=alt.Axis(tickMinStep=1, format="d")),
+        "x": _time_axis("bucket", None, axis["domain"], axis["labels"]),
+        "y": alt.Y("sum(findings):Q", title="findings", stack="zero", axis=COUNT_AXIS),
         "color": _severity_color(),
         "order": order,
         "tooltip": [_time_tooltip("bucket", "from"), alt.Tooltip("severity:N"),
                     alt.Tooltip("sum(findings):Q", title="findings", format=",")],
     }
-    return alt.Chart(ranked).mark_bar().encode(**encodings).properties(width="container", height=HEIGHT, title=title)
+    if not axis["thin"]:
+        encodings["x2"] = alt.X2("bucket_end:T")
+    mark = alt.Chart(ranked).mark_bar(size=MIN_BAR_PX) if axis["thin"] else alt.Chart(ranked).mark_bar()
+    return mark.encode(**encodings).properties(width="container", height=HEIGHT, title=title)
 
 
 def findings_by_type_chart(frame: pl.DataFrame, title: str = "Findings by type") -> alt.Chart:

@@ -14,6 +14,7 @@ from datetime import timedelta
 import polars as pl
 
 from trailstream import catalog
+from trailstream.analytics.charts import choose_bin
 from trailstream.cache import bookkeeping, derived, rollups, wordindex
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
@@ -152,19 +153,18 @@ def _time_span(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
 
 
 def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
-    """The timeline bucket that gives a readable number of bars for the filter's period."""
-    start, end = event_filter.start, event_filter.end
-    if not start or not end:
-        first, last = _time_span(conn)
-        start, end = start or first, end or last
-    if not start or not end:
-        return "hour"
-    span = parse_iso_utc(end) - parse_iso_utc(start)
-    if span <= timedelta(hours=6):
-        return "10min"
-    if span <= timedelta(days=14):
-        return "hour"
-    return "day"
+    """The SQL bucket for a timeline: charts.choose_bin over the period and the events inside it (two index probes),
+    capped at a day (charts fold days into weeks, months and years)."""
+    low, high = event_filter.start or "", event_filter.end or "9999"
+    first, last = conn.execute(
+        "SELECT (SELECT min(event_time) FROM events WHERE event_time >= ? AND event_time < ?), "
+        "(SELECT max(event_time) FROM events WHERE event_time >= ? AND event_time < ?)", (low, high, low, high)
+    ).fetchone()
+    start, end = event_filter.start or first, event_filter.end or last
+    period = parse_iso_utc(end) - parse_iso_utc(start) if start and end else None
+    data = parse_iso_utc(last) - parse_iso_utc(first) if first and last else None
+    chosen = choose_bin(period, data)
+    return chosen if chosen in _BUCKET_KEYS else "day"
 
 
 TOTALS_SCHEMA = {

@@ -742,3 +742,20 @@ def event_counts(events: pl.DataFrame) -> dict[str, int]:
         pl.col("account_id").n_unique().alias("Accounts"),
     )
     return {name: int(value) for name, value in counts.row(0, named=True).items()}
+
+
+def rebin_timeline(frame: pl.DataFrame, every: str) -> pl.DataFrame:
+    """A timeline (bucket, bucket_end, labels, counts) summed into coarser bins (a polars interval: "1mo"); bins
+    already at least that wide are kept as they are."""
+    keys = [c for c, dtype in frame.schema.items() if c not in ("bucket", "bucket_end") and not dtype.is_numeric()]
+    sums = [c for c, dtype in frame.schema.items() if dtype.is_numeric()]
+    ends = pl.col("bucket_end").max() if "bucket_end" in frame.columns else pl.col("bucket").max()
+    return (
+        frame.lazy()
+        .group_by(pl.col("bucket").dt.truncate(every), *keys)
+        .agg(pl.col(sums).sum(), ends.alias("_end"))
+        .with_columns(bucket_end=pl.max_horizontal("_end", pl.col("bucket").dt.offset_by(every)))
+        .select("bucket", "bucket_end", *keys, *sums)
+        .sort("bucket", *keys, nulls_last=True)
+        .collect()
+    )

@@ -71,6 +71,11 @@ def plain(text: str) -> str:
     return escape_markdown(text)
 
 
+def period(event_filter: EventFilter) -> tuple[str | None, str | None]:
+    """The filter's period as a timeline chart's x domain (None: open on that side)."""
+    return event_filter.start, event_filter.end
+
+
 def period_start(event_filter: EventFilter) -> datetime | None:
     """The filter's start as a UTC datetime (None when the period is open)."""
     return parse_iso_utc(event_filter.start) if event_filter.start else None
@@ -121,8 +126,10 @@ def use_case_events(key: str) -> pl.DataFrame:
 
 def use_case_timeline(key: str) -> None:
     """The use case's calls over time, one colour per event name (time buckets: bounded whatever the data)."""
-    timeline = state.load(queries.query_use_case_timeline, state.current_filter(), key)
-    chart = charts.timeline_chart(timeline, "event_name", title=f"{catalog.USE_CASES[key].title} over time")
+    event_filter = state.current_filter()
+    timeline = state.load(queries.query_use_case_timeline, event_filter, key)
+    chart = charts.timeline_chart(timeline, "event_name", title=f"{catalog.USE_CASES[key].title} over time",
+                                  period=period(event_filter))
     show_chart(chart, timeline, f"{key}-timeline")
 
 
