@@ -33,9 +33,9 @@ if not widgets.no_matches(sign_ins, "console sign-ins"):
 
 st.subheader("Impossible travel")
 st.caption(f"One finding per principal and day of hops: consecutive calls from places more than "
-           f"{settings.min_travel_distance_km:,.0f} km apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; or, where only countries are known, two "
-           f"countries within {settings.country_change_window_minutes} minutes. AWS-internal and private addresses "
-           "are not places.")
+           f"{settings.min_travel_distance_km:,.0f} km apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; "
+           f"or, where only countries are known, two countries within {settings.country_change_window_minutes} "
+           "minutes. AWS-internal and private addresses are not places.")
 travel, routes = state.load(detections.query_travel, event_filter, settings)
 if not travel:
     st.success("No principal acted from places too far apart in this period.", icon=":material/verified_user:")

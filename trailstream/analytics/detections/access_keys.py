@@ -20,6 +20,7 @@ def detect_access_keys_for_others(conn, event_filter: EventFilter | None = None,
     events = successful_calls(conn, event_filter, catalog.ACCESS_KEY_CREATION_EVENTS)
     user = request_text("$.userName")
     own_name = pl.col("principal").str.split("/").list.last()
-    others = events.filter(user.is_not_null() & ((pl.col("user_type") != "IAMUser") | (user != own_name)).fill_null(True))
+    someone_else = ((pl.col("user_type") != "IAMUser") | (user != own_name)).fill_null(True)
+    others = events.filter(user.is_not_null() & someone_else)
     summary = pl.format("{} created an access key for IAM user {}.", who(), user)
     return single_event_findings(others, FINDING_TYPE, summary, details={"target_user": user})

@@ -1,4 +1,5 @@
-"""First successful sign-ins of a principal from a country it never signed in from, one finding per principal and day."""
+"""First successful sign-ins of a principal from a country it never signed in from: one finding per principal and
+day, however many countries a roaming person adds."""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def _checked(name: str, kind: str, value) -> tuple[object, str | None]:
     wants_int = kind == "int"
     number_types = (int,) if wants_int else (int, float)
     if isinstance(value, bool) or not isinstance(value, number_types) or value <= 0:
-        return None, f"[detections] {name} must be {'a whole number' if wants_int else 'a number'} above 0 (it is {value!r})"
+        kind = "a whole number" if wants_int else "a number"
+        return None, f"[detections] {name} must be {kind} above 0 (it is {value!r})"
     return (int(value) if wants_int else float(value)), None
 
 
