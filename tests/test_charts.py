@@ -212,3 +212,24 @@ def test_outcomes_keep_their_colours_and_legends_keep_whole_names():
 def test_every_series_of_a_full_legend_gets_its_own_colour(hourly_events_by_source):
     color = encodings(charts.timeline_chart(hourly_events_by_source, "event_source").to_dict())["color"]
     assert len(set(color["scale"]["range"])) == len(color["scale"]["domain"]) == charts.COLOR_LIMIT + 1
+
+
+def test_failed_calls_are_red_and_succeeded_green_on_the_share_donut():
+    totals = pl.DataFrame({"events": [10], "failed": [3]})
+    color = encodings(charts.failure_share_chart(totals).to_dict())["color"]
+    assert dict(zip(color["scale"]["domain"], color["scale"]["range"])) == {
+        "succeeded": charts.SUCCESS_GREEN, "failed": charts.FAILURE_RED}
+
+
+def test_bar_charts_count_in_whole_events_and_label_every_bar():
+    frame = pl.DataFrame({"api": [f"AuthorizeSecurityGroup{d}" for d in ("Ingress", "Egress")], "events": [1, 2]})
+    spec = charts.top_n_bar_chart(frame, "api").to_dict()
+    assert encodings(spec)["x"]["axis"]["tickMinStep"] == 1 and encodings(spec)["x"]["axis"]["format"] == ",d"
+    assert encodings(spec)["y"]["axis"]["labelOverlap"] is False
+
+
+def test_findings_legend_puts_critical_first_in_red():
+    frame = pl.DataFrame({"bucket": [T0], "bucket_end": [T0 + timedelta(hours=1)], "severity": ["low"],
+                          "findings": [1]})
+    color = encodings(charts.findings_timeline_chart(frame).to_dict())["color"]
+    assert color["scale"]["domain"][0] == "critical" and color["scale"]["range"][0] == charts.FAILURE_RED

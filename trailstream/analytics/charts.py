@@ -178,12 +178,12 @@ def top_n_bar_chart(
     tooltip = [alt.Tooltip(f"{category}:N", title=category.replace("_", " ")), alt.Tooltip(f"{value}:Q", format=",")]
     tooltip += [alt.Tooltip(f"{c}:Q", format=",") for c in ("failed",) if c in top.columns and c != value]
     encodings = {
-        "x": alt.X(f"{value}:Q", title=value.replace("_", " ")),
-        "y": alt.Y(f"{category}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
+        "x": alt.X(f"{value}:Q", title=value.replace("_", " "), axis=COUNT_AXIS),
+        "y": alt.Y(f"{category}:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360, labelOverlap=False)),
         "tooltip": tooltip,
     }
     if color:
-        encodings["color"] = alt.Color(f"{color}:N", title=color.replace("_", " "))
+        encodings["color"] = category_color(color, domain=top[color].unique(maintain_order=True).to_list())
     return (
         alt.Chart(top)
         .mark_bar()
@@ -205,7 +205,7 @@ def failure_share_chart(totals: pl.DataFrame) -> alt.Chart:
             theta=alt.Theta("events:Q", stack=True),
             color=alt.Color(
                 "outcome:N",
-                scale=alt.Scale(domain=["succeeded", "failed"], range=["#4c78a8", "#e45756"]),
+                scale=alt.Scale(domain=["succeeded", "failed"], range=[SUCCESS_GREEN, FAILURE_RED]),
                 title=None,
             ),
             tooltip=[alt.Tooltip("outcome:N"), alt.Tooltip("events:Q", format=",")],
@@ -234,6 +234,9 @@ def account_region_chart(frame: pl.DataFrame) -> alt.Chart:
     )
 
 
+TREND_COLORS = {"new": FAILURE_RED, "once": "#f58518", "rising": "#eeca3b", "steady": "#4c78a8", "falling": "#72b7b2"}
+
+
 def rare_errors_chart(ranked: pl.DataFrame, n: int = 25) -> alt.Chart:
     """The rarest errors as bars (log scale), coloured by trend, from transforms.rank_rare_errors."""
     rarest = ranked.head(n)
@@ -243,9 +246,11 @@ def rare_errors_chart(ranked: pl.DataFrame, n: int = 25) -> alt.Chart:
         alt.Chart(rarest)
         .mark_bar()
         .encode(
-            x=alt.X("events:Q", title="events in period", scale=alt.Scale(type="symlog")),
-            y=alt.Y("error:N", title=None, sort=alt.EncodingSortField("rarity_rank"), axis=alt.Axis(labelLimit=420)),
-            color=alt.Color("trend:N", scale=alt.Scale(domain=["new", "once", "rising", "steady", "falling"])),
+            x=alt.X("events:Q", title="events in period", scale=alt.Scale(type="symlog"), axis=COUNT_AXIS),
+            y=alt.Y("error:N", title=None, sort=alt.EncodingSortField("rarity_rank"),
+                    axis=alt.Axis(labelLimit=420, labelOverlap=False)),
+            color=alt.Color("trend:N", legend=LEGEND, scale=alt.Scale(domain=list(TREND_COLORS),
+                                                                      range=list(TREND_COLORS.values()))),
             tooltip=[
                 alt.Tooltip("error:N"),
                 alt.Tooltip("events:Q", format=","),
@@ -254,7 +259,8 @@ def rare_errors_chart(ranked: pl.DataFrame, n: int = 25) -> alt.Chart:
                 alt.Tooltip("trend:N"),
             ],
         )
-        .properties(width="container", height=max(120, 22 * rarest.height), title="Rarest errors")
+        .properties(width="container", height=max(120, 22 * rarest.height), title="Rarest errors",
+                    autosize=FIT_WIDTH_ONLY)
     )
 
 
@@ -270,7 +276,8 @@ def delivery_silence_chart(health: pl.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("hours_silent:Q", title="hours since the newest event"),
             y=alt.Y("place:N", title=None, sort="-x", axis=alt.Axis(labelLimit=360)),
-            color=alt.Color("quiet:N", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])),
+            color=alt.Color("quiet:N", legend=LEGEND,
+                            scale=alt.Scale(domain=[False, True], range=[SUCCESS_GREEN, FAILURE_RED])),
             tooltip=[
                 alt.Tooltip("place:N", title="account / region"),
                 alt.Tooltip("hours_silent:Q", title="hours silent"),
@@ -278,7 +285,8 @@ def delivery_silence_chart(health: pl.DataFrame) -> alt.Chart:
                 alt.Tooltip("files:Q", format=","),
             ],
         )
-        .properties(width="container", height=max(120, 24 * frame.height), title="Delivery by account and region")
+        .properties(width="container", height=max(120, 24 * frame.height), title="Delivery by account and region",
+                    autosize=FIT_WIDTH_ONLY)
     )
 
 

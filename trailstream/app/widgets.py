@@ -43,6 +43,8 @@ COLUMN_LABELS = {
     "last_seen": st.column_config.DatetimeColumn("Last seen", format="YYYY-MM-DD HH:mm"),
     "events": st.column_config.NumberColumn("Events", format="localized"),
     "failed": st.column_config.NumberColumn("Failed", format="localized"),
+    "share": st.column_config.NumberColumn("Share", format="percent"),  # 1.6 %, not 0.0159
+    "failed_share": st.column_config.NumberColumn("Failed share", format="percent"),
 }
 
 
