@@ -6,22 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trailstream.cache.rows import JSON_COLUMN_FIELDS
+from trailstream.cache.rows import IDENTITY_COLUMN_FIELDS, JSON_COLUMN_FIELDS, TEXT_COLUMN_FIELDS
 
-# Sigma names whose `events` column holds the record's value unchanged (the others are read from the record).
+# Sigma names whose `events` column holds the record's value unchanged (the others are read from the record):
+# the same columns the cache keeps those fields in.
 COLUMNS = {
-    "eventID": "event_id",
-    "eventName": "event_name",
-    "eventSource": "event_source",
-    "awsRegion": "aws_region",
-    "sourceIPAddress": "source_ip",
-    "userAgent": "user_agent",
-    "errorCode": "error_code",
-    "errorMessage": "error_message",
-    "eventType": "event_type",
-    "userIdentity.arn": "principal_arn",
-    "userIdentity.type": "user_type",
-    "userIdentity.accessKeyId": "access_key_id",
+    **TEXT_COLUMN_FIELDS,
+    **{f"userIdentity.{name}": column for name, column in IDENTITY_COLUMN_FIELDS.items()},
     # The cache keeps readOnly as 0/1; Sigma compares JSON booleans as the words true and false.
     "readOnly": "CASE read_only WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",
 }
