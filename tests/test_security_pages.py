@@ -166,6 +166,7 @@ def test_findings_charts_colour_by_severity():
                           "title": ["Root account used", "Root account used"]})
     over_time = detections.count_over_time(frame, timedelta(days=1), "severity", time_column="time", value="findings")
     spec = charts.findings_timeline_chart(over_time).to_dict()
-    assert spec["encoding"]["color"]["scale"]["domain"] == list(charts.SEVERITY_COLORS)
+    scale = spec["encoding"]["color"]["scale"]
+    assert dict(zip(scale["domain"], scale["range"])) == charts.SEVERITY_COLORS  # each severity its one colour
     by_type = detections.findings_by_type(frame.with_columns(pl.lit("x").alias("type")))
     assert charts.findings_by_type_chart(by_type).to_dict()["encoding"]["y"]["field"] == "title"
