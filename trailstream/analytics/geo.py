@@ -278,6 +278,8 @@ def _ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]
 
 def _ipv4_places(addresses: pl.DataFrame, asn: bool = True) -> pl.DataFrame:
     """PLACE_SCHEMA rows for dotted IPv4 addresses, by as-of joins on the networks' first addresses."""
+    if addresses.is_empty():
+        return pl.DataFrame(schema=PLACE_SCHEMA)
     countries, asns, names, asn_names = _ipv4_tables()
     inside = pl.col("number") <= pl.col("last")
     located = (
