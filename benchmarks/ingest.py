@@ -161,14 +161,17 @@ def measure(shape: str, events: int, keep: bool, repeat: int = 1) -> dict:
     folder = DATA / f"shape-{shape}-{events}"
     files, uncompressed = generate(folder, shape, events)
     db_path = DATA / f"ingest-{shape}-{events}.db"
-    runs = [run_import(folder, db_path) for _ in range(repeat)]
+    runs, ducks = [], []
+    for _ in range(repeat):  # interleaved, so both sides meet the same moments of a shared machine
+        runs.append(run_import(folder, db_path))
+        ducks.append(run_duckdb(folder))
     elapsed, peak, summary = min(runs)[0], max(run[1] for run in runs), runs[-1][2]
+    duck_elapsed, duck_count = min(ducks)
     stored = store.open_cache_readonly(db_path).execute("SELECT count(*) FROM events").fetchone()[0]
     store.open_cache(db_path).execute("PRAGMA wal_checkpoint(TRUNCATE)")
     cache_bytes = sum(Path(f"{db_path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db_path}{s}").exists())
     derived = derived_bytes(db_path)
     matched, sampled = check_recoverable(folder, db_path)
-    duck_elapsed, duck_count = min(run_duckdb(folder) for _ in range(repeat))
     if not keep:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
