@@ -38,9 +38,9 @@ def moto_endpoint():
     """A real moto server on 127.0.0.1; boto3 reaches it over HTTP through AWS_ENDPOINT_URL."""
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # the OS picks a port it never frees
     server.start()
+    _, port = server.get_host_and_port()
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
