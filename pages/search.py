@@ -13,7 +13,7 @@ if search.is_empty():
             icon=":material/search:")
     st.stop()
 results = state.load(queries.query_search, event_filter, search, forms.SEARCH_LIMIT)
-if widgets.no_matches(results):
+if widgets.no_matches(results, searched=True):
     st.stop()
 widgets.metrics(transforms.event_counts(results))
 if results.height >= forms.SEARCH_LIMIT:

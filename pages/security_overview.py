@@ -1,13 +1,14 @@
-"""Security overview: every finding of the period, newest first, each opening onto the events behind it."""
+"""Security overview: every finding of the period, most severe first, each opening onto the events behind it."""
 
 import streamlit as st
 
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog
-from trailstream.analytics import charts, detections, queries
+from trailstream.analytics import charts, detections, queries, transforms
 
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/low_priority:"}
+SEVERITY_BADGES = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}  # our words, never event text
 SHOWN = 50
 
 event_filter = widgets.page_start(
@@ -26,9 +27,13 @@ severities = st.pills("Severity", list(reversed(catalog.SEVERITIES)), selection_
 types = st.multiselect("Finding types", list(catalog.FINDING_TYPES), format_func=catalog.FINDING_TYPES.get,
                        key="finding_type", bind="query-params", placeholder="All types")
 shown = detections.filter_findings(findings, severities, types)
-if not shown:
-    st.success("No findings match: nothing in this period crossed a detection's threshold.",
-               icon=":material/verified_user:")
+if findings and not shown:
+    st.info("No findings of the chosen severities and types: clear the choices above to see the "
+            f"{len(findings):,} others.", icon=":material/filter_alt_off:")
+elif not shown and not state.load(queries.query_overview_totals, event_filter)["events"].sum():
+    widgets.explain_empty("findings")  # no events, so no verdict: never a green check over no data
+elif not shown:
+    st.info("No findings: the period's events crossed no detection's threshold.", icon=":material/shield:")
 else:
     frame = detections.findings_frame(shown)
     every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
@@ -37,12 +42,15 @@ else:
     by_type = detections.findings_by_type(frame)
     widgets.show_chart(charts.findings_by_type_chart(by_type), by_type, "findings-by-type")
 
-    st.subheader("Findings, newest first")
+    st.subheader("Findings, most severe first")
     widgets.download_table(frame.drop("key"), "findings")
     if len(shown) > SHOWN:
-        st.caption(f"The newest {SHOWN} of {len(shown):,} are listed; the download holds them all.")
+        st.caption(f"Showing {SHOWN} of {len(shown):,}, most severe first; the download holds them all.")
+    shown = transforms.severity_first(shown)
     for finding in shown[:SHOWN]:
-        label = widgets.plain(f"{finding.time.replace('T', ' ')[:16]} · {finding.title} · {finding.principal or '?'}")
+        badge = f":{SEVERITY_BADGES[finding.severity]}-badge[{finding.severity.upper()}]"
+        label = badge + " " + widgets.plain(
+            f"{finding.time.replace('T', ' ')[:16]} · {finding.title} · {finding.principal or '?'}")
         box = st.expander(label, icon=SEVERITY_ICONS[finding.severity], key=f"finding-{finding.key}",
                           on_change="rerun")
         with box:

@@ -144,6 +144,18 @@ def query_error_codes(conn: sqlite3.Connection) -> list[str]:
     ]
 
 
+def query_newest_event(conn: sqlite3.Connection, event_filter: EventFilter) -> tuple[str | None, str | None]:
+    """The newest event time in the whole cache, and the newest matching the filter's account, region and
+    read-only choices whatever the period: what an empty page's hint is made of."""
+    choices = EventFilter(accounts=event_filter.accounts, regions=event_filter.regions,
+                          include_read_only=event_filter.include_read_only)
+    where, params = _where(choices)
+    newest = conn.execute("SELECT max(event_time) FROM events").fetchone()[0]
+    chosen = conn.execute(f"SELECT e.event_time FROM events e WHERE {where} ORDER BY e.event_time DESC LIMIT 1",
+                          params).fetchone()
+    return newest, chosen[0] if chosen else None
+
+
 def _time_span(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
     """Oldest and newest event time, one index probe each (min and max together would scan)."""
     return tuple(conn.execute("SELECT (SELECT min(event_time) FROM events), (SELECT max(event_time) FROM events)").fetchone())

@@ -759,3 +759,10 @@ def rebin_timeline(frame: pl.DataFrame, every: str) -> pl.DataFrame:
         .sort("bucket", *keys, nulls_last=True)
         .collect()
     )
+
+
+def severity_first(findings: list) -> list:
+    """Findings most severe first (critical on top), newest first within a severity."""
+    rank = {severity: i for i, severity in enumerate(catalog.SEVERITIES)}
+    by_time = sorted(findings, key=lambda finding: finding.time, reverse=True)
+    return sorted(by_time, key=lambda finding: rank.get(finding.severity, -1), reverse=True)

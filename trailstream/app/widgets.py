@@ -8,7 +8,7 @@ TABLE_LIMIT rows and a chart at most CHART_LIMIT, each saying "N of M" and offer
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import altair as alt
 import polars as pl
@@ -19,7 +19,7 @@ from trailstream.analytics import charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import escape_markdown
-from trailstream.filters import EventFilter
+from trailstream.filters import TIME_PRESETS, EventFilter
 from trailstream.timefmt import parse_iso_utc
 
 TABLE_LIMIT = 1_000
@@ -59,13 +59,46 @@ def page_start(title: str, description: str) -> EventFilter:
     return state.current_filter()
 
 
-def no_matches(rows: pl.DataFrame | int, what: str = "events") -> bool:
-    """True (and a hint) when the filters leave nothing to show."""
+def no_matches(rows: pl.DataFrame | int, what: str = "events", searched: bool = False) -> bool:
+    """True (and a hint naming what emptied the page) when the filters leave nothing to show."""
     if (rows.height if isinstance(rows, pl.DataFrame) else rows) > 0:
         return False
-    st.info(f"No {what} match the filters: widen the period in the sidebar, or clear the account and region "
-            "choices.", icon=":material/filter_alt_off:")
+    explain_empty(what, searched)
     return True
+
+
+def widen_to(age: timedelta) -> str:
+    """The shortest period preset that reaches back `age`."""
+    return next((name for name, span in TIME_PRESETS.items() if span is not None and span > age), "all")
+
+
+def explain_empty(what: str = "events", searched: bool = False) -> None:
+    """Say what emptied the page: a period older than the newest event (with a button to widen it), the account and
+    region choices, or the search text; never a green "all clear" over no data."""
+    event_filter = state.current_filter()
+    newest, chosen = state.load(queries.query_newest_event, event_filter)
+    icon = ":material/filter_alt_off:"
+    if chosen and event_filter.start and chosen < event_filter.start:
+        age = datetime.now(timezone.utc) - parse_iso_utc(chosen)
+        preset = widen_to(age)
+        st.info(f"No {what} in this period: the newest event is {_age_words(age)} old.", icon=icon)
+        label = "Show all time" if preset == "all" else f"Show {preset.replace('d', ' days').replace('h', ' hours')}"
+        st.button(label, key=f"widen-{what}", on_click=st.session_state.update, args=({"range": preset},),
+                  icon=":material/history:")
+    elif newest and not chosen:
+        st.info(f"No {what}: no event in the cache matches the account, region or read-only choices in the "
+                "sidebar; clear them to see the rest.", icon=icon)
+    elif searched:
+        st.info(f"No {what} match the search in this period: check the spelling, remove a field, or widen the "
+                "period.", icon=":material/search_off:")
+    else:
+        st.info(f"No {what} match the filters in this period; the newest matching event is from "
+                f"{(chosen or '?')[:10]}: choose a period that reaches it in the sidebar.", icon=icon)
+
+
+def _age_words(age: timedelta) -> str:
+    days = age.days
+    return f"{days} days" if days > 1 else "1 day" if days == 1 else f"{max(1, age.seconds // 3600)} hours"
 
 
 def plain(text: str) -> str:

@@ -1,0 +1,78 @@
+"""Pages answer at a glance (issue 18), through AppTest: an empty period says why and offers the wider one, findings
+come most severe first with coloured badges, and event text stays inert in the places it is shown."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import metric, open_page, point_app_at
+from trailstream.ingest import sync
+from trailstream.timefmt import iso_utc
+
+HOSTILE_PRINCIPAL = "www.evil.example"
+
+
+def _record(n: int, when: datetime, name: str = "CreateUser", user: str = "alice", error: str | None = None) -> dict:
+    return {
+        "eventVersion": "1.08", "eventTime": iso_utc(when), "eventSource": "iam.amazonaws.com",
+        "eventName": name, "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.9", "userAgent": "aws-cli/2",
+        "eventID": f"00000000-0000-0000-0000-{n:012d}", "readOnly": False, "eventType": "AwsApiCall",
+        "recipientAccountId": "123456789012", "errorCode": error,
+        "userIdentity": {"type": "IAMUser", "userName": user, "accountId": "123456789012",
+                         "arn": f"arn:aws:iam::123456789012:user/{user}"},
+        "requestParameters": {"userName": f"user{n}"},
+    }
+
+
+def _cache_of(tmp_path: Path, monkeypatch, records: list[dict]) -> Path:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "events.json").write_text(json.dumps({"Records": records}))
+    cache = tmp_path / "cache.db"
+    sync.import_paths(cache, [logs], workers=1)
+    point_app_at(monkeypatch, cache, tmp_path / "trailstream.toml")
+    return cache
+
+
+@pytest.fixture
+def stale_cache(tmp_path, monkeypatch) -> Path:
+    """Events all 15 days old, so the default 7-day period is empty while the cache is not."""
+    old = datetime.now(timezone.utc) - timedelta(days=15, hours=2)
+    return _cache_of(tmp_path, monkeypatch, [_record(n, old + timedelta(minutes=n)) for n in range(5)])
+
+
+def _infos(at) -> str:
+    return " ".join(info.value for info in at.info)
+
+
+def test_an_empty_period_names_the_newest_events_age_and_widens_on_one_click(stale_cache):
+    at = open_page("pages/overview.py")
+    assert "the newest event is 15 days old" in _infos(at)
+    assert "account and region" not in _infos(at)  # the period emptied the page, not the choices
+    [widen] = [button for button in at.button if button.label == "Show 30 days"]
+    widen.click().run()
+    assert not at.exception and metric(at, "Events") == 5
+
+
+def test_security_overview_shows_no_all_clear_over_an_empty_period(stale_cache):
+    at = open_page("pages/security_overview.py")
+    assert not at.success, [s.value for s in at.success]
+    assert "the newest event is 15 days old" in _infos(at)
+
+
+def test_a_search_that_matches_nothing_blames_the_search_not_the_period(stale_cache):
+    at = open_page("pages/search.py", range="all", event="NoSuchCall")
+    assert "match the search" in _infos(at) and "days old" not in _infos(at)
+
+
+def test_findings_come_most_severe_first_with_coloured_badges(app_demo_cache):
+    at = open_page("pages/security_overview.py", range="all")
+    labels = [expander.label for expander in at.expander if "-badge[" in expander.label]
+    assert labels, "findings with severity badges"
+    order = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+    ranks = [next(i for i, word in enumerate(order) if f"-badge[{word}]" in label) for label in labels]
+    assert ranks == sorted(ranks) and ":red-badge[CRITICAL]" in labels[0]
