@@ -93,3 +93,17 @@ def test_a_report_schedule_saved_on_reports_is_kept_and_audited(app_demo_cache):
     assert (kept.format, kept.schedule) == ("csv", "weekly")
     (entry,) = audit_entries(app_demo_cache, "setting_changed")
     assert entry["report"] == "by source" and entry["schedule"] == "weekly"
+
+
+def test_an_alert_rule_switched_off_on_alerts_is_kept_and_audited(app_demo_cache):
+    at = open_page(PAGE["Alerts"])
+    ident = at.selectbox(key="rule").value
+    at.toggle(key=f"{ident}-enabled").set_value(False)
+    next(item for item in at.button if item.label == "Save rule").click().run()
+
+    assert not at.exception
+    (entry,) = audit_entries(app_demo_cache, "rule_changed")
+    assert entry["change"] == "saved"
+    with sqlite3.connect(app_demo_cache) as conn:
+        (enabled,) = conn.execute("SELECT enabled FROM alert_rules WHERE name = ?", [entry["rule"]]).fetchone()
+    assert not enabled
