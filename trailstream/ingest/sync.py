@@ -139,6 +139,7 @@ def _dictionary_samples() -> list[dict]:
 DICTIONARY_SAMPLE_RECORDS = 3000
 SAMPLE_FILES = 64
 SAMPLE_FILE_BYTES = 8 << 20  # larger files are left out of the sample: reading one whole costs more than it teaches
+SAMPLE_TEXT_BYTES = 64 << 20  # nor files decompressing to more (a gzip bomb is refused later, with its reason)
 
 
 def _records_of(path: Path) -> list:
@@ -146,7 +147,7 @@ def _records_of(path: Path) -> list:
     try:
         if path.stat().st_size > SAMPLE_FILE_BYTES:
             return []
-        found = orjson.loads(records.read_log_bytes(path.read_bytes())).get("Records")
+        found = orjson.loads(records.read_log_bytes(path.read_bytes(), SAMPLE_TEXT_BYTES)).get("Records")
     except (OSError, records.LogFileError, orjson.JSONDecodeError, AttributeError):
         return []
     return [record for record in found if isinstance(record, dict)] if isinstance(found, list) else []
@@ -176,17 +177,24 @@ def _dictionary_in_child(sample_records: Callable[[], list[dict]]) -> bytes:
     instead of in this process's heap, which every parse worker forked later would carry (and count) again."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=lambda: sender.send(store.dictionary_from(sample_records)), daemon=True)
+    child = context.Process(target=_send_dictionary, args=(sender, sample_records), daemon=True)
     child.start()
     sender.close()
     try:
         dictionary = receiver.recv()
-    except EOFError:  # the child failed (its error went to stderr): train here rather than not at all
-        dictionary = store.dictionary_from(sample_records)
+    except EOFError:  # the child died
+        dictionary = None
     finally:
         child.join()
         receiver.close()
-    return dictionary
+    return dictionary if dictionary is not None else store.dictionary_from(sample_records)  # here, then
+
+
+def _send_dictionary(sender, sample_records: Callable[[], list[dict]]) -> None:
+    try:
+        sender.send(store.dictionary_from(sample_records))
+    except Exception:  # noqa: BLE001 - the parent trains it itself and sees the error there
+        sender.send(None)
 
 
 def _init_worker(compressor) -> None:
