@@ -1,12 +1,15 @@
 """TrailStream: `streamlit run app.py`. Access gate, first-run demo data, the shared sidebar, then the chosen page."""
 
 import re
+from pathlib import Path
 
 import streamlit as st
 
 from trailstream.app import sidebar, signin, state
 
-st.set_page_config(page_title="TrailStream", page_icon=":material/travel_explore:", layout="wide")
+# A local file: a material or emoji icon would be fetched from a font host or CDN on every page, failing offline.
+FAVICON = Path(__file__).parent / "trailstream" / "app" / "assets" / "favicon.png"
+st.set_page_config(page_title="TrailStream", page_icon=str(FAVICON), layout="wide")
 
 # Section -> (page file, title, icon). Adding a page is one line here.
 PAGES = {

@@ -125,3 +125,89 @@ def test_the_app_in_a_real_browser(app_server, tmp_path):
                 expect(page).to_have_url(re.compile(r"[?&]range=all"))  # the filters follow to every page
         finally:
             browser.close()
+
+
+# --- Pages that answer at a glance (issue 18) ---------------------------------------------------------------------
+
+HOSTILE_TEXT = ("www.evil.example", "http://evil.example/login", "mallory@evil.example")
+
+
+@pytest.fixture
+def glance_server(tmp_path):
+    """`streamlit run app.py` on a cache whose events are all 15 days old and whose principals and agents are
+    link-like text (a host name, a URL, an email address); yields its URL."""
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from tests.test_glance import _record
+    from trailstream.ingest import sync
+
+    old = datetime.now(timezone.utc) - timedelta(days=15, hours=2)
+    records = [_record(n, old + timedelta(minutes=n), user=text, error="AccessDenied" if n % 2 else None)
+               for n, text in enumerate(HOSTILE_TEXT * 2)]
+    for record, text in zip(records, HOSTILE_TEXT * 2):
+        record["userAgent"] = text
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "events.json").write_text(json.dumps({"Records": records}))
+    sync.import_paths(tmp_path / "cache.db", [logs], workers=1)
+    (tmp_path / "trailstream.toml").write_text("")
+    port = free_port()
+    env = {**os.environ, "TRAILSTREAM_DB": str(tmp_path / "cache.db"),
+           "TRAILSTREAM_CONFIG": str(tmp_path / "trailstream.toml")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def event_text_links(page) -> list[str]:
+    """Every link on the page whose address or text comes from event content."""
+    return page.eval_on_selector_all(
+        "a", "links => links.filter(a => !a.href.startsWith(location.origin))"
+             ".map(a => a.href + ' ' + a.textContent).filter(t => /evil\\.example|mailto:/.test(t))")
+
+
+def test_stale_data_widens_on_one_click_and_event_text_never_becomes_a_link(glance_server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=RUN_LIMIT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(RUN_LIMIT_MS)
+            remote = []
+            page.on("request", lambda request: remote.append(request.url)
+                    if not request.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
+            page.goto(f"{glance_server}/")  # default period 7 days: every event is older
+            wait_for_run(page)
+            expect(page.get_by_text("the newest event is 15 days old")).to_be_visible()
+            page.get_by_role("button", name="Show 30 days").click()
+            wait_for_run(page)
+            events = page.get_by_test_id("stMetric").filter(has_text="Events").get_by_test_id("stMetricValue")
+            expect(events).to_have_text("6")
+
+            for path in ("/?range=all", "/investigate-access-denied?range=all", "/investigate-search?range=all&q=evil",
+                         "/security-security-overview?range=all",
+                         f"/investigate-principal-activity?range=all&principal={HOSTILE_TEXT[0]}"):
+                page.goto(f"{glance_server}{path}")
+                wait_for_run(page)
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                assert event_text_links(page) == [], path
+            assert remote == []  # favicon and every asset served locally
+        finally:
+            browser.close()
