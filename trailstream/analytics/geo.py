@@ -11,7 +11,6 @@ import logging
 import os
 from collections import defaultdict
 from functools import lru_cache
-from itertools import chain
 from typing import Iterable, NamedTuple
 
 import polars as pl
@@ -248,14 +247,17 @@ def _not_a_place(number: pl.Expr) -> pl.Expr:
 
 
 def _networks(firsts, netlengths, ids) -> pl.DataFrame:
-    """geoip2fast's chunked (first address, prefix length, name id) lists as IPv4 rows (first, last, id)."""
-    firsts = list(chain.from_iterable(firsts))
-    cut = bisect.bisect_left(firsts, _IPV4_END)  # IPv6 networks follow the IPv4 ones
-    frame = pl.DataFrame({"first": firsts[:cut], "netlen": list(chain.from_iterable(netlengths))[:cut],
-                          "id": list(chain.from_iterable(ids))[:cut]},
-                         schema={"first": pl.Int64, "netlen": pl.Int64, "id": pl.Int64})
-    return frame.select("first", last=pl.col("first") + pl.lit(2).pow(32 - pl.col("netlen")).cast(pl.Int64) - 1,
-                        id="id").sort("first")
+    """geoip2fast's chunked (first address, prefix length, name id) lists as IPv4 rows (first, last, id), built
+    chunk by chunk so no flattened copy of its lists is made."""
+    schema = {"first": pl.Int64, "netlen": pl.Int64, "id": pl.Int64}
+    parts = [pl.DataFrame(schema=schema)]
+    for first, netlength, name_id in zip(firsts, netlengths, ids):
+        cut = bisect.bisect_left(first, _IPV4_END)  # IPv6 networks follow the IPv4 ones
+        if cut:
+            parts.append(pl.DataFrame({"first": first[:cut], "netlen": netlength[:cut], "id": name_id[:cut]},
+                                      schema=schema))
+    return pl.concat(parts).select(
+        "first", last=pl.col("first") + pl.lit(2).pow(32 - pl.col("netlen")).cast(pl.Int64) - 1, id="id")
 
 
 @lru_cache(maxsize=1)
