@@ -7,7 +7,9 @@ from trailstream.app import widgets
 
 events = widgets.use_case_events("instances")
 changes = transforms.instance_changes(events)
-widgets.metrics(transforms.event_counts(events) | {"Instances": transforms.distinct_count(changes, "instance_id")})
+widgets.metrics(transforms.event_counts(events))
+widgets.metrics({"Instances": transforms.distinct_count(changes, "instance_id")}
+                | transforms.instance_lifecycle_counts(changes))
 widgets.use_case_timeline("instances")
 
 st.subheader("Instance changes")

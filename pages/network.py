@@ -20,7 +20,9 @@ if world_rules.height:
                                                "principal", "account_id", "aws_region"))
 
 st.subheader("Security group rules")
-widgets.raw_event_viewer(rules, "sg-rules", "security-group-rules")
+widgets.raw_event_viewer(rules, "sg-rules", "security-group-rules",
+                         ("event_time", "principal", "action", "group_id", "direction", "protocol", "port_range",
+                          "peer", "description", "error_code", "account_id", "aws_region"))
 
 st.subheader("All network changes")
 widgets.raw_event_viewer(changes, "network-changes", "network-changes", columns=None)

@@ -76,3 +76,29 @@ def test_findings_come_most_severe_first_with_coloured_badges(app_demo_cache):
     order = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
     ranks = [next(i for i, word in enumerate(order) if f"-badge[{word}]" in label) for label in labels]
     assert ranks == sorted(ranks) and ":red-badge[CRITICAL]" in labels[0]
+
+
+def test_change_tables_show_who_did_it_first_and_hide_empty_columns(app_demo_cache):
+    at = open_page("pages/elastic_ips.py", range="all")
+    changes = at.dataframe(key="eip-changes").value
+    assert list(changes.columns[:3]) == ["event_time", "principal", "event_name"]
+    assert "private_ip" not in changes.columns  # empty on every demo row
+    assert changes["public_ip"].notna().mean() > 0.8  # calls naming only the allocation show its address too
+    [history] = [d.value for d in at.dataframe if "history" in d.value.columns]
+    assert history["public_ip"].is_unique and "ReleaseAddress" in " ".join(history["history"])
+
+
+def test_security_group_rules_show_group_direction_protocol_ports_and_peer(app_demo_cache):
+    at = open_page("pages/network.py", range="all")
+    rules = at.dataframe(key="sg-rules").value
+    assert list(rules.columns[:8]) == ["event_time", "principal", "action", "group_id", "direction", "protocol",
+                                       "port_range", "peer"]
+
+
+def test_instances_page_counts_launches_starts_stops_and_terminations(app_demo_cache):
+    at = open_page("pages/instances.py", range="all")
+    from tests.test_app import sql
+
+    assert metric(at, "Terminated") == sql(app_demo_cache, "SELECT count(*) FROM events WHERE event_name = "
+                                                           "'TerminateInstances' AND error_code IS NULL")
+    assert metric(at, "Launched") > 0

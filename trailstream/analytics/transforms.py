@@ -766,3 +766,57 @@ def severity_first(findings: list) -> list:
     rank = {severity: i for i, severity in enumerate(catalog.SEVERITIES)}
     by_time = sorted(findings, key=lambda finding: finding.time, reverse=True)
     return sorted(by_time, key=lambda finding: rank.get(finding.severity, -1), reverse=True)
+
+
+# --- Tables that answer "who did it" at a glance ------------------------------------------------------------------
+
+GLANCE_FIRST = ("event_time", "principal", "event_name", "action")  # time, who, action; then target and detail
+GLANCE_LAST = ("source_ip", "account_id", "aws_region", "error_code", "event_source", "user_agent", "event_id")
+
+
+def glance_columns(frame: pl.DataFrame, first: tuple[str, ...] = GLANCE_FIRST) -> list[str]:
+    """A change table's columns: time, who, action first, then the page's own target and detail columns, the
+    generic ones last; columns empty (null or "") on every row are left out, the event ID kept for the viewer."""
+    empty = frame.select(
+        (pl.col(pl.String).is_null() | (pl.col(pl.String) == "")).all(),
+        pl.exclude(pl.String).is_null().all(),
+    ).row(0, named=True) if frame.height else {}
+    ordered = [c for c in first if c in frame.columns]
+    ordered += [c for c in frame.columns if c not in ordered and c not in GLANCE_LAST]
+    ordered += [c for c in GLANCE_LAST if c in frame.columns]
+    return [c for c in ordered if c == "event_id" or not empty.get(c, False)]
+
+
+INSTANCE_LIFECYCLE = {"Launched": "RunInstances", "Started": "StartInstances", "Stopped": "StopInstances",
+                      "Terminated": "TerminateInstances"}
+
+
+def instance_lifecycle_counts(changes: pl.DataFrame) -> dict[str, int]:
+    """Instances launched, started, stopped and terminated (successful calls, one per instance and call)."""
+    ok = pl.col("error_code").is_null() | (pl.col("error_code") == "")
+    counts = changes.select(**{label: (ok & (pl.col("event_name") == name)).sum()
+                               for label, name in INSTANCE_LIFECYCLE.items()})
+    return {label: int(value) for label, value in counts.row(0, named=True).items()}
+
+
+def with_public_ip(changes: pl.DataFrame) -> pl.DataFrame:
+    """Every Elastic IP row with its public address: calls naming only the allocation borrow it from the others."""
+    by_allocation = changes.with_columns(
+        public_ip=pl.coalesce("public_ip", pl.col("public_ip").drop_nulls().first().over("allocation_id")))
+    return by_allocation.with_columns(
+        public_ip=pl.coalesce("public_ip", pl.col("public_ip").drop_nulls().first().over("association_id")))
+
+
+def elastic_ip_history(changes: pl.DataFrame) -> pl.DataFrame:
+    """One row per public address: its calls in order (oldest first), who made them, first and last seen."""
+    return (
+        with_public_ip(changes).lazy()
+        .drop_nulls("public_ip")
+        .sort("event_time")
+        .group_by("public_ip", maintain_order=True)
+        .agg(history=pl.col("event_name").str.join(" → "), principals=pl.col("principal").unique().sort()
+             .str.join(", "), calls=pl.len(), first_seen=pl.col("event_time").min(),
+             last_seen=pl.col("event_time").max(), last_call=pl.col("event_name").last())
+        .sort("last_seen", descending=True)
+        .collect()
+    )

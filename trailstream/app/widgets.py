@@ -26,13 +26,13 @@ TABLE_LIMIT = 1_000
 CHART_LIMIT = 2_000
 USE_CASE_LIMIT = 10_000  # events a use-case page reads, newest first; its timeline counts them all
 # The columns an event table shows, in order; the rest stay one click away in the raw event.
-EVENT_TABLE_COLUMNS = ("event_time", "event_name", "principal", "account_id", "aws_region", "source_ip",
-                       "error_code", "event_source", "user_agent")
+EVENT_TABLE_COLUMNS = ("event_time", "principal", "event_name", "error_code", "source_ip", "account_id", "aws_region",
+                       "event_source", "user_agent")  # time, who, action first
 COLUMN_LABELS = {
     "event_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "event_name": "Event",
     "event_source": "Service",
-    "principal": "Principal",
+    "principal": st.column_config.TextColumn("Principal", width="large"),  # text, never a link; names not cut
     "user_type": "Identity type",
     "account_id": "Account",
     "aws_region": "Region",
@@ -243,10 +243,10 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
                      columns: tuple[str, ...] | None = EVENT_TABLE_COLUMNS) -> None:
     """The event table (newest first), its downloads, and the raw CloudTrail record of the selected row.
 
-    columns=None shows every column of the frame but the event ID.
+    columns=None shows the frame's columns time, who, action first, leaving out the ID and columns empty on every row.
     """
     st.caption(f"{frame.height:,} row(s). Select a row to see the raw CloudTrail record.")
-    shown = columns or tuple(column for column in frame.columns if column != "event_id")
+    shown = columns or tuple(c for c in transforms.glance_columns(frame) if c != "event_id")
     row = table(frame, key, shown, select=True, download=name)
     if row is None or row >= frame.height or "event_id" not in frame.columns:
         return
