@@ -48,7 +48,7 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
     "from_event_id": pl.String, "to_event_id": pl.String}
 
 
-BATCH_MOMENTS = 50_000  # moments judged at once: memory stays flat however many principals roam
+BATCH_MOMENTS = 20_000  # moments judged at once: memory stays flat however many principals roam
 
 
 def _moment_batches(conn, event_filter: EventFilter | None):
