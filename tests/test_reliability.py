@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
 import time
 
@@ -141,14 +142,17 @@ def test_a_full_disk_mid_sqs_sync_deletes_no_message_whose_events_are_not_stored
                                                                                   monkeypatch):
     sqs, queue = trail
     prepared_cache(db_path, tmp_path)
-    monkeypatch.setattr(aws_sync, "COMMIT_EVERY_FILES", 1)  # a group commit per file: some are durable before it fills
-    fill_disk_after(db_path, monkeypatch, 120)
+    fill_disk_after(db_path, monkeypatch, 350)
 
-    result = aws_sync.sync_queue(db_path, queue, [BUCKET], wait_seconds=1, workers=1)
+    for _ in range(FILES):  # short syncs, as `watch` runs them, until one meets the full disk
+        result = aws_sync.sync_queue(db_path, queue, [BUCKET], wait_seconds=1, workers=1, max_messages=2)
+        if result.failures:
+            break
 
     files, events, distinct = stored(db_path)
     assert 0 < files - 1 < FILES, "the cap should leave room for some files and not all"
-    assert result.failures == [("cache", FULL.format(files - 1))]
+    assert len(result.failures) == 1 and result.failures[0][0] == "cache"
+    assert re.fullmatch(FULL.format(r"\d+"), result.failures[0][1])
     assert events == distinct == 5 + (files - 1) * EVENTS_PER_FILE
     assert queue_depth(sqs, queue) >= FILES - (files - 1)  # every unstored file's message is still queued
 
@@ -159,3 +163,20 @@ def test_a_full_disk_mid_sqs_sync_deletes_no_message_whose_events_are_not_stored
     assert again.succeeded, again.failures
     assert stored(db_path) == (FILES + 1, 5 + FILES * EVENTS_PER_FILE, 5 + FILES * EVENTS_PER_FILE)
     assert queue_depth(sqs, queue) == 0
+
+
+def test_the_sync_button_says_the_disk_is_full_in_a_sentence(app_empty_cache, log_folder, monkeypatch):
+    from tests.conftest import open_page, page_specs
+    from trailstream import config
+
+    settings = config.load_settings()
+    settings.sources = [config.LocalSource(name="logs", path=str(log_folder))]
+    config.save_settings(settings)
+    fill_disk_after(app_empty_cache, monkeypatch, 2)  # not even room for the new cache's dictionary
+    at = open_page(page_specs()[0][1], range="all")
+
+    next(button for button in at.button if button.label == "Sync").click().run()
+
+    assert not at.exception
+    assert any(FULL.format(0) in text.value for text in at.text), [text.value for text in at.text]
+    assert stored(app_empty_cache)[1] == 0

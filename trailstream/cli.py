@@ -611,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (store.SyncAlreadyRunning, sync.DemoRefused) as exc:
+    except (store.SyncAlreadyRunning, sync.DemoRefused, sync.CacheFull) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (sqlite3.DatabaseError, store.CacheUnreadable) as exc:

@@ -48,7 +48,7 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
             result = lookup.lookup_events(db_path, source.access, source.regions or None, since, progress=progress)
         else:  # pragma: no cover - load_settings only builds the kinds above
             raise TypeError(f"unknown source kind {source!r}")
-    except (store.SyncAlreadyRunning, store.CacheUnreadable) as exc:
+    except (store.SyncAlreadyRunning, store.CacheUnreadable, sync.CacheFull) as exc:
         result = SyncResult(source.kind)
         result.fail(source.name, str(exc))
     except Exception as exc:  # one broken source must not stop the others; the reason is shown to the user

@@ -78,7 +78,7 @@ def prepare_cache() -> None:
         except store.SyncAlreadyRunning:
             st.info("Another browser tab is building the demo data; reload this page in a few seconds.")
             st.stop()
-        except (OSError, store.CacheUnreadable, sync.DemoRefused) as exc:
+        except (OSError, store.CacheUnreadable, sync.DemoRefused, sync.CacheFull) as exc:
             st.error("Could not build the demo data. Check that the folder of the cache is writable, then reload.")
             st.text(str(exc))
             st.stop()

@@ -121,6 +121,13 @@ BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small
 MAX_PAGE_COUNT_ENV = "TRAILSTREAM_MAX_PAGE_COUNT"  # caps the writer's cache in pages: how tests fill the disk
 
 
+FULL_DISK = "the disk holding the cache is full: {} files stored, the rest left for the next sync"
+
+
+class CacheFull(RuntimeError):
+    """The disk filled up before a sync could start; during one, the result says so instead."""
+
+
 def is_disk_full(exc: BaseException | None) -> bool:
     """SQLite's SQLITE_FULL: the filesystem (or the page cap) left no room for the rows being written."""
     return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
@@ -281,8 +288,10 @@ class Ingester:
                 self.db.execute(f"PRAGMA wal_autocheckpoint={BATCH_WAL_PAGES}")
                 self.db.execute(f"PRAGMA journal_size_limit={BATCH_WAL_PAGES * 4096}")
                 self.db.execute("BEGIN")
-        except BaseException:
+        except BaseException as exc:
             self._lock.__exit__(None, None, None)
+            if is_disk_full(exc):
+                raise CacheFull(FULL_DISK.format(0)) from None
             raise
         return self
 
@@ -317,8 +326,7 @@ class Ingester:
         not_rolled_back = {"unchanged": self.result.unchanged, "messages_deleted": self.result.messages_deleted}
         self.result.__dict__.update(replace(self._durable, failures=list(self._durable.failures),
                                             skips=list(self._durable.skips), **not_rolled_back).__dict__)
-        self.result.fail("cache", f"the disk holding the cache is full: {self.result.ok:,} files stored, "
-                                  "the rest left for the next sync")
+        self.result.fail("cache", FULL_DISK.format(f"{self.result.ok:,}"))
 
     @property
     def pool(self) -> ProcessPoolExecutor:
