@@ -102,3 +102,23 @@ def test_instances_page_counts_launches_starts_stops_and_terminations(app_demo_c
     assert metric(at, "Terminated") == sql(app_demo_cache, "SELECT count(*) FROM events WHERE event_name = "
                                                            "'TerminateInstances' AND error_code IS NULL")
     assert metric(at, "Launched") > 0
+
+
+def test_search_opens_on_the_newest_events(app_demo_cache):
+    at = open_page("pages/search.py", range="all")
+    recent = at.dataframe(key="recent-events").value
+    assert len(recent) == 100 and recent["event_time"].is_monotonic_decreasing
+
+
+def test_a_capped_search_says_showing_n_of_m_and_counts_them_all(app_demo_cache, monkeypatch):
+    from tests.test_app import sql
+    from trailstream.app import forms
+
+    monkeypatch.setattr(forms, "SEARCH_LIMIT", 20)
+    at = open_page("pages/search.py", range="all", event="GetObject")
+    total = sql(app_demo_cache, "SELECT count(*) FROM events WHERE event_name = 'GetObject'")
+    assert total > 20 and metric(at, "Events") == total
+    assert any(f"Showing the newest 20 of {total:,} matches" in caption.value for caption in at.caption)
+    before = len(at.get("download_button"))
+    at.toggle(key="search-all").set_value(True).run()
+    assert len(at.get("download_button")) > before  # the whole result, downloadable

@@ -500,6 +500,14 @@ def query_search(
     return _query_event_rows(conn, event_filter, clauses, params, limit, search.best_index())
 
 
+def query_search_count(conn: sqlite3.Connection, event_filter: EventFilter, search: SearchQuery) -> int:
+    """How many events in the period match the search in all, for the "showing N of M" of a capped list."""
+    clauses, params = search.sql("e", lambda text: word_query(conn, text))
+    where, filter_params = _where(event_filter, *clauses)
+    hint = _indexed_by(conn, search.best_index()) if search.best_index() else ""
+    return conn.execute(f"SELECT count(*) FROM events e {hint} WHERE {where}", filter_params + params).fetchone()[0]
+
+
 # --- Principal activity --------------------------------------------------------
 
 PRINCIPAL_ACTIVITY_SCHEMA = {
