@@ -231,3 +231,14 @@ def duckdb_backend(location: str) -> LakeBackend:
     conn.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({source}, hive_partitioning = true, "
                  "hive_types_autocast = false, union_by_name = true)")
     return LakeBackend(exp.to_table("events"), "duckdb", lambda sql: conn.sql(sql).pl())
+
+
+def athena_backend(settings, cache_dir=None) -> tuple[LakeBackend, object]:
+    """The lake on Athena ([backend] settings), results kept under cache_dir; and the runner, whose cost_note()
+    says what the page's queries scanned."""
+    from trailstream.ingest import athena
+
+    runner = athena.AthenaRunner(settings, cache_dir)
+    table = exp.Table(this=exp.to_identifier(settings.table, quoted=True),
+                      db=exp.to_identifier(settings.database, quoted=True))
+    return LakeBackend(table, "athena", runner.frame), runner

@@ -516,3 +516,36 @@ def call(client, operation: str, what: str, **params) -> dict:
         return getattr(client, operation)(**params)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         raise explain_error(exc, what) from None
+
+
+# --- Athena ----------------------------------------------------------------------------------
+
+
+def start_athena_query(athena, sql: str, workgroup: str, database: str, output_location: str = "") -> str:
+    """Start one statement in a workgroup; returns its execution ID (the workgroup's limits apply)."""
+    params = {"QueryString": sql, "WorkGroup": workgroup, "QueryExecutionContext": {"Database": database}}
+    if output_location:
+        params["ResultConfiguration"] = {"OutputLocation": output_location}
+    with calling_aws(f"starting a query in Athena workgroup {workgroup}"):
+        return athena.start_query_execution(**params)["QueryExecutionId"]
+
+
+def fetch_athena_state(athena, execution_id: str) -> tuple[str, str, int]:
+    """(state, Athena's reason when it failed or was cancelled, bytes scanned so far) of one execution."""
+    with calling_aws("reading the state of an Athena query"):
+        execution = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+    status = execution.get("Status", {})
+    return (status.get("State", "QUEUED"), status.get("StateChangeReason", ""),
+            int(execution.get("Statistics", {}).get("DataScannedInBytes", 0)))
+
+
+def fetch_athena_rows(athena, execution_id: str) -> tuple[list[tuple[str, str]], list[list[str | None]]]:
+    """A finished query's (column name, Athena type) and rows (as text, NULL as None), every page of them."""
+    columns, rows = [], []
+    with calling_aws("reading an Athena query's results"):
+        for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=execution_id):
+            result = page["ResultSet"]
+            columns = columns or [(c["Name"], c.get("Type", "varchar"))
+                                  for c in result.get("ResultSetMetadata", {}).get("ColumnInfo", [])]
+            rows += [[cell.get("VarCharValue") for cell in row.get("Data", [])] for row in result.get("Rows", [])]
+    return columns, rows

@@ -1,0 +1,216 @@
+"""The Athena client on moto's server: start, poll through queued and running, paginated results, the local result
+cache, cancellation and time-outs as sentences; results queued through moto's own set_athena_result endpoint.
+
+botocore speaks Athena as rest-json, moto 5.2 only as JSON 1.1: a small server on 127.0.0.1 takes the rest-json
+requests (routes read from botocore's own service model), hands each operation to moto, and pages GetQueryResults
+by MaxResults/NextToken as Athena does (moto returns every row at once)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import botocore.session
+
+import polars as pl
+import pytest
+
+from trailstream.analytics import backend
+from trailstream.config import BackendSettings
+from trailstream.filters import EventFilter
+from trailstream.ingest import athena
+from trailstream.ingest import aws as aws_io
+
+PAGE_ROWS = 1000  # Athena's default and largest GetQueryResults page
+
+
+def _routes() -> list[tuple[str, re.Pattern, object]]:
+    """(method, path pattern, operation model) for every Athena operation, from botocore's service model."""
+    model = botocore.session.get_session().get_service_model("athena")
+    routes = []
+    for name in model.operation_names:
+        operation = model.operation_model(name)
+        uri = operation.http["requestUri"].split("?")[0]
+        pattern = re.escape(uri).replace(r"\{", "{").replace(r"\}", "}")
+        pattern = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", pattern)
+        routes.append((operation.http["method"], re.compile(f"^{pattern}$"), operation))
+    return routes
+
+
+def _input(operation, match: re.Match, query: dict, body: bytes) -> dict:
+    params = json.loads(body or b"{}")
+    params |= {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+    for member, shape in operation.input_shape.members.items():
+        where = shape.serialization
+        if where.get("location") == "querystring" and where["name"] in query:
+            value = query[where["name"]][0]
+            params[member] = int(value) if shape.type_name == "integer" else value
+    return params
+
+
+def _paged(result: dict, params: dict) -> dict:
+    rows = result["ResultSet"].get("Rows", [])
+    start, size = int(params.get("NextToken") or 0), int(params.get("MaxResults") or PAGE_ROWS)
+    result["ResultSet"]["Rows"] = rows[start:start + size]
+    if start + size < len(rows):
+        result["NextToken"] = str(start + size)
+    return result
+
+
+def _rest_json_handler(moto: str, routes):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _serve(self):
+            url = urllib.parse.urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            for method, pattern, operation in routes:
+                match = pattern.match(url.path)
+                if method == self.command and match:
+                    break
+            else:
+                return self._reply(404, {"__type": "UnknownOperationException", "message": url.path})
+            params = _input(operation, match, urllib.parse.parse_qs(url.query), body)
+            forwarded = {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")
+                         or operation.name != "GetQueryResults"}
+            request = urllib.request.Request(moto + "/", data=json.dumps(forwarded).encode(), method="POST", headers={
+                "X-Amz-Target": f"AmazonAthena.{operation.name}", "Content-Type": "application/x-amz-json-1.1",
+                "Authorization": self.headers.get("Authorization", "")})
+            try:
+                with urllib.request.urlopen(request) as response:
+                    status, result = response.status, json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                status, result = exc.code, json.loads(exc.read() or b"{}")
+            if status == 200 and operation.name == "GetQueryResults":
+                result = _paged(result, params)
+            self._reply(status, result)
+
+        def _reply(self, status: int, result: dict):
+            data = json.dumps(result).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            if status >= 400:
+                self.send_header("x-amzn-errortype", result.get("__type", "UnknownError"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = _serve
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def athena_endpoint(moto_endpoint):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _rest_json_handler(moto_endpoint, _routes()))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def aws(aws, athena_endpoint, monkeypatch):
+    """moto's server for every service, Athena through the rest-json front."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ATHENA", athena_endpoint)
+    yield aws
+    _post(aws, "/moto-api/state-manager/unset-transition", {"model_name": "athena::execution"})  # outlives a reset
+
+
+SETTINGS = BackendSettings(kind="athena", region="us-east-1", output_location="s3://results/athena/")
+
+
+def _post(endpoint: str, path: str, body: dict) -> None:
+    request = urllib.request.Request(f"{endpoint}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request).read()
+
+
+def _queue_result(endpoint: str, columns: list[tuple[str, str]], rows: list[list[str | None]]) -> None:
+    """One result for the next query, as Athena returns a SELECT's: a header row first, every cell as text."""
+    cells = [[name for name, _ in columns], *rows]
+    _post(endpoint, "/moto-api/static/athena/query-results", {"results": [{
+        "rows": [{"Data": [{} if value is None else {"VarCharValue": value} for value in row]} for row in cells],
+        "column_info": [{"Name": name, "Type": kind} for name, kind in columns],
+    }]})
+
+
+def _slow_queries(endpoint: str, polls: int) -> None:
+    """Each query stays queued, then running, for `polls` state reads before it moves on."""
+    _post(endpoint, "/moto-api/state-manager/set-transition",
+          {"model_name": "athena::execution", "transition": {"progression": "manual", "times": polls}})
+
+
+SERVICES = [("event_source", "varchar"), ("events", "bigint"), ("failed", "bigint")]
+
+
+def test_a_page_query_runs_on_athena_after_polling_and_comes_back_typed(aws, tmp_path):
+    _slow_queries(aws, 2)
+    _queue_result(aws, SERVICES, [["s3.amazonaws.com", "40", "3"], ["iam.amazonaws.com", "7", None]])
+    lake, runner = backend.athena_backend(SETTINGS, tmp_path)
+    pauses = []
+    runner.pause = pauses.append
+    frame = lake.query("top_services", EventFilter(start="2026-03-01T00:00:00Z"), limit=5)
+    assert frame.to_dicts() == [{"event_source": "s3.amazonaws.com", "events": 40, "failed": 3},
+                                {"event_source": "iam.amazonaws.com", "events": 7, "failed": None}]
+    assert frame.schema["events"] == pl.Int64 and len(pauses) >= 2  # queued, then running, before succeeded
+    assert runner.cost_note().startswith("scanned 0.00 GB")
+
+
+def test_the_same_query_and_period_is_answered_from_the_local_result_cache(aws, tmp_path):
+    _queue_result(aws, SERVICES, [["s3.amazonaws.com", "40", "3"]])
+    _queue_result(aws, SERVICES, [])
+    period = EventFilter(start="2026-03-01T00:00:00Z")
+    first, _ = backend.athena_backend(SETTINGS, tmp_path)
+    again, runner = backend.athena_backend(SETTINGS, tmp_path)
+    assert first.query("top_services", period).height == 1
+    assert again.query("top_services", period).height == 1  # not the empty result queued next: from the cache
+    assert runner.scanned_bytes == 0
+    other_period = again.query("top_services", EventFilter(start="2026-02-01T00:00:00Z"))
+    assert other_period.height == 0  # a new period is a new query: it took the empty result
+
+
+def test_a_cancelled_query_says_so_in_a_sentence(aws):
+    _slow_queries(aws, 50)
+    runner = athena.AthenaRunner(SETTINGS)
+
+    def cancel_while_waiting(_seconds):
+        execution = runner.client.list_query_executions()["QueryExecutionIds"][0]
+        runner.client.stop_query_execution(QueryExecutionId=execution)
+
+    runner.pause = cancel_while_waiting
+    with pytest.raises(aws_io.SourceError, match="was cancelled"):
+        runner.run("SELECT 1")
+
+
+def test_a_query_still_queued_at_the_time_limit_says_what_to_do(aws):
+    _slow_queries(aws, 1000)
+    runner = athena.AthenaRunner(SETTINGS, timeout=10, pause=lambda _seconds: None)
+    with pytest.raises(aws_io.SourceError, match=r"still (queued|running) after 10 s: try a shorter period"):
+        runner.run("SELECT 1")
+
+
+def test_athena_ddl_apply_runs_every_statement(aws, tmp_path, corpus, capsys):
+    from trailstream import cli
+    from trailstream.ingest import lake
+
+    lake.compact_paths(tmp_path / "lake", [corpus / "events"])
+    config = tmp_path / "trailstream.toml"
+    config.write_text(f'[backend]\nkind = "athena"\nlake = "{tmp_path / "lake"}"\nregion = "us-east-1"\n'
+                      'output_location = "s3://results/athena/"\n')
+    assert cli.main(["--config", str(config), "athena-ddl", "--apply"]) == 0
+    assert "applied 2 statement(s)" in capsys.readouterr().err
+    client = athena.AthenaRunner(SETTINGS).client
+    assert len(client.list_query_executions()["QueryExecutionIds"]) == 2
+
+
+def test_results_longer_than_a_page_are_read_to_the_last_page(aws):
+    rows = [[f"event{n:04d}", str(n)] for n in range(2500)]
+    _queue_result(aws, [("event_name", "varchar"), ("events", "bigint")], rows)
+    frame = athena.AthenaRunner(SETTINGS).frame("SELECT event_name, count(*) AS events FROM events GROUP BY 1")
+    assert frame.height == 2500 and frame["events"].sum() == sum(range(2500))
