@@ -1,0 +1,74 @@
+"""Lake benchmark: the compactor against the cache import on the same gzip files, the lake's size against the
+uncompressed JSON, and the bytes a 30-day Overview would make Athena scan against the whole lake.
+
+Run on demand: `python benchmarks/lake.py [--events 200000] [--days 365] [--workers 2]`. Targets (issue 16):
+compactor >= the import's speed, lake <= 0.15x the JSON, a 30-day Overview scans <= 2% of the lake. The scan is
+counted the way Athena bills Parquet: the compressed column chunks of the columns read, in the partitions read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trailstream.ingest import demo, lake, sync  # noqa: E402
+
+# What the Overview's queries read (analytics/backend.py: totals, top lists, timeline).
+OVERVIEW_COLUMNS = ("event_time_ms", "event_time", "error_code", "principal", "user_type", "account_id",
+                    "aws_region", "event_name", "event_source", "read_only")
+
+
+def _timed(function, *args) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+def overview_scan_bytes(folder: Path, first_day: str) -> tuple[int, int]:
+    """(bytes of the Overview's columns in partitions from first_day on, bytes of every Parquet file)."""
+    scanned = total = 0
+    for path in folder.rglob("*.parquet"):
+        total += path.stat().st_size
+        if path.parent.name.removeprefix("date=") < first_day:
+            continue
+        meta = pq.ParquetFile(path).metadata
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            scanned += sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns)
+                           if row_group.column(c).path_in_schema in OVERVIEW_COLUMNS)
+    return scanned, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    end = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        files = demo.write_log_files(work / "logs", demo.generate_records(args.events, seed=5, end=end, days=args.days))
+        json_bytes = sum(len(gzip.decompress(path.read_bytes())) for path in files)
+        import_s = _timed(sync.import_paths, work / "cache.db", [work / "logs"], None, args.workers)
+        compact_s = _timed(lake.compact_paths, work / "lake", [work / "logs"], None, args.workers)
+        scanned, lake_bytes = overview_scan_bytes(work / "lake", (end - timedelta(days=30)).date().isoformat())
+    print(f"{args.events:,} demo events over {args.days} days in {len(files):,} files, {json_bytes / 1e6:,.1f} MB of JSON")
+    print(f"import {import_s:.1f} s, compact {compact_s:.1f} s: compactor at {import_s / compact_s:.2f}x the "
+          "import's speed (target >= 1.0x)")
+    print(f"lake {lake_bytes / 1e6:,.1f} MB = {lake_bytes / json_bytes:.3f}x the JSON (target <= 0.15x)")
+    print(f"30-day Overview scans {scanned / 1e6:,.2f} MB = {scanned / lake_bytes:.2%} of the lake (target <= 2%)")
+
+
+if __name__ == "__main__":
+    main()
