@@ -207,7 +207,7 @@ def test_cli_reports_an_unreadable_cache_without_a_traceback(tmp_path, capsys):
     bad.write_bytes(b"this is not sqlite" * 100)
     assert cli.main(["--db", str(bad), "import", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "not a TrailStream cache" in err and "Traceback" not in err
+    assert "is not a SQLite database" in err and "rebuild" in err and "Traceback" not in err
 
 
 def test_duplicate_delivery_across_files_is_stored_once(db_path, tmp_path):
