@@ -149,10 +149,11 @@ def test_every_builder_returns_an_altair_chart(hourly_events_by_source):
 @pytest.mark.parametrize(("period", "data", "expected"), [
     (timedelta(hours=1), timedelta(minutes=50), "10min"),
     (timedelta(days=30), timedelta(minutes=14), "10min"),  # a burst in a month keeps 10-minute bars
-    (timedelta(days=30), timedelta(days=29), "day"),
+    (timedelta(days=30), timedelta(days=29), "6h"),
+    (timedelta(days=7), timedelta(days=7), "3h"),
     (timedelta(days=12 * 365), timedelta(days=12 * 365), "month"),
     (timedelta(days=60 * 365), timedelta(days=60 * 365), "year"),
-    (timedelta(days=7), None, "hour"),  # no data: the period decides
+    (timedelta(days=7), None, "3h"),  # no data: the period decides
 ])
 def test_bin_adapts_to_the_period_and_the_data(period, data, expected):
     assert charts.choose_bin(period, data) == expected

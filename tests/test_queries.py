@@ -253,10 +253,13 @@ def test_timeline_buckets_start_on_the_bucket_boundary(small_cache):
 
 
 def test_bucket_follows_the_events_inside_the_period(small_cache):
+    first, last = small_cache.execute("SELECT min(event_time), max(event_time) FROM events").fetchone()
+    assert first >= "2026-11-19" and last < "2026-11-23"  # the hand-made events fill under three days
     assert queries.pick_bucket(small_cache, EventFilter(start="2026-11-20T00:00:00Z", end="2026-11-20T01:00:00Z")) == "10min"
-    assert queries.pick_bucket(small_cache, EventFilter(start="2026-11-20T00:00:00Z", end="2026-11-27T00:00:00Z")) == "hour"
-    # a long period whose events fill only a week keeps hourly bars instead of a few day-wide slabs
-    assert queries.pick_bucket(small_cache, EventFilter(start="2026-10-01T00:00:00Z", end="2026-11-27T00:00:00Z")) == "hour"
+    # a week or two months around them keep sub-hour bars instead of a few day-wide slabs
+    assert queries.pick_bucket(small_cache, EventFilter(start="2026-11-15T00:00:00Z", end="2026-11-22T00:00:00Z")) == "10min"
+    assert queries.pick_bucket(small_cache, EventFilter(start="2026-10-01T00:00:00Z", end="2026-11-27T00:00:00Z")) == "10min"
+    assert queries.pick_bucket(small_cache, EventFilter(start="2025-10-01T00:00:00Z", end="2025-11-27T00:00:00Z")) == "day"
 
 
 @pytest.mark.parametrize("make_filter", FILTERS.values(), ids=FILTERS.keys())

@@ -36,10 +36,12 @@ COUNT_AXIS = alt.Axis(tickMinStep=1, format=",d")  # counts are whole: no 0.5-ev
 # Bin name -> (polars interval, nominal length). The finest bin drawing at most MAX_BARS over the data's own extent
 # wins, so a 14-minute burst in 30 days keeps 10-minute bars and twelve years fold into months.
 TIME_BINS: dict[str, tuple[str, timedelta]] = {
-    "10min": ("10m", timedelta(minutes=10)), "hour": ("1h", timedelta(hours=1)), "day": ("1d", timedelta(days=1)),
-    "week": ("1w", timedelta(days=7)), "month": ("1mo", timedelta(days=30)), "year": ("1y", timedelta(days=365)),
+    "10min": ("10m", timedelta(minutes=10)), "30min": ("30m", timedelta(minutes=30)),
+    "hour": ("1h", timedelta(hours=1)), "3h": ("3h", timedelta(hours=3)), "6h": ("6h", timedelta(hours=6)),
+    "day": ("1d", timedelta(days=1)), "week": ("1w", timedelta(days=7)), "month": ("1mo", timedelta(days=30)),
+    "year": ("1y", timedelta(days=365)),
 }
-MAX_BARS = 200
+MAX_BARS = 150
 MIN_BAR_PX = 4  # a bar narrower than this over the whole period is drawn this wide, so a burst stays visible
 CHART_PX = 1000  # the width a full-width chart is drawn at on a laptop, to judge bar widths
 

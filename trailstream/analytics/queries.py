@@ -14,7 +14,7 @@ from datetime import timedelta
 import polars as pl
 
 from trailstream import catalog
-from trailstream.analytics.charts import choose_bin
+from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.cache import bookkeeping, derived, rollups, wordindex
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
@@ -165,8 +165,8 @@ def _time_span(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
 
 
 def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
-    """The SQL bucket for a timeline: charts.choose_bin over the period and the events inside it (two index probes),
-    capped at a day (charts fold days into weeks, months and years)."""
+    """The SQL bucket for a timeline: the finest no wider than charts.choose_bin's bin over the period and the events
+    inside it (two index probes); charts fold it into that bin (3 hours, a week, a month...)."""
     low, high = event_filter.start or "", event_filter.end or "9999"
     first, last = conn.execute(
         "SELECT (SELECT min(event_time) FROM events WHERE event_time >= ? AND event_time < ?), "
@@ -175,8 +175,8 @@ def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
     start, end = event_filter.start or first, event_filter.end or last
     period = parse_iso_utc(end) - parse_iso_utc(start) if start and end else None
     data = parse_iso_utc(last) - parse_iso_utc(first) if first and last else None
-    chosen = choose_bin(period, data)
-    return chosen if chosen in _BUCKET_KEYS else "day"
+    length = TIME_BINS[choose_bin(period, data)][1]
+    return max((name for name in BUCKETS if BUCKETS[name][1] <= length), key=lambda name: BUCKETS[name][1])
 
 
 TOTALS_SCHEMA = {
