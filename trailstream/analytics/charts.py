@@ -223,7 +223,7 @@ def account_region_chart(frame: pl.DataFrame) -> alt.Chart:
         .mark_rect()
         .encode(
             x=alt.X("aws_region:N", title="region", sort="-color"),
-            y=alt.Y("account_id:N", title="account", sort="-color"),
+            y=alt.Y("account_id:N", title="account", sort="-color", axis=alt.Axis(labelLimit=0)),
             color=alt.Color("events:Q", title="events", scale=alt.Scale(scheme="blues", type="log")),
             tooltip=[
                 alt.Tooltip("account_id:N", title="account"),
@@ -232,7 +232,8 @@ def account_region_chart(frame: pl.DataFrame) -> alt.Chart:
                 alt.Tooltip("failed:Q", format=","),
             ],
         )
-        .properties(width="container", height=max(120, 26 * frame["account_id"].n_unique()), title="Events by account and region")
+        .properties(width="container", height=max(120, 26 * frame["account_id"].n_unique()),
+                    title="Events by account and region", autosize=FIT_WIDTH_ONLY)
     )
 
 
