@@ -270,3 +270,20 @@ def test_early_events_replaced_by_their_log_file_keep_the_derived_data_equal_to_
                             ).fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_upgrading_a_cache_with_session_keyed_principal_rollups_rebuilds_them_at_role_grain(db_path):
+    db = store.open_cache(db_path)
+    save_file(db, "old.json", demo.generate_records(events=800, seed=6, end=END))
+    for grain in rollups.GRAINS:  # what the previous version kept: one row per principal, address and user agent
+        db.execute(f"DROP TABLE {rollups.PRINCIPALS.table(grain)}")
+        db.execute(f"CREATE TABLE rollup_principals_{grain} (event_time TEXT, principal TEXT, source_ip TEXT)")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_lean_rollups'")
+    db.close()
+    store.open_cache(db_path).close()  # what the first start of the new version does
+    assert_derived_data_matches_events(db_path)
+    conn = store.open_cache_readonly(db_path)
+    assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'rollup_principals%'").fetchall()
+    index = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_principal_activity'").fetchone()[0]
+    assert index.rstrip(")").endswith("user_type")
+    conn.close()
