@@ -234,3 +234,9 @@ def test_findings_legend_puts_critical_first_in_red():
                           "findings": [1]})
     color = encodings(charts.findings_timeline_chart(frame).to_dict())["color"]
     assert color["scale"]["domain"][0] == "critical" and color["scale"]["range"][0] == charts.FAILURE_RED
+
+
+def test_week_long_axes_tick_once_a_day_at_most_so_no_label_repeats():
+    frame = _timeline([(T0 + timedelta(hours=3 * i), "ConsoleLogin", 1) for i in range(56)], "hour")
+    spec = charts.timeline_chart(frame, "event_name", period=("2026-11-20T00:00:00Z", "2026-11-27T00:00:00Z")).to_dict()
+    assert encodings(spec)["x"]["axis"]["tickCount"] == {"interval": "day", "step": 1}

@@ -69,6 +69,17 @@ def _tick_labels(span: timedelta) -> str:
     return "[" + ", ".join(f"utcFormat(datum.value, '{line}')" for line in lines) + "]"
 
 
+def _tick_count(span: timedelta):
+    """Ticks on whole days, months or years past three days, so no two ticks carry the same label."""
+    if span <= timedelta(days=3):
+        return 8
+    if span <= timedelta(days=90):
+        return alt.TimeIntervalStep(interval="day", step=max(1, span.days // 8))
+    if span <= timedelta(days=3 * 365):
+        return alt.TimeIntervalStep(interval="month", step=max(1, span.days // 240))
+    return alt.TimeIntervalStep(interval="year", step=max(1, span.days // (365 * 10)))
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -86,13 +97,14 @@ def time_frame(frame: pl.DataFrame, period: tuple[str | None, str | None] = (Non
     binned = rebin_timeline(frame, TIME_BINS[name][0]) if frame.height else frame
     domain = [_ms(start), _ms(end)] if span else None
     thin = bool(span) and span / TIME_BINS[name][1] > CHART_PX / MIN_BAR_PX
-    return binned, {"domain": domain, "labels": _tick_labels(span or timedelta(days=1)), "thin": thin, "bin": name}
+    return binned, {"domain": domain, "labels": _tick_labels(span or timedelta(days=1)), "thin": thin, "bin": name,
+                    "ticks": _tick_count(span or timedelta(days=1))}
 
 
-def _time_axis(field: str, title: str | None = None, domain=None, labels: str | None = None) -> alt.X:
+def _time_axis(field: str, title: str | None = None, domain=None, labels: str | None = None, ticks=8) -> alt.X:
     """A UTC time axis; `domain` may be a brush selection or the period, so the axis follows it."""
     scale = alt.Scale(type="utc", domain=domain) if domain is not None else alt.Scale(type="utc")
-    axis = alt.Axis(labelExpr=labels or _tick_labels(timedelta(days=1)), labelOverlap=True, tickCount=8,
+    axis = alt.Axis(labelExpr=labels or _tick_labels(timedelta(days=1)), labelOverlap=True, tickCount=ticks,
                     labelSeparation=8)
     return alt.X(f"{field}:T", title=title, scale=scale, axis=axis)
 
@@ -117,7 +129,7 @@ def _bars_over_time(frame: pl.DataFrame, y: str, color: str | None, axis: dict, 
     label = y.replace("_", " ")
     encodings = {
         "x": _time_axis("bucket", None, x_scale_domain if x_scale_domain is not None else axis["domain"],
-                        axis["labels"]),
+                        axis["labels"], axis["ticks"] if x_scale_domain is None else 8),
         "y": alt.Y(f"sum({y}):Q", title=label, stack="zero", axis=COUNT_AXIS),
         "tooltip": [_time_tooltip("bucket", "from"), _time_tooltip("bucket_end", "until"),
                     alt.Tooltip(f"sum({y}):Q", title=label, format=",")],
@@ -153,7 +165,7 @@ def event_timeline_chart(frame: pl.DataFrame, color: str = "event_source", top: 
     detail = _bars_over_time(frame, "events", color, axis, x_scale_domain=brush).properties(
         width="container", height=HEIGHT, title="Events over time (drag on the strip below to zoom)"
     )
-    strip = {"x": _time_axis("bucket", None, axis["domain"], axis["labels"]),
+    strip = {"x": _time_axis("bucket", None, axis["domain"], axis["labels"], axis["ticks"]),
              "y": alt.Y("sum(events):Q", title=None, axis=None)}
     if "bucket_end" in frame.columns and not axis["thin"]:
         strip["x2"] = alt.X2("bucket_end:T")
@@ -359,7 +371,7 @@ def findings_timeline_chart(frame: pl.DataFrame, title: str = "Findings over tim
         severity_rank=pl.col("severity").replace_strict(list(SEVERITY_COLORS), range(len(SEVERITY_COLORS)),
                                                         default=0, return_dtype=pl.Int64))
     encodings = {
-        "x": _time_axis("bucket", None, axis["domain"], axis["labels"]),
+        "x": _time_axis("bucket", None, axis["domain"], axis["labels"], axis["ticks"]),
         "y": alt.Y("sum(findings):Q", title="findings", stack="zero", axis=COUNT_AXIS),
         "color": _severity_color(),
         "order": order,
