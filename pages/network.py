@@ -16,8 +16,8 @@ widgets.use_case_timeline("network")
 if world_rules.height:
     st.subheader("Opened to the whole internet")
     st.caption("Security group rules allowing traffic from 0.0.0.0/0 or ::/0. Check each one is intended.")
-    widgets.table(world_rules, "world-rules", ("event_time", "action", "direction", "group_id", "port_range", "peer",
-                                               "principal", "account_id", "aws_region"))
+    widgets.table(world_rules, "world-rules", ("event_time", "principal", "action", "group_id", "direction",
+                                               "protocol", "port_range", "peer", "account_id", "aws_region"))
 
 st.subheader("Security group rules")
 widgets.raw_event_viewer(rules, "sg-rules", "security-group-rules",

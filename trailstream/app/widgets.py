@@ -32,7 +32,7 @@ COLUMN_LABELS = {
     "event_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "event_name": "Event",
     "event_source": "Service",
-    "principal": st.column_config.TextColumn("Principal", width="large"),  # text, never a link; names not cut
+    "principal": st.column_config.TextColumn("Principal", width="medium"),  # text, never a link; names not cut
     "user_type": "Identity type",
     "account_id": "Account",
     "aws_region": "Region",
@@ -246,7 +246,8 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
     columns=None shows the frame's columns time, who, action first, leaving out the ID and columns empty on every row.
     """
     st.caption("Select a row to see its raw CloudTrail record.")  # a cut list says "N of M" in `table`
-    shown = columns or tuple(c for c in transforms.glance_columns(frame) if c != "event_id")
+    visible = [c for c in transforms.glance_columns(frame) if c != "event_id"]  # columns empty on every row hidden
+    shown = tuple(c for c in columns if c in visible) if columns else tuple(visible)
     row = table(frame, key, shown, select=True, download=name)
     if row is None or row >= frame.height or "event_id" not in frame.columns:
         return
