@@ -140,3 +140,18 @@ def test_athena_ddl_prints_statements_that_parse_back(tmp_path, corpus, capsys):
     assert "CloudTrailInputFormat" in statements[2] and "JsonSerDe" in statements[2]
     assert cli.main(["--config", str(config), "athena-ddl"]) == 2
     assert "holds no partitions yet" in capsys.readouterr().err
+
+
+def test_compacting_to_s3_writes_only_parquet_objects_and_rerunning_adds_nothing(aws, corpus):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lake")
+    first = lake.compact_paths("s3://lake/ct", [corpus / "events"], workers=1)
+    again = lake.compact_paths("s3://lake/ct", [corpus / "events-gz"], workers=1)
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="lake", Prefix="ct/")["Contents"]]
+    assert first.new_events > 0 and again.new_events == 0
+    assert len(keys) == first.partitions_written and all(key.endswith(".parquet") for key in keys)
+    accounts, regions, first_day = lake_ddl.list_lake_partitions("s3://lake/ct")
+    assert "123456789012" in accounts and "us-east-1" in regions and first_day == min(
+        key.split("date=")[1][:10] for key in keys)

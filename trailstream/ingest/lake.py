@@ -146,7 +146,8 @@ def _merge_partition(fs: pafs.FileSystem, base: str, values: dict, rows: pl.Data
     if fresh.is_empty():
         return 0, False
     merged = pl.concat([*old, fresh]).sort("event_time_ms", "event_id")
-    fs.create_dir(folder, recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):  # on S3 a folder is only a key prefix: no marker objects
+        fs.create_dir(folder, recursive=True)
     for start in range(0, merged.height, MAX_FILE_ROWS):
         table = merged.slice(start, MAX_FILE_ROWS).to_arrow().cast(LAKE_SCHEMA)
         pq.write_table(table, f"{folder}/part-{uuid.uuid4().hex}.parquet", filesystem=fs, compression=COMPRESSION)
