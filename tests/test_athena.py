@@ -131,6 +131,11 @@ def _post(endpoint: str, path: str, body: dict) -> None:
     urllib.request.urlopen(request).read()
 
 
+def _athena_backend(cache_dir=None) -> tuple[backend.LakeBackend, athena.AthenaRunner]:
+    runner = athena.AthenaRunner(SETTINGS, cache_dir)
+    return backend.LakeBackend(backend.athena_table(SETTINGS), "athena", runner.frame), runner
+
+
 def _queue_result(endpoint: str, columns: list[tuple[str, str]], rows: list[list[str | None]]) -> None:
     """One result for the next query, as Athena returns a SELECT's: a header row first, every cell as text."""
     cells = [[name for name, _ in columns], *rows]
@@ -152,7 +157,7 @@ SERVICES = [("event_source", "varchar"), ("events", "bigint"), ("failed", "bigin
 def test_a_page_query_runs_on_athena_after_polling_and_comes_back_typed(aws, tmp_path):
     _slow_queries(aws, 2)
     _queue_result(aws, SERVICES, [["s3.amazonaws.com", "40", "3"], ["iam.amazonaws.com", "7", None]])
-    lake, runner = backend.athena_backend(SETTINGS, tmp_path)
+    lake, runner = _athena_backend(tmp_path)
     pauses = []
     runner.pause = pauses.append
     frame = lake.query("top_services", EventFilter(start="2026-03-01T00:00:00Z"), limit=5)
@@ -166,8 +171,8 @@ def test_the_same_query_and_period_is_answered_from_the_local_result_cache(aws, 
     _queue_result(aws, SERVICES, [["s3.amazonaws.com", "40", "3"]])
     _queue_result(aws, SERVICES, [])
     period = EventFilter(start="2026-03-01T00:00:00Z")
-    first, _ = backend.athena_backend(SETTINGS, tmp_path)
-    again, runner = backend.athena_backend(SETTINGS, tmp_path)
+    first, _ = _athena_backend(tmp_path)
+    again, runner = _athena_backend(tmp_path)
     assert first.query("top_services", period).height == 1
     assert again.query("top_services", period).height == 1  # not the empty result queued next: from the cache
     assert runner.scanned_bytes == 0

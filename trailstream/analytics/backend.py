@@ -233,12 +233,9 @@ def duckdb_backend(location: str) -> LakeBackend:
     return LakeBackend(exp.to_table("events"), "duckdb", lambda sql: conn.sql(sql).pl())
 
 
-def athena_backend(settings, cache_dir=None) -> tuple[LakeBackend, object]:
-    """The lake on Athena ([backend] settings), results kept under cache_dir; and the runner, whose cost_note()
-    says what the page's queries scanned."""
-    from trailstream.ingest import athena
 
-    runner = athena.AthenaRunner(settings, cache_dir)
-    table = exp.Table(this=exp.to_identifier(settings.table, quoted=True),
-                      db=exp.to_identifier(settings.database, quoted=True))
-    return LakeBackend(table, "athena", runner.frame), runner
+def athena_table(settings) -> exp.Table:
+    """The lake's table as [backend] names it; an entry point pairs it with an ingest.athena.AthenaRunner (analytics
+    and ingest do not import each other): LakeBackend(athena_table(s), "athena", runner.frame)."""
+    return exp.Table(this=exp.to_identifier(settings.table, quoted=True),
+                     db=exp.to_identifier(settings.database, quoted=True))
