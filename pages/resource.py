@@ -6,21 +6,28 @@ from trailstream.analytics import charts, queries, transforms
 from trailstream.app import state, widgets
 
 event_filter = widgets.page_start("Resource history", "Every event whose resources, request or response mention "
-                                  "the ID or name you enter, oldest first.")
+                                  "the ID or name you pick or enter, oldest first.")
+recent = state.load(queries.query_recently_changed_resources, event_filter)
 resource_id = st.text_input("Resource ID or name", key="resource_id", bind="query-params",
                             placeholder="i-0abc…, sg-0123…, arn:aws:iam::…:role/…, my-bucket")
 if not resource_id.strip():
-    st.info("Enter an ID, ARN or name to see its history.", icon=":material/history:")
-    st.stop()
+    st.subheader("Recently changed resources")
+    st.caption("Instances, security groups, addresses, users, roles and buckets changed in the period, latest "
+               "first. Select one to see its history, or type any ID above.")
+    row = widgets.table(recent, "recent-resources", ("resource", "last_changed", "last_call", "principal", "changes"),
+                        select=True)
+    if row is None:
+        st.stop()
+    resource_id = recent.item(row, "resource")
 history = state.load(queries.query_resource_history, event_filter, resource_id.strip())
 if widgets.no_matches(history, "events mentioning this resource"):
     st.stop()
-times = transforms.column_values(history, "event_time")
-widgets.metrics(transforms.event_counts(history) | {"First seen": widgets.time_label(times[0]),
-                                                    "Last seen": widgets.time_label(times[-1])})
-points = widgets.chart_rows(history.select("event_time", "event_name", "principal"), "events", order="oldest")
-widgets.show_chart(charts.quick_chart(points, "event_time", color="event_name", kind="point"), history,
-                   "resource-timeline")
-
 st.subheader("History")
+st.text(resource_id.strip())
+times = transforms.column_values(history, "event_time")
+widgets.metrics(transforms.event_counts(history))
+st.caption(f"First seen {widgets.time_label(times[0])} · last seen {widgets.time_label(times[-1])}")
+points = widgets.chart_rows(history, "events", order="oldest")
+widgets.show_chart(charts.resource_timeline_chart(points, widgets.period(event_filter)), history,
+                   "resource-timeline")
 widgets.raw_event_viewer(history, "resource-history", "resource-history")

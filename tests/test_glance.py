@@ -122,3 +122,19 @@ def test_a_capped_search_says_showing_n_of_m_and_counts_them_all(app_demo_cache,
     before = len(at.get("download_button"))
     at.toggle(key="search-all").set_value(True).run()
     assert len(at.get("download_button")) > before  # the whole result, downloadable
+
+
+def test_resource_history_opens_on_recently_changed_resources_and_picks_one(app_demo_cache):
+    at = open_page("pages/resource.py", range="all")
+    recent = at.dataframe(key="recent-resources").value
+    assert {"resource", "last_call", "principal"} <= set(recent.columns) and len(recent) > 5
+    assert recent["last_changed"].is_monotonic_decreasing
+    assert any(r.startswith("i-") for r in recent["resource"]) and any(r.startswith("sg-") for r in recent["resource"])
+    at.session_state["recent-resources"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and recent["resource"][0] in [text.value for text in at.text]
+    assert metric(at, "Events") > 0
+    assert any("First seen 20" in caption.value for caption in at.caption)  # whole dates, not a cut tile
+    spec = json.loads(next(c for c in at.get("vega_lite_chart")
+                           if "Calls on this resource" in c.proto.spec).proto.spec)
+    assert spec["encoding"]["y"]["field"] == "event_name" and "%Y" in spec["encoding"]["x"]["axis"]["labelExpr"]

@@ -305,6 +305,27 @@ def delivery_silence_chart(health: pl.DataFrame) -> alt.Chart:
     )
 
 
+def resource_timeline_chart(history: pl.DataFrame, period: tuple[str | None, str | None] = (None, None)) -> alt.Chart:
+    """One resource's calls as dots: when (over the period, dated ticks) by which call, failed calls red."""
+    frame = history.select(
+        "event_time", "event_name", "principal",
+        outcome=pl.when(pl.col("error_code").fill_null("") == "").then(pl.lit("succeeded")).otherwise(pl.lit("failed")))
+    _, axis = time_frame(frame.select(bucket="event_time"), period)
+    return (
+        alt.Chart(frame)
+        .mark_point(filled=True, size=90)
+        .encode(
+            x=_time_axis("event_time", None, axis["domain"], axis["labels"], axis["ticks"]),
+            y=alt.Y("event_name:N", title=None, axis=alt.Axis(labelLimit=0)),
+            color=category_color("outcome", "outcome", ["succeeded", "failed"]),
+            tooltip=[_time_tooltip("event_time", "time"), alt.Tooltip("event_name:N", title="call"),
+                     alt.Tooltip("principal:N", title="who"), alt.Tooltip("outcome:N")],
+        )
+        .properties(width="container", height=alt.Step(26), title="Calls on this resource",
+                    autosize=FIT_WIDTH_ONLY)
+    )
+
+
 def _encoding_type(dtype: pl.DataType) -> str:
     if dtype.is_temporal():
         return "T"

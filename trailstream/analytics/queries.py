@@ -598,6 +598,34 @@ def query_resource_history(
     return newest.reverse()
 
 
+# Where a change call names the resource it changed: (column, JSON path), first match wins.
+_CHANGED_RESOURCE_PATHS = (
+    ("request_parameters", "$.instancesSet.items[0].instanceId"), ("response_elements", "$.instancesSet.items[0].instanceId"),
+    ("request_parameters", "$.instanceId"), ("request_parameters", "$.groupId"),
+    ("request_parameters", "$.publicIp"), ("response_elements", "$.publicIp"), ("request_parameters", "$.allocationId"),
+    ("request_parameters", "$.userName"), ("request_parameters", "$.roleName"), ("request_parameters", "$.bucketName"),
+)
+RECENT_RESOURCES_SCHEMA = {"resource": pl.String, "last_call": pl.String, "principal": pl.String, "changes": pl.Int64,
+                           "last_changed": UTC_TIME}
+
+
+def query_recently_changed_resources(conn: sqlite3.Connection, event_filter: EventFilter,
+                                     limit: int = 200) -> pl.DataFrame:
+    """Instances, groups, addresses, users, roles and buckets changed in the period, latest change first: what
+    Resource history offers to pick from."""
+    paths = ", ".join(f"CASE WHEN json_valid(e.{column}) THEN json_extract(e.{column}, '{path}') END"
+                      for column, path in _CHANGED_RESOURCE_PATHS)
+    where, params = _where(event_filter, "COALESCE(e.read_only, 0) = 0", "e.event_category IS NOT 'Data'")
+    sql = (
+        "SELECT resource, max(event_name) FILTER (WHERE newest), max(principal) FILTER (WHERE newest), count(*), "
+        "max(event_time) FROM (SELECT r.*, r.event_time = max(r.event_time) OVER (PARTITION BY resource) AS newest "
+        f"FROM (SELECT coalesce({paths}) AS resource, e.event_name, e.principal, e.event_time "
+        f"FROM events e WHERE {where}) r WHERE resource IS NOT NULL AND typeof(resource) = 'text') "
+        "GROUP BY resource ORDER BY 5 DESC, 1 LIMIT ?"
+    )
+    return read_frame(conn, sql, params + [limit], RECENT_RESOURCES_SCHEMA)
+
+
 # --- Sync history and ingestion health --------------------------------------------
 
 
