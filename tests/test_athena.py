@@ -219,3 +219,27 @@ def test_results_longer_than_a_page_are_read_to_the_last_page(aws):
     _queue_result(aws, [("event_name", "varchar"), ("events", "bigint")], rows)
     frame = athena.AthenaRunner(SETTINGS).frame("SELECT event_name, count(*) AS events FROM events GROUP BY 1")
     assert frame.height == 2500 and frame["events"].sum() == sum(range(2500))
+
+
+@pytest.mark.parametrize("toml, problem", [
+    ('kind = "bigquery"', 'kind "bigquery" is not cache or athena'),
+    ('output_location = "results/"', 'output_location "results/" should be an s3://BUCKET/PREFIX location'),
+    ('role_arn = "admin"', 'role ARN "admin" should look like arn:aws:iam::123456789012:role/Name'),
+])
+def test_backend_settings_with_a_problem_stop_athena_ddl_with_a_sentence(tmp_path, capsys, toml, problem):
+    from trailstream import cli
+
+    config = tmp_path / "trailstream.toml"
+    config.write_text(f'[backend]\nlake = "{tmp_path}"\n{toml}\n')
+    assert cli.main(["--config", str(config), "athena-ddl"]) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_backend_settings_read_the_access_keys_sources_use(tmp_path):
+    from trailstream import config
+
+    path = tmp_path / "trailstream.toml"
+    path.write_text('[backend]\nkind = "athena"\nworkgroup = "wg"\nregion = "eu-west-1"\nprofile = "p"\nunknown = 1\n')
+    settings = BackendSettings.from_section(config.load_settings(path).section("backend"))
+    assert (settings.kind, settings.workgroup, settings.table) == ("athena", "wg", "events")
+    assert (settings.access.region, settings.access.profile) == ("eu-west-1", "p") and not settings.problems()
