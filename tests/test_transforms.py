@@ -470,3 +470,17 @@ def test_transforms_read_the_real_corpus(corpus):
     assert transforms.network_changes(frame).height == frame.filter(pl.col("event_name").is_in(catalog.NETWORK_EVENTS)).height
     assert transforms.iam_changes(frame).height == frame.filter(pl.col("event_name").is_in(catalog.IAM_EVENTS)).height
     assert transforms.elastic_ip_changes(frame).height == 0  # the corpus has no Elastic IP calls
+
+
+def test_a_principals_timeline_keeps_its_changes_apart_from_its_reads():
+    from datetime import datetime, timezone
+
+    t = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    names = [f"Describe{i}" for i in range(12)] + ["ListBuckets", "GetObject", "TerminateInstances",
+                                                   "AttachUserPolicy", "ReleaseAddress"]
+    activity = pl.DataFrame({"bucket": [t] * len(names), "bucket_end": [t] * len(names), "event_name": names,
+                             "events": [100] * 14 + [1, 1, 1], "failed": [0] * len(names)})
+    series = set(transforms.principal_timeline(activity, top=4)["event_name"])
+    assert {"TerminateInstances", "AttachUserPolicy", "ReleaseAddress", transforms.READS} <= series
+    assert transforms.principal_timeline(activity, top=4).filter(
+        pl.col("event_name") == transforms.READS)["events"].sum() == 1400

@@ -610,8 +610,16 @@ def principal_breakdown(activity: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "BatchGet")
+READS = "reads (Describe, List, Get…)"
+
+
 def principal_timeline(activity: pl.DataFrame, color: str = "event_name", top: int = 8) -> pl.DataFrame:
-    """A principal's events per time bucket and per `color` value (the top ones, the rest as 'other')."""
+    """A principal's events per time bucket and per `color` value (the top ones, the rest as 'other'); by event
+    name, reads fold into one series so the changes (TerminateInstances, AttachUserPolicy...) keep their names."""
+    if color == "event_name":
+        is_read = pl.any_horizontal(pl.col("event_name").str.starts_with(prefix) for prefix in READ_PREFIXES)
+        activity = activity.with_columns(event_name=pl.when(is_read).then(pl.lit(READS)).otherwise("event_name"))
     per_bucket = (
         activity.lazy()
         .group_by("bucket", "bucket_end", color)
