@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import socket
+from contextlib import contextmanager
 from email import policy
 from pathlib import Path
 
@@ -195,3 +196,31 @@ def metric(at, label: str) -> int:
     values = [m.value for m in at.metric if m.label == label]
     assert values, f"no {label!r} metric; metrics: {[m.label for m in at.metric]}"
     return int(values[0].replace(",", ""))
+
+
+@contextmanager
+def streamlit_app(db: Path, settings: Path):
+    """`streamlit run app.py` on a cache and a settings file, headless on loopback; yields its URL once healthy."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_browser import wait_until_healthy
+
+    port = free_port()
+    env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -4,7 +4,6 @@ sessions press Sync at once: one runs, the other is told a sync is already runni
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP, ROOT, free_port, page_specs
-from tests.test_browser import CHROMIUM, RUN_LIMIT_MS, wait_for_run, wait_until_healthy
+from tests.conftest import ROOT, page_specs, streamlit_app
+from tests.test_browser import CHROMIUM, RUN_LIMIT_MS, wait_for_run
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium")
 SESSIONS = 8
@@ -65,23 +64,8 @@ def app_url(tmp_path, cache_with_writer_input):
     db, _, configured = cache_with_writer_input
     settings = tmp_path / "trailstream.toml"
     settings.write_text(f'[[sources]]\nname = "exported logs"\nkind = "local"\npath = "{configured}"\n')
-    port = free_port()
-    env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with streamlit_app(db, settings) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def assert_no_error_shown(page, where: str) -> None:
