@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from string import Template
@@ -155,3 +156,13 @@ def test_compacting_to_s3_writes_only_parquet_objects_and_rerunning_adds_nothing
     accounts, regions, first_day = lake_ddl.list_lake_partitions("s3://lake/ct")
     assert "123456789012" in accounts and "us-east-1" in regions and first_day == min(
         key.split("date=")[1][:10] for key in keys)
+
+
+def test_a_partition_left_with_a_duplicate_file_is_healed_by_the_next_merge(tmp_path):
+    _log(tmp_path / "a.json", _record("e1", "2026-03-01T01:00:00Z"))
+    lake.compact_paths(tmp_path / "lake", [tmp_path / "a.json"])
+    (written,) = (tmp_path / "lake").rglob("*.parquet")
+    shutil.copy(written, written.with_name("part-leftover.parquet"))  # as an interrupted run would leave it
+    _log(tmp_path / "b.json", _record("e2", "2026-03-01T02:00:00Z"))
+    lake.compact_paths(tmp_path / "lake", [tmp_path / "b.json"])
+    assert len(_parquet_files(tmp_path / "lake")) == 1 and _lake_ids(tmp_path / "lake") == ["e1", "e2"]

@@ -40,6 +40,9 @@ LAKE_SCHEMA = pa.schema(
 MAX_FILE_ROWS = 2_000_000  # a partition larger than this is written as several files of about this size
 FLUSH_ROWS = 500_000  # parsed rows held before the touched partitions are merged and written
 COMPRESSION = "zstd"
+# Min/max kept only where rows are ordered (by time): other columns' statistics prune nothing in a day's file, and
+# in a sparse partition's small file they were half its bytes.
+STATISTICS_COLUMNS = ("event_time_ms", "event_hour")
 
 
 class LakeError(ValueError):
@@ -145,12 +148,15 @@ def _merge_partition(fs: pafs.FileSystem, base: str, values: dict, rows: pl.Data
         known, on="event_id", how="anti")
     if fresh.is_empty():
         return 0, False
-    merged = pl.concat([*old, fresh]).sort("event_time_ms", "event_id")
+    # Deduplicated again: an interrupted or concurrent earlier run may have left two files holding the same event.
+    merged = pl.concat([*old, fresh]).unique("event_id", keep="first", maintain_order=True).sort("event_time_ms",
+                                                                                                "event_id")
     if isinstance(fs, pafs.LocalFileSystem):  # on S3 a folder is only a key prefix: no marker objects
         fs.create_dir(folder, recursive=True)
     for start in range(0, merged.height, MAX_FILE_ROWS):
         table = merged.slice(start, MAX_FILE_ROWS).to_arrow().cast(LAKE_SCHEMA)
-        pq.write_table(table, f"{folder}/part-{uuid.uuid4().hex}.parquet", filesystem=fs, compression=COMPRESSION)
+        pq.write_table(table, f"{folder}/part-{uuid.uuid4().hex}.parquet", filesystem=fs, compression=COMPRESSION,
+                       write_statistics=list(STATISTICS_COLUMNS), store_schema=False)
     for path in old_files:  # only after the merged files are whole: a crash leaves duplicates, never a loss
         fs.delete_file(path)
     return fresh.height, True
