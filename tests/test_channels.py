@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import free_port
 from tests.test_alerts import END, import_records, only_rules, record, release_address, rules_by_key
 from trailstream.cache import store
 from trailstream.notify import alerts
@@ -20,18 +19,13 @@ from trailstream.notify.alerts import fired as alert_records
 
 
 class WebhookReceiver:
-    """A real HTTP server on 127.0.0.1 keeping every JSON POST; it can be started late on the same port."""
+    """A real HTTP server on 127.0.0.1 keeping every JSON POST; it can be started late on the same port.
+
+    Its socket is bound to port 0 at once (the OS picks a port and keeps it for it), and listens only from start():
+    until then a connection is refused, and no other server can take the port in between."""
 
     def __init__(self):
-        self.port = free_port()
-        self.received: list[dict] = []  # {"path", "auth", "body"}
-        self.server = None
-
-    def url(self, path: str = "hook", query: str = "") -> str:
-        return f"json://127.0.0.1:{self.port}/{path}" + (f"?{query}" if query else "")
-
-    def start(self) -> "WebhookReceiver":
-        received = self.received
+        received = self.received = []  # {"path", "auth", "body"}
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
@@ -43,15 +37,25 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.server_bind()
+        self.port = self.server.server_address[1]
+        self.serving = False
+
+    def url(self, path: str = "hook", query: str = "") -> str:
+        return f"json://127.0.0.1:{self.port}/{path}" + (f"?{query}" if query else "")
+
+    def start(self) -> "WebhookReceiver":
+        self.server.server_activate()
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.serving = True
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
+        if self.serving:
             self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+            self.serving = False
+        self.server.server_close()
 
     def messages(self, path: str = "/hook") -> list[str]:
         return [item["body"]["message"] for item in self.received if item["path"] == path]
