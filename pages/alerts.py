@@ -9,6 +9,7 @@ from trailstream.notify import alerts
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog, jobs
 from trailstream.analytics.queries import SearchQuery
+from trailstream.timefmt import parse_iso_utc
 
 signin.require_admin()
 st.title("Alerts")
@@ -21,6 +22,9 @@ if cache.status == "empty":
             icon=":material/inbox:")
 settings = state.settings()
 NOTICE = "_alerts_notice"
+HISTORY_LABELS = {"id": "Alert", "fired_at": "Fired", "severity": "Severity", "rule_name": "Rule",
+                  "summary": st.column_config.TextColumn("Summary", width="large"), "events": "Events",
+                  "status": "Status", "attempts": "Attempts", "sent_at": "Sent", "error": "Problem"}
 if NOTICE in st.session_state:
     st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 mail_ok, mail_text = alerts.mail_status(settings)
@@ -87,10 +91,12 @@ with history_tab:
         st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
     else:
         picked = st.dataframe(
-            [asdict(alert) | {"recipients": ", ".join(alert.recipients)} for alert in history],
+            [asdict(alert) | {"recipients": ", ".join(alert.recipients),
+                              **{t: widgets.time_label(parse_iso_utc(getattr(alert, t))) if getattr(alert, t) else None
+                                 for t in ("fired_at", "sent_at")}} for alert in history],
             hide_index=True, key="history", on_select="rerun", selection_mode="single-row",
             column_order=("id", "fired_at", "severity", "rule_name", "summary", "events", "status", "attempts",
-                          "sent_at", "error"))
+                          "sent_at", "error"), column_config=HISTORY_LABELS)
         rows = picked.selection.rows if picked else []
         linked = st.query_params.get("alert", "")
         chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None

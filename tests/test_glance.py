@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import metric, open_page, point_app_at
+from tests.test_alerts_page import demo_cache, recent_demo_file  # noqa: F401  (the Alerts page's recent demo cache)
 from trailstream.ingest import sync
 from trailstream.timefmt import iso_utc
 
@@ -138,3 +139,15 @@ def test_resource_history_opens_on_recently_changed_resources_and_picks_one(app_
     spec = json.loads(next(c for c in at.get("vega_lite_chart")
                            if "Calls on this resource" in c.proto.spec).proto.spec)
     assert spec["encoding"]["y"]["field"] == "event_name" and "%Y" in spec["encoding"]["x"]["axis"]["labelExpr"]
+
+
+def test_fired_alerts_read_as_times_people_read(demo_cache, mail_server):
+    from tests.test_alerts_page import button, configure_mail, open_alerts, table
+
+    configure_mail(mail_server)
+    at = open_alerts()
+    button(at, "Check now").click().run()
+    fired_at = table(at, "rule_name")["fired_at"]
+    assert len(fired_at) and fired_at.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").all()  # not ISO
+    [history] = [frame for frame in at.dataframe if "rule_name" in frame.value.columns]
+    assert '"Rule"' in str(history.proto.columns)  # headers, not column names
