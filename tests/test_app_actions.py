@@ -75,7 +75,7 @@ def test_remove_on_sources_drops_only_that_source_and_is_audited(app_empty_cache
 
     assert not at.exception
     assert [source.name for source in config.load_settings().sources] == ["keep me"]
-    assert audit_entries(app_empty_cache, "setting_changed"), "removing a source leaves no audit entry"
+    assert audit_entries(app_empty_cache, "setting_changed") == [{"source": "old", "change": "removed"}]
 
 
 def test_a_report_schedule_saved_on_reports_is_kept_and_audited(app_demo_cache):
