@@ -484,3 +484,13 @@ def test_a_principals_timeline_keeps_its_changes_apart_from_its_reads():
     assert {"TerminateInstances", "AttachUserPolicy", "ReleaseAddress", transforms.READS} <= series
     assert transforms.principal_timeline(activity, top=4).filter(
         pl.col("event_name") == transforms.READS)["events"].sum() == 1400
+
+
+def test_a_region_that_delivers_twice_a_month_is_not_quiet_after_a_few_days():
+    rows = [delivered(cloudtrail_key("222222222222", "ap-south-1", T0 - timedelta(days=4 + 15 * i)),
+                      T0 - timedelta(days=4 + 15 * i)) for i in range(3)]
+    rows += [delivered(cloudtrail_key("222222222222", "eu-west-1", T0 - timedelta(hours=7, minutes=5 * i)),
+                       T0 - timedelta(hours=7, minutes=5 * i)) for i in range(12)]
+    health = transforms.ingestion_health(pl.DataFrame(rows, schema=bookkeeping.DELIVERY_SCHEMA), now=T0)
+    quiet = dict(zip(health["aws_region"], health["quiet"]))
+    assert quiet == {"ap-south-1": False, "eu-west-1": True}  # judged by each pair's own rhythm

@@ -666,6 +666,7 @@ def top_n_with_other(frame: pl.DataFrame, column: str, n: int = 10, value: str =
 # CloudTrail log file names: ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json.gz
 CLOUDTRAIL_FILE_NAME = r"(\d{12})_CloudTrail_([a-z0-9-]+)_\d{8}T\d{4}Z"
 DEFAULT_QUIET_AFTER = timedelta(hours=6)
+QUIET_GAPS = 3  # a pair is quiet once silent for this many of its usual gaps between files (and quiet_after)
 
 
 def ingestion_health(
@@ -694,10 +695,12 @@ def ingestion_health(
             last_processed_at=pl.col("processed_at").max(),
             delivery_lag=pl.col("lag").last(),
             median_lag=pl.col("lag").median(),
+            usual_gap=pl.col("newest_event_time").diff().median(),
         )
         .with_columns(silent_for=silent_for)
-        .with_columns(
-            quiet=pl.col("silent_for") > pl.lit(quiet_after),
+        .with_columns(  # quiet for this pair: a region logging twice a month is not late after six hours
+            quiet=pl.col("silent_for") > pl.max_horizontal(pl.lit(quiet_after),
+                                                           QUIET_GAPS * pl.col("usual_gap").fill_null(quiet_after)),
         )
         .with_columns(
             warning=pl.when(pl.col("quiet")).then(
