@@ -95,13 +95,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, help="the real CloudTrail corpus folder (its events/ are imported)")
     parser.add_argument("--pages", nargs="*", help="URL paths to shoot (default: every page)")
+    parser.add_argument("--corpus-only", action="store_true", help="skip the demo gallery")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     only = set(args.pages) if args.pages else None
     with tempfile.TemporaryDirectory() as tmp:
-        demo = Path(tmp) / "demo.db"
-        sync.import_demo(demo, 3000, seed=11, workers=1)
-        written = gallery(demo, "demo", "range=7d", only)
+        written = []
+        if not args.corpus_only:
+            demo = Path(tmp) / "demo.db"
+            sync.import_demo(demo, 3000, seed=11, workers=1)
+            written = gallery(demo, "demo", "range=7d", only)
         if args.corpus:
             real = Path(tmp) / "corpus.db"
             sync.import_paths(real, [args.corpus / "events"], workers=1)
