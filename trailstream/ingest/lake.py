@@ -113,18 +113,19 @@ def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str
     return rows, parsed.sha256, len(parsed.rejects), None
 
 
-def lake_frame(rows: list[tuple], source_key: str, sha256: str | None, since: str | None = None) -> pl.DataFrame:
-    """Parsed `events` rows (blob columns cut off) as lake rows with their time numbers, lineage and partition."""
+def lake_frame(rows: list[tuple], source_keys: list[str], sha256s: list[str | None],
+               since: str | None = None) -> pl.DataFrame:
+    """Parsed `events` rows (blob columns cut off) and each row's source as lake rows with their time numbers,
+    lineage and partition: one frame for many files (a frame per small file cost more than its rows)."""
     schema = {name: (pl.Int8 if name == "read_only" else pl.String) for name in FLAT_COLUMNS}
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    frame = pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+        source_key=pl.Series(source_keys, dtype=pl.String), source_sha256=pl.Series(sha256s, dtype=pl.String))
     if since:
         frame = frame.filter(pl.col("event_time") >= since)
     millis = pl.col("event_time").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="ms").dt.epoch("ms")
     return frame.with_columns(
         event_time_ms=millis,
         event_hour=millis // 3_600_000,
-        source_key=pl.lit(source_key),
-        source_sha256=pl.lit(sha256),
         account=pl.when(pl.col("account_id").str.contains(_ACCOUNT.pattern)).then("account_id").otherwise(pl.lit(UNKNOWN)),
         region=pl.when(pl.col("aws_region").str.contains(_REGION.pattern)).then("aws_region").otherwise(pl.lit(UNKNOWN)),
         date=pl.col("event_time").str.slice(0, 10),
@@ -143,14 +144,14 @@ def _merge_partition(fs: pafs.FileSystem, base: str, values: dict, rows: pl.Data
     folder = f"{base}/{partition_path(values)}"
     old_files = _existing_files(fs, folder)
     old = [pl.from_arrow(pq.read_table(path, filesystem=fs, schema=LAKE_SCHEMA)) for path in old_files]
-    known = pl.concat([frame.select("event_id") for frame in old]) if old else pl.DataFrame(schema={"event_id": pl.String})
-    fresh = rows.select(LAKE_SCHEMA.names).unique("event_id", keep="first", maintain_order=True).join(
-        known, on="event_id", how="anti")
+    fresh = rows.select(LAKE_SCHEMA.names).unique("event_id", keep="first", maintain_order=True)
+    if old:
+        fresh = fresh.join(pl.concat([frame.select("event_id") for frame in old]), on="event_id", how="anti")
     if fresh.is_empty():
         return 0, False
     # Deduplicated again: an interrupted or concurrent earlier run may have left two files holding the same event.
-    merged = pl.concat([*old, fresh]).unique("event_id", keep="first", maintain_order=True).sort("event_time_ms",
-                                                                                                "event_id")
+    merged = pl.concat([*old, fresh]).unique("event_id", keep="first", maintain_order=True) if old else fresh
+    merged = merged.sort("event_time_ms", "event_id")
     if isinstance(fs, pafs.LocalFileSystem):  # on S3 a folder is only a key prefix: no marker objects
         fs.create_dir(folder, recursive=True)
     for start in range(0, merged.height, MAX_FILE_ROWS):
@@ -184,28 +185,32 @@ def _parsed_files(paths: list[Path], workers: int) -> Iterator[tuple[str, tuple]
         yield from zip(names, pool.map(parse_lake_file, names, chunksize=8))
 
 
+def _flush(fs: pafs.FileSystem, base: str, frame: pl.DataFrame, result: CompactResult) -> None:
+    result.events += frame.height
+    save_lake_rows(fs, base, frame, result)
+
+
 def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike], since: str | None = None,
                   workers: int | None = None, progress: Callable[[int], None] | None = None) -> CompactResult:
     """Compact local log files (as `import` finds them) into the lake; one bad file never blocks the others."""
     fs, base = open_lake(location)
     files, missing = sync.find_local_files(paths)
     result = CompactResult(failures=list(missing))
-    buffered, held = [], 0
-    for name, (rows, sha256, rejected, error) in _parsed_files(files, workers or os.cpu_count() or 1):
+    rows, keys, hashes = [], [], []
+    for name, (found, sha256, rejected, error) in _parsed_files(files, workers or os.cpu_count() or 1):
         result.files += 1
         result.rejected += rejected
-        frame = lake_frame(rows, str(Path(name).resolve()), sha256, since) if rows else None
         if error:
             result.failures.append((name, error))
-        elif frame is not None and frame.height:
-            buffered.append(frame)
-            held += frame.height
-            result.events += frame.height
-        if held >= FLUSH_ROWS:
-            save_lake_rows(fs, base, pl.concat(buffered), result)
-            buffered, held = [], 0
+        elif found:
+            rows += found
+            keys += [str(Path(name).resolve())] * len(found)
+            hashes += [sha256] * len(found)
+        if len(rows) >= FLUSH_ROWS:
+            _flush(fs, base, lake_frame(rows, keys, hashes, since), result)
+            rows, keys, hashes = [], [], []
         if progress:
             progress(result.files)
-    if buffered:
-        save_lake_rows(fs, base, pl.concat(buffered), result)
+    if rows:
+        _flush(fs, base, lake_frame(rows, keys, hashes, since), result)
     return result
