@@ -10,7 +10,6 @@ from pathlib import Path
 from string import Template
 
 import duckdb
-import pytest
 import sqlglot
 
 from trailstream import cli

@@ -31,7 +31,6 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")  # attacker text never becomes a path: anything else is UNKNOWN
 _BLOB_COLUMNS = ("raw", "raw_codec", "record_hash")
 FLAT_COLUMNS = tuple(name for name in EVENT_COLUMNS if name not in _BLOB_COLUMNS)
-_STRING_COLUMNS = tuple(name for name in FLAT_COLUMNS if name != "read_only")
 LAKE_SCHEMA = pa.schema(
     [(name, pa.int8() if name == "read_only" else pa.string()) for name in FLAT_COLUMNS]
     + [("event_time_ms", pa.int64()), ("event_hour", pa.int64()), ("source_key", pa.string()),
