@@ -30,7 +30,7 @@ shown = detections.filter_findings(findings, severities, types)
 if findings and not shown:
     st.info("No findings of the chosen severities and types: clear the choices above to see the "
             f"{len(findings):,} others.", icon=":material/filter_alt_off:")
-elif not shown and not state.load(queries.query_overview_totals, event_filter)["events"].sum():
+elif not shown and not widgets.period_has_events(event_filter):
     widgets.explain_empty("findings")  # no events, so no verdict: never a green check over no data
 elif not shown:
     st.info("No findings: the period's events crossed no detection's threshold.", icon=":material/shield:")

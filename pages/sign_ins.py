@@ -24,8 +24,8 @@ if not widgets.no_matches(sign_ins, "console sign-ins"):
                                "identity provider, so only IAM users and root become findings)."})
     every = queries.BUCKETS[state.load(queries.pick_bucket, event_filter)][1]
     timeline = detections.count_over_time(sign_ins, every, "outcome")
-    widgets.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time"), timeline,
-                       "sign-ins-over-time")
+    widgets.show_chart(charts.timeline_chart(timeline, "outcome", title="Sign-ins over time",
+                                             period=widgets.period(event_filter)), timeline, "sign-ins-over-time")
     places = detections.breakdown(sign_ins, "place")
     widgets.show_chart(charts.top_n_bar_chart(places, "place", title="Sign-ins by place"), places, "sign-ins-by-place")
     st.subheader("Sign-ins, newest first")
@@ -37,8 +37,10 @@ st.caption(f"One finding per principal and day of hops: consecutive calls from p
            f"or, where only countries are known, two countries within {settings.country_change_window_minutes} "
            "minutes. AWS-internal and private addresses are not places.")
 travel, routes = state.load(detections.query_travel, event_filter, settings)
-if not travel:
+if not travel and widgets.period_has_events(event_filter):
     st.success("No principal acted from places too far apart in this period.", icon=":material/verified_user:")
+elif not travel:  # no events, so no verdict: never a green check over no data
+    st.caption("Nothing to judge: no event in the period.")
 else:
     drawn = charts.drawable_routes(routes)
     if drawn.is_empty():

@@ -151,3 +151,9 @@ def test_fired_alerts_read_as_times_people_read(demo_cache, mail_server):
     assert len(fired_at) and fired_at.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC").all()  # not ISO
     [history] = [frame for frame in at.dataframe if "rule_name" in frame.value.columns]
     assert '"Rule"' in str(history.proto.columns)  # headers, not column names
+
+
+def test_sign_ins_shows_no_green_check_over_a_period_without_sign_ins(stale_cache):
+    at = open_page("pages/sign_ins.py")
+    assert not at.success, [s.value for s in at.success]
+    assert "the newest event is 15 days old" in _infos(at)

@@ -67,6 +67,11 @@ def no_matches(rows: pl.DataFrame | int, what: str = "events", searched: bool = 
     return True
 
 
+def period_has_events(event_filter: EventFilter) -> bool:
+    """Whether a verdict ("no findings") means anything: the filters leave at least one event."""
+    return bool(state.load(queries.query_overview_totals, event_filter)["events"].sum())
+
+
 def widen_to(age: timedelta) -> str:
     """The shortest period preset that reaches back `age`."""
     return next((name for name, span in TIME_PRESETS.items() if span is not None and span > age), "all")
