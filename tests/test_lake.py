@@ -165,3 +165,22 @@ def test_a_partition_left_with_a_duplicate_file_is_healed_by_the_next_merge(tmp_
     _log(tmp_path / "b.json", _record("e2", "2026-03-01T02:00:00Z"))
     lake.compact_paths(tmp_path / "lake", [tmp_path / "b.json"])
     assert len(_parquet_files(tmp_path / "lake")) == 1 and _lake_ids(tmp_path / "lake") == ["e1", "e2"]
+
+
+def test_compact_reads_a_trail_bucket_from_a_day_on_into_the_lake(aws, tmp_path, capsys):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="trail")
+    prefix = "AWSLogs/111122223333/CloudTrail/eu-west-1"
+    for day, event_id in ((1, "old"), (2, "kept"), (3, "also")):
+        body = gzip.compress(json.dumps({"Records": [_record(event_id, f"2026-03-0{day}T10:00:00Z")]}).encode())
+        s3.put_object(Bucket="trail", Key=f"{prefix}/2026/03/0{day}/111122223333_CloudTrail_eu-west-1_{day}.json.gz",
+                      Body=body)
+    s3.put_object(Bucket="trail", Key=f"{prefix}/2026/03/03/broken.json.gz", Body=b"\x1f\x8bbroken")
+    assert cli.main(["compact", "--to", str(tmp_path / "lake"), "--since", "2026-03-02", "s3://trail"]) == 1
+    out, err = capsys.readouterr()
+    assert "2 new" in out and "broken.json.gz: corrupt gzip data" in err
+    assert _lake_ids(tmp_path / "lake") == ["also", "kept"]
+    assert cli.main(["compact", "--to", str(tmp_path / "lake"), "s3://trail"]) == 2
+    assert "needs --since" in capsys.readouterr().err

@@ -112,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
-    compact_cmd = commands.add_parser("compact", help="write local log files to the Parquet lake (s3://LAKE/PREFIX or a folder)")
+    compact_cmd = commands.add_parser("compact", help="write log files (local, or s3://TRAIL[/PREFIX] with --since) to the Parquet lake")
     compact_cmd.add_argument("--to", required=True, metavar="s3://LAKE/PREFIX|FOLDER")
     compact_cmd.add_argument("--since", type=_date, help="only events on or after this day")
-    compact_cmd.add_argument("paths", nargs="+", metavar="PATH")
+    compact_cmd.add_argument("paths", nargs="+", metavar="PATH", help="a file, a folder, or s3://TRAIL-BUCKET[/PREFIX]")
     ddl_cmd = commands.add_parser("athena-ddl", help="the Athena tables over the lake (and the raw CloudTrail JSON)")
     ddl_cmd.add_argument("--apply", action="store_true", help="run the statements on Athena ([backend] settings)")
 
@@ -227,15 +227,24 @@ def command_import(args) -> int:
 def command_compact(args) -> int:
     from trailstream.ingest import lake
 
+    from trailstream.config import BackendSettings
+
+    buckets = [path for path in args.paths if path.startswith("s3://")]
+    local = [path for path in args.paths if not path.startswith("s3://")]
+    if buckets and not args.since:
+        raise CommandError("compacting from S3 needs --since YYYY-MM-DD (the first day of log files to read)")
+    access = BackendSettings.from_section(_settings(args).section("backend")).access
     since = args.since.isoformat() + "T00:00:00Z" if args.since else None
     try:
-        result = lake.compact_paths(args.to, args.paths, since)
+        results = [lake.compact_s3(args.to, bucket, args.since, access) for bucket in buckets]
+        results += [lake.compact_paths(args.to, local, since)] if local else []
     except lake.LakeError as exc:
         raise CommandError(str(exc)) from None
-    for name, reason in result.failures[:20]:
-        print(f"failed: {name}: {reason}", file=sys.stderr)
-    print(result.summary())
-    return EXIT_FAILED if result.failures else EXIT_OK
+    for result in results:
+        for name, reason in result.failures[:20]:
+            print(f"failed: {name}: {reason}", file=sys.stderr)
+        print(result.summary())
+    return EXIT_FAILED if any(result.failures for result in results) else EXIT_OK
 
 
 def command_athena_ddl(args) -> int:

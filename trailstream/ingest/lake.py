@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from string import Template
 
@@ -21,7 +22,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from trailstream.cache.rows import EVENT_COLUMNS
-from trailstream.ingest import records, sync
+from trailstream.config import AwsAccess
+from trailstream.ingest import aws, records, sync
 
 # The one spelling of where a partition lives: the compactor fills it, the Athena DDL's projection template uses it.
 PARTITION_TEMPLATE = "account=${account}/region=${region}/date=${date}"
@@ -93,11 +95,10 @@ class _NoBlob:
         return b""
 
 
-def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str | None]:
-    """A local log file's rows (blob columns cut off), its SHA-256, the records refused, and why it failed.
+def parse_lake_bytes(data: bytes) -> tuple[list[tuple] | None, str | None, int, str | None]:
+    """A log file's rows (blob columns cut off), its SHA-256, the records refused, and why it failed.
     Plain tuples, no polars: this runs in forked workers, where polars' thread pool would deadlock."""
     try:
-        data = sync._read_local(path)
         try:
             parsed = records.parse_log_file(data, _NoBlob())
         except records.FileTooLargeToBuffer:
@@ -105,11 +106,19 @@ def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str
         rows = [row[: len(FLAT_COLUMNS)] for row in parsed.rows]
     except records.LogFileError as exc:
         return None, None, 0, str(exc)
-    except OSError as exc:
-        return None, None, 0, f"cannot read the file: {exc.strerror or exc}"
     if parsed.kind != "records":
         return None, None, 0, None
     return rows, parsed.sha256, len(parsed.rejects), None
+
+
+def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str | None]:
+    """parse_lake_bytes of a local file, read as `import` reads it."""
+    try:
+        return parse_lake_bytes(sync._read_local(path))
+    except records.LogFileError as exc:
+        return None, None, 0, str(exc)
+    except OSError as exc:
+        return None, None, 0, f"cannot read the file: {exc.strerror or exc}"
 
 
 def lake_frame(rows: list[tuple], source_keys: list[str], sha256s: list[str | None],
@@ -189,21 +198,19 @@ def _flush(fs: pafs.FileSystem, base: str, frame: pl.DataFrame, result: CompactR
     save_lake_rows(fs, base, frame, result)
 
 
-def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike], since: str | None = None,
-                  workers: int | None = None, progress: Callable[[int], None] | None = None) -> CompactResult:
-    """Compact local log files (as `import` finds them) into the lake; one bad file never blocks the others."""
+def _compact(location: str | os.PathLike, parsed: Iterable[tuple[str, tuple]], since: str | None,
+             result: CompactResult, progress: Callable[[int], None] | None) -> CompactResult:
+    """Merge (source key, parse result) pairs into the lake a flush at a time; failures are kept with their reason."""
     fs, base = open_lake(location)
-    files, missing = sync.find_local_files(paths)
-    result = CompactResult(failures=list(missing))
     rows, keys, hashes = [], [], []
-    for name, (found, sha256, rejected, error) in _parsed_files(files, workers or os.cpu_count() or 1):
+    for name, (found, sha256, rejected, error) in parsed:
         result.files += 1
         result.rejected += rejected
         if error:
             result.failures.append((name, error))
         elif found:
             rows += found
-            keys += [str(Path(name).resolve())] * len(found)
+            keys += [name] * len(found)
             hashes += [sha256] * len(found)
         if len(rows) >= FLUSH_ROWS:
             _flush(fs, base, lake_frame(rows, keys, hashes, since), result)
@@ -213,3 +220,43 @@ def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike
     if rows:
         _flush(fs, base, lake_frame(rows, keys, hashes, since), result)
     return result
+
+
+def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike], since: str | None = None,
+                  workers: int | None = None, progress: Callable[[int], None] | None = None) -> CompactResult:
+    """Compact local log files (as `import` finds them) into the lake; one bad file never blocks the others."""
+    open_lake(location)  # a bad location is refused before any file is read
+    files, missing = sync.find_local_files(paths)
+    parsed = ((str(Path(name).resolve()), found) for name, found in _parsed_files(files, workers or os.cpu_count() or 1))
+    return _compact(location, parsed, since, CompactResult(failures=list(missing)), progress)
+
+
+def _fetched(s3, bucket: str, keys: list[str]) -> Iterator[tuple[str, tuple]]:
+    for key in keys:
+        try:
+            data = aws.fetch_object(s3, bucket, key)[0]
+        except aws.SourceError as exc:
+            yield f"s3://{bucket}/{key}", (None, None, 0, str(exc))
+            continue
+        yield f"s3://{bucket}/{key}", parse_lake_bytes(data)
+
+
+def compact_s3(location: str, source: str, since: date, access: AwsAccess = AwsAccess(),
+               progress: Callable[[int], None] | None = None) -> CompactResult:
+    """Compact a trail bucket's log files delivered on or after `since` (s3://BUCKET[/PREFIX], walked as `backfill`
+    walks it) straight from S3: for running where the trail bucket is."""
+    open_lake(location)
+    bucket, _, prefix = source.removeprefix("s3://").partition("/")
+    result = CompactResult()
+    try:
+        s3 = aws.make_client(aws.make_session(access), "s3")
+        keys = [listed.key for log_prefix in aws.find_log_prefixes(s3, bucket, prefix)
+                for listed in aws.list_log_objects(s3, bucket, log_prefix.prefix, since, None)]
+    except aws.SourceError as exc:
+        result.failures.append((source, str(exc)))
+        return result
+    if not keys:
+        result.failures.append((source, "no CloudTrail log files found on or after that day (expected "
+                                        "PREFIX/AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/): check the bucket and prefix"))
+        return result
+    return _compact(location, _fetched(s3, bucket, keys), since.isoformat() + "T00:00:00Z", result, progress)
