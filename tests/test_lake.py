@@ -174,13 +174,15 @@ def test_compact_reads_a_trail_bucket_from_a_day_on_into_the_lake(aws, tmp_path,
     s3.create_bucket(Bucket="trail")
     prefix = "AWSLogs/111122223333/CloudTrail/eu-west-1"
     for day, event_id in ((1, "old"), (2, "kept"), (3, "also")):
-        body = gzip.compress(json.dumps({"Records": [_record(event_id, f"2026-03-0{day}T10:00:00Z")]}).encode())
+        late = _record(f"late{day}", "2026-02-20T10:00:00Z")  # delivered days after it happened: never dropped
+        records = [_record(event_id, f"2026-03-0{day}T10:00:00Z"), late]
+        body = gzip.compress(json.dumps({"Records": records}).encode())
         s3.put_object(Bucket="trail", Key=f"{prefix}/2026/03/0{day}/111122223333_CloudTrail_eu-west-1_{day}.json.gz",
                       Body=body)
     s3.put_object(Bucket="trail", Key=f"{prefix}/2026/03/03/broken.json.gz", Body=b"\x1f\x8bbroken")
     assert cli.main(["compact", "--to", str(tmp_path / "lake"), "--since", "2026-03-02", "s3://trail"]) == 1
     out, err = capsys.readouterr()
-    assert "2 new" in out and "broken.json.gz: corrupt gzip data" in err
-    assert _lake_ids(tmp_path / "lake") == ["also", "kept"]
+    assert "4 new" in out and "broken.json.gz: corrupt gzip data" in err
+    assert _lake_ids(tmp_path / "lake") == ["also", "kept", "late2", "late3"]
     assert cli.main(["compact", "--to", str(tmp_path / "lake"), "s3://trail"]) == 2
     assert "needs --since" in capsys.readouterr().err

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compact_cmd = commands.add_parser("compact", help="write log files (local, or s3://TRAIL[/PREFIX] with --since) to the Parquet lake")
     compact_cmd.add_argument("--to", required=True, metavar="s3://LAKE/PREFIX|FOLDER")
-    compact_cmd.add_argument("--since", type=_date, help="only events on or after this day")
+    compact_cmd.add_argument("--since", type=_date, help="local files: only events on or after this day; "
+                             "S3: files delivered on or after this day (all their events)")
     compact_cmd.add_argument("paths", nargs="+", metavar="PATH", help="a file, a folder, or s3://TRAIL-BUCKET[/PREFIX]")
     ddl_cmd = commands.add_parser("athena-ddl", help="the Athena tables over the lake (and the raw CloudTrail JSON)")
     ddl_cmd.add_argument("--apply", action="store_true", help="run the statements on Athena ([backend] settings)")

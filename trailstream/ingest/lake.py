@@ -244,7 +244,7 @@ def _fetched(s3, bucket: str, keys: list[str]) -> Iterator[tuple[str, tuple]]:
 def compact_s3(location: str, source: str, since: date, access: AwsAccess = AwsAccess(),
                progress: Callable[[int], None] | None = None) -> CompactResult:
     """Compact a trail bucket's log files delivered on or after `since` (s3://BUCKET[/PREFIX], walked as `backfill`
-    walks it) straight from S3: for running where the trail bucket is."""
+    walks it) straight from S3, for running where the trail bucket is; `since` picks files, never events."""
     open_lake(location)
     bucket, _, prefix = source.removeprefix("s3://").partition("/")
     result = CompactResult()
@@ -259,4 +259,5 @@ def compact_s3(location: str, source: str, since: date, access: AwsAccess = AwsA
         result.failures.append((source, "no CloudTrail log files found on or after that day (expected "
                                         "PREFIX/AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/): check the bucket and prefix"))
         return result
-    return _compact(location, _fetched(s3, bucket, keys), since.isoformat() + "T00:00:00Z", result, progress)
+    # Every event of the files read is kept, however old: a late delivery's events go to their own day's partition.
+    return _compact(location, _fetched(s3, bucket, keys), None, result, progress)
