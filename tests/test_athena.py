@@ -8,6 +8,7 @@ by MaxResults/NextToken as Athena does (moto returns every row at once)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import urllib.parse
@@ -242,3 +243,14 @@ def test_backend_settings_read_the_access_keys_sources_use(tmp_path):
     settings = BackendSettings.from_section(config.load_settings(path).section("backend"))
     assert (settings.kind, settings.workgroup, settings.table) == ("athena", "wg", "events")
     assert (settings.access.region, settings.access.profile) == ("eu-west-1", "p") and not settings.problems()
+
+
+@pytest.mark.skipif(not os.environ.get("TRAILSTREAM_ATHENA_WORKGROUP"),
+                    reason="opt-in: set TRAILSTREAM_ATHENA_WORKGROUP, TRAILSTREAM_ATHENA_OUTPUT and AWS credentials")
+def test_a_real_athena_workgroup_answers_a_query():
+    settings = BackendSettings(kind="athena", workgroup=os.environ["TRAILSTREAM_ATHENA_WORKGROUP"],
+                               database=os.environ.get("TRAILSTREAM_ATHENA_DATABASE", "default"),
+                               output_location=os.environ.get("TRAILSTREAM_ATHENA_OUTPUT", ""),
+                               region=os.environ.get("AWS_REGION", ""))
+    result = athena.AthenaRunner(settings).run("SELECT 1 AS one, 'a' AS letter")
+    assert result.frame().to_dicts() == [{"one": 1, "letter": "a"}]
