@@ -8,18 +8,14 @@ cache of the real CloudTrail corpus (period "all"); PNGs go to docs/screenshots/
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import free_port, page_specs  # noqa: E402  (the app's own page table and a free port)
+from tests.conftest import page_specs, streamlit_app  # noqa: E402  (the app's page table and server)
 from trailstream.ingest import sync  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,25 +30,6 @@ def url_path(section: str, title: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9]+", "-", f"{section or 'home'} {title}".lower()).strip("-")
-
-
-def serve(db: Path, settings: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on the cache; returns the process and its URL once healthy."""
-    port = free_port()
-    env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit(f"streamlit did not start on {url}")
 
 
 def shoot(url: str, prefix: str, query: str, only: set[str] | None) -> list[Path]:
@@ -83,12 +60,8 @@ def gallery(db: Path, prefix: str, query: str, only: set[str] | None) -> list[Pa
     with tempfile.TemporaryDirectory() as tmp:
         settings = Path(tmp) / "trailstream.toml"
         settings.write_text("")
-        process, url = serve(db, settings)
-        try:
+        with streamlit_app(db, settings) as url:
             return shoot(url, prefix, query, only)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 def main() -> None:

@@ -139,6 +139,7 @@ def glance_server(tmp_path):
     import json
     from datetime import datetime, timedelta, timezone
 
+    from tests.conftest import streamlit_app
     from tests.test_glance import _record
     from trailstream.ingest import sync
 
@@ -152,24 +153,8 @@ def glance_server(tmp_path):
     (logs / "events.json").write_text(json.dumps({"Records": records}))
     sync.import_paths(tmp_path / "cache.db", [logs], workers=1)
     (tmp_path / "trailstream.toml").write_text("")
-    port = free_port()
-    env = {**os.environ, "TRAILSTREAM_DB": str(tmp_path / "cache.db"),
-           "TRAILSTREAM_CONFIG": str(tmp_path / "trailstream.toml")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with streamlit_app(tmp_path / "cache.db", tmp_path / "trailstream.toml") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def event_text_links(page) -> list[str]:
