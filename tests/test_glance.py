@@ -157,3 +157,31 @@ def test_sign_ins_shows_no_green_check_over_a_period_without_sign_ins(stale_cach
     at = open_page("pages/sign_ins.py")
     assert not at.success, [s.value for s in at.success]
     assert "the newest event is 15 days old" in _infos(at)
+
+
+@pytest.fixture
+def hostile_cache(tmp_path, monkeypatch) -> Path:
+    """Recent events whose principals are link-like: a host name, a URL and an email address."""
+    now = datetime.now(timezone.utc) - timedelta(hours=1)
+    users = ("www.evil.example", "http://evil.example/login", "mallory@evil.example")
+    return _cache_of(tmp_path, monkeypatch, [_record(n, now + timedelta(minutes=n), user=user, error="AccessDenied")
+                                             for n, user in enumerate(users * 4)])
+
+
+def _markdown_texts(at) -> list[str]:
+    """Everything on the page that Streamlit renders as markdown (where a bare host or address would autolink)."""
+    elements = [*at.markdown, *at.caption, *at.info, *at.warning, *at.success, *at.error, *at.subheader, *at.title]
+    return [element.value for element in elements] + [expander.label for expander in at.expander]
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/access_denied.py", "pages/search.py"])
+def test_a_selected_row_with_link_like_text_stays_inert(hostile_cache, page):
+    at = open_page(page, range="all")
+    [table] = [frame for frame in at.dataframe if "principal" in frame.value.columns and frame.key]
+    at.session_state[table.key] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception and at.json, "the selected row's raw record, as JSON"
+    assert "evil.example" in at.json[0].value
+    assert not [text for text in _markdown_texts(at) if "evil.example" in text or "evil@" in text]
+    principal = json.loads(table.proto.columns)["principal"]
+    assert principal.get("type_config", {}).get("type") != "link"
