@@ -25,7 +25,12 @@ if widgets.no_matches(history, "events mentioning this resource"):
 st.subheader("History")
 st.text(resource_id.strip())
 times = transforms.column_values(history, "event_time")
-widgets.metrics(transforms.event_counts(history))
+total = (state.load(queries.query_resource_history_count, event_filter, resource_id)
+         if history.height >= queries.DEFAULT_ROW_LIMIT else history.height)
+widgets.metrics(transforms.event_counts(history) | {"Events": total})
+if total > history.height:
+    st.caption(f"Showing the newest {history.height:,} of {total:,} events that mention it (the other counts are "
+               "theirs): narrow the period to see the rest.")
 st.caption(f"First seen {widgets.time_label(times[0])} · last seen {widgets.time_label(times[-1])}")
 points = widgets.chart_rows(history, "events", order="oldest")
 widgets.show_chart(charts.resource_timeline_chart(points, widgets.period(event_filter)), history,

@@ -185,3 +185,16 @@ def test_a_selected_row_with_link_like_text_stays_inert(hostile_cache, page):
     assert not [text for text in _markdown_texts(at) if "evil.example" in text or "evil@" in text]
     principal = json.loads(table.proto.columns)["principal"]
     assert principal.get("type_config", {}).get("type") != "link"
+
+
+def test_a_capped_resource_history_says_showing_n_of_m(app_demo_cache, monkeypatch):
+    from tests.test_app import sql
+    from trailstream.analytics import queries
+
+    group = sql(app_demo_cache, "SELECT json_extract(request_parameters, '$.groupId') FROM events "
+                                "WHERE event_name = 'AuthorizeSecurityGroupIngress' LIMIT 1")
+    monkeypatch.setattr(queries, "DEFAULT_ROW_LIMIT", 1)
+    monkeypatch.setattr(queries.query_resource_history, "__defaults__", (1,))
+    at = open_page("pages/resource.py", range="all", resource_id=group)
+    total = metric(at, "Events")
+    assert total > 1 and any(f"Showing the newest 1 of {total:,} events" in c.value for c in at.caption)

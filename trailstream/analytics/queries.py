@@ -598,6 +598,14 @@ def query_resource_history(
     return newest.reverse()
 
 
+def query_resource_history_count(conn: sqlite3.Connection, event_filter: EventFilter, resource_id: str) -> int:
+    """How many events in the period mention the resource in all, for the "N of M" of a capped history."""
+    resource_id = resource_id.strip()
+    clauses, params = _contains("e", RESOURCE_COLUMNS, resource_id, word_query(conn, resource_id), ignore_case=False)
+    where, filter_params = _where(event_filter, *clauses)
+    return conn.execute(f"SELECT count(*) FROM events e WHERE {where}", filter_params + params).fetchone()[0]
+
+
 # Where a change call names the resource it changed: (column, JSON path), first match wins.
 _CHANGED_RESOURCE_PATHS = (
     ("request_parameters", "$.instancesSet.items[0].instanceId"), ("response_elements", "$.instancesSet.items[0].instanceId"),
