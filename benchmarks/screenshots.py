@@ -41,6 +41,10 @@ def shoot(url: str, prefix: str, query: str, only: set[str] | None) -> list[Path
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
         page.set_default_timeout(RUN_LIMIT_MS)
+        # The first request after a start must not be a deep link: Streamlit resolves it against the pages/ folder's
+        # file names before app.py's st.navigation runs, and shows a "Page not found" modal over the right page.
+        page.goto(url)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
         for section, _path, title in page_specs():
             name = url_path(section, title)
             if only and name not in only:
