@@ -3,10 +3,8 @@ Sync, every page, a rendered chart, a PNG download, and a 1280 px screenshot of 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP, ROOT, free_port, page_specs
+from tests.conftest import page_specs, streamlit_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium")
@@ -54,23 +52,8 @@ def app_server(tmp_path, local_logs):
     """`streamlit run app.py` on a fresh cache, with the folder configured as a source; yields its URL."""
     settings = tmp_path / "trailstream.toml"
     settings.write_text(f'[[sources]]\nname = "exported logs"\nkind = "local"\npath = "{local_logs}"\n')
-    port = free_port()
-    env = {**os.environ, "TRAILSTREAM_DB": str(tmp_path / "cache.db"), "TRAILSTREAM_CONFIG": str(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with streamlit_app(tmp_path / "cache.db", settings) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def wait_for_run(page) -> None:
@@ -139,7 +122,6 @@ def glance_server(tmp_path):
     import json
     from datetime import datetime, timedelta, timezone
 
-    from tests.conftest import streamlit_app
     from tests.test_glance import _record
     from trailstream.ingest import sync
 
