@@ -186,3 +186,16 @@ def test_compact_reads_a_trail_bucket_from_a_day_on_into_the_lake(aws, tmp_path,
     assert _lake_ids(tmp_path / "lake") == ["also", "kept", "late2", "late3"]
     assert cli.main(["compact", "--to", str(tmp_path / "lake"), "s3://trail"]) == 2
     assert "needs --since" in capsys.readouterr().err
+
+
+def test_compact_without_paths_reads_the_configured_sources(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _log(logs / "a.json.gz", _record("from-source", "2026-03-01T01:30:00Z"))
+    config = tmp_path / "trailstream.toml"
+    config.write_text('[[sources]]\nkind = "local"\nname = "folder"\npath = "logs"\n')
+    assert cli.main(["--config", str(config), "compact", "--to", str(tmp_path / "lake")]) == 0
+    assert _lake_ids(tmp_path / "lake") == ["from-source"]
+    config.write_text("")
+    assert cli.main(["--config", str(config), "compact", "--to", str(tmp_path / "lake")]) == 2
+    assert "no PATH given and no local or S3 source configured" in capsys.readouterr().err

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     compact_cmd.add_argument("--to", required=True, metavar="s3://LAKE/PREFIX|FOLDER")
     compact_cmd.add_argument("--since", type=_date, help="local files: only events on or after this day; "
                              "S3: files delivered on or after this day (all their events)")
-    compact_cmd.add_argument("paths", nargs="+", metavar="PATH", help="a file, a folder, or s3://TRAIL-BUCKET[/PREFIX]")
+    compact_cmd.add_argument("paths", nargs="*", metavar="PATH",
+                             help="a file, a folder, or s3://TRAIL-BUCKET[/PREFIX]; none: the configured local and S3 sources")
     ddl_cmd = commands.add_parser("athena-ddl", help="the Athena tables over the lake (and the raw CloudTrail JSON)")
     ddl_cmd.add_argument("--apply", action="store_true", help="run the statements on Athena ([backend] settings)")
 
@@ -225,19 +226,34 @@ def command_import(args) -> int:
     return _with_progress(args, "import", lambda progress: sync.import_paths(args.db, args.paths, progress))
 
 
+def _compact_inputs(args, access) -> tuple[list[str], list[tuple[str, AwsAccess, date | None]]]:
+    """Local paths and S3 reads (location, access, first day): the PATHs given, else the configured local and S3
+    sources (an SQS source is not read by `compact`)."""
+    from trailstream.config import LocalSource, S3Source
+
+    if args.paths:
+        return ([path for path in args.paths if not path.startswith("s3://")],
+                [(path, access, args.since) for path in args.paths if path.startswith("s3://")])
+    sources = _settings(args).sources
+    local = [str(_settings(args).resolve(s.path)) for s in sources if isinstance(s, LocalSource)]
+    reads = [(f"s3://{s.bucket}/{s.prefix}", s.access, args.since or (date.fromisoformat(s.since) if s.since else None))
+             for s in sources if isinstance(s, S3Source)]
+    if not local and not reads:
+        raise CommandError("no PATH given and no local or S3 source configured: name files, folders or s3://TRAIL")
+    return local, reads
+
+
 def command_compact(args) -> int:
+    from trailstream.config import BackendSettings
     from trailstream.ingest import lake
 
-    from trailstream.config import BackendSettings
-
-    buckets = [path for path in args.paths if path.startswith("s3://")]
-    local = [path for path in args.paths if not path.startswith("s3://")]
-    if buckets and not args.since:
-        raise CommandError("compacting from S3 needs --since YYYY-MM-DD (the first day of log files to read)")
-    access = BackendSettings.from_section(_settings(args).section("backend")).access
+    local, reads = _compact_inputs(args, BackendSettings.from_section(_settings(args).section("backend")).access)
+    if any(since is None for _, _, since in reads):
+        raise CommandError("compacting from S3 needs --since YYYY-MM-DD (or `since` on the S3 source): the first day "
+                           "of log files to read")
     since = args.since.isoformat() + "T00:00:00Z" if args.since else None
     try:
-        results = [lake.compact_s3(args.to, bucket, args.since, access) for bucket in buckets]
+        results = [lake.compact_s3(args.to, location, first, access) for location, access, first in reads]
         results += [lake.compact_paths(args.to, local, since)] if local else []
     except lake.LakeError as exc:
         raise CommandError(str(exc)) from None
