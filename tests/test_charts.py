@@ -240,3 +240,9 @@ def test_week_long_axes_tick_once_a_day_at_most_so_no_label_repeats():
     frame = _timeline([(T0 + timedelta(hours=3 * i), "ConsoleLogin", 1) for i in range(56)], "hour")
     spec = charts.timeline_chart(frame, "event_name", period=("2026-11-20T00:00:00Z", "2026-11-27T00:00:00Z")).to_dict()
     assert encodings(spec)["x"]["axis"]["tickCount"] == {"interval": "day", "step": 1}
+
+
+def test_an_empty_timeline_still_spans_the_chosen_period():
+    empty = queries.with_bucket_end(pl.DataFrame(schema=queries.timeline_schema("event_name")), "hour")
+    spec = charts.timeline_chart(empty, "event_name", period=("2026-11-20T00:00:00Z", None)).to_dict()
+    assert encodings(spec)["x"]["scale"]["domain"][0] == int(T0.timestamp() * 1000)

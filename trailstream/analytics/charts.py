@@ -90,8 +90,9 @@ def time_frame(frame: pl.DataFrame, period: tuple[str | None, str | None] = (Non
     first = frame["bucket"].min() if frame.height else None
     last = frame["bucket_end"].max() if frame.height and "bucket_end" in frame.columns else first
     start = parse_iso_utc(period[0]) if period[0] else first
-    end = parse_iso_utc(period[1]) if period[1] else (max(last, datetime.now(start.tzinfo)) if period[0] and last
-                                                       else last)
+    end = parse_iso_utc(period[1]) if period[1] else last
+    if period[0] and not period[1]:  # "the last 30 days" run to now, with or without events near it
+        end = max(filter(None, (last, datetime.now(start.tzinfo))))
     span = end - start if start is not None and end is not None else None
     name = choose_bin(span, last - first if first is not None else None)
     binned = rebin_timeline(frame, TIME_BINS[name][0]) if frame.height else frame
