@@ -84,7 +84,7 @@ def _top(frame: pl.DataFrame, columns: tuple[str, ...], limit: int | None) -> pl
 
 def filter_condition(event_filter: EventFilter) -> exp.Expression:
     """The global filter over the lake's columns, with the `date` partition bounds Athena prunes by."""
-    parts: list[exp.Expression] = [exp.true()]
+    parts: list[exp.Expression] = []
     for bound, op in ((event_filter.start, exp.GTE), (event_filter.end, exp.LT)):
         if bound:
             millis = int(parse_iso_utc(bound).timestamp() * 1000)
@@ -98,7 +98,7 @@ def filter_condition(event_filter: EventFilter) -> exp.Expression:
             parts.append(exp.column(column).isin(*map(exp.Literal.string, values)))
     if not event_filter.include_read_only:
         parts.append(sqlglot.condition("coalesce(read_only, 0) = 0", dialect=READ))
-    return exp.and_(*parts)
+    return exp.and_(*parts) if parts else exp.true()
 
 
 def _events(table: exp.Table, event_filter: EventFilter, *columns: str) -> exp.Select:
@@ -151,7 +151,7 @@ def search_condition(search: queries.SearchQuery) -> exp.Expression:
     """The search's fields as one condition, the cache's rules kept (see queries.SearchQuery.sql)."""
     if search.resource_type:
         raise UnsupportedSearch("searching by resource type is not available on the lake yet: use the text field")
-    parts: list[exp.Expression] = [exp.true()]
+    parts: list[exp.Expression] = []
     for column in ("event_name", "event_source", "access_key_id", "event_id", "source_ip", "error_code"):
         if getattr(search, column):
             parts.append(exp.column(column).eq(exp.Literal.string(getattr(search, column))))
@@ -165,7 +165,7 @@ def search_condition(search: queries.SearchQuery) -> exp.Expression:
         parts.append(_contains(queries.RESOURCE_COLUMNS, search.resource_name, False))
     if search.text:
         parts.append(_contains(wordindex.SEARCH_TEXT_COLUMNS, search.text, True))
-    return exp.and_(*parts)
+    return exp.and_(*parts) if parts else exp.true()
 
 
 def search_sql(table: exp.Table, event_filter: EventFilter, search: queries.SearchQuery, limit: int | None
