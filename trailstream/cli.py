@@ -63,13 +63,20 @@ def _access(args, region: str | None = None) -> AwsAccess:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options, then each group of commands."""
     parser = argparse.ArgumentParser(prog="python -m trailstream", description="TrailStream: AWS CloudTrail monitoring.")
     parser.add_argument("--db", default=None, help="cache file (default: $TRAILSTREAM_DB, else db in the settings file, else ./trailstream.db)")
     parser.add_argument("--config", default=None, help="settings file (default: $TRAILSTREAM_CONFIG, else ./trailstream.toml)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-alerts", action="store_true", help="do not check alert rules after a sync")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_commands in (_aws_commands, _local_commands, _question_commands, _running_commands):
+        add_commands(commands)
+    return parser
 
+
+def _aws_commands(commands) -> None:
+    """Commands that read or change AWS: sync, backfill, lookup, setup, policy."""
     sync_cmd = commands.add_parser("sync", help="pull new log files announced on an SQS queue (or every configured source)")
     sync_cmd.add_argument("--queue", help="queue name or URL; without it every source in the settings file is synced")
     sync_cmd.add_argument("--bucket", action="append", default=[], help="trail bucket this queue serves (repeatable)")
@@ -109,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cmd.add_argument("--format", choices=("json", "text"), default="text",
                             help="json: the policy document alone (refused and unmapped calls go to stderr)")
 
+
+def _local_commands(commands) -> None:
+    """Commands that bring files in or write them out: import, compact, athena-ddl, demo."""
     import_cmd = commands.add_parser("import", help="import local *.json / *.json.gz files and folders")
     import_cmd.add_argument("paths", nargs="+", metavar="PATH")
 
@@ -126,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--seed", type=int, default=7)
     demo_cmd.add_argument("--end", type=_moment, help="time of the newest demo event (default: now)")
 
+
+def _question_commands(commands) -> None:
+    """Commands that answer from the cache: status, retry, findings, query, report."""
     commands.add_parser("status", help="what the cache holds")
     commands.add_parser("retry", help="fetch and import again the files recorded as failed")
 
@@ -141,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("name")
     report_cmd.add_argument("--output")
 
+
+def _running_commands(commands) -> None:
+    """Commands that keep things running or checked: rules, alerts, watch, check, rebuild, verify."""
     rules_cmd = commands.add_parser("rules", help="community (Sigma) detection rules")
     rules_actions = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rules_actions.add_parser("list", help="each rule: converted, unsupported or failed (with the reason), and matches")
@@ -165,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.add_argument("--region", action="append", default=[])
     verify_cmd.add_argument("--format", choices=("table", "json"), default="table")
     verify_cmd.add_argument("--public-keys", metavar="FILE", help="keys as ListPublicKeys returns them, for offline use")
-    return parser
 
 
 class Progress:
