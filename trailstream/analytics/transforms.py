@@ -149,6 +149,25 @@ _PEER_FIELD = pl.col("peer").struct.field
 _IS_WORLD_PEER = pl.col("peer").str.ends_with("/0")
 
 
+# What a rule's peer is (an address range, another group, a prefix list, a rule ID) and its value.
+_PEER_KIND = (
+    pl.when(_PEER_FIELD("cidrIp").is_not_null())
+    .then(pl.lit("ipv4"))
+    .when(_PEER_FIELD("cidrIpv6").is_not_null())
+    .then(pl.lit("ipv6"))
+    .when(_PEER_FIELD("groupId").is_not_null() | _PEER_FIELD("groupName").is_not_null())
+    .then(pl.lit("security group"))
+    .when(_PEER_FIELD("prefixListId").is_not_null())
+    .then(pl.lit("prefix list"))
+    .when(_PEER_FIELD("securityGroupRuleId").is_not_null())
+    .then(pl.lit("rule id"))
+)
+_PEER_VALUE = first_of(
+    *(_PEER_FIELD(name) for name in ("cidrIp", "cidrIpv6", "groupId", "groupName", "prefixListId",
+                                     "securityGroupRuleId"))
+)
+
+
 def security_group_rules(events: pl.DataFrame) -> pl.DataFrame:
     """One row per rule and peer of every authorize/revoke call; open_to_world marks rules that allow any address."""
     return tolerant(lambda decode: _security_group_rule_rows(events, decode))
@@ -187,24 +206,8 @@ def _security_group_rule_rows(events: pl.DataFrame, decode: bool) -> pl.LazyFram
         )
         .explode("peer", empty_as_null=True, keep_nulls=True)
         .with_columns(
-            peer_kind=pl.when(_PEER_FIELD("cidrIp").is_not_null())
-            .then(pl.lit("ipv4"))
-            .when(_PEER_FIELD("cidrIpv6").is_not_null())
-            .then(pl.lit("ipv6"))
-            .when(_PEER_FIELD("groupId").is_not_null() | _PEER_FIELD("groupName").is_not_null())
-            .then(pl.lit("security group"))
-            .when(_PEER_FIELD("prefixListId").is_not_null())
-            .then(pl.lit("prefix list"))
-            .when(_PEER_FIELD("securityGroupRuleId").is_not_null())
-            .then(pl.lit("rule id")),
-            peer=first_of(
-                _PEER_FIELD("cidrIp"),
-                _PEER_FIELD("cidrIpv6"),
-                _PEER_FIELD("groupId"),
-                _PEER_FIELD("groupName"),
-                _PEER_FIELD("prefixListId"),
-                _PEER_FIELD("securityGroupRuleId"),
-            ),
+            peer_kind=_PEER_KIND,
+            peer=_PEER_VALUE,
             description=_PEER_FIELD("description"),
             port_range=_port_range(protocol, from_port, to_port),
         )
