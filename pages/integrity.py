@@ -15,6 +15,7 @@ counts = report.counts()
 widgets.metrics({"Digests valid": f"{counts['digests_valid']:,} / {counts['digests']:,}",
                  "Log files valid": f"{counts['log_files_valid']:,} / {counts['log_files']:,}",
                  "Problems": report.problems().height, "Newest not checked": counts["digests_unchecked"]})
+widgets.unconfirmed_early_events()
 if report.hours.height == 0:
     st.info("No digests or log files in this period.", icon=":material/inbox:")
     st.stop()

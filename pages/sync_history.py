@@ -1,13 +1,10 @@
 """Sync history: every run, the files that failed (with a retry), and whether each account is still delivering logs."""
 
-from datetime import datetime, timezone
-
 import streamlit as st
 
 from trailstream.app import sidebar, signin, state, widgets
 from trailstream.analytics import queries, transforms
-from trailstream.cache import bookkeeping, early
-from trailstream.notify.alerts import settings as alert_settings
+from trailstream.cache import bookkeeping
 
 signin.require_admin()
 st.title("Sync history")
@@ -46,18 +43,7 @@ else:
     if st.button("Retry failed files", icon=":material/replay:", type="primary"):
         sidebar.retry_failed()
 
-grace, grace_problem = alert_settings.early_grace(state.settings())
-unconfirmed, unconfirmed_total = state.read_uncached(early.query_unconfirmed, datetime.now(timezone.utc), grace)
-if grace_problem:
-    st.warning(grace_problem, icon=":material/warning:")
-if unconfirmed_total:
-    st.subheader("Early events no log file confirmed")
-    st.warning(f"{unconfirmed_total:,} event(s) EventBridge delivered live are in no log file after {grace} "
-               "([eventbridge] grace): seen happening but missing from the delivered record, worth a look.",
-               icon=":material/warning:")
-    if unconfirmed_total > unconfirmed.height:
-        st.caption(f"The newest {unconfirmed.height:,} of {unconfirmed_total:,}.")
-    widgets.table(unconfirmed, "unconfirmed-early-events", download="unconfirmed-early-events")
+widgets.unconfirmed_early_events()
 
 rejected = state.load(bookkeeping.query_rejected_records)
 if rejected.height:

@@ -243,6 +243,11 @@ def test_sync_history_lists_an_unconfirmed_early_event_as_data_and_overview_show
     assert not any(HOSTILE in text.value for text in [*history.markdown, *history.caption, *history.warning])
     assert any("no log file" in warning.value for warning in history.warning)
 
+    coverage = open_page("pages/integrity.py", range="all")  # the integrity view counts them too
+    listed = [frame.value for frame in coverage.dataframe if "event_id" in frame.value.columns]
+    assert any(STOP_ID in frame["event_id"].to_list() for frame in listed)
+    assert any("1 event(s) EventBridge delivered live are in no log file" in w.value for w in coverage.warning)
+
     overview = open_page("pages/overview.py", range="all")
     assert any("from EventBridge (early): 2026-11-27T10:00:00Z" in caption.value for caption in overview.caption)
 

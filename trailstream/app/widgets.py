@@ -19,6 +19,8 @@ from trailstream.analytics import charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import escape_markdown
+from trailstream.cache import early
+from trailstream.notify.alerts import settings as alert_settings
 from trailstream.filters import TIME_PRESETS, EventFilter
 from trailstream.timefmt import parse_iso_utc
 
@@ -263,3 +265,21 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
         return
     integrity_badge(frame.item(row, "event_id"))
     st.json(record, expanded=2)
+
+
+def unconfirmed_early_events() -> None:
+    """Early (EventBridge) events no log file confirmed after the grace period: seen live, missing from the
+    delivered record; shown on Sync history and Integrity & coverage."""
+    grace, grace_problem = alert_settings.early_grace(state.settings())
+    unconfirmed, total = state.read_uncached(early.query_unconfirmed, datetime.now(timezone.utc), grace)
+    if grace_problem:
+        st.warning(grace_problem, icon=":material/warning:")
+    if not total:
+        return
+    st.subheader("Early events no log file confirmed")
+    st.warning(f"{total:,} event(s) EventBridge delivered live are in no log file after {grace} "
+               "([eventbridge] grace): seen happening but missing from the delivered record, worth a look.",
+               icon=":material/warning:")
+    if total > unconfirmed.height:
+        st.caption(f"The newest {unconfirmed.height:,} of {total:,}.")
+    table(unconfirmed, "unconfirmed-early-events", download="unconfirmed-early-events")
