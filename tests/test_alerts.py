@@ -181,6 +181,8 @@ def test_events_older_than_max_age_do_not_alert(demo_cache):
         ({"recipients": ("secops",)}, '"secops" is not an email address'),
         ({"threshold": 0}, "at least 1"),
         ({"query": "{}"}, "fill at least one search field"),
+        ({"query": "1"}, "search fields must be a JSON object"),  # found by fuzz/run.py rule
+        ({"query": "{not json"}, "the search fields cannot be read"),
         ({"kind": "sql", "query": " "}, "must return an event_id column"),
     ],
 )

@@ -400,6 +400,9 @@ class SearchQuery:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchQuery":
         """Rebuild a saved search; unknown keys (from a newer version) are ignored."""
+        if data is not None and not isinstance(data, dict):
+            raise ValueError('search fields must be a JSON object of field names and values, like {"event_name": '
+                             '"StopLogging"}')
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in (data or {}).items() if k in known}
         if "read_only" in values and values["read_only"] is not None:

@@ -215,10 +215,11 @@ def check_rule(rule: AlertRule) -> list[str]:
 
         try:
             search = SearchQuery.from_dict(json.loads(rule.query or "{}"))
-        except (ValueError, TypeError):
-            search = None
-        if search is None or search.is_empty():
-            problems.append("fill at least one search field, or the rule would match every event")
+        except (ValueError, TypeError) as exc:
+            problems.append(f"the search fields cannot be read: {exc}")
+        else:
+            if search.is_empty():
+                problems.append("fill at least one search field, or the rule would match every event")
     if rule.kind == "sql" and not rule.query.strip():
         problems.append("write the SQL query; it must return an event_id column")
     return problems
