@@ -273,7 +273,7 @@ def parse_source(raw: Any, number: int = 1) -> tuple[Source | None, list[str]]:
         return None, [f"{label} holds {', '.join(secrets)}: never write credentials here; remove the line and use "
                       "an AWS profile, environment variables or an instance role instead"]
     kind = raw.get("kind")
-    if kind not in SOURCE_CLASSES:
+    if not isinstance(kind, str) or kind not in SOURCE_CLASSES:
         return None, [f'{label} has kind = {kind!r}; use one of {", ".join(repr(k) for k in SOURCE_CLASSES)}']
     cls = SOURCE_CLASSES[kind]
     known = {f.name: f for f in setting_fields(cls)}
