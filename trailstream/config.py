@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import tomlkit
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import TOMLKitError
 
 DEFAULT_CONFIG = "trailstream.toml"
 DEFAULT_DB = "trailstream.db"
@@ -230,7 +230,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         return Settings(path=path, errors=[f"cannot read {path} ({reason}); check the file and its permissions"])
     try:
         document = tomlkit.parse(text)
-    except ParseError as exc:
+    except TOMLKitError as exc:  # ParseError, and KeyAlreadyPresent for a key written twice
         return Settings(path=path, errors=[
             f"{path} is not valid TOML: {exc}; fix that line (or move the file away to start afresh)"
         ])
