@@ -60,6 +60,14 @@ def aws(moto_endpoint, monkeypatch):
     return moto_endpoint
 
 
+@pytest.fixture
+def sqs(aws):
+    """An SQS client on the moto server."""
+    import boto3
+
+    return boto3.client("sqs")
+
+
 @pytest.fixture(scope="module")
 def demo_cache(tmp_path_factory):
     """A cache of 3,000 demo events ending now (one per test module), checkpointed into one file."""

@@ -91,11 +91,6 @@ def s3(aws):
 
 
 @pytest.fixture
-def sqs(aws):
-    return boto3.client("sqs")
-
-
-@pytest.fixture
 def trail_queue(sqs):
     """A queue whose messages come back 2 s after a consumer dies without deleting them."""
     return sqs.create_queue(QueueName="trail-queue", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]

@@ -71,11 +71,6 @@ def s3(aws):
 
 
 @pytest.fixture
-def sqs(aws):
-    return boto3.client("sqs")
-
-
-@pytest.fixture
 def trail_queue(sqs):
     return sqs.create_queue(QueueName="trail-queue", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
 
