@@ -19,18 +19,21 @@ import sqlglot
 from sqlglot import exp
 
 from trailstream.analytics import queries
+from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.cache import wordindex
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
 
-QUERY_NAMES = ("totals", "top_event_names", "top_principals", "top_services", "timeline", "search")
+QUERY_NAMES = ("totals", "top_event_names", "top_principals", "top_services", "account_regions", "timeline", "events",
+               "search", "search_count", "error_counts")
 BUCKET_MS = {"10min": 600_000, "hour": 3_600_000, "day": 86_400_000}
 READ = "trino"  # the dialect every lake query is written in
 _FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
 ACTOR = ("CASE WHEN user_type = 'AssumedRole' AND strpos(principal, '/') > 0 "
          "THEN substr(principal, 1, strpos(principal, '/') - 1) ELSE principal END")
 MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
+ERROR_KEYS = ("day", "event_source", "event_name", "error_code")  # the order error counts come in, on every engine
 TOTALS_COLUMNS = ("events", "failed", "principals", "accounts", "regions", "event_names", "first_event", "last_event")
 _WORD = re.compile(r"[A-Za-z0-9]")
 
@@ -55,22 +58,40 @@ class CacheBackend:
     conn: sqlite3.Connection
 
     def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
+        conn, limit = self.conn, options.get("limit", 1000 if name in ("search", "events") else 15)
         if name == "totals":
-            return queries.query_overview_totals(self.conn, event_filter).select(TOTALS_COLUMNS)
+            return queries.query_overview_totals(conn, event_filter).select(TOTALS_COLUMNS)
         if name == "top_event_names":
-            return queries.query_top_event_names(self.conn, event_filter, options.get("limit", 15))
+            return queries.query_top_event_names(conn, event_filter, limit)
         if name == "top_principals":
-            return queries.query_top_principals(self.conn, event_filter, options.get("limit", 15))
+            return queries.query_top_principals(conn, event_filter, limit)
         if name == "top_services":
-            daily = queries.query_event_timeline(self.conn, event_filter, "event_source", "day")
-            return _top(daily.group_by("event_source").agg(pl.sum("events", "failed")), ("event_source",),
-                        options.get("limit", 15))
+            daily = queries.query_event_timeline(conn, event_filter, "event_source", "day")
+            return _top(daily.group_by("event_source").agg(pl.sum("events", "failed")), ("event_source",), limit)
+        if name == "account_regions":
+            return queries.query_account_region_counts(conn, event_filter)
         if name == "timeline":
-            return queries.query_event_timeline(self.conn, event_filter, options.get("group_by"),
-                                                options.get("bucket", "hour"))
+            return queries.query_event_timeline(conn, event_filter, options.get("group_by"),
+                                                options.get("bucket", "hour"), tuple(options.get("event_names", ())))
+        if name == "events":
+            return queries.query_events(conn, event_filter, tuple(options.get("event_names", ())), limit)
         if name == "search":
-            return queries.query_search(self.conn, event_filter, options["search"], options.get("limit", 1000))
+            return queries.query_search(conn, event_filter, options["search"], limit)
+        if name == "search_count":
+            return pl.DataFrame({"events": [queries.query_search_count(conn, event_filter, options["search"])]})
+        if name == "error_counts":
+            return queries.query_error_counts(conn, event_filter).sort(ERROR_KEYS, nulls_last=False)
         raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+
+
+def bucket_for(event_filter: EventFilter, first, last) -> str:
+    """The SQL bucket for a timeline of events first..last (datetimes) in the period: the finest no wider than the
+    chart's bin (charts fold it into that bin), chosen the same for every engine."""
+    start = parse_iso_utc(event_filter.start) if event_filter.start else first
+    end = parse_iso_utc(event_filter.end) if event_filter.end else last
+    length = TIME_BINS[choose_bin(end - start if start and end else None, last - first if first and last else None)][1]
+    fitting = [name for name, (_, size) in queries.BUCKETS.items() if size <= length]
+    return max(fitting, key=lambda name: queries.BUCKETS[name][1])
 
 
 def _top(frame: pl.DataFrame, columns: tuple[str, ...], limit: int | None) -> pl.DataFrame:
@@ -120,11 +141,18 @@ def top_sql(table: exp.Table, event_filter: EventFilter, columns: dict[str, str]
     return query.limit(limit) if limit else query
 
 
-def timeline_sql(table: exp.Table, event_filter: EventFilter, bucket: str, group_by: str | None) -> exp.Select:
+def _named(query: exp.Select, event_names) -> exp.Select:
+    """Only the named events (all of them when none are named)."""
+    return query.where(exp.column("event_name").isin(*map(exp.Literal.string, event_names))) if event_names else query
+
+
+def timeline_sql(table: exp.Table, event_filter: EventFilter, bucket: str, group_by: str | None,
+                 event_names: tuple[str, ...] = ()) -> exp.Select:
     """Events per bucket (integer arithmetic on epoch milliseconds: the same in every engine)."""
     size = BUCKET_MS[bucket]
     columns = [f"event_time_ms - event_time_ms % {size} AS bucket_ms", *([group_by] if group_by else [])]
-    query = _events(table, event_filter, *columns, *MEASURES).group_by(*map(str, range(1, len(columns) + 1)))
+    query = _named(_events(table, event_filter, *columns, *MEASURES), event_names)
+    query = query.group_by(*map(str, range(1, len(columns) + 1)))
     return query.order_by(*(f"{n} NULLS FIRST" for n in range(1, len(columns) + 1)), dialect=READ)
 
 
@@ -168,16 +196,28 @@ def search_condition(search: queries.SearchQuery) -> exp.Expression:
     return exp.and_(*parts) if parts else exp.true()
 
 
-def search_sql(table: exp.Table, event_filter: EventFilter, search: queries.SearchQuery, limit: int | None
-               ) -> exp.Select:
-    query = _events(table, event_filter, *queries.EVENT_SCHEMA).where(search_condition(search))
+def rows_sql(table: exp.Table, event_filter: EventFilter, condition: exp.Expression | None, limit: int | None,
+             event_names: tuple[str, ...] = ()) -> exp.Select:
+    """The events matching `condition` (and named, if names are given) in the period, newest first: the columns of
+    the cache's event tables."""
+    query = _events(table, event_filter, *queries.EVENT_SCHEMA)
+    query = _named(query.where(condition) if condition is not None else query, event_names)
     query = query.order_by("event_time_ms DESC", "event_id", dialect=READ)
     return query.limit(limit) if limit else query
 
 
+def error_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
+    """Failed calls per (day, service, API, error code), as queries.query_error_counts counts them."""
+    query = _events(table, event_filter, "event_source", "event_name", "error_code",
+                    "substr(event_time, 1, 10) || 'T00:00:00Z' AS day", "count(*) AS events",
+                    "min(event_time) AS first_seen", "max(event_time) AS last_seen")
+    query = query.where("error_code <> ''", dialect=READ).group_by("1", "2", "3", "4")
+    return query.order_by(*(f"{key} NULLS FIRST" for key in ERROR_KEYS), dialect=READ)
+
+
 def build_query(table: exp.Table, name: str, event_filter: EventFilter, **options) -> exp.Select:
     """The named query as one sqlglot expression, for any engine."""
-    limit = options.get("limit", 1000 if name == "search" else 15)
+    limit = options.get("limit", 1000 if name in ("search", "events") else 15)
     if name == "totals":
         return totals_sql(table, event_filter)
     if name == "top_event_names":
@@ -186,24 +226,38 @@ def build_query(table: exp.Table, name: str, event_filter: EventFilter, **option
         return top_sql(table, event_filter, {"principal": ACTOR, "user_type": "user_type"}, limit)
     if name == "top_services":
         return top_sql(table, event_filter, {"event_source": "event_source"}, limit)
+    if name == "account_regions":
+        return top_sql(table, event_filter, {"account_id": "account_id", "aws_region": "aws_region"}, None)
     if name == "timeline":
-        return timeline_sql(table, event_filter, options.get("bucket", "hour"), options.get("group_by"))
+        return timeline_sql(table, event_filter, options.get("bucket", "hour"), options.get("group_by"),
+                            tuple(options.get("event_names", ())))
+    if name == "events":
+        return rows_sql(table, event_filter, None, limit, tuple(options.get("event_names", ())))
     if name == "search":
-        return search_sql(table, event_filter, options["search"], limit)
+        return rows_sql(table, event_filter, search_condition(options["search"]), limit)
+    if name == "search_count":
+        return _events(table, event_filter, "count(*) AS events").where(search_condition(options["search"]))
+    if name == "error_counts":
+        return error_counts_sql(table, event_filter)
     raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
 
 
 def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
     """An engine's raw result as the frame the cache's query returns (same columns, same dtypes)."""
-    as_time = pl.col("^(first_event|last_event|event_time)$").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+    as_time = pl.col("^(first_event|last_event|event_time|first_seen|last_seen|day)$").str.to_datetime(
+        "%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
     if name == "totals":
         return frame.with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64), as_time.cast(UTC_TIME))
     if name == "timeline":
         timeline = frame.select(pl.from_epoch("bucket_ms", "ms").dt.replace_time_zone("UTC").cast(UTC_TIME).alias(
             "bucket"), pl.exclude("bucket_ms")).cast({"events": pl.Int64, "failed": pl.Int64})
         return queries.with_bucket_end(timeline, options.get("bucket", "hour"))
-    if name == "search":
+    if name in ("search", "events"):
         return frame.with_columns(as_time.cast(UTC_TIME), pl.col("read_only").cast(pl.Boolean))
+    if name == "search_count":
+        return frame.cast({"events": pl.Int64})
+    if name == "error_counts":
+        return frame.with_columns(as_time.cast(UTC_TIME), pl.col("events").cast(pl.Int64))
     return frame.cast({"events": pl.Int64, "failed": pl.Int64})
 
 
