@@ -64,8 +64,9 @@ page = st.navigation(
     position="top",
 )
 state.prepare_cache()
-state.demo_banner()
 if identity.is_admin:
     sidebar.sync_button()
 sidebar.sidebar_filters()
+signin.access_note()  # standing notes go to the foot of the sidebar: every page title stays near the top
+state.demo_banner()
 page.run()

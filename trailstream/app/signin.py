@@ -32,6 +32,7 @@ from trailstream.timefmt import TIME_FORMAT
 
 IDENTITY_KEY = "_trailstream_identity"
 SIGNED_IN_KEY = "_trailstream_sign_in_recorded"
+ACCESS_NOTE_KEY = "_trailstream_access_note"
 _MARKDOWN_SPECIALS = re.compile(r"([!-/:-@\[-`{-~])")
 
 
@@ -102,8 +103,9 @@ def gate() -> Identity:
         stop_with(lambda: _render_refusal(decision))
     identity = decision.identity
     st.session_state[IDENTITY_KEY] = identity
-    if decision.banner:
-        (st.warning if decision.banner_level == "warning" else st.info)(decision.banner, icon=":material/lock_open:")
+    if decision.banner_level == "warning" and decision.banner:  # others can see the data: everyone must read this
+        st.warning(decision.banner, icon=":material/lock_open:")
+    st.session_state[ACCESS_NOTE_KEY] = decision.banner if decision.banner_level == "info" else ""
     if identity.email:
         _record_sign_in_once(db_path, identity)
         with st.sidebar:
@@ -111,6 +113,13 @@ def gate() -> Identity:
             if st.button("Sign out", key="_trailstream_sign_out"):
                 st.logout()
     return identity
+
+
+def access_note() -> None:
+    """The gate's standing note (sign-in is off, this computer only) at the foot of the sidebar, not over every title."""
+    note = st.session_state.get(ACCESS_NOTE_KEY)
+    if note:
+        st.sidebar.info(note, icon=":material/lock_open:")
 
 
 def _render_refusal(decision: AccessDecision) -> None:

@@ -9,17 +9,21 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FunctionType
 
+import polars as pl
 import streamlit as st
 
 from trailstream import config, jobs
+from trailstream.analytics import backend as query_backend
 from trailstream.analytics import queries, sqlguard
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
-from trailstream.ingest import sync
+from trailstream.ingest import athena, aws, lake, sync
+from trailstream.timefmt import iso_utc, parse_iso_utc
 
 DEMO_EVENTS = 20_000
 DEMO_SEED = 7
@@ -85,12 +89,12 @@ def prepare_cache() -> None:
 
 
 def demo_banner() -> None:
-    """Said on every page while the cache holds only generated events."""
+    """Said on every page while the cache holds only generated events: at the foot of the sidebar, so no page title
+    is pushed down by it."""
     if cache_state().demo:
-        st.info(
-            "**Demo data.** These events are generated, not read from your AWS account. To see your own, add a "
-            "source on **Sources & settings** and press **Sync**: the demo data is then replaced. No trail? "
-            "**Read my Event history** in the sidebar reads your account's last 90 days.",
+        st.sidebar.info(
+            "**Demo data**: generated events, not your AWS account's. Add a source on **Sources & settings** and "
+            "press **Sync** to replace them.",
             icon=":material/science:",
         )
 
@@ -180,3 +184,114 @@ def clear_cached_data() -> None:
     _cached_call.clear()
     _cache_facts.clear()
     _guarded_query.clear()
+
+
+# --- The query backend: the cache, or the lake when [backend] kind = "athena" ------------------------
+
+LAKE_PAGES = ("Overview", "Search")  # pages whose queries run on the lake; every other page reads the cache
+LAKE_ROUND_SECONDS = 300  # a preset period's start on the lake, rounded down: pages within 5 minutes share results
+_LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
+
+
+def backend_settings() -> config.BackendSettings:
+    """[backend] as written ("cache" when the file is broken: Sources & settings says what is wrong)."""
+    current = settings()
+    return config.BackendSettings() if current.errors else config.BackendSettings.from_section(current.section("backend"))
+
+
+def lake_engine(backend: config.BackendSettings) -> str | None:
+    """None for the cache; "duckdb" for a lake in a local folder (the stand-in for Athena); else "athena"."""
+    if backend.kind != "athena":
+        return None
+    return "duckdb" if backend.lake and "://" not in backend.lake else "athena"
+
+
+def _cache_query(conn: sqlite3.Connection, name: str, event_filter: EventFilter, options: tuple) -> pl.DataFrame:
+    return query_backend.CacheBackend(conn).query(name, event_filter, **dict(options))
+
+
+@st.cache_data(show_spinner=False, ttl=600, max_entries=8)
+def _scan_limit(backend: config.BackendSettings) -> int | None:
+    return athena.fetch_scan_limit(athena.AthenaRunner(backend))
+
+
+@dataclass
+class PageBackend:
+    """One page run's named queries on the live backend, and the note saying where they ran and what they scanned."""
+
+    settings: config.BackendSettings
+    engine: str | None
+    note: object = None
+    lake: query_backend.LakeBackend | None = None
+    runner: athena.AthenaRunner | None = None
+    scan_limit: int | None = None
+
+    def query(self, name: str, event_filter: EventFilter, **options):
+        """A named query (analytics.backend.QUERY_NAMES); on the lake, a failure stops the page with a sentence."""
+        if self.engine is None:
+            return load(_cache_query, name, event_filter, tuple(sorted(options.items())))
+        try:
+            frame = self.lake.query(name, _lake_period(event_filter), **options)
+        except _LAKE_ERRORS as exc:
+            _lake_failed(exc)
+        self._show_note()
+        return frame
+
+    def no_matches(self, rows: int) -> bool:
+        """On the lake, an empty result says so in one sentence (the cache's hints would describe the cache)."""
+        if self.engine is None or rows:
+            return False
+        st.info("No events in the lake match the filters in this period: widen the period or clear the account and "
+                "region choices.", icon=":material/filter_alt_off:")
+        return True
+
+    def _show_note(self) -> None:
+        if self.engine == "duckdb":
+            self.note.caption(f"Read from the lake at {self.settings.lake} with DuckDB (the local stand-in for Athena).")
+        else:
+            self.note.caption(f"Athena workgroup {self.settings.workgroup}: this page {self.runner.cost_note()}; "
+                              f"{athena.scan_limit_note(self.scan_limit)}. Results are kept, so the same query and "
+                              "period do not scan again.")
+
+
+def _lake_period(event_filter: EventFilter) -> EventFilter:
+    """An open-ended period starts on a 5-minute mark, so the pages one visit opens ask the same query."""
+    if not event_filter.start or event_filter.end:
+        return event_filter
+    moment = parse_iso_utc(event_filter.start)
+    rounded = moment.timestamp() - moment.timestamp() % LAKE_ROUND_SECONDS
+    return replace(event_filter, start=iso_utc(datetime.fromtimestamp(rounded, timezone.utc)))
+
+
+def _lake_failed(exc: Exception):
+    st.error(f"The lake could not answer: {exc}", icon=":material/cloud_off:")
+    st.stop()
+
+
+def backend() -> PageBackend:
+    """The backend this page's queries go to: the cache, or the lake ([backend] kind = "athena"); call once per page,
+    where its note should show."""
+    chosen = backend_settings()
+    engine = lake_engine(chosen)
+    if engine is None:
+        return PageBackend(chosen, None)
+    page = PageBackend(chosen, engine, st.empty())
+    if chosen.problems():
+        _lake_failed(ValueError("; ".join(chosen.problems()) + ": fix [backend] in the settings file"))
+    try:
+        if engine == "duckdb":
+            page.lake = query_backend.duckdb_backend(chosen.lake)
+        else:
+            page.scan_limit = _scan_limit(chosen)
+            page.runner = athena.AthenaRunner(chosen, Path(db_path()).with_name("athena-results"))
+            page.lake = query_backend.LakeBackend(query_backend.athena_table(chosen), "athena", page.runner.frame)
+    except _LAKE_ERRORS as exc:
+        _lake_failed(exc)
+    return page
+
+
+def backend_notice(page_title: str) -> None:
+    """While the lake is live, a page still reading the cache says so (never the cache shown as if it were the lake)."""
+    if page_title not in LAKE_PAGES and page_title != "Sources & settings" and lake_engine(backend_settings()):
+        st.info(f"{page_title} still reads the local cache, not the lake: only {' and '.join(LAKE_PAGES)} run on "
+                "the lake so far.", icon=":material/info:")
