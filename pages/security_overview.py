@@ -19,13 +19,17 @@ settings, problems = detections.usable_detection_settings(current)
 for problem in problems:
     st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-findings = state.load(detections.detect_findings, event_filter, settings)
+period = state.load(detections.query_period_findings, event_filter, settings)
+findings = period.findings
+if period.note:
+    st.caption(widgets.plain(f"Computed now: {period.note}."))
 widgets.metrics({"Findings": len(findings), **{severity.title(): count
                                                for severity, count in detections.severity_counts(findings).items()}})
 severities = st.pills("Severity", list(reversed(catalog.SEVERITIES)), selection_mode="multi", key="severity",
                       bind="query-params")
-types = st.multiselect("Finding types", list(catalog.FINDING_TYPES), format_func=catalog.FINDING_TYPES.get,
-                       key="finding_type", bind="query-params", placeholder="All types")
+titles = state.load(detections.query_finding_types)  # the built-in types and each Sigma rule's, by title
+types = st.multiselect("Finding types", list(titles), format_func=titles.get, key="finding_type",
+                       bind="query-params", placeholder="All types")
 shown = detections.filter_findings(findings, severities, types)
 if findings and not shown:
     st.info("No findings of the chosen severities and types: clear the choices above to see the "

@@ -36,7 +36,9 @@ st.caption(f"One finding per principal and day of hops: consecutive calls from p
            f"{settings.min_travel_distance_km:,.0f} km apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; "
            f"or, where only countries are known, two countries within {settings.country_change_window_minutes} "
            "minutes. AWS-internal and private addresses are not places.")
-travel, routes = state.load(detections.query_travel, event_filter, settings)
+travel, routes, note = state.load(detections.query_period_travel, event_filter, settings)
+if note:
+    st.caption(widgets.plain(f"Computed now: {note}."))
 if not travel and widgets.period_has_events(event_filter):
     st.success("No principal acted from places too far apart in this period.", icon=":material/verified_user:")
 elif not travel:  # no events, so no verdict: never a green check over no data

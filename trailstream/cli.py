@@ -441,7 +441,10 @@ def command_findings(args) -> int:
         detection_settings = detections.detection_settings(_settings(args))
     except detections.DetectionSettingsError as exc:
         raise CommandError(str(exc)) from None
-    found = detections.detect_findings(_readonly(args), event_filter, detection_settings)
+    result = detections.query_period_findings(_readonly(args), event_filter, detection_settings)
+    found = result.findings
+    if result.note:  # on stderr: stdout keeps the JSON contract
+        print(f"findings computed now: {result.note}", file=sys.stderr)
     if args.format == "json":
         print(orjson.dumps([f.to_dict() for f in found], option=orjson.OPT_INDENT_2).decode())
     else:

@@ -150,13 +150,14 @@ class AfterSyncOutcome:
     reports: list[reports.ReportDelivery] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     sigma: list[str] = field(default_factory=list)  # the Sigma rules' run, first: their findings feed the alerts
+    findings: list[str] = field(default_factory=list)  # every detector's findings stored for pages, after Sigma
 
     @property
     def succeeded(self) -> bool:
         return self.alerts.succeeded and all(delivery.sent for delivery in self.reports) and not self.problems
 
     def lines(self) -> list[str]:
-        return [*self.sigma, self.alerts.summary(), *(f"report {d.name!r}: {d.message}" for d in self.reports),
+        return [*self.sigma, *self.findings, self.alerts.summary(), *(f"report {d.name!r}: {d.message}" for d in self.reports),
                 *(f"reports: {problem}" for problem in self.problems)]
 
     def summary(self) -> str:
@@ -164,9 +165,11 @@ class AfterSyncOutcome:
 
 
 def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None) -> AfterSyncOutcome:
-    """The one post-sync step: the Sigma rules and then the alert rules on what arrived, then the due reports."""
+    """The one post-sync step: the Sigma rules, the stored findings and then the alert rules on what arrived, then
+    the due reports."""
     sigma_lines = run_sigma_rules(db_path, settings)
-    outcome = AfterSyncOutcome(alerts.run_alerts(db_path, settings, now), sigma=sigma_lines)
+    findings_lines = store_findings(db_path, settings)
+    outcome = AfterSyncOutcome(alerts.run_alerts(db_path, settings, now), sigma=sigma_lines, findings=findings_lines)
     try:
         smtp = mailer.smtp_settings_from(settings.section("smtp") if hasattr(settings, "section") else
                                          alerts.section(settings, "smtp"))
@@ -197,6 +200,29 @@ def run_sigma_rules(db_path: str | os.PathLike, settings) -> list[str]:
             sigma.save_rules(db, ruleset, sigma_config)
             run = sigma.evaluate_new_events(db)
     return [f"sigma: {problem}" for problem in ruleset.problems] + [run.summary()]
+
+
+def store_findings(db_path: str | os.PathLike, settings) -> list[str]:
+    """Run every detector over the cache and store the findings pages and `findings` read (unless the stored ones
+    are current); a problem comes back as a line, never raised: pages then compute the findings themselves."""
+    from trailstream.analytics import detections
+    from trailstream.config import SettingsError
+    from trailstream.notify.alerts.settings import detection_settings
+
+    if not os.path.exists(db_path):
+        return []
+    try:
+        chosen = detection_settings(settings)
+    except (ValueError, SettingsError) as exc:
+        return [f"findings: not stored: the detection settings cannot be used ({exc})"]
+    with store.file_lock(db_path, "findings") as acquired:
+        if not acquired:
+            return ["findings: another run is storing the findings right now; this one leaves it to that run"]
+        try:
+            with closing(store.open_cache(db_path)) as db:
+                return [detections.save_detected_findings(db, chosen)]
+        except Exception as exc:  # the alerts and reports still run; pages compute the findings until the next run
+            return [f"findings: not stored ({type(exc).__name__}: {exc}); pages compute them until the next sync"]
 
 
 def watch(db_path, settings, every: timedelta, iterations: int | None = None,

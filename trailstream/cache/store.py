@@ -14,6 +14,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from trailstream.cache import codec, derived, early as early_events, rollups, integrity, sigma_state, views, watermarks
+from trailstream.cache import findings_store
 from trailstream.cache.rows import EVENT_COLUMNS, RESTORE_COLUMNS, ParsedLog, restore_record, split_record
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
@@ -323,6 +324,13 @@ def m009_lean_rollups(db: sqlite_utils.Database) -> None:
 def m013_early_events(db: sqlite_utils.Database) -> None:
     """Early events: CloudTrail records EventBridge delivered before their log file, until the file replaces them."""
     for statement in early_events.SCHEMA_SQL:
+        db.execute(statement)
+
+
+@migrations()
+def m014_stored_findings(db: sqlite_utils.Database) -> None:
+    """Findings stored by the post-sync step (and the travel routes per day), so pages read them, not recompute them."""
+    for statement in findings_store.SCHEMA:
         db.execute(statement)
 
 

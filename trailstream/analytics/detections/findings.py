@@ -54,10 +54,22 @@ def detect_findings(conn, event_filter: EventFilter | None = None, settings: Det
                     detectors: list[Detector] | None = None) -> list[Finding]:
     """Every detector over the period, newest first (most severe first among equal times)."""
     settings = settings or DetectionSettings()
-    findings = [finding for detect in (DETECTORS if detectors is None else detectors)
-                for finding in detect(conn, event_filter, settings)]
+    return newest_first([finding for detect in (DETECTORS if detectors is None else detectors)
+                         for finding in detect(conn, event_filter, settings)])
+
+
+def newest_first(findings: list[Finding]) -> list[Finding]:
+    """detect_findings' order: newest first, most severe first among equal times (stable within a detector)."""
     return sorted(findings, key=lambda finding: (finding.time, _RANK.get(finding.severity, 0), finding.type),
                   reverse=True)
+
+
+def detect_all_findings(conn, settings: DetectionSettings) -> tuple[list[Finding], pl.DataFrame]:
+    """Every finding of the whole cache and the travel routes per day, with one pass over the hops: what the
+    post-sync step stores."""
+    others = [detect for detect in DETECTORS if detect is not impossible_travel.detect_impossible_travel]
+    travel, routes = impossible_travel.query_travel_days(conn, settings)
+    return newest_first(detect_findings(conn, None, settings, others) + travel), routes
 
 
 def detect_high_risk_events(conn, event_filter: EventFilter | None = None,

@@ -245,44 +245,59 @@ ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude":
                 "hops": pl.Int64, "principals": pl.Int64, "fastest_kmh": pl.Float64, "last_time": UTC_TIME}
 
 
-def _routes(hops: pl.DataFrame) -> pl.DataFrame:
-    """One batch's hops counted by route (ROUTE_SCHEMA); a principal's hops are all in one batch."""
+def _routes(hops: pl.DataFrame, by_day: bool = False) -> pl.DataFrame:
+    """One batch's hops counted by route (ROUTE_SCHEMA), and by UTC day of arrival when by_day; a principal's hops
+    are all in one batch."""
     place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
+    day = {"day": pl.col("to_time").dt.strftime("%Y-%m-%d")} if by_day else {}
     return (
         hops.lazy()
-        .group_by(from_place=place["from"], to_place=place["to"])
+        .group_by(from_place=place["from"], to_place=place["to"], **day)
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
              principals=pl.col("principal").n_unique(), fastest_kmh=pl.col("speed_kmh").max(),
              last_time=pl.col("to_time").max())
-        .select(ROUTE_SCHEMA.keys())
+        .select(*day, *ROUTE_SCHEMA)
         .cast({"hops": pl.Int64, "principals": pl.Int64})
         .collect()
     )
 
 
-def _merged_routes(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """The batches' route counts added up, busiest first."""
+def _merged_routes(parts: list[pl.DataFrame], by_day: bool = False) -> pl.DataFrame:
+    """The batches' route counts added up (per day when by_day), busiest first."""
+    keys = ["day", "from_place", "to_place"] if by_day else ["from_place", "to_place"]
+    schema = ({"day": pl.String} if by_day else {}) | ROUTE_SCHEMA
     return (
-        pl.concat([pl.DataFrame(schema=ROUTE_SCHEMA), *parts]).lazy()
-        .group_by("from_place", "to_place")
+        pl.concat([pl.DataFrame(schema=schema), *parts]).lazy()
+        .group_by(keys)
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(),
              pl.col("hops", "principals").sum(), pl.col("fastest_kmh", "last_time").max())
-        .sort(["hops", "last_time", "from_place", "to_place"], descending=[True, True, False, False])
-        .select(ROUTE_SCHEMA.keys())
+        .sort(["hops", "last_time", *keys], descending=[True, True, *([False] * len(keys))])
+        .select(schema.keys())
         .collect()
     )
 
 
-def query_travel(conn, event_filter: EventFilter | None = None,
-                 settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
-    """The travel findings and their routes (ROUTE_SCHEMA, busiest first) from one pass over the hops, a batch of
-    principals at a time."""
+def _travel(conn, event_filter: EventFilter | None, settings: DetectionSettings | None,
+            by_day: bool) -> tuple[list[Finding], pl.DataFrame]:
+    """The travel findings and their routes from one pass over the hops, a batch of principals at a time."""
     incidents, routes = [], []
     for hops in _hop_batches(conn, event_filter, settings):
         incidents.append(_incidents(hops))
-        routes.append(_routes(hops))
+        routes.append(_routes(hops, by_day))
     found = pl.concat(incidents) if incidents else _incidents(pl.DataFrame(schema=HOP_SCHEMA))
-    return _findings(conn, found), _merged_routes(routes)
+    return _findings(conn, found), _merged_routes(routes, by_day)
+
+
+def query_travel(conn, event_filter: EventFilter | None = None,
+                 settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """The travel findings and their routes (ROUTE_SCHEMA, busiest first)."""
+    return _travel(conn, event_filter, settings, by_day=False)
+
+
+def query_travel_days(conn, settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """Every travel finding of the cache and its routes per UTC day (day + ROUTE_SCHEMA): what the post-sync step
+    stores, so a period's map adds up its days."""
+    return _travel(conn, None, settings, by_day=True)
 
 
 def detect_impossible_travel(conn, event_filter: EventFilter | None = None,

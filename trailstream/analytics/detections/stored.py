@@ -1,0 +1,135 @@
+"""Findings as pages and `findings` read them: from the post-sync store while it is current (same events, settings
+and Sigma rules), computed now otherwise, with the reason, so a stale store never shows stale findings.
+
+A stored finding is computed over the whole cache, so one that overlaps a period is shown whole (a burst that began
+before the period keeps its first events).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import orjson
+import polars as pl
+import sqlite_utils
+
+from trailstream import catalog
+from trailstream.analytics.detections import impossible_travel
+from trailstream.analytics.detections.common import Finding
+from trailstream.analytics.detections.findings import detect_all_findings, detect_findings
+from trailstream.analytics.detections.settings import DetectionSettings
+from trailstream.cache import findings_store, sigma_state
+from trailstream.cache.frames import UTC_TIME
+from trailstream.filters import EventFilter
+from trailstream.timefmt import TIME_FORMAT
+
+FORMAT = 1  # bump when a detector's output changes: findings stored by an older version are then recomputed
+_RULE_FIELDS = ("rule_id", "status", "level", "title", "author", "link", "kind", "query", "enabled")
+
+
+@dataclass(frozen=True)
+class PeriodFindings:
+    """A period's findings and, when they were computed now instead of read from the store, the reason why."""
+
+    findings: list[Finding] = field(default_factory=list)
+    note: str = ""
+
+
+def fingerprint(conn, settings: DetectionSettings) -> str:
+    """What the findings depend on besides the events: the detection settings and the Sigma rules' text, state and
+    exceptions (not their counters, which every run moves)."""
+    rules = [[rule[name] for name in _RULE_FIELDS] for rule in sigma_state.query_catalog(conn)]
+    exceptions = [[item["rule_id"], item["field"], item["value"]] for item in sigma_state.query_exceptions(conn)]
+    payload = orjson.dumps([FORMAT, settings.to_dict(), rules, sorted(exceptions)], default=str)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def staleness(conn, settings: DetectionSettings) -> str:
+    """Empty when the stored findings are current; else why they are not, as a clause of a sentence."""
+    state = findings_store.query_state(conn)
+    if state is None:
+        return "no findings are stored in this cache yet (the step after each sync stores them)"
+    if (state["last_rowid"], state["generation"]) != findings_store.query_data_version(conn):
+        return "events arrived since the findings were stored (the step after the sync stores them again)"
+    if state["fingerprint"] != fingerprint(conn, settings):
+        return "the detection settings or Sigma rules changed since the findings were stored"
+    return ""
+
+
+def _unstored(event_filter: EventFilter, routes: bool = False) -> str:
+    """Why a filter needs its own computation (the store answers periods and, for findings, accounts)."""
+    if event_filter.regions or not event_filter.include_read_only or (routes and event_filter.accounts):
+        return "the region, account or read-only choices need them computed for those events"
+    return ""
+
+
+def query_period_findings(conn, event_filter: EventFilter | None = None,
+                          settings: DetectionSettings | None = None) -> PeriodFindings:
+    """Every finding overlapping the period, newest first: stored ones when current, else detect_findings now."""
+    settings = settings or DetectionSettings()
+    event_filter = event_filter or EventFilter()
+    reason = _unstored(event_filter) or staleness(conn, settings)
+    if reason:
+        return PeriodFindings(detect_findings(conn, event_filter, settings), reason)
+    rows = findings_store.query_findings(conn, event_filter.start, event_filter.end, event_filter.accounts)
+    return PeriodFindings([_finding(row) for row in rows])
+
+
+def query_period_travel(conn, event_filter: EventFilter | None = None,
+                        settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame, str]:
+    """The period's travel findings and routes (ROUTE_SCHEMA, the stored days the period touches added up), and
+    the reason when they were computed now."""
+    settings = settings or DetectionSettings()
+    event_filter = event_filter or EventFilter()
+    reason = _unstored(event_filter, routes=True) or staleness(conn, settings)
+    if reason:
+        return (*impossible_travel.query_travel(conn, event_filter, settings), reason)
+    rows = findings_store.query_findings(conn, event_filter.start, event_filter.end)
+    travel = [_finding(row) for row in rows if row["type"] == impossible_travel.FINDING_TYPE]
+    first_day = event_filter.start[:10] if event_filter.start else None
+    wire = impossible_travel.ROUTE_SCHEMA | {"last_time": pl.String}
+    routes = pl.DataFrame(findings_store.query_routes(conn, first_day, event_filter.end), schema=wire, orient="row")
+    return travel, routes.with_columns(pl.col("last_time").str.to_datetime(TIME_FORMAT, time_zone="UTC",
+                                                                           strict=False).cast(UTC_TIME)), ""
+
+
+def query_finding_types(conn) -> dict[str, str]:
+    """Every finding type a person can filter on, with its title: the built-in ones, then each runnable Sigma rule's
+    (`sigma:<rule id>`)."""
+    from trailstream.analytics.sigma.evaluation import FINDING_PREFIX  # the sigma package builds on this one
+
+    rules = sigma_state.query_catalog(conn, runnable_only=True)
+    return dict(catalog.FINDING_TYPES) | {f"{FINDING_PREFIX}{rule['rule_id']}": rule["title"] for rule in rules}
+
+
+def _finding(row: dict) -> Finding:
+    return Finding(type=row["type"], severity=row["severity"], time=row["time"], principal=row["principal"],
+                   account_id=row["account_id"], summary=row["summary"], event_ids=orjson.loads(row["event_ids"]),
+                   details=orjson.loads(row["details"]))
+
+
+def _row(finding: Finding) -> dict:
+    return {"type": finding.type, "severity": finding.severity, "time": finding.time,
+            "first_time": finding.details.get("first_time") or finding.time, "principal": finding.principal,
+            "account_id": finding.account_id, "summary": finding.summary,
+            "event_ids": orjson.dumps(finding.event_ids).decode(),
+            "details": orjson.dumps(finding.details, default=str).decode()}
+
+
+def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSettings | None = None) -> str:
+    """The post-sync step's part: run every detector over the whole cache and store the findings and routes, unless
+    the stored ones are current. Returns the line the step reports."""
+    settings = settings or DetectionSettings()
+    if not staleness(db.conn, settings):
+        return "findings: the stored findings are current"
+    started = time.perf_counter()
+    last_rowid, generation = findings_store.query_data_version(db.conn)  # before detecting: later events => stale
+    signature = fingerprint(db.conn, settings)
+    findings, routes = detect_all_findings(db.conn, settings)
+    route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
+    seconds = time.perf_counter() - started
+    findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, {
+        "fingerprint": signature, "last_rowid": last_rowid, "generation": generation, "seconds": seconds})
+    return f"findings: {len(findings):,} stored ({routes.height:,} travel routes by day) in {seconds:.1f} s"
