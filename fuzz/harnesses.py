@@ -7,8 +7,10 @@ ever failed (tests/data/fuzz/<harness>/).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("TRAILSTREAM_CORPUS", ROOT.parent / "shared" / "corpus"))
+SIGMA = Path(os.environ.get("TRAILSTREAM_SIGMA", ROOT.parent / "shared" / "sigma"))
+GOLDEN = ROOT / "tests" / "data" / "integrity_golden.json"  # a digest, its RSA public key and CloudTrail's signature
 REGRESSIONS = ROOT / "tests" / "data" / "fuzz"
 
 
@@ -58,17 +62,26 @@ def parse_message(data: bytes) -> None:
 # --- settings, filters, search, SQL, alert rules --------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _scratch_folder() -> Path:
+    """One folder per process for the harnesses whose entry point reads a file: rewritten per input, never re-made,
+    in memory (tmpfs) where the machine has one, since a disk write per input would set the pace."""
+    memory = Path("/dev/shm")
+    folder = tempfile.mkdtemp(prefix="trailstream-fuzz-", dir=memory if memory.is_dir() else None)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return Path(folder)
+
+
 def load_settings(data: bytes) -> None:
     """The settings file never raises: every problem must come back as a sentence in `errors`."""
     from trailstream import config
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "trailstream.toml"
-        path.write_bytes(data)
-        settings = config.load_settings(path)
-        if not settings.errors:
-            for name in ("detections", "smtp", "alerts"):
-                settings.section(name)
+    path = _scratch_folder() / "trailstream.toml"
+    path.write_bytes(data)
+    settings = config.load_settings(path)
+    if not settings.errors:
+        for name in ("detections", "smtp", "alerts"):
+            settings.section(name)
 
 
 @lru_cache(maxsize=1)
@@ -76,9 +89,17 @@ def _small_cache() -> str:
     """A small demo cache, built once per process, that the query harnesses read."""
     from trailstream.ingest import sync
 
-    path = Path(tempfile.mkdtemp(prefix="trailstream-fuzz-")) / "fuzz.db"
+    path = _scratch_folder() / "fuzz.db"
     sync.import_demo(path, 400, seed=1, workers=1)
     return str(path)
+
+
+@lru_cache(maxsize=1)
+def _small_cache_reader():
+    """One read-only connection to the small cache per process, as a page's session holds one."""
+    from trailstream.cache import store
+
+    return store.open_cache_readonly(_small_cache())
 
 
 def _fields(data: bytes) -> list[str]:
@@ -89,7 +110,6 @@ def _fields(data: bytes) -> list[str]:
 def filter_and_search(data: bytes) -> None:
     """URL query parameters become a period, account/region choices and a search; the query must answer."""
     from trailstream.analytics import queries
-    from trailstream.cache import store
     from trailstream.filters import EventFilter
 
     fields = _fields(data) + [""] * 8
@@ -98,11 +118,7 @@ def filter_and_search(data: bytes) -> None:
                                regions=tuple(filter(None, fields[3].split(","))))
     search = queries.SearchQuery.from_dict({"text": fields[4], "event_name": fields[5], "user_name": fields[6],
                                             "resource_name": fields[7]})
-    conn = store.open_cache_readonly(_small_cache())
-    try:
-        queries.query_search(conn, event_filter, search, limit=50)
-    finally:
-        conn.close()
+    queries.query_search(_small_cache_reader(), event_filter, search, limit=50)
 
 
 def saved_search_link(data: bytes) -> None:
@@ -135,6 +151,85 @@ def alert_rule(data: bytes) -> None:
     rule.describe()
 
 
+# --- digest files and Sigma rules -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _digest_cache():
+    """An empty cache per process that each digest is stored in and verified against, then rolled back."""
+    from trailstream.cache import store
+
+    return store.open_cache(_scratch_folder() / "digests.db")
+
+
+@lru_cache(maxsize=1)
+def _golden() -> tuple[bytes, str, bytes]:
+    """The golden vector's public key, signature and digest bytes: the key every fuzzed digest is checked with."""
+    vector = json.loads(GOLDEN.read_text())
+    return bytes.fromhex(vector["public_key_der_hex"]), vector["signature"], bytes.fromhex(vector["digest_hex"])
+
+
+def verify_digest_file(data: bytes) -> None:
+    """A digest file as a sync meets it: parsed, stored where it says it was written with a signature in its S3
+    metadata, then verified; 'malformed' and 'signature invalid' are states, never exceptions."""
+    from datetime import datetime, timezone
+
+    from trailstream.analytics import integrity
+    from trailstream.cache import codec, integrity as tables
+    from trailstream.cache.bookkeeping import FileRef
+    from trailstream.ingest import records
+
+    parsed = records.parse_log_file(data, codec.default_compressor(), max_bytes=16 << 20)
+    if parsed.kind != "digest":
+        return
+    db, (der, signature, _) = _digest_cache(), _golden()
+    bucket, key = (value if isinstance(value, str) and value else default for value, default in (
+        (parsed.digest.values.get("digest_s3_bucket"), "trail-bucket"),
+        (parsed.digest.values.get("digest_s3_object"), "AWSLogs/fuzz.json.gz")))
+    db.execute("BEGIN")
+    try:
+        tables.save_digest(db, FileRef("s3", bucket, key), parsed.digest, None)
+        tables.save_digest_signature(db, bucket, key, {"signature": signature})
+        report = integrity.verify_integrity(db.conn, {"golden": der}, now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+        report.counts()
+        report.problems()
+    finally:
+        db.execute("ROLLBACK")
+
+
+def _digest_seeds() -> list[bytes]:
+    import gzip
+
+    golden = _golden()[2] if GOLDEN.exists() else b""
+    documented = [data for data in _files("messages") if b"digestPublicKeyFingerprint" in data]
+    return [golden, gzip.compress(golden, mtime=0), *documented,
+            b'{"digestPublicKeyFingerprint": 7, "logFiles": "none"}',  # tests/test_integrity.py's unreadable digest
+            golden.replace(b'"digestStartTime": "2026', b'"digestStartTime": "x026')]
+
+
+def load_sigma_rule(data: bytes) -> None:
+    """One rule file's text, loaded and converted: refused with a reason is fine, any exception is a crash, and so
+    is a rule left without a state, a reason or what evaluation would run."""
+    from trailstream.analytics import sigma
+
+    path = _scratch_folder() / "rule.yml"
+    path.write_bytes(data)
+    for rule in sigma.load_rules([path]).rules:
+        runs = rule.where is not None or rule.correlation is not None
+        if not (rule.status == sigma.CONVERTED and runs or rule.status in (sigma.UNSUPPORTED, sigma.FAILED) and rule.reason):
+            raise AssertionError(f"rule {rule.rule_id!r} left {rule.status!r} without a reason or a query")
+
+
+def _sigma_seeds() -> list[bytes]:
+    """The tests' rules (features, correlations, hostile files) first, then SigmaHQ's CloudTrail rules."""
+    from tests import test_sigma as fixtures
+
+    written = [fixtures.rule_yaml(fixtures.FEATURE_IDS[name], detection) for name, (detection, *_) in fixtures.FEATURES.items()]
+    written += [fixtures.CORRELATION, fixtures.VALUE_AND_TEMPORAL, *(text for _, text in fixtures.HOSTILE.values())]
+    rules = sorted((SIGMA / "rules").rglob("*.yml")) if SIGMA.exists() else []
+    return [text.encode() for text in written] + [path.read_bytes() for path in rules]
+
+
 def _expected_errors() -> dict[str, tuple[type[BaseException], ...]]:
     from trailstream.analytics import sqlguard
     from trailstream.ingest import messages, records
@@ -144,6 +239,7 @@ def _expected_errors() -> dict[str, tuple[type[BaseException], ...]]:
         "messages": (messages.MessageError,),
         "sql": (sqlguard.QueryRefused, sqlguard.QueryFailed),
         "rule": (ValueError,),  # describe() of a search rule whose fields are not a JSON object
+        "digests": (records.LogFileError,),  # not readable as JSON; a readable but wrong digest is 'malformed'
     }
 
 
@@ -169,6 +265,8 @@ def harnesses() -> dict[str, Harness]:
         Harness("sql", guarded_sql, expected["sql"], _sql_seeds),
         Harness("rule", alert_rule, expected["rule"], lambda: [b"search\x00Root\x00{\"user_name\": \"root\"}\x00\x01",
                                                                  b"sql\x00x\x00SELECT 1\x00\x05\x00a@b.c"]),
+        Harness("digests", verify_digest_file, expected["digests"], _digest_seeds),
+        Harness("sigma", load_sigma_rule, (), _sigma_seeds),
     )}
 
 
