@@ -89,11 +89,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _detect(conn, since: str, detection_settings) -> list:
-    """Every finding around the candidate period (with a day of context before it for bursts and travel)."""
+    """Every finding around the candidate period (with a day of context before it for bursts and travel): the ones
+    the post-sync step stored when they are current."""
     from trailstream.analytics import detections
 
     start = iso_utc(parse_iso_utc(since) - DETECTION_CONTEXT)
-    return detections.detect_findings(conn, EventFilter(start=start), detection_settings)
+    return detections.query_period_findings(conn, EventFilter(start=start), detection_settings).findings
 
 
 def _event_positions(conn, event_ids) -> dict[str, Candidate]:
