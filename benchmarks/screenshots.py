@@ -32,7 +32,7 @@ def url_path(section: str, title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", f"{section or 'home'} {title}".lower()).strip("-")
 
 
-def shoot(url: str, prefix: str, query: str, only: set[str] | None) -> list[Path]:
+def shoot(url: str, prefix: str, query: str, only: set[str] | None, out: Path = OUT) -> list[Path]:
     """One full-page PNG per page, named prefix-<url path>.png."""
     from playwright.sync_api import sync_playwright
 
@@ -53,19 +53,19 @@ def shoot(url: str, prefix: str, query: str, only: set[str] | None) -> list[Path
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
             page.wait_for_timeout(1500)  # let Vega draw; a picture, not a measurement
-            target = OUT / f"{prefix}-{name}.png"
+            target = out / f"{prefix}-{name}.png"
             page.screenshot(path=str(target))
             written.append(target)
         browser.close()
     return written
 
 
-def gallery(db: Path, prefix: str, query: str, only: set[str] | None) -> list[Path]:
+def gallery(db: Path, prefix: str, query: str, only: set[str] | None, out: Path = OUT) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Path(tmp) / "trailstream.toml"
         settings.write_text("")
         with streamlit_app(db, settings) as url:
-            return shoot(url, prefix, query, only)
+            return shoot(url, prefix, query, only, out)
 
 
 def main() -> None:
@@ -73,20 +73,21 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="the real CloudTrail corpus folder (its events/ are imported)")
     parser.add_argument("--pages", nargs="*", help="URL paths to shoot (default: every page)")
     parser.add_argument("--corpus-only", action="store_true", help="skip the demo gallery")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: docs/screenshots)")
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     only = set(args.pages) if args.pages else None
     with tempfile.TemporaryDirectory() as tmp:
         written = []
         if not args.corpus_only:
             demo = Path(tmp) / "demo.db"
             sync.import_demo(demo, 3000, seed=11, workers=1)
-            written = gallery(demo, "demo", "range=7d", only)
+            written = gallery(demo, "demo", "range=7d", only, args.out)
         if args.corpus:
             real = Path(tmp) / "corpus.db"
             sync.import_paths(real, [args.corpus / "events"], workers=1)
-            written += gallery(real, "corpus", "range=all", only)
-    print("\n".join(str(path.relative_to(ROOT)) for path in written))
+            written += gallery(real, "corpus", "range=all", only, args.out)
+    print("\n".join(str(path) for path in written))
 
 
 if __name__ == "__main__":

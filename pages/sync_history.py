@@ -5,6 +5,7 @@ import streamlit as st
 from trailstream.app import sidebar, signin, state, widgets
 from trailstream.analytics import queries, transforms
 from trailstream.cache import bookkeeping
+from trailstream.filters import EventFilter
 
 signin.require_admin()
 st.title("Sync history")
@@ -18,15 +19,20 @@ widgets.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files 
                  "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
-health = transforms.ingestion_health(state.load(bookkeeping.query_delivered_files))
+health = transforms.ingestion_health(state.load(bookkeeping.query_delivered_files),
+                                     state.load(queries.query_account_region_counts, EventFilter(), True))
 quiet = transforms.rows_where(health, "quiet")
 if quiet.height:
-    st.warning(f"{quiet.height:,} account and region pair(s) sent no events for a while (listed first below). Check "
-               "that their trails are still logging and delivering: a stopped trail looks exactly like a quiet "
-               "account.", icon=":material/warning:")
+    st.warning(f"{quiet.height:,} account and region pair(s) have been silent for more than twice their longest "
+               "gap so far (listed first below). Check that their trails are still logging and delivering: a "
+               "stopped trail looks exactly like a quiet account.", icon=":material/warning:")
 if health.height:
-    widgets.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "newest_event_time", "silent_for",
-                                               "delivery_lag", "files", "records", "last_processed_at"))
+    st.caption("Delivery lag: how long events waited for their log file, from the event's time to the delivery time "
+               "CloudTrail writes in the file's name (median and 95th percentile over the files). Files without "
+               "CloudTrail's name (local exports, Event history) have no delivery time and are not judged quiet.")
+    widgets.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "events", "newest_event_time",
+                                               "silent_for", "delivery_lag", "delivery_lag_p95", "files",
+                                               "last_processed_at"))
 else:
     st.info("No log file has been stored yet.", icon=":material/inbox:")
 

@@ -353,8 +353,9 @@ def cloudtrail_key(account: str, region: str, moment: datetime) -> str:
 
 @pytest.fixture
 def deliveries_with_a_quiet_region() -> pl.DataFrame:
-    """eu-west-1 delivers every 5 minutes until now; us-east-1 stopped 9 hours ago; one file with a local name."""
-    rows = [delivered(cloudtrail_key("111111111111", "eu-west-1", T0 - timedelta(minutes=5 * i)),
+    """eu-west-1 delivers every 5 minutes until now, 7 minutes after its events; us-east-1 stopped 9 hours ago; one
+    file with a local name."""
+    rows = [delivered(cloudtrail_key("111111111111", "eu-west-1", T0 - timedelta(minutes=5 * i - 7)),
                       T0 - timedelta(minutes=5 * i), lag_minutes=7) for i in range(12)]
     rows += [delivered(cloudtrail_key("111111111111", "us-east-1", T0 - timedelta(hours=9 + i)),
                        T0 - timedelta(hours=9 + i)) for i in range(3)]
@@ -372,6 +373,32 @@ def test_a_region_that_went_quiet_gets_a_warning(deliveries_with_a_quiet_region)
     assert stopped["silent_for"] == timedelta(hours=9)
     assert by_place[("unknown", "unknown")]["files"] == 1
     assert health["quiet"].to_list()[:2] == [True, True]  # quiet first
+
+
+def test_delivery_lag_runs_from_the_event_to_the_delivery_time_in_the_file_name_not_to_the_sync():
+    synced_a_day_later = [
+        {**delivered(cloudtrail_key("111111111111", "eu-west-1", T0 - timedelta(minutes=60 * i - 4)),
+                     T0 - timedelta(minutes=60 * i), lag_minutes=24 * 60),
+         "oldest_event_time": T0 - timedelta(minutes=60 * i + 1)}
+        for i in range(5)
+    ]
+    health = transforms.ingestion_health(pl.DataFrame(synced_a_day_later, schema=bookkeeping.DELIVERY_SCHEMA),
+                                         now=T0 + timedelta(days=1))
+    row = health.row(0, named=True)
+    assert row["delivery_lag"] == row["delivery_lag_p95"] == timedelta(minutes=5)  # oldest event to delivery
+    assert row["silent_for"] == timedelta(days=1) != row["delivery_lag"]
+
+
+def test_every_pair_the_events_hold_is_listed_and_files_without_a_trail_name_make_no_unknown_pair(
+        deliveries_with_a_quiet_region):
+    places = pl.DataFrame({"account_id": ["111111111111", "111111111111", "222222222222"],
+                           "aws_region": ["eu-west-1", "us-east-1", "ap-south-1"], "events": [120, 30, 4],
+                           "last_seen": [T0, T0 - timedelta(hours=9), T0 - timedelta(days=40)]},
+                          schema_overrides={"last_seen": pl.Datetime("us", "UTC")})
+    health = transforms.ingestion_health(deliveries_with_a_quiet_region, places, now=T0)
+    quiet = {(r["account_id"], r["aws_region"]): r["quiet"] for r in health.iter_rows(named=True)}
+    assert quiet == {("111111111111", "us-east-1"): True, ("111111111111", "eu-west-1"): False,
+                     ("222222222222", "ap-south-1"): None}  # a local export's pair is listed, never judged quiet
 
 
 def test_the_quiet_threshold_is_configurable(deliveries_with_a_quiet_region):

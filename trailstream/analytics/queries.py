@@ -277,9 +277,9 @@ def query_top_principals(conn: sqlite3.Connection, event_filter: EventFilter, li
     return _query_top(conn, event_filter, ("actor", "user_type"), limit).rename({"actor": "principal"})
 
 
-def query_account_region_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
-    """Events and failed calls per account and region."""
-    return _query_top(conn, event_filter, ("account_id", "aws_region"), None)
+def query_account_region_counts(conn: sqlite3.Connection, event_filter: EventFilter, seen: bool = False) -> pl.DataFrame:
+    """Events and failed calls per account and region (with first and last event times when asked)."""
+    return _query_top(conn, event_filter, ("account_id", "aws_region"), None, seen=seen)
 
 
 # --- Event tables (use cases, drill-downs) ---------------------------------------

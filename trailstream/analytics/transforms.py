@@ -666,45 +666,62 @@ def top_n_with_other(frame: pl.DataFrame, column: str, n: int = 10, value: str =
 
 # --- Ingestion health -----------------------------------------------------------------------
 
-# CloudTrail log file names: ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json.gz
-CLOUDTRAIL_FILE_NAME = r"(\d{12})_CloudTrail_([a-z0-9-]+)_\d{8}T\d{4}Z"
+# CloudTrail log file names: ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json.gz, the stamp being the delivery
+CLOUDTRAIL_FILE_NAME = r"(\d{12})_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)"
 DEFAULT_QUIET_AFTER = timedelta(hours=6)
-QUIET_GAPS = 3  # a pair is quiet once silent for this many of its usual gaps between files (and quiet_after)
+QUIET_GAPS = 2  # a pair is quiet once silent for this many of its longest gaps between files so far (and quiet_after)
+PLACE = ("account_id", "aws_region")
 
 
-def ingestion_health(
-    files: pl.DataFrame, now: datetime | None = None, quiet_after: timedelta = DEFAULT_QUIET_AFTER
-) -> pl.DataFrame:
-    """Per account and region: newest file and event, delivery lag, and a warning once it has been quiet too long.
-
-    `files` is bookkeeping.query_delivered_files(); the account and region come from CloudTrail's file naming
-    (other names are grouped as 'unknown'). A stopped trail looks exactly like a quiet account, hence the warning.
-    """
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    silent_for = pl.lit(now) - pl.col("newest_event_time")
+def _deliveries(files: pl.DataFrame) -> pl.LazyFrame:
+    """Per account and region, from the log files: how long their events waited for delivery (the delivery time in a
+    CloudTrail file's name minus the file's oldest event: median and p95 over files) and the longest gap between files."""
+    delivered_at = pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 3).str.to_datetime("%Y%m%dT%H%MZ", time_zone="UTC",
+                                                                                      strict=False)
+    waited = delivered_at - pl.col("oldest_event_time").fill_null(pl.col("newest_event_time"))
     return (
         files.lazy()
         .with_columns(
             account_id=pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 1).fill_null("unknown"),
             aws_region=pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 2).fill_null("unknown"),
-            lag=pl.col("processed_at") - pl.col("newest_event_time"),
+            lag=pl.when(waited >= pl.duration()).then(waited),  # a stamp before the events is no delivery time
         )
         .sort("newest_event_time")
-        .group_by("account_id", "aws_region")
+        .group_by(PLACE)
         .agg(
             files=pl.len().cast(pl.Int64),
             records=pl.col("records").sum(),
-            newest_event_time=pl.col("newest_event_time").max(),
+            newest_file_event=pl.col("newest_event_time").max(),
             last_processed_at=pl.col("processed_at").max(),
-            delivery_lag=pl.col("lag").last(),
-            median_lag=pl.col("lag").median(),
-            usual_gap=pl.col("newest_event_time").diff().median(),
+            delivery_lag=pl.col("lag").median(),
+            delivery_lag_p95=pl.col("lag").quantile(0.95, "nearest"),
+            longest_gap=pl.col("newest_event_time").diff().max(),
         )
-        .with_columns(silent_for=silent_for)
-        .with_columns(  # quiet for this pair: a region logging twice a month is not late after six hours
-            quiet=pl.col("silent_for") > pl.max_horizontal(pl.lit(quiet_after),
-                                                           QUIET_GAPS * pl.col("usual_gap").fill_null(quiet_after)),
-        )
+    )
+
+
+def ingestion_health(
+    files: pl.DataFrame, places: pl.DataFrame | None = None, now: datetime | None = None,
+    quiet_after: timedelta = DEFAULT_QUIET_AFTER,
+) -> pl.DataFrame:
+    """Per account and region: newest event, delivery lag, and a warning once it is silent far longer than usual.
+
+    `files` is bookkeeping.query_delivered_files(); `places` (queries.query_account_region_counts with seen=True)
+    names every pair the events hold, so files not named as CloudTrail delivers them never make an unknown/unknown
+    row. A pair is judged quiet from its trail files' rhythm only. A stopped trail looks exactly like a quiet account.
+    """
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    deliveries = _deliveries(files)
+    if places is None:
+        pairs = deliveries.with_columns(events=pl.col("records"), newest_event_time=pl.col("newest_file_event"))
+    else:
+        named = deliveries.filter(pl.col("account_id") != "unknown")
+        pairs = (places.lazy().select(*PLACE, "events", newest_event_time="last_seen")
+                 .with_columns(pl.col(PLACE).fill_null("unknown")).join(named, on=PLACE, how="left"))
+    threshold = pl.max_horizontal(pl.lit(quiet_after), QUIET_GAPS * pl.col("longest_gap").fill_null(quiet_after))
+    return (
+        pairs.with_columns(silent_for=pl.lit(now) - pl.col("newest_event_time"))
+        .with_columns(quiet=pl.when(pl.col("files").is_not_null()).then(pl.col("silent_for") > threshold))
         .with_columns(
             warning=pl.when(pl.col("quiet")).then(
                 pl.format(
@@ -717,7 +734,8 @@ def ingestion_health(
                 )
             )
         )
-        .sort(["quiet", "account_id", "aws_region"], descending=[True, False, False])
+        .sort([pl.col("quiet").fill_null(False), "events", "account_id", "aws_region"],
+              descending=[True, True, False, False])
         .collect()
     )
 

@@ -221,13 +221,14 @@ DELIVERY_SCHEMA = {
     "bucket": pl.String,
     "key": pl.String,
     "records": pl.Int64,
+    "oldest_event_time": UTC_TIME,
     "newest_event_time": UTC_TIME,
     "processed_at": UTC_TIME,
 }
 
 
 def query_delivered_files(conn: sqlite3.Connection) -> pl.DataFrame:
-    """Every stored log file's name, newest event and processing time: the input of transforms.ingestion_health."""
+    """Every stored log file's name, event times and processing time: the input of transforms.ingestion_health."""
     sql = (
         f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM files "
         "WHERE status = 'ok' AND newest_event_time IS NOT NULL AND source != 'eventbridge'"  # messages, not files

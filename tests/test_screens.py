@@ -1,0 +1,57 @@
+"""Screens that answer at a glance (issue 18's leftovers): Sync history's delivery lag and quiet pairs, Alerts' readable
+history, and the standing notes kept out of the way of every page title."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from tests.conftest import open_page
+from trailstream.analytics import queries, transforms
+from trailstream.cache import bookkeeping
+from trailstream.filters import EventFilter
+from trailstream.ingest import sync
+
+DEMO_END = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)  # a fixed end: the demo's rhythm, not the wall clock
+DEMO_WINDOW = timedelta(minutes=5)  # the demo delivers a file per account and region every five minutes
+
+
+def table_with(at, column: str) -> pd.DataFrame:
+    """The page's dataframe that has `column`."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def health_of(path, now: datetime = DEMO_END + timedelta(hours=1)) -> object:
+    with sqlite3.connect(path) as conn:
+        return transforms.ingestion_health(bookkeeping.query_delivered_files(conn),
+                                           queries.query_account_region_counts(conn, EventFilter(), True), now=now)
+
+
+def test_sync_history_delivery_lag_is_the_wait_for_delivery_not_the_silence(app_demo_cache):
+    at = open_page("pages/sync_history.py")
+    health = table_with(at, "delivery_lag")
+    assert (health["delivery_lag"] <= DEMO_WINDOW).all() and (health["delivery_lag_p95"] <= DEMO_WINDOW).all()
+    assert (health["silent_for"] > DEMO_WINDOW).any()  # sparse pairs are silent for days, yet delivered in minutes
+    assert not (health["account_id"] == "unknown").any()
+
+
+def test_the_demo_flags_only_truly_quiet_pairs_and_every_busy_one_once_its_trail_stops(tmp_path):
+    sync.import_demo(tmp_path / "demo.db", 3000, seed=11, end=DEMO_END, workers=1)
+    health = health_of(tmp_path / "demo.db")
+    assert health.height == 12 and health["quiet"].sum() <= 2  # not 8 of 12 quiet an hour after the last event
+    busiest = health.sort("events", descending=True).head(3)
+    assert not busiest["quiet"].any() and (busiest["delivery_lag"] <= DEMO_WINDOW).all()
+    a_week_later = health_of(tmp_path / "demo.db", now=DEMO_END + timedelta(days=7))
+    assert a_week_later.sort("events", descending=True).head(3)["quiet"].all()
+
+
+def test_real_samples_list_each_account_and_region_and_judge_none_quiet_without_trail_files(corpus, tmp_path):
+    sync.import_paths(tmp_path / "corpus.db", [corpus / "events"], workers=1)
+    health = health_of(tmp_path / "corpus.db")
+    with sqlite3.connect(tmp_path / "corpus.db") as conn:
+        pairs = conn.execute("SELECT count(*) FROM (SELECT DISTINCT account_id, aws_region FROM events)").fetchone()[0]
+    assert health.height == pairs and "unknown" not in health["account_id"].to_list()
+    assert health["quiet"].null_count() == health.height  # no file named by a trail: no rhythm to judge
