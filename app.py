@@ -69,4 +69,5 @@ if identity.is_admin:
 sidebar.sidebar_filters()
 signin.access_note()  # standing notes go to the foot of the sidebar: every page title stays near the top
 state.demo_banner()
+state.backend_notice(page.title)
 page.run()

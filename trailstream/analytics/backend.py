@@ -42,6 +42,10 @@ class UnsupportedSearch(ValueError):
     """A search field the lake cannot answer yet; the message says which, for a person."""
 
 
+class LakeUnavailable(ValueError):
+    """The lake cannot be read (no Parquet there yet, a damaged file); the message says what to do, for a person."""
+
+
 class QueryBackend(Protocol):
     """What pages call: a named query over a period, returning the same frame whichever store answers."""
 
@@ -282,10 +286,24 @@ def duckdb_backend(location: str) -> LakeBackend:
 
     conn = duckdb.connect()
     source = exp.Literal.string(f"{location.rstrip('/')}/**/*.parquet").sql(dialect="duckdb")
-    conn.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({source}, hive_partitioning = true, "
-                 "hive_types_autocast = false, union_by_name = true)")
-    return LakeBackend(exp.to_table("events"), "duckdb", lambda sql: conn.sql(sql).pl())
+    try:
+        conn.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({source}, hive_partitioning = true, "
+                     "hive_types_autocast = false, union_by_name = true)")
+    except duckdb.Error as exc:
+        raise LakeUnavailable(f"the lake at {location} has no Parquet files DuckDB can read ({_first_line(exc)}): "
+                              f"run `python -m trailstream compact --to {location}` first") from None
 
+    def run(sql: str) -> pl.DataFrame:
+        try:
+            return conn.sql(sql).pl()
+        except duckdb.Error as exc:
+            raise LakeUnavailable(f"DuckDB could not read the lake at {location}: {_first_line(exc)}") from None
+
+    return LakeBackend(exp.to_table("events"), "duckdb", run)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def athena_table(settings) -> exp.Table:

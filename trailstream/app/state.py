@@ -20,6 +20,7 @@ import streamlit as st
 from trailstream import config, jobs
 from trailstream.analytics import backend as query_backend
 from trailstream.analytics import queries, sqlguard
+from trailstream.app.signin import escape_markdown
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
 from trailstream.ingest import athena, aws, lake, sync
@@ -247,11 +248,12 @@ class PageBackend:
 
     def _show_note(self) -> None:
         if self.engine == "duckdb":
-            self.note.caption(f"Read from the lake at {self.settings.lake} with DuckDB (the local stand-in for Athena).")
+            note = f"Read from the lake at {self.settings.lake} with DuckDB (the local stand-in for Athena)."
         else:
-            self.note.caption(f"Athena workgroup {self.settings.workgroup}: this page {self.runner.cost_note()}; "
-                              f"{athena.scan_limit_note(self.scan_limit)}. Results are kept, so the same query and "
-                              "period do not scan again.")
+            note = (f"Athena workgroup {self.settings.workgroup}: this page {self.runner.cost_note()}; "
+                    f"{athena.scan_limit_note(self.scan_limit)}. Results are kept, so the same query and period do "
+                    "not scan again.")
+        self.note.caption(escape_markdown(note))  # "$" would start LaTeX; a path's "_" would start italics
 
 
 def _lake_period(event_filter: EventFilter) -> EventFilter:
@@ -264,7 +266,7 @@ def _lake_period(event_filter: EventFilter) -> EventFilter:
 
 
 def _lake_failed(exc: Exception):
-    st.error(f"The lake could not answer: {exc}", icon=":material/cloud_off:")
+    st.error(f"The lake could not answer: {escape_markdown(str(exc))}", icon=":material/cloud_off:")
     st.stop()
 
 

@@ -112,6 +112,32 @@ class AthenaRunner:
         return f"scanned {self.scanned_bytes / 1e9:,.2f} GB, ≈ ${billed / 1e12 * PRICE_PER_TB:,.4f}"
 
 
+def fetch_scan_limit(runner: AthenaRunner) -> int | None:
+    """The workgroup's per-query bytes-scanned limit (None: unlimited); a missing workgroup is a SourceError."""
+    workgroup = runner.settings.workgroup
+    found = aws.call(runner.client, "get_work_group", f"reading Athena workgroup {workgroup}", WorkGroup=workgroup)
+    if not found.get("WorkGroup"):
+        raise aws.SourceError(f"Athena workgroup {workgroup} was not found: check [backend] workgroup and region "
+                              "on Sources & settings")
+    limit = found["WorkGroup"].get("Configuration", {}).get("BytesScannedCutoffPerQuery")
+    return int(limit) if limit else None
+
+
+def scan_limit_note(limit: int | None) -> str:
+    """What the workgroup allows one query to scan, for the page's note."""
+    if limit is None:
+        return "the workgroup sets no per-query scan limit (set one in Athena to cap what a page can cost)"
+    return f"the workgroup stops any query past {limit / 1e9:,.2f} GB (≈ ${limit / 1e12 * PRICE_PER_TB:,.2f})"
+
+
+def check_connection(settings: BackendSettings) -> str:
+    """Reach the workgroup and run `SELECT 1` there now (never from the cache): a sentence saying what worked."""
+    runner = AthenaRunner(settings, timeout=60.0)
+    limit = fetch_scan_limit(runner)
+    runner.run("SELECT 1")
+    return f"Athena workgroup {settings.workgroup} ran a test query; {scan_limit_note(limit)}."
+
+
 def run_query(settings: BackendSettings, sql: str) -> AthenaResult:
     """Run one statement now (DDL from `athena-ddl --apply`), never from the cache."""
     return AthenaRunner(settings).run(sql)

@@ -1,0 +1,134 @@
+"""Overview and Search on the lake ([backend] kind = "athena" with the lake in a local folder, read by DuckDB): the
+same numbers, charts, tables and searches as on the cache built from the same files; failures and pages not on the
+lake yet say so in a sentence."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from tests.conftest import metric, open_page, point_app_at
+from trailstream.ingest import demo, lake, sync
+
+END = datetime(2026, 3, 2, tzinfo=timezone.utc)
+HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
+HEADLINES = ("Events", "Failed calls", "Principals", "Accounts", "Regions")
+
+
+def _hostile_log(folder: Path) -> None:
+    """One event whose user name, agent and error are markup: it must stay text on a lake page."""
+    record = {"eventID": "hostile-1", "eventTime": "2026-03-01T12:00:00Z", "eventName": "PutObject",
+              "eventSource": "s3.amazonaws.com", "awsRegion": "eu-west-1", "recipientAccountId": "111122223333",
+              "userIdentity": {"type": "IAMUser", "userName": HOSTILE}, "userAgent": HOSTILE, "errorCode": HOSTILE,
+              "sourceIPAddress": "203.0.113.9"}
+    (folder / "hostile.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [record]}).encode()))
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> tuple[Path, Path]:
+    """A cache and a lake written by the compactor, from the same demo log files."""
+    logs = tmp_path_factory.mktemp("logs")
+    for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=5, end=END)):
+        (logs / Path(key).name).write_bytes(data)
+    _hostile_log(logs)
+    folder = tmp_path_factory.mktemp("stores")
+    sync.import_paths(folder / "cache.db", [logs], workers=1)
+    lake.compact_paths(folder / "lake", [logs], workers=1)
+    return folder / "cache.db", folder / "lake"
+
+
+def _use(monkeypatch, tmp_path, stores, lake_folder: Path | None) -> None:
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text(f'[backend]\nkind = "athena"\nlake = "{lake_folder}"\n' if lake_folder else "")
+    point_app_at(monkeypatch, stores[0], settings)
+
+
+def _shown(at) -> dict:
+    """Everything a page showed that carries numbers: metrics, tables (sorted: ties have no order) and chart data."""
+    tables = {frame.key: pl.from_pandas(frame.value) for frame in at.dataframe}
+    charts = [pl.from_arrow(pa.ipc.open_stream(dataset.data.data).read_all())
+              for chart in at.get("vega_lite_chart") for dataset in chart.proto.datasets]
+    return {"metrics": {m.label: m.value for m in at.metric},
+            "tables": {key: frame.sort(frame.columns, nulls_last=False) for key, frame in tables.items()},
+            "charts": [frame.sort(frame.columns, nulls_last=False) for frame in charts]}
+
+
+def _on_both(monkeypatch, tmp_path, stores, page: str, **query) -> tuple:
+    _use(monkeypatch, tmp_path, stores, None)
+    on_cache = open_page(page, **query)
+    _use(monkeypatch, tmp_path, stores, stores[1])
+    on_lake = open_page(page, **query)
+    return on_cache, on_lake
+
+
+def _same(on_cache, on_lake) -> None:
+    cache, lake_shown = _shown(on_cache), _shown(on_lake)
+    assert cache["metrics"] == lake_shown["metrics"]
+    assert cache["tables"].keys() == lake_shown["tables"].keys()
+    for key, frame in cache["tables"].items():
+        assert frame.equals(lake_shown["tables"][key]), key
+    assert len(cache["charts"]) == len(lake_shown["charts"])
+    assert all(a.equals(b) for a, b in zip(cache["charts"], lake_shown["charts"]))
+
+
+def _captions(at) -> str:
+    return "\n".join(caption.value for caption in at.caption)
+
+
+def test_overview_on_the_lake_shows_the_caches_numbers_charts_and_tables(monkeypatch, tmp_path, stores):
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/overview.py", range="all")
+    assert metric(on_lake, "Events") == 3001 and all(metric(on_lake, label) > 0 for label in HEADLINES)
+    _same(on_cache, on_lake)
+    assert "with DuckDB" in _captions(on_lake) and "with DuckDB" not in _captions(on_cache)
+
+
+def test_overview_on_the_lake_follows_the_account_and_read_only_filters(monkeypatch, tmp_path, stores):
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/overview.py", range="all",
+                                 account=["111122223333"], read_only="false")
+    assert 0 < metric(on_lake, "Events") < 3001
+    _same(on_cache, on_lake)
+
+
+@pytest.mark.parametrize("query", [{}, {"q": "ACCESSDENIED"}, {"user": "WEB-APP"}, {"event": "ConsoleLogin"},
+                                   {"q": "amazonaws"}], ids=json.dumps)
+def test_search_on_the_lake_finds_what_the_cache_finds(monkeypatch, tmp_path, stores, query):
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/search.py", range="all", **query)
+    assert sum(frame.value.shape[0] for frame in on_lake.dataframe) > 0
+    _same(on_cache, on_lake)
+
+
+def test_hostile_text_found_on_the_lake_stays_text(monkeypatch, tmp_path, stores):
+    _use(monkeypatch, tmp_path, stores, stores[1])
+    at = open_page("pages/search.py", range="all", ip="203.0.113.9")
+    [results] = [frame.value for frame in at.dataframe if frame.key == "search-results"]
+    assert results["principal"].tolist() == [HOSTILE] and results["error_code"].tolist() == [HOSTILE]
+    shown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error)]
+    assert not any("evil.example" in str(value) for value in shown)
+
+
+def test_a_page_not_on_the_lake_yet_says_it_reads_the_cache(monkeypatch, tmp_path, stores):
+    _use(monkeypatch, tmp_path, stores, stores[1])
+    notices = [info.value for info in open_page("pages/iam.py", range="all").info]
+    assert any("IAM still reads the local cache, not the lake" in notice for notice in notices), notices
+    assert not any("local cache" in info.value for info in open_page("pages/overview.py", range="all").info)
+
+
+def test_a_lake_with_no_parquet_yet_is_a_sentence_on_the_page(monkeypatch, tmp_path, stores):
+    _use(monkeypatch, tmp_path, stores, tmp_path / "empty-lake")
+    at = open_page("pages/overview.py", range="all")
+    [error] = [error.value.replace("\\", "") for error in at.error]  # shown as typed: markdown marks escaped
+    assert error.startswith(f"The lake could not answer: the lake at {tmp_path / 'empty-lake'} has no Parquet files")
+    assert error.endswith(f"run `python -m trailstream compact --to {tmp_path / 'empty-lake'}` first")
+
+
+def test_a_search_the_lake_cannot_answer_yet_is_a_sentence(monkeypatch, tmp_path, stores):
+    _use(monkeypatch, tmp_path, stores, stores[1])
+    at = open_page("pages/search.py", range="all", resource_type="AWS::EC2::Instance")
+    errors = [error.value.replace("\\", "") for error in at.error]
+    assert any("searching by resource type is not available on the lake yet" in error for error in errors), errors
