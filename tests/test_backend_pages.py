@@ -18,6 +18,7 @@ from trailstream.ingest import demo, lake, sync
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
+LAKE_FAILED = "The lake could not answer this page's queries; what went wrong, and what to do:"
 HEADLINES = ("Events", "Failed calls", "Principals", "Accounts", "Regions")
 
 
@@ -77,15 +78,15 @@ def _same(on_cache, on_lake) -> None:
     assert all(a.equals(b) for a, b in zip(cache["charts"], lake_shown["charts"]))
 
 
-def _captions(at) -> str:
-    return "\n".join(caption.value for caption in at.caption)
+def _notes(at) -> str:
+    return "\n".join(element.value for element in (*at.caption, *at.text))
 
 
 def test_overview_on_the_lake_shows_the_caches_numbers_charts_and_tables(monkeypatch, tmp_path, stores):
     on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/overview.py", range="all")
     assert metric(on_lake, "Events") == 3001 and all(metric(on_lake, label) > 0 for label in HEADLINES)
     _same(on_cache, on_lake)
-    assert "with DuckDB" in _captions(on_lake) and "with DuckDB" not in _captions(on_cache)
+    assert "with DuckDB" in _notes(on_lake) and "with DuckDB" not in _notes(on_cache)
 
 
 def test_overview_on_the_lake_follows_the_account_and_read_only_filters(monkeypatch, tmp_path, stores):
@@ -108,7 +109,7 @@ def test_hostile_text_found_on_the_lake_stays_text(monkeypatch, tmp_path, stores
     at = open_page("pages/search.py", range="all", ip="203.0.113.9")
     [results] = [frame.value for frame in at.dataframe if frame.key == "search-results"]
     assert results["principal"].tolist() == [HOSTILE] and results["error_code"].tolist() == [HOSTILE]
-    shown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error)]
+    shown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.toast)]
     assert not any("evil.example" in str(value) for value in shown)
 
 
@@ -122,13 +123,15 @@ def test_a_page_not_on_the_lake_yet_says_it_reads_the_cache(monkeypatch, tmp_pat
 def test_a_lake_with_no_parquet_yet_is_a_sentence_on_the_page(monkeypatch, tmp_path, stores):
     _use(monkeypatch, tmp_path, stores, tmp_path / "empty-lake")
     at = open_page("pages/overview.py", range="all")
-    [error] = [error.value.replace("\\", "") for error in at.error]  # shown as typed: markdown marks escaped
-    assert error.startswith(f"The lake could not answer: the lake at {tmp_path / 'empty-lake'} has no Parquet files")
-    assert error.endswith(f"run `python -m trailstream compact --to {tmp_path / 'empty-lake'}` first")
+    assert [error.value for error in at.error] == [LAKE_FAILED]
+    [said] = [text.value for text in at.text]
+    assert said.startswith(f"the lake at {tmp_path / 'empty-lake'} has no Parquet files")
+    assert said.endswith(f"run `python -m trailstream compact --to {tmp_path / 'empty-lake'}` first")
 
 
 def test_a_search_the_lake_cannot_answer_yet_is_a_sentence(monkeypatch, tmp_path, stores):
     _use(monkeypatch, tmp_path, stores, stores[1])
     at = open_page("pages/search.py", range="all", resource_type="AWS::EC2::Instance")
-    errors = [error.value.replace("\\", "") for error in at.error]
-    assert any("searching by resource type is not available on the lake yet" in error for error in errors), errors
+    assert [error.value for error in at.error] == [LAKE_FAILED]
+    assert [text.value for text in at.text] == [
+        "searching by resource type is not available on the lake yet: use the text field"]

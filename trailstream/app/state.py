@@ -20,7 +20,6 @@ import streamlit as st
 from trailstream import config, jobs
 from trailstream.analytics import backend as query_backend
 from trailstream.analytics import queries, sqlguard
-from trailstream.app.signin import escape_markdown
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
 from trailstream.ingest import athena, aws, lake, sync
@@ -253,7 +252,7 @@ class PageBackend:
             note = (f"Athena workgroup {self.settings.workgroup}: this page {self.runner.cost_note()}; "
                     f"{athena.scan_limit_note(self.scan_limit)}. Results are kept, so the same query and period do "
                     "not scan again.")
-        self.note.caption(escape_markdown(note))  # "$" would start LaTeX; a path's "_" would start italics
+        self.note.text(note)  # as typed: in markdown "$" would start LaTeX and a path's "_" italics
 
 
 def _lake_period(event_filter: EventFilter) -> EventFilter:
@@ -266,7 +265,9 @@ def _lake_period(event_filter: EventFilter) -> EventFilter:
 
 
 def _lake_failed(exc: Exception):
-    st.error(f"The lake could not answer: {escape_markdown(str(exc))}", icon=":material/cloud_off:")
+    st.error("The lake could not answer this page's queries; what went wrong, and what to do:",
+             icon=":material/cloud_off:")
+    st.text(str(exc))  # as typed: it may quote a path or Athena's own words
     st.stop()
 
 
