@@ -19,6 +19,7 @@ import pytest
 from tests import sigma_reference as reference
 from trailstream import jobs
 from trailstream.analytics import detections, sigma
+from trailstream.analytics.sigma import pinned
 from trailstream.analytics.sigma.settings import SigmaSettings
 from trailstream.cache import sigma_state, store
 from trailstream.ingest import sync
@@ -51,7 +52,7 @@ FEATURES = {
     "nested field": (
         "  sel:\n    additionalEventData.MFAUsed: 'No'\n  condition: sel\n",
         {"additionalEventData": {"MFAUsed": "No"}}, {"additionalEventData": {"MFAUsed": "Yes"}}),
-    "nested field kept only in the record": (
+    "nested field copied to its own column": (
         "  sel:\n    userIdentity.sessionContext.sessionIssuer.type: Role\n  condition: sel\n",
         {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Ops/s",
                           "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "Ops"}}}},
@@ -123,6 +124,16 @@ FEATURES = {
     "underscore and percent are literal": (
         "  sel:\n    userAgent|contains: 'tool_v1%'\n  condition: sel\n",
         {"userAgent": "my tool_v1% build"}, {"userAgent": "my toolXv1Y build"}),
+    "nested field kept only in the record": (
+        "  sel:\n    userIdentity.sessionContext.attributes.mfaAuthenticated: 'true'\n  condition: sel\n",
+        {"userIdentity": {"type": "AssumedRole", "sessionContext": {"attributes": {"mfaAuthenticated": "true"}}}},
+        {"userIdentity": {"type": "AssumedRole", "sessionContext": {"attributes": {"mfaAuthenticated": "false"},
+                                                                    "sessionIssuer": {"type": "true"}}}}),
+    "regular expression whose look-alike holds its literal text": (
+        "  sel:\n    userIdentity.arn|re: '^arn:aws:sts::\\d+:assumed-role/aws:.+'\n  condition: sel\n",
+        {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/aws:ec2-instance/i-1"}},
+        {"userIdentity": {"type": "AssumedRole",
+                          "arn": "x-arn:aws:sts::111122223333:assumed-role/aws:ec2-instance/i-1"}}),
 }
 FEATURE_IDS = {name: f"{index:08d}-0000-4000-8000-000000000000" for index, name in enumerate(FEATURES, 1)}
 
@@ -352,6 +363,30 @@ def test_broken_and_hostile_rule_files_are_refused_alone_with_their_reason(tmp_p
         assert states[name][0] == "failed" and "not a CloudTrail field path" in states[name][1]
 
 
+def test_hostile_rule_files_never_stop_the_good_rule_from_running_after_a_sync(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for file_name, text in HOSTILE.values():
+        (rules / file_name).write_text(text)
+    (rules / "deep.yml").write_text("title: x\nlogsource: {product: aws, service: cloudtrail}\n" + "[" * 5000)
+    (rules / "binary.yml").write_bytes(b"\xff\xfe cloudtrail \x81")
+    # Catastrophic backtracking for a backtracking engine: 2^60 steps on this user agent, linear in RE2.
+    (rules / "redos.yml").write_text(rule_yaml("aaaaaaaa-0000-4000-8000-000000000006",
+                                               "  sel:\n    userAgent|re: '^(a+)+$'\n  condition: sel\n"))
+    (rules / "good.yml").write_text(rule_yaml("aaaaaaaa-0000-4000-8000-000000000005",
+                                              "  sel:\n    eventName: DeleteTrail\n  condition: sel\n"))
+    db_path = tmp_path / "cache.db"
+    sync.import_paths(db_path, [write_events(tmp_path / "logs", [record("trail-1", eventName="DeleteTrail",
+                                                                        userAgent="a" * 60 + "!")])])
+    outcome = jobs.after_sync(db_path, {"sigma": {"rule_paths": [str(rules)]}})
+    assert outcome.sigma == ["sigma: 2 rules over 1 new event, 1 new match"]
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        states = {Path(row["path"]).name: row["status"] for row in sigma_state.query_catalog(conn)}
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert states == {"good.yml": "converted", "redos.yml": "converted", "deep.yml": "failed", "binary.yml": "failed",
+                      **{file_name: "failed" for file_name, _ in HOSTILE.values()}}
+
+
 def test_a_rule_from_another_product_is_not_listed(tmp_path):
     (tmp_path / "windows.yml").write_text(rule_yaml("bbbbbbbb-0000-4000-8000-000000000001", "  sel:\n    "
                                                     "EventID: 4624\n  condition: sel\n").replace("aws", "windows"))
@@ -376,6 +411,31 @@ def test_every_sigmahq_cloudtrail_rule_converts_or_says_why_not(sigmahq):
         assert rule.status in ("converted", "unsupported"), (rule.path, rule.reason)
         assert rule.status == "converted" or rule.reason
         assert rule.author and rule.link.startswith("https://github.com/SigmaHQ/sigma/blob/master/rules/cloud/aws/")
+
+
+def test_only_a_rule_on_a_field_cloudtrail_lacks_reads_the_compressed_record(sigmahq):
+    rules = {rule.title: rule.where for rule in sigma.load_rules([sigmahq]).rules if rule.where}
+    assert {title for title, where in rules.items() if "sigma_values(" in where} == {
+        "AWS SAML Provider Deletion Activity"}  # its `status` field is not a CloudTrail field
+    assert "session_issuer_type COLLATE NOCASE = 'Role'" in rules["AWS STS AssumeRole Misuse"]
+    imds = rules["Malicious Usage Of IMDS Credentials Outside Of AWS Infrastructure"]
+    assert imds.startswith("(instr(principal_arn, ':assumed-role/aws:') > 0 AND principal_arn REGEXP")
+
+
+def test_a_cache_from_before_the_session_issuer_column_fills_it_from_the_stored_records(tmp_path):
+    role = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Ops/s",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "Ops"}}}
+    records = [record("role-1", userIdentity=role), record("user-1"),
+               record("odd-1", userIdentity={"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"type": 7}}})]
+    db_path = tmp_path / "cache.db"
+    sync.import_paths(db_path, [write_events(tmp_path / "logs", records)])
+    with closing(sqlite3.connect(db_path)) as conn, conn:  # as a cache written before m015 looks
+        conn.execute("ALTER TABLE events DROP COLUMN session_issuer_type")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_events_lookup_columns'")
+    with closing(store.open_cache(db_path)) as db:
+        assert dict(db.execute("SELECT event_id, session_issuer_type FROM events").fetchall()) == {
+            "role-1": "Role", "user-1": None, "odd-1": "7"}
+        assert [store.load_record(db.conn, item["eventID"]) for item in records] == records
 
 
 def test_the_real_corpus_runs_through_every_sigmahq_rule_as_the_reference_reads_them(sigmahq, corpus, tmp_path):
@@ -474,51 +534,104 @@ def test_a_broken_sigma_table_is_reported_after_the_sync_and_the_alerts_still_ru
 # --- rules fetch ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def release_server(tmp_path):
-    """A loopback HTTP server handing out a zip shaped like a SigmaHQ release."""
+def sigmahq_archive(sigmahq: Path, change=None) -> bytes:
+    """A zip laid out as GitHub's archive of the pinned commit, built from ../shared/sigma (that commit's files)
+    with other repository files beside them; `change(members)` edits the {name: bytes} first."""
+    root = f"sigma-{pinned.COMMIT}/"
+    members = {root + "README.md": b"# Sigma", root + "rules/windows/process_creation/proc.yml": b"title: other"}
+    for name in pinned.MANIFEST:
+        members[root + name] = (sigmahq / name).read_bytes()
+    if change:
+        change(members)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.writestr("rules/cloud/aws/cloudtrail/aws_trail.yml",
-                        rule_yaml("dddddddd-0000-4000-8000-000000000001",
-                                  "  sel:\n    eventName: DeleteTrail\n  condition: sel\n"))
-        bundle.writestr("LICENSE", "Detection Rule License (DRL) 1.1")
-        bundle.writestr("../escape.yml", "title: outside")
-        bundle.writestr("tools/run.sh", "echo not a rule")
-    payload = buffer.getvalue()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, content in members.items():
+            bundle.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def archive_server():
+    """A loopback HTTP server handing out whatever bytes the test puts in `served["archive"]`."""
+    served = {"archive": b""}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", str(len(served["archive"])))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(served["archive"])
 
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/sigma_core.zip", hashlib.sha256(payload).hexdigest()
+    yield f"http://127.0.0.1:{server.server_port}/{pinned.COMMIT}.zip", served
     server.shutdown()
 
 
-def test_fetch_installs_only_rule_files_of_an_archive_with_the_pinned_sha256(release_server, tmp_path):
-    url, digest = release_server
-    count = sigma.fetch_release(url, digest, tmp_path / "sigma-rules")
-    installed = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file())
-    assert count == 1
-    assert installed == ["sigma-rules/LICENSE", "sigma-rules/rules/cloud/aws/cloudtrail/aws_trail.yml"]
+def test_the_pinned_manifest_is_the_sha256_of_each_shared_sigmahq_file(sigmahq):
+    assert pinned.manifest_of(sigmahq) == pinned.MANIFEST and len(pinned.MANIFEST) == 58  # 57 rules, LICENSE
 
 
-def test_fetch_refuses_an_archive_whose_sha256_differs_and_keeps_the_rules_installed(release_server, tmp_path):
-    url, _ = release_server
-    folder = tmp_path / "sigma-rules"
-    folder.mkdir()
+def test_fetch_installs_the_pinned_rules_of_an_archive_of_the_pinned_commit(sigmahq, archive_server, tmp_path):
+    url, served = archive_server
+    served["archive"] = sigmahq_archive(sigmahq)
+    assert sigma.fetch_release(url, "", tmp_path / "sigma-rules") == 57
+    installed = {path.relative_to(tmp_path / "sigma-rules").as_posix(): path.read_bytes()
+                 for path in tmp_path.rglob("*") if path.is_file()}
+    assert installed == {name: (sigmahq / name).read_bytes() for name in pinned.MANIFEST}
+    assert {rule.status for rule in sigma.load_rules([tmp_path / "sigma-rules"]).rules} == {"converted"}
+
+
+def _change_one_byte(members):
+    name = next(name for name in members if name.endswith("aws_root_account_usage.yml"))
+    members[name] = members[name].replace(b"level: medium", b"level: mediun")
+
+
+def _rename(old_end, new_name):
+    def change(members):
+        name = next(name for name in members if name.endswith(old_end))
+        members[name.rsplit("/", 1)[0] + "/" + new_name] = members.pop(name)
+    return change
+
+
+REFUSED_ARCHIVES = {
+    "one byte changed": (_change_one_byte, "SHA-256 differs from the pinned one"),
+    "a path-traversal member": (lambda m: m.update({f"sigma-{pinned.COMMIT}/../../escape.yml": b"x"}),
+                                "outside the rules folder"),
+    "an absolute member": (lambda m: m.update({"/tmp/escape.yml": b"x"}), "outside the rules folder"),
+    "an extra rule file": (lambda m: m.update({f"sigma-{pinned.COMMIT}/rules/cloud/aws/cloudtrail/extra.yml": b"x"}),
+                           "not in the pinned manifest"),
+    "a missing rule file": (lambda m: m.pop(f"sigma-{pinned.COMMIT}/rules/cloud/aws/cloudtrail/aws_enum_buckets.yml"),
+                            "missing from it"),
+    "a renamed rule file": (_rename("aws_enum_buckets.yml", "aws_enum_bucket.yml"), "not in the pinned manifest"),
+    "a second top folder": (lambda m: m.update({"other/notes.txt": b"x"}), "exactly one top folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_ARCHIVES))
+def test_fetch_refuses_an_archive_unlike_the_pinned_commit_and_keeps_nothing(sigmahq, archive_server, tmp_path,
+                                                                            case):
+    change, reason = REFUSED_ARCHIVES[case]
+    url, served = archive_server
+    served["archive"] = sigmahq_archive(sigmahq, change)
+    folder = tmp_path / "rules" / "sigma-rules"
+    folder.mkdir(parents=True)
     (folder / "mine.yml").write_text("kept")
-    with pytest.raises(sigma.FetchError, match="not the pinned"):
-        sigma.fetch_release(url, "0" * 64, folder)
-    assert [path.name for path in folder.iterdir()] == ["mine.yml"]
+    with pytest.raises(sigma.FetchError, match=reason):
+        sigma.fetch_release(url, "", folder)
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")) == [
+        "rules", "rules/sigma-rules", "rules/sigma-rules/mine.yml"]
+
+
+def test_fetch_refuses_what_is_not_a_zip_archive(archive_server, tmp_path):
+    url, served = archive_server
+    served["archive"] = b"<html>Not Found</html>"
+    with pytest.raises(sigma.FetchError, match="not a readable zip archive"):
+        sigma.fetch_release(url, "", tmp_path / "sigma-rules")
+    assert not (tmp_path / "sigma-rules").exists()
 
 
 # --- Detection rules page ------------------------------------------------------------------
@@ -569,19 +682,22 @@ def test_rules_list_prints_each_rule_with_its_state_reason_and_matches(tmp_path,
     assert lines[-1] == "2 rules: 1 converted, 1 unsupported, 0 failed"
 
 
-def test_rules_fetch_installs_beside_the_settings_file_or_refuses_a_wrong_hash(release_server, tmp_path, capsys):
+def test_rules_fetch_installs_beside_the_settings_file_or_refuses_a_wrong_archive_hash(sigmahq, archive_server,
+                                                                                    tmp_path, capsys):
     from trailstream import cli
 
-    url, digest = release_server
+    url, served = archive_server
+    served["archive"] = sigmahq_archive(sigmahq)
     settings = tmp_path / "trailstream.toml"
     arguments = ["--db", str(tmp_path / "cache.db"), "--config", str(settings), "rules", "fetch"]
     settings.write_text(f'[sigma]\nrelease_url = "{url}"\nrelease_sha256 = "{"f" * 64}"\n')
     assert cli.main(arguments) == 1
     assert "not the pinned" in capsys.readouterr().err and not (tmp_path / "sigma-rules").exists()
+    digest = hashlib.sha256(served["archive"]).hexdigest()
     settings.write_text(f'[sigma]\nrelease_url = "{url}"\nrelease_sha256 = "{digest}"\n')
     assert cli.main(arguments) == 0
-    assert "1 rule file from" in capsys.readouterr().out
-    assert (tmp_path / "sigma-rules" / "rules" / "cloud" / "aws" / "cloudtrail" / "aws_trail.yml").exists()
+    assert "57 rule files from" in capsys.readouterr().out
+    assert (tmp_path / "sigma-rules" / "rules" / "cloud" / "aws" / "cloudtrail" / "aws_enum_buckets.yml").exists()
 
 
 def test_leaving_the_demo_starts_every_rule_over_from_the_first_real_event(tmp_path):

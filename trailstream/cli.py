@@ -160,7 +160,8 @@ def _running_commands(commands) -> None:
     rules_cmd = commands.add_parser("rules", help="community (Sigma) detection rules")
     rules_actions = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rules_actions.add_parser("list", help="each rule: converted, unsupported or failed (with the reason), and matches")
-    rules_actions.add_parser("fetch", help="download the pinned SigmaHQ release, checked by SHA-256, into sigma-rules/")
+    rules_actions.add_parser("fetch", help="download the pinned SigmaHQ commit's CloudTrail rules, each file "
+                                               "checked against its pinned SHA-256, into sigma-rules/")
 
     alerts_cmd = commands.add_parser("alerts", help="alert rules")
     alerts_cmd.add_subparsers(dest="alerts_command", required=True, metavar="ACTION").add_parser(
@@ -470,7 +471,7 @@ def command_query(args) -> int:
 
 def command_rules(args) -> int:
     """`rules list` loads the configured rules into the cache and brings their match counts up to date (as the
-    post-sync step does); `rules fetch` installs the pinned SigmaHQ release."""
+    post-sync step does); `rules fetch` installs the pinned SigmaHQ rules."""
     from trailstream.analytics import sigma
 
     try:
@@ -483,8 +484,8 @@ def command_rules(args) -> int:
         except sigma.FetchError as exc:
             print(f"rules not fetched: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"{count:,} rule file{'' if count == 1 else 's'} from {sigma_config.release_url} (SHA-256 checked) "
-              f"in {sigma_config.fetch_folder}")
+        print(f"{count:,} rule file{'' if count == 1 else 's'} from {sigma_config.release_url} (every file's SHA-256 "
+              f"as pinned for SigmaHQ commit {sigma.PINNED_COMMIT[:12]}) in {sigma_config.fetch_folder}")
         return EXIT_OK
     ruleset = sigma.configured_rules(sigma_config)
     for problem in ruleset.problems:

@@ -14,7 +14,7 @@ import polars as pl
 
 from trailstream.cache import derived
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
-from trailstream.cache.rows import EVENT_COLUMNS
+from trailstream.cache.rows import STORED_COLUMNS
 from trailstream.timefmt import iso_utc, utc_now
 
 SCHEMA_SQL = (
@@ -32,7 +32,7 @@ SCHEMA_SQL = (
     "CREATE INDEX early_events_time ON early_events (event_time)",
 )
 DEFAULT_GRACE = timedelta(hours=2)  # [eventbridge] grace: log files usually come within 15 minutes
-_UPDATE_EVENT = "UPDATE events SET {}, file_id = ? WHERE rowid = ?".format(", ".join(f"{c} = ?" for c in EVENT_COLUMNS))
+_UPDATE_EVENT = "UPDATE events SET {}, file_id = ? WHERE rowid = ?".format(", ".join(f"{c} = ?" for c in STORED_COLUMNS))
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,12 @@ TEXT_COLUMN_FIELDS = {
     "eventType": "event_type",
 }
 IDENTITY_COLUMN_FIELDS = {"arn": "principal_arn", "type": "user_type", "accessKeyId": "access_key_id"}
+# Record fields copied (as text, like user_type) into a column of their own after the public ones, so that rules can
+# filter on them without decompressing the record; the blob keeps them too, so restore_record never needs them.
+LOOKUP_COLUMN_FIELDS = {"userIdentity.sessionContext.sessionIssuer.type": "session_issuer_type"}
+_LOOKUP_KEYS = [[orjson.dumps(segment) for segment in path.split(".")] for path in LOOKUP_COLUMN_FIELDS]
+# Every column a stored row fills, in the order parse_record builds it.
+STORED_COLUMNS = (*EVENT_COLUMNS, *LOOKUP_COLUMN_FIELDS.values())
 # Every column restore_record needs beside the blob.
 RESTORE_COLUMNS = (*JSON_COLUMN_FIELDS.values(), *TEXT_COLUMN_FIELDS.values(), *IDENTITY_COLUMN_FIELDS.values())
 
@@ -116,6 +122,34 @@ def split_record(record: dict) -> tuple[bytes, dict[str, str | None]]:
             json_columns[column] = orjson.dumps(value).decode()
             stripped[field_name] = codec.PLACEHOLDER
     return orjson.dumps(stripped), json_columns
+
+
+def _lookup_text(value) -> str | None:
+    """A value as Sigma compares it: text as is, booleans as true/false, other JSON as its text; null as NULL."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return orjson.dumps(value).decode()
+
+
+def lookup_values(record: dict) -> tuple[str | None, ...]:
+    """The LOOKUP_COLUMN_FIELDS values of a record, in order (NULL where a path is absent)."""
+    values = []
+    for path in LOOKUP_COLUMN_FIELDS:
+        node = record
+        for segment in path.split("."):
+            node = node.get(segment) if isinstance(node, dict) else None
+        values.append(_lookup_text(node))
+    return tuple(values)
+
+
+def stored_lookup_values(raw_record: bytes) -> tuple[str | None, ...]:
+    """lookup_values of a decompressed blob (which holds those fields unchanged), parsing it only when its text has
+    every key of some field's path."""
+    if not any(all(key in raw_record for key in keys) for keys in _LOOKUP_KEYS):
+        return (None,) * len(LOOKUP_COLUMN_FIELDS)
+    return lookup_values(orjson.loads(raw_record))
 
 
 def _restore_text(part: dict, fields: dict[str, str], columns: dict[str, str | None]) -> None:

@@ -15,7 +15,8 @@ from sqlite_utils.migrations import Migrations
 
 from trailstream.cache import codec, derived, early as early_events, rollups, integrity, sigma_state, views, watermarks
 from trailstream.cache import findings_store
-from trailstream.cache.rows import EVENT_COLUMNS, RESTORE_COLUMNS, ParsedLog, restore_record, split_record
+from trailstream.cache.rows import (EVENT_COLUMNS, LOOKUP_COLUMN_FIELDS, RESTORE_COLUMNS, STORED_COLUMNS, ParsedLog,
+                                   restore_record, split_record, stored_lookup_values)
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
 from trailstream.timefmt import utc_now
 
@@ -334,6 +335,26 @@ def m014_stored_findings(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+@migrations()
+def m015_events_lookup_columns(db: sqlite_utils.Database) -> None:
+    """Record fields rules filter on get columns (rows.LOOKUP_COLUMN_FIELDS), filled from the stored records: Sigma's
+    AssumeRole rule read sessionIssuer.type by decompressing half of all records."""
+    for column in LOOKUP_COLUMN_FIELDS.values():
+        db.execute(f"ALTER TABLE events ADD COLUMN {column} TEXT")
+    dictionaries = dict(db.execute("SELECT id, dictionary FROM codecs").fetchall())
+    assignments = ", ".join(f"{column} = ?" for column in LOOKUP_COLUMN_FIELDS.values())
+    last = 0
+    while batch := db.execute("SELECT rowid, raw, raw_codec FROM events WHERE rowid > ? ORDER BY rowid LIMIT 20000",
+                              [last]).fetchall():
+        last = batch[-1][0]
+        updates = []
+        for rowid, blob, codec_id in batch:
+            values = stored_lookup_values(codec.decompress(blob, dictionaries.get(codec_id)))
+            if any(value is not None for value in values):
+                updates.append((*values, rowid))
+        db.conn.executemany(f"UPDATE events SET {assignments} WHERE rowid = ?", updates)
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
@@ -425,7 +446,7 @@ def save_dictionary(db: sqlite_utils.Database, dictionary: bytes) -> codec.Recor
 
 
 _INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}, file_id) VALUES ({}, ?)".format(
-    ", ".join(EVENT_COLUMNS), ", ".join("?" for _ in EVENT_COLUMNS)
+    ", ".join(STORED_COLUMNS), ", ".join("?" for _ in STORED_COLUMNS)
 )
 _HASH_INDEX = EVENT_COLUMNS.index("record_hash")
 _RAW_INDEX, _CODEC_INDEX = EVENT_COLUMNS.index("raw"), EVENT_COLUMNS.index("raw_codec")

@@ -14,7 +14,7 @@ import orjson
 
 from trailstream.cache import codec
 from trailstream.ingest import digests
-from trailstream.cache.rows import ParsedLog, split_record
+from trailstream.cache.rows import ParsedLog, lookup_values, split_record
 from trailstream.timefmt import iso_utc
 
 
@@ -274,7 +274,7 @@ def _category(record: dict) -> str:
 
 
 def parse_record(record, compressor) -> tuple:
-    """Turn one CloudTrail record into an `events` row (see EVENT_COLUMNS)."""
+    """Turn one CloudTrail record into an `events` row (see STORED_COLUMNS)."""
     if not isinstance(record, dict):
         raise RecordRejected("record is not a JSON object")
     event_id = record.get("eventID")
@@ -311,7 +311,8 @@ def parse_record(record, compressor) -> tuple:
         json_columns["response_elements"],
         json_columns["additional_event_data"],
     )
-    return row + (compressor.compress(raw_json), compressor.codec_id, _record_hash(raw_json, row))
+    stored = (compressor.compress(raw_json), compressor.codec_id, _record_hash(raw_json, row))
+    return row + stored + lookup_values(record)
 
 
 def _record_hash(raw_json: bytes, row: tuple) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from trailstream.cache.rows import IDENTITY_COLUMN_FIELDS, JSON_COLUMN_FIELDS, TEXT_COLUMN_FIELDS
+from trailstream.cache.rows import IDENTITY_COLUMN_FIELDS, JSON_COLUMN_FIELDS, LOOKUP_COLUMN_FIELDS, TEXT_COLUMN_FIELDS
 
 # Sigma names whose `events` column holds the record's value unchanged (the others are read from the record):
 # the same columns the cache keeps those fields in.
 COLUMNS = {
     **TEXT_COLUMN_FIELDS,
     **{f"userIdentity.{name}": column for name, column in IDENTITY_COLUMN_FIELDS.items()},
+    **LOOKUP_COLUMN_FIELDS,  # copied from the record at import, so rules read them without decompressing it
     # The cache keeps readOnly as 0/1; Sigma compares JSON booleans as the words true and false.
     "readOnly": "CASE read_only WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",
 }

@@ -1,5 +1,6 @@
-"""SQL functions the converted rules call: REGEXP for `|re`, sigma_path for json_tree keys, sigma_values (and
-sigma_record, for correlation keys) for the fields kept only in the compressed record."""
+"""SQL functions the converted rules call: REGEXP for `|re` (RE2, as pySigma's own regex policy: linear time, so a
+hostile pattern cannot stall every rule), sigma_path for json_tree keys, sigma_values (and sigma_record, for
+correlation keys) for the fields kept only in the compressed record."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sqlite3
 from functools import lru_cache
 
 import orjson
+import re2
 
 from trailstream.cache import codec
 
@@ -15,8 +17,8 @@ _POSITIONS = re.compile(r'\[\d+\]|"')
 
 
 @lru_cache(maxsize=512)
-def _pattern(expression: str) -> re.Pattern:
-    return re.compile(expression)
+def _pattern(expression: str):
+    return re2.compile(expression)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -122,7 +122,7 @@ def _parse_file(path: Path) -> tuple[list, LoadedRule | None]:
         return [], None  # another product's rule: not ours to list
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (yaml.YAMLError, SigmaError, ValueError, TypeError, AttributeError) as exc:
+    except (yaml.YAMLError, SigmaError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return [], LoadedRule(path.name, path.name, os.fspath(path), FAILED, f"not a readable Sigma file: {reason}")
     if collection.errors:
@@ -150,7 +150,7 @@ def _convert(backend: CloudTrailBackend, rule: SigmaRule, path: Path) -> LoadedR
             return _entry(rule, path, UNSUPPORTED, "uses the retired aggregation syntax (count() by, near); "
                                                    "SigmaHQ replaced it with correlation rules")
         return _entry(rule, path, FAILED, _reason(exc))
-    except (SigmaError, ValueError, TypeError, NotImplementedError) as exc:
+    except (SigmaError, ValueError, TypeError, NotImplementedError, RecursionError) as exc:
         return _entry(rule, path, FAILED, _reason(exc))
     if len(queries) != 1:
         return _entry(rule, path, UNSUPPORTED, "converts to more than one query")
@@ -186,7 +186,7 @@ def _correlate(rule: SigmaCorrelationRule, path: Path, converted: dict[str, Load
         return entry
     except UnsafeFieldName as exc:
         return _entry(rule, path, FAILED, str(exc))
-    except (SigmaError, ValueError, TypeError, AttributeError) as exc:
+    except (SigmaError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         return _entry(rule, path, FAILED, _reason(exc))
 
 

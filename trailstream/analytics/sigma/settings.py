@@ -6,15 +6,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trailstream.analytics.sigma.pinned import ARCHIVE_URL
+
 LEVELS = ("informational", "low", "medium", "high", "critical")
 # Sigma level -> TrailStream severity (catalog.SEVERITIES has no "informational").
 LEVEL_SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 DEFAULT_ALERT_LEVEL = "high"
 DEFAULT_FETCH_FOLDER = "sigma-rules"
 KEYS = ("rule_paths", "alert_level", "release_url", "release_sha256")
-# The pinned SigmaHQ release `rules fetch` downloads (the core rule package). Its SHA-256 must be pinned beside it
-# ([sigma] release_sha256) before a download is trusted: without one, fetch refuses.
-RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/download/r2025-06-02/sigma_core.zip"
+# What `rules fetch` downloads: the archive of the pinned SigmaHQ commit, whose files are checked one by one against
+# pinned.MANIFEST. [sigma] release_url may name a mirror of that archive; release_sha256, when set, must also match
+# the archive itself (GitHub builds commit archives on the fly, so none is pinned by default).
+RELEASE_URL = ARCHIVE_URL
 RELEASE_SHA256 = ""
 
 
