@@ -9,7 +9,6 @@ from trailstream.notify import alerts
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog, jobs
 from trailstream.analytics.queries import SearchQuery
-from trailstream.timefmt import parse_iso_utc
 
 signin.require_admin()
 st.title("Alerts")
@@ -22,9 +21,24 @@ if cache.status == "empty":
             icon=":material/inbox:")
 settings = state.settings()
 NOTICE = "_alerts_notice"
-HISTORY_LABELS = {"id": "Alert", "fired_at": "Fired", "severity": "Severity", "rule_name": "Rule",
-                  "summary": st.column_config.TextColumn("Summary", width="large"), "events": "Events",
-                  "status": "Status", "attempts": "Attempts", "sent_at": "Sent", "error": "Problem"}
+# Every table here: readable headers, never a raw column name such as fired_at or rule_name.
+LABELS = {"id": "Alert", "fired_at": "Fired", "severity": "Severity", "rule_name": "Rule",
+          "summary": st.column_config.TextColumn("Summary", width="large"), "events": "Events",
+          "status": "Status", "attempts": "Attempts", "sent_at": "Sent", "error": "Problem",
+          "time": "Time", "principal": st.column_config.TextColumn("Principal", width="medium"), "action": "Action",
+          "resource": "Resource", "source_ip": "Source IP", "account": "Account", "region": "Region",
+          "label": "Channel", "channel": "Channel", "used_by": "Used by", "delivered": "Delivered",
+          "waiting": "Waiting", "last_attempt_at": "Last attempt", "problem": "Problem", "name": "Rule",
+          "enabled": "Enabled", "delivery": "Delivery", "recipients": "Recipients", "channels": "Channels",
+          "threshold": "Threshold (events)", "window_minutes": "Window (minutes)", "matches": "Matches"}
+TIMES = ("fired_at", "sent_at", "last_attempt_at", "time")
+
+
+def readable(rows: list[dict]) -> list[dict]:
+    """Rows with their cache time text shown the one way the app shows times."""
+    return [row | {field: widgets.time_text(row[field]) for field in TIMES if field in row} for row in rows]
+
+
 if NOTICE in st.session_state:
     st.success(st.session_state.pop(NOTICE), icon=":material/check_circle:")
 mail_ok, mail_text = alerts.mail_status(settings)
@@ -82,31 +96,40 @@ rules = state.read_uncached(alerts.query_rules)
 history = state.read_uncached(alerts.query_fired_alerts)
 # Without [smtp], alerts bound for a channel are never mailed: only the ones that failed are waiting.
 unsent = [alert for alert in history if alert.status != "sent" and (mail_ok or alert.status == "failed")]
+# The missing-email sentence is said once, at the top; below it an alert's problem only points there.
+MAIL_PROBLEM = "" if mail_ok else mail_text.rstrip(".").lower()
 with history_tab:
     if unsent:
-        st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",
-                   icon=":material/unsubscribe:")
-        st.text(unsent[0].error or "not attempted yet")
+        latest = unsent[0].error or "not attempted yet"
+        if MAIL_PROBLEM and latest.rstrip(".").lower() == MAIL_PROBLEM:
+            st.caption(f"{len(unsent)} alert(s) wait for email (see above); they are sent on the first run after.")
+        else:
+            st.warning(f"{len(unsent)} alert(s) not sent yet: they are retried on every run. Latest problem:",
+                       icon=":material/unsubscribe:")
+            st.text(latest)
     if not history:
         st.info("No alert has fired yet. Press **Check now** to check the rules.", icon=":material/inbox:")
     else:
         picked = st.dataframe(
-            [asdict(alert) | {"recipients": ", ".join(alert.recipients),
-                              **{t: widgets.time_label(parse_iso_utc(getattr(alert, t))) if getattr(alert, t) else None
-                                 for t in ("fired_at", "sent_at")}} for alert in history],
+            readable([asdict(alert) | {"recipients": ", ".join(alert.recipients),
+                                       "error": "waits for email (see above)"
+                                       if MAIL_PROBLEM and (alert.error or "").rstrip(".").lower() == MAIL_PROBLEM
+                                       else alert.error} for alert in history]),
             hide_index=True, key="history", on_select="rerun", selection_mode="single-row",
             column_order=("id", "fired_at", "severity", "rule_name", "summary", "events", "status", "attempts",
-                          "sent_at", "error"), column_config=HISTORY_LABELS)
+                          "sent_at", "error"), column_config=LABELS)
         rows = picked.selection.rows if picked else []
         linked = st.query_params.get("alert", "")
         chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
         if chosen is not None:
             st.subheader(f"Events of alert {chosen}")
-            st.dataframe(state.read_uncached(alerts.query_alert_events, chosen), hide_index=True, key="alert-events")
+            st.dataframe(readable(state.read_uncached(alerts.query_alert_events, chosen)), hide_index=True,
+                         key="alert-events", column_config=LABELS,
+                         column_order=("time", "principal", "action", "resource", "source_ip", "account", "region"))
             posted = state.read_uncached(alerts.query_channel_deliveries, chosen)
             if posted:
-                st.dataframe([asdict(item) for item in posted], hide_index=True, key="alert-channels",
-                             column_order=("label", "status", "attempts", "sent_at", "error"))
+                st.dataframe(readable([asdict(item) for item in posted]), hide_index=True, key="alert-channels",
+                             column_order=("label", "status", "attempts", "sent_at", "error"), column_config=LABELS)
 
 with rules_tab:
     by_ident = {item.key or f"custom-{item.id}": item for item in rules}
@@ -128,7 +151,7 @@ with rules_tab:
         st.rerun()
     st.dataframe([asdict(item) | {"recipients": ", ".join(item.recipients), "channels": " ".join(item.channels),
                                   "matches": item.describe()}
-                  for item in rules], hide_index=True, key="rules",
+                  for item in rules], hide_index=True, key="rules", column_config=LABELS,
                  column_order=("name", "enabled", "severity", "delivery", "recipients", "channels", "threshold",
                                "window_minutes", "matches"))
 
@@ -156,5 +179,5 @@ with channels_tab:
         st.info("No channel yet: add apprise URLs to [alerts] channels in the settings file (every rule) or to a "
                 "rule (that rule only).", icon=":material/hub:")
     else:
-        st.dataframe(channels, hide_index=True, key="channels",
+        st.dataframe(readable(channels), hide_index=True, key="channels", column_config=LABELS,
                      column_order=("channel", "used_by", "delivered", "waiting", "last_attempt_at", "problem"))

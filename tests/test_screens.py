@@ -3,6 +3,8 @@ history, and the standing notes kept out of the way of every page title."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import open_page
+from trailstream import config, jobs
 from trailstream.analytics import queries, transforms
 from trailstream.cache import bookkeeping
 from trailstream.filters import EventFilter
@@ -55,3 +58,29 @@ def test_real_samples_list_each_account_and_region_and_judge_none_quiet_without_
         pairs = conn.execute("SELECT count(*) FROM (SELECT DISTINCT account_id, aws_region FROM events)").fetchone()[0]
     assert health.height == pairs and "unknown" not in health["account_id"].to_list()
     assert health["quiet"].null_count() == health.height  # no file named by a trail: no rhythm to judge
+
+
+SHOWN_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$")  # widgets.time_label, as every page shows times
+
+
+def headers_and_rows(frame) -> tuple[list[str], object]:
+    """The headers a dataframe shows for its ordered columns (raw names when no label), and its rows."""
+    labels = json.loads(frame.proto.columns or "{}")
+    shown = list(frame.proto.column_order) or list(frame.value.columns)
+    return [labels.get(column, {}).get("label", column) for column in shown], frame.value
+
+
+def test_alerts_say_a_missing_email_once_with_readable_headers_and_times(app_demo_cache, tmp_path):
+    (tmp_path / "trailstream.toml").write_text("")
+    jobs.after_sync(str(app_demo_cache), config.load_settings(tmp_path / "trailstream.toml"))
+    at = open_page("pages/alerts.py", alert="1")  # a linked alert opens its events too
+    said = [element.value.replace("\\", "").lower() for element in (*at.warning, *at.text, *at.caption, *at.info)]
+    assert sum("email is not configured" in value for value in said) == 1
+    frames = [headers_and_rows(frame) for frame in at.dataframe]
+    assert len(frames) >= 3  # history, the linked alert's events, the rules
+    for headers, rows in frames:
+        assert not [h for h in headers if "_" in h or h != h.strip() or h[:1].islower()], headers
+    history = next(rows for headers, rows in frames if "Fired" in headers)
+    events = next(rows for headers, rows in frames if "Action" in headers)
+    assert history["fired_at"].str.match(SHOWN_TIME.pattern).all() and events["time"].str.match(SHOWN_TIME.pattern).all()
+    assert not history["error"].fillna("").str.contains("smtp").any()  # the sentence is said once, at the top

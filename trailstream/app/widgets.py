@@ -128,6 +128,14 @@ def time_label(moment: datetime | None) -> str:
     return moment.strftime(charts.TIME_FORMAT) if moment else "–"
 
 
+def time_text(text: str | None) -> str | None:
+    """Cache time text ('2026-03-04T15:30:00Z') as time_label shows it; text that is no cache time stays as it is."""
+    try:
+        return time_label(parse_iso_utc(text)) if text else None
+    except ValueError:
+        return text
+
+
 def ago(moment: datetime | str | None, now: datetime | None = None) -> str:
     """'5 min ago' style age of a UTC time (cache text or datetime)."""
     if moment is None:
