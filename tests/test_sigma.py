@@ -575,6 +575,12 @@ def test_the_pinned_manifest_is_the_sha256_of_each_shared_sigmahq_file(sigmahq):
     assert pinned.manifest_of(sigmahq) == pinned.MANIFEST and len(pinned.MANIFEST) == 58  # 57 rules, LICENSE
 
 
+def test_repinning_the_shared_rules_at_the_pinned_commit_writes_pinned_py_unchanged(sigmahq):
+    from trailstream.analytics.sigma import repin
+
+    assert repin.module_text(sigmahq, pinned.COMMIT) == Path(pinned.__file__).read_text(encoding="utf-8")
+
+
 def test_fetch_installs_the_pinned_rules_of_an_archive_of_the_pinned_commit(sigmahq, archive_server, tmp_path):
     url, served = archive_server
     served["archive"] = sigmahq_archive(sigmahq)

@@ -1,13 +1,11 @@
 """The SigmaHQ rules `rules fetch` installs, pinned: one commit, and the SHA-256 of every file taken from it.
 
 GitHub builds commit archives on the fly (their bytes, so their hash, may change); the files inside do not, so each
-is checked against this manifest. To move the pin, run `python -m trailstream.analytics.sigma.pinned CHECKOUT` on a
-SigmaHQ/sigma checkout at the new commit and save its output over this file.
+is checked against this manifest. To move the pin, run `python -m trailstream.analytics.sigma.repin CHECKOUT > new.py`
+on a SigmaHQ/sigma checkout at the new commit and save new.py over this file.
 """
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 COMMIT = "8eaafff1f2845a696050e05e72ba1140ee190698"
@@ -82,18 +80,3 @@ def manifest_of(checkout: Path) -> dict[str, str]:
     files = [checkout / name for name in LICENSE_FILES]
     files += sorted(path for path in (checkout / RULES_FOLDER).rglob("*") if path.is_file())
     return {path.relative_to(checkout).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
-
-
-def module_text(checkout: Path, commit: str) -> str:
-    """This module with the pin moved to `commit`, whose files are in `checkout`."""
-    text = Path(__file__).read_text(encoding="utf-8")
-    head, rest = text.split("MANIFEST = {\n", 1)
-    entries = "".join(f'    "{name}": "{digest}",\n' for name, digest in manifest_of(checkout).items())
-    head = head.replace(f'COMMIT = "{COMMIT}"', f'COMMIT = "{commit}"')
-    return head + "MANIFEST = {\n" + entries + rest[rest.index("}\n"):]
-
-
-if __name__ == "__main__":
-    folder = Path(sys.argv[1])
-    head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
-    sys.stdout.write(module_text(folder, sys.argv[2] if len(sys.argv) > 2 else head.stdout.strip()))
