@@ -80,7 +80,11 @@ def test_a_stale_store_is_recomputed_and_says_why(demo_cache_file, tmp_path):
     shutil.copy(demo_cache_file, path)
     with closing(store.open_cache_readonly(path)) as conn:
         assert "no findings are stored" in detections.query_period_findings(conn).note
+        located_now = detections.query_sign_ins(conn)
     jobs.store_findings(path, {})
+    with closing(store.open_cache_readonly(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM stored_places").fetchone()[0] > 0
+        assert detections.query_sign_ins(conn).equals(located_now)  # stored places, no geolocation data loaded
     stricter = detections.DetectionSettings(unauthorized_threshold=500, root_session_gap_minutes=1)
     with closing(store.open_cache_readonly(path)) as conn:
         changed = detections.query_period_findings(conn, EventFilter(), stricter)

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 
+import orjson
 import sqlite_utils
 
+from trailstream import catalog
 from trailstream.timefmt import utc_now
 
 FINDING_COLUMNS = ("type", "severity", "time", "first_time", "principal", "account_id", "summary", "event_ids",
                    "details")
+PLACE_COLUMNS = ("source_ip", "country_code", "country_name", "asn", "city", "place", "latitude", "longitude",
+                 "precision")
 ROUTE_COLUMNS = ("day", "from_place", "to_place", "from_latitude", "from_longitude", "to_latitude", "to_longitude",
                  "hops", "principals", "fastest_kmh", "last_time")
 
@@ -45,6 +49,21 @@ SCHEMA = (
         last_time TEXT
     )""",
     "CREATE INDEX stored_travel_routes_day ON stored_travel_routes (day)",
+    # Where each sign-in address is (NULLs for one that is no place), with the city database used: the Sign-ins page
+    # reads these instead of loading geolocation data on every render.
+    """CREATE TABLE stored_places (
+        source_ip TEXT NOT NULL,
+        city_database TEXT NOT NULL,
+        country_code TEXT,
+        country_name TEXT,
+        asn TEXT,
+        city TEXT,
+        place TEXT,
+        latitude REAL,
+        longitude REAL,
+        precision TEXT,
+        PRIMARY KEY (source_ip, city_database)
+    ) WITHOUT ROWID""",
     # What the stored rows were computed from: one row, absent until the first post-sync step stores findings.
     """CREATE TABLE findings_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -79,6 +98,40 @@ def query_state(conn: sqlite3.Connection) -> dict | None:
                           "FROM findings_state WHERE id = 1")
     row = cursor.fetchone()
     return dict(zip([column[0] for column in cursor.description], row)) if row else None
+
+
+def _has_places(conn: sqlite3.Connection) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_places'").fetchone()
+    return found is not None
+
+
+def query_places(conn: sqlite3.Connection, source_ips: list[str], city_database: str) -> list[tuple]:
+    """Stored places (PLACE_COLUMNS) of these addresses, looked up with this city database ('' for none)."""
+    if not source_ips or not _has_places(conn):
+        return []
+    sql = (f"SELECT {', '.join(PLACE_COLUMNS)} FROM stored_places WHERE city_database = ? "
+           "AND source_ip IN (SELECT value FROM json_each(?))")
+    return conn.execute(sql, [city_database, orjson.dumps(source_ips).decode()]).fetchall()
+
+
+def query_unplaced_sign_in_addresses(conn: sqlite3.Connection, city_database: str) -> list[str]:
+    """Addresses console sign-ins came from that have no stored place for this city database yet."""
+    if not _has_places(conn):
+        return []
+    sql = ("SELECT DISTINCT e.source_ip FROM events e WHERE e.event_name = ? AND e.source_ip IS NOT NULL "
+           "AND NOT EXISTS (SELECT 1 FROM stored_places p WHERE p.source_ip = e.source_ip AND p.city_database = ?)")
+    return [row[0] for row in conn.execute(sql, [catalog.CONSOLE_LOGIN_EVENT, city_database])]
+
+
+def save_places(db: sqlite_utils.Database, rows: list[dict], city_database: str) -> None:
+    """Store the places of sign-in addresses (PLACE_COLUMNS each) for this city database."""
+    if not _has_places(db.conn):
+        return
+    with db.atomic():
+        db.conn.executemany(
+            f"INSERT OR REPLACE INTO stored_places ({', '.join(PLACE_COLUMNS)}, city_database) "
+            f"VALUES ({', '.join('?' for _ in PLACE_COLUMNS)}, ?)",
+            [[row[name] for name in PLACE_COLUMNS] + [city_database] for row in rows])
 
 
 def query_findings(conn: sqlite3.Connection, start: str | None, end: str | None,

@@ -7,9 +7,11 @@ import dataclasses
 import polars as pl
 
 from trailstream import catalog
+from trailstream.analytics import geo
 from trailstream.analytics.detections.common import text
 from trailstream.analytics.detections.events import SECURITY_SCHEMA, locate, names_condition, security_rows
 from trailstream.analytics.detections.settings import DetectionSettings
+from trailstream.cache import findings_store
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT
 
@@ -35,6 +37,16 @@ def _first_success_by(column: str) -> pl.Expr:
         pl.col("event_time") > pl.when(SUCCESS).then(pl.col("event_time")).min().over(SIGN_IN_KEYS))).fill_null(False)
 
 
+def sign_in_places(conn, source_ips: pl.Series, settings: DetectionSettings) -> pl.DataFrame:
+    """Where the sign-in addresses are (geo.PLACE_SCHEMA): as the post-sync step stored them, the others looked up
+    now (so geolocation data loads only when an address is new)."""
+    addresses = source_ips.drop_nulls().unique()
+    stored = pl.DataFrame(findings_store.query_places(conn, addresses.to_list(), settings.city_database),
+                          schema=geo.PLACE_SCHEMA, orient="row")
+    unplaced = addresses.to_frame().join(stored, on="source_ip", how="anti").get_column("source_ip")
+    return pl.concat([stored, locate(unplaced, settings)])
+
+
 def query_sign_ins(conn, event_filter: EventFilter | None = None,
                    settings: DetectionSettings | None = None) -> pl.DataFrame:
     """Console sign-ins with outcome, MFA, place and whether the country or IP is new for the principal, newest first.
@@ -57,7 +69,7 @@ def query_sign_ins(conn, event_filter: EventFilter | None = None,
             mfa_used=(pl.col("mfa_used") == "Yes").fill_null(False),
             is_root=(pl.col("user_type") == "Root").fill_null(False),
         )
-        .join(locate(sign_ins.get_column("source_ip"), settings).lazy(), on="source_ip", how="left")
+        .join(sign_in_places(conn, sign_ins.get_column("source_ip"), settings).lazy(), on="source_ip", how="left")
         .sort("event_time")
         .with_columns(new_country=_first_success_by("country_code"), new_ip=_first_success_by("source_ip"))
         .filter(pl.col("event_time") >= start if start is not None else pl.lit(True))

@@ -18,6 +18,7 @@ import sqlite_utils
 from trailstream import catalog
 from trailstream.analytics.detections import impossible_travel
 from trailstream.analytics.detections.common import Finding
+from trailstream.analytics.detections.events import locate
 from trailstream.analytics.detections.findings import detect_all_findings, detect_findings
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache import findings_store, sigma_state
@@ -118,6 +119,15 @@ def _row(finding: Finding) -> dict:
             "details": orjson.dumps(finding.details, default=str).decode()}
 
 
+def save_sign_in_places(db: sqlite_utils.Database, settings: DetectionSettings) -> None:
+    """Look up and store the place of every sign-in address not placed yet (NULLs for one that is no place)."""
+    unplaced = findings_store.query_unplaced_sign_in_addresses(db.conn, settings.city_database)
+    if unplaced:
+        addresses = pl.DataFrame({"source_ip": unplaced}, schema={"source_ip": pl.String})
+        places = addresses.join(locate(addresses.get_column("source_ip"), settings), on="source_ip", how="left")
+        findings_store.save_places(db, places.to_dicts(), settings.city_database)
+
+
 def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSettings | None = None) -> str:
     """The post-sync step's part: run every detector over the whole cache and store the findings and routes, unless
     the stored ones are current. Returns the line the step reports."""
@@ -129,6 +139,7 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     signature = fingerprint(db.conn, settings)
     findings, routes = detect_all_findings(db.conn, settings)
     route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
+    save_sign_in_places(db, settings)
     seconds = time.perf_counter() - started
     findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, {
         "fingerprint": signature, "last_rowid": last_rowid, "generation": generation, "seconds": seconds})
