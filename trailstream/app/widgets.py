@@ -18,7 +18,7 @@ from trailstream import catalog
 from trailstream.analytics import charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
-from trailstream.app.signin import escape_markdown
+from trailstream.app.signin import current_identity, escape_markdown
 from trailstream.cache import early
 from trailstream.notify.alerts import settings as alert_settings
 from trailstream.filters import TIME_PRESETS, EventFilter
@@ -54,7 +54,9 @@ COLUMN_LABELS = {
 
 
 def page_start(title: str, description: str) -> EventFilter:
-    """Title, one-line purpose and the empty states; returns the global filter."""
+    """Title, one-line purpose and the empty states; returns the global filter. The access gate runs first if app.py
+    did not (Streamlit serves pages/ files by name until app.py's st.navigation first runs after a start)."""
+    current_identity()
     st.title(title)
     st.caption(description)
     state.require_cache(allow_empty=False)
