@@ -17,6 +17,9 @@ st.text(f"Settings file: {current.path.resolve()}\nCache file:    {current.db_pa
 with st.expander("How TrailStream gets AWS credentials", icon=":material/key:"):
     st.markdown(sources_form.CREDENTIALS_HELP)
 
+st.subheader("Where pages read events")
+sources_form.backend_panel()
+
 st.subheader("Configured sources")
 if not current.sources:
     st.info("No source yet: add one below, then press **Sync** in the sidebar.", icon=":material/inbox:")

@@ -254,3 +254,105 @@ def test_a_real_athena_workgroup_answers_a_query():
                                region=os.environ.get("AWS_REGION", ""))
     result = athena.AthenaRunner(settings).run("SELECT 1 AS one, 'a' AS letter")
     assert result.frame().to_dicts() == [{"one": 1, "letter": "a"}]
+
+
+# --- The app on Athena: a page end to end, and the Sources & settings test -------------------------
+
+EVENT_TYPES = {"read_only": "boolean"}
+
+
+def _athena_settings(tmp_path, **values) -> None:
+    lines = "".join(f'{key} = "{value}"\n' for key, value in
+                    ({"kind": "athena", "region": "us-east-1", "output_location": "s3://results/athena/"} | values).items())
+    (tmp_path / "trailstream.toml").write_text(f"[backend]\n{lines}")
+
+
+def _queue_events(endpoint: str, rows: list[dict]) -> None:
+    """The rows of a lake events query as Athena would return them (every column, as text)."""
+    from trailstream.analytics.queries import EVENT_SCHEMA
+
+    columns = [(name, EVENT_TYPES.get(name, "varchar")) for name in EVENT_SCHEMA]
+    _queue_result(endpoint, columns, [[row.get(name) for name in EVENT_SCHEMA] for row in rows])
+
+
+HOSTILE = "[click](https://evil.example) =HYPERLINK(\"x\")"
+LAKE_ROWS = [
+    {"event_id": "e2", "event_time": "2026-03-01T12:00:00Z", "event_name": "PutObject", "principal": HOSTILE,
+     "event_source": "s3.amazonaws.com", "read_only": "false", "error_code": HOSTILE},
+    {"event_id": "e1", "event_time": "2026-03-01T11:00:00Z", "event_name": "GetObject", "principal": "ann",
+     "event_source": "s3.amazonaws.com", "read_only": "true"},
+]
+
+
+def _open_on_athena(tmp_path, page: str, **settings):
+    """The app first on the cache (its home page would take the queued result), then `page` on Athena."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP, APP_TIMEOUT
+
+    at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
+    at.query_params.update(range="all")
+    at.run()
+    _athena_settings(tmp_path, **settings)
+    at.switch_page(page).run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    return at
+
+
+def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_result(aws, app_demo_cache, tmp_path):
+    _queue_events(aws, LAKE_ROWS)
+    at = _open_on_athena(tmp_path, "pages/search.py")
+    [recent] = [frame.value for frame in at.dataframe if frame.key == "recent-events"]
+    assert recent["principal"].tolist() == [HOSTILE, "ann"] and recent["error_code"].tolist()[0] == HOSTILE
+    [note] = [text.value for text in at.text if text.value.startswith("Athena workgroup primary")]
+    assert "this page scanned 0.00 GB, ≈ $0.0000; the workgroup sets no per-query scan limit" in note
+    assert not any("evil.example" in str(e.value) for e in (*at.markdown, *at.caption, *at.info, *at.error))
+    _queue_events(aws, [])  # the next query Athena would answer: the page must not ask it
+    at.run()
+    assert [frame.value.shape[0] for frame in at.dataframe if frame.key == "recent-events"] == [2]
+    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 1
+
+
+def test_an_athena_answer_without_the_lakes_columns_is_a_sentence(aws, app_demo_cache, tmp_path):
+    _queue_result(aws, [("one", "integer")], [["1"]])
+    at = _open_on_athena(tmp_path, "pages/search.py")
+    assert any("does not have the columns the compactor writes" in text.value for text in at.text)
+
+
+@pytest.mark.parametrize("environment, said", [
+    ({"workgroup": "nope"}, "Athena workgroup nope was not found: check [backend] workgroup and region"),
+    ({"no_credentials": True}, "no AWS credentials found"),
+])
+def test_athena_that_cannot_answer_is_a_sentence_on_the_page(aws, app_demo_cache, tmp_path, monkeypatch,
+                                                             environment, said):
+    from tests.conftest import open_page
+
+    _athena_settings(tmp_path, **{k: v for k, v in environment.items() if k != "no_credentials"})
+    if environment.get("no_credentials"):
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    at = open_page("pages/overview.py", range="all")
+    assert [error.value for error in at.error] == ["The lake could not answer this page's queries; what went wrong, "
+                                                   "and what to do:"]
+    assert any(said in text.value for text in at.text), [text.value for text in at.text]
+    assert not at.metric  # nothing from the cache shown as if it were the lake
+
+
+@pytest.mark.parametrize("workgroup, verdict, said", [
+    ("primary", "Connection OK", "Athena workgroup primary ran a test query; the workgroup sets no per-query scan"),
+    ("nope", "Connection failed", "Athena workgroup nope was not found"),
+])
+def test_sources_and_settings_shows_the_live_backend_and_tests_it(aws, app_demo_cache, tmp_path, workgroup, verdict,
+                                                                   said):
+    from tests.conftest import open_page
+
+    _athena_settings(tmp_path, workgroup=workgroup)
+    at = open_page("pages/sources.py")
+    assert any(f"Overview and Search read Athena: workgroup {workgroup}, table trailstream.events" in text.value
+               for text in at.text)
+    at.button(key="test-backend").click().run()
+    assert [element.value for element in (*at.success, *at.error)] == [verdict]
+    assert any(said in text.value for text in at.text), [text.value for text in at.text]

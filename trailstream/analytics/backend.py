@@ -277,7 +277,12 @@ class LakeBackend:
         return build_query(self.table, name, event_filter, **options).sql(dialect=self.dialect)
 
     def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
-        return shape_result(name, self.run(self.render(name, event_filter, **options)), **options)
+        answer = self.run(self.render(name, event_filter, **options))
+        try:
+            return shape_result(name, answer, **options)
+        except pl.exceptions.PolarsError as exc:
+            raise LakeUnavailable(f"the lake's answer to the {name} query does not have the columns the compactor "
+                                  f"writes ({_first_line(exc)}): check [backend] database and table") from None
 
 
 def duckdb_backend(location: str) -> LakeBackend:

@@ -9,9 +9,11 @@ from datetime import date
 import streamlit as st
 
 from trailstream import config
+from trailstream.analytics import backend
 from trailstream.app import forms, signin, state
 from trailstream.app.widgets import plain
-from trailstream.ingest import sync
+from trailstream.filters import EventFilter
+from trailstream.ingest import athena, aws, sync
 
 # kind -> (setting, label, widget, help); widget is "text", "list" (comma separated) or "date".
 SOURCE_FIELDS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
@@ -121,6 +123,45 @@ def connection_check(source: config.Source) -> None:
     (st.success if check.ok else st.error)("Connection OK" if check.ok else "Connection failed",
                                            icon=":material/check_circle:" if check.ok else ":material/error:")
     st.text(check.message if not check.ok else "\n".join(check.details))
+
+
+BACKEND_HELP = ("Set `[backend] kind = \"athena\"` in the settings file (with `workgroup`, `database`, `table`, "
+                "`output_location`, `region`) to move Overview and Search to the Parquet lake that "
+                "`python -m trailstream compact` writes; a `lake` folder instead of s3:// is read here with DuckDB.")
+
+
+def backend_panel() -> None:
+    """Which store the pages read (the cache, or the lake through DuckDB or Athena), and a test of the connection."""
+    chosen = state.backend_settings()
+    engine = state.lake_engine(chosen)
+    if engine is None:
+        st.text(f"Pages read the local cache: {state.db_path()}")
+        st.caption(BACKEND_HELP)
+        return
+    where = (f"the lake folder {chosen.lake}, with DuckDB (the local stand-in for Athena)" if engine == "duckdb" else
+             f"Athena: workgroup {chosen.workgroup}, table {chosen.database}.{chosen.table}, region "
+             f"{chosen.access.region or 'from the environment'}")
+    st.text(f"Overview and Search read {where}.\nThe other pages still read the local cache: {state.db_path()}")
+    if st.button("Test the connection", key="test-backend", icon=":material/network_check:"):
+        with st.spinner("Asking the lake…"):
+            try:
+                answer = _check_backend(chosen, engine)
+            except (aws.SourceError, backend.LakeUnavailable, ValueError) as exc:
+                st.error("Connection failed", icon=":material/error:")
+                st.text(str(exc))
+                return
+        st.success("Connection OK", icon=":material/check_circle:")
+        st.text(answer)
+
+
+def _check_backend(chosen: config.BackendSettings, engine: str) -> str:
+    """A sentence saying what the lake answered; raises with one saying why not."""
+    if chosen.problems():
+        raise ValueError("; ".join(chosen.problems()) + ": fix [backend] in the settings file")
+    if engine == "athena":
+        return athena.check_connection(chosen)
+    events = backend.duckdb_backend(chosen.lake).query("totals", EventFilter()).item(0, "events")
+    return f"DuckDB read the lake at {chosen.lake}: {events:,} events."
 
 
 def connect_aws(current: config.Settings) -> None:
