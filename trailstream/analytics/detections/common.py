@@ -12,6 +12,7 @@ from trailstream import catalog
 from trailstream.timefmt import TIME_FORMAT
 
 MAX_EVENT_IDS = 1000  # a finding lists at most this many events; details["events"] has the full count
+SIGMA_PREFIX = "sigma:"  # a Sigma rule's findings are of type sigma:<rule id>; importing pySigma to learn it costs 1 s
 MAX_LISTED = 20  # addresses, places or sessions a finding's details list at most; counts say how many there were
 
 

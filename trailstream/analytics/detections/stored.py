@@ -17,7 +17,7 @@ import sqlite_utils
 
 from trailstream import catalog
 from trailstream.analytics.detections import impossible_travel
-from trailstream.analytics.detections.common import Finding
+from trailstream.analytics.detections.common import SIGMA_PREFIX, Finding
 from trailstream.analytics.detections.events import locate
 from trailstream.analytics.detections.findings import detect_all_findings, detect_findings
 from trailstream.analytics.detections.settings import DetectionSettings
@@ -99,10 +99,8 @@ def query_period_travel(conn, event_filter: EventFilter | None = None,
 def query_finding_types(conn) -> dict[str, str]:
     """Every finding type a person can filter on, with its title: the built-in ones, then each runnable Sigma rule's
     (`sigma:<rule id>`)."""
-    from trailstream.analytics.sigma.evaluation import FINDING_PREFIX  # the sigma package builds on this one
-
     rules = sigma_state.query_catalog(conn, runnable_only=True)
-    return dict(catalog.FINDING_TYPES) | {f"{FINDING_PREFIX}{rule['rule_id']}": rule["title"] for rule in rules}
+    return dict(catalog.FINDING_TYPES) | {f"{SIGMA_PREFIX}{rule['rule_id']}": rule["title"] for rule in rules}
 
 
 def _finding(row: dict) -> Finding:
