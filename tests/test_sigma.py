@@ -464,8 +464,8 @@ def test_disabling_a_rule_or_adding_an_exception_silences_it(feature_cache, tmp_
 
     db_path = tmp_path / "cache.db"
     shutil.copy(feature_cache[0], db_path)
-    rule_ids = [FEATURE_IDS["list of values"], FEATURE_IDS["contains"], FEATURE_IDS["nested field kept only in the "
-                                                                                   "record"]]
+    rule_ids = [FEATURE_IDS["list of values"], FEATURE_IDS["contains"], FEATURE_IDS["nested field copied to its "
+                                                                                   "own column"]]
     with closing(store.open_cache(db_path)) as db:
         sigma_state.mark_enabled(db, rule_ids[0], False)
         sigma_state.save_exception(db, rule_ids[1], "principal", "arn:aws:iam::111122223333:user/alice")

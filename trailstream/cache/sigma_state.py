@@ -132,14 +132,35 @@ def delete_exception(db: sqlite_utils.Database, exception_id: int) -> None:
         db.execute("DELETE FROM sigma_exceptions WHERE id = ?", [exception_id])
 
 
-def save_matches(db: sqlite_utils.Database, matches: dict[str, list[tuple[int, str]]], top: int) -> None:
-    """After an incremental run: each evaluated rule's new (rowid, event time) matches, counts and newest match
-    time, and its watermark moved to `top`, in one transaction."""
+def stage_matches(db: sqlite_utils.Database, select_sql: str, params: list) -> str:
+    """Keep what a SELECT of (event_rowid, event_time, m0, m1, ...) finds (mI: rule I matched) in a new temporary
+    table, which locks nothing; returns its name, for save_staged_matches."""
+    existing = db.execute("SELECT count(*) FROM temp.sqlite_master WHERE name LIKE 'sigma_staged_%'").fetchone()[0]
+    name = f"sigma_staged_{existing}"
+    db.execute(f"CREATE TEMP TABLE {name} AS {select_sql}", params)
+    return name
+
+
+def save_staged_matches(db: sqlite_utils.Database, staged: dict[str, list[str]],
+                        counts: dict[str, tuple[int, str | None]], top: int) -> dict[str, tuple[int, str | None]]:
+    """Move staged matches (table -> the rule of each flag column) into sigma_matches in SQL, and every evaluated
+    rule's counts (these and `counts`) and watermark, in one transaction; returns the staged rules' counts."""
+    found = {}
     with db.atomic():
-        db.conn.executemany("INSERT OR IGNORE INTO sigma_matches (rule_id, event_rowid) VALUES (?, ?)",
-                            ((rule_id, rowid) for rule_id, found in matches.items() for rowid, _ in found))
-        save_counts(db, {rule_id: (len(found), max((time for _, time in found), default=None))
-                         for rule_id, found in matches.items()}, top)
+        for name, rule_ids in staged.items():
+            flags = [f"m{index}" for index in range(len(rule_ids))]
+            present = db.execute(f"SELECT {', '.join(f'max({flag})' for flag in flags)} FROM temp.{name}").fetchone()
+            for flag, rule_id, any_match in zip(flags, rule_ids, present):
+                found[rule_id] = (0, None)
+                if any_match:
+                    db.execute(f"INSERT OR IGNORE INTO sigma_matches (rule_id, event_rowid) "
+                               f"SELECT ?, event_rowid FROM temp.{name} WHERE {flag}", [rule_id])
+                    found[rule_id] = tuple(db.execute(f"SELECT count(*), max(event_time) FROM temp.{name} "
+                                                      f"WHERE {flag}").fetchone())
+        save_counts(db, counts | found, top)
+    for name in staged:
+        db.execute(f"DROP TABLE temp.{name}")
+    return found
 
 
 def save_counts(db: sqlite_utils.Database, counts: dict[str, tuple[int, str | None]], top: int) -> None:

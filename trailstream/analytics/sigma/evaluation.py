@@ -278,46 +278,46 @@ def save_rules(db: sqlite_utils.Database, ruleset: RuleSet, sigma: SigmaSettings
 
 def evaluate_new_events(db: sqlite_utils.Database) -> SigmaRun:
     """Run each enabled rule over the events stored since its watermark and keep what it matched; matches, counts
-    and watermarks move in one commit."""
+    and watermarks move in one commit (the rows matched stay in SQLite: a noisy rule may match most events)."""
     conn = register_functions(db.conn)
     top = _top(conn)
     runnable = sigma_state.query_catalog(conn, runnable_only=True)
     rules = [rule for rule in runnable if rule["last_rowid"] < top]
     exceptions = _exceptions_by_rule(conn)
-    run, matches, counts = SigmaRun(rules=len(rules)), {}, {}
+    run, staged, counts = SigmaRun(rules=len(rules)), {}, {}
     for mark in sorted({rule["last_rowid"] for rule in rules}):
         group = [rule for rule in rules if rule["last_rowid"] == mark]
         run.new_events = max(run.new_events, top - mark)
-        matches |= _match_rules(conn, [rule for rule in group if rule["kind"] == "rule"], exceptions, mark, top, run)
+        staged |= _match_rules(db, [rule for rule in group if rule["kind"] == "rule"], exceptions, mark, top, run)
         for rule in (rule for rule in group if rule["kind"] == "correlation"):
             try:
                 counts[rule["rule_id"]] = _count_new_correlation(conn, rule, {r["rule_id"]: r for r in runnable},
                                                                  exceptions, mark, top)
             except (sqlite3.Error, pl.exceptions.PolarsError) as exc:
                 run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
-    run.matches = sum(map(len, matches.values())) + sum(count for count, _ in counts.values())
-    sigma_state.save_matches(db, matches, top)
-    sigma_state.save_counts(db, counts, top)
+    counts |= sigma_state.save_staged_matches(db, staged, counts, top)
+    run.matches = sum(count for count, _ in counts.values())
     return run
 
 
-def _match_rules(conn, rules: list[dict], exceptions: dict, mark: int, top: int, run: SigmaRun) -> dict:
-    """(rowid, time) of each rule's matches among rowids (mark, top]: rules an index serves seek one by one (the
-    NOCASE event-name index ends in the rowid, so a seek reads only new rows), the others share one pass."""
-    together = [rule for rule in rules if not _seeks(conn, rule, exceptions)]
-    found = {}
+def _match_rules(db, rules: list[dict], exceptions: dict, mark: int, top: int, run: SigmaRun) -> dict:
+    """Stage each rule's matches among rowids (mark, top] (sigma_state.stage_matches): rules an index serves seek one
+    by one (the NOCASE event-name index ends in the rowid, so a seek reads only new rows), the others share one
+    pass; returns {staged table: its rule IDs}."""
+    together = [rule for rule in rules if not _seeks(db.conn, rule, exceptions)]
+    staged = {}
     try:
-        found |= _match_together(conn, together, mark, top)
+        staged |= _match_together(db, together, mark, top)
     except sqlite3.Error:  # one rule's SQL fails: run them one by one to find it
         alone = together
     else:
         alone = []
     for rule in [rule for rule in rules if rule not in together] + alone:
         try:
-            found |= _match_together(conn, [rule], mark, top)
+            staged |= _match_together(db, [rule], mark, top)
         except sqlite3.Error as exc:
             run.problems.append(f'rule "{rule["title"]}" could not run ({exc}); it is tried again next time')
-    return found
+    return staged
 
 
 def _seeks(conn, rule: dict, exceptions: dict) -> bool:
@@ -327,22 +327,20 @@ def _seeks(conn, rule: dict, exceptions: dict) -> bool:
     return not any(row[3] == "SCAN e" or row[3].startswith("SCAN e ") for row in plan)
 
 
-def _match_together(conn, rules: list[dict], mark: int, top: int) -> dict[str, list[tuple[int, str]]]:
-    """Each rule's (rowid, event time) matches over rowids (mark, top], exceptions not applied (they apply when
-    matches are read); several rules share one pass, each row's conditions evaluated once."""
-    if len(rules) == 1:
-        rows = conn.execute(f"SELECT e.rowid, e.event_time FROM events e WHERE e.rowid > ? AND e.rowid <= ? "
-                            f"AND ({rules[0]['query']})", [mark, top]).fetchall()
-        return {rules[0]["rule_id"]: rows}
+def _match_together(db, rules: list[dict], mark: int, top: int) -> dict[str, list[str]]:
+    """Stage the (rowid, event time) matches of rules over rowids (mark, top], exceptions not applied (they apply
+    when matches are read); several rules share one pass, each row's conditions evaluated once."""
     if not rules:
         return {}
-    flags = [f"CASE WHEN {rule['query']} THEN 1 ELSE 0 END AS m{index}" for index, rule in enumerate(rules)]
-    marks = [f"m{index}" for index in range(len(rules))]
-    rows = conn.execute(
-        f"SELECT * FROM (SELECT e.rowid AS event_rowid, e.event_time, {', '.join(flags)} FROM events e NOT INDEXED "
-        f"WHERE e.rowid > ? AND e.rowid <= ? LIMIT -1) WHERE {' + '.join(marks)} > 0", [mark, top],
-    ).fetchall()
-    return {rule["rule_id"]: [(row[0], row[1]) for row in rows if row[2 + index]] for index, rule in enumerate(rules)}
+    if len(rules) == 1:
+        sql = (f"SELECT e.rowid AS event_rowid, e.event_time, 1 AS m0 FROM events e WHERE e.rowid > ? "
+               f"AND e.rowid <= ? AND ({rules[0]['query']})")
+    else:
+        flags = [f"CASE WHEN {rule['query']} THEN 1 ELSE 0 END AS m{index}" for index, rule in enumerate(rules)]
+        sql = (f"SELECT * FROM (SELECT e.rowid AS event_rowid, e.event_time, {', '.join(flags)} FROM events e "
+               f"NOT INDEXED WHERE e.rowid > ? AND e.rowid <= ? LIMIT -1) "
+               f"WHERE {' + '.join(f'm{index}' for index in range(len(rules)))} > 0")
+    return {sigma_state.stage_matches(db, sql, [mark, top]): [rule["rule_id"] for rule in rules]}
 
 
 def _count_new_correlation(conn, rule, by_id, exceptions, mark: int, top: int) -> tuple[int, str | None]:
