@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trailstream.ingest.messages import MessageError, Notification, S3Object, parse_message_body
+from trailstream.ingest.messages import MessageError, Notification, S3Object, explain_not_log_file, parse_message_body
 
 LOG_KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/27/111122223333_CloudTrail_us-east-1_20261127T1005Z_A1.json.gz"
 TOPIC = "arn:aws:sns:us-east-1:111122223333:ct"
@@ -118,3 +118,26 @@ def test_each_refused_body_says_exactly_why(body, message):
     with pytest.raises(MessageError) as refused:
         parse_message_body(body)
     assert str(refused.value) == message
+
+
+def test_a_body_with_a_message_but_no_type_is_not_taken_for_sns():
+    with pytest.raises(MessageError) as refused:
+        parse_message_body(json.dumps({"Message": "x"}))
+    assert str(refused.value) == "message is not a known notification (keys: Message)"
+
+
+@pytest.mark.parametrize(("key", "size", "reason"), [
+    ("AWSLogs/1/CloudTrail/", None, "folder placeholder object, not a log file"),
+    ("AWSLogs/1/CloudTrail-Digest/us-east-1/x.json.gz", None,
+     "CloudTrail digest file (log file integrity validation), not a log file"),
+    ("logs/111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20261127T100000Z.json.gz", None,
+     "CloudTrail digest file (log file integrity validation), not a log file"),
+    ("ConfigWritabilityCheckFile", None, "AWS Config writability check object, not a log file"),
+    ("AWSLogs/1/Config/ConfigWritabilityCheckFile", None, "AWS Config writability check object, not a log file"),
+    (LOG_KEY, 0, "empty object, not a log file"),
+    ("notes.txt", 5, "not named like a CloudTrail log file "
+                     "(.../CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_ID.json.gz)"),
+    (LOG_KEY, None, None),
+])
+def test_the_reason_a_key_is_skipped_is_exactly_this_sentence(key, size, reason):
+    assert explain_not_log_file(key, size) == reason
