@@ -16,10 +16,23 @@ from aiosmtpd.controller import Controller
 CORPUS = Path(os.environ.get("TRAILSTREAM_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 
 
+HELD_SOCKETS: list[socket.socket] = []  # bound for the whole session: their ports are never handed to another server
+
+
+def bound_socket(shared: bool = False) -> socket.socket:
+    """A loopback TCP socket bound to a port the OS picks (port 0) and kept bound, not listening: connections to it are
+    refused and no other server can bind it; `shared` lets a server that also sets SO_REUSEADDR (Streamlit) bind it."""
+    sock = socket.socket()
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    HELD_SOCKETS.append(sock)
+    return sock
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port where nothing listens, for the whole session: held bound, so no server the suite starts can take it."""
+    return bound_socket().getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -97,17 +110,30 @@ class Inbox:
         return [email.message_from_bytes(envelope.content, policy=policy.default) for envelope in self.envelopes]
 
 
+class BoundController(Controller):
+    """aiosmtpd's threaded Controller serving on a socket bound beforehand, instead of binding host:port itself."""
+
+    def __init__(self, handler, sock: socket.socket, **options):
+        super().__init__(handler, hostname="127.0.0.1", port=sock.getsockname()[1], **options)
+        self.sock = sock
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
+
+
 class MailServer:
-    """A real SMTP server on 127.0.0.1 that can be stopped and started again on the same port."""
+    """A real SMTP server on 127.0.0.1 whose port is its own from construction: bound at once (a connection is
+    refused until start()), listening from start() to stop(), so no other server can take the port in between."""
 
     def __init__(self, **options):
-        self.port = free_port()
+        self.sock = bound_socket()
+        self.port = self.sock.getsockname()[1]
         self.inbox = Inbox()
         self.options = options
         self.controller = None
 
     def start(self) -> "MailServer":
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **self.options)
+        self.controller = BoundController(self.inbox, self.sock, **self.options)
         self.controller.start()
         return self
 
@@ -208,25 +234,35 @@ def metric(at, label: str) -> int:
     return int(values[0].replace(",", ""))
 
 
+STARTUP_LIMIT = 180  # seconds; Streamlit starts in a few, more on a busy machine
+
+
 @contextmanager
-def streamlit_app(db: Path, settings: Path):
-    """`streamlit run app.py` on a cache and a settings file, headless on loopback; yields its URL once healthy."""
+def streamlit_app(db: Path, settings: Path, secrets: str | None = None):
+    """`streamlit run app.py` on a cache and a settings file, headless on loopback; yields its URL once healthy.
+    `secrets` is a secrets.toml text in which {port} stands for the app's port (an [auth] redirect_uri needs it)."""
     import os
     import subprocess
     import sys
 
-    from tests.test_browser import wait_until_healthy
-
-    port = free_port()
+    placeholder = bound_socket(shared=True)  # the port is ours from now: Streamlit binds it with SO_REUSEADDR too
+    port = placeholder.getsockname()[1]
+    folder = settings.parent
+    secrets_file = folder / "secrets.toml"
+    if secrets is not None:
+        secrets_file.write_text(secrets.replace("{port}", str(port)))
     env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    log_path = folder / f"streamlit-{port}.log"
+    with open(log_path, "wb") as log:  # a file, not a pipe: a pipe nobody reads fills up and stalls the server
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+             "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+             "--secrets.files", str(secrets_file)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, process)
+        wait_until_healthy(url, process, log_path)
         yield url
     finally:
         process.terminate()
@@ -234,3 +270,24 @@ def streamlit_app(db: Path, settings: Path):
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+
+
+def wait_until_healthy(url: str, process, log_path: Path) -> None:
+    """Poll Streamlit's health endpoint until it answers ok (or the server dies, or the limit passes)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + STARTUP_LIMIT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"streamlit exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"streamlit did not answer on {url} within {STARTUP_LIMIT}s: {log_path.read_text()[-2000:]}")

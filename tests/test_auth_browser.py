@@ -7,36 +7,19 @@ content planted with markup never becomes live HTML in the page.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import streamlit_app
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ADMIN, VIEWER, STRANGER = "boss@corp.test", "analyst@corp.test", "mallory@elsewhere.test"
 ADMIN_NAV = ("Sources & settings", "Audit log")
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason=f"no Chromium at {CHROMIUM}; install it with apt-get install chromium")
-
-
-def wait_until(condition, what: str, timeout: float = 60.0):
-    """Poll `condition` until it returns something truthy; fail naming `what` if it never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -58,40 +41,6 @@ def oidc_provider():
         yield f"http://127.0.0.1:{server.server_port}"
         server.shutdown()
         thread.join()
-
-
-def start_app(tmp: Path, secrets: str | None) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` from the repository (so its .streamlit/config.toml applies) with our own secrets file."""
-    port = free_port()
-    secrets_file = tmp / "secrets.toml"
-    if secrets is not None:
-        secrets_file.write_text(secrets.replace("{port}", str(port)))
-    env = dict(os.environ, TRAILSTREAM_CONFIG=str(tmp / "trailstream.toml"), TRAILSTREAM_DB=str(tmp / "trailstream.db"))
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-               "--server.headless", "true", "--server.fileWatcherType", "none", "--secrets.files", str(secrets_file)]
-    log = open(tmp / "streamlit.log", "w")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-        try:
-            return urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_until(healthy, "streamlit to answer its health check")
-    return process, url
-
-
-def stop_app(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def build_demo_cache(db_path: Path) -> None:
@@ -117,9 +66,8 @@ def signed_in_app(tmp_path_factory, oidc_provider):
         'client_id = "trailstream-test"\nclient_secret = "not-a-real-secret"\n'
         f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n'
     )
-    process, url = start_app(tmp, secrets)
-    yield url, tmp / "trailstream.db"
-    stop_app(process)
+    with streamlit_app(tmp / "trailstream.db", tmp / "trailstream.toml", secrets) as url:
+        yield url, tmp / "trailstream.db"
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +210,7 @@ def test_without_sign_in_the_app_listens_only_on_loopback_and_says_so(tmp_path, 
 
     (tmp_path / "trailstream.toml").write_text("")
     build_demo_cache(tmp_path / "trailstream.db")
-    process, url = start_app(tmp_path, secrets=None)
-    try:
+    with streamlit_app(tmp_path / "trailstream.db", tmp_path / "trailstream.toml") as url:
         assert listening_addresses(int(url.rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1, nothing else
         context = browser.new_context()
         page = context.new_page()
@@ -271,5 +218,3 @@ def test_without_sign_in_the_app_listens_only_on_loopback_and_says_so(tmp_path, 
         expect(page.get_by_text("Sign-in is off")).to_be_visible(timeout=60_000)
         expect(page.get_by_role("button", name="Sync", exact=True)).to_be_visible()
         context.close()
-    finally:
-        stop_app(process)

@@ -4,10 +4,6 @@ Sync, every page, a rendered chart, a PNG download, and a 1280 px screenshot of 
 from __future__ import annotations
 
 import re
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,24 +13,7 @@ from tests.conftest import page_specs, streamlit_app
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium is not installed at /usr/bin/chromium")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-STARTUP_LIMIT = 180  # seconds; Streamlit starts in a few, more on a busy machine
 RUN_LIMIT_MS = 120_000
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen) -> None:
-    """Poll Streamlit's health endpoint until it answers ok (or the server dies, or the limit passes)."""
-    deadline = time.monotonic() + STARTUP_LIMIT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"streamlit exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"streamlit did not answer on {url} within {STARTUP_LIMIT}s")
 
 
 @pytest.fixture
