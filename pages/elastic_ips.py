@@ -12,7 +12,7 @@ widgets.use_case_timeline("elastic_ips")
 
 st.subheader("Addresses, latest activity first")
 widgets.table(transforms.elastic_ip_history(changes), "eip-history",
-              ("public_ip", "last_call", "history", "principals", "calls", "first_seen", "last_seen"))
+              ("public_ip", "last_call", "principals", "calls", "first_seen", "last_seen", "history"))  # who first
 
 st.subheader("Elastic IP changes")
 widgets.raw_event_viewer(transforms.with_public_ip(changes), "eip-changes", "elastic-ip-changes", columns=None)

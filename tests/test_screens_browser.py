@@ -15,8 +15,12 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium
 RUN_LIMIT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}
 TITLE_TOP_LIMIT = 200  # px from the top of the window; two banners above it put it at ~390
-TITLED_PAGES = {"": "Overview", "activity-ec2-instances": "EC2 instances", "security-security-overview":
-                "Security overview", "admin-sync-history": "Sync history", "admin-alerts": "Alerts"}
+TITLED_PAGES = {"": "Overview", "activity-network-security-groups": "Network & security groups",
+                "activity-ec2-instances": "EC2 instances", "activity-elastic-ips": "Elastic IPs",
+                "security-security-overview": "Security overview", "admin-sync-history": "Sync history",
+                "admin-alerts": "Alerts"}
+CUT_TILE_LABELS = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"""
 
 
 def wait_for_run(page) -> None:
@@ -36,7 +40,7 @@ def chromium():
             browser.close()
 
 
-def test_every_title_sits_near_the_top_with_the_demo_and_sign_in_notes_in_the_sidebar(demo_cache_file, tmp_path,
+def test_every_title_sits_near_the_top_no_tile_label_is_cut_and_the_notes_are_in_the_sidebar(demo_cache_file, tmp_path,
                                                                                        chromium):
     from playwright.sync_api import expect
 
@@ -56,6 +60,7 @@ def test_every_title_sits_near_the_top_with_the_demo_and_sign_in_notes_in_the_si
             heading = page.get_by_role("heading", name=title, level=1)
             expect(heading).to_be_visible()
             assert heading.bounding_box()["y"] < TITLE_TOP_LIMIT, path
+            assert page.evaluate(CUT_TILE_LABELS) == [], path
             assert page.get_by_test_id("stMain").get_by_text("Demo data").count() == 0, path
 
 

@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from trailstream import catalog
-from trailstream.analytics import charts, exports, queries, transforms
+from trailstream.analytics import backend, charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import current_identity, escape_markdown
@@ -48,6 +48,9 @@ COLUMN_LABELS = {
     "share": st.column_config.NumberColumn("Share", format="percent"),  # 1.6 %, not 0.0159
     "failed_share": st.column_config.NumberColumn("Failed share", format="percent"),
 }
+
+ACRONYMS = {"ip": "IP", "ips": "IPs", "id": "ID", "ids": "IDs", "arn": "ARN", "mfa": "MFA", "url": "URL",
+            "aws": "AWS", "ec2": "EC2", "iam": "IAM", "p95": "p95"}
 
 
 # --- Page parts ---------------------------------------------------------------------
@@ -163,25 +166,33 @@ def metrics(values: dict[str, object], helps: dict[str, str] | None = None) -> N
 
 def use_case_events(key: str) -> pl.DataFrame:
     """A use-case page's start: title, purpose and its newest USE_CASE_LIMIT events in the period (saying so when
-    there are more); stops the page when none match."""
+    there are more); stops the page when none match. On the cache or the lake, whichever is live."""
     use_case = catalog.USE_CASES[key]
     event_filter = page_start(use_case.title, use_case.description)
-    events = state.load(queries.query_use_case_events, event_filter, key, limit=USE_CASE_LIMIT)
-    if no_matches(events, f"{use_case.title} events"):
+    backend = state.backend()
+    events = backend.query("events", event_filter, event_names=use_case.event_names, limit=USE_CASE_LIMIT)
+    if backend.no_matches(events.height) or no_matches(events, f"{use_case.title} events"):
         st.stop()
-    total = transforms.column_total(state.load(queries.query_use_case_timeline, event_filter, key), "events")
+    total = transforms.column_total(_use_case_timeline(key), "events")
     if total > events.height:
         st.caption(f"The newest {events.height:,} of {total:,} {use_case.title} events are listed and counted here: "
                    "narrow the period or pick an account to see the rest.")
     return events
 
 
+def _use_case_timeline(key: str) -> pl.DataFrame:
+    """The use case's counts per time bucket and event name, the bucket chosen from the events' own span."""
+    event_filter, names = state.current_filter(), catalog.USE_CASES[key].event_names
+    span = state.backend().query("span", event_filter, event_names=names).row(0, named=True)
+    bucket = backend.bucket_for(event_filter, span["first_event"], span["last_event"])
+    return state.backend().query("timeline", event_filter, group_by="event_name", bucket=bucket, event_names=names)
+
+
 def use_case_timeline(key: str) -> None:
     """The use case's calls over time, one colour per event name (time buckets: bounded whatever the data)."""
-    event_filter = state.current_filter()
-    timeline = state.load(queries.query_use_case_timeline, event_filter, key)
+    timeline = _use_case_timeline(key)
     chart = charts.timeline_chart(timeline, "event_name", title=f"{catalog.USE_CASES[key].title} over time",
-                                  period=period(event_filter))
+                                  period=period(state.current_filter()))
     show_chart(chart, timeline, f"{key}-timeline")
 
 
@@ -222,13 +233,19 @@ def download_table(frame: pl.DataFrame, name: str) -> None:
     _download_row(exports.table_downloads(frame, name, state.current_filter()), f"table-{name}")
 
 
+def header(name: str) -> str:
+    """A column name as a header: 'public_ip' reads 'Public IP', 'group_id' 'Group ID'."""
+    words = [ACRONYMS.get(word, word) for word in name.split("_")]
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
 def column_config(frame: pl.DataFrame, columns: list[str]) -> dict:
     """Readable headers for the shown columns; times as UTC date and time."""
     configured = {}
     for name in columns:
         label = COLUMN_LABELS.get(name)
         if isinstance(label, str) or label is None:
-            title = label or name.replace("_", " ").capitalize()
+            title = label or header(name)
             label = (st.column_config.DatetimeColumn(title, format="YYYY-MM-DD HH:mm:ss")
                      if frame.schema[name] == pl.Datetime("us", "UTC") else title)
         configured[name] = label
