@@ -39,7 +39,8 @@ CASES = [
     ("totals", {}), ("top_event_names", {"limit": 10}), ("top_principals", {"limit": 10}),
     ("top_services", {"limit": 5}), ("timeline", {"bucket": "hour"}),
     ("timeline", {"bucket": "day", "group_by": "event_source"}), ("timeline", {"bucket": "10min", "group_by": "user_type"}),
-    ("account_regions", {}), ("events", {"limit": None}), ("error_counts", {}),
+    ("account_regions", {}), ("events", {"limit": None}), ("error_counts", {}), ("span", {}),
+    ("span", {"event_names": list(catalog.USE_CASES["elastic_ips"].event_names)}),
     ("events", {"limit": None, "event_names": list(catalog.USE_CASES["iam"].event_names)}),  # a use-case page's events
     ("timeline", {"bucket": "hour", "group_by": "event_name", "event_names": list(catalog.USE_CASES["network"].event_names)}),
 ]

@@ -21,12 +21,13 @@ from sqlglot import exp
 from trailstream.analytics import queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.cache import wordindex
-from trailstream.cache.frames import UTC_TIME
+from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
 
-QUERY_NAMES = ("totals", "top_event_names", "top_principals", "top_services", "account_regions", "timeline", "events",
-               "search", "search_count", "error_counts")
+QUERY_NAMES = ("totals", "span", "top_event_names", "top_principals", "top_services", "account_regions", "timeline",
+               "events", "search", "search_count", "error_counts")
+SPAN_SCHEMA = {"first_event": UTC_TIME, "last_event": UTC_TIME}
 BUCKET_MS = {"10min": 600_000, "hour": 3_600_000, "day": 86_400_000}
 READ = "trino"  # the dialect every lake query is written in
 _FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
@@ -65,6 +66,8 @@ class CacheBackend:
         conn, limit = self.conn, options.get("limit", 1000 if name in ("search", "events") else 15)
         if name == "totals":
             return queries.query_overview_totals(conn, event_filter).select(TOTALS_COLUMNS)
+        if name == "span":
+            return _cache_span(conn, event_filter, tuple(options.get("event_names", ())))
         if name == "top_event_names":
             return queries.query_top_event_names(conn, event_filter, limit)
         if name == "top_principals":
@@ -86,6 +89,15 @@ class CacheBackend:
         if name == "error_counts":
             return queries.query_error_counts(conn, event_filter).sort(ERROR_KEYS, nulls_last=False)
         raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+
+
+def _cache_span(conn: sqlite3.Connection, event_filter: EventFilter, event_names: tuple[str, ...]) -> pl.DataFrame:
+    """The oldest and newest event time matching the filter (and names): what a timeline's bucket is chosen from."""
+    where, params = event_filter.sql("e")
+    if event_names:
+        where += f" AND e.event_name IN ({placeholders(event_names)})"
+    sql = f"SELECT min(e.event_time), max(e.event_time) FROM events e WHERE {where}"
+    return read_frame(conn, sql, [*params, *event_names], SPAN_SCHEMA)
 
 
 def bucket_for(event_filter: EventFilter, first, last) -> str:
@@ -224,6 +236,9 @@ def build_query(table: exp.Table, name: str, event_filter: EventFilter, **option
     limit = options.get("limit", 1000 if name in ("search", "events") else 15)
     if name == "totals":
         return totals_sql(table, event_filter)
+    if name == "span":
+        return _named(_events(table, event_filter, "min(event_time) AS first_event", "max(event_time) AS last_event"),
+                      tuple(options.get("event_names", ())))
     if name == "top_event_names":
         return top_sql(table, event_filter, {"event_name": "event_name", "event_source": "event_source"}, limit)
     if name == "top_principals":
@@ -252,6 +267,8 @@ def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
         "%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
     if name == "totals":
         return frame.with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64), as_time.cast(UTC_TIME))
+    if name == "span":
+        return frame.with_columns(pl.col(list(SPAN_SCHEMA)).cast(pl.String)).with_columns(as_time.cast(UTC_TIME))
     if name == "timeline":
         timeline = frame.select(pl.from_epoch("bucket_ms", "ms").dt.replace_time_zone("UTC").cast(UTC_TIME).alias(
             "bucket"), pl.exclude("bucket_ms")).cast({"events": pl.Int64, "failed": pl.Int64})

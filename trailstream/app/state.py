@@ -188,7 +188,9 @@ def clear_cached_data() -> None:
 
 # --- The query backend: the cache, or the lake when [backend] kind = "athena" ------------------------
 
-LAKE_PAGES = ("Overview", "Search")  # pages whose queries run on the lake; every other page reads the cache
+# Pages whose queries run on the lake; every other page reads the cache.
+LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM")
+BACKEND_KEY = "_trailstream_page_backend"
 LAKE_ROUND_SECONDS = 300  # a preset period's start on the lake, rounded down: pages within 5 minutes share results
 _LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
 
@@ -272,12 +274,14 @@ def _lake_failed(exc: Exception):
 
 
 def backend() -> PageBackend:
-    """The backend this page's queries go to: the cache, or the lake ([backend] kind = "athena"); call once per page,
-    where its note should show."""
+    """The backend this page's queries go to: the cache, or the lake ([backend] kind = "athena"); its note shows where
+    the page first calls this, and later calls in the same run share it (backend_notice starts each run afresh)."""
+    if st.session_state.get(BACKEND_KEY) is not None:
+        return st.session_state[BACKEND_KEY]
     chosen = backend_settings()
     engine = lake_engine(chosen)
     if engine is None:
-        return PageBackend(chosen, None)
+        return PageBackend(chosen, None)  # nothing to keep: cache queries are cached by `load`
     page = PageBackend(chosen, engine, st.empty())
     if chosen.problems():
         _lake_failed(ValueError("; ".join(chosen.problems()) + ": fix [backend] in the settings file"))
@@ -290,11 +294,13 @@ def backend() -> PageBackend:
             page.lake = query_backend.LakeBackend(query_backend.athena_table(chosen), "athena", page.runner.frame)
     except _LAKE_ERRORS as exc:
         _lake_failed(exc)
+    st.session_state[BACKEND_KEY] = page
     return page
 
 
 def backend_notice(page_title: str) -> None:
     """While the lake is live, a page still reading the cache says so (never the cache shown as if it were the lake)."""
+    st.session_state[BACKEND_KEY] = None  # a new run: the page makes its own backend and note
     if page_title not in LAKE_PAGES and page_title != "Sources & settings" and lake_engine(backend_settings()):
-        st.info(f"{page_title} still reads the local cache, not the lake: only {' and '.join(LAKE_PAGES)} run on "
+        st.info(f"{page_title} still reads the local cache, not the lake: only {', '.join(LAKE_PAGES)} run on "
                 "the lake so far.", icon=":material/info:")
