@@ -30,9 +30,11 @@ if health.height:
     st.caption("Delivery lag: how long events waited for their log file, from the event's time to the delivery time "
                "CloudTrail writes in the file's name (median and 95th percentile over the files). Files without "
                "CloudTrail's name (local exports, Event history) have no delivery time and are not judged quiet.")
-    widgets.table(health, "ingestion-health", ("quiet", "account_id", "aws_region", "events", "newest_event_time",
-                                               "silent_for", "delivery_lag", "delivery_lag_p95", "files",
-                                               "last_processed_at"))
+    known = transforms.glance_columns(health)  # no trail-named file (local samples): no empty delivery columns
+    widgets.table(health, "ingestion-health", tuple(c for c in ("quiet", "account_id", "aws_region", "events",
+                                                                "newest_event_time", "silent_for", "delivery_lag",
+                                                                "delivery_lag_p95", "files", "last_processed_at")
+                                                    if c in known))
 else:
     st.info("No log file has been stored yet.", icon=":material/inbox:")
 

@@ -60,6 +60,15 @@ def test_real_samples_list_each_account_and_region_and_judge_none_quiet_without_
     assert health["quiet"].null_count() == health.height  # no file named by a trail: no rhythm to judge
 
 
+def test_sync_history_on_real_samples_shows_no_column_that_is_empty_on_every_row(corpus, tmp_path, monkeypatch):
+    from tests.conftest import point_app_at
+
+    sync.import_paths(tmp_path / "corpus.db", [corpus / "events"], workers=1)
+    point_app_at(monkeypatch, tmp_path / "corpus.db", tmp_path / "trailstream.toml")
+    health = table_with(open_page("pages/sync_history.py", range="all"), "silent_for")
+    assert "unknown" not in set(health["account_id"]) and not [c for c in health if health[c].isna().all()]
+
+
 SHOWN_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$")  # widgets.time_label, as every page shows times
 
 
