@@ -199,3 +199,45 @@ def test_compact_without_paths_reads_the_configured_sources(tmp_path, capsys):
     config.write_text("")
     assert cli.main(["--config", str(config), "compact", "--to", str(tmp_path / "lake")]) == 2
     assert "no PATH given and no local or S3 source configured" in capsys.readouterr().err
+
+
+# --- watch --compact-to: each round writes what its syncs brought ---------------------------------
+
+
+def _lake_rows(folder: Path) -> list[tuple]:
+    """The lake's events without lineage, in one order: what two ways of filling a lake must agree on."""
+    columns = ", ".join(lake.FLAT_COLUMNS + ("event_time_ms", "event_hour", "account", "region", "date"))
+    sql = (f"SELECT {columns} FROM read_parquet('{folder}/**/*.parquet', hive_partitioning = true, "
+           "hive_types_autocast = false) ORDER BY event_id")
+    return duckdb.sql(sql).fetchall()
+
+
+def test_watch_compact_to_writes_each_synced_event_to_the_lake_once(tmp_path):
+    from datetime import timedelta
+
+    from trailstream import config, jobs
+
+    logs, direct = tmp_path / "logs", tmp_path / "direct-lake"
+    logs.mkdir()
+    _log(logs / "a.json.gz", _record("e1", "2026-03-01T10:00:00Z"), _record("e2", "2026-02-27T10:00:00Z", "us-east-1"))
+    (tmp_path / "trailstream.toml").write_text(f'[[sources]]\nname = "logs"\nkind = "local"\npath = "{logs}"\n')
+    settings, lines = config.load_settings(tmp_path / "trailstream.toml"), []
+    db = tmp_path / "cache.db"
+    jobs.watch(db, settings, timedelta(0), iterations=2, report=lines.append, compact_to=str(tmp_path / "lake"))
+    compacted = [line for line in lines if line.startswith("compact:")]
+    assert compacted[0].startswith("compact: 1 file(s), 2 event(s), 2 new") and ", 0 new," in compacted[1]
+    _log(logs / "b.json.gz", _record("e3", "2026-03-01T11:00:00Z"), _record("e1", "2026-03-01T10:00:00Z"))
+    later = []
+    jobs.watch(db, settings, timedelta(0), iterations=1, report=later.append, compact_to=str(tmp_path / "lake"))
+    [round_three] = [line for line in later if line.startswith("compact:")]
+    assert round_three.startswith("compact: 1 file(s), 1 event(s), 1 new")  # only e3: e1 was stored before
+    lake.compact_paths(direct, [logs])
+    assert _lake_rows(tmp_path / "lake") == _lake_rows(direct) and len(_lake_rows(direct)) == 3
+
+
+def test_watch_compact_to_a_location_that_is_not_a_lake_stops_with_a_sentence(tmp_path, capsys):
+    (tmp_path / "trailstream.toml").write_text("")
+    code = cli.main(["--config", str(tmp_path / "trailstream.toml"), "--db", str(tmp_path / "cache.db"), "watch",
+                     "--compact-to", "ftp://example/lake"])
+    assert code == 2
+    assert "the lake must be s3://BUCKET/PREFIX or a folder, not ftp://example/lake" in capsys.readouterr().err

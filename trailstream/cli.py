@@ -170,6 +170,8 @@ def _running_commands(commands) -> None:
 
     watch_cmd = commands.add_parser("watch", help="sync every configured source, then alerts, in a loop")
     watch_cmd.add_argument("--every", default="5m", help="interval such as 30s, 5m, 1h")
+    watch_cmd.add_argument("--compact-to", metavar="s3://LAKE/PREFIX|FOLDER",
+                           help="after each sync, also write the events it brought to the Parquet lake")
 
     commands.add_parser("check", help="SQLite's integrity check, then the rollups and word index against events")
     rebuild_cmd = commands.add_parser("rebuild", help="re-read every stored file from its source into a fresh cache")
@@ -525,9 +527,13 @@ def command_watch(args) -> int:
 
     try:
         every = alerts.parse_interval(args.every)
-    except ValueError as exc:
+        if args.compact_to:
+            from trailstream.ingest import lake
+
+            lake.open_lake(args.compact_to)  # a bad lake location is refused before the first sync
+    except ValueError as exc:  # lake.LakeError is a ValueError
         raise CommandError(str(exc)) from None
-    jobs.watch(args.db, _settings(args), every)
+    jobs.watch(args.db, _settings(args), every, compact_to=args.compact_to)
     return EXIT_OK
 
 

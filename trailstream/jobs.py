@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from trailstream.cache import bookkeeping, store
 from trailstream.ingest import sync
@@ -225,10 +226,28 @@ def store_findings(db_path: str | os.PathLike, settings) -> list[str]:
             return [f"findings: not stored ({type(exc).__name__}: {exc}); pages compute them until the next sync"]
 
 
+def compact_new_events(db_path, location: str) -> str:
+    """Write to the lake what the cache stored since the last call (the mark is kept beside the cache, per lake); a
+    summary line, or a sentence saying why the lake was not written (the cache and the alerts carry on)."""
+    import orjson
+
+    from trailstream.ingest import lake
+
+    mark_file = Path(db_path).with_name(Path(db_path).name + ".lake-mark.json")
+    marks = orjson.loads(mark_file.read_bytes()) if mark_file.exists() else {}
+    try:
+        result, marks[str(location)] = lake.compact_cache(location, db_path, int(marks.get(str(location), 0)))
+    except (lake.LakeError, OSError) as exc:
+        return f"compact: the lake was not written ({exc}); the next round tries again"
+    mark_file.write_bytes(orjson.dumps(marks))
+    return result.summary()
+
+
 def watch(db_path, settings, every: timedelta, iterations: int | None = None,
-          report: Callable[[str], None] = print) -> AfterSyncOutcome | None:
+          report: Callable[[str], None] = print, compact_to: str | None = None) -> AfterSyncOutcome | None:
     """Sync every configured source, then the post-sync step, every `every` (forever unless iterations is given);
-    between rounds the SQS queues are long-polled instead of sleeping, so early events alert within seconds."""
+    between rounds the SQS queues are long-polled instead of sleeping, so early events alert within seconds. With
+    `compact_to`, each round also writes what the syncs brought to the Parquet lake."""
     last = None
     done = 0
     queues = [source for source in getattr(settings, "sources", None) or [] if isinstance(source, SqsSource)]
@@ -239,6 +258,8 @@ def watch(db_path, settings, every: timedelta, iterations: int | None = None,
                 report(sync_result.summary())
         else:
             report("sync: no sources are configured; add one on the app's Sources & settings page")
+        if compact_to:
+            report(compact_new_events(db_path, compact_to))
         last = after_sync(db_path, settings)
         for line in last.lines():
             report(line)

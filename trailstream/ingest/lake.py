@@ -11,6 +11,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from trailstream.cache import store
 from trailstream.cache.rows import EVENT_COLUMNS
 from trailstream.config import AwsAccess
 from trailstream.ingest import aws, records, sync
@@ -229,6 +231,28 @@ def compact_paths(location: str | os.PathLike, paths: Iterable[str | os.PathLike
     files, missing = sync.find_local_files(paths)
     parsed = ((str(Path(name).resolve()), found) for name, found in _parsed_files(files, workers or os.cpu_count() or 1))
     return _compact(location, parsed, since, CompactResult(failures=list(missing)), progress)
+
+
+_SOURCE_KEY = "CASE WHEN f.bucket != '' THEN 's3://' || f.bucket || '/' || f.key ELSE f.key END"
+
+
+def compact_cache(location: str | os.PathLike, db_path: str | os.PathLike, after_rowid: int) -> tuple[CompactResult, int]:
+    """The events the cache stored after `after_rowid` (what the latest syncs brought, from any source) into the lake;
+    returns the result and the new mark. The source SHA-256 is not known here (the cache keeps no file digest)."""
+    fs, base = open_lake(location)
+    result, mark = CompactResult(), after_rowid
+    columns = ", ".join(f"e.{name}" for name in FLAT_COLUMNS)
+    sql = (f"SELECT e.rowid, {columns}, {_SOURCE_KEY} FROM events e LEFT JOIN files f ON f.id = e.file_id "
+           "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?")
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        if (conn.execute("SELECT max(rowid) FROM events").fetchone()[0] or 0) < mark:
+            mark = 0  # a rebuilt cache numbers its events from 1 again; the lake skips what it already holds
+        while rows := conn.execute(sql, (mark, FLUSH_ROWS)).fetchall():
+            keys = [row[-1] for row in rows]
+            _flush(fs, base, lake_frame([row[1:-1] for row in rows], keys, [None] * len(rows)), result)
+            result.files += len(set(keys))
+            mark = rows[-1][0]
+    return result, mark
 
 
 def _fetched(s3, bucket: str, keys: list[str]) -> Iterator[tuple[str, tuple]]:
