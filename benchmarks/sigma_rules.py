@@ -68,9 +68,9 @@ def from_scratch(path: Path, ruleset) -> tuple[float, float, sigma.SigmaRun]:
 def incremental(path: Path, round_number: int, shape: str) -> tuple[float, float, sigma.SigmaRun]:
     """Import 10,000 newer events of the cache's shape, then time the rules over just those."""
     with closing(sqlite3.connect(path)) as conn:
-        newest = conn.execute("SELECT max(event_time) FROM events").fetchone()[0]
+        newest, stored = conn.execute("SELECT max(event_time), count(*) FROM events").fetchone()
     end = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(hours=2)
-    seed = SEED + 100 + round_number
+    seed = SEED + 100 + round_number + stored  # new events on every run, not the last run's again
     if shape == "demo":
         sync.import_demo(path, events=INCREMENT, seed=seed, end=end, workers=1)
     else:  # a cache of log files refuses demo data: import files of its shape
