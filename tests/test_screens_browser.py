@@ -16,7 +16,8 @@ RUN_LIMIT_MS = 120_000
 VIEWPORT = {"width": 1280, "height": 900}
 TITLE_TOP_LIMIT = 200  # px from the top of the window; two banners above it put it at ~390
 TITLED_PAGES = {"": "Overview", "activity-network-security-groups": "Network & security groups",
-                "activity-ec2-instances": "EC2 instances", "activity-elastic-ips": "Elastic IPs",
+                "activity-ec2-instances": "EC2 instances", "activity-elastic-ips": "Elastic IPs", "activity-iam": "IAM",
+                "security-access-denied": "Access denied", "security-integrity-coverage": "Integrity & coverage",
                 "security-security-overview": "Security overview", "admin-sync-history": "Sync history",
                 "admin-alerts": "Alerts"}
 CUT_TILE_LABELS = """() => [...document.querySelectorAll('[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] *')]
