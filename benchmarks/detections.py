@@ -108,16 +108,32 @@ def _environment() -> dict:
     return environment | {"PYTHONPATH": str(ROOT)}
 
 
+# Runs `python -m trailstream ...` and writes the process's own peak RSS (VmHWM, kB) to the file named first: a
+# child's ru_maxrss starts at its parent's RSS when forked (this process holds the detectors' frames), so it
+# reported this process's peak, not the command's.
+LAUNCH = """
+import atexit, runpy, sys
+report = sys.argv.pop(1)
+def peak():
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(peak)
+runpy.run_module("trailstream", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_command(path: Path, *command: str) -> tuple[float, float, int, float]:
     """Wall seconds, peak RSS (MB), exit status and CPU seconds (user + system: a figure the machine's other work
     inflates less than wall time) of `python -m trailstream --db PATH COMMAND` in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:  # no settings file: the defaults, as on a first run
+        peak = Path(folder) / "peak"
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "trailstream", "--db", str(path), "--quiet", *command],
+        process = subprocess.Popen([sys.executable, "-c", LAUNCH, str(peak), "--db", str(path), "--quiet", *command],
                                    cwd=folder, stdout=subprocess.DEVNULL, env=_environment())
         _pid, status, usage = os.wait4(process.pid, 0)
-        return (time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
-                usage.ru_utime + usage.ru_stime)
+        seconds = time.perf_counter() - started
+        peak_mb = int(peak.read_text()) / 1024 if peak.exists() else float("nan")
+        return seconds, peak_mb, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
 def report(best: float, parts: dict, findings: list, commands: dict) -> bool:
