@@ -100,3 +100,16 @@ def test_change_tables_name_their_columns_in_words_with_ip_and_id_spelled_out(ap
     at = open_page(page, range="all")
     headers = [header for frame in at.dataframe for header in headers_and_rows(frame)[0]]
     assert headers and not [h for h in headers if "_" in h or re.search(r"\b(ip|id|arn)\b", h)], headers
+
+
+def test_the_account_region_heatmap_stays_readable_on_many_accounts_and_keeps_every_event():
+    import polars as pl
+
+    from trailstream.analytics import charts
+
+    many = pl.DataFrame({"account_id": [f"{n:012d}" for n in range(45)], "aws_region": [f"r-{n % 38}" for n in range(45)],
+                         "events": list(range(1, 46)), "failed": [0] * 45})
+    [rows] = charts.account_region_chart(many).to_dict()["datasets"].values()
+    accounts, regions = {row["account_id"] for row in rows}, {row["aws_region"] for row in rows}
+    assert len(accounts) == charts.HEATMAP_ACCOUNTS + 1 and len(regions) == charts.HEATMAP_REGIONS + 1
+    assert "other" in accounts and sum(row["events"] for row in rows) == sum(range(1, 46))

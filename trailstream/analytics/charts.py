@@ -229,8 +229,15 @@ def failure_share_chart(totals: pl.DataFrame) -> alt.Chart:
     )
 
 
+HEATMAP_ACCOUNTS, HEATMAP_REGIONS = 15, 12  # a readable grid: the busiest ones, the rest folded into "other"
+
+
 def account_region_chart(frame: pl.DataFrame) -> alt.Chart:
-    """A heatmap of events per account and region, from query_account_region_counts."""
+    """A heatmap of events per account and region, from query_account_region_counts; past HEATMAP_ACCOUNTS accounts
+    or HEATMAP_REGIONS regions (45 x 38 on public samples) the quieter ones are one "other" row or column."""
+    frame = top_n_with_other(frame.select("account_id", "aws_region", "events", "failed"), "account_id",
+                             HEATMAP_ACCOUNTS)
+    frame = top_n_with_other(frame, "aws_region", HEATMAP_REGIONS)
     return (
         alt.Chart(frame)
         .mark_rect()
