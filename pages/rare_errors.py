@@ -2,15 +2,16 @@
 
 import streamlit as st
 
-from trailstream.analytics import charts, queries, transforms
+from trailstream.analytics import charts, transforms
 from trailstream.app import state, widgets
 
 event_filter = widgets.page_start("Rare errors", "Failed calls grouped by service, API and error code, rarest first; "
                                   "'new' means never seen before this period.")
-counts = state.load(queries.query_error_counts, event_filter)
-if widgets.no_matches(counts, "failed calls"):
+events = state.backend()
+counts = events.query("error_counts", event_filter)
+if events.no_matches(counts.height) or widgets.no_matches(counts, "failed calls"):
     st.stop()
-ranked = transforms.rank_rare_errors(counts, state.load(queries.query_error_first_seen, event_filter),
+ranked = transforms.rank_rare_errors(counts, events.query("error_first_seen", event_filter),
                                      widgets.period_start(event_filter))
 widgets.metrics({"Failed calls": transforms.column_total(ranked, "events"), "Distinct errors": ranked.height,
                  "New this period": transforms.count_equal(ranked, "trend", "new"),
@@ -24,6 +25,6 @@ if row is not None:
     chosen = ranked.row(row, named=True)
     st.subheader("Calls with this error")
     st.text(f"{chosen['event_source']} · {chosen['event_name']} · {chosen['error_code']}")
-    calls = state.load(queries.query_error_events, event_filter, chosen["error_code"], chosen["event_source"],
-                       chosen["event_name"])
+    calls = events.query("error_events", event_filter, error_code=chosen["error_code"],
+                         event_source=chosen["event_source"], event_name=chosen["event_name"])
     widgets.raw_event_viewer(calls, "rare-error-calls", "rare-error-calls")

@@ -39,7 +39,11 @@ CASES = [
     ("totals", {}), ("top_event_names", {"limit": 10}), ("top_principals", {"limit": 10}),
     ("top_services", {"limit": 5}), ("timeline", {"bucket": "hour"}),
     ("timeline", {"bucket": "day", "group_by": "event_source"}), ("timeline", {"bucket": "10min", "group_by": "user_type"}),
-    ("account_regions", {}), ("events", {"limit": None}), ("error_counts", {}), ("span", {}),
+    ("account_regions", {}), ("events", {"limit": None}), ("error_counts", {}), ("span", {}), ("error_first_seen", {}),
+    ("error_events", {"error_code": "AccessDenied", "limit": None}),
+    ("error_events", {"error_code": "Client.UnauthorizedOperation", "event_source": "ec2.amazonaws.com", "limit": None}),
+    ("error_events", {"error_code": "AccessDenied", "event_source": "iam.amazonaws.com", "event_name": "ListRoles",
+                      "limit": None}),  # the demo's: the corpus has no such call
     ("span", {"event_names": list(catalog.USE_CASES["elastic_ips"].event_names)}),
     ("events", {"limit": None, "event_names": list(catalog.USE_CASES["iam"].event_names)}),  # a use-case page's events
     ("timeline", {"bucket": "hour", "group_by": "event_name", "event_names": list(catalog.USE_CASES["network"].event_names)}),
@@ -70,7 +74,7 @@ def corpus_stores(tmp_path_factory):
 
 
 def _same(cache: pl.DataFrame, lake_frame: pl.DataFrame, name: str) -> None:
-    if name in ("search", "events"):  # events of one second have no order between them
+    if name in ("search", "events", "error_events"):  # events of one second have no order between them
         cache, lake_frame = cache.sort("event_id"), lake_frame.sort("event_id")
     assert_frame_equal(cache, lake_frame, check_column_order=True)
 
@@ -81,7 +85,7 @@ def _same(cache: pl.DataFrame, lake_frame: pl.DataFrame, name: str) -> None:
 def test_each_page_query_answers_the_same_on_the_cache_and_on_the_lake(request, stores, period, name, options):
     cache, lake_backend = request.getfixturevalue(stores)
     expected = cache.query(name, PERIODS[period], **options)
-    assert expected.height > 0 or period != "all"
+    assert expected.height > 0 or period != "all" or (stores, options.get("event_name")) == ("corpus_stores", "ListRoles")
     _same(expected, lake_backend.query(name, PERIODS[period], **options), name)
 
 

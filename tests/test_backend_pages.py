@@ -89,12 +89,22 @@ def test_overview_on_the_lake_shows_the_caches_numbers_charts_and_tables(monkeyp
     assert "with DuckDB" in _notes(on_lake) and "with DuckDB" not in _notes(on_cache)
 
 
-@pytest.mark.parametrize("page", ["pages/network.py", "pages/instances.py", "pages/elastic_ips.py", "pages/iam.py"])
-def test_use_case_pages_on_the_lake_show_the_caches_events_and_timelines(monkeypatch, tmp_path, stores, page):
+@pytest.mark.parametrize("page", ["pages/network.py", "pages/instances.py", "pages/elastic_ips.py", "pages/iam.py",
+                                  "pages/rare_errors.py"])
+def test_use_case_and_rare_error_pages_on_the_lake_show_the_caches_events_and_timelines(monkeypatch, tmp_path, stores, page):
     on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, page, range="all")
-    assert metric(on_lake, "Events") > 0 and on_lake.get("vega_lite_chart")
+    assert metric(on_lake, "Failed calls" if "rare" in page else "Events") > 0 and on_lake.get("vega_lite_chart")
     _same(on_cache, on_lake)
     assert "with DuckDB" in _notes(on_lake) and not any("local cache" in info.value for info in on_lake.info)
+
+
+def test_the_calls_behind_a_rare_error_come_from_the_lake(monkeypatch, tmp_path, stores):
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/rare_errors.py", range="all")
+    for at in (on_cache, on_lake):
+        at.session_state["rare-errors-table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+        at.run()
+    assert any(frame.key == "rare-error-calls" and frame.value.shape[0] for frame in on_lake.dataframe)
+    _same(on_cache, on_lake)
 
 
 def test_overview_on_the_lake_follows_the_account_and_read_only_filters(monkeypatch, tmp_path, stores):
@@ -123,8 +133,8 @@ def test_hostile_text_found_on_the_lake_stays_text(monkeypatch, tmp_path, stores
 
 def test_a_page_not_on_the_lake_yet_says_it_reads_the_cache(monkeypatch, tmp_path, stores):
     _use(monkeypatch, tmp_path, stores, stores[1])
-    notices = [info.value for info in open_page("pages/rare_errors.py", range="all").info]
-    assert any("Rare errors still reads the local cache, not the lake" in notice for notice in notices), notices
+    notices = [info.value for info in open_page("pages/principal.py", range="all").info]
+    assert any("Principal activity still reads the local cache, not the lake" in notice for notice in notices), notices
     assert not any("local cache" in info.value for info in open_page("pages/overview.py", range="all").info)
 
 

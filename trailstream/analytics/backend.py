@@ -26,7 +26,7 @@ from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
 
 QUERY_NAMES = ("totals", "span", "top_event_names", "top_principals", "top_services", "account_regions", "timeline",
-               "events", "search", "search_count", "error_counts")
+               "events", "search", "search_count", "error_counts", "error_first_seen", "error_events")
 SPAN_SCHEMA = {"first_event": UTC_TIME, "last_event": UTC_TIME}
 BUCKET_MS = {"10min": 600_000, "hour": 3_600_000, "day": 86_400_000}
 READ = "trino"  # the dialect every lake query is written in
@@ -37,6 +37,11 @@ MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
 ERROR_KEYS = ("day", "event_source", "event_name", "error_code")  # the order error counts come in, on every engine
 TOTALS_COLUMNS = ("events", "failed", "principals", "accounts", "regions", "event_names", "first_event", "last_event")
 _WORD = re.compile(r"[A-Za-z0-9]")
+
+
+def default_limit(name: str) -> int:
+    """Rows a named query returns when the page does not say: event lists as their cache query, top lists 15."""
+    return queries.DEFAULT_ROW_LIMIT if name == "error_events" else 1000 if name in ("search", "events") else 15
 
 
 class UnsupportedSearch(ValueError):
@@ -63,7 +68,7 @@ class CacheBackend:
     conn: sqlite3.Connection
 
     def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
-        conn, limit = self.conn, options.get("limit", 1000 if name in ("search", "events") else 15)
+        conn, limit = self.conn, options.get("limit", default_limit(name))
         if name == "totals":
             return queries.query_overview_totals(conn, event_filter).select(TOTALS_COLUMNS)
         if name == "span":
@@ -88,6 +93,11 @@ class CacheBackend:
             return pl.DataFrame({"events": [queries.query_search_count(conn, event_filter, options["search"])]})
         if name == "error_counts":
             return queries.query_error_counts(conn, event_filter).sort(ERROR_KEYS, nulls_last=False)
+        if name == "error_first_seen":
+            return queries.query_error_first_seen(conn, event_filter).sort(ERROR_KEYS[1:], nulls_last=False)
+        if name == "error_events":
+            return queries.query_error_events(conn, event_filter, options["error_code"], options.get("event_source"),
+                                              options.get("event_name"), limit)
         raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
 
 
@@ -155,6 +165,21 @@ def top_sql(table: exp.Table, event_filter: EventFilter, columns: dict[str, str]
     query = _events(table, event_filter, *picked, *MEASURES).group_by(*map(str, range(1, len(picked) + 1)))
     query = query.order_by("events DESC", *(f"{name} NULLS FIRST" for name in columns), dialect=READ)
     return query.limit(limit) if limit else query
+
+
+def error_first_seen_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
+    """When each (service, API, error code) was first seen in the whole lake, in the filter's accounts and regions."""
+    unbounded = EventFilter(accounts=event_filter.accounts, regions=event_filter.regions)
+    query = _events(table, unbounded, "event_source", "event_name", "error_code", "min(event_time) AS first_seen_ever")
+    query = query.where("error_code <> ''", dialect=READ).group_by("1", "2", "3")
+    return query.order_by(*(f"{key} NULLS FIRST" for key in ERROR_KEYS[1:]), dialect=READ)
+
+
+def _error_calls(options: dict) -> exp.Expression:
+    """The calls behind one error code (and, when given, one service and API)."""
+    wanted = {"error_code": options["error_code"]} | {key: options[key] for key in ("event_source", "event_name")
+                                                      if options.get(key) is not None}
+    return exp.and_(*(exp.column(key).eq(exp.Literal.string(value)) for key, value in wanted.items()))
 
 
 def _named(query: exp.Select, event_names) -> exp.Select:
@@ -233,7 +258,7 @@ def error_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
 
 def build_query(table: exp.Table, name: str, event_filter: EventFilter, **options) -> exp.Select:
     """The named query as one sqlglot expression, for any engine."""
-    limit = options.get("limit", 1000 if name in ("search", "events") else 15)
+    limit = options.get("limit", default_limit(name))
     if name == "totals":
         return totals_sql(table, event_filter)
     if name == "span":
@@ -258,12 +283,16 @@ def build_query(table: exp.Table, name: str, event_filter: EventFilter, **option
         return _events(table, event_filter, "count(*) AS events").where(search_condition(options["search"]))
     if name == "error_counts":
         return error_counts_sql(table, event_filter)
+    if name == "error_first_seen":
+        return error_first_seen_sql(table, event_filter)
+    if name == "error_events":
+        return rows_sql(table, event_filter, _error_calls(options), limit)
     raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
 
 
 def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
     """An engine's raw result as the frame the cache's query returns (same columns, same dtypes)."""
-    as_time = pl.col("^(first_event|last_event|event_time|first_seen|last_seen|day)$").str.to_datetime(
+    as_time = pl.col("^(first_event|last_event|event_time|first_seen|last_seen|first_seen_ever|day)$").str.to_datetime(
         "%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
     if name == "totals":
         return frame.with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64), as_time.cast(UTC_TIME))
@@ -273,8 +302,10 @@ def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
         timeline = frame.select(pl.from_epoch("bucket_ms", "ms").dt.replace_time_zone("UTC").cast(UTC_TIME).alias(
             "bucket"), pl.exclude("bucket_ms")).cast({"events": pl.Int64, "failed": pl.Int64})
         return queries.with_bucket_end(timeline, options.get("bucket", "hour"))
-    if name in ("search", "events"):
+    if name in ("search", "events", "error_events"):
         return frame.with_columns(as_time.cast(UTC_TIME), pl.col("read_only").cast(pl.Boolean))
+    if name == "error_first_seen":
+        return frame.with_columns(as_time.cast(UTC_TIME))
     if name == "search_count":
         return frame.cast({"events": pl.Int64})
     if name == "error_counts":

@@ -189,7 +189,7 @@ def clear_cached_data() -> None:
 # --- The query backend: the cache, or the lake when [backend] kind = "athena" ------------------------
 
 # Pages whose queries run on the lake; every other page reads the cache.
-LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM")
+LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors")
 BACKEND_KEY = "_trailstream_page_backend"
 LAKE_ROUND_SECONDS = 300  # a preset period's start on the lake, rounded down: pages within 5 minutes share results
 _LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
