@@ -1,7 +1,14 @@
-"""The helpers event text passes through before a markdown-rendering element shows it: mutation-tested (README)."""
+"""The helpers event text passes through before it is shown (markdown escape) or exported (formula-safe CSV);
+mutation-tested (README, "Mutation testing")."""
 
+import csv
+import io
 import string
+from datetime import timedelta
 
+import polars as pl
+
+from trailstream.analytics import exports
 from trailstream.app.signin import escape_markdown
 from trailstream.app.widgets import plain
 
@@ -24,3 +31,10 @@ def test_plain_escapes_a_hostile_user_agent_so_no_mark_is_left_live():
                  and shown[i - 1] != "\\"]
     assert unescaped == []
     assert shown.replace("\\", "") == HOSTILE.replace("\\", "")
+
+
+def test_csv_writes_durations_with_their_fractions_binary_as_hex_and_neutralises_enum_text():
+    frame = pl.DataFrame({"silent_for": [timedelta(seconds=1.5)], "raw": [b"\x00\xff"],
+                          "kind": pl.Series(["=x"], dtype=pl.Enum(["=x"])), "note": ["\tcmd"]})
+    (row,) = csv.DictReader(io.StringIO(exports.table_csv(frame).decode()))
+    assert row == {"silent_for": "1.5", "raw": "00ff", "kind": "'=x", "note": "'\tcmd"}
