@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from contextlib import closing
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -105,6 +105,24 @@ def test_a_stale_store_is_recomputed_and_says_why(demo_cache_file, tmp_path):
     with closing(store.open_cache_readonly(path)) as conn:
         again = detections.query_period_findings(conn)
         assert again.note == "" and as_dicts(again.findings) == as_dicts(late.findings)
+
+
+def test_after_new_days_only_their_reach_is_recomputed_and_the_store_equals_a_whole_computation(tmp_path):
+    path = tmp_path / "cache.db"
+    shapes.write_shape("roaming", tmp_path / "first", 2000, seed=7, end=ROAMING_END)
+    shapes.write_shape("roaming", tmp_path / "later", 2000, seed=8, end=ROAMING_END + timedelta(days=9))
+    sync.import_paths(path, [tmp_path / "first"])
+    assert "over the whole cache" in jobs.store_findings(path, {})[0]
+    sync.import_paths(path, [tmp_path / "later"])
+    assert "from 2026-11-07 on" in jobs.store_findings(path, {})[0]  # two days of reach before the new day
+    with closing(store.open_cache_readonly(path)) as conn:
+        stored = detections.query_period_findings(conn)
+        fresh = detections.detect_findings(conn)
+        _travel, routes, _note = detections.query_period_travel(conn)
+        fresh_routes = detections.query_travel(conn)[1]
+    assert stored.note == "" and as_dicts(stored.findings) == as_dicts(fresh)
+    assert {finding.time[:10] for finding in stored.findings} == {"2026-10-31", "2026-11-09"}
+    assert routes.get_column("hops").sum() == fresh_routes.get_column("hops").sum()
 
 
 def test_a_cache_from_before_stored_findings_computes_them(demo_cache_file, tmp_path):

@@ -137,7 +137,7 @@ def save_places(db: sqlite_utils.Database, rows: list[dict], city_database: str)
 def query_findings(conn: sqlite3.Connection, start: str | None, end: str | None,
                    accounts: tuple[str, ...] = ()) -> list[dict]:
     """Stored findings overlapping [start, end) (their last event at or after start, their first before end), in
-    stored order; only the given accounts' when some are given."""
+    stored order (newest first); only the given accounts' when some are given."""
     clauses, params = [], []
     if start:
         clauses.append("time >= ?")
@@ -149,7 +149,7 @@ def query_findings(conn: sqlite3.Connection, start: str | None, end: str | None,
         clauses.append(f"account_id IN ({', '.join('?' for _ in accounts)})")
         params.extend(accounts)
     cursor = conn.execute(f"SELECT {', '.join(FINDING_COLUMNS)} FROM stored_findings "
-                          f"WHERE {' AND '.join(clauses) or '1'} ORDER BY position", params)
+                          f"WHERE {' AND '.join(clauses) or '1'} ORDER BY time DESC, position", params)
     return [dict(zip(FINDING_COLUMNS, row)) for row in cursor]
 
 
@@ -171,12 +171,30 @@ def query_routes(conn: sqlite3.Connection, first_day: str | None, end: str | Non
     return conn.execute(sql, params).fetchall()
 
 
-def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict) -> None:
-    """Replace the stored findings and routes with these, and record what they were computed from, in one
-    transaction: a reader sees the old set or the new one, never half of each."""
+def query_earliest_new_event(conn: sqlite3.Connection, after_rowid: int) -> str | None:
+    """The earliest event time among the events stored after `after_rowid`."""
+    return conn.execute("SELECT min(event_time) FROM events WHERE rowid > ?", [after_rowid]).fetchone()[0]
+
+
+def query_first_time_since(conn: sqlite3.Connection, since: str) -> str | None:
+    """The earliest first event of the stored findings whose last event is at or after `since`."""
+    return conn.execute("SELECT min(first_time) FROM stored_findings WHERE time >= ?", [since]).fetchone()[0]
+
+
+def query_orphaned_findings(conn: sqlite3.Connection, before: str) -> int:
+    """Stored findings ending before `before` whose first event is no longer in `events` (a discarded demo)."""
+    sql = ("SELECT count(*) FROM stored_findings f WHERE f.time < ? AND NOT EXISTS "
+           "(SELECT 1 FROM events e WHERE e.event_id = json_extract(f.event_ids, '$[0]'))")
+    return conn.execute(sql, [before]).fetchone()[0]
+
+
+def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict,
+                  since: str | None = None) -> None:
+    """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with
+    these, and record what they were computed from, in one transaction: a reader sees the old set or the new one."""
     with db.atomic():
-        db.execute("DELETE FROM stored_findings")
-        db.execute("DELETE FROM stored_travel_routes")
+        db.execute("DELETE FROM stored_findings WHERE time >= ?", [since or ""])
+        db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [since[:10] if since else ""])
         db.conn.executemany(
             f"INSERT INTO stored_findings ({', '.join(FINDING_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in FINDING_COLUMNS)})",
@@ -189,4 +207,4 @@ def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[
             "INSERT OR REPLACE INTO findings_state (id, fingerprint, last_rowid, generation, computed_at, seconds, "
             "findings) VALUES (1, ?, ?, ?, ?, ?, ?)",
             [state["fingerprint"], state["last_rowid"], state["generation"], utc_now(), state["seconds"],
-             len(findings)])
+             db.execute("SELECT count(*) FROM stored_findings").fetchone()[0]])

@@ -129,7 +129,7 @@ def find_bursts(events: pl.DataFrame, keys: list[str], threshold: int, window: t
     return (
         events.lazy()
         .drop_nulls("event_time")
-        .sort([*keys, "event_time"])
+        .sort([*keys, "event_time", "event_id"])  # ties in event ID order: the same burst whatever the input order
         .with_columns(position=position, window_start=window_start.cast(pl.Int64))
         .with_columns(in_window=pl.col("position") - pl.col("window_start") + 1)
         .with_columns(next_full_start=full_window_start.backward_fill().over(keys))

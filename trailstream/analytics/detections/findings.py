@@ -64,12 +64,13 @@ def newest_first(findings: list[Finding]) -> list[Finding]:
                   reverse=True)
 
 
-def detect_all_findings(conn, settings: DetectionSettings) -> tuple[list[Finding], pl.DataFrame]:
-    """Every finding of the whole cache and the travel routes per day, with one pass over the hops: what the
-    post-sync step stores."""
+def detect_all_findings(conn, settings: DetectionSettings,
+                        since: str | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """Every finding of the cache (of the events from `since` on) and the travel routes per day, with one pass over
+    the hops: what the post-sync step stores."""
     others = [detect for detect in DETECTORS if detect is not impossible_travel.detect_impossible_travel]
-    travel, routes = impossible_travel.query_travel_days(conn, settings)
-    return newest_first(detect_findings(conn, None, settings, others) + travel), routes
+    travel, routes = impossible_travel.query_travel_days(conn, settings, since)
+    return newest_first(detect_findings(conn, EventFilter(start=since), settings, others) + travel), routes
 
 
 def detect_high_risk_events(conn, event_filter: EventFilter | None = None,

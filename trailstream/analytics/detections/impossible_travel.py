@@ -294,10 +294,11 @@ def query_travel(conn, event_filter: EventFilter | None = None,
     return _travel(conn, event_filter, settings, by_day=False)
 
 
-def query_travel_days(conn, settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
-    """Every travel finding of the cache and its routes per UTC day (day + ROUTE_SCHEMA): what the post-sync step
-    stores, so a period's map adds up its days."""
-    return _travel(conn, None, settings, by_day=True)
+def query_travel_days(conn, settings: DetectionSettings | None = None,
+                      since: str | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """Every travel finding of the cache (from `since` on) and its routes per UTC day (day + ROUTE_SCHEMA): what the
+    post-sync step stores, so a period's map adds up its days."""
+    return _travel(conn, EventFilter(start=since), settings, by_day=True)
 
 
 def detect_impossible_travel(conn, event_filter: EventFilter | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import orjson
 import polars as pl
@@ -24,8 +25,9 @@ from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache import findings_store, sigma_state
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
-from trailstream.timefmt import TIME_FORMAT
+from trailstream.timefmt import TIME_FORMAT, iso_utc, parse_iso_utc
 
+EARTH_HALF_KM = 20_040  # the farthest two places can be
 FORMAT = 1  # bump when a detector's output changes: findings stored by an older version are then recomputed
 _RULE_FIELDS = ("rule_id", "status", "level", "title", "author", "link", "kind", "query", "enabled")
 
@@ -126,19 +128,54 @@ def save_sign_in_places(db: sqlite_utils.Database, settings: DetectionSettings) 
         findings_store.save_places(db, places.to_dicts(), settings.city_database)
 
 
+def _reach(settings: DetectionSettings) -> timedelta:
+    """How far back from an event a detection can reach: the longest window or gap that joins events into one
+    finding, and the longest hop that can be too fast (half the earth at the fastest allowed speed)."""
+    windows = [settings.window(name) for name in ("unauthorized_window", "sign_in_failure_window",
+                                                  "privilege_change_window", "country_change_window",
+                                                  "root_session_gap")]
+    longest_hop = timedelta(hours=EARTH_HALF_KM / settings.max_travel_speed_kmh)
+    return max(timedelta(hours=24), longest_hop, *windows)  # travel and new-country incidents join within 24 h
+
+
+def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | None:
+    """Where to compute findings again after new events (a UTC midnight): the newest events' reach back, moved
+    earlier until no stored finding spans it or ends within reach of it. None: everything (other settings or
+    rules, a correlation rule, events removed), so the stored findings always equal a whole computation."""
+    state = findings_store.query_state(conn)
+    runs_correlations = any(rule["kind"] == "correlation" for rule in sigma_state.query_catalog(conn, True))
+    if state is None or state["fingerprint"] != signature or runs_correlations:
+        return None
+    newest = findings_store.query_earliest_new_event(conn, state["last_rowid"])
+    if newest is None:
+        return None
+    reach = _reach(settings)
+    cut = _midnight(parse_iso_utc(newest) - 2 * reach)
+    while (first := findings_store.query_first_time_since(conn, iso_utc(cut - reach))) and parse_iso_utc(first) < cut:
+        cut = _midnight(parse_iso_utc(first))
+    since = iso_utc(cut)
+    return None if findings_store.query_orphaned_findings(conn, since) else since
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSettings | None = None) -> str:
-    """The post-sync step's part: run every detector over the whole cache and store the findings and routes, unless
-    the stored ones are current. Returns the line the step reports."""
+    """The post-sync step's part: run the detectors over the events that can change a finding (the whole cache when
+    unsure) and store the findings and routes, unless the stored ones are current. Returns the line it reports."""
     settings = settings or DetectionSettings()
     if not staleness(db.conn, settings):
         return "findings: the stored findings are current"
     started = time.perf_counter()
     last_rowid, generation = findings_store.query_data_version(db.conn)  # before detecting: later events => stale
     signature = fingerprint(db.conn, settings)
-    findings, routes = detect_all_findings(db.conn, settings)
+    since = _recompute_from(db.conn, settings, signature)
+    findings, routes = detect_all_findings(db.conn, settings, since)
     route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
     save_sign_in_places(db, settings)
     seconds = time.perf_counter() - started
     findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, {
-        "fingerprint": signature, "last_rowid": last_rowid, "generation": generation, "seconds": seconds})
-    return f"findings: {len(findings):,} stored ({routes.height:,} travel routes by day) in {seconds:.1f} s"
+        "fingerprint": signature, "last_rowid": last_rowid, "generation": generation, "seconds": seconds}, since)
+    scope = f"from {since[:10]} on" if since else "over the whole cache"
+    return f"findings: {len(findings):,} stored {scope} ({routes.height:,} travel routes by day) in {seconds:.1f} s"
