@@ -187,6 +187,21 @@ def test_each_sigma_feature_matches_its_event_and_not_the_look_alike(feature_cac
     assert matched_ids(db_path).get(rule_id, set()) == expected
 
 
+@pytest.mark.parametrize(("regex", "literal"), [
+    (".+:assumed-role/aws:.+", ":assumed-role/aws:"),
+    ("^arn:aws:iam::\\d+:user/(admin|root)$", "arn:aws:iam::"),  # the longest run
+    ("admin|root", ""),  # either may match: no text is required
+    ("ab?c", "a"),  # b is optional, so "abc" is not required
+    ("(?i)TruffleHog", ""),  # instr() compares case-sensitively
+    ("x'y", "x'y"),
+    ("[unclosed", ""),
+])
+def test_regex_prefilter_requires_only_text_every_match_contains(regex, literal):
+    from trailstream.analytics.sigma.backend import required_text
+
+    assert required_text(regex) == literal
+
+
 def test_every_feature_rule_converts(feature_cache):
     _, rules, _ = feature_cache
     states = {rule.rule_id: (rule.status, rule.reason) for rule in sigma.load_rules([rules]).rules}

@@ -17,6 +17,7 @@ from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull, SigmaRegula
 from trailstream.analytics.sigma.fields import RECORD, JsonPath, parse_field, scalar_expression
 
 TABLE = "events"
+_regex_parser = getattr(re, "_parser", None)  # Python's own regex parser: which characters every match contains
 
 
 def _leaf(alias: str) -> str:
@@ -38,14 +39,14 @@ def required_text(regex: str) -> str:
     """The longest run of literal characters every match of a case-sensitive `regex` contains ('' when unknown):
     SQL checks it with instr() before calling REGEXP, which is costly in Python for patterns such as `.+:x/.+`."""
     try:
-        parsed = re._parser.parse(regex)
-    except (re.error, AttributeError, RecursionError):
+        parsed = _regex_parser.parse(regex)
+    except (re.error, AttributeError, RecursionError):  # AttributeError: a Python without re._parser
         return ""
     if parsed.state.flags & re.IGNORECASE:
         return ""
     runs, run = [], ""
     for op, argument in parsed:
-        if op is re._constants.LITERAL:
+        if op is _regex_parser.LITERAL:
             run += chr(argument)
         else:
             runs.append(run)
