@@ -53,4 +53,5 @@ with principals_column:
 st.subheader("Latest events")
 if counts["events"] > LATEST:
     st.caption(f"The newest {LATEST:,} of {counts['events']:,} events: Search finds any of them.")
-widgets.raw_event_viewer(events.query("events", event_filter, limit=LATEST), "overview-events", "overview-events")
+latest = events.query("events", backend.newest_period(event_filter, timeline, LATEST), limit=LATEST)
+widgets.raw_event_viewer(latest, "overview-events", "overview-events")

@@ -127,3 +127,15 @@ def test_every_athena_query_parses_back_as_trino_and_matches_its_snapshot():
     for sql in rendered.values():
         assert isinstance(sqlglot.parse_one(sql, read="trino"), exp.Select)
     assert rendered == json.loads(SNAPSHOTS.read_text())
+
+
+def test_the_newest_events_come_from_the_newest_buckets_only(demo_stores):
+    cache, lake_backend = demo_stores
+    timeline = cache.query("timeline", EventFilter(), bucket="hour")
+    narrowed = backend.newest_period(EventFilter(), timeline, 500)
+    assert narrowed.start and narrowed.start > timeline["bucket"].min().isoformat()  # fewer days for the lake to read
+    for store_backend in (cache, lake_backend):
+        everything = store_backend.query("events", EventFilter(), limit=None).head(500)
+        assert store_backend.query("events", narrowed, limit=500)["event_time"].to_list() == \
+            everything["event_time"].to_list()  # times, not IDs: events of one second have no order between them
+    assert backend.newest_period(EventFilter(), timeline, 10**9) == EventFilter()  # all of it needed: unchanged

@@ -11,7 +11,7 @@ import re
 import sqlite3
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import polars as pl
@@ -23,7 +23,7 @@ from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.cache import wordindex
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
-from trailstream.timefmt import parse_iso_utc
+from trailstream.timefmt import iso_utc, parse_iso_utc
 
 QUERY_NAMES = ("totals", "span", "top_event_names", "top_principals", "top_services", "account_regions", "timeline",
                "events", "search", "search_count", "error_counts", "error_first_seen", "error_events")
@@ -118,6 +118,17 @@ def bucket_for(event_filter: EventFilter, first, last) -> str:
     length = TIME_BINS[choose_bin(end - start if start and end else None, last - first if first and last else None)][1]
     fitting = [name for name, (_, size) in queries.BUCKETS.items() if size <= length]
     return max(fitting, key=lambda name: queries.BUCKETS[name][1])
+
+
+def newest_period(event_filter: EventFilter, timeline: pl.DataFrame, limit: int) -> EventFilter:
+    """The filter narrowed to the newest timeline buckets that hold `limit` events: the newest `limit` events are all
+    inside, and the lake reads only those days' partitions instead of the whole period's."""
+    counts = timeline.group_by("bucket").agg(pl.sum("events")).sort("bucket", descending=True)
+    reached = counts.filter(pl.col("events").cum_sum() - pl.col("events") < limit)
+    if reached.height == counts.height:  # every bucket is needed: the period as it is
+        return event_filter
+    start = iso_utc(reached["bucket"].min())
+    return replace(event_filter, start=max(start, event_filter.start or start))
 
 
 def _top(frame: pl.DataFrame, columns: tuple[str, ...], limit: int | None) -> pl.DataFrame:
