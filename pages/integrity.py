@@ -17,7 +17,12 @@ widgets.metrics({"Digests valid": f"{counts['digests_valid']:,} / {counts['diges
                  "Problems": report.problems().height, "Newest not checked": counts["digests_unchecked"]})
 widgets.unconfirmed_early_events()
 if report.hours.height == 0:
-    st.info("No digests or log files in this period.", icon=":material/inbox:")
+    if widgets.period_has_events(event_filter):  # events, but nothing to check them against: say why
+        st.info("No CloudTrail digest covers this period, so its log files cannot be checked. Digests exist only "
+                "when log file validation is on for the trail and its digest files are synced with the logs; "
+                "local sample files and Event history have none.", icon=":material/gpp_maybe:")
+    else:
+        widgets.explain_empty("digests or log files")
     st.stop()
 if report.failed:
     st.error("Some log files or digests are missing, altered or unaccounted for: see the problems below.",

@@ -113,3 +113,14 @@ def test_the_account_region_heatmap_stays_readable_on_many_accounts_and_keeps_ev
     accounts, regions = {row["account_id"] for row in rows}, {row["aws_region"] for row in rows}
     assert len(accounts) == charts.HEATMAP_ACCOUNTS + 1 and len(regions) == charts.HEATMAP_REGIONS + 1
     assert "other" in accounts and sum(row["events"] for row in rows) == sum(range(1, 46))
+
+
+def test_integrity_on_samples_without_digests_says_why_nothing_can_be_checked(corpus, tmp_path, monkeypatch):
+    from tests.conftest import point_app_at
+
+    sync.import_paths(tmp_path / "corpus.db", [corpus / "events"], workers=1)
+    point_app_at(monkeypatch, tmp_path / "corpus.db", tmp_path / "trailstream.toml")
+    at = open_page("pages/integrity.py", range="all")
+    said = " ".join(info.value for info in at.info)
+    assert "No CloudTrail digest covers this period" in said and "log file validation" in said
+    assert "No digests or log files" not in said  # 133 events from 16 files are there: only their digests are not
