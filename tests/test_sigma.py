@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import sqlite3
+import stat
 import threading
 import zipfile
 from contextlib import closing
@@ -611,6 +612,14 @@ def _change_one_byte(members):
     members[name] = members[name].replace(b"level: medium", b"level: mediun")
 
 
+def _symlink(members):
+    name = next(name for name in members if name.endswith("aws_enum_buckets.yml"))
+    del members[name]
+    link = zipfile.ZipInfo(name)
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    members[link] = b"../../../../../etc/passwd"
+
+
 def _rename(old_end, new_name):
     def change(members):
         name = next(name for name in members if name.endswith(old_end))
@@ -629,6 +638,7 @@ REFUSED_ARCHIVES = {
                             "missing from it"),
     "a renamed rule file": (_rename("aws_enum_buckets.yml", "aws_enum_bucket.yml"), "not in the pinned manifest"),
     "a second top folder": (lambda m: m.update({"other/notes.txt": b"x"}), "exactly one top folder"),
+    "a rule file that is a symbolic link": (_symlink, "symbolic link"),
 }
 
 

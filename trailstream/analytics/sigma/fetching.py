@@ -67,25 +67,31 @@ def _refused(reason: str) -> FetchError:
 
 
 def _checked_names(bundle: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """Members by their path below the archive's one top folder; refuses unsafe names, links and duplicates."""
+    """Members by their path below the archive's one top folder; refuses unsafe names, duplicates and links among
+    the files to install (the rest of the repository is never extracted)."""
     members: dict[str, zipfile.ZipInfo] = {}
     roots = set()
     for member in bundle.infolist():
         name = PurePosixPath(member.filename)
         if "\\" in member.filename or name.is_absolute() or ".." in name.parts or PureWindowsPath(name).drive:
             raise _refused(f"member {member.filename[:200]!r} would be written outside the rules folder")
-        if stat.S_ISLNK(member.external_attr >> 16):
-            raise _refused(f"member {member.filename[:200]!r} is a symbolic link")
         roots.add(name.parts[0])
         if member.is_dir() or len(name.parts) < 2:
             continue
         inner = PurePosixPath(*name.parts[1:]).as_posix()
         if inner in members:
             raise _refused(f"{inner!r} is in it twice")
+        if _installed(inner) and stat.S_ISLNK(member.external_attr >> 16):
+            raise _refused(f"member {member.filename[:200]!r} is a symbolic link")
         members[inner] = member
     if len(roots) != 1:
         raise _refused("it does not hold exactly one top folder, as a GitHub commit archive does")
     return members
+
+
+def _installed(name: str) -> bool:
+    """Whether a path of the archive (below its top folder) is one rules fetch would install or refuse as extra."""
+    return name in MANIFEST or name.startswith(RULES_FOLDER + "/")
 
 
 def verified_files(archive: Path) -> dict[str, bytes]:
@@ -94,7 +100,7 @@ def verified_files(archive: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = _checked_names(bundle)
-            extra = sorted(name for name in members if name.startswith(RULES_FOLDER + "/") and name not in MANIFEST)
+            extra = sorted(name for name in members if _installed(name) and name not in MANIFEST)
             missing = sorted(name for name in MANIFEST if name not in members)
             if extra or missing:
                 raise _refused("; ".join([f"{_names(extra)} not in the pinned manifest"] * bool(extra)
