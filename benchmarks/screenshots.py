@@ -52,6 +52,7 @@ def shoot(url: str, prefix: str, query: str, only: set[str] | None, out: Path = 
             page.goto(f"{url}/{'' if name == 'home-overview' else name}?{query}")
             page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
             page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+            page.wait_for_function("!document.querySelector('[data-testid=\"stSkeleton\"]')")  # tables drawn
             page.wait_for_timeout(1500)  # let Vega draw; a picture, not a measurement
             target = out / f"{prefix}-{name}.png"
             page.screenshot(path=str(target))
