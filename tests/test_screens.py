@@ -124,3 +124,9 @@ def test_integrity_on_samples_without_digests_says_why_nothing_can_be_checked(co
     said = " ".join(info.value for info in at.info)
     assert "No CloudTrail digest covers this period" in said and "log file validation" in said
     assert "No digests or log files" not in said  # 133 events from 16 files are there: only their digests are not
+
+
+def test_who_did_it_gets_a_wide_column_so_role_sessions_are_not_cut(app_demo_cache):
+    at = open_page("pages/instances.py", range="all")
+    changes = next(frame for frame in at.dataframe if "principal" in frame.value.columns)
+    assert json.loads(changes.proto.columns)["principal"]["width"] == "large"

@@ -34,7 +34,7 @@ COLUMN_LABELS = {
     "event_time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
     "event_name": "Event",
     "event_source": "Service",
-    "principal": st.column_config.TextColumn("Principal", width="medium"),  # text, never a link; names not cut
+    "principal": st.column_config.TextColumn("Principal", width="large"),  # text, never a link; role sessions not cut
     "user_type": "Identity type",
     "account_id": "Account",
     "aws_region": "Region",
