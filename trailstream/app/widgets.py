@@ -15,7 +15,7 @@ import polars as pl
 import streamlit as st
 
 from trailstream import catalog
-from trailstream.analytics import charts, exports, queries, transforms
+from trailstream.analytics import backend, charts, exports, queries, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import current_identity, escape_markdown
@@ -166,25 +166,33 @@ def metrics(values: dict[str, object], helps: dict[str, str] | None = None) -> N
 
 def use_case_events(key: str) -> pl.DataFrame:
     """A use-case page's start: title, purpose and its newest USE_CASE_LIMIT events in the period (saying so when
-    there are more); stops the page when none match."""
+    there are more); stops the page when none match. On the cache or the lake, whichever is live."""
     use_case = catalog.USE_CASES[key]
     event_filter = page_start(use_case.title, use_case.description)
-    events = state.load(queries.query_use_case_events, event_filter, key, limit=USE_CASE_LIMIT)
-    if no_matches(events, f"{use_case.title} events"):
+    store = state.backend()
+    events = store.query("events", event_filter, event_names=use_case.event_names, limit=USE_CASE_LIMIT)
+    if store.no_matches(events.height) or no_matches(events, f"{use_case.title} events"):
         st.stop()
-    total = transforms.column_total(state.load(queries.query_use_case_timeline, event_filter, key), "events")
+    total = transforms.column_total(_use_case_timeline(key), "events")
     if total > events.height:
         st.caption(f"The newest {events.height:,} of {total:,} {use_case.title} events are listed and counted here: "
                    "narrow the period or pick an account to see the rest.")
     return events
 
 
+def _use_case_timeline(key: str) -> pl.DataFrame:
+    """The use case's counts per time bucket and event name, the bucket chosen from the events' own span."""
+    event_filter, names = state.current_filter(), catalog.USE_CASES[key].event_names
+    span = state.backend().query("span", event_filter, event_names=names).row(0, named=True)
+    bucket = backend.bucket_for(event_filter, span["first_event"], span["last_event"])
+    return state.backend().query("timeline", event_filter, group_by="event_name", bucket=bucket, event_names=names)
+
+
 def use_case_timeline(key: str) -> None:
     """The use case's calls over time, one colour per event name (time buckets: bounded whatever the data)."""
-    event_filter = state.current_filter()
-    timeline = state.load(queries.query_use_case_timeline, event_filter, key)
+    timeline = _use_case_timeline(key)
     chart = charts.timeline_chart(timeline, "event_name", title=f"{catalog.USE_CASES[key].title} over time",
-                                  period=period(event_filter))
+                                  period=period(state.current_filter()))
     show_chart(chart, timeline, f"{key}-timeline")
 
 
@@ -280,7 +288,9 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
     record = state.load_record(frame.item(row, "event_id"))
     st.subheader("Raw event")
     if record is None:
-        st.warning("This event is no longer in the cache; press Sync or pick another row.")
+        st.warning("The lake keeps this event's columns (in the table above), not its original record, and the local "
+                   "cache holds no copy of it." if state.lake_engine(state.backend_settings()) else
+                   "This event is no longer in the cache; press Sync or pick another row.")
         return
     integrity_badge(frame.item(row, "event_id"))
     st.json(record, expanded=2)
