@@ -18,7 +18,7 @@ from tests.test_sigma import record, rule_yaml, write_events
 from trailstream import jobs
 from trailstream.analytics import detections
 from trailstream.app.signin import escape_markdown
-from trailstream.cache import store
+from trailstream.cache import bookkeeping, store
 from trailstream.filters import EventFilter
 from trailstream.ingest import sync
 
@@ -98,7 +98,7 @@ def test_a_stale_store_is_recomputed_and_says_why(demo_cache_file, tmp_path):
     sync.import_paths(path, [write_events(tmp_path / "late", refused)])
     with closing(store.open_cache_readonly(path)) as conn:
         late = detections.query_period_findings(conn)
-        assert "events arrived" in late.note
+        assert "cache changed" in late.note
         assert any(finding.principal == hostile for finding in late.findings)
         assert as_dicts(late.findings) == as_dicts(detections.detect_findings(conn))
     assert jobs.store_findings(path, {}) != ["findings: the stored findings are current"]
@@ -123,6 +123,11 @@ def test_after_new_days_only_their_reach_is_recomputed_and_the_store_equals_a_wh
     assert stored.note == "" and as_dicts(stored.findings) == as_dicts(fresh)
     assert {finding.time[:10] for finding in stored.findings} == {"2026-10-31", "2026-11-09"}
     assert routes.get_column("hops").sum() == fresh_routes.get_column("hops").sum()
+    with closing(store.open_cache(path)) as db:
+        bookkeeping.bump_generation(db)  # a sync that stored nothing
+    assert jobs.store_findings(path, {}) == ["findings: no new events; the stored findings are current"]
+    with closing(store.open_cache_readonly(path)) as conn:
+        assert detections.query_period_findings(conn).note == ""
 
 
 def test_a_cache_from_before_stored_findings_computes_them(demo_cache_file, tmp_path):

@@ -188,6 +188,12 @@ def query_orphaned_findings(conn: sqlite3.Connection, before: str) -> int:
     return conn.execute(sql, [before]).fetchone()[0]
 
 
+def mark_generation(db: sqlite_utils.Database, generation: int) -> None:
+    """The stored findings hold for this generation too (a sync that stored no event)."""
+    with db.atomic():
+        db.execute("UPDATE findings_state SET generation = ? WHERE id = 1", [generation])
+
+
 def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict,
                   since: str | None = None) -> None:
     """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with

@@ -55,7 +55,7 @@ def staleness(conn, settings: DetectionSettings) -> str:
     if state is None:
         return "no findings are stored in this cache yet (the step after each sync stores them)"
     if (state["last_rowid"], state["generation"]) != findings_store.query_data_version(conn):
-        return "events arrived since the findings were stored (the step after the sync stores them again)"
+        return "the cache changed since the findings were stored (the step after the sync stores them again)"
     if state["fingerprint"] != fingerprint(conn, settings):
         return "the detection settings or Sigma rules changed since the findings were stored"
     return ""
@@ -170,6 +170,10 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     started = time.perf_counter()
     last_rowid, generation = findings_store.query_data_version(db.conn)  # before detecting: later events => stale
     signature = fingerprint(db.conn, settings)
+    state = findings_store.query_state(db.conn)
+    if state and (state["fingerprint"], state["last_rowid"]) == (signature, last_rowid):
+        findings_store.mark_generation(db, generation)  # a sync that stored no event changes no finding
+        return "findings: no new events; the stored findings are current"
     since = _recompute_from(db.conn, settings, signature)
     findings, routes = detect_all_findings(db.conn, settings, since)
     route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
