@@ -155,46 +155,57 @@ def alert_rule(data: bytes) -> None:
 
 
 @lru_cache(maxsize=1)
-def _digest_cache():
-    """An empty cache per process that each digest is stored in and verified against, then rolled back."""
-    from trailstream.cache import store
-
-    return store.open_cache(_scratch_folder() / "digests.db")
-
-
-@lru_cache(maxsize=1)
 def _golden() -> tuple[bytes, str, bytes]:
     """The golden vector's public key, signature and digest bytes: the key every fuzzed digest is checked with."""
     vector = json.loads(GOLDEN.read_text())
     return bytes.fromhex(vector["public_key_der_hex"]), vector["signature"], bytes.fromhex(vector["digest_hex"])
 
 
-def verify_digest_file(data: bytes) -> None:
-    """A digest file as a sync meets it: parsed, stored where it says it was written with a signature in its S3
-    metadata, then verified; 'malformed' and 'signature invalid' are states, never exceptions."""
-    from datetime import datetime, timezone
-
-    from trailstream.analytics import integrity
+def _store_digest(ingester, data: bytes) -> bool:
+    """Store a digest file the way a sync does, at the key it names, with the golden signature as its S3 metadata."""
     from trailstream.cache import codec, integrity as tables
     from trailstream.cache.bookkeeping import FileRef
     from trailstream.ingest import records
 
     parsed = records.parse_log_file(data, codec.default_compressor(), max_bytes=16 << 20)
     if parsed.kind != "digest":
-        return
-    db, (der, signature, _) = _digest_cache(), _golden()
+        return False
     bucket, key = (value if isinstance(value, str) and value else default for value, default in (
         (parsed.digest.values.get("digest_s3_bucket"), "trail-bucket"),
         (parsed.digest.values.get("digest_s3_object"), "AWSLogs/fuzz.json.gz")))
-    db.execute("BEGIN")
+    ingester.store_digest(FileRef("s3", bucket, key), parsed.digest)
+    tables.save_digest_signature(ingester.db, bucket, key, {"signature": _golden()[1]})
+    return True
+
+
+@lru_cache(maxsize=1)
+def _digest_sync():
+    """One open sync per process into a cache holding the golden digest, so a fuzzed digest can chain to it."""
+    from trailstream.ingest import sync
+
+    ingester = sync.Ingester(_scratch_folder() / "digests.db", "s3", workers=1, batch=True).__enter__()
+    _store_digest(ingester, _golden()[2])
+    return ingester
+
+
+def verify_digest_file(data: bytes) -> None:
+    """A digest file as a sync meets it: parsed, stored, then verified with the stored one; 'malformed' and
+    'signature invalid' are states, never exceptions. Each input is rolled back."""
+    from datetime import datetime, timezone
+
+    from trailstream.analytics import integrity
+
+    ingester = _digest_sync()
+    ingester.db.execute("SAVEPOINT fuzz_input")
     try:
-        tables.save_digest(db, FileRef("s3", bucket, key), parsed.digest, None)
-        tables.save_digest_signature(db, bucket, key, {"signature": signature})
-        report = integrity.verify_integrity(db.conn, {"golden": der}, now=datetime(2026, 3, 2, tzinfo=timezone.utc))
-        report.counts()
-        report.problems()
+        if _store_digest(ingester, data):
+            report = integrity.verify_integrity(ingester.db.conn, {"golden": _golden()[0]},
+                                                now=datetime(2026, 3, 2, tzinfo=timezone.utc))
+            report.counts()
+            report.problems()
     finally:
-        db.execute("ROLLBACK")
+        ingester.db.execute("ROLLBACK TO fuzz_input")
+        ingester.db.execute("RELEASE fuzz_input")
 
 
 def _digest_seeds() -> list[bytes]:

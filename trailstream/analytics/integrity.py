@@ -25,6 +25,7 @@ from trailstream.timefmt import iso_utc
 SIGNATURE_ALGORITHM = "SHA256withRSA"
 UNREFERENCED_AFTER = timedelta(hours=6)  # the hour, its digest an hour later, and room for a backfill digest
 GAP_TOLERANCE = timedelta(minutes=5)
+MAX_BREAK_HOURS = 24 * 366  # hours listed per chain break, the latest: a forged digest years away stays one year
 TRUSTED_LISTINGS = ("verified", "unchecked", "unknown key")  # digests whose logFiles count as a listing
 DIGEST_FAILURES = ("signature invalid", "moved", "malformed", "missing", "unknown key")
 FILE_FAILURES = ("modified", "missing", "unreadable", "trailing data", "unreferenced")
@@ -242,7 +243,7 @@ def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
     hours = max(1, round((pair["start"] - pair["prev_end"]) / timedelta(hours=1)))
     if pair["previous_object"] is not None or pair["state"] == "malformed":
         missing = [(*base, pair["prev_hour"] + timedelta(hours=i), "", "missing", "no digest for this hour", None)
-                   for i in range(1, hours + 1)]
+                   for i in range(max(1, hours - MAX_BREAK_HOURS + 1), hours + 1)]
         if pair["previous_object"]:
             missing[-1] = missing[-1][:3] + (pair["previous_object"], "missing",
                                              "the next digest links to it, but it is not in the cache or the bucket", None)
@@ -255,7 +256,8 @@ def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
               + (explained or "no StopLogging, StartLogging, UpdateTrail or PutEventSelectors call in the cache explains it"))
     first, last = pair["prev_hour"] + timedelta(hours=1), max(pair["prev_hour"] + timedelta(hours=1), pair["hour"] - timedelta(hours=1))
     count = int((last - first) / timedelta(hours=1)) + 1
-    return [(*base, first + timedelta(hours=i), pair["key"], "gap", reason, None) for i in range(count)]
+    return [(*base, first + timedelta(hours=i), pair["key"], "gap", reason, None)
+            for i in range(max(0, count - MAX_BREAK_HOURS), count)]
 
 
 def check_listed_files(listed: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from trailstream.cache.rows import DigestRow
+from trailstream.timefmt import parse_iso_utc
 
 DIGEST_KEY = re.compile(
     r"(?:^|/)AWSLogs/(?:(?P<org>o-[a-z0-9]{10,32})/)?(?P<account>\d{12})/CloudTrail-Digest/(?P<region>[a-z0-9-]+)/"
@@ -17,6 +18,7 @@ DIGEST_KEY = re.compile(
     r"(?P<stamp>\d{8}T\d{6}Z)(?P<backfill>_backfill)?\.json\.gz$"
 )
 _ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+_YEARS = range(2013, 3000)  # CloudTrail's lifetime, give or take: a digest dated outside it is forged
 _TEXT_FIELDS = ("digestStartTime", "digestEndTime", "digestS3Bucket", "digestS3Object",
                 "digestPublicKeyFingerprint", "digestSignatureAlgorithm")
 
@@ -66,8 +68,8 @@ def _digest_values(document: dict) -> dict:
         if not isinstance(document.get(name), str):
             raise ValueError(f'"{name}" is missing or not text')
     for name in ("digestStartTime", "digestEndTime"):
-        if not _ISO_SECONDS.match(document[name]):
-            raise ValueError(f'"{name}" is not a time like 2026-03-01T13:01:31Z')
+        if not _ISO_SECONDS.match(document[name]) or not _plausible_time(document[name]):
+            raise ValueError(f'"{name}" is not a CloudTrail time like 2026-03-01T13:01:31Z')
     if not isinstance(document.get("logFiles"), list):
         raise ValueError('"logFiles" is missing or not a list')
     object_key = document["digestS3Object"]
@@ -94,6 +96,14 @@ def _digest_values(document: dict) -> dict:
     }
 
 
+def _plausible_time(text: str) -> bool:
+    """A real calendar time (no month 13, no year 0) in the years a CloudTrail digest can have."""
+    try:
+        return parse_iso_utc(text).year in _YEARS
+    except ValueError:
+        return False
+
+
 def _log_file_entry(item) -> tuple:
     if not isinstance(item, dict) or not isinstance(item.get("s3Object"), str):
         raise ValueError("a logFiles entry has no s3Object")
@@ -113,4 +123,5 @@ def digest_values_from_key(key: str) -> dict:
     if parts is None:
         return {}
     return {"account_id": parts.account, "region": parts.region, "home_region": parts.home_region,
-            "trail": parts.trail, "org_id": parts.org, "backfill": int(parts.backfill), "end_time": parts.end_time}
+            "trail": parts.trail, "org_id": parts.org, "backfill": int(parts.backfill),
+            "end_time": parts.end_time if _plausible_time(parts.end_time) else None}
