@@ -163,7 +163,8 @@ def _golden() -> tuple[bytes, str, bytes]:
 
 def _store_digest(ingester, data: bytes) -> bool:
     """Store a digest file the way a sync does, at the key it names, with the golden signature as its S3 metadata."""
-    from trailstream.cache import codec, integrity as tables
+    from trailstream.cache import codec
+    from trailstream.cache import integrity as tables
     from trailstream.cache.bookkeeping import FileRef
     from trailstream.ingest import records
 

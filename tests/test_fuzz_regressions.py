@@ -2,7 +2,7 @@
 
 import pytest
 
-from fuzz.harnesses import harnesses, regression_inputs, run_one
+from fuzz.harnesses import CORPUS, SIGMA, harnesses, regression_inputs, run_one
 
 CASES = [(name, f"seed-{number}", data) for name, harness in harnesses().items()
          for number, data in enumerate(harness.seeds()[:40])]
@@ -24,3 +24,12 @@ def test_a_harness_rejects_an_undocumented_error(name):
 
     with pytest.raises(ZeroDivisionError):
         run_one(type(harness)(harness.name, broken, harness.expected, harness.seeds), b"x")
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [("digests", CORPUS / "messages", 2 + 4), ("sigma", SIGMA / "rules", 57),
+                                                       ("records", CORPUS / "events", 19)])
+def test_a_harness_is_seeded_from_the_shared_data_read_in_place(name, folder, least):
+    """Seeds come from ../shared at run time (never copied here): the documented digests, every SigmaHQ rule."""
+    if not folder.exists():
+        pytest.skip(f"{folder} is absent: the harness runs on its test fixtures alone")
+    assert len(harnesses()[name].seeds()) >= least
