@@ -49,7 +49,7 @@ COLUMN_LABELS = {
     "failed_share": st.column_config.NumberColumn("Failed share", format="percent"),
 }
 
-ACRONYMS = {"ip": "IP", "ips": "IPs", "id": "ID", "ids": "IDs", "arn": "ARN", "mfa": "MFA", "url": "URL",
+ACRONYMS = {"ip": "IP", "ips": "IPs", "id": "ID", "ids": "IDs", "arn": "ARN", "mfa": "MFA", "url": "URL", "api": "API",
             "aws": "AWS", "ec2": "EC2", "iam": "IAM", "p95": "p95"}
 
 
