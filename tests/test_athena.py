@@ -284,6 +284,9 @@ LAKE_ROWS = [
 ]
 
 
+CLOSED_PERIOD = {"from": "2026-02-01", "to": "2026-03-01"}  # an open period's statements change every 5 minutes
+
+
 def _open_on_athena(tmp_path, page: str, **settings):
     """The app first on the cache (its home page would take the queued result), then `page` on Athena."""
     from streamlit.testing.v1 import AppTest
@@ -291,7 +294,7 @@ def _open_on_athena(tmp_path, page: str, **settings):
     from tests.conftest import APP, APP_TIMEOUT
 
     at = AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
-    at.query_params.update(range="all")
+    at.query_params.update(range="custom", **CLOSED_PERIOD)
     at.run()
     _athena_settings(tmp_path, **settings)
     at.switch_page(page).run()

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import metric, open_page, point_app_at
+from trailstream.filters import EventFilter
 from trailstream.ingest import demo, lake, sync
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -153,3 +154,15 @@ def test_a_search_the_lake_cannot_answer_yet_is_a_sentence(monkeypatch, tmp_path
     assert [error.value for error in at.error] == [LAKE_FAILED]
     assert [text.value for text in at.text] == [
         "searching by resource type is not available on the lake yet: use the text field"]
+
+
+@pytest.mark.parametrize("period, on_the_lake", [
+    (EventFilter(start="2026-02-22T12:07:31Z"), EventFilter(start="2026-02-22T12:05:00Z", end="2026-03-01T12:10:00Z")),
+    (EventFilter(), EventFilter(end="2026-03-01T12:10:00Z")),
+    (EventFilter(start="2026-02-22T00:00:00Z", end="2026-02-23T00:00:00Z"),
+     EventFilter(start="2026-02-22T00:00:00Z", end="2026-02-23T00:00:00Z")),
+])
+def test_an_open_period_asks_the_lake_in_whole_five_minute_marks(period, on_the_lake):
+    from trailstream.app import state
+
+    assert state._lake_period(period, now=datetime(2026, 3, 1, 12, 7, 31, tzinfo=timezone.utc)) == on_the_lake

@@ -191,7 +191,7 @@ def clear_cached_data() -> None:
 # Pages whose queries run on the lake; every other page reads the cache.
 LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors")
 BACKEND_KEY = "_trailstream_page_backend"
-LAKE_ROUND_SECONDS = 300  # a preset period's start on the lake, rounded down: pages within 5 minutes share results
+LAKE_ROUND_SECONDS = 300  # an open period on the lake, in whole 5-minute marks: pages within 5 minutes share results
 _LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
 
 
@@ -257,13 +257,18 @@ class PageBackend:
         self.note.text(note)  # as typed: in markdown "$" would start LaTeX and a path's "_" italics
 
 
-def _lake_period(event_filter: EventFilter) -> EventFilter:
-    """An open-ended period starts on a 5-minute mark, so the pages one visit opens ask the same query."""
-    if not event_filter.start or event_filter.end:
+def _lake_period(event_filter: EventFilter, now: datetime | None = None) -> EventFilter:
+    """An open-ended period as whole 5-minute marks (start rounded down, end the next mark): the pages of one visit
+    ask the same statements, and a kept result is never older than 5 minutes (the lake grows as syncs run)."""
+    if event_filter.end:
         return event_filter
-    moment = parse_iso_utc(event_filter.start)
-    rounded = moment.timestamp() - moment.timestamp() % LAKE_ROUND_SECONDS
-    return replace(event_filter, start=iso_utc(datetime.fromtimestamp(rounded, timezone.utc)))
+    moment = (now or datetime.now(timezone.utc)).timestamp()
+    end = iso_utc(datetime.fromtimestamp(moment - moment % LAKE_ROUND_SECONDS + LAKE_ROUND_SECONDS, timezone.utc))
+    if not event_filter.start:
+        return replace(event_filter, end=end)
+    start = parse_iso_utc(event_filter.start).timestamp()
+    return replace(event_filter, start=iso_utc(datetime.fromtimestamp(start - start % LAKE_ROUND_SECONDS, timezone.utc)),
+                   end=end)
 
 
 def _lake_failed(exc: Exception):
