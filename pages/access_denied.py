@@ -34,7 +34,8 @@ widgets.show_chart(charts.timeline_chart(timeline, "event_source", title="Refuse
 by = st.segmented_control("Refused calls by", list(BREAKDOWNS), format_func=BREAKDOWNS.get, default="principal",
                           key="by", bind="query-params", required=True)
 counts = detections.breakdown(calls, by, column=COLUMNS.get(by))
-widgets.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}"), counts,
+widgets.show_chart(charts.top_n_bar_chart(counts, by, title=f"Refused calls by {BREAKDOWNS[by]}",
+                                          fill=charts.FAILURE_RED), counts,
                    f"refused-by-{by}")
 
 if bursts:

@@ -132,3 +132,12 @@ def test_who_did_it_gets_a_wide_column_so_role_sessions_are_not_cut(app_demo_cac
     at = open_page("pages/instances.py", range="all")
     changes = next(frame for frame in at.dataframe if "principal" in frame.value.columns)
     assert json.loads(changes.proto.columns)["principal"]["width"] == "large"
+
+
+def test_refused_calls_are_drawn_in_the_failure_red_every_page_uses(app_demo_cache):
+    from trailstream.analytics import charts
+
+    at = open_page("pages/access_denied.py", range="all")
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    [by_principal] = [spec for spec in specs if spec.get("title") == "Refused calls by principal"]
+    assert by_principal["mark"]["color"] == charts.FAILURE_RED

@@ -187,8 +187,10 @@ def top_n_bar_chart(
     n: int = 15,
     color: str | None = None,
     title: str | None = None,
+    fill: str = PALETTE[0],
 ) -> alt.Chart:
-    """Horizontal bars of the n largest categories, largest on top."""
+    """Horizontal bars of the n largest categories, largest on top; one `fill` (FAILURE_RED for refused calls) unless
+    coloured by a `color` field."""
     top = frame.sort(value, descending=True).head(n)
     tooltip = [alt.Tooltip(f"{category}:N", title=category.replace("_", " ")), alt.Tooltip(f"{value}:Q", format=",")]
     tooltip += [alt.Tooltip(f"{c}:Q", format=",") for c in ("failed",) if c in top.columns and c != value]
@@ -201,7 +203,7 @@ def top_n_bar_chart(
         encodings["color"] = category_color(color, domain=top[color].unique(maintain_order=True).to_list())
     return (
         alt.Chart(top)
-        .mark_bar()
+        .mark_bar(color=fill)
         .encode(**encodings)
         .properties(width="container", height=max(120, 22 * top.height), title=title or "",
                     autosize=FIT_WIDTH_ONLY)
