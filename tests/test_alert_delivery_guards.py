@@ -181,3 +181,18 @@ def test_a_channel_url_apprise_cannot_set_up_says_so(monkeypatch):
         channels.send_to_channel(channel, "t", "b")
     assert str(refused.value) == ("channel json://${TS_BAD} could not be set up from its URL; check it against the "
                                   "apprise documentation for that service")
+
+
+def test_only_slashes_are_trimmed_from_the_app_address():
+    assert mail.alert_link("https://ts.example/APPX/", 3) == "https://ts.example/APPX/admin-alerts?alert=3"
+
+
+def test_a_long_rule_name_gives_a_channel_title_of_200_characters():
+    title, _ = mail.compose_channel_message([fired(name="r" * 300)], {}, BASE)
+    assert title == ("[TrailStream] HIGH: " + "r" * 300)[:199] + "…"
+
+
+def test_an_alert_whose_events_are_all_listed_says_nothing_more():
+    _, text, markup = mail.compose_mail([fired(events=2)], {7: LINES}, BASE)
+    assert "more on the Alerts page" not in text
+    assert '</table><p><a href="https://ts.example/admin-alerts?alert=7">Open in TrailStream</a></p>' in markup

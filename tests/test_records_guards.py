@@ -188,3 +188,17 @@ def test_a_big_streamed_file_is_fed_in_pieces_and_every_record_comes_out():
     parsed = records.parse_large_log_file(gzip.compress(orjson.dumps({"Records": recs})))
     assert [row[0] for row in parsed.rows] == [f"e-{n}" for n in range(700)]
     assert parsed.records == 700 and parsed.streamed
+
+
+def test_a_text_of_several_read_chunks_is_joined_whole_and_counted_whole_against_the_buffer_limit():
+    text = orjson.dumps({"Records": [record(eventID=f"e-{n}", userAgent="x" * 2_000) for n in range(1_200)]})
+    assert len(text) > 2 * records.READ_CHUNK
+    assert records.read_log_text(gzip.compress(text)) == (text, False)
+    with pytest.raises(records.FileTooLargeToBuffer):
+        records.parse_log_file(gzip.compress(text), buffer_limit=records.READ_CHUNK + records.READ_CHUNK // 2)
+
+
+def test_json_that_is_not_an_object_says_so():
+    with pytest.raises(records.LogFileError) as refused:
+        records.parse_log_file(b"[1, 2]")
+    assert str(refused.value) == "not a CloudTrail log file: the JSON is not an object"
