@@ -114,8 +114,6 @@ def connection_check(source: config.Source) -> None:
         else:
             st.success(f"Found {len(files):,} log file(s) to import.", icon=":material/check_circle:")
         return
-    from trailstream.ingest import aws
-
     buckets = (source.buckets if isinstance(source, config.SqsSource) else
                [source.bucket] if isinstance(source, config.S3Source) else [])  # Event history: credentials only
     with st.spinner("Asking AWS…"):
@@ -182,7 +180,7 @@ def connect_aws(current: config.Settings) -> None:
         for problem in access.problems():
             st.text(f"• {problem}")
         return
-    from trailstream.ingest import aws, setup
+    from trailstream.ingest import setup
 
     with st.spinner("Asking AWS…"):
         try:
