@@ -22,11 +22,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from trailstream import catalog  # noqa: E402
 from trailstream.analytics import backend  # noqa: E402
 from trailstream.filters import EventFilter  # noqa: E402
 from trailstream.ingest import demo, lake, sync  # noqa: E402
 
-# What the Overview's queries read (analytics/backend.py: totals, top lists, timeline).
+# What the Overview's aggregate queries read (analytics/backend.py: totals, top lists, account and region, timeline).
 OVERVIEW_COLUMNS = ("event_time_ms", "event_time", "error_code", "principal", "user_type", "account_id",
                     "aws_region", "event_name", "event_source", "read_only")
 
@@ -37,19 +38,29 @@ def _timed(function, *args) -> float:
     return time.perf_counter() - started
 
 
-def overview_scan_bytes(folder: Path, first_day: str) -> tuple[int, int]:
-    """(bytes of the Overview's columns in partitions from first_day on, bytes of every Parquet file)."""
+def overview_scan_bytes(folder: Path, first_day: str, latest_day: str) -> tuple[int, int]:
+    """(bytes a 30-day Overview reads: its aggregate columns in partitions from first_day on, plus every column of
+    the partitions from latest_day on, where its newest 1,000 events are; bytes of every Parquet file)."""
     scanned = total = 0
     for path in folder.rglob("*.parquet"):
         total += path.stat().st_size
-        if path.parent.name.removeprefix("date=") < first_day:
+        day = path.parent.name.removeprefix("date=")
+        if day < first_day:
             continue
         meta = pq.ParquetFile(path).metadata
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
             scanned += sum(row_group.column(c).total_compressed_size for c in range(row_group.num_columns)
-                           if row_group.column(c).path_in_schema in OVERVIEW_COLUMNS)
+                           if day >= latest_day or row_group.column(c).path_in_schema in OVERVIEW_COLUMNS)
     return scanned, total
+
+
+def latest_events_day(folder: Path, first_day: str) -> str:
+    """The first day the Overview's newest 1,000 events query reads (backend.newest_period over its timeline)."""
+    duck = backend.duckdb_backend(str(folder))
+    period = EventFilter(start=f"{first_day}T00:00:00Z")
+    timeline = duck.query("timeline", period, bucket="hour", group_by="event_source")
+    return backend.newest_period(period, timeline, 1000).start[:10]
 
 
 def slowest_page_query(folder: Path, first_day: str) -> tuple[str, float]:
@@ -57,10 +68,17 @@ def slowest_page_query(folder: Path, first_day: str) -> tuple[str, float]:
     duck = backend.duckdb_backend(str(folder))
     period = EventFilter(start=f"{first_day}T00:00:00Z")
     times = {}
-    for name, options in (("totals", {}), ("top_event_names", {}), ("top_principals", {}), ("top_services", {}),
+    text = backend.queries.SearchQuery(text="AccessDenied")
+    iam = catalog.USE_CASES["iam"].event_names
+    for name, options in (("totals", {}), ("span", {}), ("top_event_names", {}), ("top_principals", {}),
+                          ("top_services", {}), ("account_regions", {}),
                           ("timeline", {"bucket": "hour", "group_by": "event_source"}),
-                          ("search", {"search": backend.queries.SearchQuery(text="AccessDenied")})):
-        times[name] = _timed(lambda: duck.query(name, period, **options))
+                          ("timeline", {"bucket": "hour", "group_by": "event_name", "event_names": iam}),
+                          ("events", {"limit": 1000}), ("events", {"event_names": iam, "limit": 10_000}),
+                          ("search", {"search": text}), ("search_count", {"search": text}),
+                          ("error_counts", {}), ("error_first_seen", {}),
+                          ("error_events", {"error_code": "AccessDenied"})):
+        times[f"{name} {sorted(options)}"] = _timed(lambda: duck.query(name, period, **options))
     return max(times.items(), key=lambda item: item[1])
 
 
@@ -78,7 +96,7 @@ def main() -> None:
         import_s = _timed(sync.import_paths, work / "cache.db", [work / "logs"], None, args.workers)
         compact_s = _timed(lake.compact_paths, work / "lake", [work / "logs"], None, args.workers)
         first_day = (end - timedelta(days=30)).date().isoformat()
-        scanned, lake_bytes = overview_scan_bytes(work / "lake", first_day)
+        scanned, lake_bytes = overview_scan_bytes(work / "lake", first_day, latest_events_day(work / "lake", first_day))
         slowest, slowest_s = slowest_page_query(work / "lake", first_day)
     print(f"{args.events:,} demo events over {args.days} days in {len(files):,} files, {json_bytes / 1e6:,.1f} MB of JSON")
     print(f"import {import_s:.1f} s, compact {compact_s:.1f} s: compactor at {import_s / compact_s:.2f}x the "
