@@ -202,3 +202,15 @@ def test_json_that_is_not_an_object_says_so():
     with pytest.raises(records.LogFileError) as refused:
         records.parse_log_file(b"[1, 2]")
     assert str(refused.value) == "not a CloudTrail log file: the JSON is not an object"
+
+
+def test_a_digest_file_keeps_the_hash_of_its_own_text():
+    document = b'{"digestPublicKeyFingerprint": "f", "logFiles": []}'
+    parsed = records.parse_log_file(gzip.compress(document))
+    assert parsed.sha256 == parsed.digest.values["sha256"] == hashlib.sha256(document).hexdigest()
+
+
+def test_records_that_are_not_a_list_say_so():
+    with pytest.raises(records.LogFileError) as refused:
+        records.parse_log_file(b'{"Records": {"a": 1}}')
+    assert str(refused.value) == 'not a CloudTrail log file: "Records" is not a list'
