@@ -251,7 +251,7 @@ def streamlit_app(db: Path, settings: Path, secrets: str | None = None):
     secrets_file = folder / "secrets.toml"
     if secrets is not None:
         secrets_file.write_text(secrets.replace("{port}", str(port)))
-    env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings)}
+    env = {**os.environ, "TRAILSTREAM_DB": str(db), "TRAILSTREAM_CONFIG": str(settings), "PYTHONUNBUFFERED": "1"}
     log_path = folder / f"streamlit-{port}.log"
     with open(log_path, "wb") as log:  # a file, not a pipe: a pipe nobody reads fills up and stalls the server
         process = subprocess.Popen(
