@@ -199,3 +199,35 @@ def test_the_edges_of_every_network_that_is_not_a_place_are_placed_as_one_at_a_t
 @given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=300))
 def test_random_ipv4_addresses_are_placed_as_one_at_a_time(numbers):
     _same_places([str(ipaddress.IPv4Address(number)) for number in numbers])
+
+
+@pytest.fixture
+def fresh_tables_folder(tmp_path, monkeypatch):
+    """An empty user cache folder, and no tables held by this process, before and after the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    geo._ipv4_tables.cache_clear()
+    yield geo.ipv4_tables_folder()
+    geo._ipv4_tables.cache_clear()
+
+
+ADDRESSES = ["8.8.8.8", "1.1.1.1", "168.168.31.126", "81.2.69.142", "10.0.0.1", "203.0.113.9"]
+
+
+def test_the_ipv4_tables_are_kept_for_the_next_process_and_place_addresses_as_when_built(fresh_tables_folder):
+    built = geo.locate_ips(ADDRESSES).sort("source_ip")
+    assert {path.name for path in fresh_tables_folder.iterdir()} == {f"{name}.arrow" for name in geo.IPV4_TABLES}
+
+    geo._ipv4_tables.cache_clear()  # what a new process sees: only the kept files
+    kept = geo._ipv4_tables()
+    assert [len(table) for table in kept] == [len(table) for table in geo._build_ipv4_tables()]
+    assert geo.locate_ips(ADDRESSES).sort("source_ip").equals(built)
+    assert built.get_column("source_ip").to_list() == sorted(["8.8.8.8", "1.1.1.1", "168.168.31.126", "81.2.69.142"])
+
+
+def test_a_damaged_kept_table_is_built_again_instead_of_failing(fresh_tables_folder):
+    expected = geo.locate_ips(ADDRESSES).sort("source_ip")
+    (fresh_tables_folder / "countries.arrow").write_bytes(b"not an arrow file")
+    geo._ipv4_tables.cache_clear()
+
+    assert geo.locate_ips(ADDRESSES).sort("source_ip").equals(expected)
+    assert (fresh_tables_folder / "countries.arrow").read_bytes()[:6] == b"ARROW1"  # kept again, whole

