@@ -214,3 +214,33 @@ def test_records_that_are_not_a_list_say_so():
     with pytest.raises(records.LogFileError) as refused:
         records.parse_log_file(b'{"Records": {"a": 1}}')
     assert str(refused.value) == 'not a CloudTrail log file: "Records" is not a list'
+
+
+def test_a_streamed_file_is_records_and_keeps_floats_as_the_whole_parse_does():
+    data = orjson.dumps({"Records": [record(requestParameters={"ratio": 1.5, "count": 2})]})
+    whole, streamed = records.parse_log_file(data), records.parse_large_log_file(data)
+    assert [row[:21] for row in streamed.rows] == [row[:21] for row in whole.rows]
+    assert streamed.kind == "records" and whole.rows[0][18] == '{"ratio":1.5,"count":2}'
+
+
+def test_a_bomb_hidden_before_a_small_last_member_is_refused_a_chunk_at_a_time(tmp_path):
+    """The trailer check sees only the last member: the first is still never decompressed whole (600 MB of address
+    space for 700 MB of zeros: decompressing it at once fails with MemoryError instead of the cap's sentence)."""
+    import resource
+    import subprocess
+    import sys
+    import zlib
+
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(700)) + packer.flush() + gzip.compress(b" ")
+    (tmp_path / "bomb.gz").write_bytes(bomb)
+    script = ("import sys; from trailstream.ingest import records\n"
+              "try:\n    records.read_log_bytes(open(sys.argv[1], 'rb').read(), max_bytes=10_000_000)\n"
+              "except records.LogFileError as exc:\n    print(exc)\n")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (600_000_000, 600_000_000))
+
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bomb.gz")], preexec_fn=limit,
+                          capture_output=True, text=True)
+    assert done.stdout.strip() == "decompresses to more than the 10,000,000-byte limit (possible gzip bomb)", done.stderr
