@@ -244,3 +244,22 @@ def test_a_bomb_hidden_before_a_small_last_member_is_refused_a_chunk_at_a_time(t
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bomb.gz")], preexec_fn=limit,
                           capture_output=True, text=True)
     assert done.stdout.strip() == "decompresses to more than the 10,000,000-byte limit (possible gzip bomb)", done.stderr
+
+
+@pytest.mark.parametrize(("identity", "principal"), [
+    ({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/A:assumed-role/B"}, "A:assumed-role/B"),
+    ({"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/a:federated-user/b/c"}, "a:federated-user/b/c"),
+    ({"type": "AWSAccount", "accountId": "4", "arn": "arn:aws:iam::4:user/x"}, "account/4"),
+    ({"type": "IAMUser", "arn": "arn:aws:iam::1:odd"}, "arn:aws:iam::1:odd"),
+])
+def test_principal_names_take_everything_after_the_first_marker_and_never_fail(identity, principal):
+    assert records.principal_name(identity) == principal
+
+
+def test_a_text_read_without_a_collector_is_still_whole():
+    assert b"".join(records.iter_log_text(TEXT)) == TEXT
+    assert b"".join(records.iter_log_text(gzip.compress(TEXT))) == TEXT
+
+
+def test_bytes_after_a_member_that_are_not_nul_padding_are_trailing_data():
+    assert records.read_log_text(gzip.compress(TEXT) + b"XX") == (TEXT, True)
