@@ -196,3 +196,11 @@ def test_an_alert_whose_events_are_all_listed_says_nothing_more():
     _, text, markup = mail.compose_mail([fired(events=2)], {7: LINES}, BASE)
     assert "more on the Alerts page" not in text
     assert '</table><p><a href="https://ts.example/admin-alerts?alert=7">Open in TrailStream</a></p>' in markup
+
+
+def test_channel_checks_read_the_scheme_before_the_first_separator_and_keep_references_in_place():
+    assert channels.check_channel("json://hooks.example.com/x?next=a://b") is None
+    assert channels.check_channel("slack://${SLACK_A}/${SLACK_B}/${SLACK_C}/#alerts") is None
+    assert channels.check_channel("json://u:${A}@hooks.example.com:notaport/x") == (
+        'channel "json://u:${A}@hooks.example.com:notaport/x" cannot be read as a JSON URL; check it against the '
+        "apprise wiki")

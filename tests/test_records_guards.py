@@ -263,3 +263,9 @@ def test_a_text_read_without_a_collector_is_still_whole():
 
 def test_bytes_after_a_member_that_are_not_nul_padding_are_trailing_data():
     assert records.read_log_text(gzip.compress(TEXT) + b"XX") == (TEXT, True)
+
+
+def test_the_lookup_columns_come_from_the_record():
+    identity = {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/R/s",
+                "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::1:role/R"}}}
+    assert row_of(record(userIdentity=identity))["session_issuer_type"] == "Role"
