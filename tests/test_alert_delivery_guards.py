@@ -204,3 +204,11 @@ def test_channel_checks_read_the_scheme_before_the_first_separator_and_keep_refe
     assert channels.check_channel("json://u:${A}@hooks.example.com:notaport/x") == (
         'channel "json://u:${A}@hooks.example.com:notaport/x" cannot be read as a JSON URL; check it against the '
         "apprise wiki")
+
+
+def test_literal_secrets_are_named_field_by_field_and_an_unreadable_url_without_references_is_refused():
+    assert channels.check_channel("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ") == (
+        'channel "Slack" holds its token_a, token_b, token_c in the URL itself; write each secret as ${NAME} and set '
+        "NAME in the environment or in .streamlit/secrets.toml")
+    assert channels.check_channel("slack://") == (
+        'channel "slack://" cannot be read as a Slack URL; check it against the apprise wiki')
