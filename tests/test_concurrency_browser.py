@@ -39,7 +39,10 @@ WRITER = """
 import sys
 from pathlib import Path
 from trailstream.ingest import sync
-for path in sorted(Path(sys.argv[2]).rglob("*.json.gz")):  # one sync, so one commit, per file
+stop = Path(sys.argv[3])
+for path in sorted(Path(sys.argv[2]).rglob("*.json.gz")):  # one sync, so one commit, per file, until told to stop
+    if stop.exists():
+        break
     assert sync.import_paths(sys.argv[1], [path], workers=1).succeeded
 """
 
@@ -92,7 +95,8 @@ def open_all(tabs, url: str, paths: list[str]) -> None:
         assert_no_error_shown(tab, path)
 
 
-def test_eight_sessions_read_every_page_while_a_sync_writes_and_see_no_error(app_url, cache_with_writer_input):
+def test_eight_sessions_read_every_page_while_a_sync_writes_and_see_no_error(app_url, cache_with_writer_input,
+                                                                             tmp_path):
     from playwright.sync_api import sync_playwright
 
     db, writer_folder, _ = cache_with_writer_input
@@ -107,7 +111,8 @@ def test_eight_sessions_read_every_page_while_a_sync_writes_and_see_no_error(app
             # The first session after the server starts registers the pages (st.navigation runs in the script):
             # until then Streamlit answers a deep link with a "Page not found" dialog, so one session goes first.
             open_all(tabs[:1], app_url, [""])
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(writer_folder)], cwd=ROOT,
+            stop = tmp_path / "stop-writing"  # the writer keeps committing file after file until the readers are done
+            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(writer_folder), str(stop)], cwd=ROOT,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 for start in range(0, len(paths), SESSIONS):  # every page, eight sessions at a time
@@ -117,6 +122,7 @@ def test_eight_sessions_read_every_page_while_a_sync_writes_and_see_no_error(app
                 open_all(tabs, app_url, [paths[0]] * SESSIONS)
                 seen = [events_metric(tab) for tab in tabs]
             finally:
+                stop.touch()
                 assert writer.wait(timeout=120) == 0, writer.stderr.read().decode()[-2000:]
             after = event_count(db)
             assert all(before <= count <= after for count in seen), (before, seen, after)
@@ -127,9 +133,11 @@ def test_eight_sessions_read_every_page_while_a_sync_writes_and_see_no_error(app
             pressing = tabs[:2]
             for tab in pressing:
                 tab.get_by_role("button", name="Sync").click()
-            for tab in pressing:
-                tab.get_by_text("failure(s)").first.wait_for(timeout=RUN_LIMIT_MS)
+            for tab in pressing:  # a crashed run shows its exception instead of a result: fail on it at once
+                crashed = tab.get_by_test_id("stException")
+                tab.get_by_text("failure(s)").or_(crashed).first.wait_for(timeout=RUN_LIMIT_MS)
                 wait_for_run(tab)
+                assert crashed.count() == 0, "a Sync pressed beside another one crashed"
             told = [tab for tab in pressing if "a sync is already running" in tab.locator("body").inner_text()]
             assert len(told) == 1, "exactly one of two simultaneous Syncs is refused"
             ran = next(tab for tab in pressing if tab is not told[0])

@@ -20,6 +20,16 @@ from trailstream.ingest.sync import ProgressCallback, SyncResult
 from trailstream.notify import alerts, mailer, reports
 
 
+class SyncRefused(SyncResult):
+    """A source not synced because another sync holds the cache; its failure says so."""
+
+
+def refused(results: list[SyncResult]) -> bool:
+    """True when another sync held the cache: that sync runs the post-sync step on what it stores, and ours beside
+    its open write transaction would only meet a locked database."""
+    return any(isinstance(result, SyncRefused) for result in results)
+
+
 def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCallback | None = None,
                settings: Settings | None = None, listen: float | None = None,
                on_early: Callable[[], None] | None = None) -> SyncResult:
@@ -49,7 +59,10 @@ def run_source(source: Source, db_path: str | os.PathLike, progress: ProgressCal
             result = lookup.lookup_events(db_path, source.access, source.regions or None, since, progress=progress)
         else:  # pragma: no cover - load_settings only builds the kinds above
             raise TypeError(f"unknown source kind {source!r}")
-    except (store.SyncAlreadyRunning, store.CacheUnreadable, sync.CacheFull) as exc:
+    except store.SyncAlreadyRunning as exc:
+        result = SyncRefused(source.kind)
+        result.fail(source.name, str(exc))
+    except (store.CacheUnreadable, sync.CacheFull) as exc:
         result = SyncResult(source.kind)
         result.fail(source.name, str(exc))
     except Exception as exc:  # one broken source must not stop the others; the reason is shown to the user
@@ -253,16 +266,19 @@ def watch(db_path, settings, every: timedelta, iterations: int | None = None,
     queues = [source for source in getattr(settings, "sources", None) or [] if isinstance(source, SqsSource)]
     while iterations is None or done < iterations:
         started = time.monotonic()
-        if getattr(settings, "sources", None):
-            for sync_result in run_configured_sync(settings, db_path):
-                report(sync_result.summary())
-        else:
+        results = run_configured_sync(settings, db_path) if getattr(settings, "sources", None) else []
+        for sync_result in results:
+            report(sync_result.summary())
+        if not results:
             report("sync: no sources are configured; add one on the app's Sources & settings page")
         if compact_to:
             report(compact_new_events(db_path, compact_to))
-        last = after_sync(db_path, settings)
-        for line in last.lines():
-            report(line)
+        if refused(results):  # the sync holding the cache runs the post-sync step itself when it finishes
+            report("alerts: left to the sync that holds the cache; it checks them when it finishes")
+        else:
+            last = after_sync(db_path, settings)
+            for line in last.lines():
+                report(line)
         done += 1
         if iterations is None or done < iterations:
             rest = max(0.0, every.total_seconds() - (time.monotonic() - started))

@@ -105,6 +105,9 @@ def _run_sync() -> None:
     on_source, on_progress = _progress_reporters(bar, len(current.sources))
     results = jobs.run_configured_sync(current, path, on_progress, on_source)
     bar.empty()
+    if jobs.refused(results):  # the running sync checks alerts and reports itself: say so now, not after its lock
+        st.session_state[SYNC_RESULTS_KEY] = (results, discarded, None)
+        return
     with st.spinner("Checking the alert rules and sending the reports that are due…"):
         outcome = jobs.after_sync(path, current)
     state.clear_cached_data()
