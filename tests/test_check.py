@@ -239,3 +239,20 @@ def test_rebuild_fetches_s3_keys_again_and_names_the_one_that_is_gone(aws, tmp_p
     gone_ids = {r["eventID"] for r in orjson.loads(gzip.decompress(files[0][1]))["Records"]}
     kept = [row for row in events_of(source) if row[0] not in gone_ids]
     assert events_of(target) == kept and len(kept) == len(events_of(source)) - len(gone_ids) > 0
+
+
+def test_a_cache_held_by_another_writer_is_called_busy_not_damaged(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # a rollback-journal file mid-write: switching it to WAL must wait for it
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_SECONDS", 0.1)
+    try:
+        with pytest.raises(store.CacheUnreadable, match="is busy: another process has held it"):
+            store.open_cache(path)
+        code, out, err = run_cli(capsys, "--db", str(path), "status")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 1 and "is busy" in err
+    assert "Move it away" not in err and "damaged" not in err  # the advice for a broken file would lose a sound one

@@ -29,6 +29,8 @@ NOT_REREADABLE = {
 
 def describe_unreadable(path: str | os.PathLike, exc: Exception) -> str:
     """Why a cache cannot be opened, and what to do, for a path that made SQLite fail."""
+    if "database is locked" in str(exc) or " is busy: " in str(exc):  # a writer held it too long: nothing is wrong
+        return f"the cache {path} is busy: another process has been writing to it too long; try again when it is done"
     if os.path.isdir(path):
         what = "is a folder, not a cache file"
     elif "not a database" in str(exc):

@@ -363,12 +363,15 @@ class CacheUnreadable(RuntimeError):
     """The cache file exists but is not a TrailStream SQLite cache."""
 
 
+BUSY_TIMEOUT_SECONDS = 30  # how long a writer waits for another's lock before giving up with a sentence
+
+
 def open_cache(path: str | os.PathLike) -> sqlite_utils.Database:
     """Open (creating if needed) the cache for writing, with WAL and every migration applied."""
     path = Path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -379,6 +382,9 @@ def open_cache(path: str | os.PathLike) -> sqlite_utils.Database:
         views.ensure_views(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            raise CacheUnreadable(f"{path} is busy: another process has held it for over {BUSY_TIMEOUT_SECONDS} s "
+                                  f"({exc}); try again when it has finished") from None
         raise CacheUnreadable(f"{path} is not a TrailStream cache ({exc}); move it away or pick another --db") from None
     return db
 
