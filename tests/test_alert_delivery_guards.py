@@ -172,6 +172,7 @@ def test_a_channel_that_refuses_says_which_and_keeps_its_secret_out(monkeypatch)
     message = str(refused.value)
     assert message.startswith(f"channel {channel.label} did not take the alert (")
     assert message.endswith("); it is retried on the next run") and "hunter2-secret" not in message
+    assert "Connection error" in message  # apprise's own reason, not "no reason given"
 
 
 def test_a_channel_url_apprise_cannot_set_up_says_so(monkeypatch):
@@ -212,3 +213,13 @@ def test_literal_secrets_are_named_field_by_field_and_an_unreadable_url_without_
         "NAME in the environment or in .streamlit/secrets.toml")
     assert channels.check_channel("slack://") == (
         'channel "slack://" cannot be read as a Slack URL; check it against the apprise wiki')
+
+
+def test_the_body_is_sent_as_text_so_a_markup_channel_escapes_it():
+    receiver = WebhookReceiver().start()
+    try:
+        channels.send_to_channel(channels.Channel(receiver.url("html", "format=html")), "t", "<img src=x> & co")
+        (item,) = receiver.received
+        assert item["body"]["message"] == "&lt;img&nbsp;src=x&gt;&nbsp;&amp;&nbsp;co"
+    finally:
+        receiver.stop()
