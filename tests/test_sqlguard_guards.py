@@ -154,3 +154,8 @@ def test_only_the_declared_no_op_and_reading_pragmas_pass_the_guard(action, arg1
 def test_a_statement_kind_the_guard_does_not_know_is_refused_with_the_hint():
     obsolete_copy = 0  # SQLITE_COPY, which no SQLite since 3.0 sends
     assert sqlguard._Guard.check(obsolete_copy, "x", None, "main") == f"this kind of statement is not allowed: {HINT}"
+
+
+def test_table_valued_functions_pass_the_guard_through_their_declared_no_op(small_cache):
+    """SQLite declares json_each and pragma_* tables with an UPDATE of the main schema the guard must let through."""
+    assert sqlguard.run_query(small_cache, "SELECT count(*) AS n FROM json_each('[1, 2]')").frame.item() == 2
