@@ -182,7 +182,7 @@ def _store_digest(ingester, data: bytes) -> bool:
 @lru_cache(maxsize=1)
 def _digest_sync():
     """One open sync per process into a cache holding the golden digest, so a fuzzed digest can chain to it (not a
-    batch: each input's savepoint is then its own transaction, and SQLite's WAL does not grow for the whole run)."""
+    batch: each input's savepoint is then its own transaction, and nothing stays open between inputs)."""
     from trailstream.ingest import sync
 
     ingester = sync.Ingester(_scratch_folder() / "digests.db", "s3", workers=1).__enter__()
