@@ -42,6 +42,7 @@ REFUSALS = {
     "PRAGMA user_version = 5": f"PRAGMA user_version = 5 {PRAGMA_TAIL}",
     "PRAGMA query_only = 0": f"PRAGMA query_only = 0 {PRAGMA_TAIL}",
     "PRAGMA wal_checkpoint(TRUNCATE)": f"PRAGMA wal_checkpoint = TRUNCATE {PRAGMA_TAIL}",
+    "PRAGMA wal_checkpoint": f"PRAGMA wal_checkpoint {PRAGMA_TAIL}",
     "SELECT LOAD_EXTENSION('x')": "the function load_extension() is not allowed here",
     "SELECT 1; SELECT 2": "only one statement per query: remove everything after the first ';'",
 }
