@@ -160,3 +160,14 @@ def test_a_statement_kind_the_guard_does_not_know_is_refused_with_the_hint():
 def test_table_valued_functions_pass_the_guard_through_their_declared_no_op(small_cache):
     """SQLite declares json_each and pragma_* tables with an UPDATE of the main schema the guard must let through."""
     assert sqlguard.run_query(small_cache, "SELECT count(*) AS n FROM json_each('[1, 2]')").frame.item() == 2
+
+
+def test_raw_record_gives_the_stored_record_as_json_text(small_cache):
+    import json
+
+    frame = sqlguard.run_query(small_cache, "SELECT event_id, raw_record(event_id) AS record, "
+                                            "RAW_RECORD(42) AS other FROM events LIMIT 1").frame
+    event_id, record, other = frame.row(0)
+    with store.open_cache_readonly(small_cache) as conn:
+        assert json.loads(record) == store.load_record(conn, event_id) and json.loads(record)["eventID"] == event_id
+    assert other is None
