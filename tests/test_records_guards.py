@@ -234,6 +234,8 @@ def test_a_bomb_hidden_before_a_small_last_member_is_refused_a_chunk_at_a_time(t
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)
     bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(700)) + packer.flush() + gzip.compress(b" ")
     (tmp_path / "bomb.gz").write_bytes(bomb)
+    with pytest.raises(records.LogFileError):  # in-process too, so mutmut links this test to the decompressor
+        records.read_log_bytes(bomb, max_bytes=10_000_000)
     script = ("import sys; from trailstream.ingest import records\n"
               "try:\n    records.read_log_bytes(open(sys.argv[1], 'rb').read(), max_bytes=10_000_000)\n"
               "except records.LogFileError as exc:\n    print(exc)\n")
