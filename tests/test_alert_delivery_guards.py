@@ -223,3 +223,11 @@ def test_the_body_is_sent_as_text_so_a_markup_channel_escapes_it():
         assert item["body"]["message"] == "&lt;img&nbsp;src=x&gt;&nbsp;&amp;&nbsp;co"
     finally:
         receiver.stop()
+
+
+def test_a_literal_secret_is_found_under_the_name_apprise_stores_it_and_a_reference_may_stand_for_the_host():
+    assert channels.check_channel("clicksend://user:literalkey@5551234567") == (
+        'channel "ClickSend" holds its apikey in the URL itself; write each secret as ${NAME} and set NAME in the '
+        "environment or in .streamlit/secrets.toml")
+    assert channels.check_channel("clicksend://user:${CS_KEY}@5551234567") is None
+    assert channels.check_channel("json://${HOOK_HOST}/x") is None
