@@ -234,6 +234,8 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         return Settings(path=path, errors=[
             f"{path} is not valid TOML: {exc}; fix that line (or move the file away to start afresh)"
         ])
+    except RecursionError:  # tomlkit copies dotted keys recursively: a key of hundreds of parts (found by fuzzing)
+        return Settings(path=path, errors=[f"{path} has a key with too many dotted parts to read; shorten it"])
     problems: list[str] = []
     db = document.get("db", "")
     if not isinstance(db, str):
