@@ -212,3 +212,20 @@ def test_leaving_the_demo_keeps_what_the_user_made_and_alerts_start_over(tmp_pat
     assert [s.name for s in saved.query_saved_searches(conn)] == ["mine"]
     assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 1
     assert alerts.run_alerts(db_path, {}).fired > 0  # the real events are new to every rule
+
+
+def test_loading_reads_the_file_without_building_the_editable_document(tmp_path):
+    """tomlkit needs seconds for a file of many dotted keys (found by fuzzing): loading, which every page and command
+    does, reads with tomllib; the tomlkit document is built only to save an edit."""
+    path = tmp_path / "trailstream.toml"
+    path.write_text("# kept\n[extra]\n" + "".join(f"group{n}.key = {n}\n" for n in range(300)), encoding="utf-8")
+
+    settings = config.load_settings(path)
+
+    assert settings.errors == [] and settings._document is None
+    assert settings.section("extra")["group299"] == {"key": 299}
+    settings.set_section("detections", {"burst_threshold": 7})
+    config.save_settings(settings)
+    saved = path.read_text(encoding="utf-8")
+    assert saved.startswith("# kept\n") and "group299.key = 299" in saved
+    assert config.load_settings(path).section("detections") == {"burst_threshold": 7}

@@ -1,20 +1,22 @@
 """The settings file (trailstream.toml) shared by the app and the CLI: the cache path and the configured sources.
 
-Saving goes through tomlkit and edits the loaded document in place, so the user's comments and any section
-this module does not know ([detections], [smtp], [alerts], ...) survive a save from the app.
+Reading goes through the standard library's tomllib (linear time, whatever the file holds); saving goes through
+tomlkit and edits the file's document in place, so the user's comments and any section this module does not know
+([detections], [smtp], [alerts], ...) survive a save from the app.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
+import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar
 
 import tomlkit
-from tomlkit.exceptions import TOMLKitError
 
 DEFAULT_CONFIG = "trailstream.toml"
 DEFAULT_DB = "trailstream.db"
@@ -161,14 +163,25 @@ SOURCE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (SqsSource, S3Source
 class Settings:
     """What the settings file says, and `errors` (sentences) when it cannot be used as written.
 
-    `document` is the parsed TOML, kept so a save preserves comments and every section this module does not know.
+    `values` is what the file says; `text` is kept so a save edits the file's own document (comments and every
+    section this module does not know are preserved).
     """
 
     path: Path
     db: str = ""
     sources: list[Source] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    document: tomlkit.TOMLDocument = field(default_factory=tomlkit.document, repr=False)
+    values: dict = field(default_factory=dict, repr=False)
+    text: str = field(default="", repr=False)
+    _document: tomlkit.TOMLDocument | None = field(default=None, repr=False)
+
+    @property
+    def document(self) -> tomlkit.TOMLDocument:
+        """The file as tomlkit's editable document, parsed only when editing: tomlkit takes seconds on a file of many
+        dotted keys (found by fuzzing), so loading never waits for it."""
+        if self._document is None:
+            self._document = tomlkit.parse(self.text) if self.text else tomlkit.document()
+        return self._document
 
     @property
     def detections(self) -> dict:
@@ -194,8 +207,8 @@ class Settings:
         """
         if self.errors:
             raise SettingsError(self.path, self.errors)
-        value = self.document.get(name)
-        return value.unwrap() if hasattr(value, "unwrap") else dict(value or {})
+        value = self.values.get(name)
+        return copy.deepcopy(value) if isinstance(value, dict) else {}
 
     def set_section(self, name: str, values: dict) -> None:
         """Replace a section's keys in place (comments on keys that stay are kept) before save_settings."""
@@ -208,6 +221,7 @@ class Settings:
         for key, value in values.items():
             if key not in table or table[key] != value:
                 table[key] = value
+        self.values[name] = copy.deepcopy(values)
 
     def source(self, name: str) -> Source | None:
         return next((source for source in self.sources if source.name == name), None)
@@ -229,12 +243,12 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
         return Settings(path=path, errors=[f"cannot read {path} ({reason}); check the file and its permissions"])
     try:
-        document = tomlkit.parse(text)
-    except TOMLKitError as exc:  # ParseError, and KeyAlreadyPresent for a key written twice
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # a syntax error, and a key written twice
         return Settings(path=path, errors=[
             f"{path} is not valid TOML: {exc}; fix that line (or move the file away to start afresh)"
         ])
-    except RecursionError:  # tomlkit copies dotted keys recursively: a key of hundreds of parts (found by fuzzing)
+    except RecursionError:  # a key of hundreds of dotted parts, nested that deep (found by fuzzing)
         return Settings(path=path, errors=[f"{path} has a key with too many dotted parts to read; shorten it"])
     problems: list[str] = []
     db = document.get("db", "")
@@ -247,7 +261,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         raw_sources = []
     sources = []
     for number, raw in enumerate(raw_sources, start=1):
-        source, source_problems = parse_source(raw.unwrap() if hasattr(raw, "unwrap") else raw, number)
+        source, source_problems = parse_source(raw, number)
         problems.extend(source_problems)
         if source is not None:
             sources.append(source)
@@ -255,7 +269,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
     problems.extend(f'two sources are named "{name}"; give each a different name'
                     for name in sorted({name for name in names if names.count(name) > 1}))
     return Settings(path=path, db=str(db), sources=sources, errors=[f"{path}: {p}" for p in problems],
-                    document=document)
+                    values=document, text=text)
 
 
 def setting_fields(source_or_class) -> list:

@@ -72,10 +72,9 @@ def load_access() -> tuple[AccessPolicy, str]:
     reachable to fix it), but an unreadable file or a broken [access] stops the app: access fails closed."""
     settings = load_settings()
     try:
-        if settings.errors and not settings.document:
+        if settings.errors and not settings.values:
             raise AccessSettingsError(settings.errors)
-        section = settings.document.get("access", {})
-        return parse_access_policy(section.unwrap() if hasattr(section, "unwrap") else section), settings.db_path()
+        return parse_access_policy(settings.values.get("access", {})), settings.db_path()
     except AccessSettingsError as exc:
         problems = exc.problems
 
