@@ -88,6 +88,10 @@ def test_digest_and_other_json_are_recognised_not_failed():
         ({"eventID": None}, "no eventID"),
         ({"eventName": ""}, "no eventName"),
         ({"eventTime": "redacted"}, "not an ISO-8601 time"),
+        ({"eventTime": "2026-13-01T00:00:00Z"}, "'2026-13-01T00:00:00Z' is not a real time"),
+        ({"eventTime": "0000-01-01T00:00:00Z"}, "is not a real time"),
+        ({"eventTime": "2026-02-30T10:00:00Z"}, "is not a real time"),
+        ({"eventTime": "2026-11-01T24:00:00Z"}, "is not a real time"),
     ],
 )
 def test_bad_records_are_refused_one_by_one(mutation, reason):

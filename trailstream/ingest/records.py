@@ -204,6 +204,10 @@ def normalize_event_time(value) -> str:
     if not isinstance(value, str) or not value:
         raise RecordRejected("record has no eventTime")
     if _ISO_SECONDS.match(value):
+        try:  # a real calendar time: month 13 or year 0 would be stored, then read as a NULL time on every page
+            datetime.fromisoformat(value[:-1])
+        except ValueError:
+            raise RecordRejected(f"eventTime {value[:40]!r} is not a real time") from None
         return value
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
