@@ -10,6 +10,7 @@ import orjson
 import sqlite_utils
 
 from trailstream import catalog
+from trailstream.cache.frames import placeholders
 from trailstream.timefmt import utc_now
 
 FINDING_COLUMNS = ("type", "severity", "time", "first_time", "principal", "account_id", "summary", "event_ids",
@@ -130,7 +131,7 @@ def save_places(db: sqlite_utils.Database, rows: list[dict], city_database: str)
     with db.atomic():
         db.conn.executemany(
             f"INSERT OR REPLACE INTO stored_places ({', '.join(PLACE_COLUMNS)}, city_database) "
-            f"VALUES ({', '.join('?' for _ in PLACE_COLUMNS)}, ?)",
+            f"VALUES ({placeholders(PLACE_COLUMNS)}, ?)",
             [[row[name] for name in PLACE_COLUMNS] + [city_database] for row in rows])
 
 
@@ -146,7 +147,7 @@ def query_findings(conn: sqlite3.Connection, start: str | None, end: str | None,
         clauses.append("first_time < ?")
         params.append(end)
     if accounts:
-        clauses.append(f"account_id IN ({', '.join('?' for _ in accounts)})")
+        clauses.append(f"account_id IN ({placeholders(accounts)})")
         params.extend(accounts)
     cursor = conn.execute(f"SELECT {', '.join(FINDING_COLUMNS)} FROM stored_findings "
                           f"WHERE {' AND '.join(clauses) or '1'} ORDER BY time DESC, position", params)
@@ -203,11 +204,11 @@ def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[
         db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [since[:10] if since else ""])
         db.conn.executemany(
             f"INSERT INTO stored_findings ({', '.join(FINDING_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in FINDING_COLUMNS)})",
+            f"VALUES ({placeholders(FINDING_COLUMNS)})",
             [[row[name] for name in FINDING_COLUMNS] for row in findings])
         db.conn.executemany(
             f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in ROUTE_COLUMNS)})",
+            f"VALUES ({placeholders(ROUTE_COLUMNS)})",
             [[row[name] for name in ROUTE_COLUMNS] for row in routes])
         db.execute(
             "INSERT OR REPLACE INTO findings_state (id, fingerprint, last_rowid, generation, computed_at, seconds, "

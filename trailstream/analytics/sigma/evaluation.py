@@ -12,7 +12,8 @@ import orjson
 import polars as pl
 import sqlite_utils
 
-from trailstream.analytics.detections.common import MAX_EVENT_IDS, Finding, iso, listing, plural, text
+from trailstream.analytics.detections.common import (MAX_EVENT_IDS, SIGMA_PREFIX, Finding, iso, listing, plural,
+                                                     text)
 from trailstream.analytics.detections.events import (ACTOR_KEYS, SECURITY_SCHEMA, episode, episode_summary,
                                                      security_rows)
 from trailstream.analytics.sigma.functions import register_functions
@@ -23,7 +24,7 @@ from trailstream.cache.frames import read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import parse_iso_utc
 
-FINDING_PREFIX = "sigma:"
+FINDING_PREFIX = SIGMA_PREFIX  # spelled once, in detections.common, which the pages read without pySigma
 LICENSE = "Detection Rule License (DRL) 1.1"
 EPISODE_GAP = timedelta(hours=1)  # matches of one rule by one actor closer than this are one finding
 
