@@ -7,20 +7,18 @@ NULLs first in ascending order, the word-start rule of free-text search, and the
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import string
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import polars as pl
-import sqlglot
 from sqlglot import exp
 
 from trailstream.analytics import queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
-from trailstream.cache import wordindex
+from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
+                                            events_select, only_named, rows_sql, search_condition, top_sql)
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import iso_utc, parse_iso_utc
@@ -29,23 +27,13 @@ QUERY_NAMES = ("totals", "span", "top_event_names", "top_principals", "top_servi
                "events", "search", "search_count", "error_counts", "error_first_seen", "error_events")
 SPAN_SCHEMA = {"first_event": UTC_TIME, "last_event": UTC_TIME}
 BUCKET_MS = {"10min": 600_000, "hour": 3_600_000, "day": 86_400_000}
-READ = "trino"  # the dialect every lake query is written in
-_FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
-ACTOR = ("CASE WHEN user_type = 'AssumedRole' AND strpos(principal, '/') > 0 "
-         "THEN substr(principal, 1, strpos(principal, '/') - 1) ELSE principal END")
-MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
 ERROR_KEYS = ("day", "event_source", "event_name", "error_code")  # the order error counts come in, on every engine
 TOTALS_COLUMNS = ("events", "failed", "principals", "accounts", "regions", "event_names", "first_event", "last_event")
-_WORD = re.compile(r"[A-Za-z0-9]")
 
 
 def default_limit(name: str) -> int:
     """Rows a named query returns when the page does not say: event lists as their cache query, top lists 15."""
     return queries.DEFAULT_ROW_LIMIT if name == "error_events" else 1000 if name in ("search", "events") else 15
-
-
-class UnsupportedSearch(ValueError):
-    """A search field the lake cannot answer yet; the message says which, for a person."""
 
 
 class LakeUnavailable(ValueError):
@@ -58,6 +46,18 @@ class QueryBackend(Protocol):
     def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame: ...
 
 
+# The named queries beyond QUERY_NAMES, each page's kept in its own module as a QUERIES dict of lake_sql.NamedQuery.
+PAGE_QUERIES: dict[str, NamedQuery] = {}
+
+
+def query_names() -> tuple[str, ...]:
+    return QUERY_NAMES + tuple(PAGE_QUERIES)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown query {name!r}; choose one of {', '.join(query_names())}")
+
+
 # --- The SQLite cache: today's queries --------------------------------------------
 
 
@@ -68,6 +68,8 @@ class CacheBackend:
     conn: sqlite3.Connection
 
     def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
+        if name in PAGE_QUERIES:
+            return PAGE_QUERIES[name].cache(self.conn, event_filter, **options)
         conn, limit = self.conn, options.get("limit", default_limit(name))
         if name == "totals":
             return queries.query_overview_totals(conn, event_filter).select(TOTALS_COLUMNS)
@@ -98,7 +100,7 @@ class CacheBackend:
         if name == "error_events":
             return queries.query_error_events(conn, event_filter, options["error_code"], options.get("event_source"),
                                               options.get("event_name"), limit)
-        raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+        raise _unknown(name)
 
 
 def _cache_span(conn: sqlite3.Connection, event_filter: EventFilter, event_names: tuple[str, ...]) -> pl.DataFrame:
@@ -137,51 +139,21 @@ def _top(frame: pl.DataFrame, columns: tuple[str, ...], limit: int | None) -> pl
     return ordered.head(limit) if limit else ordered
 
 
-# --- The lake: SQL built once, rendered per engine ------------------------------------
-
-
-def filter_condition(event_filter: EventFilter) -> exp.Expression:
-    """The global filter over the lake's columns, with the `date` partition bounds Athena prunes by."""
-    parts: list[exp.Expression] = []
-    for bound, op in ((event_filter.start, exp.GTE), (event_filter.end, exp.LT)):
-        if bound:
-            millis = int(parse_iso_utc(bound).timestamp() * 1000)
-            parts.append(op(this=exp.column("event_time_ms"), expression=exp.Literal.number(millis)))
-    if event_filter.start:
-        parts.append(exp.column("date").__ge__(exp.Literal.string(event_filter.start[:10])))
-    if event_filter.end:
-        parts.append(exp.column("date").__le__(exp.Literal.string(event_filter.end[:10])))
-    for column, values in (("account_id", event_filter.accounts), ("aws_region", event_filter.regions)):
-        if values:
-            parts.append(exp.column(column).isin(*map(exp.Literal.string, values)))
-    if not event_filter.include_read_only:
-        parts.append(sqlglot.condition("coalesce(read_only, 0) = 0", dialect=READ))
-    return exp.and_(*parts) if parts else exp.true()
-
-
-def _events(table: exp.Table, event_filter: EventFilter, *columns: str) -> exp.Select:
-    return sqlglot.select(*columns, dialect=READ).from_(table.copy()).where(filter_condition(event_filter))
+# --- The lake: SQL built once (lake_sql), rendered per engine ------------------------------------
 
 
 def totals_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
-    return _events(table, event_filter, *MEASURES, f"count(DISTINCT {ACTOR}) AS principals",
+    return events_select(table, event_filter, *MEASURES, f"count(DISTINCT {ACTOR}) AS principals",
                    "count(DISTINCT account_id) AS accounts", "count(DISTINCT aws_region) AS regions",
                    "count(DISTINCT event_name) AS event_names", "min(event_time) AS first_event",
                    "max(event_time) AS last_event")
 
 
-def top_sql(table: exp.Table, event_filter: EventFilter, columns: dict[str, str], limit: int | None) -> exp.Select:
-    """Events and failed calls per value of `columns` (name -> expression), largest first."""
-    picked = [f"{sql} AS {name}" for name, sql in columns.items()]
-    query = _events(table, event_filter, *picked, *MEASURES).group_by(*map(str, range(1, len(picked) + 1)))
-    query = query.order_by("events DESC", *(f"{name} NULLS FIRST" for name in columns), dialect=READ)
-    return query.limit(limit) if limit else query
-
-
 def error_first_seen_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
     """When each (service, API, error code) was first seen in the whole lake, in the filter's accounts and regions."""
     unbounded = EventFilter(accounts=event_filter.accounts, regions=event_filter.regions)
-    query = _events(table, unbounded, "event_source", "event_name", "error_code", "min(event_time) AS first_seen_ever")
+    query = events_select(table, unbounded, "event_source", "event_name", "error_code",
+                          "min(event_time) AS first_seen_ever")
     query = query.where("error_code <> ''", dialect=READ).group_by("1", "2", "3")
     return query.order_by(*(f"{key} NULLS FIRST" for key in ERROR_KEYS[1:]), dialect=READ)
 
@@ -193,74 +165,19 @@ def _error_calls(options: dict) -> exp.Expression:
     return exp.and_(*(exp.column(key).eq(exp.Literal.string(value)) for key, value in wanted.items()))
 
 
-def _named(query: exp.Select, event_names) -> exp.Select:
-    """Only the named events (all of them when none are named)."""
-    return query.where(exp.column("event_name").isin(*map(exp.Literal.string, event_names))) if event_names else query
-
-
 def timeline_sql(table: exp.Table, event_filter: EventFilter, bucket: str, group_by: str | None,
                  event_names: tuple[str, ...] = ()) -> exp.Select:
     """Events per bucket (integer arithmetic on epoch milliseconds: the same in every engine)."""
     size = BUCKET_MS[bucket]
     columns = [f"event_time_ms - event_time_ms % {size} AS bucket_ms", *([group_by] if group_by else [])]
-    query = _named(_events(table, event_filter, *columns, *MEASURES), event_names)
+    query = only_named(events_select(table, event_filter, *columns, *MEASURES), event_names)
     query = query.group_by(*map(str, range(1, len(columns) + 1)))
     return query.order_by(*(f"{n} NULLS FIRST" for n in range(1, len(columns) + 1)), dialect=READ)
 
 
-def _contains(columns: tuple[str, ...], text: str, ignore_case: bool) -> exp.Expression:
-    """wordindex.contains_sql's rule: `text` in one of `columns`, not mid-word when it starts with a letter or
-    digit; ignore_case folds ASCII letters only."""
-    body = "chr(10) || " + " || chr(10) || ".join(f"coalesce({c}, '')" for c in columns)
-    if ignore_case:
-        body, text = _FOLD.format(body), text.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
-    if _WORD.match(text):
-        pattern = exp.Literal.string("[^A-Za-z0-9]" + re.escape(text))
-        return exp.RegexpLike(this=sqlglot.parse_one(body, read=READ), expression=pattern)
-    return exp.StrPosition(this=sqlglot.parse_one(body, read=READ), substr=exp.Literal.string(text)) > 0
-
-
-def _like(column: str, pattern: str) -> exp.Expression:
-    """SQLite's LIKE: ASCII case folded, `\\` escapes."""
-    folded = sqlglot.parse_one(_FOLD.format(column), read=READ)
-    like = exp.Like(this=folded, expression=sqlglot.parse_one(_FOLD.format(exp.Literal.string(pattern).sql()), read=READ))
-    return exp.Escape(this=like, expression=exp.Literal.string("\\"))
-
-
-def search_condition(search: queries.SearchQuery) -> exp.Expression:
-    """The search's fields as one condition, the cache's rules kept (see queries.SearchQuery.sql)."""
-    if search.resource_type:
-        raise UnsupportedSearch("searching by resource type is not available on the lake yet: use the text field")
-    parts: list[exp.Expression] = []
-    for column in ("event_name", "event_source", "access_key_id", "event_id", "source_ip", "error_code"):
-        if getattr(search, column):
-            parts.append(exp.column(column).eq(exp.Literal.string(getattr(search, column))))
-    if search.user_name:
-        name = search.user_name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append(exp.or_(exp.column("principal").eq(exp.Literal.string(search.user_name)),
-                             _like("principal", f"{name}/%"), _like("principal", f"%/{name}")))
-    if search.read_only is not None:
-        parts.append(sqlglot.condition(f"coalesce(read_only, 0) = {int(search.read_only)}", dialect=READ))
-    if search.resource_name:
-        parts.append(_contains(queries.RESOURCE_COLUMNS, search.resource_name, False))
-    if search.text:
-        parts.append(_contains(wordindex.SEARCH_TEXT_COLUMNS, search.text, True))
-    return exp.and_(*parts) if parts else exp.true()
-
-
-def rows_sql(table: exp.Table, event_filter: EventFilter, condition: exp.Expression | None, limit: int | None,
-             event_names: tuple[str, ...] = ()) -> exp.Select:
-    """The events matching `condition` (and named, if names are given) in the period, newest first: the columns of
-    the cache's event tables."""
-    query = _events(table, event_filter, *queries.EVENT_SCHEMA)
-    query = _named(query.where(condition) if condition is not None else query, event_names)
-    query = query.order_by("event_time_ms DESC", "event_id", dialect=READ)
-    return query.limit(limit) if limit else query
-
-
 def error_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
     """Failed calls per (day, service, API, error code), as queries.query_error_counts counts them."""
-    query = _events(table, event_filter, "event_source", "event_name", "error_code",
+    query = events_select(table, event_filter, "event_source", "event_name", "error_code",
                     "substr(event_time, 1, 10) || 'T00:00:00Z' AS day", "count(*) AS events",
                     "min(event_time) AS first_seen", "max(event_time) AS last_seen")
     query = query.where("error_code <> ''", dialect=READ).group_by("1", "2", "3", "4")
@@ -269,12 +186,14 @@ def error_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
 
 def build_query(table: exp.Table, name: str, event_filter: EventFilter, **options) -> exp.Select:
     """The named query as one sqlglot expression, for any engine."""
+    if name in PAGE_QUERIES:
+        return PAGE_QUERIES[name].lake(table, event_filter, **options)
     limit = options.get("limit", default_limit(name))
     if name == "totals":
         return totals_sql(table, event_filter)
     if name == "span":
-        return _named(_events(table, event_filter, "min(event_time) AS first_event", "max(event_time) AS last_event"),
-                      tuple(options.get("event_names", ())))
+        span = events_select(table, event_filter, "min(event_time) AS first_event", "max(event_time) AS last_event")
+        return only_named(span, tuple(options.get("event_names", ())))
     if name == "top_event_names":
         return top_sql(table, event_filter, {"event_name": "event_name", "event_source": "event_source"}, limit)
     if name == "top_principals":
@@ -291,18 +210,20 @@ def build_query(table: exp.Table, name: str, event_filter: EventFilter, **option
     if name == "search":
         return rows_sql(table, event_filter, search_condition(options["search"]), limit)
     if name == "search_count":
-        return _events(table, event_filter, "count(*) AS events").where(search_condition(options["search"]))
+        return events_select(table, event_filter, "count(*) AS events").where(search_condition(options["search"]))
     if name == "error_counts":
         return error_counts_sql(table, event_filter)
     if name == "error_first_seen":
         return error_first_seen_sql(table, event_filter)
     if name == "error_events":
         return rows_sql(table, event_filter, _error_calls(options), limit)
-    raise ValueError(f"unknown query {name!r}; choose one of {', '.join(QUERY_NAMES)}")
+    raise _unknown(name)
 
 
 def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
     """An engine's raw result as the frame the cache's query returns (same columns, same dtypes)."""
+    if name in PAGE_QUERIES:
+        return PAGE_QUERIES[name].shape(frame, **options)
     as_time = pl.col("^(first_event|last_event|event_time|first_seen|last_seen|first_seen_ever|day)$").str.to_datetime(
         "%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
     if name == "totals":
