@@ -15,6 +15,7 @@ from typing import Protocol
 import polars as pl
 from sqlglot import exp
 
+from trailstream.analytics import activity_queries
 from trailstream.analytics import queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
@@ -47,7 +48,7 @@ class QueryBackend(Protocol):
 
 
 # The named queries beyond QUERY_NAMES, each page's kept in its own module as a QUERIES dict of lake_sql.NamedQuery.
-PAGE_QUERIES: dict[str, NamedQuery] = {}
+PAGE_QUERIES: dict[str, NamedQuery] = {**activity_queries.QUERIES}
 
 
 def query_names() -> tuple[str, ...]:
