@@ -10,13 +10,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 import polars as pl
 from sqlglot import exp
 
 from trailstream.analytics import activity_queries
-from trailstream.analytics import queries
+from trailstream.analytics import queries, security_queries
+from trailstream.analytics import choice_queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
                                             events_select, only_named, rows_sql, search_condition, top_sql)
@@ -48,7 +50,8 @@ class QueryBackend(Protocol):
 
 
 # The named queries beyond QUERY_NAMES, each page's kept in its own module as a QUERIES dict of lake_sql.NamedQuery.
-PAGE_QUERIES: dict[str, NamedQuery] = {**activity_queries.QUERIES}
+PAGE_QUERIES: dict[str, NamedQuery] = {**security_queries.QUERIES, **activity_queries.QUERIES}
+PAGE_QUERIES |= choice_queries.QUERIES  # the sidebar's account and region choices
 
 
 def query_names() -> tuple[str, ...]:
@@ -271,10 +274,15 @@ def duckdb_backend(location: str) -> LakeBackend:
     import duckdb
 
     conn = duckdb.connect()
-    source = exp.Literal.string(f"{location.rstrip('/')}/**/*.parquet").sql(dialect="duckdb")
+    folder = str(Path(location).resolve())
+    source = exp.Literal.string(f"{folder}/**/*.parquet").sql(dialect="duckdb")
     try:
         conn.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({source}, hive_partitioning = true, "
                      "hive_types_autocast = false, union_by_name = true)")
+        # Nothing it runs (the SQL page's included) may read or write files outside the lake, nor undo that.
+        conn.execute(f"SET allowed_directories = [{exp.Literal.string(folder + '/').sql(dialect='duckdb')}]")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         raise LakeUnavailable(f"the lake at {location} has no Parquet files DuckDB can read ({_first_line(exc)}): "
                               f"run `python -m trailstream compact --to {location}` first") from None
@@ -297,3 +305,25 @@ def athena_table(settings) -> exp.Table:
     and ingest do not import each other): LakeBackend(athena_table(s), "athena", runner.frame)."""
     return exp.Table(this=exp.to_identifier(settings.table, quoted=True),
                      db=exp.to_identifier(settings.database, quoted=True))
+
+
+def lake_engine(settings) -> str | None:
+    """None for the cache; "duckdb" for a lake in a local folder (the stand-in for Athena); else "athena"."""
+    if settings.kind != "athena":
+        return None
+    return "duckdb" if settings.lake and "://" not in settings.lake else "athena"
+
+
+def backend_for(settings, conn: sqlite3.Connection | None, athena_run: Callable[[str], pl.DataFrame] | None = None):
+    """The store [backend] names, outside the app too (reports, CLI): the cache over `conn`, a local lake with DuckDB,
+    or Athena through `athena_run` (an entry point's ingest.athena.AthenaRunner(...).frame)."""
+    engine = lake_engine(settings)
+    if engine is None:
+        return CacheBackend(conn)
+    if settings.problems():
+        raise LakeUnavailable("; ".join(settings.problems()) + ": fix [backend] in the settings file")
+    if engine == "duckdb":
+        return duckdb_backend(settings.lake)
+    if athena_run is None:
+        raise LakeUnavailable("this command cannot reach Athena: run it where [backend] is set up")
+    return LakeBackend(athena_table(settings), "athena", athena_run)

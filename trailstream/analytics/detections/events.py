@@ -6,6 +6,7 @@ so a finding's events still show each session.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 
 import orjson
@@ -47,6 +48,19 @@ def security_rows(conn, event_filter: EventFilter | None, condition: str, params
     where, filter_params = queries._where(event_filter, f"({condition})")
     columns = _SECURITY_COLUMNS + extra_sql
     return read_frame(conn, f"SELECT {columns} FROM events e WHERE {where}", filter_params + params, schema)
+
+
+def from_source(source, name: str, cache_query, event_filter: EventFilter | None, **options) -> pl.DataFrame:
+    """A detector's slice of events, the same frame from either store: `cache_query` on a cache connection, else the
+    named query (analytics.security_queries) of an events source such as a lake backend."""
+    if isinstance(source, sqlite3.Connection):
+        return cache_query(source, event_filter, **options)
+    return source.query(name, event_filter or EventFilter(), **options)
+
+
+def on_cache(source) -> bool:
+    """True for a cache connection; False for an events source (the lake), which has no stored rows or places."""
+    return isinstance(source, sqlite3.Connection)
 
 
 def names_condition(names) -> tuple[str, list]:
@@ -176,10 +190,16 @@ def who() -> pl.Expr:
     return pl.col("principal").fill_null("someone")
 
 
-def successful_calls(conn, event_filter: EventFilter | None, names) -> pl.DataFrame:
-    """The successful calls of the named events in the period (queries.EVENT_SCHEMA)."""
-    events = queries.query_events(conn, event_filter or EventFilter(), tuple(names), limit=None)
+def query_successful_calls(conn, event_filter: EventFilter | None, event_names=()) -> pl.DataFrame:
+    """The successful calls of the named events in the period (queries.EVENT_SCHEMA), from the cache."""
+    events = queries.query_events(conn, event_filter or EventFilter(), tuple(event_names), limit=None)
     return events.filter(transforms.FAILED.not_())
+
+
+def successful_calls(source, event_filter: EventFilter | None, names) -> pl.DataFrame:
+    """The successful calls of the named events in the period (queries.EVENT_SCHEMA), from the cache or the lake."""
+    return from_source(source, "security_successful_calls", query_successful_calls, event_filter,
+                       event_names=tuple(names))
 
 
 def single_event_findings(events: pl.DataFrame, finding_type: str, summary: pl.Expr, severity=None,

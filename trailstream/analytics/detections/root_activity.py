@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trailstream import catalog
 from trailstream.analytics.detections.common import Finding, iso, listing, make_finding, plural, text
-from trailstream.analytics.detections.events import episode, episode_summary, security_rows
+from trailstream.analytics.detections.events import episode, episode_summary, from_source, security_rows
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.filters import EventFilter
 
@@ -20,11 +20,16 @@ _ROOT_CALLS = (
 )
 
 
+def query_root_calls(conn, event_filter: EventFilter | None = None):
+    """The security columns of the root user's own calls the cache holds (failed root sign-ins excluded)."""
+    return security_rows(conn, event_filter, _ROOT_CALLS, [])
+
+
 def detect_root_activity(conn, event_filter: EventFilter | None = None,
                          settings: DetectionSettings | None = None) -> list[Finding]:
     """Root calls grouped into sessions (gaps under root_session_gap_minutes), newest first."""
     settings = settings or DetectionSettings()
-    calls = security_rows(conn, event_filter, _ROOT_CALLS, []).drop_nulls("event_time")
+    calls = from_source(conn, "security_root_calls", query_root_calls, event_filter).drop_nulls("event_time")
     sessions = (
         calls.lazy()
         .sort("account_id", "event_time")

@@ -9,7 +9,8 @@ import polars as pl
 from trailstream import catalog
 from trailstream.analytics import geo
 from trailstream.analytics.detections.common import text
-from trailstream.analytics.detections.events import SECURITY_SCHEMA, locate, names_condition, security_rows
+from trailstream.analytics.detections.events import (SECURITY_SCHEMA, from_source, locate, names_condition, on_cache,
+                                                     security_rows)
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache import findings_store
 from trailstream.filters import EventFilter
@@ -47,18 +48,26 @@ def sign_in_places(conn, source_ips: pl.Series, settings: DetectionSettings) -> 
     return pl.concat([stored, locate(unplaced, settings)])
 
 
+def query_sign_in_rows(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
+    """The cache's console sign-ins (SIGN_IN_SCHEMA) as stored: outcome and MFA as the record says them."""
+    condition, params = names_condition((catalog.CONSOLE_LOGIN_EVENT,))
+    return security_rows(conn, event_filter, condition, params, SIGN_IN_SCHEMA, _OUTCOME_SQL)
+
+
 def query_sign_ins(conn, event_filter: EventFilter | None = None,
                    settings: DetectionSettings | None = None) -> pl.DataFrame:
     """Console sign-ins with outcome, MFA, place and whether the country or IP is new for the principal, newest first.
 
     "New" compares with the principal's earlier successful sign-ins in the whole cache, not only the period; a
-    principal's very first sign-in is not new (there is nothing to compare with).
+    principal's very first sign-in is not new (there is nothing to compare with). `conn` may be an events source
+    (the lake): its addresses are then all placed now.
     """
     settings = settings or DetectionSettings()
     event_filter = event_filter or EventFilter()
-    condition, params = names_condition((catalog.CONSOLE_LOGIN_EVENT,))
     history = dataclasses.replace(event_filter, start=None)
-    sign_ins = security_rows(conn, history, condition, params, SIGN_IN_SCHEMA, _OUTCOME_SQL).drop_nulls("event_time")
+    sign_ins = from_source(conn, "security_sign_ins", query_sign_in_rows, history).drop_nulls("event_time")
+    addresses = sign_ins.get_column("source_ip")
+    places = sign_in_places(conn, addresses, settings) if on_cache(conn) else locate(addresses.unique(), settings)
     start = pl.lit(event_filter.start).str.to_datetime(TIME_FORMAT, time_zone="UTC") if event_filter.start else None
     return (
         sign_ins.lazy()
@@ -69,7 +78,7 @@ def query_sign_ins(conn, event_filter: EventFilter | None = None,
             mfa_used=(pl.col("mfa_used") == "Yes").fill_null(False),
             is_root=(pl.col("user_type") == "Root").fill_null(False),
         )
-        .join(sign_in_places(conn, sign_ins.get_column("source_ip"), settings).lazy(), on="source_ip", how="left")
+        .join(places.lazy(), on="source_ip", how="left")
         .sort("event_time")
         .with_columns(new_country=_first_success_by("country_code"), new_ip=_first_success_by("source_ip"))
         .filter(pl.col("event_time") >= start if start is not None else pl.lit(True))

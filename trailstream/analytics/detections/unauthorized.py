@@ -6,7 +6,7 @@ import polars as pl
 
 from trailstream import catalog
 from trailstream.analytics.detections.common import Finding, duration, listing, plural, text
-from trailstream.analytics.detections.events import ACTOR_KEYS, burst_findings, find_bursts, security_rows
+from trailstream.analytics.detections.events import ACTOR_KEYS, burst_findings, find_bursts, from_source, security_rows
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache.frames import placeholders
 from trailstream.filters import EventFilter
@@ -22,11 +22,17 @@ def _unauthorized_condition() -> tuple[str, list]:
     return f"e.error_code IS NOT NULL AND (e.error_code IN ({placeholders(codes)}) OR {likes})", [*codes, *patterns]
 
 
-def query_unauthorized_calls(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
-    """Every call refused as unauthorized (catalog codes and patterns), newest first, for the Access denied page."""
+def query_unauthorized_rows(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
+    """The security columns of every call the cache holds refused as unauthorized (catalog codes and patterns)."""
     condition, params = _unauthorized_condition()
+    return security_rows(conn, event_filter, condition, params)
+
+
+def query_unauthorized_calls(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
+    """Every call refused as unauthorized (catalog codes and patterns), newest first, for the Access denied page;
+    `conn` may be an events source (the lake)."""
     return (
-        security_rows(conn, event_filter, condition, params)
+        from_source(conn, "security_unauthorized", query_unauthorized_rows, event_filter)
         .with_columns(api=pl.concat_str(pl.col("event_source").str.replace(r"\.amazonaws\.com$", ""), pl.lit(":"),
                                         pl.col("event_name")))
         .sort("event_time", descending=True)
