@@ -17,7 +17,7 @@ FINDING_COLUMNS = ("type", "severity", "time", "first_time", "principal", "accou
                    "details")
 PLACE_COLUMNS = ("source_ip", "country_code", "country_name", "asn", "city", "place", "latitude", "longitude",
                  "precision")
-ROUTE_COLUMNS = ("day", "from_place", "to_place", "from_latitude", "from_longitude", "to_latitude", "to_longitude",
+ROUTE_COLUMNS = ("day", "account_id", "principal", "from_place", "to_place", "from_latitude", "from_longitude", "to_latitude", "to_longitude",
                  "hops", "principals", "fastest_kmh", "last_time")
 
 SCHEMA = (
@@ -75,6 +75,25 @@ SCHEMA = (
         seconds REAL NOT NULL,
         findings INTEGER NOT NULL
     )""",
+)
+
+
+# m016: routes per principal too, so a sync adds one principal's new hops (or replaces its routes) alone; the stored
+# sets are emptied, so the next post-sync step computes them again at this grain.
+PRINCIPAL_ROUTES = (
+    "DELETE FROM stored_travel_routes",
+    "DELETE FROM stored_findings",
+    "DELETE FROM findings_state",
+    "ALTER TABLE stored_travel_routes ADD COLUMN account_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE stored_travel_routes ADD COLUMN principal TEXT NOT NULL DEFAULT ''",
+    ("CREATE UNIQUE INDEX stored_travel_routes_key ON stored_travel_routes (day, from_place, to_place, account_id, "
+     "principal)"),
+)
+_ROUTE_UPSERT = (
+    f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) VALUES ({placeholders(ROUTE_COLUMNS)}) "
+    "ON CONFLICT (day, from_place, to_place, account_id, principal) DO UPDATE SET hops = hops + excluded.hops, "
+    "fastest_kmh = CASE WHEN fastest_kmh IS NULL OR excluded.fastest_kmh > fastest_kmh THEN excluded.fastest_kmh "
+    "ELSE fastest_kmh END, last_time = max(last_time, excluded.last_time)"
 )
 
 
@@ -165,7 +184,8 @@ def query_routes(conn: sqlite3.Connection, first_day: str | None, end: str | Non
         params.append(end[:10])
     sql = (
         "SELECT from_place, to_place, max(from_latitude), max(from_longitude), max(to_latitude), max(to_longitude), "
-        "sum(hops), sum(principals), max(fastest_kmh), max(last_time) FROM stored_travel_routes "
+        "sum(hops), count(DISTINCT account_id || char(31) || principal), max(fastest_kmh), max(last_time) "
+        "FROM stored_travel_routes "
         f"WHERE {' AND '.join(clauses) or '1'} GROUP BY from_place, to_place "
         "ORDER BY sum(hops) DESC, max(last_time) DESC, from_place, to_place"
     )
@@ -177,9 +197,32 @@ def query_earliest_new_event(conn: sqlite3.Connection, after_rowid: int) -> str 
     return conn.execute("SELECT min(event_time) FROM events WHERE rowid > ?", [after_rowid]).fetchone()[0]
 
 
-def query_first_time_since(conn: sqlite3.Connection, since: str) -> str | None:
-    """The earliest first event of the stored findings whose last event is at or after `since`."""
-    return conn.execute("SELECT min(first_time) FROM stored_findings WHERE time >= ?", [since]).fetchone()[0]
+def query_first_time_since(conn: sqlite3.Connection, since: str, excluded: tuple[str, ...] = ()) -> str | None:
+    """The earliest first event of the stored findings (not of the excluded types) whose last event is at or after
+    `since`."""
+    sql = f"SELECT min(first_time) FROM stored_findings WHERE time >= ? AND type NOT IN ({placeholders(excluded)})"
+    return conn.execute(sql, [since, *excluded]).fetchone()[0]
+
+
+def query_finding_spans(conn: sqlite3.Connection, finding_type: str, principals: list[str]) -> dict[str, list]:
+    """principal -> (first_time, time) of each stored finding of this type (any account)."""
+    sql = ("SELECT principal, first_time, time FROM stored_findings WHERE type = ? "
+           "AND principal IN (SELECT value FROM json_each(?))")
+    spans = {}
+    for principal, first, last in conn.execute(sql, [finding_type, orjson.dumps(principals).decode()]):
+        spans.setdefault(principal, []).append((first, last))
+    return spans
+
+
+def query_latest_findings(conn: sqlite3.Connection, finding_type: str, keys: list[tuple]) -> dict[tuple, dict]:
+    """(account_id, principal) -> the newest stored finding of this type for it (time, event_ids, details), for the
+    keys that have one."""
+    wanted = set(keys)
+    sql = ("SELECT account_id, principal, time, event_ids, details FROM stored_findings WHERE type = ? "
+           "AND principal IN (SELECT value FROM json_each(?)) ORDER BY time, position")
+    rows = conn.execute(sql, [finding_type, orjson.dumps(sorted({key[1] for key in keys})).decode()])
+    return {(account, principal): {"time": time, "event_ids": event_ids, "details": details}
+            for account, principal, time, event_ids, details in rows if (account, principal) in wanted}
 
 
 def query_orphaned_findings(conn: sqlite3.Connection, before: str) -> int:
@@ -195,6 +238,43 @@ def mark_generation(db: sqlite_utils.Database, generation: int) -> None:
         db.execute("UPDATE findings_state SET generation = ? WHERE id = 1", [generation])
 
 
+def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict, since: str,
+                         per_principal: tuple[str, ...], recomputed_types: tuple[str, ...], recomputed: list[tuple],
+                         replaced: list[tuple]) -> None:
+    """A sync's change in one transaction: the findings of the windowed types ending at or after `since`, every
+    finding of `recomputed_types`, the per-principal findings (and routes) of the `recomputed` (principal, since)
+    from then on and the `replaced` (account_id, principal, time, type) findings give way to these; routes of the same
+    key add up."""
+    with db.atomic():
+        db.execute(f"DELETE FROM stored_findings WHERE time >= ? AND type NOT IN ({placeholders(per_principal)})",
+                   [since, *per_principal])
+        db.execute(f"DELETE FROM stored_findings WHERE type IN ({placeholders(recomputed_types)})",
+                   list(recomputed_types))
+        db.conn.executemany(f"DELETE FROM stored_findings WHERE type IN ({placeholders(per_principal)}) "
+                            "AND principal = ? AND time >= ?", [[*per_principal, *pair] for pair in recomputed])
+        db.conn.executemany("DELETE FROM stored_travel_routes WHERE principal = ? AND day >= ?",
+                            [[principal, since[:10]] for principal, since in recomputed])
+        db.conn.executemany("DELETE FROM stored_findings WHERE COALESCE(account_id, '') = ? AND principal = ? "
+                            "AND time = ? AND type = ?", replaced)
+        db.conn.executemany(_ROUTE_UPSERT, [[row[name] for name in ROUTE_COLUMNS] for row in routes])
+        _insert_findings(db, findings)
+        _save_state(db, state)
+
+
+def _insert_findings(db: sqlite_utils.Database, findings: list[dict]) -> None:
+    db.conn.executemany(
+        f"INSERT INTO stored_findings ({', '.join(FINDING_COLUMNS)}) VALUES ({placeholders(FINDING_COLUMNS)})",
+        [[row[name] for name in FINDING_COLUMNS] for row in findings])
+
+
+def _save_state(db: sqlite_utils.Database, state: dict) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO findings_state (id, fingerprint, last_rowid, generation, computed_at, seconds, "
+        "findings) VALUES (1, ?, ?, ?, ?, ?, ?)",
+        [state["fingerprint"], state["last_rowid"], state["generation"], utc_now(), state["seconds"],
+         db.execute("SELECT count(*) FROM stored_findings").fetchone()[0]])
+
+
 def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict,
                   since: str | None = None) -> None:
     """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with
@@ -202,16 +282,9 @@ def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[
     with db.atomic():
         db.execute("DELETE FROM stored_findings WHERE time >= ?", [since or ""])
         db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [since[:10] if since else ""])
-        db.conn.executemany(
-            f"INSERT INTO stored_findings ({', '.join(FINDING_COLUMNS)}) "
-            f"VALUES ({placeholders(FINDING_COLUMNS)})",
-            [[row[name] for name in FINDING_COLUMNS] for row in findings])
+        _insert_findings(db, findings)
         db.conn.executemany(
             f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) "
             f"VALUES ({placeholders(ROUTE_COLUMNS)})",
             [[row[name] for name in ROUTE_COLUMNS] for row in routes])
-        db.execute(
-            "INSERT OR REPLACE INTO findings_state (id, fingerprint, last_rowid, generation, computed_at, seconds, "
-            "findings) VALUES (1, ?, ?, ?, ?, ?, ?)",
-            [state["fingerprint"], state["last_rowid"], state["generation"], utc_now(), state["seconds"],
-             db.execute("SELECT count(*) FROM stored_findings").fetchone()[0]])
+        _save_state(db, state)

@@ -355,6 +355,13 @@ def m015_events_lookup_columns(db: sqlite_utils.Database) -> None:
         db.conn.executemany(f"UPDATE events SET {assignments} WHERE rowid = ?", updates)
 
 
+@migrations()
+def m016_principal_travel_routes(db: sqlite_utils.Database) -> None:
+    """Travel routes per principal too, so the post-sync step adds only the principals with new events."""
+    for statement in findings_store.PRINCIPAL_ROUTES:
+        db.execute(statement)
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 

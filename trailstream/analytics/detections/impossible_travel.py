@@ -51,10 +51,12 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
 BATCH_MOMENTS = 20_000  # moments judged at once: memory stays flat however many principals roam
 
 
-def _moment_batches(conn, event_filter: EventFilter | None):
-    """The (time, address, account, stored row) moments of every principal seen at two or more addresses, from the
-    covering index in one pass, a few whole principals (about BATCH_MOMENTS moments) per frame."""
-    where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS)
+def _moment_batches(conn, event_filter: EventFilter | None, principals: list[str] | None = None):
+    """The (time, address, account, stored row) moments of every principal (of these only, when given) seen at two
+    or more addresses, from the covering index in one pass, a few whole principals (about BATCH_MOMENTS) per frame."""
+    only = ["e.principal IN (SELECT value FROM json_each(?))"] if principals is not None else []
+    where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS, *only)
+    params = params + ([orjson.dumps(principals).decode()] if principals is not None else [])
     sql = (f"SELECT e.principal, count(*), {_MOMENT_SQL} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
            f"WHERE {where} GROUP BY e.principal HAVING min(e.source_ip) != max(e.source_ip)")
     cursor = conn.cursor()
@@ -136,9 +138,10 @@ def _hops(presence: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
     )
 
 
-def _hop_batches(conn, event_filter: EventFilter | None, settings: DetectionSettings | None):
+def _hop_batches(conn, event_filter: EventFilter | None, settings: DetectionSettings | None,
+                 principals: list[str] | None = None):
     settings = settings or DetectionSettings()
-    for presence in _moment_batches(conn, event_filter):
+    for presence in _moment_batches(conn, event_filter, principals):
         yield _hops(presence, settings)
 
 
@@ -243,29 +246,33 @@ def _findings(conn, incidents: pl.DataFrame) -> list[Finding]:
 ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude": pl.Float64,
                 "from_longitude": pl.Float64, "to_latitude": pl.Float64, "to_longitude": pl.Float64,
                 "hops": pl.Int64, "principals": pl.Int64, "fastest_kmh": pl.Float64, "last_time": UTC_TIME}
+# What the post-sync step stores: one principal's hops on a route on a UTC day (principals is 1), so a sync can add a
+# principal's new hops or replace its routes without touching the others'.
+DAY_ROUTE_SCHEMA = {"day": pl.String, "account_id": pl.String, "principal": pl.String} | ROUTE_SCHEMA
 
 
 def _routes(hops: pl.DataFrame, by_day: bool = False) -> pl.DataFrame:
-    """One batch's hops counted by route (ROUTE_SCHEMA), and by UTC day of arrival when by_day; a principal's hops
-    are all in one batch."""
+    """One batch's hops counted by route (ROUTE_SCHEMA); by_day: per UTC day of arrival and principal (DAY_ROUTE_SCHEMA),
+    so a principal's routes can be replaced or added to alone; a principal's hops are all in one batch."""
     place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
-    day = {"day": pl.col("to_time").dt.strftime("%Y-%m-%d")} if by_day else {}
+    day = {"day": pl.col("to_time").dt.strftime("%Y-%m-%d"), "account_id": pl.col("account_id").fill_null(""),
+           "principal": pl.col("principal").fill_null("")} if by_day else {}
     return (
         hops.lazy()
         .group_by(from_place=place["from"], to_place=place["to"], **day)
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
              principals=pl.col("principal").n_unique(), fastest_kmh=pl.col("speed_kmh").max(),
              last_time=pl.col("to_time").max())
-        .select(*day, *ROUTE_SCHEMA)
+        .select((DAY_ROUTE_SCHEMA if by_day else ROUTE_SCHEMA).keys())
         .cast({"hops": pl.Int64, "principals": pl.Int64})
         .collect()
     )
 
 
 def _merged_routes(parts: list[pl.DataFrame], by_day: bool = False) -> pl.DataFrame:
-    """The batches' route counts added up (per day when by_day), busiest first."""
-    keys = ["day", "from_place", "to_place"] if by_day else ["from_place", "to_place"]
-    schema = ({"day": pl.String} if by_day else {}) | ROUTE_SCHEMA
+    """The batches' route counts added up (per day and principal when by_day: nothing to add), busiest first."""
+    schema = DAY_ROUTE_SCHEMA if by_day else ROUTE_SCHEMA
+    keys = [name for name in schema if name.endswith("_place") or name in ("day", "account_id", "principal")]
     return (
         pl.concat([pl.DataFrame(schema=schema), *parts]).lazy()
         .group_by(keys)
@@ -278,10 +285,10 @@ def _merged_routes(parts: list[pl.DataFrame], by_day: bool = False) -> pl.DataFr
 
 
 def _travel(conn, event_filter: EventFilter | None, settings: DetectionSettings | None,
-            by_day: bool) -> tuple[list[Finding], pl.DataFrame]:
+            by_day: bool, principals: list[str] | None = None) -> tuple[list[Finding], pl.DataFrame]:
     """The travel findings and their routes from one pass over the hops, a batch of principals at a time."""
     incidents, routes = [], []
-    for hops in _hop_batches(conn, event_filter, settings):
+    for hops in _hop_batches(conn, event_filter, settings, principals):
         incidents.append(_incidents(hops))
         routes.append(_routes(hops, by_day))
     found = pl.concat(incidents) if incidents else _incidents(pl.DataFrame(schema=HOP_SCHEMA))
@@ -299,6 +306,12 @@ def query_travel_days(conn, settings: DetectionSettings | None = None,
     """Every travel finding of the cache (from `since` on) and its routes per UTC day (day + ROUTE_SCHEMA): what the
     post-sync step stores, so a period's map adds up its days."""
     return _travel(conn, EventFilter(start=since), settings, by_day=True)
+
+
+def query_principals_travel(conn, principals: list[str], settings: DetectionSettings | None = None,
+                            since: str | None = None) -> tuple[list[Finding], pl.DataFrame]:
+    """query_travel_days for these principals only (in every account)."""
+    return _travel(conn, EventFilter(start=since), settings, by_day=True, principals=principals)
 
 
 def detect_impossible_travel(conn, event_filter: EventFilter | None = None,

@@ -10,25 +10,24 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import orjson
 import polars as pl
 import sqlite_utils
 
 from trailstream import catalog
-from trailstream.analytics.detections import impossible_travel
+from trailstream.analytics.detections import impossible_travel, new_country, travel_update
 from trailstream.analytics.detections.common import SIGMA_PREFIX, Finding
 from trailstream.analytics.detections.events import locate
-from trailstream.analytics.detections.findings import detect_all_findings, detect_findings
+from trailstream.analytics.detections.findings import DETECTORS, detect_all_findings, detect_findings
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache import findings_store, sigma_state
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT, iso_utc, parse_iso_utc
 
-EARTH_HALF_KM = 20_040  # the farthest two places can be
-FORMAT = 1  # bump when a detector's output changes: findings stored by an older version are then recomputed
+FORMAT = 2  # bump when a detector's output changes: findings stored by an older version are then recomputed
 _RULE_FIELDS = ("rule_id", "status", "level", "title", "author", "link", "kind", "query", "enabled")
 
 
@@ -128,20 +127,24 @@ def save_sign_in_places(db: sqlite_utils.Database, settings: DetectionSettings) 
         findings_store.save_places(db, places.to_dicts(), settings.city_database)
 
 
+# Per-principal detectors: after a sync only the principals with new events are judged again (new-country sign-ins,
+# few rows, are computed again whole); the others are windowed and recomputed from their reach before the new events.
+PER_PRINCIPAL = (impossible_travel.FINDING_TYPE, new_country.FINDING_TYPE)
+SIGMA_EPISODE_GAP = timedelta(hours=1)  # sigma.evaluation.EPISODE_GAP (importing it loads pySigma)
+
+
 def _reach(settings: DetectionSettings) -> timedelta:
-    """How far back from an event a detection can reach: the longest window or gap that joins events into one
-    finding, and the longest hop that can be too fast (half the earth at the fastest allowed speed)."""
+    """How far back from an event a windowed detection can reach: the longest window or gap that joins events into
+    one finding."""
     windows = [settings.window(name) for name in ("unauthorized_window", "sign_in_failure_window",
-                                                  "privilege_change_window", "country_change_window",
-                                                  "root_session_gap")]
-    longest_hop = timedelta(hours=EARTH_HALF_KM / settings.max_travel_speed_kmh)
-    return max(timedelta(hours=24), longest_hop, *windows)  # travel and new-country incidents join within 24 h
+                                                  "privilege_change_window", "root_session_gap")]
+    return max(SIGMA_EPISODE_GAP, *windows)
 
 
 def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | None:
-    """Where to compute findings again after new events (a UTC midnight): the newest events' reach back, moved
-    earlier until no stored finding spans it or ends within reach of it. None: everything (other settings or
-    rules, a correlation rule, events removed), so the stored findings always equal a whole computation."""
+    """Where the windowed detectors compute again after new events: the newest events' reach back, moved earlier
+    until no stored windowed finding spans it. None: everything (other settings or rules, a correlation rule, events
+    removed), so the stored findings always equal a whole computation."""
     state = findings_store.query_state(conn)
     runs_correlations = any(rule["kind"] == "correlation" for rule in sigma_state.query_catalog(conn, True))
     if state is None or state["fingerprint"] != signature or runs_correlations:
@@ -150,15 +153,34 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
     if newest is None:
         return None
     reach = _reach(settings)
-    cut = _midnight(parse_iso_utc(newest) - 2 * reach)
-    while (first := findings_store.query_first_time_since(conn, iso_utc(cut - reach))) and parse_iso_utc(first) < cut:
-        cut = _midnight(parse_iso_utc(first))
-    since = iso_utc(cut)
-    return None if findings_store.query_orphaned_findings(conn, since) else since
+    cut = parse_iso_utc(newest) - 2 * reach
+    while ((first := findings_store.query_first_time_since(conn, iso_utc(cut - reach), PER_PRINCIPAL))
+           and parse_iso_utc(first) < cut):
+        cut = parse_iso_utc(first)
+    return None if findings_store.query_orphaned_findings(conn, "~") else iso_utc(cut)
 
 
-def _midnight(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+def _windowed(finding_type: str) -> bool:
+    return finding_type not in PER_PRINCIPAL
+
+
+def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since: str, state: dict,
+                  started: float) -> str:
+    """Store what the events after the state's last rowid change: windowed findings from `since`, new-country
+    sign-ins again, travel of the principals with new moments."""
+    windowed = [detect for detect in DETECTORS if detect not in (impossible_travel.detect_impossible_travel,
+                                                                 new_country.detect_new_country_sign_ins)]
+    findings = detect_findings(db.conn, EventFilter(start=since), settings, windowed)
+    findings += new_country.detect_new_country_sign_ins(db.conn, None, settings)
+    update = travel_update.query_travel_update(db.conn, findings_store.query_state(db.conn)["last_rowid"], settings)
+    route_rows = update.routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
+    save_sign_in_places(db, settings)
+    state["seconds"] = time.perf_counter() - started
+    findings_store.save_findings_update(db, [_row(finding) for finding in findings + update.findings], route_rows,
+                                        state, since, PER_PRINCIPAL, (new_country.FINDING_TYPE,), update.recomputed,
+                                        update.replaced)
+    return (f"findings: {len(findings) + len(update.findings):,} stored (windowed ones from {since[:16]} on, travel of "
+            f"{len(update.recomputed):,} principals recomputed and the others' extended) in {state['seconds']:.1f} s")
 
 
 def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSettings | None = None) -> str:
@@ -175,11 +197,13 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
         findings_store.mark_generation(db, generation)  # a sync that stored no event changes no finding
         return "findings: no new events; the stored findings are current"
     since = _recompute_from(db.conn, settings, signature)
-    findings, routes = detect_all_findings(db.conn, settings, since)
+    new_state = {"fingerprint": signature, "last_rowid": last_rowid, "generation": generation}
+    if since is not None:
+        return _store_update(db, settings, since, new_state, started)
+    findings, routes = detect_all_findings(db.conn, settings)
     route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
     save_sign_in_places(db, settings)
-    seconds = time.perf_counter() - started
-    findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, {
-        "fingerprint": signature, "last_rowid": last_rowid, "generation": generation, "seconds": seconds}, since)
-    scope = f"from {since[:10]} on" if since else "over the whole cache"
-    return f"findings: {len(findings):,} stored {scope} ({routes.height:,} travel routes by day) in {seconds:.1f} s"
+    new_state["seconds"] = time.perf_counter() - started
+    findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, new_state)
+    return (f"findings: {len(findings):,} stored over the whole cache ({routes.height:,} travel routes by day and "
+            f"principal) in {new_state['seconds']:.1f} s")
