@@ -1,4 +1,5 @@
-"""Resource history: every call that named one resource (instance, security group, bucket, role, key...), in order."""
+"""Resource history: every call that named one resource (instance, security group, bucket, role, key...), in order;
+the same named queries on the cache or on the lake."""
 
 import streamlit as st
 
@@ -7,25 +8,27 @@ from trailstream.app import state, widgets
 
 event_filter = widgets.page_start("Resource history", "Every event whose resources, request or response mention "
                                   "the ID or name you pick or enter, oldest first.")
-recent = state.load(queries.query_recently_changed_resources, event_filter)
+events = state.backend()
 resource_id = st.text_input("Resource ID or name", key="resource_id", bind="query-params",
                             placeholder="i-0abc…, sg-0123…, arn:aws:iam::…:role/…, my-bucket")
 if not resource_id.strip():
     st.subheader("Recently changed resources")
     st.caption("Instances, security groups, addresses, users, roles and buckets changed in the period, latest "
                "first. Select one to see its history, or type any ID above.")
+    recent = events.query("recent_resources", event_filter)
     row = widgets.table(recent, "recent-resources", ("resource", "last_changed", "last_call", "principal", "changes"),
                         select=True)
     if row is None:
         st.stop()
     resource_id = recent.item(row, "resource")
-history = state.load(queries.query_resource_history, event_filter, resource_id.strip())
-if widgets.no_matches(history, "events mentioning this resource"):
+resource_id = resource_id.strip()
+history = events.query("resource_history", event_filter, resource_id=resource_id)
+if events.no_matches(history.height) or widgets.no_matches(history, "events mentioning this resource"):
     st.stop()
 st.subheader("History")
-st.text(resource_id.strip())
+st.text(resource_id)
 times = transforms.column_values(history, "event_time")
-total = (state.load(queries.query_resource_history_count, event_filter, resource_id)
+total = (events.query("resource_history_count", event_filter, resource_id=resource_id).item()
          if history.height >= queries.DEFAULT_ROW_LIMIT else history.height)
 widgets.metrics(transforms.event_counts(history) | {"Events": total})
 if total > history.height:

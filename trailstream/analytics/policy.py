@@ -166,7 +166,11 @@ def query_principal_calls(conn: sqlite3.Connection, event_filter: EventFilter | 
 
 def observed_policy(conn: sqlite3.Connection, event_filter: EventFilter | None, principal: str) -> ObservedPolicy:
     """The policy allowing what the principal did successfully in the period, with its refused and unmapped calls."""
-    calls = query_principal_calls(conn, event_filter, principal, ROW_LIMIT + 1)
+    return policy_from_calls(principal, query_principal_calls(conn, event_filter, principal, ROW_LIMIT + 1))
+
+
+def policy_from_calls(principal: str, calls: pl.DataFrame) -> ObservedPolicy:
+    """The policy from query_principal_calls' rows (at most ROW_LIMIT + 1 of them), read from the cache or the lake."""
     truncated, calls = calls.height > ROW_LIMIT, calls.head(ROW_LIMIT)
     api = pl.struct("event_source", "event_name")
     actions = calls.select("event_source", "event_name").unique().with_columns(
