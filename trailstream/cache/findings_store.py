@@ -238,13 +238,13 @@ def mark_generation(db: sqlite_utils.Database, generation: int) -> None:
         db.execute("UPDATE findings_state SET generation = ? WHERE id = 1", [generation])
 
 
-def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict, since: str,
+def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes: list[tuple], state: dict, since: str,
                          per_principal: tuple[str, ...], recomputed_types: tuple[str, ...], recomputed: list[tuple],
                          replaced: list[tuple]) -> None:
     """A sync's change in one transaction: the findings of the windowed types ending at or after `since`, every
     finding of `recomputed_types`, the per-principal findings (and routes) of the `recomputed` (principal, since)
     from then on and the `replaced` (account_id, principal, time, type) findings give way to these; routes of the same
-    key add up."""
+    key add up (route rows in ROUTE_COLUMNS order)."""
     with db.atomic():
         db.execute(f"DELETE FROM stored_findings WHERE time >= ? AND type NOT IN ({placeholders(per_principal)})",
                    [since, *per_principal])
@@ -256,7 +256,7 @@ def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes
                             [[principal, since[:10]] for principal, since in recomputed])
         db.conn.executemany("DELETE FROM stored_findings WHERE COALESCE(account_id, '') = ? AND principal = ? "
                             "AND time = ? AND type = ?", replaced)
-        db.conn.executemany(_ROUTE_UPSERT, [[row[name] for name in ROUTE_COLUMNS] for row in routes])
+        db.conn.executemany(_ROUTE_UPSERT, routes)
         _insert_findings(db, findings)
         _save_state(db, state)
 
@@ -275,10 +275,10 @@ def _save_state(db: sqlite_utils.Database, state: dict) -> None:
          db.execute("SELECT count(*) FROM stored_findings").fetchone()[0]])
 
 
-def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[dict], state: dict,
+def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[tuple], state: dict,
                   since: str | None = None) -> None:
     """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with
-    these, and record what they were computed from, in one transaction: a reader sees the old set or the new one."""
+    these (route rows in ROUTE_COLUMNS order), and record what they were computed from, in one transaction: a reader sees the old set or the new one."""
     with db.atomic():
         db.execute("DELETE FROM stored_findings WHERE time >= ?", [since or ""])
         db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [since[:10] if since else ""])
@@ -286,5 +286,5 @@ def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[
         db.conn.executemany(
             f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) "
             f"VALUES ({placeholders(ROUTE_COLUMNS)})",
-            [[row[name] for name in ROUTE_COLUMNS] for row in routes])
+            routes)
         _save_state(db, state)

@@ -123,7 +123,7 @@ def _hops(presence: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
                                pl.col("to_longitude"))
     return (
         _located(presence, settings)
-        .sort([*KEYS, "event_time", "source_ip"])
+        .sort([*KEYS, "event_time", "source_ip", "row"])  # ties in stored order: the same hops on every run
         .with_columns(**previous)
         .filter(pl.col("from_source_ip").is_not_null() & (pl.col("from_source_ip") != pl.col("source_ip")))
         .rename({"event_time": "to_time", "row": "to_row", "source_ip": "to_source_ip", "country_code": "to_country",

@@ -160,8 +160,9 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
     return None if findings_store.query_orphaned_findings(conn, "~") else iso_utc(cut)
 
 
-def _windowed(finding_type: str) -> bool:
-    return finding_type not in PER_PRINCIPAL
+def _route_rows(routes: pl.DataFrame) -> list[tuple]:
+    """Day routes as the store's rows (findings_store.ROUTE_COLUMNS, times as text)."""
+    return routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).select(findings_store.ROUTE_COLUMNS).rows()
 
 
 def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since: str, state: dict,
@@ -173,7 +174,7 @@ def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since:
     findings = detect_findings(db.conn, EventFilter(start=since), settings, windowed)
     findings += new_country.detect_new_country_sign_ins(db.conn, None, settings)
     update = travel_update.query_travel_update(db.conn, findings_store.query_state(db.conn)["last_rowid"], settings)
-    route_rows = update.routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
+    route_rows = _route_rows(update.routes)
     save_sign_in_places(db, settings)
     state["seconds"] = time.perf_counter() - started
     findings_store.save_findings_update(db, [_row(finding) for finding in findings + update.findings], route_rows,
@@ -201,7 +202,7 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     if since is not None:
         return _store_update(db, settings, since, new_state, started)
     findings, routes = detect_all_findings(db.conn, settings)
-    route_rows = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).to_dicts()
+    route_rows = _route_rows(routes)
     save_sign_in_places(db, settings)
     new_state["seconds"] = time.perf_counter() - started
     findings_store.save_findings(db, [_row(finding) for finding in findings], route_rows, new_state)

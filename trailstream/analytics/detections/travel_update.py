@@ -68,7 +68,7 @@ def _frame(rows: list[tuple]) -> pl.DataFrame:
 
 def _placed(moments: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
     places = locate(moments.get_column("source_ip"), settings, asn=False).select("source_ip")
-    return moments.join(places, on="source_ip").sort([*KEYS, "event_time", "source_ip"])
+    return moments.join(places, on="source_ip").sort([*KEYS, "event_time", "source_ip", "row"])
 
 
 def _split(new: pl.DataFrame, old: pl.DataFrame, settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
