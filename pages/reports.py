@@ -28,7 +28,7 @@ else:
     st.json(chosen.definition(), expanded=False)
 
 try:
-    result = reports.run_saved(path, chosen)
+    result = state.run_report(reports.run_saved, path, chosen)
 except (sqlguard.QueryRefused, sqlguard.QueryFailed) as problem:
     st.error("This saved search cannot run as it is: edit it on the SQL page and save it again.",
              icon=":material/error:")
@@ -44,7 +44,8 @@ widgets.download_table(result.frame, chosen.name)
 
 fmt = chosen.format or reports.DEFAULT_FORMAT
 st.download_button(f"Download the report ({saved.REPORT_FORMATS[fmt]})",
-                   lambda: reports.render_report(path, chosen).data, file_name=reports.report_file_name(chosen),
+                   state.report_builder(reports.render_report, path, chosen),
+                   file_name=reports.report_file_name(chosen),
                    mime=reports.MIME_TYPES[fmt], on_click="ignore", icon=":material/summarize:")
 
 if not signin.is_admin():

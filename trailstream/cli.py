@@ -506,7 +506,7 @@ def command_report(args) -> int:
     from trailstream.notify import reports
 
     try:
-        path = reports.write_report(args.db, args.name, output=args.output)
+        path = reports.write_report(args.db, args.name, output=args.output, settings=args.loaded_settings)
     except reports.ReportError as exc:
         raise CommandError(str(exc)) from None
     print(f"report {args.name!r} written to {path}")

@@ -190,7 +190,7 @@ def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None
     except mailer.MailSettingsError as exc:
         smtp = None
         outcome.problems.append(str(exc))
-    outcome.reports = reports.send_scheduled_reports(db_path, smtp, now)
+    outcome.reports = reports.send_scheduled_reports(db_path, smtp, now, settings)
     return outcome
 
 

@@ -24,9 +24,7 @@ SHOWN_FAILURES = 50
 
 def sidebar_filters() -> EventFilter:
     """The global filters, kept in the URL so a view can be shared; call once per run (app.py), before the page."""
-    options = queries.FilterOptions((), ())
-    if state.cache_state().status in ("ok", "empty"):
-        options = state.load(queries.query_filter_options)
+    options = state.filter_options()
     with st.sidebar:
         st.subheader("Filters")
         preset = st.segmented_control(

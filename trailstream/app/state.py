@@ -19,7 +19,7 @@ import streamlit as st
 
 from trailstream import config, jobs
 from trailstream.analytics import backend as query_backend
-from trailstream.analytics import queries, sqlguard
+from trailstream.analytics import choice_queries, lake_sqlguard, queries, sqlguard
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
 from trailstream.ingest import athena, aws, lake, sync
@@ -169,9 +169,44 @@ def _guarded_query(path: str, generation: int, sql: str, params: tuple) -> sqlgu
 
 
 def run_sql(sql: str, params: dict) -> sqlguard.QueryResult:
-    """A person's SQL behind the guard, cached until the next sync; a refused or failed query raises (uncached)."""
-    cache = cache_state()
-    return _guarded_query(cache.path, cache.generation, sql, tuple(params.items()))
+    """A person's SQL behind the guard (the lake's guard while the lake is live), on the cache cached until the next
+    sync; a refused or failed query raises QueryRefused or QueryFailed."""
+    page = backend()
+    if page.engine is None:
+        cache = cache_state()
+        return _guarded_query(cache.path, cache.generation, sql, tuple(params.items()))
+    try:
+        result = lake_sqlguard.run_lake_query(page.lake.run, page.lake.table, page.lake.dialect, sql, params)
+    except _LAKE_ERRORS as exc:
+        raise sqlguard.QueryFailed(str(exc)) from None
+    page._show_note()
+    return result
+
+
+def sql_store() -> str | None:
+    """Which store the SQL page's queries read: None for the cache, else the lake's engine ("duckdb", "athena")."""
+    return backend().engine
+
+
+def lake_columns() -> tuple[str, ...]:
+    """The columns of the lake's events table (partition keys last), for the SQL page's help."""
+    return (*lake.LAKE_SCHEMA.names, *lake.PARTITION_KEYS)
+
+
+def run_report(function: Callable, *args, **kwargs):
+    """Call a notify.reports runner (run_saved, render_report) on the live store: the lake's note shows as on any
+    lake page; a lake that cannot answer raises what the runner raises (QueryFailed, ReportError)."""
+    page = backend()
+    result = function(*args, lake=page.lake, **kwargs)
+    if page.engine is not None:
+        page._show_note()
+    return result
+
+
+def report_builder(function: Callable, *args) -> Callable[[], bytes]:
+    """A download button's deferred call: the report file's bytes, built on the store live now."""
+    lake_now = backend().lake
+    return lambda: function(*args, lake=lake_now).data
 
 
 def load_record(event_id: str) -> dict | None:
@@ -189,8 +224,8 @@ def clear_cached_data() -> None:
 # --- The query backend: the cache, or the lake when [backend] kind = "athena" ------------------------
 
 # Pages whose queries run on the lake; every other page reads the cache.
-LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors")
-LAKE_PAGES += ("Principal activity", "Resource history")  # analytics/activity_queries
+LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors",
+              "SQL", "Reports")
 BACKEND_KEY = "_trailstream_page_backend"
 LAKE_ROUND_SECONDS = 300  # an open period on the lake, in whole 5-minute marks: pages within 5 minutes share results
 _LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
@@ -202,11 +237,26 @@ def backend_settings() -> config.BackendSettings:
     return config.BackendSettings() if current.errors else config.BackendSettings.from_section(current.section("backend"))
 
 
-def lake_engine(backend: config.BackendSettings) -> str | None:
-    """None for the cache; "duckdb" for a lake in a local folder (the stand-in for Athena); else "athena"."""
-    if backend.kind != "athena":
-        return None
-    return "duckdb" if backend.lake and "://" not in backend.lake else "athena"
+lake_engine = query_backend.lake_engine  # None for the cache; "duckdb" for a local lake folder; else "athena"
+
+
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=4)
+def _lake_choices(chosen: config.BackendSettings, path: str) -> pl.DataFrame:
+    run = athena.AthenaRunner(chosen, athena.results_folder(path)).frame if lake_engine(chosen) == "athena" else None
+    return query_backend.backend_for(chosen, None, run).query("filter_choices", EventFilter())
+
+
+def filter_options() -> queries.FilterOptions:
+    """The sidebar's account and region choices: the lake's while it is live (kept an hour), else the cache's."""
+    chosen = backend_settings()
+    if lake_engine(chosen):
+        try:
+            return choice_queries.filter_options(_lake_choices(chosen, db_path()))
+        except _LAKE_ERRORS:
+            return queries.FilterOptions((), ())  # the page itself says what is wrong with the lake
+    if cache_state().status in ("ok", "empty"):
+        return load(queries.query_filter_options)
+    return queries.FilterOptions((), ())
 
 
 def _cache_query(conn: sqlite3.Connection, name: str, event_filter: EventFilter, options: tuple) -> pl.DataFrame:
@@ -292,12 +342,10 @@ def backend() -> PageBackend:
     if chosen.problems():
         _lake_failed(ValueError("; ".join(chosen.problems()) + ": fix [backend] in the settings file"))
     try:
-        if engine == "duckdb":
-            page.lake = query_backend.duckdb_backend(chosen.lake)
-        else:
+        if engine == "athena":
             page.scan_limit = _scan_limit(chosen)
-            page.runner = athena.AthenaRunner(chosen, Path(db_path()).with_name("athena-results"))
-            page.lake = query_backend.LakeBackend(query_backend.athena_table(chosen), "athena", page.runner.frame)
+            page.runner = athena.AthenaRunner(chosen, athena.results_folder(db_path()))
+        page.lake = query_backend.backend_for(chosen, None, page.runner.frame if page.runner else None)
     except _LAKE_ERRORS as exc:
         _lake_failed(exc)
     st.session_state[BACKEND_KEY] = page

@@ -20,6 +20,9 @@ MIN_BILLED_BYTES = 10 * 1024 * 1024
 _TYPES = {"bigint": pl.Int64, "integer": pl.Int64, "smallint": pl.Int64, "tinyint": pl.Int64,
           "double": pl.Float64, "real": pl.Float64, "boolean": pl.Boolean}
 _BOOLEANS = {"true": "1", "false": "0"}
+RESULTS_FOLDER = "athena-results"  # beside the cache file
+KEEP_RESULTS_DAYS = 7  # a kept result older than this is dropped (the lake has grown since)
+KEEP_RESULTS_BYTES = 256 * 1024 * 1024  # and past this size, the oldest results go first
 
 
 @dataclass
@@ -101,6 +104,7 @@ class AthenaRunner:
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_bytes(orjson.dumps({"columns": result.columns, "rows": result.rows,
                                              "scanned_bytes": scanned}))
+            prune_results(cached.parent)
         return result
 
     def frame(self, sql: str) -> pl.DataFrame:
@@ -110,6 +114,32 @@ class AthenaRunner:
         """The visible note on a page: what its queries scanned and about what that cost."""
         billed = max(self.scanned_bytes, MIN_BILLED_BYTES) if self.scanned_bytes else 0
         return f"scanned {self.scanned_bytes / 1e9:,.2f} GB, ≈ ${billed / 1e12 * PRICE_PER_TB:,.4f}"
+
+
+def results_folder(db_path) -> Path:
+    """Where the app and the report runner keep Athena results: beside the cache file."""
+    return Path(db_path).with_name(RESULTS_FOLDER)
+
+
+def prune_results(folder: Path, now: float | None = None, days: float = KEEP_RESULTS_DAYS,
+                  max_bytes: int = KEEP_RESULTS_BYTES) -> int:
+    """Keep the result folder bounded: drop results older than `days`, then the oldest until it holds at most
+    `max_bytes`; returns how many went. A file another process removed first is simply gone."""
+    kept = []
+    for path in folder.glob("*.json"):
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            continue
+        kept.append((found.st_mtime, found.st_size, path))
+    kept.sort(key=lambda item: item[0], reverse=True)  # newest first
+    cutoff, total, dropped = (now if now is not None else time.time()) - days * 86_400, 0, 0
+    for modified, size, path in kept:
+        total += size
+        if modified < cutoff or total > max_bytes:
+            path.unlink(missing_ok=True)
+            dropped += 1
+    return dropped
 
 
 def fetch_scan_limit(runner: AthenaRunner) -> int | None:

@@ -13,11 +13,14 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
-from trailstream.analytics import exports, sqlguard
+from trailstream import config
+from trailstream.analytics import backend as query_backend
+from trailstream.analytics import exports, lake_sqlguard, sqlguard
+from trailstream.ingest import athena, aws
 from trailstream.notify import mailer, saved as saved_searches
+from trailstream.notify.alerts.settings import section
 from trailstream.cache import store
 from trailstream.timefmt import iso_utc
-from trailstream.analytics.queries import query_search
 from trailstream.timefmt import TIME_FORMAT
 from trailstream.notify.saved import REPORT_FORMATS, SavedSearch, SavedSearchError
 
@@ -46,20 +49,51 @@ class ReportDelivery:
     message: str
 
 
-def run_saved(db_path, saved: SavedSearch, now: datetime | None = None,
-              row_cap: int = sqlguard.DEFAULT_ROW_CAP) -> sqlguard.QueryResult:
-    """Run a saved Search or SQL query for its period; SQL goes through the guard (QueryRefused / QueryFailed)."""
+_LAKE_ERRORS = (query_backend.LakeUnavailable, query_backend.UnsupportedSearch, aws.SourceError)
+
+
+def open_lake(db_path, settings) -> query_backend.LakeBackend | None:
+    """The lake a report reads when [backend] kind = "athena" (Athena results kept beside the cache, as the app keeps
+    them); None: the cache. `settings` is a config.Settings or a plain dict, as the post-sync step gets it."""
+    chosen = config.BackendSettings.from_section(section(settings, "backend"))
+    engine = query_backend.lake_engine(chosen)
+    if engine is None:
+        return None
+    run = athena.AthenaRunner(chosen, athena.results_folder(db_path)).frame if engine == "athena" else None
+    try:
+        return query_backend.backend_for(chosen, None, run)
+    except _LAKE_ERRORS as exc:
+        raise ReportError(f"the lake cannot be read for reports: {exc}") from None
+
+
+def run_saved(db_path, saved: SavedSearch, now: datetime | None = None, row_cap: int = sqlguard.DEFAULT_ROW_CAP,
+              lake: query_backend.LakeBackend | None = None) -> sqlguard.QueryResult:
+    """Run a saved Search or SQL query for its period on the cache, or on the lake when given; SQL goes through the
+    store's guard (QueryRefused / QueryFailed, which also says why the lake could not answer)."""
     event_filter = saved.filter_at(now)
-    if saved.kind == "sql":
-        return sqlguard.run_query(db_path, saved.sql, sqlguard.period_params(event_filter), row_cap=row_cap)
-    sqlguard.require_cache(db_path)
+    params = sqlguard.period_params(event_filter)
+    if saved.kind == "sql" and lake is None:
+        return sqlguard.run_query(db_path, saved.sql, params, row_cap=row_cap)
     started = time.monotonic()
+    try:
+        if saved.kind == "sql":
+            return lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, saved.sql, params, row_cap)
+        if lake is not None:
+            frame = lake.query("search", event_filter, search=saved.search, limit=row_cap + 1)
+        else:
+            frame = _cache_search(db_path, event_filter, saved.search, row_cap + 1)
+    except _LAKE_ERRORS as exc:
+        raise sqlguard.QueryFailed(str(exc)) from None
+    return sqlguard.QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
+
+
+def _cache_search(db_path, event_filter, search, limit: int) -> pl.DataFrame:
+    sqlguard.require_cache(db_path)
     conn = store.open_cache_readonly(db_path)
     try:
-        frame = query_search(conn, event_filter, saved.search, limit=row_cap + 1)
+        return query_backend.CacheBackend(conn).query("search", event_filter, search=search, limit=limit)
     finally:
         conn.close()
-    return sqlguard.QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
 
 
 EVENT_TIME = pl.col("event_time")
@@ -160,14 +194,15 @@ def report_file_name(saved: SavedSearch, now: datetime | None = None, fmt: str |
     return exports.export_file_name(saved.name, saved.filter_at(now), fmt or saved.format or DEFAULT_FORMAT)
 
 
-def render_report(db_path, saved: SavedSearch, now: datetime | None = None, fmt: str | None = None) -> ReportFile:
-    """Run the saved search and build the report file in its format (or `fmt`)."""
+def render_report(db_path, saved: SavedSearch, now: datetime | None = None, fmt: str | None = None,
+                  lake: query_backend.LakeBackend | None = None) -> ReportFile:
+    """Run the saved search (on the lake when given) and build the report file in its format (or `fmt`)."""
     now = now or datetime.now(timezone.utc)
     fmt = fmt or saved.format or DEFAULT_FORMAT
     if fmt not in REPORT_FORMATS:
         raise ReportError(f"{fmt!r} is not a report format; use one of {', '.join(REPORT_FORMATS)}")
     try:
-        result = run_saved(db_path, saved, now)
+        result = run_saved(db_path, saved, now, lake=lake)
     except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
         raise ReportError(f"report {saved.name!r} could not run: {exc}") from None
     event_filter = saved.filter_at(now)
@@ -189,8 +224,9 @@ def _format_for(output: Path | None, saved: SavedSearch) -> str | None:
     return suffix if suffix in REPORT_FORMATS else saved.format
 
 
-def write_report(db_path, name: str, output=None, now: datetime | None = None) -> Path:
-    """Write the saved report NAME to `output` (a file, or a folder for the default name); returns the path."""
+def write_report(db_path, name: str, output=None, now: datetime | None = None, settings=None) -> Path:
+    """Write the saved report NAME to `output` (a file, or a folder for the default name), from the store `settings`'
+    [backend] names; returns the path."""
     try:
         sqlguard.require_cache(db_path)
     except sqlguard.QueryFailed as exc:
@@ -204,7 +240,8 @@ def write_report(db_path, name: str, output=None, now: datetime | None = None) -
         conn.close()
     target = Path(output) if output else None
     into_folder = target is not None and target.is_dir()
-    report = render_report(db_path, saved, now, None if into_folder else _format_for(target, saved))
+    report = render_report(db_path, saved, now, None if into_folder else _format_for(target, saved),
+                           open_lake(db_path, settings))
     path = (target / report.file_name if into_folder else target) or Path(report.file_name)
     try:
         path.write_bytes(report.data)
@@ -213,9 +250,10 @@ def write_report(db_path, name: str, output=None, now: datetime | None = None) -
     return path
 
 
-def send_scheduled_reports(db_path, smtp: mailer.SmtpSettings | None,
-                           now: datetime | None = None) -> list[ReportDelivery]:
-    """Email every report due now (daily / weekly) and mark it sent; a failure is reported and retried next run."""
+def send_scheduled_reports(db_path, smtp: mailer.SmtpSettings | None, now: datetime | None = None,
+                           settings=None) -> list[ReportDelivery]:
+    """Email every report due now (daily / weekly), read from the store [backend] names, and mark it sent; a failure
+    is reported and retried next run."""
     now = now or datetime.now(timezone.utc)
     if not Path(db_path).exists():
         return []
@@ -227,12 +265,17 @@ def send_scheduled_reports(db_path, smtp: mailer.SmtpSettings | None,
     if due and smtp is None:
         return [ReportDelivery(report.name, False, "mail is not set up: add an [smtp] section on Sources & settings")
                 for report in due]
-    return [_send_report(db_path, smtp, report, now) for report in due]
-
-
-def _send_report(db_path, smtp: mailer.SmtpSettings, report: SavedSearch, now: datetime) -> ReportDelivery:
     try:
-        built = render_report(db_path, report, now)
+        lake = open_lake(db_path, settings) if due else None
+    except ReportError as exc:
+        return [ReportDelivery(report.name, False, str(exc)) for report in due]
+    return [_send_report(db_path, smtp, report, now, lake) for report in due]
+
+
+def _send_report(db_path, smtp: mailer.SmtpSettings, report: SavedSearch, now: datetime,
+                 lake: query_backend.LakeBackend | None = None) -> ReportDelivery:
+    try:
+        built = render_report(db_path, report, now, lake=lake)
         recipients = report.recipients or smtp.recipients
         text = (f"The TrailStream report {report.name!r} ({report.describe()}) is attached as {built.file_name}.\n"
                 "Change or stop it on the Reports page.\n")
