@@ -1,10 +1,15 @@
 """SQS sync throughput: N one-file notifications through moto's server, with and without added network latency.
 
-    python benchmarks/sqs.py [--files 300] [--events 50] [--latency-ms 50]
+    python benchmarks/sqs.py [--files 300] [--events 50] [--latency-ms 50] [--stock-moto]
 
 Latency is added by a TCP proxy on 127.0.0.1 that holds every request for the given time before passing it on,
 the way a region far away does; boto3 talks to the proxy through AWS_ENDPOINT_URL. Issue 12's target: 300 files
 in <= 6 s with 50 ms per request, and latency adding <= 20% to the no-latency time.
+
+moto's server runs in its own process, as AWS does. Stock moto checks each message it hands out against the queue's
+retention period by computing every queue attribute, three of them a scan of the whole queue, so a ReceiveMessage
+costs time in proportion to the queue's depth (about 40 ms of the server's CPU per message at 300 queued), which
+real SQS does not. Unless --stock-moto is given, the server reads the retention period alone for that check.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -85,16 +91,24 @@ def log_file(number: int, events: int) -> bytes:
 
 
 def fill(endpoint: str, files: int, events: int) -> None:
+    """Put the files, then announce each in its own message (ten per SendMessageBatch, to fill quickly)."""
     import boto3
+    from botocore.config import Config
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    config = Config(max_pool_connections=8)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
     url = sqs.create_queue(QueueName=QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
-    for number in range(files):
-        key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/01/{ACCOUNT}_CloudTrail_us-east-1_20261201T1000Z_{number:016x}.json.gz"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=log_file(number, events))
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"s3Bucket": BUCKET, "s3ObjectKey": [key]}))
+    keys = [f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/01/{ACCOUNT}_CloudTrail_us-east-1_20261201T1000Z_"
+            f"{number:016x}.json.gz" for number in range(files)]
+    with ThreadPoolExecutor(8) as threads:
+        list(threads.map(lambda number: s3.put_object(Bucket=BUCKET, Key=keys[number], Body=log_file(number, events)),
+                         range(files)))
+    for start in range(0, files, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(number), "MessageBody": json.dumps({"s3Bucket": BUCKET, "s3ObjectKey": [keys[number]]})}
+            for number in range(start, min(files, start + 10))])
 
 
 def run(endpoint_port: int, latency: float, files: int, events: int) -> tuple[float, int]:
@@ -116,17 +130,36 @@ def run(endpoint_port: int, latency: float, files: int, events: int) -> tuple[fl
     return elapsed, result.new_events
 
 
+def serve_moto(port: int) -> None:
+    """moto's server, its SQS retention check reading the one attribute it needs (see the module docstring)."""
+    from moto.core.utils import unix_time
+    from moto.server import main as moto_main
+    from moto.sqs.models import SQSBackend
+
+    def within_retention(backend, queue_name: str, message) -> bool:
+        retention = int(backend.get_queue(queue_name).message_retention_period)
+        return retention + message.sent_timestamp / 1000 > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention
+    moto_main(["-H", "127.0.0.1", "-p", str(port)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--stock-moto", action="store_true", help="moto as released, its receives slowing with depth")
+    parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)  # the server process this script starts
     args = parser.parse_args()
+    if args.serve_moto:
+        return serve_moto(args.serve_moto)
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     port = free_port()
     # moto in its own process, as AWS is: in this process it would share the interpreter lock with the sync.
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)] if args.stock_moto else [
+        __file__, "--serve-moto", str(port)]
+    server = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         plain, events = run(port, 0, args.files, args.events)
@@ -134,7 +167,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-    print(f"{args.files} one-file notifications ({events:,} events)")
+    print(f"{args.files} one-file notifications ({events:,} events), {'stock' if args.stock_moto else 'patched'} moto,"
+          f" load average {os.getloadavg()[0]:.1f}")
     print(f"  no added latency : {plain:6.2f} s  ({args.files / plain:5.1f} files/s)")
     print(f"  {args.latency_ms:.0f} ms per request: {slow:6.2f} s  ({args.files / slow:5.1f} files/s)   target <= 6 s")
     print(f"  latency adds     : {100 * (slow / plain - 1):5.1f} %   target <= 20 %")

@@ -203,18 +203,24 @@ def delete_message(sqs, queue_url: str, receipt_handle: str) -> None:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
 
 
-def delete_messages(sqs, queue_url: str, receipt_handles: list[str]) -> list[str]:
-    """Acknowledge up to ten messages in one call; returns the receipt handles SQS could not delete."""
-    entries = [{"Id": str(number), "ReceiptHandle": handle} for number, handle in enumerate(receipt_handles)]
-    with calling_aws("deleting processed messages"):
-        response = sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+def _batch_per_message(call, queue_url: str, receipt_handles: list[str], what: str, **fields) -> list[str]:
+    """One SQS batch call about up to ten messages; returns the receipt handles SQS refused."""
+    entries = [{"Id": str(number), "ReceiptHandle": handle, **fields} for number, handle in enumerate(receipt_handles)]
+    with calling_aws(what):
+        response = call(QueueUrl=queue_url, Entries=entries)
     return [receipt_handles[int(failure["Id"])] for failure in response.get("Failed", [])]
 
 
-def extend_visibility(sqs, queue_url: str, receipt_handle: str, seconds: int) -> None:
-    """Keep a message hidden from other consumers while its files are still being processed."""
-    with calling_aws("extending a message's visibility timeout"):
-        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+def delete_messages(sqs, queue_url: str, receipt_handles: list[str]) -> list[str]:
+    """Acknowledge up to ten messages in one call; returns the receipt handles SQS could not delete."""
+    return _batch_per_message(sqs.delete_message_batch, queue_url, receipt_handles, "deleting processed messages")
+
+
+def extend_visibility(sqs, queue_url: str, receipt_handles: list[str], seconds: int) -> list[str]:
+    """Keep up to ten messages hidden from other consumers while their files are still being processed; returns
+    the receipt handles SQS refused."""
+    return _batch_per_message(sqs.change_message_visibility_batch, queue_url, receipt_handles,
+                              "extending messages' visibility timeout", VisibilityTimeout=seconds)
 
 
 def fetch_object(s3, bucket: str, key: str) -> tuple[bytes, str | None, int]:

@@ -1,19 +1,21 @@
 """Syncing from AWS: an SQS queue of CloudTrail notifications, an S3 backfill by date partition, and retries.
 
-Messages are received by several long polls at once, objects fetched by threads (S3 GETs wait on the network) and
-parsed by the Ingester's worker processes; stored files are committed in groups, and only then are their messages
-deleted, ten per DeleteMessageBatch: a message goes only once every object it names is committed or recorded as
-skipped or failed, so a kill at any moment loses nothing and replaying a message stores nothing twice. A CloudTrail
-event EventBridge put on the queue is stored at once as an early event; `listen` keeps long-polling an empty queue
-and `on_early` runs after each commit that holds early events (the alerts, seconds after the call).
+Messages are received by several long polls at once, objects fetched by many threads (S3 GETs wait on the network;
+the bytes fetched and not yet stored are bounded) and parsed by the Ingester's worker processes; stored files are
+committed in groups, and only then are their messages deleted, ten per DeleteMessageBatch: a message goes only once
+every object it names is committed or recorded as skipped or failed, so a kill at any moment loses nothing and
+replaying a message stores nothing twice. A CloudTrail event EventBridge put on the queue is stored at once as an
+early event; `listen` keeps long-polling an empty queue and `on_early` runs after each commit that holds early events
+(the alerts, seconds after the call).
 """
 
 from __future__ import annotations
 
 import logging
+import queue as queues
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from functools import partial
@@ -58,6 +60,9 @@ class _Message:
 
 
 RECEIVERS = 3  # long polls in flight at once, so receiving overlaps fetching, parsing and committing
+QUEUE_FETCHES = 32  # S3 GETs in flight in a queue sync: at 50 ms a request, 16 held it to about 160 files/s
+HELD_BYTES = 256 << 20  # fetched and not yet stored: receiving pauses above this, so memory stays bounded
+SQS_THREADS = RECEIVERS + 4  # long polls, deletes and visibility heartbeats, never queued behind S3 GETs
 COMMIT_EVERY_FILES = 200  # a group commit (then one DeleteMessageBatch per ten messages) at least this often
 COMMIT_EVERY_SECONDS = 1.0  # ... or this often while files keep arriving
 
@@ -67,14 +72,16 @@ class _QueueSync:
 
     def __init__(self, ingester: Ingester, session, queue: str, buckets: list[str], receive_limit: int):
         self.ingester, self.result = ingester, ingester.result
-        self.sqs = aws.make_client(session, "sqs", RECEIVERS + 4)
-        self.s3 = aws.make_client(session, "s3", FETCH_THREADS)
+        self.sqs = aws.make_client(session, "sqs", SQS_THREADS)
+        self.s3 = aws.make_client(session, "s3", QUEUE_FETCHES)
         self.queue_url = aws.resolve_queue_url(self.sqs, queue)
         self.queue_name = self.queue_url.rstrip("/").rsplit("/", 1)[-1]
         self.visibility = aws.fetch_queue_visibility(self.sqs, self.queue_url)
         self.buckets = buckets
         self.receive_limit = receive_limit
-        self.futures: dict[Future, Callable[[Future], None]] = {}
+        self.done: queues.SimpleQueue = queues.SimpleQueue()  # (future, its callback) as each finishes
+        self.in_flight = 0  # futures whose callback has not run yet
+        self.held_bytes = 0  # fetched, not yet stored
         self.objects: dict[tuple[str, str], list[_Message]] = {}  # in flight -> the messages waiting on it
         self.active: set[_Message] = set()  # received, not yet acknowledged: their visibility is kept extended
         self.acknowledge: list[_Message] = []  # everything they named is stored: deleted after the next commit
@@ -84,25 +91,34 @@ class _QueueSync:
         self.on_early: Callable[[], None] | None = None
         self.early_handed_on = 0  # early events on_early has been told about
 
-    def run(self, threads: ThreadPoolExecutor, max_messages: int | None, wait_seconds: int) -> None:
-        self.threads = threads
+    def run(self, threads: ThreadPoolExecutor, fetches: ThreadPoolExecutor, max_messages: int | None,
+            wait_seconds: int) -> None:
+        """Calls to SQS go on `threads`, S3 GETs on `fetches`; every callback runs here, on the loop's thread."""
+        self.threads, self.fetches = threads, fetches
         heartbeat = max(0.5, min(5.0, self.visibility / 3))
         while True:
             self._receive_more(max_messages, wait_seconds)
-            if not self.futures:
+            if not self.in_flight:
                 self._commit_and_acknowledge()
-                if not self.futures:
+                if not self.in_flight:
                     return
-            done, _ = wait(list(self.futures), timeout=heartbeat, return_when=FIRST_COMPLETED)
-            for future in done:
-                self.futures.pop(future)(future)
+            try:
+                finished = [self.done.get(timeout=heartbeat)]
+                while not self.done.empty():  # handle everything that is ready before deciding to commit
+                    finished.append(self.done.get())
+            except queues.Empty:
+                finished = []
+            for future, on_done in finished:
+                self.in_flight -= 1
+                on_done(future)
             if self._commit_due():
                 self._commit_and_acknowledge()
             self._extend_visibility()
 
     def _receive_more(self, max_messages: int | None, wait_seconds: int) -> None:
         """Keep up to RECEIVERS long polls going while there is room for more files in flight."""
-        while self.receiving and self.receives < RECEIVERS and len(self.objects) < 2 * FETCH_THREADS:
+        while (self.receiving and self.receives < RECEIVERS and len(self.objects) < 2 * QUEUE_FETCHES
+               and self.held_bytes < HELD_BYTES):
             left = aws.MAX_RECEIVE if max_messages is None else max_messages - self.received - self.requested
             wanted = min(aws.MAX_RECEIVE, left)
             listening = self._listen_seconds()
@@ -111,8 +127,8 @@ class _QueueSync:
                     self.receiving = False
                 return
             wait_for = wait_seconds if listening is None else min(LISTEN_WAIT_SECONDS, listening)
-            self._submit(partial(aws.receive_messages, self.sqs, self.queue_url, wait_for, wanted),
-                         partial(self._on_received, wanted))
+            self._track(self.threads.submit(aws.receive_messages, self.sqs, self.queue_url, wait_for, wanted),
+                        partial(self._on_received, wanted))
             self.receives += 1
             self.requested += wanted
 
@@ -137,14 +153,16 @@ class _QueueSync:
         for start in range(0, len(ready), aws.MAX_RECEIVE):
             group = ready[start:start + aws.MAX_RECEIVE]
             self.active.difference_update(group)
-            self._submit(partial(aws.delete_messages, self.sqs, self.queue_url, [item.receipt for item in group]),
-                         partial(self._on_deleted, group))
+            self._track(self.threads.submit(aws.delete_messages, self.sqs, self.queue_url,
+                                            [item.receipt for item in group]), partial(self._on_deleted, group))
         if self.on_early and self.result.early > self.early_handed_on:
             self.early_handed_on = self.result.early
             self.on_early()
 
-    def _submit(self, call, on_done) -> None:
-        self.futures[self.threads.submit(call)] = on_done
+    def _track(self, future: Future, on_done: Callable[[Future], None]) -> None:
+        """Run on_done in the loop's thread once the future finishes (a call on a thread, a parse in a worker)."""
+        self.in_flight += 1
+        future.add_done_callback(lambda finished: self.done.put((finished, on_done)))
 
     def _on_received(self, wanted: int, future: Future) -> None:
         self.receives -= 1
@@ -201,7 +219,8 @@ class _QueueSync:
             self.ingester.report(ref.name)
         else:
             self.objects[ident] = [pending]
-            self._submit(partial(aws.fetch_object, self.s3, ref.bucket, ref.key), partial(self._on_fetched, ref))
+            self._track(self.fetches.submit(aws.fetch_object, self.s3, ref.bucket, ref.key),
+                        partial(self._on_fetched, ref))
             return
         self._resolved(pending)
 
@@ -224,7 +243,8 @@ class _QueueSync:
         if size == 0:
             self._finish(ref, self.ingester.skip(ref, "empty object, not a log file"))
             return
-        self.futures[self.ingester.parse_async(data)] = partial(self._on_parsed, ref)
+        self.held_bytes += size
+        self._track(self.ingester.parse_async(data), partial(self._on_parsed, ref))
 
     def _on_fetch_error(self, ref: FileRef, exc: SourceError) -> None:
         deliveries = max(pending.receive_count for pending in self.objects[(ref.bucket, ref.key)])
@@ -237,6 +257,7 @@ class _QueueSync:
             self._finish(ref, None)
 
     def _on_parsed(self, ref: FileRef, future: Future) -> None:
+        self.held_bytes -= ref.size
         self._finish(ref, self.ingester.store(ref, future))
 
     def _finish(self, ref: FileRef, outcome) -> None:
@@ -265,16 +286,29 @@ class _QueueSync:
         self.result.messages_deleted += len(group) - len(failed)
 
     def _extend_visibility(self) -> None:
+        """Keep the messages held for half their visibility timeout hidden, ten per call, off the loop's thread."""
         if self.visibility <= 0:
             return
         now = time.monotonic()
-        for pending in list(self.active):
-            if now - pending.extended_at >= self.visibility / 2:
-                try:
-                    aws.extend_visibility(self.sqs, self.queue_url, pending.receipt, self.visibility)
-                    pending.extended_at = now
-                except SourceError as exc:
-                    log.warning("could not extend the visibility of message %s: %s", pending.message_id, exc)
+        due = [pending for pending in self.active if now - pending.extended_at >= self.visibility / 2]
+        for start in range(0, len(due), aws.MAX_RECEIVE):
+            group = due[start:start + aws.MAX_RECEIVE]
+            for pending in group:
+                pending.extended_at = now
+            self._track(self.threads.submit(aws.extend_visibility, self.sqs, self.queue_url,
+                                            [pending.receipt for pending in group], self.visibility),
+                        partial(self._on_extended, group))
+
+    @staticmethod
+    def _on_extended(group: list[_Message], future: Future) -> None:
+        try:
+            refused = set(future.result())
+        except SourceError as exc:  # they may be shown again to another consumer, which stores nothing twice
+            log.warning("could not extend the visibility of %d message(s): %s", len(group), exc)
+            return
+        for pending in group:
+            if pending.receipt in refused:
+                log.warning("could not extend the visibility of message %s", pending.message_id)
 
 
 def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), max_messages: int | None = None,
@@ -294,13 +328,15 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
         except SourceError as exc:
             ingester.result.fail(f"queue {queue}", str(exc))
             return ingester.result
-        threads = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="trailstream-sqs")
+        threads = ThreadPoolExecutor(SQS_THREADS, thread_name_prefix="trailstream-sqs")
+        fetches = ThreadPoolExecutor(QUEUE_FETCHES, thread_name_prefix="trailstream-sqs-s3")
         try:
-            queue_sync.run(threads, max_messages, wait_seconds)
+            queue_sync.run(threads, fetches, max_messages, wait_seconds)
             for bucket in buckets:
                 integrity_sync.complete_digests(ingester.db, queue_sync.s3, bucket, access)
         finally:  # on an error, unfinished messages stay in the queue and come back after their visibility timeout
             threads.shutdown(wait=False, cancel_futures=True)
+            fetches.shutdown(wait=False, cancel_futures=True)
         return ingester.result
     return ingester.result  # a full disk stopped it: its unstored messages stay queued
 
