@@ -604,6 +604,8 @@ def query_resource_history(
 def query_resource_history_count(conn: sqlite3.Connection, event_filter: EventFilter, resource_id: str) -> int:
     """How many events in the period mention the resource in all, for the "N of M" of a capped history."""
     resource_id = resource_id.strip()
+    if not resource_id:  # no ID mentions nothing, as in query_resource_history
+        return 0
     clauses, params = _contains("e", RESOURCE_COLUMNS, resource_id, word_query(conn, resource_id), ignore_case=False)
     where, filter_params = _where(event_filter, *clauses)
     return conn.execute(f"SELECT count(*) FROM events e WHERE {where}", filter_params + params).fetchone()[0]
