@@ -161,3 +161,13 @@ def test_a_hostile_principal_and_user_agent_from_the_lake_stay_text(monkeypatch,
     assert "Raw event" in [subheader.value for subheader in at.subheader]  # the selected row's record is shown
     shown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.subheader)]
     assert not any("evil.example" in str(value) for value in shown)
+
+
+@pytest.mark.parametrize("by", ["principal", "api"])
+def test_access_denied_on_the_lake_shows_the_caches_counts_bursts_and_calls(monkeypatch, tmp_path, stores, by):
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/access_denied.py", range="all", by=by)
+    assert metric(on_lake, "Refused calls") > 0 and metric(on_lake, "Bursts") == metric(on_cache, "Bursts") > 0
+    for at in (on_cache, on_lake):
+        _select(at, "refused-calls")
+    _same(on_cache, on_lake)
+    assert not any("local cache" in info.value for info in on_lake.info)
