@@ -4,7 +4,7 @@ import streamlit as st
 
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog
-from trailstream.analytics import charts, detections, queries, transforms
+from trailstream.analytics import charts, detections, queries, security_queries, transforms
 
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/low_priority:"}
@@ -19,7 +19,7 @@ settings, problems = detections.usable_detection_settings(current)
 for problem in problems:
     st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-period = state.load(detections.query_period_findings, event_filter, settings)
+period = state.load_on_store(security_queries.query_security_findings, event_filter, settings)
 findings = period.findings
 if period.note:
     st.caption(widgets.plain(f"Computed now: {period.note}."))
@@ -61,7 +61,8 @@ else:
             st.text(f"{finding.severity.upper()}: {finding.summary}")
             if box.open:
                 st.json(finding.details, expanded=False)
-                events = state.load(detections.query_finding_events, tuple(finding.event_ids))
+                events = state.backend().query("security_finding_events", security_queries.finding_span(finding),
+                                               event_ids=tuple(finding.event_ids))
                 widgets.raw_event_viewer(events, f"events-{finding.key}", f"finding-{finding.type}")
 
 with st.expander("Detection settings", icon=":material/tune:"):

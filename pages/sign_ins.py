@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from trailstream.analytics import charts, detections, queries
+from trailstream.analytics import charts, detections, queries, security_queries
 from trailstream.app import state, widgets
 
 SIGN_IN_COLUMNS = ("event_time", "principal", "outcome", "mfa_used", "is_root", "source_ip", "place", "asn",
@@ -16,7 +16,7 @@ settings, problems = detections.usable_detection_settings(state.settings())
 for problem in problems:
     st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-sign_ins = state.load(detections.query_sign_ins, event_filter, settings)
+sign_ins = state.load_on_store(detections.query_sign_ins, event_filter, settings)
 if not widgets.no_matches(sign_ins, "console sign-ins"):
     widgets.metrics(detections.sign_in_counts(sign_ins),
                     {"New country": "First successful sign-in of a principal from a country it never signed in from.",
@@ -36,7 +36,7 @@ st.caption(f"One finding per principal and day of hops: consecutive calls from p
            f"{settings.min_travel_distance_km:,.0f} km apart, faster than {settings.max_travel_speed_kmh:,.0f} km/h; "
            f"or, where only countries are known, two countries within {settings.country_change_window_minutes} "
            "minutes. AWS-internal and private addresses are not places.")
-travel, routes, note = state.load(detections.query_period_travel, event_filter, settings)
+travel, routes, note = state.load_on_store(security_queries.query_security_travel, event_filter, settings)
 if note:
     st.caption(widgets.plain(f"Computed now: {note}."))
 if not travel and widgets.period_has_events(event_filter):

@@ -434,17 +434,28 @@ def command_status(args) -> int:
 
 
 def command_findings(args) -> int:
+    from dataclasses import replace
+
     import orjson
 
-    from trailstream.analytics import detections
+    from trailstream.analytics import backend as query_backend
+    from trailstream.analytics import detections, security_queries
     from trailstream.filters import EventFilter
+    from trailstream.ingest import aws
+    from trailstream.timefmt import utc_now
 
     event_filter = EventFilter(start=f"{args.since.isoformat()}T00:00:00Z") if args.since else None
     try:
         detection_settings = detections.detection_settings(_settings(args))
     except detections.DetectionSettingsError as exc:
         raise CommandError(str(exc)) from None
-    result = detections.query_period_findings(_readonly(args), event_filter, detection_settings)
+    source = _findings_source(args)
+    if not isinstance(source, sqlite3.Connection):  # the lake answers up to now: a kept Athena result never goes stale
+        event_filter = replace(event_filter or EventFilter(), end=utc_now())
+    try:
+        result = security_queries.query_security_findings(source, event_filter, detection_settings)
+    except (query_backend.LakeUnavailable, aws.SourceError) as exc:
+        raise CommandError(f"the lake could not answer: {exc}") from None
     found = result.findings
     if result.note:  # on stderr: stdout keeps the JSON contract
         print(f"findings computed now: {result.note}", file=sys.stderr)
@@ -453,6 +464,28 @@ def command_findings(args) -> int:
     else:
         print(detections.format_findings_table(found))
     return EXIT_OK
+
+
+def _findings_source(args):
+    """The cache, or the lake while [backend] kind = "athena": DuckDB for a local folder, else Athena."""
+    from pathlib import Path
+
+    from trailstream.analytics import backend as query_backend
+    from trailstream.config import BackendSettings
+    from trailstream.ingest import athena
+
+    chosen = BackendSettings.from_section(_settings(args).section("backend"))
+    if chosen.kind != "athena":
+        return _readonly(args)
+    if chosen.problems():
+        raise CommandError("; ".join(chosen.problems()) + ": fix [backend] in the settings file")
+    if chosen.lake and "://" not in chosen.lake:
+        try:
+            return query_backend.duckdb_backend(chosen.lake)
+        except query_backend.LakeUnavailable as exc:
+            raise CommandError(str(exc)) from None
+    runner = athena.AthenaRunner(chosen, Path(args.db).with_name("athena-results"))
+    return query_backend.LakeBackend(query_backend.athena_table(chosen), "athena", runner.frame)
 
 
 def command_query(args) -> int:

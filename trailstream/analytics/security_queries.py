@@ -9,6 +9,7 @@ compares them; the cache side is each detector's own query, so the cache's answe
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import polars as pl
 import sqlglot
@@ -21,7 +22,7 @@ from trailstream.analytics.detections.findings import detect_findings, detect_tr
 from trailstream.analytics.lake_sql import ACTOR, READ, NamedQuery, events_select, like, only_named, rows_sql
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
-from trailstream.timefmt import TIME_FORMAT
+from trailstream.timefmt import TIME_FORMAT, iso_utc, parse_iso_utc
 
 _SECURITY = [f"{ACTOR} AS actor" if name == "actor" else name for name in events.SECURITY_SCHEMA]
 _SERVICE_ADDRESS = f"%{catalog.AWS_SERVICE_SOURCE_SUFFIX}"
@@ -168,3 +169,10 @@ def query_security_travel(source, event_filter: EventFilter | None = None, setti
     travel, routes = detect_travel_on_source(source, event_filter, settings)
     return travel, routes, "impossible travel from the lake's events for this period"
 
+
+
+def finding_span(finding) -> EventFilter:
+    """The period a finding's events lie in (its first event to its last, whole seconds): the lake reads those days."""
+    last = parse_iso_utc(finding.time) + timedelta(seconds=1) if finding.time else None
+    return EventFilter(start=finding.details.get("first_time") or finding.time or None,
+                       end=iso_utc(last) if last else None)

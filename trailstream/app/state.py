@@ -225,7 +225,7 @@ def clear_cached_data() -> None:
 
 # Pages whose queries run on the lake; every other page reads the cache.
 LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors",
-              "SQL", "Reports")
+              "SQL", "Reports", "Security overview", "Sign-ins")
 LAKE_PAGES += ("Principal activity", "Resource history", "Access denied")  # analytics/activity_queries
 BACKEND_KEY = "_trailstream_page_backend"
 LAKE_ROUND_SECONDS = 300  # an open period on the lake, in whole 5-minute marks: pages within 5 minutes share results
@@ -351,6 +351,13 @@ def backend() -> PageBackend:
         _lake_failed(exc)
     st.session_state[BACKEND_KEY] = page
     return page
+
+
+def load_on_store(function: Callable, *args):
+    """Call a `query_*(source, ...)` function taking a cache connection or an events source: on the cache through
+    `load` (cached until the next sync), on the lake with this page's backend (its note shows; failures are sentences)."""
+    page = backend()
+    return load(function, *args) if page.engine is None else function(page, *args)
 
 
 def backend_notice(page_title: str) -> None:

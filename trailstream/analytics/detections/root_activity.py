@@ -32,7 +32,7 @@ def detect_root_activity(conn, event_filter: EventFilter | None = None,
     calls = from_source(conn, "security_root_calls", query_root_calls, event_filter).drop_nulls("event_time")
     sessions = (
         calls.lazy()
-        .sort("account_id", "event_time")
+        .sort("account_id", "event_time", "event_id")  # ties in event ID order: the same session from either store
         .with_columns(session=episode(["account_id"], settings.window("root_session_gap")))
         .group_by("account_id", "session")
         .agg(*episode_summary(calls))
