@@ -31,6 +31,17 @@ from trailstream.ingest import demo, lake, sync  # noqa: E402
 OVERVIEW_COLUMNS = ("event_time_ms", "event_time", "error_code", "principal", "user_type", "account_id",
                     "aws_region", "event_name", "event_source", "read_only")
 
+# Principal activity (the demo's busiest role), Resource history and Access denied: analytics/activity_queries.
+ACTIVITY_CASES = (
+    ("principals", {}), ("principal_activity", {"principal": "web-app", "bucket": "hour"}),
+    ("principal_origins", {"principal": "web-app", "origin": "source_ip"}),
+    ("principal_origins", {"principal": "web-app", "origin": "user_agent"}),
+    ("principal_sessions", {"principal": "web-app"}), ("principal_events", {"principal": "web-app"}),
+    ("principal_calls", {"principal": "web-app"}), ("recent_resources", {}),
+    ("resource_history", {"resource_id": "sg-"}), ("resource_history_count", {"resource_id": "sg-"}),
+    ("denied_counts", {}), ("denied_timeline", {"bucket": "hour"}), ("denied_breakdown", {"by": "api"}),
+    ("denied_calls", {}),
+)
 
 def _timed(function, *args) -> float:
     started = time.perf_counter()
@@ -77,7 +88,7 @@ def slowest_page_query(folder: Path, first_day: str) -> tuple[str, float]:
                           ("events", {"limit": 1000}), ("events", {"event_names": iam, "limit": 10_000}),
                           ("search", {"search": text}), ("search_count", {"search": text}),
                           ("error_counts", {}), ("error_first_seen", {}),
-                          ("error_events", {"error_code": "AccessDenied"})):
+                          ("error_events", {"error_code": "AccessDenied"}), *ACTIVITY_CASES):
         times[f"{name} {sorted(options)}"] = _timed(lambda: duck.query(name, period, **options))
     return max(times.items(), key=lambda item: item[1])
 
