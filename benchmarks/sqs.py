@@ -9,7 +9,8 @@ in <= 6 s with 50 ms per request, and latency adding <= 20% to the no-latency ti
 moto's server runs in its own process, as AWS does. Stock moto checks each message it hands out against the queue's
 retention period by computing every queue attribute, three of them a scan of the whole queue, so a ReceiveMessage
 costs time in proportion to the queue's depth (about 40 ms of the server's CPU per message at 300 queued), which
-real SQS does not. Unless --stock-moto is given, the server reads the retention period alone for that check.
+real SQS does not. Unless --stock-moto is given, the server reads the retention period alone for that check, and does
+not format a log line per request.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -141,6 +143,7 @@ def serve_moto(port: int) -> None:
         return retention + message.sent_timestamp / 1000 > unix_time()
 
     SQSBackend.is_message_valid_based_on_retention_period = within_retention
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request, formatted for nobody
     moto_main(["-H", "127.0.0.1", "-p", str(port)])
 
 

@@ -67,16 +67,32 @@ COMMIT_EVERY_FILES = 200  # a group commit (then one DeleteMessageBatch per ten 
 COMMIT_EVERY_SECONDS = 1.0  # ... or this often while files keep arriving
 
 
+@dataclass(frozen=True)
+class _Queue:
+    """The clients of one queue sync and what it needs to know about the queue before the first receive."""
+
+    sqs: object
+    s3: object
+    url: str
+    visibility: int  # seconds
+
+
+def _connect(access: AwsAccess, queue: str) -> _Queue:
+    """Make the clients and look the queue up: run while the cache opens (botocore's models take a while to load)."""
+    session = aws.make_session(access, access.region or aws.queue_region(queue))
+    sqs, s3 = aws.make_client(session, "sqs", SQS_THREADS), aws.make_client(session, "s3", QUEUE_FETCHES)
+    url = aws.resolve_queue_url(sqs, queue)
+    return _Queue(sqs, s3, url, aws.fetch_queue_visibility(sqs, url))
+
+
 class _QueueSync:
     """The event loop of one queue sync: receive, fetch, parse and store, commit a group, then delete its messages."""
 
-    def __init__(self, ingester: Ingester, session, queue: str, buckets: list[str], receive_limit: int):
+    def __init__(self, ingester: Ingester, connected: _Queue, buckets: list[str], receive_limit: int):
         self.ingester, self.result = ingester, ingester.result
-        self.sqs = aws.make_client(session, "sqs", SQS_THREADS)
-        self.s3 = aws.make_client(session, "s3", QUEUE_FETCHES)
-        self.queue_url = aws.resolve_queue_url(self.sqs, queue)
+        self.sqs, self.s3 = connected.sqs, connected.s3
+        self.queue_url, self.visibility = connected.url, connected.visibility
         self.queue_name = self.queue_url.rstrip("/").rsplit("/", 1)[-1]
-        self.visibility = aws.fetch_queue_visibility(self.sqs, self.queue_url)
         self.buckets = buckets
         self.receive_limit = receive_limit
         self.done: queues.SimpleQueue = queues.SimpleQueue()  # (future, its callback) as each finishes
@@ -319,10 +335,12 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
     commit. With `listen`, keep long-polling for that many seconds even when the queue is empty, calling `on_early`
     after each commit that stored early (EventBridge) events."""
     buckets = _bucket_list(buckets)
+    connector = ThreadPoolExecutor(1, thread_name_prefix="trailstream-sqs-connect")
+    connecting = connector.submit(_connect, access, queue)
+    connector.shutdown(wait=False)
     with Ingester(db_path, "sqs", progress, workers, batch=True) as ingester:
         try:
-            session = aws.make_session(access, access.region or aws.queue_region(queue))
-            queue_sync = _QueueSync(ingester, session, queue, buckets, receive_limit)
+            queue_sync = _QueueSync(ingester, connecting.result(), buckets, receive_limit)
             queue_sync.on_early = on_early
             queue_sync.listen_until = None if listen is None else time.monotonic() + listen
         except SourceError as exc:
