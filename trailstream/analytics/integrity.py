@@ -232,22 +232,23 @@ def chain_breaks(checked: pl.DataFrame, trail_changes: pl.DataFrame) -> pl.DataF
                 & ((pl.col("start") - pl.col("prev_end") > GAP_TOLERANCE)
                    | (pl.col("previous_object").is_null() & (pl.col("state") != "malformed"))))
     )
-    rows = []
-    for pair in pairs.iter_rows(named=True):
-        rows += _break_rows(pair, trail_changes)
-    return pl.DataFrame(rows, schema=ROW_SCHEMA, orient="row")
+    frames = [_break_rows(pair, trail_changes) for pair in pairs.iter_rows(named=True)]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=ROW_SCHEMA)
 
 
-def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
+def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> pl.DataFrame:
     base = (pair["account_id"], pair["region"])
-    hours = max(1, round((pair["start"] - pair["prev_end"]) / timedelta(hours=1)))
     if pair["previous_object"] is not None or pair["state"] == "malformed":
-        missing = [(*base, pair["prev_hour"] + timedelta(hours=i), "", "missing", "no digest for this hour", None)
-                   for i in range(max(1, hours - MAX_BREAK_HOURS + 1), hours + 1)]
-        if pair["previous_object"]:
-            missing[-1] = missing[-1][:3] + (pair["previous_object"], "missing",
-                                             "the next digest links to it, but it is not in the cache or the bucket", None)
-        return missing
+        hours = max(1, round((pair["start"] - pair["prev_end"]) / timedelta(hours=1)))
+        missing = _hour_rows(base, pair["prev_hour"] + timedelta(hours=1), hours, "", "missing",
+                             "no digest for this hour")
+        if not pair["previous_object"]:
+            return missing
+        last = pl.col("hour") == pl.col("hour").max()
+        return missing.with_columns(
+            key=pl.when(last).then(pl.lit(pair["previous_object"])).otherwise("key"),
+            reason=pl.when(last).then(pl.lit("the next digest links to it, but it is not in the cache or the bucket"))
+            .otherwise("reason"))
     low, high = pair["prev_end"] - timedelta(hours=1), pair["start"] + timedelta(hours=1)
     calls = trail_changes.filter(pl.col("event_time").is_between(low, high))
     explained = "; ".join(f"{c['event_name']} at {iso_utc(c['event_time'])} by {c['principal']}"
@@ -256,8 +257,17 @@ def _break_rows(pair: dict, trail_changes: pl.DataFrame) -> list[tuple]:
               + (explained or "no StopLogging, StartLogging, UpdateTrail or PutEventSelectors call in the cache explains it"))
     first, last = pair["prev_hour"] + timedelta(hours=1), max(pair["prev_hour"] + timedelta(hours=1), pair["hour"] - timedelta(hours=1))
     count = int((last - first) / timedelta(hours=1)) + 1
-    return [(*base, first + timedelta(hours=i), pair["key"], "gap", reason, None)
-            for i in range(max(0, count - MAX_BREAK_HOURS), count)]
+    return _hour_rows(base, first, count, pair["key"], "gap", reason)
+
+
+def _hour_rows(base: tuple, first: datetime, count: int, key: str, state: str, reason: str) -> pl.DataFrame:
+    """The latest MAX_BREAK_HOURS of `count` hours from `first`, a row each: built by polars, since a forged digest
+    a year away gives 8,784 of them."""
+    start = first + timedelta(hours=max(0, count - MAX_BREAK_HOURS))
+    hours = pl.datetime_range(start, first + timedelta(hours=count - 1), "1h", time_unit="us", eager=True)
+    return pl.DataFrame({"hour": hours.dt.convert_time_zone("UTC")}).select(
+        account_id=pl.lit(base[0], pl.String), region=pl.lit(base[1], pl.String), hour="hour",
+        key=pl.lit(key, pl.String), state=pl.lit(state), reason=pl.lit(reason), digest_key=pl.lit(None, pl.String))
 
 
 def check_listed_files(listed: pl.DataFrame, checked: pl.DataFrame) -> pl.DataFrame:
