@@ -16,6 +16,7 @@ from trailstream.analytics.lake_sql import ACTOR, MEASURES, READ, NamedQuery, ev
 from trailstream.cache import rollups
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
+from trailstream.timefmt import TIME_FORMAT
 
 SEEN = ("min(event_time) AS first_seen", "max(event_time) AS last_seen")
 TIMES = ("event_time", "first_seen", "last_seen", "last_changed")
@@ -40,7 +41,7 @@ def _is_actor(principal: str) -> exp.Expression:
 def _times(frame: pl.DataFrame) -> pl.DataFrame:
     """The lake's ISO event-time text as the cache's UTC datetimes."""
     present = [column for column in TIMES if column in frame.columns]
-    return frame.with_columns(pl.col(present).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC").cast(UTC_TIME))
+    return frame.with_columns(pl.col(present).str.to_datetime(TIME_FORMAT, time_zone="UTC").cast(UTC_TIME))
 
 
 def _counts(frame: pl.DataFrame) -> pl.DataFrame:
@@ -164,9 +165,9 @@ PRINCIPAL_QUERIES: dict[str, NamedQuery] = {
 
 # --- Resource history --------------------------------------------------------------------------------
 
-# Where a change call names the resource it changed (queries._CHANGED_RESOURCE_PATHS), as lake expressions.
+# Where a change call names the resource it changed (queries.CHANGED_RESOURCE_PATHS), in lake SQL.
 _CHANGED_RESOURCE = "coalesce({})".format(", ".join(
-    f"json_extract_scalar({column}, '{path}')" for column, path in queries._CHANGED_RESOURCE_PATHS))
+    f"json_extract_scalar({column}, '{path}')" for column, path in queries.CHANGED_RESOURCE_PATHS))
 
 
 def _mentions(resource_id: str) -> exp.Expression:

@@ -612,7 +612,7 @@ def query_resource_history_count(conn: sqlite3.Connection, event_filter: EventFi
 
 
 # Where a change call names the resource it changed: (column, JSON path), first match wins.
-_CHANGED_RESOURCE_PATHS = (
+CHANGED_RESOURCE_PATHS = (
     ("request_parameters", "$.instancesSet.items[0].instanceId"), ("response_elements", "$.instancesSet.items[0].instanceId"),
     ("request_parameters", "$.instanceId"), ("request_parameters", "$.groupId"),
     ("request_parameters", "$.publicIp"), ("response_elements", "$.publicIp"), ("request_parameters", "$.allocationId"),
@@ -627,7 +627,7 @@ def query_recently_changed_resources(conn: sqlite3.Connection, event_filter: Eve
     """Instances, groups, addresses, users, roles and buckets changed in the period, latest change first: what
     Resource history offers to pick from."""
     paths = ", ".join(f"CASE WHEN json_valid(e.{column}) THEN json_extract(e.{column}, '{path}') END"
-                      for column, path in _CHANGED_RESOURCE_PATHS)
+                      for column, path in CHANGED_RESOURCE_PATHS)
     where, params = _where(event_filter, "COALESCE(e.read_only, 0) = 0", "e.event_category IS NOT 'Data'")
     sql = (
         "SELECT resource, max(event_name) FILTER (WHERE newest), max(principal) FILTER (WHERE newest), count(*), "
