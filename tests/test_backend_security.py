@@ -19,6 +19,7 @@ from tests.conftest import metric, open_page, point_app_at
 from tests.test_backend import PERIODS, _both
 from trailstream import catalog
 from trailstream.analytics import backend, security_queries
+from trailstream.analytics.detections import events as detection_events
 from trailstream.analytics.detections import findings as detection_findings
 from trailstream.filters import EventFilter
 from trailstream.ingest import demo, lake, sync
@@ -28,8 +29,7 @@ END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
 SLICES = [(name, {}) for name in security_queries.QUERIES if name not in ("security_successful_calls",
                                                                           "security_finding_events")]
-SLICES += [("security_successful_calls", {"event_names": list(catalog.ACCESS_KEY_CREATION_EVENTS
-                                                              + catalog.SECURITY_GROUP_RULE_EVENTS)})]
+SLICES += [("security_successful_calls", {"event_names": list(detection_events.SINGLE_EVENT_NAMES)})]
 CACHE_ONLY = {detection_findings.detect_sigma_findings}  # Sigma rules run on the cache only
 SEVERITY_LABELS = ["Findings", *(severity.title() for severity in catalog.SEVERITIES)]
 SIGN_IN_LABELS = ["Sign-ins", "Failed", "Without MFA", "Root", "New country"]

@@ -196,10 +196,20 @@ def query_successful_calls(conn, event_filter: EventFilter | None, event_names=(
     return events.filter(transforms.FAILED.not_())
 
 
+# Every name a single-event detector reads: an events source is asked once for all of them (its answer is kept).
+SINGLE_EVENT_NAMES = tuple(sorted({*catalog.TRAIL_TAMPERING_EVENTS, *catalog.DETECTOR_DISABLING_EVENTS,
+                                   *catalog.POLICY_ATTACH_EVENTS, *catalog.POLICY_DOCUMENT_EVENTS,
+                                   *catalog.ACCESS_KEY_CREATION_EVENTS, *catalog.SECURITY_GROUP_RULE_EVENTS}))
+
+
 def successful_calls(source, event_filter: EventFilter | None, names) -> pl.DataFrame:
     """The successful calls of the named events in the period (queries.EVENT_SCHEMA), from the cache or the lake."""
-    return from_source(source, "security_successful_calls", query_successful_calls, event_filter,
-                       event_names=tuple(names))
+    if on_cache(source) or not set(names) <= set(SINGLE_EVENT_NAMES):
+        return from_source(source, "security_successful_calls", query_successful_calls, event_filter,
+                           event_names=tuple(names))
+    every = from_source(source, "security_successful_calls", query_successful_calls, event_filter,
+                        event_names=SINGLE_EVENT_NAMES)
+    return every.filter(pl.col("event_name").is_in(list(names)))
 
 
 def single_event_findings(events: pl.DataFrame, finding_type: str, summary: pl.Expr, severity=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -59,7 +60,22 @@ def detect_findings(conn, event_filter: EventFilter | None = None, settings: Det
     detectors = DETECTORS if detectors is None else detectors
     if not on_cache(conn):
         detectors = [_SOURCE_DETECTORS.get(detect, detect) for detect in detectors if detect is not detect_sigma_findings]
+        conn = _ReadOnce(conn)  # the sign-in detectors share one slice: the lake is asked once
     return newest_first([finding for detect in detectors for finding in detect(conn, event_filter, settings)])
+
+
+@dataclass
+class _ReadOnce:
+    """An events source that answers each (query, period, options) once per computation."""
+
+    source: object
+    answers: dict = field(default_factory=dict)
+
+    def query(self, name: str, event_filter: EventFilter, **options) -> pl.DataFrame:
+        key = (name, event_filter, tuple(sorted(options.items())))
+        if key not in self.answers:
+            self.answers[key] = self.source.query(name, event_filter, **options)
+        return self.answers[key]
 
 
 def detect_travel_on_source(source, event_filter: EventFilter | None = None,
