@@ -2,7 +2,10 @@
 Written to kill mutmut's mutants (README, "Mutation testing"); webhooks go to a real receiver on 127.0.0.1."""
 
 import hashlib
+import logging
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -231,3 +234,58 @@ def test_a_literal_secret_is_found_under_the_name_apprise_stores_it_and_a_refere
         "environment or in .streamlit/secrets.toml")
     assert channels.check_channel("clicksend://user:${CS_KEY}@5551234567") is None
     assert channels.check_channel("json://${HOOK_HOST}/x") is None
+
+
+def test_literal_secrets_after_a_reference_are_named_by_their_own_fields():
+    """The reference keeps its place while apprise parses, so the literal tokens after it are not shifted onto the
+    field before them."""
+    assert channels.check_channel("slack://${SLACK_A}/B1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#alerts") == (
+        'channel "Slack" holds its token_b, token_c in the URL itself; write each secret as ${NAME} and set NAME in '
+        "the environment or in .streamlit/secrets.toml")
+
+
+@pytest.fixture
+def refusing_receiver():
+    """A real HTTP server on 127.0.0.1 that answers every POST with 500."""
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_reason_apprise_logs_for_a_refusal_is_kept_in_order(refusing_receiver):
+    channel = channels.Channel(f"json://127.0.0.1:{refusing_receiver}/hook?retry=1&wait=0")
+    with pytest.raises(channels.ChannelError) as refused:
+        channels.send_to_channel(channel, "t", "b")
+    failed = "Failed to send JSON POST notification: Internal server error., error=500."
+    assert str(refused.value) == (f"channel {channel.label} did not take the alert ({failed}; Attempt 1/2 for 'JSON' "
+                                  f"failed; trying again.; {failed}); it is retried on the next run")
+
+
+@pytest.fixture
+def quiet_apprise():
+    """apprise's logger turned down, as a host's logging set-up may do: a refusal then carries no reason at all."""
+    logger = logging.getLogger("apprise")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
+
+
+def test_a_refusal_without_any_reason_says_none_was_given(refusing_receiver, quiet_apprise):
+    channel = channels.Channel(f"json://127.0.0.1:{refusing_receiver}/hook")
+    with pytest.raises(channels.ChannelError) as refused:
+        channels.send_to_channel(channel, "t", "b")
+    assert str(refused.value) == (f"channel {channel.label} did not take the alert (no reason given); it is retried "
+                                  "on the next run")
