@@ -47,4 +47,7 @@ if bursts:
     widgets.download_table(bursts_frame.drop("key"), "unauthorized-bursts")
 
 st.subheader("Refused calls, newest first")
-widgets.raw_event_viewer(events.query("denied_calls", event_filter), "refused-calls", "refused-calls", CALL_COLUMNS)
+calls = events.query("denied_calls", event_filter)
+if counts["calls"] > calls.height:
+    st.caption(f"The newest {calls.height:,} of {counts['calls']:,} refused calls: narrow the period to see the rest.")
+widgets.raw_event_viewer(calls, "refused-calls", "refused-calls", CALL_COLUMNS)

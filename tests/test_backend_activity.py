@@ -171,3 +171,18 @@ def test_access_denied_on_the_lake_shows_the_caches_counts_bursts_and_calls(monk
         _select(at, "refused-calls")
     _same(on_cache, on_lake)
     assert not any("local cache" in info.value for info in on_lake.info)
+
+
+
+def test_a_capped_list_of_refused_calls_says_showing_n_of_m(request, monkeypatch, tmp_path, stores):
+    import streamlit
+
+    streamlit.cache_data.clear()  # results of the uncapped page from other tests, and (below) of this one's after it
+    request.addfinalizer(streamlit.cache_data.clear)
+    for query in (activity_queries._cache_denied_calls, activity_queries._denied_calls_sql):
+        monkeypatch.setattr(query, "__defaults__", (3,))
+    on_cache, on_lake = _on_both(monkeypatch, tmp_path, stores, "pages/access_denied.py", range="all")
+    total = metric(on_lake, "Refused calls")
+    for at in (on_cache, on_lake):
+        [calls] = [frame.value for frame in at.dataframe if frame.key == "refused-calls"]
+        assert len(calls) == 3 and any(f"The newest 3 of {total:,} refused calls" in c.value for c in at.caption)
