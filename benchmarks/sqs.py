@@ -21,6 +21,7 @@ import gzip
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -113,8 +114,18 @@ def fill(endpoint: str, files: int, events: int) -> None:
             for number in range(start, min(files, start + 10))])
 
 
-def run(endpoint_port: int, latency: float, files: int, events: int) -> tuple[float, int]:
-    """Reset moto, fill it, then time one sync through the proxy (or straight, without latency)."""
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time so far of this process and its reaped children (the parse workers), or of another process."""
+    if pid is None:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(endpoint_port: int, latency: float, files: int, events: int, server_pid: int) -> tuple[float, float, float]:
+    """Reset moto, fill it, then time one sync through the proxy (or straight, without latency); also the CPU seconds
+    the sync and moto spent, which say more than the time when others load the machine."""
     import urllib.request
 
     from trailstream.ingest import aws_sync
@@ -125,11 +136,12 @@ def run(endpoint_port: int, latency: float, files: int, events: int) -> tuple[fl
     endpoint = f"http://127.0.0.1:{LatencyProxy(endpoint_port, latency).port}" if latency else direct
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
+        started, cpu, moto_cpu = time.perf_counter(), cpu_seconds(), cpu_seconds(server_pid)
         result = aws_sync.sync_queue(Path(folder) / "bench.db", QUEUE, [BUCKET], wait_seconds=1)
         elapsed = time.perf_counter() - started
+        cpu, moto_cpu = cpu_seconds() - cpu, cpu_seconds(server_pid) - moto_cpu
     assert result.ok == files and result.messages_deleted >= files, result.summary()  # SQS may deliver twice
-    return elapsed, result.new_events
+    return elapsed, cpu, moto_cpu
 
 
 def serve_moto(port: int) -> None:
@@ -153,6 +165,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--stock-moto", action="store_true", help="moto as released, its receives slowing with depth")
+    parser.add_argument("--runs", type=int, default=1, help="syncs of each kind; the best is compared")
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)  # the server process this script starts
     args = parser.parse_args()
     if args.serve_moto:
@@ -165,16 +178,20 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
-        plain, events = run(port, 0, args.files, args.events)
-        slow, _ = run(port, args.latency_ms / 1000, args.files, args.events)
+        moto = "stock" if args.stock_moto else "patched"
+        print(f"{args.files} one-file notifications of {args.events} events, {moto} moto", flush=True)
+        best = {}
+        for latency in [0.0, args.latency_ms / 1000] * args.runs:
+            elapsed, cpu, moto_cpu = run(port, latency, args.files, args.events, server.pid)
+            best[latency] = min(best.get(latency, elapsed), elapsed)
+            print(f"  {1000 * latency:3.0f} ms per request: {elapsed:6.2f} s ({args.files / elapsed:5.1f} files/s); "
+                  f"CPU: sync {cpu:4.2f} s, moto {moto_cpu:4.2f} s; load average {os.getloadavg()[0]:.1f}", flush=True)
     finally:
         server.terminate()
         server.wait()
-    print(f"{args.files} one-file notifications ({events:,} events), {'stock' if args.stock_moto else 'patched'} moto,"
-          f" load average {os.getloadavg()[0]:.1f}")
-    print(f"  no added latency : {plain:6.2f} s  ({args.files / plain:5.1f} files/s)")
-    print(f"  {args.latency_ms:.0f} ms per request: {slow:6.2f} s  ({args.files / slow:5.1f} files/s)   target <= 6 s")
-    print(f"  latency adds     : {100 * (slow / plain - 1):5.1f} %   target <= 20 %")
+    plain, slow = best[0.0], best[args.latency_ms / 1000]
+    print(f"best: {plain:.2f} s, {slow:.2f} s with latency (target <= 6 s); "
+          f"latency adds {100 * (slow / plain - 1):.1f} % (target <= 20 %)")
 
 
 if __name__ == "__main__":
