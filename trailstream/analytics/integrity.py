@@ -415,7 +415,6 @@ def heatmap_cells(hours: pl.DataFrame, max_cells: int = MAX_CELLS) -> pl.DataFra
 def cell_details(report: IntegrityReport, account: str, region: str, start: datetime, span: str = "hour") -> pl.DataFrame:
     """The digests and log files of one heatmap cell, with their states and reasons, problems first."""
     end = start + (timedelta(days=1) if span == "day" else timedelta(hours=1))
-    rank = {state: position for position, state in enumerate(_HOUR_STATE_OF)}
     rows = pl.concat([report.digests.with_columns(kind=pl.lit("digest")),
                       report.log_files.with_columns(kind=pl.lit("log file"))])
     return (rows.filter((pl.col("account_id") == account) & (pl.col("region") == region)
