@@ -92,13 +92,13 @@ def test_incremental_syncs_store_what_storing_everything_again_would(synced_cach
     # It goes on: Germany then Brazil, extending the same incident.
     line = sync_and_store(synced_cache, tmp_path / "s2", moves("walter", "444455556666",
                                                                 [(minutes[5], "DE"), (minutes[7], "BR")], start, "s2"))
-    assert "travel of 0 principals recomputed" in line
+    assert "recomputed from a midnight for 0 principals" in line
     assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [3]
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
     # A late file: a call from Australia between the US and Japan ones.
     line = sync_and_store(synced_cache, tmp_path / "s3", moves("walter", "444455556666", [(minutes[2], "AU")],
                                                                 start, "s3"))
-    assert "travel of 1 principals recomputed" in line
+    assert "recomputed from a midnight for 1 principal " in line
     assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [4]
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
     # Two days later: a new incident beside the stored one.

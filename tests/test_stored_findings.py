@@ -115,7 +115,7 @@ def test_after_new_days_only_their_reach_is_recomputed_and_the_store_equals_a_wh
     assert "over the whole cache" in jobs.store_findings(path, {})[0]
     sync.import_paths(path, [tmp_path / "later"])
     line = jobs.store_findings(path, {})[0]  # windowed detectors: twice their reach before the new events
-    assert "windowed ones from 2026-11-08T22:00 on, travel of 0 principals recomputed" in line
+    assert "windowed ones from 2026-11-08T22:00 on; travel extended, and recomputed from a midnight for 0 principals" in line
     with closing(store.open_cache_readonly(path)) as conn:
         stored = detections.query_period_findings(conn)
         fresh = detections.detect_findings(conn)

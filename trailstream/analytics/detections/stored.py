@@ -18,7 +18,7 @@ import sqlite_utils
 
 from trailstream import catalog
 from trailstream.analytics.detections import impossible_travel, new_country, travel_update
-from trailstream.analytics.detections.common import SIGMA_PREFIX, Finding
+from trailstream.analytics.detections.common import SIGMA_PREFIX, Finding, plural
 from trailstream.analytics.detections.events import locate
 from trailstream.analytics.detections.findings import DETECTORS, detect_all_findings, detect_findings
 from trailstream.analytics.detections.settings import DetectionSettings
@@ -180,8 +180,9 @@ def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since:
     findings_store.save_findings_update(db, [_row(finding) for finding in findings + update.findings], route_rows,
                                         state, since, PER_PRINCIPAL, (new_country.FINDING_TYPE,), update.recomputed,
                                         update.replaced)
-    return (f"findings: {len(findings) + len(update.findings):,} stored (windowed ones from {since[:16]} on, travel of "
-            f"{len(update.recomputed):,} principals recomputed and the others' extended) in {state['seconds']:.1f} s")
+    late = plural(len(update.recomputed), "principal")
+    return (f"findings: {len(findings) + len(update.findings):,} computed again (windowed ones from {since[:16]} on; "
+            f"travel extended, and recomputed from a midnight for {late} with late moves) in {state['seconds']:.1f} s")
 
 
 def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSettings | None = None) -> str:
