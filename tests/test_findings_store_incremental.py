@@ -4,6 +4,7 @@ start a new incident, extend one, arrive late, or come from a principal roaming 
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 from contextlib import closing
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import shapes
 from tests.test_sigma import record, write_events
-from tests.test_stored_findings import roaming_cache_file  # noqa: F401  (a module fixture, shared)
+from tests.test_stored_findings import ROAMING_END, roaming_cache_file  # noqa: F401  (a module fixture, shared)
 from trailstream import jobs
 from trailstream.analytics import detections
 from trailstream.analytics.detections import travel_update
@@ -141,3 +143,17 @@ def test_only_principals_with_new_moves_are_read_again(roaming_cache_file, tmp_p
     assert [(finding.principal, finding.details["pairs"]) for finding in update.findings] == [
         ("walter", 1)]
     assert set(update.routes.get_column("principal")) == {"walter"}
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_log_files_arriving_in_any_order_leave_what_storing_everything_again_would(tmp_path, seed):
+    shapes.write_shape("roaming", tmp_path / "logs", 1500, seed=seed, end=ROAMING_END)
+    files = sorted(path for path in (tmp_path / "logs").rglob("*") if path.is_file())
+    random.Random(seed).shuffle(files)
+    path = tmp_path / "cache.db"
+    for index, batch in enumerate(files[start::4] for start in range(4)):
+        sync.import_paths(path, batch)
+        line = jobs.store_findings(path, {})[0]
+        assert ("over the whole cache" in line) == (index == 0)
+        assert stored_rows(path) == stored_from_scratch(path, tmp_path)
+    assert len(files) > 4 and any(row[0] == "impossible_travel" for row in stored_rows(path)[0])
