@@ -17,6 +17,7 @@ import pytest
 from trailstream import cli
 from trailstream.ingest import demo, records, sync
 from trailstream.cache import store
+from trailstream.cache.bookkeeping import FileRef
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -292,3 +293,9 @@ def test_a_new_cache_learns_its_compression_dictionary_from_the_files_it_imports
     sync.import_paths(db_path, [folder])
     dictionary = store.open_cache_readonly(db_path).execute("SELECT dictionary FROM codecs").fetchone()[0]
     assert b"distinctive-marker" in dictionary
+
+
+def test_files_go_to_the_workers_in_groups_of_about_the_byte_budget_in_order():
+    refs = [FileRef("local", "", f"f{n}", None, size) for n, size in enumerate([100, 100, 900, 2000, 50, 50, 50])]
+    groups = [[ref.key for ref in group] for group in sync.groups_of(refs, max_bytes=1000, max_files=2)]
+    assert groups == [["f0", "f1"], ["f2"], ["f3"], ["f4", "f5"], ["f6"]]

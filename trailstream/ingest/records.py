@@ -323,8 +323,7 @@ def _record_hash(raw_json: bytes, row: tuple) -> bytes:
     """What tells a re-delivery from a different record under the same eventID: a hash of the blob's text and every
     column (the blob leaves out what they hold), reusing the record's one serialisation instead of making another."""
     digest = hashlib.blake2b(raw_json, digest_size=8)
-    for value in row:
-        digest.update(b"\0" if value is None else b"\1" + str(value).encode() + b"\2")
+    digest.update("".join("\0" if value is None else f"\1{value}\2" for value in row).encode())  # one update, not 21
     return digest.digest()
 
 

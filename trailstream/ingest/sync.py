@@ -6,8 +6,10 @@ events together with its `files` row; a caller acknowledges anything (an SQS mes
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -116,6 +118,9 @@ class SyncResult:
 
 _worker_compressor = None
 INLINE_PARSE_BYTES = 4 * 1024  # below this a file is parsed in-process: the hand-off to a worker costs more
+GROUP_BYTES = 256 << 10  # an import hands a worker files up to about this many bytes together: one hand-off, not one each
+GROUP_FILES = 32
+WORKER_NICENESS = 5  # the single writer is an import's critical path: parse workers take the CPU it leaves
 BATCH_WAL_PAGES = 16_384  # batch syncs let the WAL grow to about 64 MB between checkpoints
 BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small file cost more than its inserts
 MAX_PAGE_COUNT_ENV = "TRAILSTREAM_MAX_PAGE_COUNT"  # caps the writer's cache in pages: how tests fill the disk
@@ -204,9 +209,28 @@ def _send_dictionary(sender, sample_records: Callable[[], list[dict]]) -> None:
         sender.send(None)
 
 
-def _init_worker(compressor) -> None:
+def _init_worker(compressor, writer_pid: int | None = None) -> None:
     global _worker_compressor
     _worker_compressor = compressor
+    try:  # with as many workers as cores, the writer otherwise gets only its share of one and everything waits on it
+        os.nice(WORKER_NICENESS)
+    except OSError:
+        pass
+    _die_with_parent(writer_pid)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(writer_pid: int | None) -> None:
+    """Linux: end this worker when the writer dies (a kill mid-import); else it blocks for ever writing a result
+    into a pipe nobody reads, keeping the caller's output pipes open."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's shutdown ends the workers
+        return
+    if writer_pid is not None and os.getppid() != writer_pid:  # the writer died before the signal was armed
+        os._exit(1)
 
 
 def _parse_bytes(data: bytes) -> records.ParsedLog:
@@ -234,6 +258,55 @@ def _read_and_parse(path: str, compressor) -> records.ParsedLog:
 
 def _parse_path(path: str) -> records.ParsedLog:
     return records.parse_log_file(_read_local(path), _worker_compressor)
+
+
+def _parse_paths(paths: list[str]) -> list:
+    """Several local files in one task (small files too, which the writer would otherwise parse itself): each
+    file's ParsedLog, or the exception it raised, so one bad file never fails the others."""
+    parsed: list = []
+    for path in paths:
+        try:
+            parsed.append(_parse_path(path))
+        except Exception as exc:  # noqa: BLE001 - handed back for the writer to record against this file alone
+            parsed.append(exc)
+    return parsed
+
+
+def _file_of_group(group: Future, index: int, path: str, compressor) -> Future:
+    """One file's parse out of its group's task; a file too large to send back whole, or whose group's task
+    failed as a whole (a dead worker), is parsed by the writer."""
+    settled: Future = Future()
+
+    def settle(done: Future) -> None:
+        try:
+            try:
+                result = done.result()[index]
+            except Exception:  # noqa: BLE001 - the task, not this file: parse it here instead
+                result = _read_and_parse(path, compressor)
+            if isinstance(result, records.FileTooLargeToBuffer):
+                result = records.parse_large_log_file(_read_local(path), compressor)
+            elif isinstance(result, BaseException):
+                raise result
+            settled.set_result(result)
+        except BaseException as exc:
+            settled.set_exception(exc)
+
+    group.add_done_callback(settle)
+    return settled
+
+
+def groups_of(refs: Iterable[FileRef], max_bytes: int = GROUP_BYTES, max_files: int = GROUP_FILES) -> Iterator[list]:
+    """Consecutive refs in groups of about max_bytes (a larger file alone), in order."""
+    group: list[FileRef] = []
+    size = 0
+    for ref in refs:
+        if group and (size + (ref.size or 0) > max_bytes or len(group) >= max_files):
+            yield group
+            group, size = [], 0
+        group.append(ref)
+        size += ref.size or 0
+    if group:
+        yield group
 
 
 def _streamed_if_too_large(future: Future, load: Callable[[], bytes], compressor) -> Future:
@@ -337,7 +410,7 @@ class Ingester:
                 # AppTest) that is app.py itself, which would start the app again in every worker.
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
-                initargs=(self.compressor,),
+                initargs=(self.compressor, os.getpid()),
             )
         return self._pool
 
@@ -351,6 +424,13 @@ class Ingester:
         if self.workers <= 1 or (size is not None and size < INLINE_PARSE_BYTES):
             return _done(_read_and_parse, path, self.compressor)
         return _streamed_if_too_large(self.pool.submit(_parse_path, path), lambda: _read_local(path), self.compressor)
+
+    def parse_paths_async(self, paths: list[str]) -> list[Future]:
+        """Parse several local files in one worker task; a future for each file."""
+        if self.workers <= 1:
+            return [_done(_read_and_parse, path, self.compressor) for path in paths]
+        group = self.pool.submit(_parse_paths, paths)
+        return [_file_of_group(group, index, path, self.compressor) for index, path in enumerate(paths)]
 
     def store(self, ref: FileRef, parsed: Future | records.ParsedLog) -> FileOutcome:
         """Store one parsed file (or record why it was skipped or failed); durable on return unless in batch mode."""
@@ -482,8 +562,10 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
         ingester.result.unchanged = len(refs) - len(todo)
         ingester.files_total = len(todo)
         ingester.report()
-        for ref, future in bounded(todo, lambda r: ingester.parse_path_async(r.key, r.size), 2 * ingester.workers + 2):
-            ingester.store(ref, future)
+        parse = lambda group: ingester.parse_paths_async([ref.key for ref in group])  # noqa: E731
+        for group, futures in bounded(groups_of(todo), parse, 2 * ingester.workers + 2):
+            for ref, future in zip(group, futures):
+                ingester.store(ref, future)
         return ingester.result
     return ingester.result  # a full disk stopped it
 
