@@ -110,25 +110,32 @@ _OUTSIDE_AWS = (f"source_ip IS NOT NULL AND source_ip NOT IN "
 _MOVE_SQL = """SELECT principal, account_id, source_ip, event_time, min(event_id) AS event_id
 FROM events e WHERE {where} GROUP BY principal, account_id, source_ip, event_time"""
 _ROAMING = "min(source_ip) OVER (PARTITION BY principal) <> max(source_ip) OVER (PARTITION BY principal)"
+_IN_ORDER = "OVER (PARTITION BY account_id, principal ORDER BY event_time, source_ip)"
+# A move at the start or end of a run at one address: the rows inside a run can be neither end of a hop.
+_EDGE = "coalesce(previous_ip <> source_ip, true) OR coalesce(next_ip <> source_ip, true)"
 
 
 def moves_sql(table: exp.Table, event_filter: EventFilter, **options) -> exp.Select:
-    """Each principal's moments outside AWS, one per (principal, account, address, second), only of principals seen
-    at two or more addresses: all impossible travel reads."""
+    """Each principal's moments outside AWS, one per (principal, account, address, second), only where its address
+    changes (a run's first and last) and only of principals seen at two or more addresses: all travel reads."""
     columns = ["principal", "account_id", "source_ip", "event_time", "min(event_id) AS event_id",
-               f"CASE WHEN {_ROAMING} THEN 1 ELSE 0 END AS roaming"]
+               f"CASE WHEN {_ROAMING} THEN 1 ELSE 0 END AS roaming", f"lag(source_ip) {_IN_ORDER} AS previous_ip",
+               f"lead(source_ip) {_IN_ORDER} AS next_ip"]
     inner = events_select(table, event_filter, *columns).where(exp.and_(_condition(_OUTSIDE_AWS),
                                                                         _not_service("source_ip")))
     inner = inner.group_by("1", "2", "3", "4")
-    return sqlglot.select(*MOVE_SCHEMA, dialect=READ).from_(inner.subquery("moves")).where("roaming = 1")
+    moves = sqlglot.select(*MOVE_SCHEMA, dialect=READ).from_(inner.subquery("moves"))
+    return moves.where(f"roaming = 1 AND ({_EDGE})", dialect=READ)
 
 
 def query_moves(conn, event_filter: EventFilter, **options) -> pl.DataFrame:
     """moves_sql over the cache (the cache's own travel reads its covering index instead: this is for comparison)."""
     where, params = queries._where(event_filter, events.OUTSIDE_AWS, "e.principal IS NOT NULL")
-    moves = read_frame(conn, _MOVE_SQL.format(where=where), params, MOVE_SCHEMA)
+    moves = read_frame(conn, _MOVE_SQL.format(where=where), params, MOVE_SCHEMA).sort(MOVE_ORDER)
     roaming = pl.col("source_ip").min().over("principal") != pl.col("source_ip").max().over("principal")
-    return moves.filter(roaming).sort(MOVE_ORDER)
+    keys = MOVE_ORDER[:2]
+    edge = [pl.col("source_ip").shift(step).over(keys).ne_missing(pl.col("source_ip")) for step in (1, -1)]
+    return moves.filter(roaming & pl.any_horizontal(edge))
 
 
 def shape_moves(frame: pl.DataFrame, **options) -> pl.DataFrame:
