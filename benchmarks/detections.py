@@ -107,7 +107,8 @@ def forget_stored_findings(path: Path) -> None:
         conn.execute("DELETE FROM findings_state")
 
 
-STORED_TABLES = ("stored_findings", "stored_travel_routes", "stored_places", "findings_state")
+STORED_TABLES = ("stored_findings", "stored_travel_routes", "stored_principal_routes", "stored_places",
+                 "findings_state")
 
 
 def store_before_newest(path: Path, count: int) -> None:

@@ -26,15 +26,15 @@ from trailstream.timefmt import iso_utc, parse_iso_utc
 FINDING_SQL = ("SELECT type, severity, time, first_time, principal, account_id, summary, event_ids, details "
                "FROM stored_findings")
 ROUTE_SQL = ("SELECT day, account_id, principal, from_place, to_place, from_latitude, from_longitude, to_latitude, "
-             "to_longitude, hops, principals, fastest_kmh, last_time FROM stored_travel_routes")
+             "to_longitude, hops, fastest_kmh, last_time FROM stored_principal_routes")
+DAY_SQL = "SELECT * FROM stored_travel_routes"
 # Addresses geoip2fast places in far-apart countries: any two of them minutes apart are an impossible hop.
 FAR = {"US": "24.6.131.7", "JP": "133.242.0.3", "DE": "77.64.246.93", "BR": "200.147.67.142", "AU": "1.120.0.5"}
 
 
-def stored_rows(path: Path) -> tuple[list, list]:
+def stored_rows(path: Path) -> tuple[list, list, list]:
     with closing(sqlite3.connect(path)) as conn:
-        return (sorted(conn.execute(FINDING_SQL).fetchall(), key=repr),
-                sorted(conn.execute(ROUTE_SQL).fetchall(), key=repr))
+        return tuple(sorted(conn.execute(sql).fetchall(), key=repr) for sql in (FINDING_SQL, ROUTE_SQL, DAY_SQL))
 
 
 def stored_from_scratch(path: Path, tmp_path: Path) -> tuple[list, list]:

@@ -17,8 +17,10 @@ FINDING_COLUMNS = ("type", "severity", "time", "first_time", "principal", "accou
                    "details")
 PLACE_COLUMNS = ("source_ip", "country_code", "country_name", "asn", "city", "place", "latitude", "longitude",
                  "precision")
-ROUTE_COLUMNS = ("day", "account_id", "principal", "from_place", "to_place", "from_latitude", "from_longitude", "to_latitude", "to_longitude",
+ROUTE_COLUMNS = ("day", "from_place", "to_place", "from_latitude", "from_longitude", "to_latitude", "to_longitude",
                  "hops", "principals", "fastest_kmh", "last_time")
+PRINCIPAL_ROUTE_COLUMNS = ("day", "account_id", "principal", "from_place", "to_place", "from_latitude",
+                           "from_longitude", "to_latitude", "to_longitude", "hops", "fastest_kmh", "last_time")
 
 SCHEMA = (
     # One row per finding in detect_findings' order (position): event_ids and details are JSON text.
@@ -78,23 +80,48 @@ SCHEMA = (
 )
 
 
-# m016: routes per principal too, so a sync adds one principal's new hops (or replaces its routes) alone; the stored
-# sets are emptied, so the next post-sync step computes them again at this grain.
+# m016: each principal's hops per route and day beside the day's totals (what pages read), so a sync adds one
+# principal's new hops (or replaces its rows) alone and adds up only the days it touched; the stored sets are emptied,
+# so the next post-sync step computes them again. Recreating the day table also undoes an earlier draft of m016.
 PRINCIPAL_ROUTES = (
-    "DELETE FROM stored_travel_routes",
     "DELETE FROM stored_findings",
     "DELETE FROM findings_state",
-    "ALTER TABLE stored_travel_routes ADD COLUMN account_id TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE stored_travel_routes ADD COLUMN principal TEXT NOT NULL DEFAULT ''",
-    ("CREATE UNIQUE INDEX stored_travel_routes_key ON stored_travel_routes (day, from_place, to_place, account_id, "
-     "principal)"),
+    "DROP TABLE stored_travel_routes",
+    *(statement for statement in SCHEMA if "stored_travel_routes" in statement),
+    """CREATE TABLE stored_principal_routes (
+        day TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        principal TEXT NOT NULL,
+        from_place TEXT NOT NULL,
+        to_place TEXT NOT NULL,
+        from_latitude REAL,
+        from_longitude REAL,
+        to_latitude REAL,
+        to_longitude REAL,
+        hops INTEGER NOT NULL,
+        fastest_kmh REAL,
+        last_time TEXT,
+        PRIMARY KEY (day, from_place, to_place, account_id, principal)
+    ) WITHOUT ROWID""",
 )
 _ROUTE_UPSERT = (
-    f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) VALUES ({placeholders(ROUTE_COLUMNS)}) "
+    f"INSERT INTO stored_principal_routes ({', '.join(PRINCIPAL_ROUTE_COLUMNS)}) "
+    f"VALUES ({placeholders(PRINCIPAL_ROUTE_COLUMNS)}) "
     "ON CONFLICT (day, from_place, to_place, account_id, principal) DO UPDATE SET hops = hops + excluded.hops, "
     "fastest_kmh = CASE WHEN fastest_kmh IS NULL OR excluded.fastest_kmh > fastest_kmh THEN excluded.fastest_kmh "
     "ELSE fastest_kmh END, last_time = max(last_time, excluded.last_time)"
 )
+_DAY_TOTALS = (
+    f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) SELECT day, from_place, to_place, "
+    "max(from_latitude), max(from_longitude), max(to_latitude), max(to_longitude), sum(hops), count(*), "
+    "max(fastest_kmh), max(last_time) FROM stored_principal_routes WHERE day >= ? GROUP BY day, from_place, to_place"
+)
+
+
+def _add_up_days(db: sqlite_utils.Database, first_day: str) -> None:
+    """The day totals pages read, from the principals' rows, for the days from first_day on."""
+    db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [first_day])
+    db.execute(_DAY_TOTALS, [first_day])
 
 
 def has_tables(conn: sqlite3.Connection) -> bool:
@@ -184,8 +211,7 @@ def query_routes(conn: sqlite3.Connection, first_day: str | None, end: str | Non
         params.append(end[:10])
     sql = (
         "SELECT from_place, to_place, max(from_latitude), max(from_longitude), max(to_latitude), max(to_longitude), "
-        "sum(hops), count(DISTINCT account_id || char(31) || principal), max(fastest_kmh), max(last_time) "
-        "FROM stored_travel_routes "
+        "sum(hops), sum(principals), max(fastest_kmh), max(last_time) FROM stored_travel_routes "
         f"WHERE {' AND '.join(clauses) or '1'} GROUP BY from_place, to_place "
         "ORDER BY sum(hops) DESC, max(last_time) DESC, from_place, to_place"
     )
@@ -244,7 +270,7 @@ def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes
     """A sync's change in one transaction: the findings of the windowed types ending at or after `since`, every
     finding of `recomputed_types`, the per-principal findings (and routes) of the `recomputed` (principal, since)
     from then on and the `replaced` (account_id, principal, time, type) findings give way to these; routes of the same
-    key add up (route rows in ROUTE_COLUMNS order)."""
+    key add up (route rows in PRINCIPAL_ROUTE_COLUMNS order), and the touched days' totals are added up again."""
     with db.atomic():
         db.execute(f"DELETE FROM stored_findings WHERE time >= ? AND type NOT IN ({placeholders(per_principal)})",
                    [since, *per_principal])
@@ -252,11 +278,14 @@ def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes
                    list(recomputed_types))
         db.conn.executemany(f"DELETE FROM stored_findings WHERE type IN ({placeholders(per_principal)}) "
                             "AND principal = ? AND time >= ?", [[*per_principal, *pair] for pair in recomputed])
-        db.conn.executemany("DELETE FROM stored_travel_routes WHERE principal = ? AND day >= ?",
+        db.conn.executemany("DELETE FROM stored_principal_routes WHERE principal = ? AND day >= ?",
                             [[principal, since[:10]] for principal, since in recomputed])
         db.conn.executemany("DELETE FROM stored_findings WHERE COALESCE(account_id, '') = ? AND principal = ? "
                             "AND time = ? AND type = ?", replaced)
         db.conn.executemany(_ROUTE_UPSERT, routes)
+        touched = [since[:10] for _principal, since in recomputed] + [row[0] for row in routes]
+        if touched:
+            _add_up_days(db, min(touched))
         _insert_findings(db, findings)
         _save_state(db, state)
 
@@ -278,13 +307,13 @@ def _save_state(db: sqlite_utils.Database, state: dict) -> None:
 def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[tuple], state: dict,
                   since: str | None = None) -> None:
     """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with
-    these (route rows in ROUTE_COLUMNS order), and record what they were computed from, in one transaction: a reader sees the old set or the new one."""
+    these (route rows in PRINCIPAL_ROUTE_COLUMNS order), and record what they were computed from, in one transaction: a reader sees the old set or the new one."""
     with db.atomic():
         db.execute("DELETE FROM stored_findings WHERE time >= ?", [since or ""])
-        db.execute("DELETE FROM stored_travel_routes WHERE day >= ?", [since[:10] if since else ""])
+        db.execute("DELETE FROM stored_principal_routes WHERE day >= ?", [since[:10] if since else ""])
         _insert_findings(db, findings)
         db.conn.executemany(
-            f"INSERT INTO stored_travel_routes ({', '.join(ROUTE_COLUMNS)}) "
-            f"VALUES ({placeholders(ROUTE_COLUMNS)})",
-            routes)
+            f"INSERT INTO stored_principal_routes ({', '.join(PRINCIPAL_ROUTE_COLUMNS)}) "
+            f"VALUES ({placeholders(PRINCIPAL_ROUTE_COLUMNS)})", routes)
+        _add_up_days(db, since[:10] if since else "")
         _save_state(db, state)

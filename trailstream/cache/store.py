@@ -356,8 +356,9 @@ def m015_events_lookup_columns(db: sqlite_utils.Database) -> None:
 
 
 @migrations()
-def m016_principal_travel_routes(db: sqlite_utils.Database) -> None:
-    """Travel routes per principal too, so the post-sync step adds only the principals with new events."""
+def m016_travel_routes_per_principal(db: sqlite_utils.Database) -> None:
+    """Travel routes per principal beside the day totals, so the post-sync step adds only the principals with new
+    events."""
     for statement in findings_store.PRINCIPAL_ROUTES:
         db.execute(statement)
 

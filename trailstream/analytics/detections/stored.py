@@ -161,8 +161,9 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
 
 
 def _route_rows(routes: pl.DataFrame) -> list[tuple]:
-    """Day routes as the store's rows (findings_store.ROUTE_COLUMNS, times as text)."""
-    return routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT)).select(findings_store.ROUTE_COLUMNS).rows()
+    """Routes per day and principal as the store's rows (findings_store.PRINCIPAL_ROUTE_COLUMNS, times as text)."""
+    frame = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
+    return frame.select(findings_store.PRINCIPAL_ROUTE_COLUMNS).rows()
 
 
 def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since: str, state: dict,
