@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from trailstream import catalog  # noqa: E402
 from trailstream.analytics import backend, lake_sqlguard, sqlguard  # noqa: E402
+from trailstream.analytics.detections.events import SINGLE_EVENT_NAMES  # noqa: E402
 from trailstream.filters import EventFilter  # noqa: E402
 from trailstream.ingest import demo, lake, sync  # noqa: E402
 
@@ -86,7 +87,7 @@ def latest_events_day(folder: Path, first_day: str) -> str:
 # The security detectors' slices (analytics/security_queries); sign-ins are read over the whole lake by the pages.
 SECURITY_CASES = (("security_unauthorized", {}), ("security_privilege_changes", {}), ("security_root_calls", {}),
                   ("security_sign_ins", {}), ("security_moves", {}),
-                  ("security_successful_calls", {"event_names": catalog.TRAIL_TAMPERING_EVENTS}))
+                  ("security_successful_calls", {"event_names": SINGLE_EVENT_NAMES}))
 
 
 def slowest_page_query(folder: Path, first_day: str) -> tuple[str, float]:
