@@ -303,8 +303,10 @@ def _open_on_athena(tmp_path, page: str, **settings):
 
 
 def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_result(aws, app_demo_cache, tmp_path):
-    _queue_events(aws, LAKE_ROWS)
+    _queue_result(aws, [("account_id", "varchar"), ("aws_region", "varchar")], [["444455556666", "sa-east-1"]])
+    _queue_events(aws, LAKE_ROWS)  # the sidebar's account and region choices are asked first, then the page's events
     at = _open_on_athena(tmp_path, "pages/search.py")
+    assert at.multiselect(key="account").options == ["444455556666"]  # the lake's accounts, not the cache's
     [recent] = [frame.value for frame in at.dataframe if frame.key == "recent-events"]
     assert recent["principal"].tolist() == [HOSTILE, "ann"] and recent["error_code"].tolist()[0] == HOSTILE
     [note] = [text.value for text in at.text if text.value.startswith("Athena workgroup primary")]
@@ -317,7 +319,7 @@ def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_re
     assert [warning.value for warning in at.warning] == [  # e2 is on the lake only: no record to show, and says why
         "The lake keeps this event's columns (in the table above), not its original record, and the local cache "
         "holds no copy of it."]
-    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 1
+    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 2
 
 
 def test_an_athena_answer_without_the_lakes_columns_is_a_sentence(aws, app_demo_cache, tmp_path):
