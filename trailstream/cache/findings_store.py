@@ -5,6 +5,7 @@ read them instead of running the detectors on every render. Read functions take 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 import orjson
 import sqlite_utils
@@ -264,13 +265,14 @@ def mark_generation(db: sqlite_utils.Database, generation: int) -> None:
         db.execute("UPDATE findings_state SET generation = ? WHERE id = 1", [generation])
 
 
-def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes: list[tuple], state: dict, since: str,
-                         per_principal: tuple[str, ...], recomputed_types: tuple[str, ...], recomputed: list[tuple],
-                         replaced: list[tuple]) -> None:
+def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes: Iterable[tuple], state: dict,
+                         since: str, per_principal: tuple[str, ...], recomputed_types: tuple[str, ...],
+                         recomputed: list[tuple], replaced: list[tuple], first_day: str | None) -> None:
     """A sync's change in one transaction: the findings of the windowed types ending at or after `since`, every
     finding of `recomputed_types`, the per-principal findings (and routes) of the `recomputed` (principal, since)
     from then on and the `replaced` (account_id, principal, time, type) findings give way to these; routes of the same
-    key add up (route rows in PRINCIPAL_ROUTE_COLUMNS order), and the touched days' totals are added up again."""
+    key add up (route rows in PRINCIPAL_ROUTE_COLUMNS order), and the days' totals from first_day (the first
+    touched) on are added up again."""
     with db.atomic():
         db.execute(f"DELETE FROM stored_findings WHERE time >= ? AND type NOT IN ({placeholders(per_principal)})",
                    [since, *per_principal])
@@ -283,9 +285,8 @@ def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes
         db.conn.executemany("DELETE FROM stored_findings WHERE COALESCE(account_id, '') = ? AND principal = ? "
                             "AND time = ? AND type = ?", replaced)
         db.conn.executemany(_ROUTE_UPSERT, routes)
-        touched = [since[:10] for _principal, since in recomputed] + [row[0] for row in routes]
-        if touched:
-            _add_up_days(db, min(touched))
+        if first_day is not None:
+            _add_up_days(db, first_day)
         _insert_findings(db, findings)
         _save_state(db, state)
 
@@ -304,7 +305,7 @@ def _save_state(db: sqlite_utils.Database, state: dict) -> None:
          db.execute("SELECT count(*) FROM stored_findings").fetchone()[0]])
 
 
-def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: list[tuple], state: dict,
+def save_findings(db: sqlite_utils.Database, findings: list[dict], routes: Iterable[tuple], state: dict,
                   since: str | None = None) -> None:
     """Replace the stored findings ending at or after `since` (all without it) and the routes of its day on with
     these (route rows in PRINCIPAL_ROUTE_COLUMNS order), and record what they were computed from, in one transaction: a reader sees the old set or the new one."""

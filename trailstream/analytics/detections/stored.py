@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -160,10 +161,11 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
     return None if findings_store.query_orphaned_findings(conn, "~") else iso_utc(cut)
 
 
-def _route_rows(routes: pl.DataFrame) -> list[tuple]:
-    """Routes per day and principal as the store's rows (findings_store.PRINCIPAL_ROUTE_COLUMNS, times as text)."""
+def _route_rows(routes: pl.DataFrame) -> Iterator[tuple]:
+    """Routes per day and principal as the store's rows (findings_store.PRINCIPAL_ROUTE_COLUMNS, times as text), one
+    at a time: a roaming day has a hundred thousand."""
     frame = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
-    return frame.select(findings_store.PRINCIPAL_ROUTE_COLUMNS).rows()
+    return frame.select(findings_store.PRINCIPAL_ROUTE_COLUMNS).iter_rows()
 
 
 def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since: str, state: dict,
@@ -178,9 +180,11 @@ def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since:
     route_rows = _route_rows(update.routes)
     save_sign_in_places(db, settings)
     state["seconds"] = time.perf_counter() - started
+    first_day = min([since[:10] for _principal, since in update.recomputed]
+                    + ([update.routes.get_column("day").min()] if update.routes.height else []), default=None)
     findings_store.save_findings_update(db, [_row(finding) for finding in findings + update.findings], route_rows,
                                         state, since, PER_PRINCIPAL, (new_country.FINDING_TYPE,), update.recomputed,
-                                        update.replaced)
+                                        update.replaced, first_day)
     late = plural(len(update.recomputed), "principal")
     return (f"findings: {len(findings) + len(update.findings):,} computed again (windowed ones from {since[:16]} on; "
             f"travel extended, and recomputed from a midnight for {late} with late moves) in {state['seconds']:.1f} s")
