@@ -6,10 +6,9 @@ events together with its `files` row; a caller acknowledges anything (an SQS mes
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
+import threading
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -209,28 +208,24 @@ def _send_dictionary(sender, sample_records: Callable[[], list[dict]]) -> None:
         sender.send(None)
 
 
-def _init_worker(compressor, writer_pid: int | None = None) -> None:
+def _init_worker(compressor, lifeline: tuple[int, int] | None = None) -> None:
     global _worker_compressor
     _worker_compressor = compressor
     try:  # with as many workers as cores, the writer otherwise gets only its share of one and everything waits on it
         os.nice(WORKER_NICENESS)
     except OSError:
         pass
-    _die_with_parent(writer_pid)
+    if lifeline is not None:
+        os.close(lifeline[1])  # this worker's copy of the writer's end
+        threading.Thread(target=_exit_with_writer, args=(lifeline[0],), daemon=True).start()
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(writer_pid: int | None) -> None:
-    """Linux: end this worker when the writer dies (a kill mid-import); else it blocks for ever writing a result
-    into a pipe nobody reads, keeping the caller's output pipes open."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the parent's shutdown ends the workers
-        return
-    if writer_pid is not None and os.getppid() != writer_pid:  # the writer died before the signal was armed
-        os._exit(1)
+def _exit_with_writer(read_end: int) -> None:
+    """End this worker once the writer's end of the lifeline closes (the writer was killed, or finished): else a
+    worker of a killed import blocks for ever writing a result into a pipe nobody reads."""
+    while os.read(read_end, 1):
+        pass
+    os._exit(0)
 
 
 def _parse_bytes(data: bytes) -> records.ParsedLog:
@@ -373,6 +368,8 @@ class Ingester:
         try:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
+                os.close(self._lifeline[0])
+                os.close(self._lifeline[1])
             if full:
                 self._stop_on_full_disk()
             else:
@@ -404,13 +401,14 @@ class Ingester:
     @property
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            self._lifeline = os.pipe()  # the writer holds its write end open for as long as the workers may live
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 # fork, not spawn: a spawned worker re-runs the parent's main script, and inside Streamlit (or
                 # AppTest) that is app.py itself, which would start the app again in every worker.
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
-                initargs=(self.compressor, os.getpid()),
+                initargs=(self.compressor, self._lifeline),
             )
         return self._pool
 
