@@ -171,3 +171,22 @@ def test_raw_record_gives_the_stored_record_as_json_text(small_cache):
     with store.open_cache_readonly(small_cache) as conn:
         assert json.loads(record) == store.load_record(conn, event_id) and json.loads(record)["eventID"] == event_id
     assert other is None
+
+
+NUMBERS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) SELECT i FROM n"
+
+
+def test_fetching_stops_at_the_limit_even_in_the_middle_of_a_batch():
+    """60 of 100 rows: a batch of 50, then only the 10 still wanted; the 61st row is left unread."""
+    with sqlite3.connect(":memory:") as conn:
+        cursor = conn.execute(NUMBERS)
+        rows, cut = sqlguard._fetch(cursor, 60)
+        assert (len(rows), rows[-1], cut, cursor.fetchone()) == (60, (60,), False, (61,))
+
+
+def test_a_result_of_exactly_the_size_budget_is_whole_and_one_byte_more_is_cut(monkeypatch):
+    monkeypatch.setattr(sqlguard, "MAX_RESULT_BYTES", 10)
+    with sqlite3.connect(":memory:") as conn:
+        assert sqlguard._fetch(conn.execute("SELECT 'abcde' UNION ALL SELECT x'0102030405'"), 5) == (
+            [("abcde",), (b"\x01\x02\x03\x04\x05",)], False)
+        assert sqlguard._fetch(conn.execute("SELECT 'abcdef' UNION ALL SELECT x'0102030405'"), 5)[1] is True
