@@ -111,7 +111,7 @@ def test_incremental_syncs_store_what_storing_everything_again_would(synced_cach
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
 
 
-def test_a_roaming_principal_extends_its_day_long_incident_and_late_calls_land_in_it(roaming_cache_file, tmp_path):
+def test_a_roaming_principal_extends_its_day_long_incident_and_late_calls_land_in_it(roaming_cache_file, tmp_path):  # noqa: F811  (the shared fixture)
     path = tmp_path / "cache.db"
     shutil.copy(roaming_cache_file, path)
     jobs.store_findings(path, {})
@@ -129,7 +129,7 @@ def test_a_roaming_principal_extends_its_day_long_incident_and_late_calls_land_i
     assert stored_rows(path) == stored_from_scratch(path, tmp_path)
 
 
-def test_only_principals_with_new_moves_are_read_again(roaming_cache_file, tmp_path):
+def test_only_principals_with_new_moves_are_read_again(roaming_cache_file, tmp_path):  # noqa: F811  (the shared fixture)
     path = tmp_path / "cache.db"
     shutil.copy(roaming_cache_file, path)
     jobs.store_findings(path, {})
