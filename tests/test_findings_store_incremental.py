@@ -97,17 +97,23 @@ def test_incremental_syncs_store_what_storing_everything_again_would(synced_cach
     assert "recomputed from a midnight for 0 principals" in line
     assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [3]
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
+    # The same second as the newest stored call, from an address that sorts after it: still in order.
+    line = sync_and_store(synced_cache, tmp_path / "s2b", moves("walter", "444455556666", [(minutes[7], "US")],
+                                                                 start, "s2b"))
+    assert "recomputed from a midnight for 0 principals" in line
+    assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [4]
+    assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
     # A late file: a call from Australia between the US and Japan ones.
     line = sync_and_store(synced_cache, tmp_path / "s3", moves("walter", "444455556666", [(minutes[2], "AU")],
                                                                 start, "s3"))
     assert "recomputed from a midnight for 1 principal " in line
-    assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [4]
+    assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [5]
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
     # Two days later: a new incident beside the stored one.
     later = iso_utc(parse_iso_utc(start) + timedelta(days=2))
     sync_and_store(synced_cache, tmp_path / "s4", moves("walter", "444455556666",
                                                          [(minutes[0], "JP"), (minutes[1], "US")], later, "s4"))
-    assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [1, 4]
+    assert [finding["details"]["pairs"] for finding in travel_findings(synced_cache, "walter")] == [1, 5]
     assert stored_rows(synced_cache) == stored_from_scratch(synced_cache, tmp_path)
 
 

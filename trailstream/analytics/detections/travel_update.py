@@ -73,17 +73,20 @@ def _placed(moments: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
 
 def _split(new: pl.DataFrame, old: pl.DataFrame, settings: DetectionSettings) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(principal and earliest new place of those to recompute, the last two stored places of the others): a
-    principal is recomputed when a new moment is not later than its last stored place, or its last LOOKBACK stored
-    moments hold under two places."""
+    principal is recomputed when a new place sorts before its last stored one (by time, then address: a new row sorts
+    after a stored one of the same time and address), or its last LOOKBACK stored moments hold under two places."""
     placed = _placed(old, settings)
     last_two = placed.filter(pl.int_range(pl.len()).over(KEYS) >= pl.len().over(KEYS) - 2)
     read = old.group_by(KEYS).agg(read=pl.len())
-    newest = placed.group_by(KEYS).agg(newest=pl.col("event_time").max(), places=pl.len())
-    earliest = _placed(new, settings).group_by(KEYS).agg(earliest=pl.col("event_time").min())
+    newest = placed.group_by(KEYS).agg(newest=pl.col("event_time").last(), newest_ip=pl.col("source_ip").last(),
+                                       places=pl.len())
+    earliest = _placed(new, settings).group_by(KEYS).agg(earliest=pl.col("event_time").first(),
+                                                         earliest_ip=pl.col("source_ip").first())
+    before = (pl.col("earliest") < pl.col("newest")) | (
+        (pl.col("earliest") == pl.col("newest")) & (pl.col("earliest_ip") < pl.col("newest_ip")))
     judged = (earliest.join(newest, on=KEYS, how="left", nulls_equal=True)
               .join(read, on=KEYS, how="left", nulls_equal=True)
-              .filter((pl.col("earliest") <= pl.col("newest"))
-                      | ((pl.col("places").fill_null(0) < 2) & (pl.col("read").fill_null(0) >= LOOKBACK))))
+              .filter(before | ((pl.col("places").fill_null(0) < 2) & (pl.col("read").fill_null(0) >= LOOKBACK))))
     late = judged.group_by("principal").agg(pl.col("earliest").min()).sort("principal")
     return late, last_two.filter(~pl.col("principal").is_in(late.get_column("principal").implode()))
 
