@@ -12,7 +12,7 @@ from trailstream.analytics.detections import (access_keys, admin_grants, detecto
                                               impossible_travel, new_country, open_security_groups,
                                               privilege_sprees, root_activity, sign_ins_without_mfa,
                                               trail_tampering, unauthorized)
-from trailstream.analytics.detections.common import Finding, make_finding
+from trailstream.analytics.detections.common import Finding
 from trailstream.analytics.detections.events import on_cache
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache.frames import UTC_TIME
@@ -80,20 +80,10 @@ class _ReadOnce:
 
 def detect_travel_on_source(source, event_filter: EventFilter | None = None,
                             settings: DetectionSettings | None = None) -> tuple[list[Finding], pl.DataFrame]:
-    """Impossible travel findings and routes from an events source's moves (security_queries' security_moves),
-    through impossible_travel's own hop and incident steps: the lake has no stored rows to number the moves by."""
-    settings = settings or DetectionSettings()
-    moves = source.query("security_moves", event_filter or EventFilter()).with_row_index("row")
-    presence = moves.select(list(impossible_travel.PRESENCE_SCHEMA)).cast(impossible_travel.PRESENCE_SCHEMA)
-    hops = impossible_travel._hops(presence, settings)
-    incidents = impossible_travel._incidents(hops).sort(["last_time", "account_id", "principal"],
-                                                        descending=[True, False, False], nulls_last=True)
-    ids = dict(zip(moves.get_column("row").cast(pl.Int64).to_list(), moves.get_column("event_id").to_list()))
-    findings = [make_finding(impossible_travel.FINDING_TYPE, incident["last_time"], incident,
-                             impossible_travel._summary(incident), [ids.get(row) for row in incident["rows"]],
-                             impossible_travel._details(incident))
-                for incident in incidents.iter_rows(named=True)]
-    return findings, impossible_travel._merged_routes([impossible_travel._routes(hops)])
+    """Impossible travel findings and routes from an events source's moves (security_queries' security_moves): the
+    lake has no stored rows to number the moves by."""
+    moves = source.query("security_moves", event_filter or EventFilter())
+    return impossible_travel.detect_travel_in_moves(moves, settings or DetectionSettings())
 
 
 def _detect_travel_on_source(source, event_filter: EventFilter | None = None,

@@ -19,7 +19,7 @@ from trailstream.analytics.detections.common import (MAX_EVENT_IDS, MAX_LISTED, 
                                                      make_finding, number, text)
 from trailstream.analytics.detections.events import OUTSIDE_AWS, episode, locate
 from trailstream.analytics.detections.settings import DetectionSettings
-from trailstream.cache.frames import UTC_TIME, read_frame
+from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT
 
@@ -235,12 +235,27 @@ def _details(incident: dict) -> dict:
 
 def _findings(conn, incidents: pl.DataFrame) -> list[Finding]:
     ids = _event_ids(conn, incidents.get_column("rows").explode().drop_nulls().to_list()) if incidents.height else {}
+    return findings_from_incidents(incidents, ids)
+
+
+def findings_from_incidents(incidents: pl.DataFrame, ids: dict[int, str]) -> list[Finding]:
+    """One finding per incident, newest first, its events named through `ids` (a move's row -> its event ID)."""
     return [
         make_finding(FINDING_TYPE, incident["last_time"], incident, _summary(incident),
                      [ids.get(row) for row in incident["rows"]], _details(incident))
         for incident in incidents.sort(["last_time", "account_id", "principal"], descending=[True, False, False],
                                        nulls_last=True).iter_rows(named=True)
     ]
+
+
+def detect_travel_in_moves(moves: pl.DataFrame, settings: DetectionSettings) -> tuple[list[Finding], pl.DataFrame]:
+    """Findings and routes (ROUTE_SCHEMA) from moves already read (PRESENCE_SCHEMA's columns and event_id, in time
+    order per principal), as a store without the cache's numbered rows gives them (the lake)."""
+    numbered = moves.with_row_index("row")
+    presence = numbered.select(list(PRESENCE_SCHEMA)).cast(PRESENCE_SCHEMA)
+    hops = _hops(presence, settings)
+    ids = dict(zip(numbered.get_column("row").cast(pl.Int64).to_list(), numbered.get_column("event_id").to_list()))
+    return findings_from_incidents(_incidents(hops), ids), _merged_routes([_routes(hops)])
 
 
 ROUTE_SCHEMA = {"from_place": pl.String, "to_place": pl.String, "from_latitude": pl.Float64,
