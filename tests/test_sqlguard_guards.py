@@ -190,3 +190,16 @@ def test_a_result_of_exactly_the_size_budget_is_whole_and_one_byte_more_is_cut(m
         assert sqlguard._fetch(conn.execute("SELECT 'abcde' UNION ALL SELECT x'0102030405'"), 5) == (
             [("abcde",), (b"\x01\x02\x03\x04\x05",)], False)
         assert sqlguard._fetch(conn.execute("SELECT 'abcdef' UNION ALL SELECT x'0102030405'"), 5)[1] is True
+
+
+def test_a_result_as_many_rows_as_columns_is_read_row_by_row(small_cache):
+    """Two rows of two columns must not be taken for two columns of two values."""
+    result = sqlguard.run_query(small_cache, "SELECT 1 AS n, 'a' AS t UNION ALL SELECT 2, 'b'")
+    assert result.frame.rows() == [(1, "a"), (2, "b")]
+
+
+def test_a_column_keeps_a_value_of_another_type_after_a_hundred_rows(small_cache):
+    """The 101st value, a real after 100 integers, is shown as it is, not cut to the integers' type."""
+    sql = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 101) "
+           "SELECT CASE WHEN i <= 100 THEN i ELSE 1.5 END AS v FROM n")
+    assert sqlguard.run_query(small_cache, sql).frame["v"].to_list()[-2:] == [100, 1.5]
