@@ -9,14 +9,12 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
-from trailstream import catalog
 from trailstream.analytics import lake_sql, policy, queries
 from trailstream.analytics.detections import events, unauthorized
 from trailstream.analytics.lake_sql import ACTOR, MEASURES, READ, NamedQuery, events_select, rows_sql
 from trailstream.cache import rollups
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
-from trailstream.timefmt import TIME_FORMAT
 
 SEEN = ("min(event_time) AS first_seen", "max(event_time) AS last_seen")
 TIMES = ("event_time", "first_seen", "last_seen", "last_changed")
@@ -38,20 +36,14 @@ def _is_actor(principal: str) -> exp.Expression:
     return _condition(f"({ACTOR})").eq(exp.Literal.string(principal))
 
 
-def _times(frame: pl.DataFrame) -> pl.DataFrame:
-    """The lake's ISO event-time text as the cache's UTC datetimes."""
-    present = [column for column in TIMES if column in frame.columns]
-    return frame.with_columns(pl.col(present).str.to_datetime(TIME_FORMAT, time_zone="UTC").cast(UTC_TIME))
-
-
 def _counts(frame: pl.DataFrame) -> pl.DataFrame:
     present = [column for column in ("events", "failed", "calls", "changes") if column in frame.columns]
-    return _times(frame).with_columns(pl.col(present).cast(pl.Int64))
+    return lake_sql.parsed_times(frame, TIMES).with_columns(pl.col(present).cast(pl.Int64))
 
 
 def _rows(frame: pl.DataFrame, **options) -> pl.DataFrame:
     """Event rows as the cache's event tables type them."""
-    return _times(frame).with_columns(pl.col("read_only").cast(pl.Boolean))
+    return lake_sql.parsed_times(frame, TIMES).with_columns(pl.col("read_only").cast(pl.Boolean))
 
 
 def _top_seen(table: exp.Table, event_filter: EventFilter, columns: dict[str, str], condition: exp.Expression,
@@ -106,14 +98,6 @@ def _cache_activity(conn: sqlite3.Connection, event_filter: EventFilter, princip
     return activity.sort(ACTIVITY_KEYS, nulls_last=False)
 
 
-def _denied_codes() -> exp.Expression:
-    """detections.unauthorized's rule for a call refused as unauthorized: a catalog code, or one containing a
-    pattern (ASCII case ignored, as SQLite's LIKE does)."""
-    codes = exp.column("error_code").isin(*map(exp.Literal.string, catalog.UNAUTHORIZED_ERROR_CODES))
-    patterns = [lake_sql.like("error_code", f"%{pattern}%") for pattern in catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS]
-    return exp.and_(_condition("error_code IS NOT NULL"), exp.or_(codes, *patterns))
-
-
 def _principal_calls_sql(table: exp.Table, event_filter: EventFilter, principal: str,
                          limit: int = policy.ROW_LIMIT) -> exp.Select:
     """policy.query_principal_calls on the lake: successful and refused calls per resources, busiest first."""
@@ -121,7 +105,7 @@ def _principal_calls_sql(table: exp.Table, event_filter: EventFilter, principal:
                           "error_code IS NOT NULL AS denied", "resources",
                           "CASE WHEN coalesce(resources, '[]') = '[]' THEN request_parameters END AS request_parameters",
                           "count(*) AS calls")
-    query = query.where(_is_actor(principal)).where(exp.or_(_condition("error_code IS NULL"), _denied_codes()))
+    query = query.where(_is_actor(principal)).where(exp.or_(_condition("error_code IS NULL"), lake_sql.refused_as_unauthorized()))
     query = query.group_by(*map(str, range(1, 8)))
     return query.order_by("calls DESC", *(f"{n} NULLS FIRST" for n in range(1, 8)), dialect=READ).limit(limit)
 
@@ -213,7 +197,7 @@ RESOURCE_QUERIES: dict[str, NamedQuery] = {
 
 def _denied_where(event_filter: EventFilter) -> tuple[str, list]:
     """The cache's WHERE for refused calls in the period (detections.unauthorized's rule)."""
-    condition, params = unauthorized._unauthorized_condition()
+    condition, params = unauthorized.unauthorized_condition()
     where, filter_params = event_filter.sql("e")
     return f"{where} AND ({condition})", filter_params + params
 
@@ -233,7 +217,7 @@ def _cache_denied_counts(conn: sqlite3.Connection, event_filter: EventFilter) ->
 def _denied_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
     return events_select(table, event_filter, "count(*) AS calls", f"count(DISTINCT {ACTOR}) AS principals",
                          "count(DISTINCT source_ip) AS source_ips", f"count(DISTINCT {API}) AS apis",
-                         *SEEN).where(_denied_codes())
+                         *SEEN).where(lake_sql.refused_as_unauthorized())
 
 
 def _cache_denied_timeline(conn: sqlite3.Connection, event_filter: EventFilter, bucket: str) -> pl.DataFrame:
@@ -247,7 +231,7 @@ def _cache_denied_timeline(conn: sqlite3.Connection, event_filter: EventFilter, 
 
 def _denied_timeline_sql(table: exp.Table, event_filter: EventFilter, bucket: str) -> exp.Select:
     query = events_select(table, event_filter, _bucket_ms(bucket), "event_source", "count(*) AS events")
-    return query.where(_denied_codes()).group_by("1", "2")
+    return query.where(lake_sql.refused_as_unauthorized()).group_by("1", "2")
 
 
 def _denied_column(by: str) -> str:
@@ -269,7 +253,7 @@ def _cache_denied_breakdown(conn: sqlite3.Connection, event_filter: EventFilter,
 
 def _denied_breakdown_sql(table: exp.Table, event_filter: EventFilter, by: str, limit: int = DENIED_TOP) -> exp.Select:
     query = events_select(table, event_filter, f"{_denied_column(by)} AS {by}", "count(*) AS events", *SEEN)
-    query = query.where(_denied_codes()).group_by("1")
+    query = query.where(lake_sql.refused_as_unauthorized()).group_by("1")
     return query.order_by("2 DESC", "1 NULLS LAST", dialect=READ).limit(limit)
 
 
@@ -283,7 +267,7 @@ def _denied_calls_sql(table: exp.Table, event_filter: EventFilter,
                       limit: int | None = queries.DEFAULT_ROW_LIMIT) -> exp.Select:
     """The refused calls' security columns (what the table and the burst detection read), newest first."""
     columns = [f"{ACTOR} AS actor" if name == "actor" else name for name in events.SECURITY_SCHEMA]
-    query = events_select(table, event_filter, *columns, f"{API} AS api").where(_denied_codes())
+    query = events_select(table, event_filter, *columns, f"{API} AS api").where(lake_sql.refused_as_unauthorized())
     query = query.order_by("event_time_ms DESC", "event_id", dialect=READ)
     return query.limit(limit) if limit else query
 
@@ -298,7 +282,7 @@ DENIED_QUERIES: dict[str, NamedQuery] = {
     "denied_breakdown": NamedQuery(cache=_cache_denied_breakdown, lake=_denied_breakdown_sql,
                                    shape=lambda frame, **options: _counts(frame)),
     "denied_calls": NamedQuery(cache=_cache_denied_calls, lake=_denied_calls_sql,
-                               shape=lambda frame, **options: _times(frame)),
+                               shape=lambda frame, **options: lake_sql.parsed_times(frame, TIMES)),
 }
 
 QUERIES: dict[str, NamedQuery] = {**PRINCIPAL_QUERIES, **RESOURCE_QUERIES, **DENIED_QUERIES}

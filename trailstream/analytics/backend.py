@@ -21,7 +21,8 @@ from trailstream.analytics import queries, security_queries
 from trailstream.analytics import choice_queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
-                                            events_select, only_named, rows_sql, search_condition, top_sql)
+                                            events_select, only_named, parsed_times, rows_sql, search_condition,
+                                            top_sql)
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import iso_utc, parse_iso_utc
@@ -228,24 +229,22 @@ def shape_result(name: str, frame: pl.DataFrame, **options) -> pl.DataFrame:
     """An engine's raw result as the frame the cache's query returns (same columns, same dtypes)."""
     if name in PAGE_QUERIES:
         return PAGE_QUERIES[name].shape(frame, **options)
-    as_time = pl.col("^(first_event|last_event|event_time|first_seen|last_seen|first_seen_ever|day)$").str.to_datetime(
-        "%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
     if name == "totals":
-        return frame.with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64), as_time.cast(UTC_TIME))
+        return parsed_times(frame).with_columns(pl.col(TOTALS_COLUMNS[:6]).cast(pl.Int64))
     if name == "span":
-        return frame.with_columns(pl.col(list(SPAN_SCHEMA)).cast(pl.String)).with_columns(as_time.cast(UTC_TIME))
+        return parsed_times(frame)
     if name == "timeline":
         timeline = frame.select(pl.from_epoch("bucket_ms", "ms").dt.replace_time_zone("UTC").cast(UTC_TIME).alias(
             "bucket"), pl.exclude("bucket_ms")).cast({"events": pl.Int64, "failed": pl.Int64})
         return queries.with_bucket_end(timeline, options.get("bucket", "hour"))
     if name in ("search", "events", "error_events"):
-        return frame.with_columns(as_time.cast(UTC_TIME), pl.col("read_only").cast(pl.Boolean))
+        return parsed_times(frame).with_columns(pl.col("read_only").cast(pl.Boolean))
     if name == "error_first_seen":
-        return frame.with_columns(as_time.cast(UTC_TIME))
+        return parsed_times(frame)
     if name == "search_count":
         return frame.cast({"events": pl.Int64})
     if name == "error_counts":
-        return frame.with_columns(as_time.cast(UTC_TIME), pl.col("events").cast(pl.Int64))
+        return parsed_times(frame).with_columns(pl.col("events").cast(pl.Int64))
     return frame.cast({"events": pl.Int64, "failed": pl.Int64})
 
 

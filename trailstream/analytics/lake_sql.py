@@ -12,10 +12,12 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
+from trailstream import catalog
 from trailstream.analytics import queries
 from trailstream.cache import wordindex
+from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
-from trailstream.timefmt import parse_iso_utc
+from trailstream.timefmt import TIME_FORMAT, parse_iso_utc
 
 READ = "trino"  # the dialect every lake query is written in
 _FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
@@ -23,6 +25,9 @@ ACTOR = ("CASE WHEN user_type = 'AssumedRole' AND strpos(principal, '/') > 0 "
          "THEN substr(principal, 1, strpos(principal, '/') - 1) ELSE principal END")
 MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
 _WORD = re.compile(r"[A-Za-z0-9]")
+# The lake keeps times as the cache's ISO text; these columns of an answer become the cache's UTC datetimes.
+TIME_COLUMNS = ("event_time", "first_event", "last_event", "first_seen", "last_seen", "first_seen_ever", "day",
+                "last_changed")
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,18 @@ def rows_sql(table: exp.Table, event_filter: EventFilter, condition: exp.Express
     query = only_named(query.where(condition) if condition is not None else query, event_names)
     query = query.order_by("event_time_ms DESC", "event_id", dialect=READ)
     return query.limit(limit) if limit else query
+
+
+def refused_as_unauthorized() -> exp.Expression:
+    """detections.unauthorized's rule for a call refused as unauthorized: a catalog code, or one containing a
+    pattern (ASCII case ignored, as SQLite's LIKE does)."""
+    codes = exp.column("error_code").isin(*map(exp.Literal.string, catalog.UNAUTHORIZED_ERROR_CODES))
+    patterns = [like("error_code", f"%{pattern}%") for pattern in catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS]
+    return exp.and_(sqlglot.condition("error_code IS NOT NULL", dialect=READ), exp.or_(codes, *patterns))
+
+
+def parsed_times(frame: pl.DataFrame, columns=TIME_COLUMNS) -> pl.DataFrame:
+    """An engine's answer with its time text (TIME_FORMAT) in `columns` as the cache's UTC datetimes."""
+    present = [column for column in columns if column in frame.columns]
+    return frame.with_columns(pl.col(present).cast(pl.String).str.to_datetime(TIME_FORMAT, time_zone="UTC")
+                              .cast(UTC_TIME))

@@ -19,10 +19,11 @@ from trailstream import catalog
 from trailstream.analytics import queries
 from trailstream.analytics.detections import events, privilege_sprees, root_activity, sign_ins, stored, unauthorized
 from trailstream.analytics.detections.findings import detect_findings, detect_travel_on_source
-from trailstream.analytics.lake_sql import ACTOR, READ, NamedQuery, events_select, like, only_named, rows_sql
+from trailstream.analytics.lake_sql import (ACTOR, READ, NamedQuery, events_select, like, only_named,
+                                            parsed_times, refused_as_unauthorized, rows_sql)
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
-from trailstream.timefmt import TIME_FORMAT, iso_utc, parse_iso_utc
+from trailstream.timefmt import iso_utc, parse_iso_utc
 
 _SECURITY = [f"{ACTOR} AS actor" if name == "actor" else name for name in events.SECURITY_SCHEMA]
 _SERVICE_ADDRESS = f"%{catalog.AWS_SERVICE_SOURCE_SUFFIX}"
@@ -41,8 +42,7 @@ LAKE_NOTE = ("from the lake's events for this period (Sigma rules run on the cac
 def _as_schema(schema: dict) -> Callable[..., pl.DataFrame]:
     """An engine's rows as the cache's frame: event times parsed, every column of `schema` in its order and type."""
     def shape(frame: pl.DataFrame, **options) -> pl.DataFrame:
-        times = [name for name, dtype in schema.items() if dtype == UTC_TIME]
-        parsed = frame.with_columns(pl.col(times).cast(pl.String).str.to_datetime(TIME_FORMAT, time_zone="UTC"))
+        parsed = parsed_times(frame, [name for name, dtype in schema.items() if dtype == UTC_TIME])
         return parsed.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
     return shape
 
@@ -62,10 +62,7 @@ def _security_sql(table: exp.Table, event_filter: EventFilter, condition: exp.Ex
 
 def unauthorized_sql(table: exp.Table, event_filter: EventFilter, **options) -> exp.Select:
     """The refused calls (unauthorized.query_unauthorized_rows): catalog codes, or a pattern as SQLite's LIKE."""
-    codes = exp.column("error_code").isin(*map(exp.Literal.string, catalog.UNAUTHORIZED_ERROR_CODES))
-    patterns = [like("error_code", f"%{pattern}%") for pattern in catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS]
-    refused = exp.and_(_condition("error_code IS NOT NULL"), exp.or_(codes, *patterns))
-    return _security_sql(table, event_filter, refused)
+    return _security_sql(table, event_filter, refused_as_unauthorized())
 
 
 def privilege_changes_sql(table: exp.Table, event_filter: EventFilter, **options) -> exp.Select:

@@ -15,7 +15,8 @@ FINDING_TYPE = "unauthorized_burst"
 SETTINGS = ("unauthorized_threshold", "unauthorized_window_minutes")  # defaults: 20 calls within 5 minutes
 
 
-def _unauthorized_condition() -> tuple[str, list]:
+def unauthorized_condition() -> tuple[str, list]:
+    """The cache's SQL for a call refused as unauthorized (lake_sql.refused_as_unauthorized on the lake)."""
     codes = catalog.UNAUTHORIZED_ERROR_CODES
     patterns = [f"%{pattern}%" for pattern in catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS]
     likes = " OR ".join("e.error_code LIKE ?" for _ in patterns)
@@ -24,7 +25,7 @@ def _unauthorized_condition() -> tuple[str, list]:
 
 def query_unauthorized_rows(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
     """The security columns of every call the cache holds refused as unauthorized (catalog codes and patterns)."""
-    condition, params = _unauthorized_condition()
+    condition, params = unauthorized_condition()
     return security_rows(conn, event_filter, condition, params)
 
 
