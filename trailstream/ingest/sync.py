@@ -183,6 +183,9 @@ def _sampled_records(paths: list[Path]) -> Callable[[], list[dict]]:
     return sample
 
 
+DICTIONARY_CHILD_SECONDS = 60  # training takes about a second; a child still silent after this is stuck
+
+
 def _dictionary_in_child(sample_records: Callable[[], list[dict]]) -> bytes:
     """Train the dictionary in a short-lived forked process: the tens of MB sampling and training take stay with it,
     instead of in this process's heap, which every parse worker forked later would carry (and count) again."""
@@ -191,11 +194,13 @@ def _dictionary_in_child(sample_records: Callable[[], list[dict]]) -> bytes:
     child = context.Process(target=_send_dictionary, args=(sender, sample_records), daemon=True)
     child.start()
     sender.close()
-    try:
-        dictionary = receiver.recv()
-    except EOFError:  # the child died
+    try:  # a child that died (EOFError) or hangs (a lock some other thread held at the fork) is trained here instead
+        dictionary = receiver.recv() if receiver.poll(DICTIONARY_CHILD_SECONDS) else None
+    except EOFError:
         dictionary = None
     finally:
+        if child.is_alive():
+            child.kill()
         child.join()
         receiver.close()
     return dictionary if dictionary is not None else store.dictionary_from(sample_records)  # here, then
