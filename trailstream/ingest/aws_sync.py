@@ -24,7 +24,8 @@ from pathlib import Path
 from trailstream.config import AwsAccess
 from trailstream.ingest import aws, integrity_sync
 from trailstream.ingest.digests import parse_digest_key
-from trailstream.ingest.messages import MessageError, explain_not_log_file, parse_message_body
+from trailstream.ingest.messages import (MessageError, explain_not_log_file, explain_other_bucket, parse_message_body,
+                                         trail_buckets)
 from trailstream.ingest.aws import SourceError
 from trailstream.cache.bookkeeping import FileRef
 from trailstream.cache.early import EarlyMessage
@@ -37,14 +38,6 @@ FETCH_THREADS = 16
 DEFAULT_WAIT_SECONDS = 5  # a long poll this long that returns nothing means the queue is empty
 LISTEN_WAIT_SECONDS = 20  # the longest long poll SQS allows, while listening for early events
 _MISSING = object()
-
-
-def _bucket_list(buckets) -> list[str]:
-    names = [buckets] if isinstance(buckets, str) else list(buckets or [])
-    names = [name.strip() for name in names if name and name.strip()]
-    if not names:
-        raise ValueError("name the trail bucket(s) this queue serves: notifications for other buckets are refused")
-    return names
 
 
 @dataclass(eq=False)
@@ -226,8 +219,8 @@ class _QueueSync:
             self.objects[ident].append(pending)
             return
         already = bookkeeping.stored_file_etags(self.ingester.db, ref.bucket, [ref.key])
-        if ref.bucket not in self.buckets:
-            self._refuse(ref, already)
+        if refusal := explain_other_bucket(ref.bucket, self.buckets):
+            self._refuse(ref, already, refusal)
         elif (reason := explain_not_log_file(ref.key, ref.size)) and not parse_digest_key(ref.key):
             self.ingester.skip(ref, reason)
         elif already:
@@ -240,10 +233,8 @@ class _QueueSync:
             return
         self._resolved(pending)
 
-    def _refuse(self, ref: FileRef, already: dict) -> None:
+    def _refuse(self, ref: FileRef, already: dict, reason: str) -> None:
         """A forged or misrouted notification must not inject events into the audit trail."""
-        reason = (f'bucket "{ref.bucket}" is not one of the trail buckets configured for this queue '
-                  f'({", ".join(self.buckets)}); nothing was stored from this notification')
         if already:  # never overwrite the row of a file another source stored
             self.result.fail(ref.name, reason)
         else:
@@ -334,7 +325,7 @@ def sync_queue(db_path, queue: str, buckets, access: AwsAccess = AwsAccess(), ma
     """Drain a queue of CloudTrail/S3/EventBridge notifications into the cache; a message is deleted after its files
     commit. With `listen`, keep long-polling for that many seconds even when the queue is empty, calling `on_early`
     after each commit that stored early (EventBridge) events."""
-    buckets = _bucket_list(buckets)
+    buckets = trail_buckets(buckets)
     connector = ThreadPoolExecutor(1, thread_name_prefix="trailstream-sqs-connect")
     connecting = connector.submit(_connect, access, queue)
     connector.shutdown(wait=False)

@@ -206,3 +206,21 @@ def explain_not_log_file(key: str, size: int | None = None) -> str | None:
 def is_log_file_key(key: str) -> bool:
     """True for CloudTrail (and CloudTrail Insights) log files, the only objects a sync ingests."""
     return explain_not_log_file(key) is None
+
+
+def trail_buckets(buckets) -> list[str]:
+    """The trail buckets a queue serves, from settings (one name or a list); none at all is refused, since a queue
+    anyone can send to would otherwise inject any bucket's files into the audit trail."""
+    names = [buckets] if isinstance(buckets, str) else list(buckets or [])
+    names = [name.strip() for name in names if isinstance(name, str) and name.strip()]
+    if not names:
+        raise ValueError("name the trail bucket(s) this queue serves: notifications for other buckets are refused")
+    return names
+
+
+def explain_other_bucket(bucket: str, trail_bucket_names: list[str]) -> str | None:
+    """Why a notified object is refused when its bucket is not one of the queue's trail buckets (None when it is)."""
+    if bucket in trail_bucket_names:
+        return None
+    return (f'bucket "{bucket}" is not one of the trail buckets configured for this queue '
+            f'({", ".join(trail_bucket_names)}); nothing was stored from this notification')
