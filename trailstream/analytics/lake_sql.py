@@ -88,8 +88,18 @@ def contains(columns: tuple[str, ...], text: str, ignore_case: bool) -> exp.Expr
         body, text = _FOLD.format(body), text.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
     if _WORD.match(text):
         pattern = exp.Literal.string("[^A-Za-z0-9]" + re.escape(text))
-        return exp.RegexpLike(this=sqlglot.parse_one(body, read=READ), expression=pattern)
+        word_start = exp.RegexpLike(this=sqlglot.parse_one(body, read=READ), expression=pattern)
+        prefilter = text.isascii() and "\n" not in text  # a line break can only match across two joined columns
+        return exp.and_(_any_column_holds(columns, text, ignore_case), word_start) if prefilter else word_start
     return exp.StrPosition(this=sqlglot.parse_one(body, read=READ), substr=exp.Literal.string(text)) > 0
+
+
+def _any_column_holds(columns: tuple[str, ...], text: str, ignore_case: bool) -> exp.Expression:
+    """A cheap first test for ASCII `text` (lower() folds more than ASCII, so it can only find more): a column that
+    holds it at all, so the regular expression over the joined columns runs on few rows."""
+    wanted = exp.Literal.string(text)
+    return exp.or_(*(exp.StrPosition(this=sqlglot.parse_one(f"lower({column})" if ignore_case else column, read=READ),
+                                     substr=wanted) > 0 for column in columns))
 
 
 def like(column: str, pattern: str) -> exp.Expression:
