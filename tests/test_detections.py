@@ -279,7 +279,7 @@ def test_impossible_travel(cache, second_ip, minutes, basis):
 def test_travel_reads_the_covering_index_not_the_table(cache):
     records = [event("ListBuckets", 0, "carol", GB), event("ListBuckets", 20, "carol", US)]
     conn = cache(records)
-    indexed_by = queries._indexed_by(conn, detections.TRAVEL_INDEX)
+    indexed_by = queries.indexed_by(conn, detections.TRAVEL_INDEX)
     plan = " ".join(row[3] for row in conn.execute(
         f"EXPLAIN QUERY PLAN SELECT e.principal, e.source_ip, count(*) FROM events e {indexed_by} "
         "GROUP BY e.principal, e.source_ip, e.account_id"))

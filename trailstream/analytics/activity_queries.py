@@ -105,7 +105,8 @@ def _principal_calls_sql(table: exp.Table, event_filter: EventFilter, principal:
                           "error_code IS NOT NULL AS denied", "resources",
                           "CASE WHEN coalesce(resources, '[]') = '[]' THEN request_parameters END AS request_parameters",
                           "count(*) AS calls")
-    query = query.where(_is_actor(principal)).where(exp.or_(_condition("error_code IS NULL"), lake_sql.refused_as_unauthorized()))
+    succeeded_or_refused = exp.or_(_condition("error_code IS NULL"), lake_sql.refused_as_unauthorized())
+    query = query.where(_is_actor(principal)).where(succeeded_or_refused)
     query = query.group_by(*map(str, range(1, 8)))
     return query.order_by("calls DESC", *(f"{n} NULLS FIRST" for n in range(1, 8)), dialect=READ).limit(limit)
 
@@ -210,7 +211,8 @@ def _sqlite(sql: str) -> str:
 def _cache_denied_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
     where, params = _denied_where(event_filter)
     sql = (f"SELECT count(*), count(DISTINCT {rollups.actor_sql('e')}), count(DISTINCT e.source_ip), "
-           f"count(DISTINCT {_sqlite(API)}), min(e.event_time), max(e.event_time) FROM events e WHERE {where}")
+           f"count(DISTINCT {_sqlite(API)}), min(e.event_time), max(e.event_time) "
+           f"FROM {unauthorized.refused_calls_table(conn)} WHERE {where}")
     return read_frame(conn, sql, params, DENIED_COUNTS_SCHEMA)
 
 
@@ -223,7 +225,8 @@ def _denied_counts_sql(table: exp.Table, event_filter: EventFilter) -> exp.Selec
 def _cache_denied_timeline(conn: sqlite3.Connection, event_filter: EventFilter, bucket: str) -> pl.DataFrame:
     where, params = _denied_where(event_filter)
     key = queries.BUCKETS[bucket][0]
-    sql = f"SELECT {key}, e.event_source, count(*) FROM events e WHERE {where} GROUP BY 1, 2"
+    sql = (f"SELECT {key}, e.event_source, count(*) FROM {unauthorized.refused_calls_table(conn)} WHERE {where} "
+           "GROUP BY 1, 2")
     schema = {"bucket": UTC_TIME, "event_source": pl.String, "events": pl.Int64}
     frame = queries.with_bucket_end(read_frame(conn, sql, params, schema), bucket)
     return frame.sort("bucket", "event_source", nulls_last=False)
@@ -245,7 +248,8 @@ def _cache_denied_breakdown(conn: sqlite3.Connection, event_filter: EventFilter,
     """Refused calls per principal (a role: its sessions together), address, API or error code, busiest first."""
     where, params = _denied_where(event_filter)
     column = rollups.actor_sql("e") if by == "principal" else _sqlite(_denied_column(by))
-    sql = (f"SELECT {column}, count(*), min(e.event_time), max(e.event_time) FROM events e WHERE {where} "
+    sql = (f"SELECT {column}, count(*), min(e.event_time), max(e.event_time) "
+           f"FROM {unauthorized.refused_calls_table(conn)} WHERE {where} "
            "GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST LIMIT ?")
     schema = {by: pl.String, "events": pl.Int64, "first_seen": UTC_TIME, "last_seen": UTC_TIME}
     return read_frame(conn, sql, [*params, limit], schema)

@@ -67,7 +67,7 @@ NAME_INDEX = "events_name_time"
 ERROR_INDEX = "events_error_time"
 
 
-def _indexed_by(conn: sqlite3.Connection, index: str) -> str:
+def indexed_by(conn: sqlite3.Connection, index: str) -> str:
     """'INDEXED BY index' when the cache has it: SQLite, without statistics, often prefers a worse plan."""
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [index]).fetchone()
     return f"INDEXED BY {index}" if found else ""
@@ -301,7 +301,7 @@ def _query_event_rows(
 ) -> pl.DataFrame:
     where, params = _where(event_filter, *extra)
     limit_sql = "LIMIT ?" if limit else ""
-    hint = _indexed_by(conn, index) if index else ""
+    hint = indexed_by(conn, index) if index else ""
     sql = f"SELECT {_EVENT_COLUMNS_SQL} FROM events e {hint} WHERE {where} ORDER BY e.event_time DESC {limit_sql}"
     return read_frame(conn, sql, params + extra_params + ([limit] if limit else []), EVENT_SCHEMA)
 
@@ -340,7 +340,7 @@ def query_error_counts(conn: sqlite3.Connection, event_filter: EventFilter) -> p
     sql = (
         "SELECT e.event_source, e.event_name, e.error_code, substr(e.event_time, 1, 10) || 'T00:00:00Z', "
         "count(*), min(e.event_time), max(e.event_time) "
-        f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3, 4"
+        f"FROM events e {indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3, 4"
     )
     return read_frame(conn, sql, params, ERROR_COUNTS_SCHEMA)
 
@@ -351,7 +351,7 @@ def query_error_first_seen(conn: sqlite3.Connection, event_filter: EventFilter) 
     where, params = _where(unbounded, "e.error_code IS NOT NULL", "e.error_code != ''")
     sql = (
         "SELECT e.event_source, e.event_name, e.error_code, min(e.event_time) "
-        f"FROM events e {_indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3"
+        f"FROM events e {indexed_by(conn, ERROR_INDEX)} WHERE {where} GROUP BY 1, 2, 3"
     )
     schema = {"event_source": pl.String, "event_name": pl.String, "error_code": pl.String, "first_seen_ever": UTC_TIME}
     return read_frame(conn, sql, params, schema)
@@ -507,7 +507,7 @@ def query_search_count(conn: sqlite3.Connection, event_filter: EventFilter, sear
     """How many events in the period match the search in all, for the "showing N of M" of a capped list."""
     clauses, params = search.sql("e", lambda text: word_query(conn, text))
     where, filter_params = _where(event_filter, *clauses)
-    hint = _indexed_by(conn, search.best_index()) if search.best_index() else ""
+    hint = indexed_by(conn, search.best_index()) if search.best_index() else ""
     return conn.execute(f"SELECT count(*) FROM events e {hint} WHERE {where}", filter_params + params).fetchone()[0]
 
 
@@ -540,7 +540,7 @@ def _one_principal(conn: sqlite3.Connection, principal: str) -> dict:
     """facts_sql arguments keeping one principal's events (a role: all its sessions), read through its index."""
     clause, params = rollups.actor_where("f", principal)
     return {"where": ("f.actor = ?",), "params": (principal,), "events_where": (clause,), "events_params": tuple(params),
-            "events_hint": _indexed_by(conn, PRINCIPAL_INDEX)}
+            "events_hint": indexed_by(conn, PRINCIPAL_INDEX)}
 
 
 def query_principal_activity(

@@ -43,11 +43,11 @@ ACTOR_KEYS = ["account_id", "actor"]
 
 
 def security_rows(conn, event_filter: EventFilter | None, condition: str, params: list, schema=SECURITY_SCHEMA,
-                  extra_sql: str = "") -> pl.DataFrame:
+                  extra_sql: str = "", table: str = "events e") -> pl.DataFrame:
     """The security columns (and `extra_sql`'s, named by `schema`) of the events meeting `condition`."""
     where, filter_params = queries._where(event_filter, f"({condition})")
     columns = _SECURITY_COLUMNS + extra_sql
-    return read_frame(conn, f"SELECT {columns} FROM events e WHERE {where}", filter_params + params, schema)
+    return read_frame(conn, f"SELECT {columns} FROM {table} WHERE {where}", filter_params + params, schema)
 
 
 def from_source(source, name: str, cache_query, event_filter: EventFilter | None, **options) -> pl.DataFrame:

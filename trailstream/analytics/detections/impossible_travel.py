@@ -57,7 +57,7 @@ def _moment_batches(conn, event_filter: EventFilter | None, principals: list[str
     only = ["e.principal IN (SELECT value FROM json_each(?))"] if principals is not None else []
     where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS, *only)
     params = params + ([orjson.dumps(principals).decode()] if principals is not None else [])
-    sql = (f"SELECT e.principal, count(*), {_MOMENT_SQL} FROM events e {queries._indexed_by(conn, TRAVEL_INDEX)} "
+    sql = (f"SELECT e.principal, count(*), {_MOMENT_SQL} FROM events e {queries.indexed_by(conn, TRAVEL_INDEX)} "
            f"WHERE {where} GROUP BY e.principal HAVING min(e.source_ip) != max(e.source_ip)")
     cursor = conn.cursor()
     cursor.row_factory = None

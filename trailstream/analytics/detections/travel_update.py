@@ -50,7 +50,7 @@ def query_new_moments(conn, after_rowid: int) -> pl.DataFrame:
 def query_last_moments(conn, keys: list[tuple], up_to_rowid: int) -> pl.DataFrame:
     """Up to LOOKBACK newest moments of each (account, principal) among the events up to `up_to_rowid`, through the
     principal's index."""
-    sql = (f"SELECT {_COLUMNS} FROM events e {queries._indexed_by(conn, travel.TRAVEL_INDEX)} WHERE e.principal = ? "
+    sql = (f"SELECT {_COLUMNS} FROM events e {queries.indexed_by(conn, travel.TRAVEL_INDEX)} WHERE e.principal = ? "
            f"AND COALESCE(e.account_id, '') = ? AND e.rowid <= ? AND {OUTSIDE_AWS} "
            f"ORDER BY e.event_time DESC, e.source_ip DESC LIMIT {LOOKBACK}")
     cursor = conn.cursor()
@@ -123,7 +123,7 @@ _BEFORE_SQL = ("FROM events e {index} WHERE e.principal = ? AND e.event_time < ?
 
 def query_moments_before(conn, principal: str, moment, up_to_rowid: int) -> pl.DataFrame:
     """Up to LOOKBACK stored moments of the principal (any account) just before `moment`."""
-    sql = f"SELECT {_COLUMNS} " + _BEFORE_SQL.format(index=queries._indexed_by(conn, travel.TRAVEL_INDEX),
+    sql = f"SELECT {_COLUMNS} " + _BEFORE_SQL.format(index=queries.indexed_by(conn, travel.TRAVEL_INDEX),
                                                      outside=OUTSIDE_AWS, limit=LOOKBACK)
     return _frame(conn.execute(sql, [principal, moment.strftime(TIME_FORMAT), up_to_rowid]).fetchall())
 

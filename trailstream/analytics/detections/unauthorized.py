@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from trailstream import catalog
+from trailstream.analytics import queries
 from trailstream.analytics.detections.common import Finding, duration, listing, plural, text
 from trailstream.analytics.detections.events import ACTOR_KEYS, burst_findings, find_bursts, from_source, security_rows
 from trailstream.analytics.detections.settings import DetectionSettings
@@ -23,10 +24,16 @@ def unauthorized_condition() -> tuple[str, list]:
     return f"e.error_code IS NOT NULL AND (e.error_code IN ({placeholders(codes)}) OR {likes})", [*codes, *patterns]
 
 
+def refused_calls_table(conn) -> str:
+    """`events e` read through the index of failed calls: SQLite, without statistics, would read every event of the
+    period through the time index instead (1.9 s against 0.02 s for a week of 10M events)."""
+    return f"events e {queries.indexed_by(conn, queries.ERROR_INDEX)}"
+
+
 def query_unauthorized_rows(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
     """The security columns of every call the cache holds refused as unauthorized (catalog codes and patterns)."""
     condition, params = unauthorized_condition()
-    return security_rows(conn, event_filter, condition, params)
+    return security_rows(conn, event_filter, condition, params, table=refused_calls_table(conn))
 
 
 def query_unauthorized_calls(conn, event_filter: EventFilter | None = None) -> pl.DataFrame:
