@@ -225,8 +225,8 @@ def clear_cached_data() -> None:
 
 # Pages whose queries run on the lake; every other page reads the cache.
 LAKE_PAGES = ("Overview", "Search", "Network & security groups", "EC2 instances", "Elastic IPs", "IAM", "Rare errors",
-              "SQL", "Reports", "Security overview", "Sign-ins")
-LAKE_PAGES += ("Principal activity", "Resource history", "Access denied")  # analytics/activity_queries
+              "SQL", "Reports", "Security overview", "Sign-ins", "Principal activity", "Resource history",
+              "Access denied")
 BACKEND_KEY = "_trailstream_page_backend"
 LAKE_ROUND_SECONDS = 300  # an open period on the lake, in whole 5-minute marks: pages within 5 minutes share results
 _LAKE_ERRORS = (aws.SourceError, query_backend.LakeUnavailable, query_backend.UnsupportedSearch, lake.LakeError)
