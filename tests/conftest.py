@@ -214,6 +214,23 @@ def point_app_at(monkeypatch, db: Path, settings: Path) -> None:
     monkeypatch.chdir(ROOT)
 
 
+def cache_and_lake(folder: Path, logs: Path, lake_name: str = "lake") -> tuple[Path, Path]:
+    """A cache imported and a lake compacted from the same log files, in `folder`: what the lake tests compare."""
+    from trailstream.ingest import lake, sync
+
+    sync.import_paths(folder / "cache.db", [logs], workers=1)
+    lake.compact_paths(folder / lake_name, [logs], workers=1)
+    return folder / "cache.db", folder / lake_name
+
+
+def point_app_at_lake(monkeypatch, tmp_path: Path, cache: Path, lake_folder: Path | None) -> Path:
+    """The app on `cache`, its pages reading the DuckDB lake in `lake_folder` (the cache alone when None)."""
+    settings = tmp_path / "trailstream.toml"
+    settings.write_text(f'[backend]\nkind = "athena"\nlake = "{lake_folder}"\n' if lake_folder else "")
+    point_app_at(monkeypatch, cache, settings)
+    return settings
+
+
 def open_page(page: str, **query):
     """Run the app, then switch to `page` with the given URL query (the shared-view link)."""
     from streamlit.testing.v1 import AppTest

@@ -13,9 +13,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from tests.conftest import metric, open_page, point_app_at
+from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import demo
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
@@ -39,16 +39,11 @@ def stores(tmp_path_factory) -> tuple[Path, Path]:
     for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=5, end=END)):
         (logs / Path(key).name).write_bytes(data)
     _hostile_log(logs)
-    folder = tmp_path_factory.mktemp("stores")
-    sync.import_paths(folder / "cache.db", [logs], workers=1)
-    lake.compact_paths(folder / "lake", [logs], workers=1)
-    return folder / "cache.db", folder / "lake"
+    return cache_and_lake(tmp_path_factory.mktemp("stores"), logs)
 
 
-def _use(monkeypatch, tmp_path, stores, lake_folder: Path | None) -> None:
-    settings = tmp_path / "trailstream.toml"
-    settings.write_text(f'[backend]\nkind = "athena"\nlake = "{lake_folder}"\n' if lake_folder else "")
-    point_app_at(monkeypatch, stores[0], settings)
+def _use(monkeypatch, tmp_path, stores, lake_folder: Path | None) -> Path:
+    return point_app_at_lake(monkeypatch, tmp_path, stores[0], lake_folder)
 
 
 def _shown(at) -> dict:

@@ -15,14 +15,14 @@ import sqlglot
 from polars.testing import assert_frame_equal
 from sqlglot import exp
 
-from tests.conftest import metric, open_page, point_app_at
+from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake
 from tests.test_backend import PERIODS, _both
 from trailstream import catalog
 from trailstream.analytics import backend, security_queries
 from trailstream.analytics.detections import events as detection_events
 from trailstream.analytics.detections import findings as detection_findings
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import demo
 
 SNAPSHOTS = Path(__file__).parent / "data" / "athena_security_queries.json"
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -154,17 +154,11 @@ def test_hostile_event_ids_are_literals_on_the_lake(demo_stores):
 def page_stores(tmp_path_factory) -> tuple[Path, Path]:
     """A cache and a lake written by the compactor, from the same demo log files (and the hostile one)."""
     logs = _demo_logs(tmp_path_factory.mktemp("page_logs"), 3000, 5)
-    folder = tmp_path_factory.mktemp("page_stores")
-    sync.import_paths(folder / "cache.db", [logs], workers=1)
-    lake.compact_paths(folder / "lake", [logs], workers=1)
-    return folder / "cache.db", folder / "lake"
+    return cache_and_lake(tmp_path_factory.mktemp("page_stores"), logs)
 
 
 def _use(monkeypatch, tmp_path, stores, lake_folder: Path | None) -> Path:
-    settings = tmp_path / "trailstream.toml"
-    settings.write_text(f'[backend]\nkind = "athena"\nlake = "{lake_folder}"\n' if lake_folder else "")
-    point_app_at(monkeypatch, stores[0], settings)
-    return settings
+    return point_app_at_lake(monkeypatch, tmp_path, stores[0], lake_folder)
 
 
 def _on_both(monkeypatch, tmp_path, stores, page: str, **query) -> tuple:

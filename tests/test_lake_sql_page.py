@@ -14,9 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from tests.conftest import APP
+from tests.conftest import APP, cache_and_lake, point_app_at_lake
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import demo, lake
 from trailstream.notify import saved
 from trailstream.notify.saved import SavedSearch
 
@@ -43,20 +43,16 @@ def stores(tmp_path_factory) -> tuple[Path, Path, Path]:
         (logs / Path(key).name).write_bytes(data)
     _hostile_log(logs)
     _hostile_log(alone)
-    sync.import_paths(folder / "cache.db", [logs], workers=1)
-    lake.compact_paths(folder / "lake", [logs], workers=1)
+    cache, lake_folder = cache_and_lake(folder, logs)
     lake.compact_paths(folder / "alone-lake", [alone], workers=1)
-    return folder / "cache.db", folder / "lake", folder / "alone-lake"
+    return cache, lake_folder, folder / "alone-lake"
 
 
 @pytest.fixture
 def open_as_admin(stores, tmp_path, monkeypatch):
     """Open a page of the real app as the local admin, on the cache or (given a folder) on that lake."""
     def open_page(page: str, lake_folder: Path | None, **query) -> AppTest:
-        settings = tmp_path / "trailstream.toml"
-        settings.write_text(f'[backend]\nkind = "athena"\nlake = "{lake_folder}"\n' if lake_folder else "")
-        monkeypatch.setenv("TRAILSTREAM_CONFIG", str(settings))
-        monkeypatch.setenv("TRAILSTREAM_DB", str(stores[0]))
+        point_app_at_lake(monkeypatch, tmp_path, stores[0], lake_folder)
         at = AppTest.from_file(str(APP), default_timeout=120)
         at.secrets["placeholder"] = "no [auth] section"
         at.user = {}
