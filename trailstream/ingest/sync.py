@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import more_itertools
 import orjson
 
 from trailstream.ingest import digests, records
@@ -295,18 +296,10 @@ def _file_of_group(group: Future, index: int, path: str, compressor) -> Future:
     return settled
 
 
-def groups_of(refs: Iterable[FileRef], max_bytes: int = GROUP_BYTES, max_files: int = GROUP_FILES) -> Iterator[list]:
+def groups_of(refs: Iterable[FileRef], max_bytes: int = GROUP_BYTES, max_files: int = GROUP_FILES) -> Iterator[tuple]:
     """Consecutive refs in groups of about max_bytes (a larger file alone), in order."""
-    group: list[FileRef] = []
-    size = 0
-    for ref in refs:
-        if group and (size + (ref.size or 0) > max_bytes or len(group) >= max_files):
-            yield group
-            group, size = [], 0
-        group.append(ref)
-        size += ref.size or 0
-    if group:
-        yield group
+    return more_itertools.constrained_batches(refs, max_bytes, max_files, get_len=lambda ref: ref.size or 0,
+                                              strict=False)
 
 
 def _streamed_if_too_large(future: Future, load: Callable[[], bytes], compressor) -> Future:
