@@ -220,3 +220,11 @@ def test_a_channel_url_with_a_literal_secret_or_unknown_service_is_refused(url, 
 def test_secret_references_pass_the_check():
     assert alerts.check_channel("slack://${SLACK_A}/${SLACK_B}/${SLACK_C}/#alerts") is None
     assert alerts.check_channel("json://trailstream:${HOOK_PASSWORD}@hooks.example.com/x") is None
+
+
+def test_a_telegram_bot_token_written_as_one_reference_passes_and_a_literal_one_is_refused():
+    """apprise reads a bot token only as digits:word, so a plain stand-in for ${BOT} made the URL unreadable."""
+    assert alerts.check_channel("tgram://${TELEGRAM_BOT}/${TELEGRAM_CHAT}") is None
+    assert alerts.check_channel("tgram://${TELEGRAM_BOT}/-100123456") is None
+    assert "holds its bot_token in the URL itself" in alerts.check_channel("tgram://123456:AAHdqTcvCH1v/${CHAT}")
+    assert "cannot be read as a Telegram URL" in alerts.check_channel("tgram://not-a-token/${CHAT}")

@@ -18,7 +18,9 @@ import apprise
 from trailstream.notify import mailer
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SENTINEL = "TRAILSTREAMREF{}X"
+# What stands for the Nth ${NAME} while apprise checks the URL's shape: a word, else a bot token's digits:word
+# (Telegram's whole bot token written as one ${NAME} must look like one for apprise to read the URL).
+_STAND_INS = ("TRAILSTREAMREF{0}X", "9{0}:TRAILSTREAMREF{0}X")
 LABEL_LIMIT = 160
 
 
@@ -57,8 +59,7 @@ def check_channel(url) -> str | None:
         return (f'channel "{url}" is not a URL apprise knows; write one like "json://hooks.example.com/path" or '
                 '"slack://${SLACK_TOKENS}/#alerts" (see the apprise wiki for each service)')
     names = REFERENCE.findall(url)
-    masked = REFERENCE.sub(lambda match: _SENTINEL.format(names.index(match.group(1))), url)
-    parsed = plugin.parse_url(masked)
+    parsed = _parse_with_stand_ins(plugin, url, names)
     if not parsed or (not names and apprise.Apprise.instantiate(url) is None):
         return f'channel "{url}" cannot be read as a {plugin.service_name} URL; check it against the apprise wiki'
     tokens = {**plugin.template_tokens, **plugin.template_args}
@@ -70,13 +71,25 @@ def check_channel(url) -> str | None:
     return None
 
 
+def _parse_with_stand_ins(plugin, url: str, names: list[str]) -> dict | None:
+    """apprise's reading of the URL with each ${NAME} replaced by the first stand-in shape it accepts, or None."""
+    for stand_in in _STAND_INS if names else _STAND_INS[:1]:
+        masked = REFERENCE.sub(lambda match: stand_in.format(names.index(match.group(1))), url)
+        parsed = plugin.parse_url(masked)
+        if parsed:
+            return parsed
+    return None
+
+
 def _literal(value, references: int) -> bool:
     """True when a secret field holds text other than the ${NAME} stand-ins."""
     if not value:
         return False
+    value = str(value)
     for index in range(references):
-        value = str(value).replace(_SENTINEL.format(index), "")
-    return bool(str(value).strip())
+        for stand_in in _STAND_INS[::-1]:  # the longer shape first: it contains the shorter one
+            value = value.replace(stand_in.format(index), "")
+    return bool(value.strip())
 
 
 def parse_channels(values) -> tuple[tuple[str, ...], list[str]]:
