@@ -255,6 +255,7 @@ class LakeBackend:
     table: exp.Table
     dialect: str
     run: Callable[[str], pl.DataFrame]
+    interrupt: Callable[[], None] | None = None  # stops the running statement (DuckDB's), for the SQL page's limit
 
     def render(self, name: str, event_filter: EventFilter, **options) -> str:
         return build_query(self.table, name, event_filter, **options).sql(dialect=self.dialect)
@@ -294,7 +295,7 @@ def duckdb_backend(location: str) -> LakeBackend:
         except duckdb.Error as exc:
             raise LakeUnavailable(f"DuckDB could not read the lake at {location}: {_first_line(exc)}") from None
 
-    return LakeBackend(exp.to_table("events"), "duckdb", run)
+    return LakeBackend(exp.to_table("events"), "duckdb", run, conn.interrupt)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ table function (DuckDB's read_csv) or another table cannot reach it.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 from sqlglot.optimizer.scope import traverse_scope
 
-from trailstream.analytics.sqlguard import DEFAULT_ROW_CAP, READ_ONLY_HINT, QueryRefused, QueryResult
+from trailstream.analytics.sqlguard import (DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT, READ_ONLY_HINT, QueryRefused,
+                                            QueryResult, over_time_limit)
 
 READ = "trino"
 LAKE_TABLE = "events"
@@ -95,9 +97,37 @@ def render_lake_sql(sql: str, params: dict[str, str], table: exp.Table, dialect:
 
 
 def run_lake_query(run: Callable[[str], pl.DataFrame], table: exp.Table, dialect: str, sql: str,
-                   params: dict[str, str], row_cap: int = DEFAULT_ROW_CAP) -> QueryResult:
-    """Run a person's query on the lake through `run` (the engine); the engine's own errors pass up unchanged."""
+                   params: dict[str, str], row_cap: int = DEFAULT_ROW_CAP, interrupt: Callable[[], None] | None = None,
+                   time_limit: float = DEFAULT_TIME_LIMIT) -> QueryResult:
+    """Run a person's query on the lake through `run` (the engine), stopped by `interrupt` after the cache's time
+    limit when the engine has one (DuckDB; Athena has its runner's); the engine's own errors pass up unchanged."""
     rendered = render_lake_sql(sql, params, table, dialect, row_cap)
     started = time.monotonic()
-    frame = run(rendered)
+    frame = run(rendered) if interrupt is None else _run_in_time(run, rendered, interrupt, time_limit)
     return QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
+
+
+def _run_in_time(run: Callable[[str], pl.DataFrame], rendered: str, interrupt: Callable[[], None],
+                 time_limit: float) -> pl.DataFrame:
+    """`run(rendered)`, interrupted by a timer after time_limit seconds (QueryFailed, the cache's sentence); the lock
+    keeps a late timer from interrupting a statement that starts after this one finished."""
+    lock, stopped, finished = threading.Lock(), threading.Event(), threading.Event()
+
+    def stop() -> None:
+        with lock:
+            if not finished.is_set():
+                stopped.set()
+                interrupt()
+
+    timer = threading.Timer(time_limit, stop)
+    timer.start()
+    try:
+        return run(rendered)
+    except Exception:
+        if stopped.is_set():
+            raise over_time_limit(time_limit) from None
+        raise
+    finally:
+        with lock:
+            finished.set()
+        timer.cancel()

@@ -198,14 +198,19 @@ def _fetch(cursor: sqlite3.Cursor, limit: int) -> tuple[list, bool]:
     return rows, False
 
 
+def over_time_limit(time_limit: float) -> QueryFailed:
+    """The sentence a query stopped at the time limit ends with, on the cache and on the lake."""
+    return QueryFailed(f"the query ran longer than the {time_limit:g}-second limit and was stopped: "
+                       "add LIMIT, narrow it with WHERE event_time >= '...', or aggregate with GROUP BY")
+
+
 def _explain(exc: sqlite3.Error, guard: _Guard, timed_out: bool, time_limit: float) -> Exception:
     """Turn a sqlite3 error into QueryRefused / QueryFailed with a sentence that says what to do."""
     message = str(exc)
     if guard.refusal:
         return QueryRefused(guard.refusal)
     if timed_out:
-        return QueryFailed(f"the query ran longer than the {time_limit:g}-second limit and was stopped: "
-                           "add LIMIT, narrow it with WHERE event_time >= '...', or aggregate with GROUP BY")
+        return over_time_limit(time_limit)
     if "one statement at a time" in message:
         return QueryRefused("only one statement per query: remove everything after the first ';'")
     if "readonly" in message or "read-only" in message:

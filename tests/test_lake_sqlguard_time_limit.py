@@ -1,0 +1,73 @@
+"""The SQL page's time limit on DuckDB: a query running past the cache's limit is interrupted (DuckDB's
+connection.interrupt()) and ends with the cache's sentence, and the same connection answers the next query."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.util import patch_config_options
+
+from tests.conftest import APP, cache_and_lake, point_app_at_lake
+from trailstream.analytics import backend, lake_sqlguard, sqlguard
+from trailstream.ingest import demo
+
+END = datetime(2026, 3, 2, tzinfo=timezone.utc)
+# Billions of joined rows: minutes on any machine, so only the limit ends it.
+SLOW_SQL = "SELECT count(*) AS pairs FROM events a, events b, events c WHERE a.event_id <> c.event_id"
+QUICK_SQL = "SELECT count(*) AS events FROM events"
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> tuple[Path, Path]:
+    """A cache and a lake compacted from the same 2,000 demo events."""
+    logs, folder = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("stores")
+    for key, data in demo.iter_log_files(demo.generate_records(events=2000, seed=5, end=END)):
+        (logs / Path(key).name).write_bytes(data)
+    return cache_and_lake(folder, logs)
+
+
+def _run(duck: backend.LakeBackend, sql: str, time_limit: float) -> sqlguard.QueryResult:
+    return lake_sqlguard.run_lake_query(duck.run, duck.table, duck.dialect, sql, {}, interrupt=duck.interrupt,
+                                        time_limit=time_limit)
+
+
+def test_a_query_past_the_time_limit_is_stopped_with_the_caches_sentence_and_the_connection_answers_the_next(stores):
+    duck = backend.duckdb_backend(str(stores[1]))
+    with pytest.raises(sqlguard.QueryFailed) as stopped:
+        _run(duck, SLOW_SQL, 0.5)
+    assert str(stopped.value) == str(sqlguard.over_time_limit(0.5))
+    assert "ran longer than the 0.5-second limit and was stopped" in str(stopped.value)
+    assert _run(duck, QUICK_SQL, 0.5).frame.item() == 2000
+
+
+def test_a_query_within_the_limit_is_not_interrupted_later(stores):
+    duck = backend.duckdb_backend(str(stores[1]))
+    assert _run(duck, QUICK_SQL, 0.05).frame.item() == 2000
+    assert duck.run(QUICK_SQL).item() == 2000  # the cancelled timer never interrupts a later statement
+
+
+def test_an_engine_error_inside_the_limit_stays_the_engines_sentence(stores):
+    duck = backend.duckdb_backend(str(stores[1]))
+    with pytest.raises(backend.LakeUnavailable, match="no_such_column"):
+        _run(duck, "SELECT no_such_column FROM events", 5)
+
+
+def test_the_sql_page_on_a_duckdb_lake_stops_a_slow_query_with_the_sentence(stores, tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlguard, "DEFAULT_TIME_LIMIT", 0.5)
+    point_app_at_lake(monkeypatch, tmp_path, stores[0], stores[1])
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets["placeholder"] = "no [auth] section"
+    at.user = {}
+    with patch_config_options({"server.address": "127.0.0.1"}):
+        at.run()
+        at = at.switch_page("pages/sql.py").run()
+        at = at.text_area(key="sql").set_value(SLOW_SQL).run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    shown = " ".join(str(element.value) for element in (*at.error, *at.text, *at.code, *at.markdown))
+    assert "ran longer than the 0.5-second limit and was stopped" in shown
+    with patch_config_options({"server.address": "127.0.0.1"}):
+        at = at.text_area(key="sql").set_value(QUICK_SQL).run()
+    assert at.dataframe[-1].value.iloc[0, 0] == 2000
