@@ -4,7 +4,7 @@ import streamlit as st
 
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog
-from trailstream.analytics import charts, detections, queries, security_queries, transforms
+from trailstream.analytics import charts, detections, queries, security_queries, sigma_queries, transforms
 
 SEVERITY_ICONS = {"critical": ":material/error:", "high": ":material/warning:", "medium": ":material/info:",
                   "low": ":material/low_priority:"}
@@ -19,7 +19,8 @@ settings, problems = detections.usable_detection_settings(current)
 for problem in problems:
     st.warning(f"Detection settings: {widgets.plain(problem)}", icon=":material/warning:")
 
-period = state.load_on_store(security_queries.query_security_findings, event_filter, settings)
+period = state.load_on_store(security_queries.query_security_findings, event_filter, settings,
+                              state.read_uncached(sigma_queries.query_lake_rules))  # the Sigma rules, on or off now
 findings = period.findings
 if period.note:
     st.caption(widgets.plain(f"Computed now: {period.note}."))

@@ -453,7 +453,8 @@ def command_findings(args) -> int:
     if not isinstance(source, sqlite3.Connection):  # the lake answers up to now: a kept Athena result never goes stale
         event_filter = replace(event_filter or EventFilter(), end=utc_now())
     try:
-        result = security_queries.query_security_findings(source, event_filter, detection_settings)
+        result = security_queries.query_security_findings(source, event_filter, detection_settings,
+                                                          _lake_rules(args, source))
     except (query_backend.LakeUnavailable, aws.SourceError) as exc:
         raise CommandError(f"the lake could not answer: {exc}") from None
     found = result.findings
@@ -464,6 +465,18 @@ def command_findings(args) -> int:
     else:
         print(detections.format_findings_table(found))
     return EXIT_OK
+
+
+def _lake_rules(args, source):
+    """On the lake, the Sigma rules the cache holds (None on the cache, or with no cache: no rules to run)."""
+    from pathlib import Path
+
+    from trailstream.analytics import sigma_queries
+
+    if isinstance(source, sqlite3.Connection) or not Path(args.db).exists():
+        return None
+    with closing(store.open_cache_readonly(args.db)) as conn:
+        return sigma_queries.query_lake_rules(conn)
 
 
 def _findings_source(args):

@@ -18,9 +18,10 @@ from sqlglot import exp
 from trailstream import catalog
 from trailstream.analytics import queries
 from trailstream.analytics.detections import events, privilege_sprees, root_activity, sign_ins, stored, unauthorized
-from trailstream.analytics.detections.findings import detect_findings, detect_travel_on_source
+from trailstream.analytics.detections.findings import detect_findings, detect_travel_on_source, newest_first
 from trailstream.analytics.lake_sql import (ACTOR, READ, NamedQuery, events_select, like, only_named,
                                             parsed_times, refused_as_unauthorized, rows_sql)
+from trailstream.analytics.sigma_queries import LakeRules
 from trailstream.cache.frames import UTC_TIME, read_frame
 from trailstream.filters import EventFilter
 from trailstream.timefmt import iso_utc, parse_iso_utc
@@ -37,6 +38,7 @@ MOVE_SCHEMA = {"principal": pl.String, "account_id": pl.String, "source_ip": pl.
 MOVE_ORDER = ["account_id", "principal", "event_time", "source_ip"]
 LAKE_NOTE = ("from the lake's events for this period (Sigma rules run on the cache only, so their findings are not "
              "among these)")
+LAKE_SIGMA_NOTE = "from the lake's events for this period, the Sigma rules' included"
 
 
 def _as_schema(schema: dict) -> Callable[..., pl.DataFrame]:
@@ -157,13 +159,20 @@ QUERIES: dict[str, NamedQuery] = {
 # --- What the security pages and `findings` call, with a cache connection or an events source -------------------
 
 
-def query_security_findings(source, event_filter: EventFilter | None = None,
-                            settings=None) -> stored.PeriodFindings:
+def query_security_findings(source, event_filter: EventFilter | None = None, settings=None,
+                            sigma_rules: LakeRules | None = None) -> stored.PeriodFindings:
     """The period's findings: on the cache its stored ones (stored.query_period_findings, unchanged); on the lake
-    computed now from the slices above, with a note saying so."""
+    computed now from the slices above and, given the cache's `sigma_rules`, the Sigma rules' (sigma.lake)."""
     if events.on_cache(source):
         return stored.query_period_findings(source, event_filter, settings)
-    return stored.PeriodFindings(detect_findings(source, event_filter, settings), LAKE_NOTE)
+    found, note = detect_findings(source, event_filter, settings), LAKE_NOTE
+    if sigma_rules is not None:
+        from trailstream.analytics.sigma.lake import detect_lake_sigma  # pySigma loads only when rules run
+
+        sigma = detect_lake_sigma(source, sigma_rules, event_filter) if sigma_rules.rules else None
+        found = newest_first(found + sigma.findings) if sigma else found
+        note = "; ".join([LAKE_SIGMA_NOTE, *(sigma.skipped if sigma else [])])
+    return stored.PeriodFindings(found, note)
 
 
 def query_security_travel(source, event_filter: EventFilter | None = None, settings=None):

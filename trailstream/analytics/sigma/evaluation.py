@@ -97,7 +97,7 @@ def _rule_findings(rule: dict, matches: pl.DataFrame) -> list[Finding]:
     episodes = (
         matches.lazy()
         .drop_nulls("event_time")
-        .sort([*ACTOR_KEYS, "event_time"])
+        .sort([*ACTOR_KEYS, "event_time", "event_id"])  # one second's events in one order on every store
         .with_columns(run=episode(ACTOR_KEYS, EPISODE_GAP))
         .group_by([*ACTOR_KEYS, "run"])
         .agg(*episode_summary(matches))
@@ -127,7 +127,12 @@ def detect_sigma_findings(conn, event_filter: EventFilter | None = None, setting
     if not rules:
         return []
     register_functions(conn)
-    exceptions = _exceptions_by_rule(conn)
+    return rules_findings(conn, rules, exceptions_by_rule(conn), event_filter)
+
+
+def rules_findings(conn, rules: list[dict], exceptions: dict, event_filter) -> list[Finding]:
+    """The findings of catalog `rules` over the events of `conn` in the period (a rule never run is evaluated
+    here; sigma.lake passes every rule so, over the lake's rows in memory)."""
     by_id = {rule["rule_id"]: rule for rule in rules}
     findings = []
     for rule_id, matches in _rule_matches(conn, [r for r in rules if r["kind"] == "rule"], exceptions,
@@ -173,7 +178,7 @@ def _scan_matches(conn, rules: list[dict], exceptions: dict, event_filter) -> di
     return {rule["rule_id"]: frame.filter(pl.col(mark) == 1).drop(marks) for rule, mark in zip(rules, marks)}
 
 
-def _exceptions_by_rule(conn) -> dict[str, list[dict]]:
+def exceptions_by_rule(conn) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = {}
     for item in sigma_state.query_exceptions(conn):
         grouped.setdefault(item["rule_id"], []).append(item)
@@ -214,7 +219,7 @@ def _correlation_findings(conn, rule: dict, by_id: dict, event_filter, exception
     metric = {"event_count": pl.len(), "value_count": pl.col("v").drop_nulls().n_unique(),
               "temporal": pl.col("slot").n_unique()}[spec["type"]]
     compare = getattr(pl.col("metric"), _OPERATORS[spec["op"]])(spec["count"])
-    events = events.drop_nulls(["event_time", *keys]).sort([*keys, "event_time"])
+    events = events.drop_nulls(["event_time", *keys]).sort([*keys, "event_time", "event_id"])
     windows = (
         events.rolling("event_time", period=span, group_by=keys or None)
         .agg(metric.alias("metric"))
@@ -230,7 +235,7 @@ def _correlation_findings(conn, rule: dict, by_id: dict, event_filter, exception
     joined = (events.join(windows, on=keys, how="inner") if keys else events.join(windows, how="cross"))
     runs = (
         joined.filter(pl.col("event_time").is_between(pl.col("start"), pl.col("end")))
-        .sort("event_time")
+        .sort("event_time", "event_id")
         .group_by([*keys, "run"])
         .agg(*episode_summary(joined), pl.col("peak").first(), pl.col("actor").mode().first().alias("actor"),
              pl.col("account_id").mode().first().alias("account_id"))
@@ -284,7 +289,7 @@ def evaluate_new_events(db: sqlite_utils.Database) -> SigmaRun:
     top = _top(conn)
     runnable = sigma_state.query_catalog(conn, runnable_only=True)
     rules = [rule for rule in runnable if rule["last_rowid"] < top]
-    exceptions = _exceptions_by_rule(conn)
+    exceptions = exceptions_by_rule(conn)
     run, staged, counts = SigmaRun(rules=len(rules)), {}, {}
     for mark in sorted({rule["last_rowid"] for rule in rules}):
         group = [rule for rule in rules if rule["last_rowid"] == mark]

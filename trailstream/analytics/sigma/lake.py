@@ -1,0 +1,76 @@
+"""Sigma findings on the lake: the lake is asked only for the period's candidate rows (sigma_queries'
+`sigma_candidates`), which are loaded into an in-memory SQLite `events` table of the cache's shape where the rules'
+own converted SQL runs, as on the cache. A rule needing a field the lake does not keep is skipped with a sentence,
+never answered wrongly."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+
+import orjson
+
+from trailstream.analytics.detections.common import Finding
+from trailstream.analytics.sigma.evaluation import rules_findings
+from trailstream.analytics.sigma.functions import register_functions
+from trailstream.analytics.sigma_queries import LakeRules, fields_outside_lake
+from trailstream.cache.rows import STORED_COLUMNS
+from trailstream.filters import EventFilter
+
+
+@dataclass
+class LakeSigma:
+    """A lake run's findings, and a sentence for each rule skipped because the lake does not keep a field it reads."""
+
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _needs(rule: dict) -> list[str]:
+    """The fields outside the lake a rule reads (a correlation: its group-by and value expressions)."""
+    if rule["kind"] != "correlation":
+        return fields_outside_lake(rule["query"])
+    spec = orjson.loads(rule["query"])
+    return [name for sql in [*spec["group_by"], spec["value"] or ""] if sql for name in fields_outside_lake(sql)]
+
+
+def answerable(rules: list[dict]) -> tuple[list[dict], list[str]]:
+    """The rules the lake can answer, and a sentence per one it cannot (a correlation over such a rule included)."""
+    kept, skipped, refused = [], [], set()
+    for rule in sorted(rules, key=lambda item: item["kind"] != "rule"):  # rules first: correlations refer to them
+        needs = _needs(rule)
+        referred = [] if rule["kind"] == "rule" else [rule_id for rule_id in orjson.loads(rule["query"])["rule_ids"]
+                                                      if rule_id in refused]
+        if needs:
+            skipped.append(f'rule "{rule["title"]}" needs field {needs[0]}, which the lake does not keep')
+        elif referred:
+            skipped.append(f'rule "{rule["title"]}" correlates rule {referred[0]}, which the lake cannot answer')
+        else:
+            kept.append({**rule, "last_rowid": 0})  # nothing stored for the lake's rows: every rule runs afresh
+            continue
+        refused.add(rule["rule_id"])
+    return kept, skipped
+
+
+def _memory_events(frame) -> sqlite3.Connection:
+    """The candidate rows as an in-memory `events` table of the cache's columns (absent ones NULL)."""
+    conn = sqlite3.connect(":memory:")
+    columns = ", ".join(f"{name} INTEGER" if name in ("read_only", "raw_codec") else name for name in STORED_COLUMNS)
+    conn.execute(f"CREATE TABLE events ({columns})")
+    conn.execute("CREATE TABLE codecs (id INTEGER PRIMARY KEY, dictionary BLOB)")  # what register_functions reads
+    conn.executemany(f"INSERT INTO events ({', '.join(frame.columns)}) VALUES ({', '.join('?' * frame.width)})",
+                     frame.iter_rows())
+    return register_functions(conn)
+
+
+def detect_lake_sigma(source, lake_rules: LakeRules, event_filter: EventFilter | None = None) -> LakeSigma:
+    """The period's Sigma findings from the lake (`source` answers sigma_candidates), with the skipped rules."""
+    rules, skipped = answerable(lake_rules.catalog())
+    plain = tuple(rule["query"] for rule in rules if rule["kind"] == "rule")
+    if not plain:
+        return LakeSigma([], skipped)
+    event_filter = event_filter or EventFilter()
+    candidates = source.query("sigma_candidates", event_filter, rules=plain)
+    with closing(_memory_events(candidates)) as conn:
+        return LakeSigma(rules_findings(conn, rules, lake_rules.exceptions_by_rule(), event_filter), skipped)
