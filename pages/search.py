@@ -16,11 +16,11 @@ if search.is_empty():  # like the console's Event history: the latest events at 
     st.subheader("Recent events")
     st.caption(f"The newest {RECENT} events of the period; fill any field above to narrow them.")
     recent = events.query("events", event_filter, limit=RECENT)
-    if not (events.no_matches(recent.height) or widgets.no_matches(recent)):
+    if not widgets.no_matches(recent):
         widgets.raw_event_viewer(recent, "recent-events", "recent-events")
     st.stop()
 results = events.query("search", event_filter, search=search, limit=forms.SEARCH_LIMIT)
-if events.no_matches(results.height) or widgets.no_matches(results, searched=True):
+if widgets.no_matches(results, searched=True):
     st.stop()
 total = (events.query("search_count", event_filter, search=search).item() if results.height >= forms.SEARCH_LIMIT
          else results.height)

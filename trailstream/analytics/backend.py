@@ -19,6 +19,7 @@ from sqlglot import exp
 from trailstream.analytics import activity_queries
 from trailstream.analytics import queries, security_queries
 from trailstream.analytics import choice_queries
+from trailstream.analytics import lookup_queries
 from trailstream.analytics import sigma_queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
@@ -54,6 +55,7 @@ class QueryBackend(Protocol):
 # The named queries beyond QUERY_NAMES, each page's kept in its own module as a QUERIES dict of lake_sql.NamedQuery.
 PAGE_QUERIES: dict[str, NamedQuery] = {**security_queries.QUERIES, **activity_queries.QUERIES}
 PAGE_QUERIES |= choice_queries.QUERIES  # the sidebar's account and region choices
+PAGE_QUERIES |= lookup_queries.QUERIES  # an empty page's hint, a selected event's source file
 PAGE_QUERIES |= sigma_queries.QUERIES  # the Sigma rules' candidate rows
 
 

@@ -22,7 +22,7 @@ from trailstream.analytics import backend as query_backend
 from trailstream.analytics import choice_queries, lake_sqlguard, queries, sqlguard
 from trailstream.cache import bookkeeping, store
 from trailstream.filters import DEFAULT_PRESET, EventFilter
-from trailstream.ingest import athena, aws, lake, sync
+from trailstream.ingest import athena, aws, lake, lineage, sync
 from trailstream.timefmt import iso_utc, parse_iso_utc
 
 DEMO_EVENTS = 20_000
@@ -215,6 +215,28 @@ def load_record(event_id: str) -> dict | None:
     return load(store.load_record, event_id)
 
 
+@st.cache_data(show_spinner="Reading the event's source file…", ttl=3600, max_entries=64)
+def _source_record(source_key: str, sha256: str | None, event_id: str, sources: tuple,
+                   access: config.AwsAccess) -> lineage.SourceRecord:
+    return lineage.fetch_source_record(source_key, sha256, event_id, sources, access)
+
+
+def lake_record(event_id: str, event_time: str) -> lineage.SourceRecord:
+    """A lake event's original record from the file its lineage names, checked against the lake's SHA-256 (kept an
+    hour once read); LineageError says why it cannot be shown."""
+    page = backend()
+    try:
+        source = page.lake.query("record_source", EventFilter(), event_id=event_id, event_time=event_time)
+    except _LAKE_ERRORS as exc:
+        raise lineage.LineageError(f"the lake could not say which file this event came from: {exc}") from None
+    page._show_note()
+    if source.is_empty():
+        raise lineage.LineageError("the lake holds no row with this event's ID at its time: it may have been "
+                                   "compacted again since this page was read; reload the page")
+    current = settings()
+    return _source_record(*source.row(0), event_id, tuple(current.sources), backend_settings().access)
+
+
 def clear_cached_data() -> None:
     """Forget every loaded result: called after anything in the app stored events."""
     _cached_call.clear()
@@ -240,6 +262,11 @@ def backend_settings() -> config.BackendSettings:
 
 
 lake_engine = query_backend.lake_engine  # None for the cache; "duckdb" for a local lake folder; else "athena"
+
+
+def store_words() -> str:
+    """Where the pages' events are, in words: "in the cache" or "in the lake"."""
+    return "in the lake" if lake_engine(backend_settings()) else "in the cache"
 
 
 @st.cache_data(show_spinner=False, ttl=3600, max_entries=4)
@@ -293,12 +320,8 @@ class PageBackend:
         return frame
 
     def no_matches(self, rows: int) -> bool:
-        """On the lake, an empty result says so in one sentence (the cache's hints would describe the cache)."""
-        if self.engine is None or rows:
-            return False
-        st.info("No events in the lake match the filters in this period: widen the period or clear the account and "
-                "region choices.", icon=":material/filter_alt_off:")
-        return True
+        """False: an empty page's hint (widgets.explain_empty) asks the live store itself, cache or lake."""
+        return False
 
     def _show_note(self) -> None:
         if self.engine == "duckdb":

@@ -15,14 +15,15 @@ import polars as pl
 import streamlit as st
 
 from trailstream import catalog
-from trailstream.analytics import backend, charts, exports, queries, transforms
+from trailstream.analytics import backend, charts, exports, transforms
 from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import current_identity, escape_markdown
 from trailstream.cache import early
 from trailstream.notify.alerts import settings as alert_settings
 from trailstream.filters import TIME_PRESETS, EventFilter
-from trailstream.timefmt import parse_iso_utc
+from trailstream.ingest import lineage
+from trailstream.timefmt import iso_utc, parse_iso_utc
 
 TABLE_LIMIT = 1_000
 CHART_LIMIT = 2_000
@@ -62,7 +63,7 @@ def page_start(title: str, description: str) -> EventFilter:
     current_identity()
     st.title(title)
     st.caption(description)
-    state.require_cache(allow_empty=False)
+    state.require_cache(allow_empty=bool(state.lake_engine(state.backend_settings())))  # the lake holds the events
     return state.current_filter()
 
 
@@ -76,7 +77,7 @@ def no_matches(rows: pl.DataFrame | int, what: str = "events", searched: bool = 
 
 def period_has_events(event_filter: EventFilter) -> bool:
     """Whether a verdict ("no findings") means anything: the filters leave at least one event."""
-    return bool(state.load(queries.query_overview_totals, event_filter)["events"].sum())
+    return bool(state.backend().query("totals", event_filter)["events"].sum())
 
 
 def widen_to(age: timedelta) -> str:
@@ -86,9 +87,9 @@ def widen_to(age: timedelta) -> str:
 
 def explain_empty(what: str = "events", searched: bool = False) -> None:
     """Say what emptied the page: a period older than the newest event (with a button to widen it), the account and
-    region choices, or the search text; never a green "all clear" over no data."""
+    region choices, or the search text; never a green "all clear" over no data. From the live store (cache or lake)."""
     event_filter = state.current_filter()
-    newest, chosen = state.load(queries.query_newest_event, event_filter)
+    newest, chosen = state.backend().query("newest_event", event_filter).row(0)
     icon = ":material/filter_alt_off:"
     if chosen and event_filter.start and chosen < event_filter.start:
         age = datetime.now(timezone.utc) - parse_iso_utc(chosen)
@@ -98,8 +99,8 @@ def explain_empty(what: str = "events", searched: bool = False) -> None:
         st.button(label, key=f"widen-{what}", on_click=st.session_state.update, args=({"range": preset},),
                   icon=":material/history:")
     elif newest and not chosen:
-        st.info(f"No {what}: no event in the cache matches the account, region or read-only choices in the "
-                "sidebar; clear them to see the rest.", icon=icon)
+        st.info(f"No {what}: no event {state.store_words()} matches the account, region or read-only choices in "
+                "the sidebar; clear them to see the rest.", icon=icon)
     elif searched:
         st.info(f"No {what} match the search in this period: check the spelling, remove a field, or widen the "
                 "period.", icon=":material/search_off:")
@@ -171,7 +172,7 @@ def use_case_events(key: str) -> pl.DataFrame:
     event_filter = page_start(use_case.title, use_case.description)
     store = state.backend()
     events = store.query("events", event_filter, event_names=use_case.event_names, limit=USE_CASE_LIMIT)
-    if store.no_matches(events.height) or no_matches(events, f"{use_case.title} events"):
+    if no_matches(events, f"{use_case.title} events"):
         st.stop()
     total = transforms.column_total(_use_case_timeline(key), "events")
     if total > events.height:
@@ -285,15 +286,33 @@ def raw_event_viewer(frame: pl.DataFrame, key: str, name: str = "events",
     row = table(frame, key, shown, select=True, download=name)
     if row is None or row >= frame.height or "event_id" not in frame.columns:
         return
-    record = state.load_record(frame.item(row, "event_id"))
+    event_id = frame.item(row, "event_id")
+    record = state.load_record(event_id)
     st.subheader("Raw event")
-    if record is None:
-        st.warning("The lake keeps this event's columns (in the table above), not its original record, and the local "
-                   "cache holds no copy of it." if state.lake_engine(state.backend_settings()) else
-                   "This event is no longer in the cache; press Sync or pick another row.")
+    if record is None and state.lake_engine(state.backend_settings()) and "event_time" in frame.columns:
+        lake_raw_event(event_id, frame.item(row, "event_time"))
         return
-    integrity_badge(frame.item(row, "event_id"))
+    if record is None:
+        st.warning("This event is no longer in the cache; press Sync or pick another row.")
+        return
+    integrity_badge(event_id)
     st.json(record, expanded=2)
+
+
+def lake_raw_event(event_id: str, event_time: datetime) -> None:
+    """A lake event the cache has no copy of: its record read back from the source file the lake names (inert JSON),
+    or the sentence saying why not (a missing file, or one changed since compaction)."""
+    try:
+        found = state.lake_record(event_id, iso_utc(event_time))
+    except lineage.LineageError as problem:
+        st.warning("The lake keeps this event's columns (in the table above), not its original record, the local "
+                   "cache holds no copy of it, and its source file cannot be shown:", icon=":material/link_off:")
+        st.text(str(problem))  # as typed: it quotes a path or key
+        return
+    st.caption("Read from the event's source file, " + ("whose SHA-256 still matches the lake's:" if found.verified
+               else "which the lake kept no SHA-256 for, so it could not be checked:"))
+    st.text(found.source_key)
+    st.json(found.record, expanded=2)
 
 
 def unconfirmed_early_events() -> None:
