@@ -285,16 +285,18 @@ def _routes(hops: pl.DataFrame, by_day: bool = False) -> pl.DataFrame:
 
 
 def _merged_routes(parts: list[pl.DataFrame], by_day: bool = False) -> pl.DataFrame:
-    """The batches' route counts added up (per day and principal when by_day: nothing to add), busiest first."""
-    schema = DAY_ROUTE_SCHEMA if by_day else ROUTE_SCHEMA
-    keys = [name for name in schema if name.endswith("_place") or name in ("day", "account_id", "principal")]
+    """The batches' route counts added up, busiest first; by_day: the batches side by side, as they are (a principal's
+    hops are all in one batch, so nothing adds up, and the store keeps no order): no copy of a roaming day's routes."""
+    if by_day:
+        return pl.concat([pl.DataFrame(schema=DAY_ROUTE_SCHEMA), *parts], rechunk=False)
+    keys = ["from_place", "to_place"]
     return (
-        pl.concat([pl.DataFrame(schema=schema), *parts]).lazy()
+        pl.concat([pl.DataFrame(schema=ROUTE_SCHEMA), *parts]).lazy()
         .group_by(keys)
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(),
              pl.col("hops", "principals").sum(), pl.col("fastest_kmh", "last_time").max())
         .sort(["hops", "last_time", *keys], descending=[True, True, *([False] * len(keys))])
-        .select(schema.keys())
+        .select(ROUTE_SCHEMA.keys())
         .collect()
     )
 

@@ -197,6 +197,7 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     if not staleness(db.conn, settings):
         return "findings: the stored findings are current"
     started = time.perf_counter()
+    findings_store.limit_page_cache(db)
     last_rowid, generation = findings_store.query_data_version(db.conn)  # before detecting: later events => stale
     signature = fingerprint(db.conn, settings)
     state = findings_store.query_state(db.conn)
