@@ -299,3 +299,61 @@ def test_files_go_to_the_workers_in_groups_of_about_the_byte_budget_in_order():
     refs = [FileRef("local", "", f"f{n}", None, size) for n, size in enumerate([100, 100, 900, 2000, 50, 50, 50])]
     groups = [[ref.key for ref in group] for group in sync.groups_of(refs, max_bytes=1000, max_files=2)]
     assert groups == [["f0", "f1"], ["f2"], ["f3"], ["f4", "f5"], ["f6"]]
+
+
+def built_the_normal_way(tmp_path) -> dict[str, str]:
+    """The `events` indexes of a cache made by the migrations alone, as sqlite_master spells them."""
+    store.open_cache(tmp_path / "normal.db").close()
+    return store.event_indexes(sqlite3.connect(tmp_path / "normal.db"))
+
+
+def test_a_kill_during_a_first_import_keeps_its_events_and_the_next_open_builds_the_indexes(db_path, demo_folder,
+                                                                                            tmp_path):
+    from trailstream.cache import check
+
+    script = tmp_path / "kill_import.py"
+    script.write_text(KILL_SCRIPT)
+    killed = subprocess.run([sys.executable, str(script), str(db_path), str(demo_folder), "60"],
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    committed = conn.execute("SELECT coalesce(sum(new_events), 0) FROM files").fetchone()[0]
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == committed > 0
+    assert store.event_indexes(conn) == {}  # the first load had set them aside
+    problems = check.check_problems(conn)
+    assert len(problems) == 1 and "index(es) of `events` are missing" in problems[0]
+
+    store.open_cache(db_path).close()
+    assert store.event_indexes(conn) == built_the_normal_way(tmp_path)
+    assert check.check_problems(conn) == []
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == committed
+
+
+def test_a_first_import_builds_the_indexes_the_migrations_define_and_pages_read_while_it_runs(db_path, demo_folder,
+                                                                                               tmp_path, monkeypatch):
+    from trailstream.analytics import queries
+    from trailstream.filters import EventFilter
+
+    seen = []
+
+    def progress(p):
+        if p.files_done == 30:
+            reader = store.open_cache_readonly(db_path)
+            seen.append((store.event_indexes(reader), len(queries.query_events(reader, EventFilter())),
+                         len(queries.query_error_counts(reader, EventFilter()))))
+
+    monkeypatch.setattr(sync, "BATCH_ROWS", 50)  # commit often, so a reader sees rows mid-import
+    sync.import_paths(db_path, [demo_folder], progress)
+    [(indexes_while_loading, rows_read, _)] = seen
+    assert indexes_while_loading == {} and rows_read > 0
+    assert store.event_indexes(sqlite3.connect(db_path)) == built_the_normal_way(tmp_path)
+
+
+def test_an_import_into_a_cache_that_holds_events_keeps_its_indexes_throughout(db_path, demo_folder, tmp_path):
+    first, rest = sorted(demo_folder.rglob("*.json.gz"))[:5], demo_folder
+    sync.import_paths(db_path, first)
+    seen = []
+    sync.import_paths(db_path, [rest], lambda p: seen.append(store.event_indexes(store.open_cache_readonly(db_path))))
+    normal = built_the_normal_way(tmp_path)
+    assert seen and all(indexes == normal for indexes in seen)

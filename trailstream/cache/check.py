@@ -11,7 +11,7 @@ import sqlite3
 
 import sqlite_utils
 
-from trailstream.cache import bookkeeping, derived, rollups, wordindex
+from trailstream.cache import bookkeeping, derived, rollups, store, wordindex
 from trailstream.cache.bookkeeping import FileRef
 
 MAX_LISTED = 10  # problems of one kind listed one by one; the rest are counted
@@ -157,6 +157,16 @@ def derived_problems(conn: sqlite3.Connection) -> list[str]:
     return [problem for problem in problems if problem]
 
 
+def index_problems(conn: sqlite3.Connection) -> list[str]:
+    """Indexes of `events` missing or unlike what the migrations create (a first import killed before building them)."""
+    missing = store.missing_event_indexes(conn)
+    if not missing:
+        return []
+    return [f"{len(missing)} index(es) of `events` are missing or differ from the schema ({', '.join(missing)}): "
+            "a first import was probably stopped before building them. Nothing stored is lost and pages still "
+            "work, more slowly; the next sync, import or command that opens the cache for writing builds them."]
+
+
 def check_problems(conn: sqlite3.Connection) -> list[str]:
     """Integrity first; the derived data only in a file SQLite finds sound (a damaged one may not answer). A file
     that is no database at all raises sqlite3.DatabaseError (see describe_unreadable)."""
@@ -168,7 +178,7 @@ def check_problems(conn: sqlite3.Connection) -> list[str]:
     if problems:
         return problems
     try:
-        return reference_problems(conn) + derived_problems(conn)
+        return reference_problems(conn) + index_problems(conn) + derived_problems(conn)
     except sqlite3.DatabaseError as exc:
         return [f"The cache could not be compared with its `events` ({exc}). {REBUILD_HINT}."]
 

@@ -348,6 +348,8 @@ class Ingester:
             bookkeeping.mark_interrupted_runs(self.db)
             self.compressor = store.ensure_compressor(self.db, self.samples, train=_dictionary_in_child)
             self.run_id = bookkeeping.start_sync_run(self.db, self.result.source)
+            store.ensure_event_indexes(self.db)  # an earlier first import killed before it built them
+            self._indexes_deferred = self.batch and store.defer_event_indexes(self.db)
             if self.batch:
                 # Checkpoint less often: each one copies the index pages the next rows will change again (an import of
                 # many-sessions files took 30% less time); the WAL is cut back to this size after each checkpoint.
@@ -372,6 +374,7 @@ class Ingester:
                 self._stop_on_full_disk()
             else:
                 self.commit()  # every file stored so far is whole (one savepoint each), so keep it even on an error
+            self._build_deferred_indexes()
             if exc_type is None or full:
                 status = "ok" if self.result.succeeded else "failed"
                 message = None if self.result.succeeded else "; ".join(r for _, r in self.result.failures[:3])
@@ -386,6 +389,16 @@ class Ingester:
         finally:
             self._lock.__exit__(exc_type, exc, tb)
         return full  # a full disk ends the sync with a sentence in its result, not an exception
+
+    def _build_deferred_indexes(self) -> None:
+        """After a first bulk load, build the indexes of `events` once; on a full disk the next open builds them."""
+        if not self._indexes_deferred:
+            return
+        try:
+            store.ensure_event_indexes(self.db)
+        except sqlite3.OperationalError as error:
+            if not is_disk_full(error):
+                raise
 
     def _stop_on_full_disk(self) -> None:
         """Drop the uncommitted files (their SQS messages stay queued) and say how many are stored."""
