@@ -21,6 +21,7 @@ from trailstream.analytics import queries, security_queries
 from trailstream.analytics import choice_queries
 from trailstream.analytics import lookup_queries
 from trailstream.analytics import sigma_queries
+from trailstream.analytics import alert_queries
 from trailstream.analytics.charts import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
                                             events_select, only_named, parsed_times, rows_sql, search_condition,
@@ -57,6 +58,7 @@ PAGE_QUERIES: dict[str, NamedQuery] = {**security_queries.QUERIES, **activity_qu
 PAGE_QUERIES |= choice_queries.QUERIES  # the sidebar's account and region choices
 PAGE_QUERIES |= lookup_queries.QUERIES  # an empty page's hint, a selected event's source file
 PAGE_QUERIES |= sigma_queries.QUERIES  # the Sigma rules' candidate rows
+PAGE_QUERIES |= alert_queries.QUERIES  # the alert rules' matching events
 
 
 def query_names() -> tuple[str, ...]:

@@ -84,6 +84,119 @@ def evaluate_rules(conn: sqlite3.Connection, db_path, rules: list[AlertRule], no
     return evaluation
 
 
+# --- On the lake ---------------------------------------------------------------------------------------------------
+
+# The lake has no insertion order: a rule checks the events whose time is after its last check less this overlap (an
+# event reaching the lake later than that after its own time is missed); fired-alert records keep repeats out.
+LAKE_OVERLAP = timedelta(hours=1)
+
+
+def evaluate_rules_on_lake(conn: sqlite3.Connection, lake, rules: list[AlertRule], now: datetime,
+                           alert_settings: AlertSettings, detection_settings=None) -> Evaluation:
+    """What each enabled rule has to say about the lake's events since its last check (less LAKE_OVERLAP, within
+    [alerts] max_age); the cache (`conn`) gives the rules' state, the Sigma rules and what already fired."""
+    evaluation = Evaluation()
+    since = iso_utc(now - alert_settings.max_age)
+    checked = {rule_id: (mark, at) for rule_id, mark, at in
+               conn.execute("SELECT rule_id, last_rowid, evaluated_at FROM alert_watermarks").fetchall()}
+    starts = {rule.id: _lake_start(checked.get(rule.id, (0, None))[1], since) for rule in rules if rule.enabled}
+    integrity_check = IntegrityCheck(conn, now, alert_settings.max_age)
+    finding_rules = [rule for rule in rules if rule.id in starts and rule.kind == "finding"
+                     and not integrity_check.handles(rule)]
+    findings = []
+    if finding_rules:
+        try:
+            findings = _lake_findings(conn, lake, min(starts[rule.id] for rule in finding_rules), now,
+                                      detection_settings)
+        except Exception as exc:  # the other rules still run; these wait for the next run
+            evaluation.errors.append(f"the security detections on the lake failed ({_reason(exc)}); the finding "
+                                     "rules are checked again on the next run")
+            starts = {key: value for key, value in starts.items() if key not in {r.id for r in finding_rules}}
+    for rule in (rule for rule in rules if rule.id in starts):
+        try:
+            drafts = _lake_drafts(conn, lake, rule, findings, starts[rule.id], now, integrity_check)
+        except Exception as exc:  # one broken rule must not silence the others
+            evaluation.errors.append(f'rule "{rule.name}" could not be evaluated on the lake ({_reason(exc)}); '
+                                     "fix or disable it on the Alerts page")
+            continue
+        evaluation.drafts.extend(drafts)
+        evaluation.watermarks[rule.id] = checked.get(rule.id, (0, None))[0]  # the cache's order is kept as it was
+    return evaluation
+
+
+def _lake_start(last_check: str | None, since: str) -> str:
+    """Where a rule's new events start on the lake: its last check less LAKE_OVERLAP, never before max_age."""
+    return max(since, iso_utc(parse_iso_utc(last_check) - LAKE_OVERLAP)) if last_check else since
+
+
+def _lake_findings(conn, lake, start: str, now: datetime, detection_settings) -> list:
+    """Every finding on the lake from a day before `start` (bursts and travel need it), the Sigma rules' included."""
+    from trailstream.analytics import security_queries, sigma_queries
+
+    period = EventFilter(start=iso_utc(parse_iso_utc(start) - DETECTION_CONTEXT), end=iso_utc(now))
+    rules = sigma_queries.query_lake_rules(conn)
+    return security_queries.query_security_findings(lake, period, detection_settings, rules).findings
+
+
+def _lake_drafts(conn, lake, rule: AlertRule, findings, start: str, now: datetime,
+                 integrity_check: IntegrityCheck) -> list[AlertDraft]:
+    if integrity_check.handles(rule):
+        summary = integrity_check.summary(rule)
+        return [AlertDraft(rule, summary, [])] if summary else []
+    if rule.kind == "finding":
+        return _lake_finding_drafts(conn, rule, findings, start)
+    history = start if rule.threshold <= 1 else iso_utc(parse_iso_utc(start) - timedelta(minutes=rule.window_minutes))
+    matched = _lake_matching_events(lake, rule, EventFilter(start=history, end=iso_utc(now)))
+    candidates = [Candidate(int(row["event_time"] >= start), row["event_id"], row["event_time"])
+                  for row in matched.iter_rows(named=True)]
+    principals = dict(zip(matched["event_id"], matched["principal"]))
+    return _threshold_drafts(conn, rule, candidates, 0, start, principals)
+
+
+def _lake_finding_drafts(conn, rule: AlertRule, findings, start: str) -> list[AlertDraft]:
+    """One alert per finding of the rule's type ending after `start`; only its events not alerted before."""
+    relevant = [finding for finding in _relevant(rule, findings) if finding.time and finding.time >= start]
+    taken = _already_alerted(conn, rule.id, [event_id for finding in relevant for event_id in finding.event_ids])
+    drafts = []
+    for finding in sorted(relevant, key=lambda item: item.time):
+        fresh = [event_id for event_id in finding.event_ids if event_id not in taken]
+        if fresh:
+            taken.update(fresh)
+            drafts.append(AlertDraft(rule, finding.summary, fresh))
+    return drafts
+
+
+def _lake_matching_events(lake, rule: AlertRule, period: EventFilter):
+    """The period's events a rule matches on the lake (event_id, event_time, principal; oldest first)."""
+    if rule.kind == "sql":
+        return _lake_sql_rule_events(lake, rule.query, period)
+    if rule.kind == "search":
+        search = json.dumps(json.loads(rule.query or "{}"))
+        return lake.query("alert_events", period, search=search)
+    builtin = rule.builtin
+    return lake.query("alert_events", period, event_names=tuple(builtin.event_names), condition=builtin.condition)
+
+
+def _lake_sql_rule_events(lake, sql: str, period: EventFilter):
+    """A custom SQL rule (Trino, as the lake's SQL page takes it) through the lake's guard: its event_id column,
+    joined back to the lake's events of the period."""
+    from trailstream.analytics import lake_sqlguard, sqlguard
+
+    wrapped = (f"SELECT event_id, event_time, principal FROM events WHERE event_id IN (SELECT event_id FROM "
+               f"({sql.strip().rstrip(';')}) AS alert_rule) AND event_time >= :start AND date >= :start_day "
+               "ORDER BY event_time, event_id")
+    params = {"start": period.start, "end": period.end, "start_day": period.start[:10]}
+    try:
+        lake_sqlguard.parse_lake_sql(sql)  # the guard judges the query as written
+        result = lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, wrapped, params, SQL_RULE_ROW_CAP)
+    except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
+        message = str(exc) + ("; the query must return an event_id column" if "event_id" in str(exc) else "")
+        raise ValueError(f"{message} (on the lake a SQL rule is Trino SQL, as the SQL page takes it)") from None
+    if result.truncated:
+        raise ValueError(f"the query matches more than {SQL_RULE_ROW_CAP:,} events; narrow it with WHERE")
+    return result.frame
+
+
 def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
@@ -122,10 +235,15 @@ def _already_alerted(conn, rule_id: int, event_ids) -> set[str]:
     return alerted
 
 
+def _relevant(rule: AlertRule, findings) -> list:
+    """The findings of the rule's type (a Sigma rule's when its level alerts)."""
+    return [finding for finding in findings if finding.type == rule.query
+            or (finding.type.startswith(f"{rule.query}:") and finding.details.get("alert"))]  # Sigma's
+
+
 def _finding_drafts(conn, rule: AlertRule, findings, mark: int, top: int, since: str) -> list[AlertDraft]:
     """One alert per finding of the rule's type that involves a new event; only events not alerted before."""
-    relevant = [finding for finding in findings if finding.type == rule.query
-                or (finding.type.startswith(f"{rule.query}:") and finding.details.get("alert"))]  # Sigma's
+    relevant = _relevant(rule, findings)
     positions = _event_positions(conn, [event_id for finding in relevant for event_id in finding.event_ids])
     taken = _already_alerted(conn, rule.id, positions)
     drafts = []
@@ -192,8 +310,10 @@ def _sql_rule_events(db_path, sql: str, lowest: int, top: int, start: str, until
     return [Candidate(*row) for row in result.frame.iter_rows()]
 
 
-def _threshold_drafts(conn, rule: AlertRule, candidates: list[Candidate], mark: int, since: str) -> list[AlertDraft]:
-    """One alert listing the matching events in windows that reach the threshold and hold a new event."""
+def _threshold_drafts(conn, rule: AlertRule, candidates: list[Candidate], mark: int, since: str,
+                      principals: dict[str, str | None] | None = None) -> list[AlertDraft]:
+    """One alert listing the matching events in windows that reach the threshold and hold a new event (`principals`
+    by event ID: the lake's, where the cache may not hold the events)."""
     new = [item.rowid > mark and item.event_time >= since for item in candidates]
     chosen = windows_over_threshold([parse_iso_utc(item.event_time) for item in candidates], new, rule.threshold,
                                     timedelta(minutes=rule.window_minutes))
@@ -202,6 +322,8 @@ def _threshold_drafts(conn, rule: AlertRule, candidates: list[Candidate], mark: 
     fresh = [event_id for event_id in picked if event_id not in taken]
     if not fresh:
         return []
+    if principals is not None:
+        return [AlertDraft(rule, events_summary(len(fresh), {principals[event_id] for event_id in fresh}), fresh)]
     return [AlertDraft(rule, _events_summary(conn, rule, fresh), fresh)]
 
 
@@ -233,5 +355,11 @@ def _events_summary(conn, rule: AlertRule, event_ids: list[str]) -> str:
         f"SELECT DISTINCT coalesce(principal, 'unknown') FROM events WHERE event_id IN ({positions}) ORDER BY 1",
         event_ids[:500],
     )]
-    shown = ", ".join(principals[:3]) + (f" and {len(principals) - 3} more" if len(principals) > 3 else "")
-    return f"{len(event_ids)} event(s) by {shown}"
+    return events_summary(len(event_ids), principals)
+
+
+def events_summary(count: int, principals) -> str:
+    """'3 events by alice, bob': the first three principals by name, 'unknown' for none."""
+    names = sorted({principal or "unknown" for principal in principals})
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{count} event(s) by {shown}"

@@ -16,7 +16,7 @@ from trailstream.cache import store
 from trailstream.notify import mailer
 from trailstream.notify.alerts import channels as alert_channels
 from trailstream.notify.alerts import fired as records
-from trailstream.notify.alerts.evaluate import evaluate_rules
+from trailstream.notify.alerts.evaluate import Evaluation, evaluate_rules, evaluate_rules_on_lake
 from trailstream.notify.alerts.fired import FiredAlert
 from trailstream.notify.alerts.mail import (CHANNEL_EVENT_LIMIT, MAIL_EVENT_LIMIT, compose_channel_message,
                                             compose_mail)
@@ -82,7 +82,7 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
             conn = store.open_cache_readonly(db_path)
             try:
                 conn.execute("BEGIN")  # one snapshot for every rule, however long a sync runs beside us
-                evaluation = evaluate_rules(conn, db_path, query_rules(conn), now, alert_settings, detections)
+                evaluation = _evaluate(conn, db_path, settings, now, alert_settings, detections)
                 conn.execute("COMMIT")
             finally:
                 conn.close()
@@ -93,6 +93,21 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
         finally:
             db.close()
     return result
+
+
+def _evaluate(conn, db_path, settings, now: datetime, alert_settings: AlertSettings, detections) -> Evaluation:
+    """The rules over the cache's new events, or over the lake's while [backend] kind = "athena" (the rules, their
+    state and what fired stay in the cache: the app's own state)."""
+    from trailstream.notify import reports
+
+    try:
+        lake = reports.open_lake(db_path, settings)
+    except reports.ReportError as exc:
+        return Evaluation(errors=[f"the alert rules were not checked ({exc}); fix [backend] in the settings file "
+                                  "and they are checked on the next run"])
+    if lake is None:
+        return evaluate_rules(conn, db_path, query_rules(conn), now, alert_settings, detections)
+    return evaluate_rules_on_lake(conn, lake, query_rules(conn), now, alert_settings, detections)
 
 
 def _read_settings(settings, result: AlertRunResult):
