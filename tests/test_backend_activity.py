@@ -153,7 +153,7 @@ def test_resource_history_on_the_lake_shows_the_caches_history(monkeypatch, tmp_
 
 def test_a_hostile_principal_and_user_agent_from_the_lake_stay_text(monkeypatch, tmp_path, stores):
     _use(monkeypatch, tmp_path, stores, stores[1])
-    at = open_page("pages/principal.py", range="all", principal=HOSTILE)
+    at = open_page("pages/principal.py", range="all", principal=HOSTILE, breakdown="User agents")  # the open tab
     _select(at, "principal-events")
     [events] = [frame.value for frame in at.dataframe if frame.key == "principal-events"]
     agents = [frame.value for frame in at.dataframe if list(frame.value.columns[:2]) == ["user_agent", "events"]]

@@ -122,6 +122,25 @@ def _cache_principal_calls(conn: sqlite3.Connection, event_filter: EventFilter, 
     return calls.sort(CALL_KEYS, descending=[True] + [False] * 7, nulls_last=False)
 
 
+# The origins Principal activity counts on first render: both kept in its index, so counted without reading rows.
+COUNTED_ORIGINS = ("source_ip", "access_key_id")
+ORIGIN_COUNTS_SCHEMA = {origin: pl.Int64 for origin in COUNTED_ORIGINS}
+
+
+def _distinct(column: str) -> str:
+    """How many values a column takes, a missing value counting as one: the rows of its breakdown, uncapped."""
+    return f"count(DISTINCT {column}) + coalesce(max(CASE WHEN {column} IS NULL THEN 1 ELSE 0 END), 0) AS {column}"
+
+
+def _cache_origin_counts(conn: sqlite3.Connection, event_filter: EventFilter, principal: str) -> pl.DataFrame:
+    """One principal's distinct source IPs and access keys in one pass over its index entries in the period."""
+    where, params = event_filter.sql("e")
+    actor, actor_params = queries.actor_seek(conn, "e", principal)
+    counted = ", ".join(_sqlite(_distinct(origin)) for origin in COUNTED_ORIGINS)
+    sql = f"SELECT {counted} FROM events e {queries.indexed_by(conn, queries.PRINCIPAL_INDEX)} WHERE {where} AND {actor}"
+    return read_frame(conn, sql, params + actor_params, ORIGIN_COUNTS_SCHEMA)
+
+
 PRINCIPAL_QUERIES: dict[str, NamedQuery] = {
     "principals": NamedQuery(
         cache=queries.query_principals,
@@ -134,6 +153,11 @@ PRINCIPAL_QUERIES: dict[str, NamedQuery] = {
         lake=lambda table, event_filter, principal, origin, limit=queries.ORIGINS_LIMIT: _top_seen(
             table, event_filter, {_principal_origin(origin): origin}, _is_actor(principal), limit),
         shape=lambda frame, **options: _counts(frame)),
+    "principal_origin_counts": NamedQuery(
+        cache=_cache_origin_counts,
+        lake=lambda table, event_filter, principal: events_select(
+            table, event_filter, *map(_distinct, COUNTED_ORIGINS)).where(_is_actor(principal)),
+        shape=lambda frame, **options: frame.cast(ORIGIN_COUNTS_SCHEMA)),
     "principal_sessions": NamedQuery(
         cache=queries.query_principal_sessions,
         lake=lambda table, event_filter, principal, limit=queries.SESSIONS_LIMIT: _top_seen(

@@ -536,9 +536,28 @@ def query_principals(conn: sqlite3.Connection, event_filter: EventFilter, limit:
     return _query_top(conn, event_filter, ("actor", "user_type"), limit, seen=True).rename({"actor": "principal"})
 
 
+# A role's stored principals (itself, then each `role/session` in order), one index seek each: a skip scan.
+_ROLE_PRINCIPALS = (
+    "WITH RECURSIVE found(p) AS (SELECT ? UNION ALL SELECT (SELECT s.principal FROM events s {hint} "
+    "WHERE s.principal > max(found.p, ?) AND s.principal < ? ORDER BY s.principal LIMIT 1) "
+    "FROM found WHERE found.p IS NOT NULL) SELECT p FROM found WHERE p IS NOT NULL"
+)
+
+
+def actor_seek(conn: sqlite3.Connection, alias: str, actor: str) -> tuple[str, list]:
+    """rollups.actor_where as index seeks on (principal, event_time): a role's sessions are listed first, so the
+    period bounds each session's read instead of reading every session's events the cache holds."""
+    if "/" in actor:
+        return rollups.actor_where(alias, actor)
+    _clause, (_actor, after, before) = rollups.actor_where(alias, actor)  # its sessions lie between these
+    sessions = _ROLE_PRINCIPALS.format(hint=indexed_by(conn, PRINCIPAL_INDEX))
+    return (f"{alias}.principal IN ({sessions}) AND ({alias}.principal = ? OR {alias}.user_type = 'AssumedRole')",
+            [actor, after, before, actor])
+
+
 def _one_principal(conn: sqlite3.Connection, principal: str) -> dict:
     """facts_sql arguments keeping one principal's events (a role: all its sessions), read through its index."""
-    clause, params = rollups.actor_where("f", principal)
+    clause, params = actor_seek(conn, "f", principal)
     return {"where": ("f.actor = ?",), "params": (principal,), "events_where": (clause,), "events_params": tuple(params),
             "events_hint": indexed_by(conn, PRINCIPAL_INDEX)}
 
@@ -582,7 +601,7 @@ def query_principal_events(
     conn: sqlite3.Connection, event_filter: EventFilter, principal: str, limit: int | None = DEFAULT_ROW_LIMIT
 ) -> pl.DataFrame:
     """One principal's newest events (a role: all its sessions')."""
-    clause, params = rollups.actor_where("e", principal)
+    clause, params = actor_seek(conn, "e", principal)
     return _query_event_rows(conn, event_filter, [clause], params, limit)
 
 
