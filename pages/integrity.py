@@ -14,7 +14,9 @@ report = state.load(integrity.query_integrity_report, since, until, event_filter
 counts = report.counts()
 widgets.metrics({"Digests valid": f"{counts['digests_valid']:,} / {counts['digests']:,}",
                  "Log files valid": f"{counts['log_files_valid']:,} / {counts['log_files']:,}",
-                 "Problems": report.problems().height, "Newest not checked": counts["digests_unchecked"]})
+                 "Problems": report.problems().height, "Newest not checked": counts["digests_unchecked"],
+                 "Events": widgets.event_count(event_filter)},
+                {"Events": f"Events {state.store_words()} in the period, whatever their files' state"})
 widgets.unconfirmed_early_events()
 if report.hours.height == 0:
     if widgets.period_has_events(event_filter):  # events, but nothing to check them against: say why
@@ -40,6 +42,8 @@ if cell:
     st.text(f"{cell['trail']} · {cell['hour']:%Y-%m-%d %H:00} UTC · {cell['state']}")
     details = integrity.cell_details(report, cell["account_id"], cell["region"], cell["hour"], cell["span"])
     widgets.table(details, "integrity-cell")
+    span = widgets.cell_filter(cell["account_id"], cell["region"], cell["hour"], cell["span"])
+    st.caption(f"Events {state.store_words()} in this {cell['span']}: {widgets.event_count(span):,}")
 
 st.subheader("Problems")
 widgets.table(report.problems(), "integrity-problems", download="integrity-report")

@@ -13,6 +13,7 @@ from polars.testing import assert_frame_equal
 
 from tests.conftest import open_page, point_app_at_lake
 from tests.test_backend import corpus_stores, demo_stores  # noqa: F401 (module fixtures)
+from tests.test_integrity import keys  # noqa: F401 (fixture)
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import store
 from trailstream.filters import EventFilter
@@ -81,3 +82,57 @@ def test_a_saved_search_kept_in_the_cache_runs_on_the_lake(empty_cache_beside_la
     result = pl.from_pandas(at.dataframe[-1].value)
     assert result.height > 0 and set(result["event_name"]) == {"ConsoleLogin"}
     assert any("Read from the lake" in text.value for text in at.text)
+
+
+# --- The app's own-state pages while the lake is live ----------------------------------------------
+
+
+def _open_as_admin(page: str, **query):
+    from streamlit.testing.v1 import AppTest
+    from streamlit.testing.v1.util import patch_config_options
+
+    from tests.conftest import APP
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets["placeholder"] = "no [auth] section"
+    at.user = {}
+    at.query_params.update(query)
+    with patch_config_options({"server.address": "127.0.0.1"}):
+        at.run()
+        return at.switch_page(page).run()
+
+
+@pytest.mark.parametrize("page, title", [("pages/sync_history.py", "Sync history"),
+                                         ("pages/integrity.py", "Integrity & coverage"),
+                                         ("pages/audit.py", "Audit log"), ("pages/alerts.py", "Alerts"),
+                                         ("pages/detection_rules.py", "Detection rules")])
+def test_each_own_state_page_says_what_it_reads_while_the_lake_is_live(empty_cache_beside_lake, page, title):
+    from trailstream.app import state
+
+    at = _open_as_admin(page, range="all")
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert state.OWN_STATE_NOTICES[title] in _infos(at)
+    assert not any("still reads the local cache" in info for info in _infos(at))
+
+
+def test_integrity_counts_the_lakes_events_beside_a_cache_without_digests_or_events(empty_cache_beside_lake,
+                                                                                    lake_folder):
+    from trailstream.analytics import backend
+
+    at = open_page("pages/integrity.py", range="all")
+    events = backend.duckdb_backend(str(lake_folder)).query("totals", EventFilter())["events"].item()
+    assert [m.value for m in at.metric if m.label == "Events"] == [f"{events:,}"] and events == 1500
+    assert any(info.startswith("No CloudTrail digest covers this period") for info in _infos(at)), _infos(at)
+
+
+def test_a_picked_integrity_hour_counts_its_events_in_the_live_store(keys, tmp_path, monkeypatch):
+    import re
+
+    from tests.test_integrity import tampered_cache_for_the_app
+
+    tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
+    at = open_page("pages/integrity.py", range="all")
+    [picker] = [box for box in at.selectbox if box.label == "Or pick an hour with problems"]
+    picker.select(0).run()
+    [said] = [caption.value for caption in at.caption if caption.value.startswith("Events in the cache in this")]
+    assert re.fullmatch(r"Events in the cache in this hour: [\d,]+", said)

@@ -130,7 +130,8 @@ def test_hostile_text_found_on_the_lake_stays_text(monkeypatch, tmp_path, stores
 def test_a_page_not_on_the_lake_yet_says_it_reads_the_cache(monkeypatch, tmp_path, stores):
     _use(monkeypatch, tmp_path, stores, stores[1])
     notices = [info.value for info in open_page("pages/integrity.py", range="all").info]
-    assert any("Integrity & coverage still reads the local cache, not the lake" in notice for notice in notices), notices
+    assert any(notice.startswith("Integrity & coverage checks the digests and log files this machine synced")
+               for notice in notices), notices
     assert not any("local cache" in info.value for info in open_page("pages/overview.py", range="all").info)
 
 

@@ -384,9 +384,27 @@ def load_on_store(function: Callable, *args):
     return load(function, *args) if page.engine is None else function(page, *args)
 
 
+# The pages of the app's own state (its syncs, verified digests, rules, fired alerts, actions: kept in the local file
+# whatever the backend), each saying in one line what it reads while the lake is live.
+OWN_STATE_NOTICES = {
+    "Sync history": "Sync history lists this machine's syncs and the files they stored in the local cache; the lake "
+                    "is written by `compact` (or `watch --compact-to`), whose runs are not listed here.",
+    "Integrity & coverage": "Integrity & coverage checks the digests and log files this machine synced (kept in the "
+                            "local cache); the events it counts per period and hour come from the lake.",
+    "Audit log": "The Audit log lists what was done in this app (sign-ins, syncs, changes), kept in the local cache "
+                 "whatever the backend.",
+    "Alerts": "Alerts lists the rules, channels and fired alerts kept in the local cache (the app's own state, "
+              "whatever the backend); with the lake live the rules check the lake's events.",
+    "Detection rules": "Detection rules lists the Sigma rules, their switches and exceptions kept in the local cache "
+                       "(the app's own state); their findings on the lake show on the Security overview.",
+}
+
+
 def backend_notice(page_title: str) -> None:
-    """While the lake is live, a page still reading the cache says so (never the cache shown as if it were the lake)."""
+    """While the lake is live, a page not (wholly) on it says in one line what it reads: the app's own state, or that
+    it still reads the local cache (never the cache shown as if it were the lake)."""
     st.session_state[BACKEND_KEY] = None  # a new run: the page makes its own backend and note
-    if page_title not in LAKE_PAGES and page_title != "Sources & settings" and lake_engine(backend_settings()):
-        st.info(f"{page_title} still reads the local cache, not the lake: only {', '.join(LAKE_PAGES)} run on "
-                "the lake so far.", icon=":material/info:")
+    if page_title in LAKE_PAGES or page_title == "Sources & settings" or not lake_engine(backend_settings()):
+        return
+    st.info(OWN_STATE_NOTICES.get(page_title) or f"{page_title} still reads the local cache, not the lake: only "
+            f"{', '.join(LAKE_PAGES)} run on the lake so far.", icon=":material/info:")

@@ -75,9 +75,20 @@ def no_matches(rows: pl.DataFrame | int, what: str = "events", searched: bool = 
     return True
 
 
+def event_count(event_filter: EventFilter) -> int:
+    """The events the filters leave, in the live store (cache or lake)."""
+    return int(state.backend().query("totals", event_filter)["events"].sum())
+
+
 def period_has_events(event_filter: EventFilter) -> bool:
     """Whether a verdict ("no findings") means anything: the filters leave at least one event."""
-    return bool(state.backend().query("totals", event_filter)["events"].sum())
+    return event_count(event_filter) > 0
+
+
+def cell_filter(account: str, region: str, start: datetime, span: str = "hour") -> EventFilter:
+    """One account and region over one hour (or day) of a heatmap: what the store's events are counted over."""
+    end = start + (timedelta(days=1) if span == "day" else timedelta(hours=1))
+    return EventFilter(start=iso_utc(start), end=iso_utc(end), accounts=(account,), regions=(region,))
 
 
 def widen_to(age: timedelta) -> str:
