@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -352,6 +353,26 @@ def test_travel_judged_a_few_principals_at_a_time_finds_the_same(cache, monkeypa
     batched = detections.query_travel(conn)
     assert [finding.to_dict() for finding in batched[0]] == [finding.to_dict() for finding in whole[0]]
     assert batched[1].equals(whole[1]) and whole[1].get_column("principals").max() == 3
+
+
+def test_travel_reads_through_a_connection_bound_to_its_thread(cache, db_path):
+    calls = [event("GetObject", minute * 7, user, ip) for user in ("ann", "ben")
+             for minute, ip in enumerate(ROAMING_IPS * 2)]
+    expected = [finding.to_dict() for finding in detections.detect_impossible_travel(cache(calls))]
+    with sqlite3.connect(db_path) as bound:  # check_same_thread: only this thread may read through it
+        assert [finding.to_dict() for finding in detections.detect_impossible_travel(bound)] == expected
+    assert len(expected) == 2
+
+
+def test_routes_per_day_and_principal_are_the_same_however_principals_are_batched(cache, monkeypatch):
+    calls = [event("GetObject", minute * 7, user, ip) for user in ("ann", "ben", "cat")
+             for minute, ip in enumerate(ROAMING_IPS * 2)]
+    conn = cache(calls)
+    key = ["day", "account_id", "principal", "from_place", "to_place"]
+    whole = detections.impossible_travel.query_travel_days(conn)[1].sort(key)
+    monkeypatch.setattr(detections.impossible_travel, "BATCH_MOMENTS", 5)
+    batched = detections.impossible_travel.query_travel_days(conn)[1].sort(key)
+    assert batched.equals(whole) and set(whole.get_column("principal")) == {"ann", "ben", "cat"}
 
 
 def test_travel_a_day_apart_is_two_findings(cache):
