@@ -35,7 +35,7 @@ sys.path[0] = str(ROOT)  # not benchmarks/, whose sigma.py would shadow the pySi
 import polars as pl  # noqa: E402
 
 from trailstream import jobs  # noqa: E402
-from trailstream.analytics import charts, detections, queries, sqlguard, transforms  # noqa: E402
+from trailstream.analytics import activity_queries, charts, detections, queries, sqlguard, transforms  # noqa: E402
 from trailstream.analytics.queries import SearchQuery  # noqa: E402
 from trailstream.cache import bookkeeping, store  # noqa: E402
 from trailstream.filters import EventFilter  # noqa: E402
@@ -182,12 +182,10 @@ def principal_page(which: str) -> Callable:
         principal = getattr(inputs, which)
         queries.query_principals(conn, event_filter)
         activity = queries.query_principal_activity(conn, event_filter, principal)
-        for origin in queries.PRINCIPAL_ORIGINS:
-            queries.query_principal_origins(conn, event_filter, principal, origin)
+        activity_queries.QUERIES["principal_origin_counts"].cache(conn, event_filter, principal=principal)
         transforms.principal_summary(activity)
-        for column in ("event_name", "aws_region"):
-            transforms.principal_breakdown(activity, column)
-        queries.query_principal_events(conn, event_filter, principal)
+        transforms.principal_breakdown(activity, "event_name")  # the open tab; the others are read when opened
+        queries.query_principal_events(conn, event_filter, principal, limit=1000)
         _specs(charts.timeline_chart(transforms.principal_timeline(activity), "event_name"))
 
     return page

@@ -364,6 +364,19 @@ def m016_travel_routes_per_principal(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# What Rare errors reads of a failed call: its index covers it, so the page reads no event row.
+ERROR_INDEX_COLUMNS = ("error_code", "event_time", "event_source", "event_name", "account_id", "aws_region", "read_only")
+
+
+@migrations()
+def m019_covering_error_index(db: sqlite_utils.Database) -> None:
+    """The failed calls' index (same name and leading columns) also holds what Rare errors counts: the page read
+    every failed call's row of the whole cache to know which errors are new, seconds on a cold 10M-event file."""
+    db.execute("DROP INDEX IF EXISTS events_error_time")
+    columns = ", ".join(ERROR_INDEX_COLUMNS)
+    db.execute(f"CREATE INDEX events_error_time ON events ({columns}) WHERE error_code IS NOT NULL")
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 
