@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from tests.conftest import open_page, point_app_at_lake
 from tests.test_backend import corpus_stores, demo_stores  # noqa: F401 (module fixtures)
-from tests.test_integrity import keys  # noqa: F401 (fixture)
+from tests import test_integrity
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import store
 from trailstream.filters import EventFilter
@@ -22,6 +22,7 @@ from trailstream.notify import saved
 from trailstream.notify.saved import SavedSearch
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
+keys = test_integrity.keys  # the trail's signing keys (a fixture)
 CHOICES = {
     "none": EventFilter(),
     "writes": EventFilter(start="2026-02-25T00:00:00Z", include_read_only=False),
@@ -128,9 +129,7 @@ def test_integrity_counts_the_lakes_events_beside_a_cache_without_digests_or_eve
 def test_a_picked_integrity_hour_counts_its_events_in_the_live_store(keys, tmp_path, monkeypatch):
     import re
 
-    from tests.test_integrity import tampered_cache_for_the_app
-
-    tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
+    test_integrity.tampered_cache_for_the_app(keys, tmp_path, monkeypatch)
     at = open_page("pages/integrity.py", range="all")
     [picker] = [box for box in at.selectbox if box.label == "Or pick an hour with problems"]
     picker.select(0).run()

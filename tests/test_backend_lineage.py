@@ -54,8 +54,8 @@ def _source(duck: backend.LakeBackend, event_id: str, event_time: str) -> tuple[
 
 
 def test_every_lake_events_source_is_the_file_the_cache_stored_it_from_and_its_record_is_the_caches(stores):
-    cache, lake_folder, _ = stores
-    duck = backend.duckdb_backend(str(lake_folder))
+    duck = backend.duckdb_backend(str(stores[1]))
+    cache = stores[0]
     with closing(store.open_cache_readonly(cache)) as conn:
         sample = conn.execute("SELECT event_id, event_time FROM events ORDER BY event_id LIMIT 25").fetchall()
         for event_id, event_time in sample:
@@ -68,7 +68,7 @@ def test_every_lake_events_source_is_the_file_the_cache_stored_it_from_and_its_r
 
 
 def test_a_file_changed_since_compaction_is_refused(stores, tmp_path):
-    _, lake_folder, hostile = stores
+    hostile = stores[2]
     copy = tmp_path / "logs"
     shutil.copytree(hostile, copy)
     changed_lake = tmp_path / "lake"

@@ -20,9 +20,9 @@ from trailstream.app import state
 from trailstream.app.integrity import integrity_badge
 from trailstream.app.signin import current_identity, escape_markdown
 from trailstream.cache import early
-from trailstream.notify.alerts import settings as alert_settings
 from trailstream.filters import TIME_PRESETS, EventFilter
 from trailstream.ingest import lineage
+from trailstream.notify.alerts import settings as alert_settings
 from trailstream.timefmt import iso_utc, parse_iso_utc
 
 TABLE_LIMIT = 1_000

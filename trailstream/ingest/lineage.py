@@ -15,6 +15,9 @@ from trailstream.config import AwsAccess, S3Source, Source, SqsSource
 from trailstream.ingest import aws, records, sync
 
 
+DEFAULT_ACCESS = AwsAccess()  # the default credential chain
+
+
 class LineageError(ValueError):
     """The record cannot be shown from its source file; the message says why and what to do, for a person."""
 
@@ -38,7 +41,7 @@ def source_access(bucket: str, sources: Sequence[Source], fallback: AwsAccess) -
     return fallback
 
 
-def fetch_source_bytes(source_key: str, sources: Sequence[Source] = (), fallback: AwsAccess = AwsAccess()) -> bytes:
+def fetch_source_bytes(source_key: str, sources: Sequence[Source] = (), fallback: AwsAccess = DEFAULT_ACCESS) -> bytes:
     """The delivered file's bytes: from S3 through ingest.aws, or from this machine's disk."""
     if source_key.startswith("s3://"):
         bucket, _, key = source_key.removeprefix("s3://").partition("/")
@@ -82,6 +85,6 @@ def parse_source_record(data: bytes, source_key: str, source_sha256: str | None,
 
 
 def fetch_source_record(source_key: str, source_sha256: str | None, event_id: str, sources: Sequence[Source] = (),
-                        fallback: AwsAccess = AwsAccess()) -> SourceRecord:
+                        fallback: AwsAccess = DEFAULT_ACCESS) -> SourceRecord:
     """A lake event's original record from the file its lineage names, checked against the lake's SHA-256."""
     return parse_source_record(fetch_source_bytes(source_key, sources, fallback), source_key, source_sha256, event_id)
