@@ -357,3 +357,16 @@ def test_an_import_into_a_cache_that_holds_events_keeps_its_indexes_throughout(d
     sync.import_paths(db_path, [rest], lambda p: seen.append(store.event_indexes(store.open_cache_readonly(db_path))))
     normal = built_the_normal_way(tmp_path)
     assert seen and all(indexes == normal for indexes in seen)
+
+
+def test_files_reached_through_links_are_known_by_their_real_path_so_a_reimport_skips_them(db_path, demo_folder,
+                                                                                          tmp_path):
+    files = sorted(demo_folder.rglob("*.json.gz"))
+    linked_folder, linked_file = tmp_path / "via-link", tmp_path / "one-link.json.gz"
+    linked_folder.symlink_to(files[0].parent, target_is_directory=True)
+    linked_file.symlink_to(files[-1])
+    result = sync.import_paths(db_path, [linked_folder, linked_file])
+    keys = {row[0] for row in store.open_cache_readonly(db_path).execute("SELECT key FROM files")}
+    assert keys == {str(path.resolve()) for path in [*linked_folder.glob("*.json.gz"), linked_file]}
+    assert str(files[-1]) in keys and result.new_events > 0
+    assert sync.import_paths(db_path, [demo_folder]).unchanged == len(keys)

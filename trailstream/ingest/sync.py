@@ -6,6 +6,7 @@ events together with its `files` row; a caller acknowledges anything (an SQS mes
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -552,10 +553,15 @@ def find_local_files(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], li
     return found, missing
 
 
-def local_ref(path: Path) -> FileRef:
+def _real_path(path: Path, real_folder: Callable[[str], str]) -> str:
+    """path.resolve(), through `real_folder` (a cached os.path.realpath: resolving 5,000 files one by one took 0.8 s)."""
+    return str(path.resolve()) if path.is_symlink() else os.path.join(real_folder(str(path.parent)), path.name)
+
+
+def local_ref(path: Path, real_folder: Callable[[str], str] = os.path.realpath) -> FileRef:
     """A local file's identity: its absolute path, with size and mtime as the etag that says it changed."""
     stat = path.stat()
-    return FileRef("local", "", str(path.resolve()), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size)
+    return FileRef("local", "", _real_path(path, real_folder), f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_size)
 
 
 def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: ProgressCallback | None = None,
@@ -565,7 +571,8 @@ def import_paths(db_path, paths: Iterable[str | os.PathLike], progress: Progress
     with Ingester(db_path, "local", progress, workers, batch=True, samples=_sampled_records(files)) as ingester:
         for name, reason in missing:
             ingester.result.fail(name, reason)
-        refs = [local_ref(path) for path in files]
+        real_folder = functools.lru_cache(maxsize=None)(os.path.realpath)  # each folder once, for this import only
+        refs = [local_ref(path, real_folder) for path in files]
         known = bookkeeping.stored_file_etags(ingester.db, "", [ref.key for ref in refs])
         todo = [ref for ref in refs if known.get(ref.key, object()) != ref.etag]
         ingester.result.unchanged = len(refs) - len(todo)
