@@ -74,3 +74,13 @@ def test_the_sql_page_on_a_duckdb_lake_stops_a_slow_query_with_the_sentence(stor
     with patch_config_options({"server.address": "127.0.0.1"}):
         at = at.text_area(key="sql").set_value(QUICK_SQL).run()
     assert at.dataframe[-1].value.iloc[0, 0] == 2000
+
+
+def test_a_saved_sql_report_on_a_duckdb_lake_is_stopped_at_the_limit_too(stores, monkeypatch):
+    from trailstream.notify import reports
+    from trailstream.notify.saved import SavedSearch
+
+    monkeypatch.setattr(sqlguard, "DEFAULT_TIME_LIMIT", 0.5)
+    duck = backend.duckdb_backend(str(stores[1]))
+    with pytest.raises(sqlguard.QueryFailed, match="ran longer than the 0.5-second limit"):
+        reports.run_saved(stores[0], SavedSearch("slow", "sql", sql=SLOW_SQL), lake=duck)

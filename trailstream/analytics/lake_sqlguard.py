@@ -18,8 +18,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 from sqlglot.optimizer.scope import traverse_scope
 
-from trailstream.analytics.sqlguard import (DEFAULT_ROW_CAP, DEFAULT_TIME_LIMIT, READ_ONLY_HINT, QueryRefused,
-                                            QueryResult, over_time_limit)
+from trailstream.analytics import sqlguard
+from trailstream.analytics.sqlguard import DEFAULT_ROW_CAP, READ_ONLY_HINT, QueryRefused, QueryResult, over_time_limit
 
 READ = "trino"
 LAKE_TABLE = "events"
@@ -98,12 +98,14 @@ def render_lake_sql(sql: str, params: dict[str, str], table: exp.Table, dialect:
 
 def run_lake_query(run: Callable[[str], pl.DataFrame], table: exp.Table, dialect: str, sql: str,
                    params: dict[str, str], row_cap: int = DEFAULT_ROW_CAP, interrupt: Callable[[], None] | None = None,
-                   time_limit: float = DEFAULT_TIME_LIMIT) -> QueryResult:
-    """Run a person's query on the lake through `run` (the engine), stopped by `interrupt` after the cache's time
-    limit when the engine has one (DuckDB; Athena has its runner's); the engine's own errors pass up unchanged."""
+                   time_limit: float | None = None) -> QueryResult:
+    """Run a person's query on the lake through `run` (the engine), stopped by `interrupt` after the time limit (the
+    cache's, sqlguard.DEFAULT_TIME_LIMIT, unless given) when the engine has one (DuckDB; Athena has its runner's);
+    the engine's own errors pass up unchanged."""
     rendered = render_lake_sql(sql, params, table, dialect, row_cap)
     started = time.monotonic()
-    frame = run(rendered) if interrupt is None else _run_in_time(run, rendered, interrupt, time_limit)
+    limit = sqlguard.DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    frame = run(rendered) if interrupt is None else _run_in_time(run, rendered, interrupt, limit)
     return QueryResult(frame.head(row_cap), frame.height > row_cap, time.monotonic() - started, row_cap)
 
 

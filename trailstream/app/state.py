@@ -177,7 +177,7 @@ def run_sql(sql: str, params: dict) -> sqlguard.QueryResult:
         return _guarded_query(cache.path, cache.generation, sql, tuple(params.items()))
     try:
         result = lake_sqlguard.run_lake_query(page.lake.run, page.lake.table, page.lake.dialect, sql, params,
-                                              interrupt=page.lake.interrupt, time_limit=sqlguard.DEFAULT_TIME_LIMIT)
+                                              interrupt=page.lake.interrupt)
     except _LAKE_ERRORS as exc:
         raise sqlguard.QueryFailed(str(exc)) from None
     page._show_note()

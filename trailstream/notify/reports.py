@@ -77,7 +77,8 @@ def run_saved(db_path, saved: SavedSearch, now: datetime | None = None, row_cap:
     started = time.monotonic()
     try:
         if saved.kind == "sql":
-            return lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, saved.sql, params, row_cap)
+            return lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, saved.sql, params, row_cap,
+                                                interrupt=lake.interrupt)
         if lake is not None:
             frame = lake.query("search", event_filter, search=saved.search, limit=row_cap + 1)
         else:
