@@ -7,10 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.util import patch_config_options
-
-from tests.conftest import APP, cache_and_lake, point_app_at_lake
+from tests.conftest import cache_and_lake, open_page, point_app_at_lake
 from trailstream.analytics import backend, lake_sqlguard, sqlguard
 from trailstream.ingest import demo
 
@@ -60,19 +57,12 @@ def test_an_engine_error_inside_the_limit_stays_the_engines_sentence(stores):
 def test_the_sql_page_on_a_duckdb_lake_stops_a_slow_query_with_the_sentence(stores, tmp_path, monkeypatch):
     monkeypatch.setattr(sqlguard, "DEFAULT_TIME_LIMIT", 0.5)
     point_app_at_lake(monkeypatch, tmp_path, stores[0], stores[1])
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.secrets["placeholder"] = "no [auth] section"
-    at.user = {}
-    with patch_config_options({"server.address": "127.0.0.1"}):
-        at.run()
-        at = at.switch_page("pages/sql.py").run()
-        at = at.text_area(key="sql").set_value(SLOW_SQL).run()
+    at = open_page("pages/sql.py").text_area(key="sql").set_value(SLOW_SQL).run()
     assert not at.exception, [exception.value for exception in at.exception]
     shown = " ".join(str(element.value) for element in (*at.error, *at.text, *at.code, *at.markdown))
     assert "ran longer than the 0.5-second limit and was stopped" in shown
     monkeypatch.setattr(sqlguard, "DEFAULT_TIME_LIMIT", 60.0)  # the next query, on the same page, under any load
-    with patch_config_options({"server.address": "127.0.0.1"}):
-        at = at.text_area(key="sql").set_value(QUICK_SQL).run()
+    at = at.text_area(key="sql").set_value(QUICK_SQL).run()
     assert at.dataframe[-1].value.iloc[0, 0] == 2000
 
 
