@@ -203,7 +203,7 @@ def resource_page(which: str) -> Callable:
 def sync_health(conn, event_filter, inputs) -> None:
     queries.query_cache_summary(conn)
     bookkeeping.query_sync_runs(conn)
-    transforms.ingestion_health(bookkeeping.query_delivered_files(conn), now=END)
+    transforms.ingestion_health(bookkeeping.query_delivery_health(conn), now=END)
     bookkeeping.query_files(conn, ("failed",))
     bookkeeping.query_rejected_records(conn)
 

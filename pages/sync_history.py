@@ -19,7 +19,7 @@ widgets.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files 
                  "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
-health = transforms.ingestion_health(state.load(bookkeeping.query_delivered_files),
+health = transforms.ingestion_health(state.load(bookkeeping.query_delivery_health),
                                      state.load(queries.query_account_region_counts, EventFilter(), True))
 quiet = transforms.rows_where(health, "quiet")
 if quiet.height:

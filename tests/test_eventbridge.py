@@ -192,12 +192,12 @@ def test_an_early_event_never_confirmed_is_listed_after_the_grace_period(db_path
     with store.open_cache_readonly(db_path) as conn:
         within, within_total = early.query_unconfirmed(conn, now, timedelta(hours=2))
         after, after_total = early.query_unconfirmed(conn, now + timedelta(hours=2, minutes=1), timedelta(hours=2))
-        delivered = bookkeeping.query_delivered_files(conn)  # ingestion health counts log files, not messages
+        delivered = bookkeeping.query_delivery_health(conn)  # ingestion health counts log files, not messages
 
     assert within_total == within.height == 0
     assert after_total == 1 and after["event_id"].to_list() == ["5e2c7c5b-1f2f-4b4a-8e3c-6f80d19bac21"]
     assert after["event_name"].to_list() == ["StopLogging"] and after["queue"].to_list() == ["trail-queue"]
-    assert delivered["key"].to_list() == [key]
+    assert delivered["files"].to_list() == [1]
 
 
 def test_the_grace_period_is_read_from_the_settings_and_a_bad_one_says_so():

@@ -528,7 +528,7 @@ def test_sync_history_lists_runs_files_and_failures(small_cache):
     failed = bookkeeping.query_files(small_cache, statuses=("failed",))
     assert failed["key"].to_list() == ["broken.json.gz"] and failed["error"].to_list() == ["corrupt gzip data"]
     assert bookkeeping.query_files(small_cache, limit=None).height == small_cache.execute("SELECT count(*) FROM files").fetchone()[0]
-    delivered = bookkeeping.query_delivered_files(small_cache)
+    delivered = bookkeeping.query_delivery_health(small_cache)
     assert delivered["records"].sum() == sql_count(small_cache, EventFilter())
     assert bookkeeping.query_rejected_records(small_cache).height == 0
 
@@ -558,4 +558,4 @@ def test_every_page_query_runs_on_the_real_corpus(corpus_cache):
         queries.query_principal_activity(corpus_cache, everything, principal)
     queries.query_resource_history(corpus_cache, everything, "sg-003dc7f1f1c686164")
     queries.query_cache_summary(corpus_cache)
-    bookkeeping.query_delivered_files(corpus_cache)
+    bookkeeping.query_delivery_health(corpus_cache)

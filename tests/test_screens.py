@@ -29,7 +29,7 @@ def table_with(at, column: str) -> pd.DataFrame:
 
 def health_of(path, now: datetime = DEMO_END + timedelta(hours=1)) -> object:
     with sqlite3.connect(path) as conn:
-        return transforms.ingestion_health(bookkeeping.query_delivered_files(conn),
+        return transforms.ingestion_health(bookkeeping.query_delivery_health(conn),
                                            queries.query_account_region_counts(conn, EventFilter(), True), now=now)
 
 

@@ -15,7 +15,6 @@ from trailstream import catalog
 from trailstream.cache import codec
 from trailstream.ingest import demo, records
 from trailstream.analytics import queries, transforms
-from trailstream.cache import bookkeeping
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -341,71 +340,6 @@ def test_top_n_with_other_folds_the_tail_and_keeps_the_total():
     assert dict(folded.select("event_source", "events").rows()) == {"a": 10, "b": 5, "other": 3}
 
 
-def delivered(key: str, newest: datetime, lag_minutes: int = 5, records: int = 10) -> dict:
-    return {"source": "s3", "bucket": "trail-bucket", "key": key, "records": records,
-            "newest_event_time": newest, "processed_at": newest + timedelta(minutes=lag_minutes)}
-
-
-def cloudtrail_key(account: str, region: str, moment: datetime) -> str:
-    stamp = moment.strftime("%Y%m%dT%H%MZ")
-    return f"AWSLogs/{account}/CloudTrail/{region}/{moment:%Y/%m/%d}/{account}_CloudTrail_{region}_{stamp}_abc.json.gz"
-
-
-@pytest.fixture
-def deliveries_with_a_quiet_region() -> pl.DataFrame:
-    """eu-west-1 delivers every 5 minutes until now, 7 minutes after its events; us-east-1 stopped 9 hours ago; one
-    file with a local name."""
-    rows = [delivered(cloudtrail_key("111111111111", "eu-west-1", T0 - timedelta(minutes=5 * i - 7)),
-                      T0 - timedelta(minutes=5 * i), lag_minutes=7) for i in range(12)]
-    rows += [delivered(cloudtrail_key("111111111111", "us-east-1", T0 - timedelta(hours=9 + i)),
-                       T0 - timedelta(hours=9 + i)) for i in range(3)]
-    rows += [delivered("/home/me/export.json", T0 - timedelta(days=40))]
-    return pl.DataFrame(rows, schema=bookkeeping.DELIVERY_SCHEMA)
-
-
-def test_a_region_that_went_quiet_gets_a_warning(deliveries_with_a_quiet_region):
-    health = transforms.ingestion_health(deliveries_with_a_quiet_region, now=T0, quiet_after=timedelta(hours=6))
-    by_place = {(r["account_id"], r["aws_region"]): r for r in health.iter_rows(named=True)}
-    fresh, stopped = by_place[("111111111111", "eu-west-1")], by_place[("111111111111", "us-east-1")]
-    assert not fresh["quiet"] and fresh["warning"] is None and fresh["files"] == 12
-    assert fresh["delivery_lag"] == timedelta(minutes=7) and fresh["silent_for"] == timedelta(0)
-    assert stopped["quiet"] and "us-east-1" in stopped["warning"] and "trail" in stopped["warning"]
-    assert stopped["silent_for"] == timedelta(hours=9)
-    assert by_place[("unknown", "unknown")]["files"] == 1
-    assert health["quiet"].to_list()[:2] == [True, True]  # quiet first
-
-
-def test_delivery_lag_runs_from_the_event_to_the_delivery_time_in_the_file_name_not_to_the_sync():
-    synced_a_day_later = [
-        {**delivered(cloudtrail_key("111111111111", "eu-west-1", T0 - timedelta(minutes=60 * i - 4)),
-                     T0 - timedelta(minutes=60 * i), lag_minutes=24 * 60),
-         "oldest_event_time": T0 - timedelta(minutes=60 * i + 1)}
-        for i in range(5)
-    ]
-    health = transforms.ingestion_health(pl.DataFrame(synced_a_day_later, schema=bookkeeping.DELIVERY_SCHEMA),
-                                         now=T0 + timedelta(days=1))
-    row = health.row(0, named=True)
-    assert row["delivery_lag"] == row["delivery_lag_p95"] == timedelta(minutes=5)  # oldest event to delivery
-    assert row["silent_for"] == timedelta(days=1) != row["delivery_lag"]
-
-
-def test_every_pair_the_events_hold_is_listed_and_files_without_a_trail_name_make_no_unknown_pair(
-        deliveries_with_a_quiet_region):
-    places = pl.DataFrame({"account_id": ["111111111111", "111111111111", "222222222222"],
-                           "aws_region": ["eu-west-1", "us-east-1", "ap-south-1"], "events": [120, 30, 4],
-                           "last_seen": [T0, T0 - timedelta(hours=9), T0 - timedelta(days=40)]},
-                          schema_overrides={"last_seen": pl.Datetime("us", "UTC")})
-    health = transforms.ingestion_health(deliveries_with_a_quiet_region, places, now=T0)
-    quiet = {(r["account_id"], r["aws_region"]): r["quiet"] for r in health.iter_rows(named=True)}
-    assert quiet == {("111111111111", "us-east-1"): True, ("111111111111", "eu-west-1"): False,
-                     ("222222222222", "ap-south-1"): None}  # a local export's pair is listed, never judged quiet
-
-
-def test_the_quiet_threshold_is_configurable(deliveries_with_a_quiet_region):
-    lenient = transforms.ingestion_health(deliveries_with_a_quiet_region, now=T0, quiet_after=timedelta(hours=12))
-    assert lenient.filter(pl.col("aws_region") == "us-east-1")["quiet"].item() is False
-
-
 def events_of(cloudtrail_records: list[dict]) -> pl.DataFrame:
     """CloudTrail records as an events frame, through the parser (as the cache would hold them)."""
     compressor = codec.default_compressor()
@@ -511,13 +445,3 @@ def test_a_principals_timeline_keeps_its_changes_apart_from_its_reads():
     assert {"TerminateInstances", "AttachUserPolicy", "ReleaseAddress", transforms.READS} <= series
     assert transforms.principal_timeline(activity, top=4).filter(
         pl.col("event_name") == transforms.READS)["events"].sum() == 1400
-
-
-def test_a_region_that_delivers_twice_a_month_is_not_quiet_after_a_few_days():
-    rows = [delivered(cloudtrail_key("222222222222", "ap-south-1", T0 - timedelta(days=4 + 15 * i)),
-                      T0 - timedelta(days=4 + 15 * i)) for i in range(3)]
-    rows += [delivered(cloudtrail_key("222222222222", "eu-west-1", T0 - timedelta(hours=7, minutes=5 * i)),
-                       T0 - timedelta(hours=7, minutes=5 * i)) for i in range(12)]
-    health = transforms.ingestion_health(pl.DataFrame(rows, schema=bookkeeping.DELIVERY_SCHEMA), now=T0)
-    quiet = dict(zip(health["aws_region"], health["quiet"]))
-    assert quiet == {"ap-south-1": False, "eu-west-1": True}  # judged by each pair's own rhythm

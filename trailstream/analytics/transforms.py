@@ -666,52 +666,24 @@ def top_n_with_other(frame: pl.DataFrame, column: str, n: int = 10, value: str =
 
 # --- Ingestion health -----------------------------------------------------------------------
 
-# CloudTrail log file names: ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json.gz, the stamp being the delivery
-CLOUDTRAIL_FILE_NAME = r"(\d{12})_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)"
 DEFAULT_QUIET_AFTER = timedelta(hours=6)
 QUIET_GAPS = 2  # a pair is quiet once silent for this many of its longest gaps between files so far (and quiet_after)
 PLACE = ("account_id", "aws_region")
 
 
-def _deliveries(files: pl.DataFrame) -> pl.LazyFrame:
-    """Per account and region, from the log files: how long their events waited for delivery (the delivery time in a
-    CloudTrail file's name minus the file's oldest event: median and p95 over files) and the longest gap between files."""
-    delivered_at = pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 3).str.to_datetime("%Y%m%dT%H%MZ", time_zone="UTC",
-                                                                                      strict=False)
-    waited = delivered_at - pl.col("oldest_event_time").fill_null(pl.col("newest_event_time"))
-    return (
-        files.lazy()
-        .with_columns(
-            account_id=pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 1).fill_null("unknown"),
-            aws_region=pl.col("key").str.extract(CLOUDTRAIL_FILE_NAME, 2).fill_null("unknown"),
-            lag=pl.when(waited >= pl.duration()).then(waited),  # a stamp before the events is no delivery time
-        )
-        .sort("newest_event_time")
-        .group_by(PLACE)
-        .agg(
-            files=pl.len().cast(pl.Int64),
-            records=pl.col("records").sum(),
-            newest_file_event=pl.col("newest_event_time").max(),
-            last_processed_at=pl.col("processed_at").max(),
-            delivery_lag=pl.col("lag").median(),
-            delivery_lag_p95=pl.col("lag").quantile(0.95, "nearest"),
-            longest_gap=pl.col("newest_event_time").diff().max(),
-        )
-    )
-
-
 def ingestion_health(
-    files: pl.DataFrame, places: pl.DataFrame | None = None, now: datetime | None = None,
+    deliveries: pl.DataFrame, places: pl.DataFrame | None = None, now: datetime | None = None,
     quiet_after: timedelta = DEFAULT_QUIET_AFTER,
 ) -> pl.DataFrame:
     """Per account and region: newest event, delivery lag, and a warning once it is silent far longer than usual.
 
-    `files` is bookkeeping.query_delivered_files(); `places` (queries.query_account_region_counts with seen=True)
-    names every pair the events hold, so files not named as CloudTrail delivers them never make an unknown/unknown
-    row. A pair is judged quiet from its trail files' rhythm only. A stopped trail looks exactly like a quiet account.
+    `deliveries` is bookkeeping.query_delivery_health() (a row per place its files name); `places`
+    (queries.query_account_region_counts with seen=True) names every pair the events hold, so files not named as
+    CloudTrail delivers them never make an unknown/unknown row. A pair is judged quiet from its trail files' rhythm
+    only. A stopped trail looks exactly like a quiet account.
     """
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    deliveries = _deliveries(files)
+    deliveries = deliveries.lazy()
     if places is None:
         pairs = deliveries.with_columns(events=pl.col("records"), newest_event_time=pl.col("newest_file_event"))
     else:

@@ -5,14 +5,17 @@ Read functions take `conn`, write functions take `db` (a sqlite_utils.Database);
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 import sqlite_utils
 
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
-from trailstream.timefmt import utc_now
+from trailstream.timefmt import TIME_FORMAT, utc_now
 
 
 @dataclass
@@ -43,11 +46,32 @@ class FileOutcome:
     confirmed: int = 0  # early (EventBridge) events this log file's records replaced
 
 
+# CloudTrail log file names: ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json.gz, the stamp being the delivery
+CLOUDTRAIL_FILE_NAME = re.compile(r"(\d{12})_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)")
+UNKNOWN_PLACE = "unknown"
+
+
+def parse_delivery(key: str) -> tuple[str, str, str | None]:
+    """(account, region, delivery time) CloudTrail writes in a log file's name; 'unknown' places for other files."""
+    found = CLOUDTRAIL_FILE_NAME.search(key)
+    if found is None:
+        return UNKNOWN_PLACE, UNKNOWN_PLACE, None
+    try:
+        delivered_at = datetime.strptime(found[3], "%Y%m%dT%H%MZ").strftime(TIME_FORMAT)
+    except ValueError:  # a stamp that is no time (month 13): no delivery time
+        delivered_at = None
+    return found[1], found[2], delivered_at
+
+
 def save_file_row(db, ref: FileRef, status: str, sync_run_id: int | None, **fields) -> int:
+    account_id, aws_region, delivered_at = parse_delivery(ref.key)
     row = {
         "source": ref.source,
         "bucket": ref.bucket,
         "key": ref.key,
+        "account_id": account_id,
+        "aws_region": aws_region,
+        "delivered_at": delivered_at,
         "etag": ref.etag,
         "size": ref.size,
         "status": status,
@@ -216,25 +240,175 @@ def query_rejected_records(conn: sqlite3.Connection, limit: int = 1000) -> pl.Da
     return read_frame(conn, sql, [limit], schema)
 
 
-DELIVERY_SCHEMA = {
-    "source": pl.String,
-    "bucket": pl.String,
-    "key": pl.String,
+# --- Ingestion health: per account and region summaries the files' triggers keep, read in a few rows -----------
+
+DELIVERED = "status = 'ok' AND newest_event_time IS NOT NULL AND source != 'eventbridge'"  # log files, not messages
+DELIVERY_TABLES = (
+    f"CREATE INDEX files_delivery ON files (account_id, aws_region, newest_event_time, processed_at) WHERE {DELIVERED}",
+    """CREATE TABLE delivery_places (account_id TEXT NOT NULL, aws_region TEXT NOT NULL, files INTEGER NOT NULL,
+        records INTEGER NOT NULL, last_processed_at TEXT, PRIMARY KEY (account_id, aws_region)) WITHOUT ROWID""",
+    """CREATE TABLE delivery_lags (account_id TEXT NOT NULL, aws_region TEXT NOT NULL, lag_seconds INTEGER NOT NULL,
+        files INTEGER NOT NULL, PRIMARY KEY (account_id, aws_region, lag_seconds)) WITHOUT ROWID""",
+    """CREATE TABLE delivery_gaps (account_id TEXT NOT NULL, aws_region TEXT NOT NULL, gap_seconds INTEGER NOT NULL,
+        files INTEGER NOT NULL, PRIMARY KEY (account_id, aws_region, gap_seconds)) WITHOUT ROWID""",
+)
+
+
+def _lag(r: str) -> str:
+    """A file's delivery lag in seconds: the delivery time in its name minus its oldest (else newest) event."""
+    return (f"unixepoch({r}.delivered_at) - coalesce(unixepoch({r}.oldest_event_time), "
+            f"unixepoch({r}.newest_event_time))")
+
+
+def _same_place(r: str) -> str:
+    return f"account_id = {r}.account_id AND aws_region = {r}.aws_region"
+
+
+def _neighbour(r: str, before: bool) -> str:
+    """The newest event time of the delivered file just before (or after) file `r` in its place, `r` itself left out."""
+    compare, order = ("<=", "DESC") if before else (">", "ASC")
+    return (f"(SELECT newest_event_time FROM files WHERE {_same_place(r)} AND {DELIVERED} "
+            f"AND newest_event_time {compare} {r}.newest_event_time AND id != {r}.id "
+            f"ORDER BY newest_event_time {order} LIMIT 1)")
+
+
+def _place_change(r: str, guard: str, sign: int) -> str:
+    """Count file `r` in (or out of) its place's files, records and newest processing time; taking out the newest
+    processed file looks up the next newest through the index."""
+    if sign > 0:
+        return (f"INSERT INTO delivery_places (account_id, aws_region, files, records, last_processed_at) SELECT "
+                f"{r}.account_id, {r}.aws_region, 1, {r}.records, {r}.processed_at WHERE {guard} ON CONFLICT DO "
+                "UPDATE SET files = files + 1, records = records + excluded.records, "
+                "last_processed_at = max(last_processed_at, excluded.last_processed_at)")
+    return (f"UPDATE delivery_places SET files = files - 1, records = records - {r}.records, last_processed_at = "
+            f"CASE WHEN last_processed_at = {r}.processed_at THEN (SELECT max(processed_at) FROM files WHERE "
+            f"{_same_place(r)} AND {DELIVERED} AND id != {r}.id) ELSE last_processed_at END "
+            f"WHERE {_same_place(r)} AND {guard}")
+
+
+def _lag_change(r: str, guard: str, sign: int) -> str:
+    """Count file `r`'s delivery lag in (or out of) its place's files per lag."""
+    if sign > 0:
+        return (f"INSERT INTO delivery_lags (account_id, aws_region, lag_seconds, files) SELECT {r}.account_id, "
+                f"{r}.aws_region, lag, 1 FROM (SELECT {_lag(r)} AS lag) WHERE lag >= 0 AND {guard} "
+                "ON CONFLICT DO UPDATE SET files = files + 1")
+    return f"UPDATE delivery_lags SET files = files - 1 WHERE {_same_place(r)} AND lag_seconds = {_lag(r)} AND {guard}"
+
+
+def _gap_changes(r: str, guard: str, sign: int) -> list[str]:
+    """File `r` between its neighbours splits their gap in two (or, taken out, joins its two gaps into one)."""
+    before, after, own = _neighbour(r, True), _neighbour(r, False), f"unixepoch({r}.newest_event_time)"
+    split = (f"{own} - unixepoch({before})", f"unixepoch({after}) - {own}")
+    joined = (f"unixepoch({after}) - unixepoch({before})",)
+    counted, uncounted = (split, joined) if sign > 0 else (joined, split)
+    gaps = " UNION ALL ".join(f"SELECT {gap} AS gap" for gap in counted)
+    drops = " + ".join(f"(gap_seconds IS ({gap}))" for gap in uncounted)  # two equal gaps count twice
+    return [
+        (f"INSERT INTO delivery_gaps (account_id, aws_region, gap_seconds, files) SELECT {r}.account_id, "
+         f"{r}.aws_region, gap, 1 FROM ({gaps}) WHERE gap IS NOT NULL AND {guard} ON CONFLICT DO UPDATE SET "
+         "files = files + 1"),
+        f"UPDATE delivery_gaps SET files = files - ({drops}) WHERE {_same_place(r)} AND ({drops}) > 0 AND {guard}",
+    ]
+
+
+def _summary_changes(r: str, guard: str, sign: int) -> list[str]:
+    """Statements that add (sign 1) or take away (-1) delivered file `r` from its place's summaries when `guard`."""
+    return [
+        _place_change(r, guard, sign),
+        _lag_change(r, guard, sign),
+        *_gap_changes(r, guard, sign),
+        *(f"DELETE FROM {table} WHERE {_same_place(r)} AND files = 0 AND {guard}"
+          for table in ("delivery_places", "delivery_lags", "delivery_gaps")),
+    ]
+
+
+def _delivered(r: str) -> str:
+    return f"({r}.status = 'ok' AND {r}.newest_event_time IS NOT NULL AND {r}.source != 'eventbridge')"
+
+
+def _trigger(name: str, event: str, statements: list[str]) -> str:
+    return f"CREATE TRIGGER {name} AFTER {event} ON files BEGIN\n" + ";\n".join(statements) + ";\nEND"
+
+
+DELIVERY_TRIGGERS = (
+    _trigger("files_delivery_insert", "INSERT", _summary_changes("NEW", _delivered("NEW"), 1)),
+    _trigger("files_delivery_delete", "DELETE", _summary_changes("OLD", _delivered("OLD"), -1)),
+    # one trigger, taking the old row out before putting the new one in: both judged against the other files
+    _trigger("files_delivery_update", "UPDATE", _summary_changes("OLD", _delivered("OLD"), -1)
+             + _summary_changes("NEW", _delivered("NEW"), 1)),
+)
+
+
+def rebuild_delivery_summaries(db: sqlite_utils.Database) -> None:
+    """Recount every place's delivery summaries from the files (a migration, or a check that the triggers agree)."""
+    for table in ("delivery_places", "delivery_lags", "delivery_gaps"):
+        db.execute(f"DELETE FROM {table}")
+    db.execute("INSERT INTO delivery_places SELECT account_id, aws_region, count(*), sum(records), max(processed_at) "
+               f"FROM files WHERE {DELIVERED} GROUP BY account_id, aws_region")
+    db.execute(f"INSERT INTO delivery_lags SELECT account_id, aws_region, lag, count(*) FROM (SELECT account_id, "
+               f"aws_region, {_lag('files')} AS lag FROM files WHERE {DELIVERED}) WHERE lag >= 0 GROUP BY 1, 2, 3")
+    db.execute("INSERT INTO delivery_gaps SELECT account_id, aws_region, gap, count(*) FROM (SELECT account_id, "
+               "aws_region, unixepoch(newest_event_time) - lag(unixepoch(newest_event_time)) OVER (PARTITION BY "
+               f"account_id, aws_region ORDER BY newest_event_time) AS gap FROM files WHERE {DELIVERED}) "
+               "WHERE gap IS NOT NULL GROUP BY 1, 2, 3")
+
+
+def create_delivery_summaries(db: sqlite_utils.Database) -> None:
+    """Give `files` each file's place and delivery time (from its name), then the summaries and the triggers that
+    keep them as files are stored, replaced or removed (m018; ~1 min for 1.4 million files)."""
+    for column in ("account_id TEXT NOT NULL DEFAULT 'unknown'", "aws_region TEXT NOT NULL DEFAULT 'unknown'",
+                   "delivered_at TEXT"):
+        db.execute(f"ALTER TABLE files ADD COLUMN {column}")
+    parsed = functools.lru_cache(maxsize=1)(parse_delivery)  # three parts of one key, parsed once
+    db.conn.create_function("trailstream_delivery", 2, lambda key, part: parsed(key)[part], deterministic=True)
+    db.execute("UPDATE files SET account_id = trailstream_delivery(key, 0), aws_region = trailstream_delivery(key, 1), "
+               r"delivered_at = trailstream_delivery(key, 2) WHERE key LIKE '%\_CloudTrail\_%' ESCAPE '\'")
+    for statement in DELIVERY_TABLES:
+        db.execute(statement)
+    rebuild_delivery_summaries(db)
+    for statement in DELIVERY_TRIGGERS:
+        db.execute(statement)
+
+
+DELIVERY_HEALTH_SCHEMA = {
+    "account_id": pl.String,
+    "aws_region": pl.String,
+    "files": pl.Int64,
     "records": pl.Int64,
-    "oldest_event_time": UTC_TIME,
-    "newest_event_time": UTC_TIME,
-    "processed_at": UTC_TIME,
+    "newest_file_event": UTC_TIME,
+    "last_processed_at": UTC_TIME,
+    "delivery_lag": pl.Float64,
+    "delivery_lag_p95": pl.Float64,
+    "longest_gap": pl.Float64,
 }
+DELIVERY_HEALTH_SQL = f"""
+WITH ranked AS (
+    SELECT account_id, aws_region, lag_seconds,
+        sum(files) OVER (PARTITION BY account_id, aws_region ORDER BY lag_seconds) AS upto,
+        sum(files) OVER (PARTITION BY account_id, aws_region) AS n
+    FROM delivery_lags),
+lags AS (  -- the median (two middle files averaged) and the nearest-rank 95th percentile, from the counts per lag
+    SELECT account_id, aws_region,
+        (min(lag_seconds) FILTER (WHERE upto > (n - 1) / 2) + min(lag_seconds) FILTER (WHERE upto > n / 2)) / 2.0
+            AS delivery_lag,
+        min(lag_seconds) FILTER (WHERE upto > CAST(0.95 * (n - 1) + 0.5 AS INTEGER)) AS delivery_lag_p95
+    FROM ranked GROUP BY account_id, aws_region),
+gaps AS (SELECT account_id, aws_region, max(gap_seconds) AS longest_gap FROM delivery_gaps GROUP BY 1, 2)
+SELECT p.account_id, p.aws_region, p.files, p.records,
+    (SELECT max(newest_event_time) FROM files f WHERE f.account_id = p.account_id AND f.aws_region = p.aws_region
+        AND {DELIVERED}) AS newest_file_event,
+    p.last_processed_at, l.delivery_lag, l.delivery_lag_p95, g.longest_gap
+FROM delivery_places p LEFT JOIN lags l USING (account_id, aws_region) LEFT JOIN gaps g USING (account_id, aws_region)
+"""
+SECONDS = ("delivery_lag", "delivery_lag_p95", "longest_gap")
 
 
-def query_delivered_files(conn: sqlite3.Connection) -> pl.DataFrame:
-    """Every stored log file's name, event times and processing time: the input of transforms.ingestion_health."""
-    sql = (
-        f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM files "
-        "WHERE status = 'ok' AND newest_event_time IS NOT NULL AND source != 'eventbridge'"  # messages, not files
-    )
-    return read_frame(conn, sql, [], DELIVERY_SCHEMA)
-
+def query_delivery_health(conn: sqlite3.Connection) -> pl.DataFrame:
+    """Per account and region (from log file names): files, records, newest event, last processing, delivery lag
+    (median, p95) and longest gap between files, in a few rows: the input of transforms.ingestion_health."""
+    frame = read_frame(conn, DELIVERY_HEALTH_SQL, [], DELIVERY_HEALTH_SCHEMA)
+    return frame.with_columns(pl.duration(microseconds=(pl.col(name) * 1_000_000).round().cast(pl.Int64))
+                              .alias(name) for name in SECONDS)
 
 
 def bump_generation(db: sqlite_utils.Database) -> None:

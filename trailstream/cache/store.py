@@ -15,7 +15,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from trailstream.cache import codec, derived, early as early_events, rollups, integrity, sigma_state, views, watermarks
-from trailstream.cache import findings_store
+from trailstream.cache import bookkeeping, findings_store
 from trailstream.cache.rows import (EVENT_COLUMNS, LOOKUP_COLUMN_FIELDS, RESTORE_COLUMNS, STORED_COLUMNS, ParsedLog,
                                    restore_record, split_record, stored_lookup_values)
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
@@ -362,6 +362,12 @@ def m016_travel_routes_per_principal(db: sqlite_utils.Database) -> None:
     events."""
     for statement in findings_store.PRINCIPAL_ROUTES:
         db.execute(statement)
+
+
+@migrations()
+def m018_delivery_summaries(db: sqlite_utils.Database) -> None:
+    """Each account and region's delivery summaries, kept by triggers on `files`: Sync history read every file's row."""
+    bookkeeping.create_delivery_summaries(db)
 
 
 # What Rare errors reads of a failed call: its index covers it, so the page reads no event row.
