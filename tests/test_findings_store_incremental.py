@@ -19,7 +19,7 @@ from tests.test_stored_findings import ROAMING_END, roaming_cache_file  # noqa: 
 from trailstream import jobs
 from trailstream.analytics import detections
 from trailstream.analytics.detections import travel_update
-from trailstream.cache import store
+from trailstream.cache import findings_store, store
 from trailstream.ingest import sync
 from trailstream.timefmt import iso_utc, parse_iso_utc
 
@@ -163,3 +163,11 @@ def test_log_files_arriving_in_any_order_leave_what_storing_everything_again_wou
         assert ("over the whole cache" in line) == (index == 0)
         assert stored_rows(path) == stored_from_scratch(path, tmp_path)
     assert len(files) > 4 and any(row[0] == "impossible_travel" for row in stored_rows(path)[0])
+
+
+def test_the_detectors_read_with_a_small_page_cache_and_the_writes_get_the_writers_back(tmp_path):
+    with closing(store.open_cache(tmp_path / "cache.db")) as db:
+        writers = db.execute("PRAGMA cache_size").fetchone()[0]
+        with findings_store.small_page_cache(db):
+            assert db.execute("PRAGMA cache_size").fetchone()[0] == -findings_store.DETECTION_PAGE_CACHE_KIB
+        assert db.execute("PRAGMA cache_size").fetchone()[0] == writers != -findings_store.DETECTION_PAGE_CACHE_KIB

@@ -174,9 +174,11 @@ def _store_update(db: sqlite_utils.Database, settings: DetectionSettings, since:
     sign-ins again, travel of the principals with new moments."""
     windowed = [detect for detect in DETECTORS if detect not in (impossible_travel.detect_impossible_travel,
                                                                  new_country.detect_new_country_sign_ins)]
-    findings = detect_findings(db.conn, EventFilter(start=since), settings, windowed)
-    findings += new_country.detect_new_country_sign_ins(db.conn, None, settings)
-    update = travel_update.query_travel_update(db.conn, findings_store.query_state(db.conn)["last_rowid"], settings)
+    with findings_store.small_page_cache(db):
+        findings = detect_findings(db.conn, EventFilter(start=since), settings, windowed)
+        findings += new_country.detect_new_country_sign_ins(db.conn, None, settings)
+        update = travel_update.query_travel_update(db.conn, findings_store.query_state(db.conn)["last_rowid"],
+                                                   settings)
     route_rows = _route_rows(update.routes)
     save_sign_in_places(db, settings)
     state["seconds"] = time.perf_counter() - started
@@ -197,7 +199,6 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     if not staleness(db.conn, settings):
         return "findings: the stored findings are current"
     started = time.perf_counter()
-    findings_store.limit_page_cache(db)
     last_rowid, generation = findings_store.query_data_version(db.conn)  # before detecting: later events => stale
     signature = fingerprint(db.conn, settings)
     state = findings_store.query_state(db.conn)
@@ -208,7 +209,8 @@ def save_detected_findings(db: sqlite_utils.Database, settings: DetectionSetting
     new_state = {"fingerprint": signature, "last_rowid": last_rowid, "generation": generation}
     if since is not None:
         return _store_update(db, settings, since, new_state, started)
-    findings, routes = detect_all_findings(db.conn, settings)
+    with findings_store.small_page_cache(db):
+        findings, routes = detect_all_findings(db.conn, settings)
     route_rows = _route_rows(routes)
     save_sign_in_places(db, settings)
     new_state["seconds"] = time.perf_counter() - started
