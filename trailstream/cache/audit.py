@@ -11,6 +11,7 @@ import polars as pl
 import sqlite_utils
 
 from trailstream.cache.store import open_cache
+from trailstream.cache.transaction import write_transaction
 from trailstream.timefmt import utc_now
 
 # action -> how the Audit log page names it; callers pass one of these keys.
@@ -34,7 +35,7 @@ def save_audit(
         raise ValueError(f"unknown audit action {action!r}; use one of {', '.join(AUDIT_ACTIONS)}")
     if isinstance(detail, Mapping):
         detail = orjson.dumps(_without_secrets(detail), default=str, option=orjson.OPT_SORT_KEYS).decode()
-    with db.atomic():
+    with write_transaction(db):
         if unique and db.execute(
             "SELECT 1 FROM audit_log WHERE actor = ? AND action = ? AND detail IS ?", [actor, action, detail]
         ).fetchone():

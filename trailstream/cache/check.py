@@ -13,6 +13,7 @@ import sqlite_utils
 
 from trailstream.cache import bookkeeping, derived, rollups, store, wordindex
 from trailstream.cache.bookkeeping import FileRef
+from trailstream.cache.transaction import write_transaction
 
 MAX_LISTED = 10  # problems of one kind listed one by one; the rest are counted
 REBUILD_HINT = "`python -m trailstream rebuild --to NEW.db` re-reads every stored file into a fresh cache"
@@ -219,7 +220,7 @@ def save_user_tables(db: sqlite_utils.Database, old: sqlite3.Connection) -> list
             kept = [i for i, d in enumerate(cursor.description) if d[0] in columns]
             names = [cursor.description[i][0] for i in kept]
             rows = [dict(zip(names, (row[i] for i in kept))) for row in cursor.fetchall()]
-            with db.atomic():
+            with write_transaction(db):  # insert_all reads the table's columns before it writes
                 db[table].insert_all(rows, replace=True)
         except sqlite3.Error as exc:
             problems.append((f"table {table}", f"could not be copied ({exc})"))

@@ -7,6 +7,7 @@ import sqlite3
 
 import sqlite_utils
 
+from trailstream.cache.transaction import write_transaction
 from trailstream.timefmt import utc_now
 
 EXCEPTION_FIELDS = {"principal": "Principal (name or ARN)", "account_id": "Account ID", "event_id": "Event ID"}
@@ -67,7 +68,7 @@ def save_catalog(db: sqlite_utils.Database, rows: list[dict]) -> None:
     """Replace the loaded catalog with `rows` (CATALOG_COLUMNS each); state and exceptions are kept by rule ID, but a
     rule whose query changed (an edited file) starts over: its matches and watermark belonged to the old text."""
     now = utc_now()
-    with db.atomic():
+    with write_transaction(db):
         before = dict(db.execute("SELECT rule_id, query FROM sigma_rules").fetchall())
         changed = [(row["rule_id"],) for row in rows
                    if row["rule_id"] in before and before[row["rule_id"]] != row["query"]]
@@ -146,7 +147,7 @@ def save_staged_matches(db: sqlite_utils.Database, staged: dict[str, list[str]],
     """Move staged matches (table -> the rule of each flag column) into sigma_matches in SQL, and every evaluated
     rule's counts (these and `counts`) and watermark, in one transaction; returns the staged rules' counts."""
     found = {}
-    with db.atomic():
+    with write_transaction(db):
         for name, rule_ids in staged.items():
             flags = [f"m{index}" for index in range(len(rule_ids))]
             present = db.execute(f"SELECT {', '.join(f'max({flag})' for flag in flags)} FROM temp.{name}").fetchone()

@@ -19,6 +19,7 @@ from trailstream.cache import bookkeeping, findings_store
 from trailstream.cache.rows import (EVENT_COLUMNS, LOOKUP_COLUMN_FIELDS, RESTORE_COLUMNS, STORED_COLUMNS, ParsedLog,
                                    restore_record, split_record, stored_lookup_values)
 from trailstream.cache.bookkeeping import FileOutcome, FileRef, bump_generation, save_file_row
+from trailstream.cache.transaction import write_transaction
 from trailstream.timefmt import utc_now
 
 migrations = Migrations("trailstream")
@@ -454,7 +455,7 @@ def ensure_event_indexes(db: sqlite_utils.Database) -> int:
 def defer_event_indexes(db: sqlite_utils.Database) -> bool:
     """Drop the secondary indexes of an empty `events` before a first bulk load: building them once at its end
     (sorted) costs less than inserting every row into them. False, and nothing dropped, once it holds events."""
-    with db.atomic():
+    with write_transaction(db):
         if db.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
             return False
         for name in expected_event_indexes():
