@@ -13,9 +13,9 @@ st.caption("What each sync fetched, what failed and why, and how fresh each acco
 state.require_cache()
 
 summary = state.load(queries.query_cache_summary)
-runs = state.load(bookkeeping.query_sync_runs)
+runs, run_count = state.load(bookkeeping.query_sync_runs), state.load(bookkeeping.sync_run_count)
 stored_files = summary["files"] - summary["failed_files"] - summary["skipped_files"]
-widgets.metrics({"Sync runs": runs.height, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
+widgets.metrics({"Sync runs": run_count, "Files stored": stored_files, "Files skipped": summary["skipped_files"],
                  "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
@@ -39,6 +39,8 @@ else:
     st.info("No log file has been stored yet.", icon=":material/inbox:")
 
 st.subheader("Runs")
+if run_count > runs.height:
+    st.caption(f"The newest {runs.height:,} of {run_count:,} runs.")
 widgets.table(runs, "sync-runs", ("id", "source", "started_at", "ended_at", "status", "files", "new_events",
                                   "duplicates", "skipped", "failures", "message"))
 
@@ -47,6 +49,8 @@ failed = state.load(bookkeeping.query_files, ("failed",))
 if failed.height == 0:
     st.success("No failed files.", icon=":material/check_circle:")
 else:
+    if summary["failed_files"] > failed.height:
+        st.caption(f"The newest {failed.height:,} of {summary['failed_files']:,} failed files; a retry fetches them all.")
     widgets.table(failed, "failed-files", ("processed_at", "source", "bucket", "key", "error"), download="failed-files")
     if st.button("Retry failed files", icon=":material/replay:", type="primary"):
         sidebar.retry_failed()
@@ -57,4 +61,6 @@ rejected = state.load(bookkeeping.query_rejected_records)
 if rejected.height:
     st.subheader("Refused records")
     st.caption("Records inside stored files that could not be kept, and why.")
+    if (refused := state.load(bookkeeping.rejected_record_count)) > rejected.height:
+        st.caption(f"The newest {rejected.height:,} of {refused:,} refused records.")
     widgets.table(rejected, "rejected-records")

@@ -204,6 +204,16 @@ def query_sync_runs(conn: sqlite3.Connection, limit: int = 200) -> pl.DataFrame:
     return read_frame(conn, sql, [limit], SYNC_RUN_SCHEMA)
 
 
+def sync_run_count(conn: sqlite3.Connection) -> int:
+    """All sync runs, where the page lists the newest few hundred."""
+    return conn.execute("SELECT count(*) FROM sync_runs").fetchone()[0]
+
+
+def rejected_record_count(conn: sqlite3.Connection) -> int:
+    """All refused records, where the page lists the newest thousand."""
+    return conn.execute("SELECT count(*) FROM rejected_records").fetchone()[0]
+
+
 def query_files(
     conn: sqlite3.Connection, statuses: tuple[str, ...] = (), limit: int | None = 1000, sync_run_id: int | None = None
 ) -> pl.DataFrame:
