@@ -312,14 +312,16 @@ def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_re
     [note] = [text.value for text in at.text if text.value.startswith("Athena workgroup primary")]
     assert "this page scanned 0.00 GB, ≈ $0.0000; the workgroup sets no per-query scan limit" in note
     assert not any("evil.example" in str(e.value) for e in (*at.markdown, *at.caption, *at.info, *at.error))
-    _queue_events(aws, [])  # the next query Athena would answer: the page must not ask it
+    # The next query Athena answers is the selected row's lineage (the events are not asked again): a file not here.
+    _queue_result(aws, [("source_key", "varchar"), ("source_sha256", "varchar")], [["/nowhere/e2.json.gz", "0" * 64]])
     at.session_state["recent-events"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert [frame.value.shape[0] for frame in at.dataframe if frame.key == "recent-events"] == [2]
-    assert [warning.value for warning in at.warning] == [  # e2 is on the lake only: no record to show, and says why
-        "The lake keeps this event's columns (in the table above), not its original record, and the local cache "
-        "holds no copy of it."]
-    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 2
+    assert [warning.value for warning in at.warning] == [  # e2 is on the lake only, its file elsewhere: says why
+        "The lake keeps this event's columns (in the table above), not its original record, the local cache holds "
+        "no copy of it, and its source file cannot be shown:"]
+    assert any("/nowhere/e2.json.gz is not on this machine" in text.value for text in at.text)
+    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 3
 
 
 def test_an_athena_answer_without_the_lakes_columns_is_a_sentence(aws, app_demo_cache, tmp_path):
