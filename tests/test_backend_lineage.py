@@ -173,3 +173,18 @@ def test_a_selected_lake_event_whose_file_changed_or_went_says_so_in_a_sentence(
     at = _selected_raw_event(open_page("pages/search.py", range="all"))
     assert not at.exception and not at.json
     assert any("is not on this machine" in text.value for text in at.text)
+
+
+def test_a_lake_event_the_cache_holds_shows_the_caches_record_without_reading_its_file(tmp_path, monkeypatch):
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    _write_log(hostile / "hostile.json.gz", _hostile_record())
+    sync.import_paths(tmp_path / "cache.db", [hostile], workers=1)
+    lake.compact_paths(tmp_path / "lake", [hostile], workers=1)
+    (hostile / "hostile.json.gz").unlink()  # reading the source file now would fail
+    point_app_at_lake(monkeypatch, tmp_path, tmp_path / "cache.db", tmp_path / "lake")
+    at = _selected_raw_event(open_page("pages/search.py", range="all"))
+    assert not at.exception and not at.warning
+    [record] = at.json
+    assert json.loads(record.value)["userAgent"] == HOSTILE
+    assert not any("source file" in caption.value for caption in at.caption)
