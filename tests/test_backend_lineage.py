@@ -188,3 +188,14 @@ def test_a_lake_event_the_cache_holds_shows_the_caches_record_without_reading_it
     [record] = at.json
     assert json.loads(record.value)["userAgent"] == HOSTILE
     assert not any("source file" in caption.value for caption in at.caption)
+
+
+def test_the_source_that_reads_a_bucket_lends_its_credentials_else_the_backends():
+    from trailstream.config import AwsAccess, S3Source, SqsSource
+
+    sources = [SqsSource(name="queue", queue="q", buckets=["org-trail"], profile="sqs-reader"),
+               S3Source(name="backfill", bucket="old-trail", role_arn="arn:aws:iam::111122223333:role/Reader")]
+    fallback = AwsAccess(profile="lake-reader")
+    assert lineage.source_access("org-trail", sources, fallback).profile == "sqs-reader"
+    assert lineage.source_access("old-trail", sources, fallback).role_arn.endswith(":role/Reader")
+    assert lineage.source_access("elsewhere", sources, fallback) == fallback
