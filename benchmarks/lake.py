@@ -88,6 +88,14 @@ def latest_events_day(folder: Path, first_day: str) -> str:
 SECURITY_CASES = (("security_unauthorized", {}), ("security_privilege_changes", {}), ("security_root_calls", {}),
                   ("security_sign_ins", {}), ("security_moves", {}),
                   ("security_successful_calls", {"event_names": SINGLE_EVENT_NAMES}))
+# Sigma rules' candidate rows (one narrowed by its services and APIs, one reading every row) and the alert rules' events.
+RULE_CASES = (("sigma_candidates", {"rules": ("event_source COLLATE NOCASE = 'cloudtrail.amazonaws.com' AND "
+                                              "(event_name COLLATE NOCASE = 'StopLogging' OR event_name COLLATE "
+                                              "NOCASE = 'DeleteTrail')",)}),
+              ("sigma_candidates", {"rules": ("NOT COALESCE((event_type COLLATE NOCASE = 'AwsServiceEvent'), 0)",)}),
+              ("alert_events", {"event_names": ("CreateUser", "CreateAccessKey"), "condition": "e.error_code IS NULL"}),
+              ("alert_events", {"once": True}),  # the rare-error rule on the lake
+              ("alert_events", {"search": '{"error_code": "AccessDenied"}'}))
 
 
 def slowest_page_query(folder: Path, first_day: str) -> tuple[str, float]:
@@ -113,7 +121,7 @@ def page_query_times(folder: Path, first_day: str) -> dict[str, float]:
                           ("search", {"search": text}), ("search_count", {"search": text}),
                           ("error_counts", {}), ("error_first_seen", {}),
                           ("error_events", {"error_code": "AccessDenied"}), *ACTIVITY_CASES,
-                          *SECURITY_CASES, ("filter_choices", {}), ("newest_event", {}),
+                          *SECURITY_CASES, *RULE_CASES, ("filter_choices", {}), ("newest_event", {}),
                           ("record_source", {"event_id": "not-an-id", "event_time": f"{first_day}T12:00:00Z"})):
         times[f"{name} {sorted(options)}"] = _timed(lambda: duck.query(name, period, **options))
     sql_page = (duck.run, duck.table, duck.dialect, SQL_PAGE_QUERY, sqlguard.period_params(period))

@@ -123,9 +123,10 @@ def test_a_lake_that_cannot_be_read_is_a_sentence(stores, tmp_path):
 @pytest.mark.parametrize("options", [
     {"event_names": ("CreateUser", "CreateAccessKey"), "condition": "e.error_code IS NULL"},
     {"condition": RARE_ERROR_CONDITION},
+    {"once": True},
     {"search": json.dumps({"text": "ACCESSDENIED"})},
     {"search": json.dumps({"user_name": "alice", "read_only": False})},
-], ids=["names", "rare error", "text", "user"])
+], ids=["names", "rare error", "once", "text", "user"])
 def test_each_alert_query_answers_the_same_on_the_cache_and_on_the_lake(stores, options):
     with closing(store.open_cache_readonly(stores[0])) as conn:
         on_cache = backend.CacheBackend(conn).query("alert_events", EventFilter(), **options)
@@ -133,11 +134,18 @@ def test_each_alert_query_answers_the_same_on_the_cache_and_on_the_lake(stores, 
     assert on_lake.equals(on_cache)
 
 
+def test_the_rare_error_rule_counts_each_code_once_on_the_lake_as_its_condition_says_on_the_cache(stores):
+    with closing(store.open_cache_readonly(stores[0])) as conn:
+        cache = backend.CacheBackend(conn)
+        as_written = cache.query("alert_events", EventFilter(), condition=RARE_ERROR_CONDITION)
+        assert as_written.height > 0 and as_written.equals(cache.query("alert_events", EventFilter(), once=True))
+
+
 def _athena_renderings() -> dict[str, str]:
     table = backend.athena_table(type("S", (), {"database": "trailstream", "table": "events"})())
     period = EventFilter(start="2026-02-01T00:00:00Z", end="2026-03-01T00:00:00Z")
     cases = {"names": {"event_names": ("CreateUser",), "condition": "e.error_code IS NULL"},
-             "rare error": {"condition": RARE_ERROR_CONDITION},
+             "rare error": {"once": True},
              "search": {"search": json.dumps({"text": "AccessDenied", "event_name": "it's"})}}
     return {name: alert_queries.alert_events_sql(table, period, **options).sql(dialect="athena")
             for name, options in cases.items()}

@@ -188,22 +188,28 @@ def test_the_rules_skipped_on_the_lake_are_exactly_those_needing_fields_outside_
             in on_lake.skipped)
 
 
-def test_a_rule_without_a_required_service_or_api_reads_every_row_of_the_period():
+def test_a_rule_narrows_the_lake_only_by_what_every_match_has():
     cases = {
-        "event_name COLLATE NOCASE = 'A' AND user_agent LIKE '%x%' ESCAPE '\\'": [("event_name", "A")],
+        "event_name COLLATE NOCASE = 'A' AND user_agent LIKE '%x%' ESCAPE '\\'":
+            {"event_name": {"A"}, "user_agent": {"%x%"}},
         "(event_source COLLATE NOCASE = 's' OR event_source COLLATE NOCASE = 't_1') AND x = 1":
-            [("event_source", "s"), ("event_source", "t\\_1")],
-        "event_name LIKE 'Get%' ESCAPE '\\'": [("event_name", "Get%")],
+            {"event_source": {"s", "t\\_1"}},
+        "instr(principal_arn, ':role/a_b') > 0 AND principal_arn REGEXP '.+:role/a_b'":
+            {"principal_arn": {"%:role/a\\_b%"}},
         "event_name COLLATE NOCASE = 'A' OR user_type COLLATE NOCASE = 'Root'": None,
         "NOT COALESCE((event_name COLLATE NOCASE = 'A'), 0)": None,
+        "event_name COLLATE NOCASE = 'A' OR session_issuer_type COLLATE NOCASE = 'Role'": None,
+        "EXISTS (SELECT 1 FROM json_tree(request_parameters, '$.\"a\"') AS j WHERE j.atom = 'x')": None,
     }
     for sql, expected in cases.items():
-        assert sigma_queries.necessary(sigma_queries._parsed(sql)) == expected, sql
+        assert sigma_queries.implied(sigma_queries._parsed(sql)) == expected, sql
 
 
 def test_narrowing_keeps_sqlites_case_rules_on_the_lake(demo_stores):
     cache, lake_folder = demo_stores
-    rules = ("event_name COLLATE NOCASE = 'createaccesskey'", "event_name LIKE 'describe%' ESCAPE '\\'")
+    rules = ("event_name COLLATE NOCASE = 'createaccesskey'", "event_name LIKE 'describe%' ESCAPE '\\'",
+             "event_source COLLATE NOCASE = 'IAM.amazonaws.COM' AND user_agent LIKE '%console%' ESCAPE '\\'",
+             "event_name COLLATE NOCASE = 'Créate' OR event_name LIKE 'put_bject' ESCAPE '\\'")  # translate()'s
     with closing(store.open_cache_readonly(cache)) as conn:
         on_cache = backend.CacheBackend(conn).query("sigma_candidates", EventFilter(), rules=rules)
     on_lake = backend.duckdb_backend(str(lake_folder)).query("sigma_candidates", EventFilter(), rules=rules)
@@ -216,7 +222,7 @@ def _athena_renderings() -> dict[str, str]:
     period = EventFilter(start="2026-02-01T00:00:00Z", end="2026-03-01T00:00:00Z", accounts=("111122223333",))
     cases = {"narrowed": ("event_source COLLATE NOCASE = 'iam.amazonaws.com' AND event_name LIKE 'Create%' "
                           "ESCAPE '\\'", "user_agent LIKE '%x%' ESCAPE '\\' AND event_name COLLATE NOCASE = 'it''s'"),
-             "every row": ("user_type COLLATE NOCASE = 'Root'",)}
+             "every row": ("NOT COALESCE((event_type COLLATE NOCASE = 'AwsServiceEvent'), 0)",)}
     return {name: lake_backend.render("sigma_candidates", period, rules=rules) for name, rules in cases.items()}
 
 

@@ -31,25 +31,36 @@ def lake_condition(condition: str, table: exp.Table) -> exp.Expression:
     return parsed
 
 
+def _once(table: exp.Table) -> exp.Expression:
+    """An error code the whole store holds once: per error code one count, not a subquery per event (on a 10M-event
+    lake the rare-error rule's NOT EXISTS took 77 s through DuckDB)."""
+    counted = sqlglot.select("error_code", dialect=READ).from_(table.copy()).where("error_code <> ''", dialect=READ)
+    return exp.column("error_code", table="e").isin(query=counted.group_by("error_code").having("count(*) = 1"))
+
+
 def alert_events_sql(table: exp.Table, event_filter: EventFilter, event_names=(), condition: str = "",
-                     search: str = "", **options) -> exp.Select:
-    """The period's events a rule matches: named ones, meeting `condition` (SQLite, alias e) and the search."""
+                     search: str = "", once: bool = False, **options) -> exp.Select:
+    """The period's events a rule matches: named ones, meeting `condition` (SQLite, alias e) and the search; `once`:
+    only those whose error code the whole store holds once (the rare-error rule)."""
     query = sqlglot.select(*ALERT_SCHEMA, dialect=READ).from_(exp.alias_(table.copy(), "e", table=True))
     query = only_named(query.where(filter_condition(event_filter)), tuple(event_names))
     if condition:
         query = query.where(lake_condition(condition, table))
+    if once:
+        query = query.where(_once(table))
     if search:
         query = query.where(search_condition(_search(search)))
     return query.order_by("event_time", "event_id", dialect=READ)
 
 
 def query_alert_events(conn: sqlite3.Connection, event_filter: EventFilter, event_names=(), condition: str = "",
-                       search: str = "", **options) -> pl.DataFrame:
+                       search: str = "", once: bool = False, **options) -> pl.DataFrame:
     """alert_events_sql on the cache (the alert run itself reads the cache by insertion order: this compares)."""
     where, params = event_filter.sql("e")
     clauses = [where] + ([f"e.event_name IN ({placeholders(event_names)})"] if event_names else [])
     params += list(event_names)
     clauses += [condition] if condition else []
+    clauses += [_once(exp.to_table("events")).sql(dialect="sqlite")] if once else []
     if search:
         found, found_params = _search(search).sql("e", lambda text: queries.word_query(conn, text))
         clauses, params = clauses + found, params + found_params

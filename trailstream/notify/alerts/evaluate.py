@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from trailstream.filters import EventFilter
 from trailstream.notify.alerts.integrity import IntegrityCheck
-from trailstream.notify.alerts.rules import AlertRule
+from trailstream.notify.alerts.rules import RARE_ERROR_CONDITION, AlertRule
 from trailstream.notify.alerts.settings import AlertSettings
 from trailstream.timefmt import iso_utc, parse_iso_utc
 
@@ -174,6 +174,8 @@ def _lake_matching_events(lake, rule: AlertRule, period: EventFilter):
         search = json.dumps(json.loads(rule.query or "{}"))
         return lake.query("alert_events", period, search=search)
     builtin = rule.builtin
+    if builtin.condition == RARE_ERROR_CONDITION:  # a subquery per event over the whole lake: counted once instead
+        return lake.query("alert_events", period, event_names=tuple(builtin.event_names), once=True)
     return lake.query("alert_events", period, event_names=tuple(builtin.event_names), condition=builtin.condition)
 
 
