@@ -10,8 +10,9 @@ others': late for most principals). `findings` reads the stored findings.
 
 Run on demand: `python benchmarks/detections.py [--shape demo|roaming|many-sessions] [--events 1000000] [--db PATH]
 [--repeat 3]`. The cache is built once under benchmarks/data/ (demo events in 250,000-event slices; other shapes
-written by benchmarks/shapes.py and imported) and reused by later runs. Targets (issue 12): <= 3 s and <= 500 MB. A cache given with --db is changed (migrated, its
-stored findings forgotten and stored again): pass a copy of a shared one.
+written by benchmarks/shapes.py and imported) and reused by later runs. Targets (issue 12): <= 3 s and <= 500 MB.
+A cache given with --db is changed (migrated, its stored findings forgotten and stored again): pass a copy of a shared
+one.
 """
 
 from __future__ import annotations

@@ -131,9 +131,8 @@ DETECTION_PAGE_CACHE_KIB = 8192  # the detectors read each index once, in order:
 
 @contextmanager
 def small_page_cache(db: sqlite_utils.Database) -> Iterator[None]:
-    """A small page cache while the detectors read, the connection's own again for the writes: the writer's 64 MiB,
-    filled with index pages read once, added a tenth to the step's peak memory on a million events, and the store's
-    writes (a roaming day's routes) took seconds longer in 8 MiB."""
+    """A small page cache while the detectors read each index once (64 MiB of such pages were a tenth of the step's
+    peak memory on 1M events), the writer's own back for the store's writes."""
     before = db.execute("PRAGMA cache_size").fetchone()[0]
     db.execute(f"PRAGMA cache_size=-{DETECTION_PAGE_CACHE_KIB}")
     try:
