@@ -34,10 +34,12 @@ if table.is_empty():
     st.stop()
 widgets.metrics({status.capitalize(): count for status, count in sigma.status_counts(table).items()})
 st.dataframe(
-    table.select("title", "status", "level", "enabled", "matches", "last_match_at", "reason", "author", "rule_id"),
+    table.select("title", "status", "level", "enabled", "matches", "last_match_at", "reason", "lake", "author",
+                 "rule_id"),
     hide_index=True, key="sigma_rules",
     column_config={"title": "Rule", "status": "State", "level": "Level", "enabled": "On", "matches": "Matches",
-                   "last_match_at": "Last match (UTC)", "reason": "Why not run", "author": "Author",
+                   "last_match_at": "Last match (UTC)", "reason": "Why not run",
+                   "lake": "Not on the lake", "author": "Author",
                    "rule_id": "Rule ID"},
 )
 titles = dict(zip(table["rule_id"], table["title"]))
@@ -50,6 +52,8 @@ st.subheader(widgets.plain(rule["title"]), anchor=False)
 st.text(f"ID {rule['rule_id']} · by {rule['author']} · {rule['link']}\n{rule['path']}")
 if rule["status"] != "converted":
     st.warning(widgets.plain(f"Not run: {rule['reason']}"), icon=":material/block:")
+elif rule["lake"]:
+    st.caption(widgets.plain(f"Not run on the lake: it {rule['lake']}."))
 enabled = st.toggle("Enabled", value=rule["enabled"], key=f"sigma-on-{rule['rule_id']}")
 if enabled != rule["enabled"]:
     state.write(sigma_state.mark_enabled, rule["rule_id"], enabled)

@@ -245,3 +245,13 @@ def test_the_security_overview_on_the_lake_shows_a_sigma_finding_with_hostile_te
     shown = [element.value for element in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error)]
     shown += [str(box.label) for box in at.expander]
     assert not any("[click](" in str(value) for value in shown)  # never a live link: escaped or plain text
+
+
+def test_the_detection_rules_page_says_which_rules_the_lake_cannot_answer(monkeypatch, tmp_path, demo_stores):
+    point_app_at_lake(monkeypatch, tmp_path, demo_stores[0], demo_stores[1])
+    at = open_page("pages/detection_rules.py")
+    assert not at.exception
+    [table] = [frame.value for frame in at.dataframe if "lake" in frame.value.columns]
+    lake = dict(zip(table["title"], table["lake"]))
+    assert lake["Errors from a recipient account"] == "needs field recipientAccountId, which the lake does not keep"
+    assert lake["Access key made by an IAM user"] == ""

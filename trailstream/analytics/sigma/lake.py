@@ -35,22 +35,27 @@ def _needs(rule: dict) -> list[str]:
     return [name for sql in [*spec["group_by"], spec["value"] or ""] if sql for name in fields_outside_lake(sql)]
 
 
-def answerable(rules: list[dict]) -> tuple[list[dict], list[str]]:
-    """The rules the lake can answer, and a sentence per one it cannot (a correlation over such a rule included)."""
-    kept, skipped, refused = [], [], set()
+def lake_reasons(rules: list[dict]) -> dict[str, str]:
+    """Why the lake cannot answer a rule, by rule ID (the rules it can answer are absent): a field it does not keep,
+    or, for a correlation, a rule it correlates that the lake cannot answer."""
+    reasons: dict[str, str] = {}
     for rule in sorted(rules, key=lambda item: item["kind"] != "rule"):  # rules first: correlations refer to them
         needs = _needs(rule)
         referred = [] if rule["kind"] == "rule" else [rule_id for rule_id in orjson.loads(rule["query"])["rule_ids"]
-                                                      if rule_id in refused]
+                                                      if rule_id in reasons]
         if needs:
-            skipped.append(f'rule "{rule["title"]}" needs field {needs[0]}, which the lake does not keep')
+            reasons[rule["rule_id"]] = f"needs field {needs[0]}, which the lake does not keep"
         elif referred:
-            skipped.append(f'rule "{rule["title"]}" correlates rule {referred[0]}, which the lake cannot answer')
-        else:
-            kept.append({**rule, "last_rowid": 0})  # nothing stored for the lake's rows: every rule runs afresh
-            continue
-        refused.add(rule["rule_id"])
-    return kept, skipped
+            reasons[rule["rule_id"]] = f"correlates rule {referred[0]}, which the lake cannot answer"
+    return reasons
+
+
+def answerable(rules: list[dict]) -> tuple[list[dict], list[str]]:
+    """The rules the lake can answer (each to run afresh: nothing is stored for the lake's rows), and a sentence per
+    one it cannot."""
+    reasons = lake_reasons(rules)
+    kept = [{**rule, "last_rowid": 0} for rule in rules if rule["rule_id"] not in reasons]
+    return kept, [f'rule "{rule["title"]}" {reasons[rule["rule_id"]]}' for rule in rules if rule["rule_id"] in reasons]
 
 
 def _memory_events(frame) -> sqlite3.Connection:

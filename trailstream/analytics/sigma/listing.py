@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import polars as pl
 
+from trailstream.analytics.sigma.lake import lake_reasons
 from trailstream.cache import sigma_state
 
 RULE_TABLE_SCHEMA = {
     "rule_id": pl.String, "title": pl.String, "status": pl.String, "reason": pl.String, "level": pl.String,
     "kind": pl.String, "enabled": pl.Boolean, "matches": pl.Int64, "last_match_at": pl.String, "author": pl.String,
-    "link": pl.String, "path": pl.String,
+    "link": pl.String, "path": pl.String, "lake": pl.String,
 }
 STATUS_ORDER = {"converted": 0, "unsupported": 1, "failed": 2}
 
 
 def query_rule_table(conn) -> pl.DataFrame:
-    """Every loaded rule with its state; `matches` counts what it matched (before exceptions) since it was loaded."""
-    rows = [{name: row.get(name) for name in RULE_TABLE_SCHEMA} for row in sigma_state.query_catalog(conn)]
+    """Every loaded rule with its state; `matches` counts what it matched (before exceptions) since it was loaded;
+    `lake` says why the lake cannot answer a converted rule (empty when it can)."""
+    catalog = sigma_state.query_catalog(conn)
+    reasons = lake_reasons([row for row in catalog if row["status"] == "converted"])
+    rows = [{name: row.get(name) for name in RULE_TABLE_SCHEMA} | {"lake": reasons.get(row["rule_id"], "")}
+            for row in catalog]
     frame = pl.DataFrame(rows, schema=RULE_TABLE_SCHEMA | {"enabled": pl.Int64}, orient="row")
     return (frame.with_columns(pl.col("enabled").cast(pl.Boolean))
             .sort(pl.col("status").replace_strict(STATUS_ORDER, default=3), "title"))

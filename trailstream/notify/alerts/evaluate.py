@@ -190,7 +190,8 @@ def _lake_sql_rule_events(lake, sql: str, period: EventFilter):
     params = {"start": period.start, "end": period.end, "start_day": period.start[:10]}
     try:
         lake_sqlguard.parse_lake_sql(sql)  # the guard judges the query as written
-        result = lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, wrapped, params, SQL_RULE_ROW_CAP)
+        result = lake_sqlguard.run_lake_query(lake.run, lake.table, lake.dialect, wrapped, params, SQL_RULE_ROW_CAP,
+                                              getattr(lake, "interrupt", None))  # DuckDB's time limit
     except (sqlguard.QueryRefused, sqlguard.QueryFailed) as exc:
         message = str(exc) + ("; the query must return an event_id column" if "event_id" in str(exc) else "")
         raise ValueError(f"{message} (on the lake a SQL rule is Trino SQL, as the SQL page takes it)") from None
