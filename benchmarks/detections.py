@@ -9,10 +9,11 @@ the newest 10,000 by event time, and the last 10,000 imported (one region's file
 others': late for most principals). `findings` reads the stored findings.
 
 Run on demand: `python benchmarks/detections.py [--shape demo|roaming|many-sessions] [--events 1000000] [--db PATH]
-[--repeat 3]`. The cache is built once under benchmarks/data/ (demo events in 250,000-event slices; other shapes
-written by benchmarks/shapes.py and imported) and reused by later runs. Targets (issue 12): <= 3 s and <= 500 MB.
+[--repeat 3] [--stages]`. The cache is built once under benchmarks/data/ (demo events in 250,000-event slices; other
+shapes written by benchmarks/shapes.py and imported) and reused by later runs. Targets (issue 12): <= 3 s and <= 500 MB.
 A cache given with --db is changed (migrated, its stored findings forgotten and stored again): pass a copy of a shared
-one.
+one. --stages also times the step's stages (imports, Sigma, findings, alert rules, reports) in a fresh process each
+after the newest and the last imported events, and recomputing every finding.
 """
 
 from __future__ import annotations
@@ -180,6 +181,33 @@ def run_command(path: Path, *command: str) -> tuple[float, float, int, float]:
         return seconds, peak_mb, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime
 
 
+# The post-sync step's stages in one fresh process, each with its wall and CPU seconds: where a step's time goes.
+STAGES = """
+import sys, time
+path = sys.argv[1]
+def mark(name, began, cpu):
+    print(f"  {name:<40} {time.perf_counter() - began:6.2f} s wall {time.process_time() - cpu:6.2f} s CPU", flush=True)
+began, cpu = time.perf_counter(), time.process_time()
+from trailstream import jobs
+from trailstream.notify import alerts, reports
+mark("imports", began, cpu)
+for name, call in (("Sigma rules (none configured)", lambda: jobs.run_sigma_rules(path, {})),
+                   ("findings", lambda: jobs.store_findings(path, {})),
+                   ("alert rules", lambda: alerts.run_alerts(path, {}, None)),
+                   ("due reports", lambda: reports.send_scheduled_reports(path, None, None))):
+    began, cpu = time.perf_counter(), time.process_time()
+    call()
+    mark(name, began, cpu)
+"""
+
+
+def print_stages(path: Path, title: str) -> None:
+    """The post-sync step's stages on `path` (changed: its findings are stored), timed in a fresh process."""
+    print(f"Post-sync stages, {title}:", flush=True)
+    subprocess.run([sys.executable, "-c", STAGES, str(path)], cwd=tempfile.gettempdir(), env=_environment(),
+                   check=False)
+
+
 def report(best: float, parts: dict, findings: list, commands: dict) -> bool:
     for name, seconds in parts.items():
         print(f"  {name:<38} {seconds:6.2f} s")
@@ -203,6 +231,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--db", type=Path, help="an existing cache to measure instead")
     parser.add_argument("--repeat", type=int, default=3, help="runs to time; the best is reported")
+    parser.add_argument("--stages", action="store_true",
+                        help="also time the post-sync step's stages (imports, Sigma, findings, alerts, reports)")
     args = parser.parse_args()
     path = args.db or find_cache(args.events, args.shape)
     if not args.db and event_count(path) < args.events * 0.95:
@@ -219,6 +249,13 @@ def main() -> int:
         with tempfile.TemporaryDirectory(dir=path.parent) as folder:
             work = synced_copy(path, Path(folder), NEW_EVENTS, newest_by_time)
             commands[f"alerts run ({NEW_EVENTS:,} {arrival} arrive)"] = run_command(work, "alerts", "run")
+        if args.stages:
+            with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+                print_stages(synced_copy(path, Path(folder), NEW_EVENTS, newest_by_time),
+                             f"{NEW_EVENTS:,} {arrival} arrive")
+    if args.stages:
+        forget_stored_findings(path)
+        print_stages(path, "every finding")
     ok = report(best, parts, findings, commands)
     if args.shape == "demo":
         planted = [(kind, set(case["event_ids"])) for kind, cases in demo.PLANTED.items()
