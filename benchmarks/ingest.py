@@ -232,14 +232,15 @@ def main() -> None:
         return
     print(f"machine: {os.cpu_count()} cores; {args.events:,} events per shape")
     header = ("shape", "files", "JSON MB", "import s", "DuckDB s", "import/DuckDB", "CPU s import / DuckDB",
-              "peak RSS MB", "cache/JSON", "derived share", "recovered")
+              "peak RSS MB", "cache/JSON", "derived share", "recovered", "load average before / after")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for shape in args.shape or SHAPES:
+        load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
         r = measure(shape, args.events, args.keep, args.repeat)
         print(f"{r['shape']} | {r['files']:,} | {r['json_mb']:,.0f} | {r['import_s']:.1f} | {r['duckdb_s']:.1f} | "
               f"{r['ratio']:.2f}x | {r['import_cpu_s']:.1f} / {r['duckdb_cpu_s']:.1f} | {r['rss_mb']:,.0f} | {r['cache_ratio']:.2f}x | {r['derived_share']:.0%} | "
-              f"{r['recovered']}", flush=True)
+              f"{r['recovered']} | {load_before:.1f} / {os.getloadavg()[0]:.1f}", flush=True)
         if r["events"] != r["duckdb_rows"]:
             print(f"  note: {r['events']:,} events stored, DuckDB read {r['duckdb_rows']:,}; import said: {r['summary']}")
     print("targets: import/DuckDB <= 1.25x (aim 1.0x), peak RSS <= 500 MB, cache/JSON <= 1.0x (aim 0.8x), "

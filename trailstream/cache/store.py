@@ -444,8 +444,10 @@ def missing_event_indexes(conn: sqlite3.Connection) -> dict[str, str]:
 
 def ensure_event_indexes(db: sqlite_utils.Database) -> int:
     """Build the missing indexes of `events` in one transaction (idempotent; a kill leaves them to the next open)."""
-    missing = missing_event_indexes(db.conn)
-    with db.atomic():
+    if not missing_event_indexes(db.conn):  # the usual case: no write lock taken
+        return 0
+    with write_transaction(db):  # another opener may build them first: read what is missing under the lock
+        missing = missing_event_indexes(db.conn)
         for name, sql in missing.items():
             db.execute(f'DROP INDEX IF EXISTS "{name}"')  # one of another definition is replaced
             db.execute(sql)
