@@ -95,11 +95,14 @@ def _rewound(conn, late: pl.DataFrame, after_rowid: int, settings: DetectionSett
     """(principal, UTC midnight to recompute from; '' for its whole history) of each late principal: before its
     place just ahead of the earliest new one and before every stored incident within the incident gap of it, moved
     earlier while a stored incident spans it (so its routes of that day on are recomputed whole)."""
+    if late.is_empty():
+        return []
     spans = findings_store.query_finding_spans(conn, travel.FINDING_TYPE, late.get_column("principal").to_list())
+    reads = [query_moments_before(conn, principal, earliest, after_rowid) for principal, earliest in late.iter_rows()]
+    placed = _placed(pl.concat(reads), settings)  # placed in one lookup, not one per principal
     rewound = []
-    for principal, earliest in late.iter_rows():
-        read = query_moments_before(conn, principal, earliest, after_rowid)
-        before = _placed(read, settings)
+    for (principal, earliest), read in zip(late.iter_rows(), reads):
+        before = placed.filter(pl.col("principal") == principal)
         if before.is_empty() and read.height >= LOOKBACK:
             rewound.append((principal, ""))
             continue
