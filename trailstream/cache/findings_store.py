@@ -296,8 +296,12 @@ def save_findings_update(db: sqlite_utils.Database, findings: list[dict], routes
                    list(recomputed_types))
         db.conn.executemany(f"DELETE FROM stored_findings WHERE type IN ({placeholders(per_principal)}) "
                             "AND principal = ? AND time >= ?", [[*per_principal, *pair] for pair in recomputed])
-        db.conn.executemany("DELETE FROM stored_principal_routes WHERE principal = ? AND day >= ?",
-                            [[principal, since[:10]] for principal, since in recomputed])
+        first_days = {}  # one pass over the routes per first day, not one per principal (each reads the days on)
+        for principal, since in recomputed:
+            first_days.setdefault(since[:10], []).append(principal)
+        db.conn.executemany("DELETE FROM stored_principal_routes WHERE day >= ? "
+                            "AND principal IN (SELECT value FROM json_each(?))",
+                            [[day, orjson.dumps(principals).decode()] for day, principals in first_days.items()])
         db.conn.executemany("DELETE FROM stored_findings WHERE COALESCE(account_id, '') = ? AND principal = ? "
                             "AND time = ? AND type = ?", replaced)
         db.conn.executemany(_ROUTE_UPSERT, routes)
