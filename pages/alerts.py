@@ -6,6 +6,7 @@ from dataclasses import asdict, replace
 import streamlit as st
 
 from trailstream.notify import alerts
+from trailstream.notify.alerts.run import query_alert_event_lines
 from trailstream.app import forms, signin, state, widgets
 from trailstream import catalog, jobs
 from trailstream.analytics.queries import SearchQuery
@@ -123,7 +124,11 @@ with history_tab:
         chosen = history[rows[0]].id if rows else int(linked) if linked.isdigit() else None
         if chosen is not None:
             st.subheader(f"Events of alert {chosen}")
-            st.dataframe(readable(state.read_uncached(alerts.query_alert_events, chosen)), hide_index=True,
+            shown = next((alert for alert in history if alert.id == chosen), None)
+            max_age = alerts.alert_settings_from(settings.section("alerts"))[0].max_age
+            lines = (state.read_uncached(query_alert_event_lines, shown, None, state.backend(), max_age) if shown
+                     else state.read_uncached(alerts.query_alert_events, chosen))  # the lake's where the cache lacks them
+            st.dataframe(readable(lines), hide_index=True,
                          key="alert-events", column_config=LABELS,
                          column_order=("time", "principal", "action", "resource", "source_ip", "account", "region"))
             posted = state.read_uncached(alerts.query_channel_deliveries, chosen)

@@ -156,3 +156,25 @@ def test_every_athena_alert_query_parses_back_as_trino_and_matches_its_snapshot(
     for sql in rendered.values():
         assert isinstance(sqlglot.parse_one(sql, read="trino"), exp.Select)
     assert rendered == json.loads(SNAPSHOTS.read_text())
+
+
+def test_an_alert_fired_on_the_lake_lists_its_events_from_the_lake_when_the_cache_has_none(stores, tmp_path):
+    from trailstream.notify.alerts import fired
+    from trailstream.notify.alerts.run import query_alert_event_lines
+
+    empty, full = tmp_path / "empty.db", _copy(stores, tmp_path, "full")
+    with closing(store.open_cache(empty)) as db:  # the app's own state only: the events live in the lake
+        alerts.ensure_builtin_rules(db)
+        for rule in CUSTOM_RULES:
+            alerts.save_rule(db, rule)
+    assert alerts.run_alerts(empty, _lake_settings(stores[1]), END).fired > 0
+    alerts.run_alerts(full, _lake_settings(stores[1]), END)
+    lake = backend.duckdb_backend(str(stores[1]))
+    with closing(sqlite3.connect(empty)) as bare, closing(sqlite3.connect(full)) as whole:
+        expected = {(alert.rule_name, alert.summary): fired.query_alert_events(whole, alert.id)
+                    for alert in fired.query_fired_alerts(whole, limit=-1)}
+        found = fired.query_fired_alerts(bare, limit=-1)
+        assert all(fired.query_alert_events(bare, alert.id) == [] for alert in found)
+        for alert in found:
+            lines = query_alert_event_lines(bare, alert, None, lake)
+            assert len(lines) == alert.events and lines == expected[(alert.rule_name, alert.summary)]

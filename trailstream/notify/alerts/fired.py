@@ -104,6 +104,12 @@ def query_alert_events(conn: sqlite3.Connection, alert_id: int, limit: int | Non
     ))) for row in rows]
 
 
+def query_alert_event_ids(conn: sqlite3.Connection, alert_id: int) -> list[str]:
+    """Every event ID an alert names, the cache holding the event or not (an alert fired on the lake)."""
+    return [row[0] for row in conn.execute("SELECT event_id FROM fired_alert_events WHERE alert_id = ? "
+                                           "ORDER BY event_id", [alert_id])]
+
+
 def event_line(row: dict) -> dict:
     """The fields an alert shows for one event: time, principal, action, resource, source IP, account, region."""
     service = (row.get("event_source") or "").split(".")[0]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import sqlite_utils
 
@@ -23,6 +24,7 @@ from trailstream.notify.alerts.mail import (CHANNEL_EVENT_LIMIT, MAIL_EVENT_LIMI
 from trailstream.notify.alerts.rules import configured_channels, ensure_builtin_rules, query_rules
 from trailstream.notify.alerts.settings import (NOT_CONFIGURED, AlertSettings, alert_settings_from, detection_settings,
                                                 section, smtp_from)
+from trailstream.filters import EventFilter
 from trailstream.timefmt import iso_utc, parse_iso_utc
 
 
@@ -79,35 +81,64 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
         db = store.open_cache(db_path)
         try:
             ensure_builtin_rules(db)
+            lake, lake_problem = _open_lake(db_path, settings)
             conn = store.open_cache_readonly(db_path)
             try:
                 conn.execute("BEGIN")  # one snapshot for every rule, however long a sync runs beside us
-                evaluation = _evaluate(conn, db_path, settings, now, alert_settings, detections)
+                evaluation = (Evaluation(errors=[lake_problem]) if lake_problem else
+                              _evaluate(conn, db_path, lake, now, alert_settings, detections))
                 conn.execute("COMMIT")
             finally:
                 conn.close()
             result.errors.extend(evaluation.errors)
             result.fired = len(records.save_evaluation(db, evaluation, iso_utc(now), alert_settings.channels))
-            deliver_alerts(db, smtp, smtp_problem, alert_settings, now, result, mail_configured)
-            deliver_to_channels(db, alert_settings, now, result)
+            lines = partial(query_alert_event_lines, db.conn, source=lake, max_age=alert_settings.max_age)
+            deliver_alerts(db, smtp, smtp_problem, alert_settings, now, result, mail_configured, lines)
+            deliver_to_channels(db, alert_settings, now, result, lines)
         finally:
             db.close()
     return result
 
 
-def _evaluate(conn, db_path, settings, now: datetime, alert_settings: AlertSettings, detections) -> Evaluation:
-    """The rules over the cache's new events, or over the lake's while [backend] kind = "athena" (the rules, their
-    state and what fired stay in the cache: the app's own state)."""
+def _open_lake(db_path, settings):
+    """The lake the rules read while [backend] kind = "athena" (None: the cache), or a sentence saying why not."""
     from trailstream.notify import reports
 
     try:
-        lake = reports.open_lake(db_path, settings)
+        return reports.open_lake(db_path, settings), None
     except reports.ReportError as exc:
-        return Evaluation(errors=[f"the alert rules were not checked ({exc}); fix [backend] in the settings file "
-                                  "and they are checked on the next run"])
+        return None, (f"the alert rules were not checked ({exc}); fix [backend] in the settings file and they are "
+                      "checked on the next run")
+
+
+def _evaluate(conn, db_path, lake, now: datetime, alert_settings: AlertSettings, detections) -> Evaluation:
+    """The rules over the cache's new events, or over the lake's (the rules, their state and what fired stay in the
+    cache: the app's own state)."""
     if lake is None:
         return evaluate_rules(conn, db_path, query_rules(conn), now, alert_settings, detections)
     return evaluate_rules_on_lake(conn, lake, query_rules(conn), now, alert_settings, detections)
+
+
+# How far before [alerts] max_age an alert's events may lie: a finding's day of context, a threshold's window.
+EVENTS_REACH = timedelta(days=2)
+
+
+def query_alert_event_lines(conn, alert: FiredAlert, limit: int | None = None, source=None,
+                            max_age: timedelta = AlertSettings().max_age) -> list[dict]:
+    """The events behind an alert as mail, channels and the Alerts page list them: the cache's, and those it lacks
+    from `source` (the lake, or a page's backend) within the days the alert's events can lie in."""
+    lines = records.query_alert_events(conn, alert.id, limit)
+    wanted = alert.events if limit is None else min(alert.events, limit)
+    if source is None or len(lines) >= wanted:
+        return lines
+    held = {line["event_id"] for line in lines}
+    missing = tuple(event_id for event_id in records.query_alert_event_ids(conn, alert.id) if event_id not in held)
+    fired = parse_iso_utc(alert.fired_at)
+    period = EventFilter(start=iso_utc(fired - max_age - EVENTS_REACH), end=iso_utc(fired + timedelta(seconds=1)))
+    found = source.query("security_finding_events", period, event_ids=missing[:wanted])
+    lines += [records.event_line(row | {"event_time": iso_utc(row["event_time"])})
+              for row in found.iter_rows(named=True)]
+    return sorted(lines, key=lambda line: (line["time"], line["event_id"]))[:wanted]
 
 
 def _read_settings(settings, result: AlertRunResult):
@@ -140,8 +171,10 @@ def _batches(db, alerts: list[FiredAlert], every, now: datetime, state_key: str,
 
 def deliver_alerts(db: sqlite_utils.Database, smtp: mailer.SmtpSettings | None, smtp_problem: str | None,
                    alert_settings: AlertSettings, now: datetime, result: AlertRunResult,
-                   mail_configured: bool = True) -> None:
-    """Mail every unsent immediate alert, and the digest when due; failures stay unsent for the next run."""
+                   mail_configured: bool = True, lines=None) -> None:
+    """Mail every unsent immediate alert, and the digest when due; failures stay unsent for the next run. `lines`
+    (alert, limit) gives an alert's event lines (the cache's by default)."""
+    lines = lines or partial(query_alert_event_lines, db.conn)
     unsent = records.query_fired_alerts(db.conn, limit=-1, unsent_only=True)
     attempted = any(alert.attempts for alert in unsent if alert.delivery == "digest")
     batches, result.waiting = _batches(db, unsent, alert_settings.digest_every, now, "last_digest_at", attempted)
@@ -167,7 +200,7 @@ def deliver_alerts(db: sqlite_utils.Database, smtp: mailer.SmtpSettings | None, 
         result.retried += sum(1 for alert in batch if alert.attempts)
         if unreachable is None:
             try:
-                _send_batch(db, smtp, batch, alert_settings.base_url)
+                _send_batch(smtp, batch, alert_settings.base_url, lines)
             except mailer.MailServerUnreachable as exc:
                 unreachable = str(exc)
             except mailer.MailError as exc:
@@ -188,7 +221,7 @@ def deliver_alerts(db: sqlite_utils.Database, smtp: mailer.SmtpSettings | None, 
 
 
 def deliver_to_channels(db: sqlite_utils.Database, alert_settings: AlertSettings, now: datetime,
-                        result: AlertRunResult) -> None:
+                        result: AlertRunResult, lines=None) -> None:
     """Post each channel its unsent alerts (the digest when due), once each; a channel that fails waits for the
     next run. Deliveries to a channel no longer in the settings or on a rule wait until it comes back."""
     in_use = configured_channels(db.conn, alert_settings.channels)
@@ -204,17 +237,18 @@ def deliver_to_channels(db: sqlite_utils.Database, alert_settings: AlertSettings
         batches, waiting = _batches(db, [alerts[item.alert_id] for item in mine], alert_settings.digest_every, now,
                                     f"last_digest_at:{channel_id}", attempted)
         result.waiting = max(result.waiting, waiting)
-        _post_batches(db, channel, batches, alert_settings.base_url, when, result)
+        _post_batches(db, channel, batches, alert_settings.base_url, when, result,
+                      lines or partial(query_alert_event_lines, db.conn))
 
 
 def _post_batches(db, channel: alert_channels.Channel, batches: list[list[FiredAlert]], base_url: str, when: str,
-                  result: AlertRunResult) -> None:
+                  result: AlertRunResult, lines) -> None:
     """Post the batches to one channel in order; once it fails, the rest are marked failed with the same reason."""
     down = None
     for batch in batches:
         ids = [alert.id for alert in batch]
         if down is None:
-            events = {alert.id: records.query_alert_events(db.conn, alert.id, CHANNEL_EVENT_LIMIT) for alert in batch}
+            events = {alert.id: lines(alert, CHANNEL_EVENT_LIMIT) for alert in batch}
             try:
                 alert_channels.send_to_channel(channel, *compose_channel_message(batch, events, base_url))
             except alert_channels.ChannelError as exc:
@@ -242,7 +276,7 @@ def _batch_name(batch: list[FiredAlert]) -> str:
     return f'alert "{batch[0].rule_name}"' if len(batch) == 1 else f"digest of {len(batch)} alerts"
 
 
-def _send_batch(db, smtp: mailer.SmtpSettings, batch: list[FiredAlert], base_url: str) -> None:
-    events = {alert.id: records.query_alert_events(db.conn, alert.id, MAIL_EVENT_LIMIT) for alert in batch}
+def _send_batch(smtp: mailer.SmtpSettings, batch: list[FiredAlert], base_url: str, lines) -> None:
+    events = {alert.id: lines(alert, MAIL_EVENT_LIMIT) for alert in batch}
     subject, text, markup = compose_mail(batch, events, base_url)
     mailer.send_mail(smtp, batch[0].recipients or smtp.recipients, subject, text, markup)
