@@ -370,3 +370,17 @@ def test_files_reached_through_links_are_known_by_their_real_path_so_a_reimport_
     assert keys == {str(path.resolve()) for path in [*linked_folder.glob("*.json.gz"), linked_file]}
     assert str(files[-1]) in keys and result.new_events > 0
     assert sync.import_paths(db_path, [demo_folder]).unchanged == len(keys)
+
+
+def test_an_index_of_another_definition_is_named_by_check_and_never_rebuilt_on_open(db_path, demo_folder):
+    from trailstream.cache import check
+
+    sync.import_paths(db_path, [demo_folder])
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP INDEX events_time")
+        conn.execute("CREATE INDEX events_time ON events (event_time DESC)")
+    store.open_cache(db_path).close()
+    conn = sqlite3.connect(db_path)
+    assert "DESC" in store.event_indexes(conn)["events_time"]
+    [problem] = check.check_problems(conn)
+    assert "differ from what the schema defines (events_time)" in problem

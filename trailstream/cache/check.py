@@ -159,13 +159,16 @@ def derived_problems(conn: sqlite3.Connection) -> list[str]:
 
 
 def index_problems(conn: sqlite3.Connection) -> list[str]:
-    """Indexes of `events` missing or unlike what the migrations create (a first import killed before building them)."""
-    missing = store.missing_event_indexes(conn)
-    if not missing:
-        return []
-    return [f"{len(missing)} index(es) of `events` are missing or differ from the schema ({', '.join(missing)}): "
-            "a first import was probably stopped before building them. Nothing stored is lost and pages still "
-            "work, more slowly; the next sync, import or command that opens the cache for writing builds them."]
+    """Indexes of `events` missing (a first import killed before building them) or unlike what the migrations create."""
+    problems = []
+    if missing := store.missing_event_indexes(conn):
+        problems.append(f"{len(missing)} index(es) of `events` are missing ({', '.join(missing)}): a first import was "
+                        "probably stopped before building them. Nothing stored is lost and pages still work, more "
+                        "slowly; the next sync, import or command that opens the cache for writing builds them.")
+    if differing := store.differing_event_indexes(conn):
+        problems.append(f"{len(differing)} index(es) of `events` differ from what the schema defines "
+                        f"({', '.join(differing)}): the file was altered. Pages may read slowly; {REBUILD_HINT}.")
+    return problems
 
 
 def check_problems(conn: sqlite3.Connection) -> list[str]:
