@@ -255,3 +255,21 @@ def test_the_detection_rules_page_says_which_rules_the_lake_cannot_answer(monkey
     lake = dict(zip(table["title"], table["lake"]))
     assert lake["Errors from a recipient account"] == "needs field recipientAccountId, which the lake does not keep"
     assert lake["Access key made by an IAM user"] == ""
+
+
+def test_a_correlation_rule_finds_the_same_windows_on_the_lake(demo_stores):
+    on_cache, on_lake = _both(demo_stores, EventFilter())
+    correlated = [finding for finding in on_lake.findings if finding.type == "sigma:5f0c6a1e-0000-4000-8000-000000000003"]
+    assert correlated and _comparable(correlated) == _comparable(
+        [finding for finding in on_cache if finding.type == correlated[0].type])
+
+
+def test_findings_command_on_the_lake_includes_sigma_findings_and_says_which_rules_it_skipped(
+        monkeypatch, tmp_path, demo_stores, capsys):
+    from trailstream import cli
+
+    settings = point_app_at_lake(monkeypatch, tmp_path, demo_stores[0], demo_stores[1])
+    assert cli.main(["--db", str(demo_stores[0]), "--config", str(settings), "findings", "--format", "json"]) == 0
+    out = capsys.readouterr()
+    assert f"sigma:{HOSTILE_RULE}" in {finding["type"] for finding in json.loads(out.out)}
+    assert "the Sigma rules' included" in out.err and "needs field recipientAccountId" in out.err
