@@ -133,14 +133,20 @@ KILL_SCRIPT = textwrap.dedent(
 )
 
 
-def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_completes(db_path, demo_folder, tmp_path):
+def import_killed_after(db_path, folder, tmp_path, files: int) -> sqlite3.Connection:
+    """Import in a process SIGKILLed once `files` files are stored; a connection to the sound cache it left."""
     script = tmp_path / "kill_import.py"
     script.write_text(KILL_SCRIPT)
-    killed = subprocess.run([sys.executable, str(script), str(db_path), str(demo_folder), "60"],
+    killed = subprocess.run([sys.executable, str(script), str(db_path), str(folder), str(files)],
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    return conn
+
+
+def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_completes(db_path, demo_folder, tmp_path):
+    conn = import_killed_after(db_path, demo_folder, tmp_path, 60)
     committed_files, committed_events = conn.execute("SELECT count(*), coalesce(sum(new_events), 0) FROM files").fetchone()
     assert 0 < committed_files < 60
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == committed_events
@@ -311,13 +317,7 @@ def test_a_kill_during_a_first_import_keeps_its_events_and_the_next_open_builds_
                                                                                             tmp_path):
     from trailstream.cache import check
 
-    script = tmp_path / "kill_import.py"
-    script.write_text(KILL_SCRIPT)
-    killed = subprocess.run([sys.executable, str(script), str(db_path), str(demo_folder), "60"],
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, capture_output=True)
-    assert killed.returncode == -9, killed.stderr.decode()
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn = import_killed_after(db_path, demo_folder, tmp_path, 60)
     committed = conn.execute("SELECT coalesce(sum(new_events), 0) FROM files").fetchone()[0]
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == committed > 0
     assert store.event_indexes(conn) == {}  # the first load had set them aside
