@@ -273,3 +273,14 @@ def test_findings_command_on_the_lake_includes_sigma_findings_and_says_which_rul
     out = capsys.readouterr()
     assert f"sigma:{HOSTILE_RULE}" in {finding["type"] for finding in json.loads(out.out)}
     assert "the Sigma rules' included" in out.err and "needs field recipientAccountId" in out.err
+
+
+def test_the_lake_reads_the_columns_a_correlation_groups_by_though_no_rule_reads_them(demo_stores):
+    rules, reads = ("event_name COLLATE NOCASE = 'CreateAccessKey'",), ("user_agent", "request_parameters")
+    lake = backend.duckdb_backend(str(demo_stores[1]))
+    assert "user_agent" not in lake.query("sigma_candidates", EventFilter(), rules=rules).columns
+    found = lake.query("sigma_candidates", EventFilter(), rules=rules, reads=reads)
+    assert {"user_agent", "request_parameters"} <= set(found.columns) and found["user_agent"].drop_nulls().len() > 0
+    with closing(store.open_cache_readonly(demo_stores[0])) as conn:
+        assert found.equals(backend.CacheBackend(conn).query("sigma_candidates", EventFilter(), rules=rules,
+                                                             reads=reads))

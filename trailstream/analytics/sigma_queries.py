@@ -176,15 +176,17 @@ def _lake_fold(column: str) -> exp.Expression:
                     exp.Literal.string(string.ascii_lowercase))
 
 
-def candidate_columns(rules: tuple[str, ...]) -> tuple[str, ...]:
-    """The lake columns the rules, their findings and exceptions read, in `events` order."""
-    wanted = set(BASE_COLUMNS).union(*(_event_columns(_parsed(sql)) for sql in rules))
+def candidate_columns(rules: tuple[str, ...], reads: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The lake columns the rules, `reads` (correlations' group-by and value SQL), findings and exceptions read, in
+    `events` order."""
+    wanted = set(BASE_COLUMNS).union(*(_event_columns(_parsed(sql)) for sql in (*rules, *reads)))
     return tuple(name for name in LAKE_COLUMNS if name in wanted)
 
 
-def candidates_sql(table: exp.Table, event_filter: EventFilter, rules=(), **options) -> exp.Select:
-    """The period's rows some of `rules` (their SQLite WHERE texts) may match, with the columns they read."""
-    columns = candidate_columns(tuple(rules))
+def candidates_sql(table: exp.Table, event_filter: EventFilter, rules=(), reads=(), **options) -> exp.Select:
+    """The period's rows some of `rules` (their SQLite WHERE texts) may match, with the columns they and `reads`
+    read."""
+    columns = candidate_columns(tuple(rules), tuple(reads))
     query = events_select(table, event_filter, *columns).where(candidate_condition(tuple(rules), _lake_fold, like))
     return query.order_by("event_time_ms", "event_id", dialect=READ)
 
@@ -194,24 +196,25 @@ def _sqlite_like(column: str, pattern: str) -> exp.Expression:
                       expression=exp.Literal.string("\\"))
 
 
-def query_candidates(conn: sqlite3.Connection, event_filter: EventFilter, rules=(), **options) -> pl.DataFrame:
+def query_candidates(conn: sqlite3.Connection, event_filter: EventFilter, rules=(), reads=(),
+                     **options) -> pl.DataFrame:
     """candidates_sql on the cache (SQLite's LIKE folds ASCII case as the lake's like() does): for comparison."""
-    columns = candidate_columns(tuple(rules))
+    columns = candidate_columns(tuple(rules), tuple(reads))
     where, params = event_filter.sql("e")
     narrowing = candidate_condition(tuple(rules), lambda column: exp.func("lower", exp.column(column)),
                                    _sqlite_like).sql(dialect="sqlite")
     sql = (f"SELECT {', '.join(f'e.{name}' for name in columns)} FROM events e WHERE {where} AND ({narrowing}) "
            "ORDER BY e.event_time, e.event_id")
-    return read_frame(conn, sql, params, candidate_schema(tuple(rules)))
+    return read_frame(conn, sql, params, candidate_schema(tuple(rules), tuple(reads)))
 
 
-def candidate_schema(rules: tuple[str, ...]) -> dict[str, pl.DataType]:
-    return {name: pl.Int64 if name == "read_only" else pl.String for name in candidate_columns(rules)}
+def candidate_schema(rules: tuple[str, ...], reads: tuple[str, ...] = ()) -> dict[str, pl.DataType]:
+    return {name: pl.Int64 if name == "read_only" else pl.String for name in candidate_columns(rules, reads)}
 
 
-def shape_candidates(frame: pl.DataFrame, rules=(), **options) -> pl.DataFrame:
+def shape_candidates(frame: pl.DataFrame, rules=(), reads=(), **options) -> pl.DataFrame:
     """The lake's rows as the cache's: text columns, read_only a whole number, event time kept as stored text."""
-    return frame.select([pl.col(name).cast(dtype) for name, dtype in candidate_schema(tuple(rules)).items()])
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in candidate_schema(tuple(rules), tuple(reads)).items()])
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,17 @@ class LakeSigma:
     skipped: list[str] = field(default_factory=list)
 
 
+def _correlation_sql(rule: dict) -> list[str]:
+    """A correlation's group-by and value expressions (SQL over `events`)."""
+    spec = orjson.loads(rule["query"])
+    return [sql for sql in [*spec["group_by"], spec["value"]] if sql]
+
+
 def _needs(rule: dict) -> list[str]:
     """The fields outside the lake a rule reads (a correlation: its group-by and value expressions)."""
     if rule["kind"] != "correlation":
         return fields_outside_lake(rule["query"])
-    spec = orjson.loads(rule["query"])
-    return [name for sql in [*spec["group_by"], spec["value"] or ""] if sql for name in fields_outside_lake(sql)]
+    return [name for sql in _correlation_sql(rule) for name in fields_outside_lake(sql)]
 
 
 def lake_reasons(rules: list[dict]) -> dict[str, str]:
@@ -76,6 +81,7 @@ def detect_lake_sigma(source, lake_rules: LakeRules, event_filter: EventFilter |
     if not plain:
         return LakeSigma([], skipped)
     event_filter = event_filter or EventFilter()
-    candidates = source.query("sigma_candidates", event_filter, rules=plain)
+    reads = tuple(sql for rule in rules if rule["kind"] == "correlation" for sql in _correlation_sql(rule))
+    candidates = source.query("sigma_candidates", event_filter, rules=plain, reads=reads)
     with closing(_memory_events(candidates)) as conn:
         return LakeSigma(rules_findings(conn, rules, lake_rules.exceptions_by_rule(), event_filter), skipped)
