@@ -147,14 +147,14 @@ def test_a_cache_from_before_the_summaries_gets_them_from_its_stored_files(tmp_p
     db = store.open_cache(tmp_path / "old.db")
     stored_out_of_order(db)
     expected = summarised(db.conn)
-    for trigger in ("files_delivery_insert", "files_delivery_update", "files_delivery_delete"):
+    for trigger in bookkeeping.DELIVERY_TRIGGERS:
         db.execute(f"DROP TRIGGER {trigger}")
     db.execute("DROP INDEX files_delivery")
     for table in SUMMARIES:
         db.execute(f"DROP TABLE {table}")
     for column in ("account_id", "aws_region", "delivered_at"):
         db.execute(f"ALTER TABLE files DROP COLUMN {column}")
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm018_delivery_summaries'")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name LIKE 'm018_%'")
     db.conn.close()
     with store.open_cache(tmp_path / "old.db").conn as conn:
         assert summarised(conn).equals(expected)

@@ -282,30 +282,32 @@ def _neighbour(r: str, before: bool) -> str:
             f"ORDER BY newest_event_time {order} LIMIT 1)")
 
 
-def _place_change(r: str, guard: str, sign: int) -> str:
+def _place_change(r: str, sign: int) -> list[str]:
     """Count file `r` in (or out of) its place's files, records and newest processing time; taking out the newest
     processed file looks up the next newest through the index."""
     if sign > 0:
-        return (f"INSERT INTO delivery_places (account_id, aws_region, files, records, last_processed_at) SELECT "
-                f"{r}.account_id, {r}.aws_region, 1, {r}.records, {r}.processed_at WHERE {guard} ON CONFLICT DO "
-                "UPDATE SET files = files + 1, records = records + excluded.records, "
-                "last_processed_at = max(last_processed_at, excluded.last_processed_at)")
-    return (f"UPDATE delivery_places SET files = files - 1, records = records - {r}.records, last_processed_at = "
+        return [f"INSERT INTO delivery_places (account_id, aws_region, files, records, last_processed_at) VALUES "
+                f"({r}.account_id, {r}.aws_region, 1, {r}.records, {r}.processed_at) ON CONFLICT DO UPDATE SET "
+                "files = files + 1, records = records + excluded.records, "
+                "last_processed_at = max(last_processed_at, excluded.last_processed_at)"]
+    return [f"UPDATE delivery_places SET files = files - 1, records = records - {r}.records, last_processed_at = "
             f"CASE WHEN last_processed_at = {r}.processed_at THEN (SELECT max(processed_at) FROM files WHERE "
-            f"{_same_place(r)} AND {DELIVERED} AND id != {r}.id) ELSE last_processed_at END "
-            f"WHERE {_same_place(r)} AND {guard}")
+            f"{_same_place(r)} AND {DELIVERED} AND id != {r}.id) ELSE last_processed_at END WHERE {_same_place(r)}",
+            f"DELETE FROM delivery_places WHERE {_same_place(r)} AND files = 0"]
 
 
-def _lag_change(r: str, guard: str, sign: int) -> str:
+def _lag_change(r: str, sign: int) -> list[str]:
     """Count file `r`'s delivery lag in (or out of) its place's files per lag."""
     if sign > 0:
-        return (f"INSERT INTO delivery_lags (account_id, aws_region, lag_seconds, files) SELECT {r}.account_id, "
-                f"{r}.aws_region, lag, 1 FROM (SELECT {_lag(r)} AS lag) WHERE lag >= 0 AND {guard} "
-                "ON CONFLICT DO UPDATE SET files = files + 1")
-    return f"UPDATE delivery_lags SET files = files - 1 WHERE {_same_place(r)} AND lag_seconds = {_lag(r)} AND {guard}"
+        return [f"INSERT INTO delivery_lags (account_id, aws_region, lag_seconds, files) SELECT {r}.account_id, "
+                f"{r}.aws_region, lag, 1 FROM (SELECT {_lag(r)} AS lag) WHERE lag >= 0 "
+                "ON CONFLICT DO UPDATE SET files = files + 1"]
+    lag = f"{_same_place(r)} AND lag_seconds = {_lag(r)}"
+    return [f"UPDATE delivery_lags SET files = files - 1 WHERE {lag}",
+            f"DELETE FROM delivery_lags WHERE {lag} AND files = 0"]
 
 
-def _gap_changes(r: str, guard: str, sign: int) -> list[str]:
+def _gap_changes(r: str, sign: int) -> list[str]:
     """File `r` between its neighbours splits their gap in two (or, taken out, joins its two gaps into one)."""
     before, after, own = _neighbour(r, True), _neighbour(r, False), f"unixepoch({r}.newest_event_time)"
     split = (f"{own} - unixepoch({before})", f"unixepoch({after}) - {own}")
@@ -313,40 +315,40 @@ def _gap_changes(r: str, guard: str, sign: int) -> list[str]:
     counted, uncounted = (split, joined) if sign > 0 else (joined, split)
     gaps = " UNION ALL ".join(f"SELECT {gap} AS gap" for gap in counted)
     drops = " + ".join(f"(gap_seconds IS ({gap}))" for gap in uncounted)  # two equal gaps count twice
+    dropped = f"{_same_place(r)} AND gap_seconds IN ({', '.join(f'({gap})' for gap in uncounted)})"
     return [
         (f"INSERT INTO delivery_gaps (account_id, aws_region, gap_seconds, files) SELECT {r}.account_id, "
-         f"{r}.aws_region, gap, 1 FROM ({gaps}) WHERE gap IS NOT NULL AND {guard} ON CONFLICT DO UPDATE SET "
-         "files = files + 1"),
-        f"UPDATE delivery_gaps SET files = files - ({drops}) WHERE {_same_place(r)} AND ({drops}) > 0 AND {guard}",
+         f"{r}.aws_region, gap, 1 FROM ({gaps}) WHERE gap IS NOT NULL ON CONFLICT DO UPDATE SET files = files + 1"),
+        f"UPDATE delivery_gaps SET files = files - ({drops}) WHERE {dropped}",
+        f"DELETE FROM delivery_gaps WHERE {dropped} AND files = 0",
     ]
 
 
-def _summary_changes(r: str, guard: str, sign: int) -> list[str]:
-    """Statements that add (sign 1) or take away (-1) delivered file `r` from its place's summaries when `guard`."""
-    return [
-        _place_change(r, guard, sign),
-        _lag_change(r, guard, sign),
-        *_gap_changes(r, guard, sign),
-        *(f"DELETE FROM {table} WHERE {_same_place(r)} AND files = 0 AND {guard}"
-          for table in ("delivery_places", "delivery_lags", "delivery_gaps")),
-    ]
+def _summary_changes(r: str, sign: int) -> list[str]:
+    """Statements that add (sign 1) or take away (-1) delivered file `r` from its place's summaries."""
+    return _place_change(r, sign) + _lag_change(r, sign) + _gap_changes(r, sign)
 
 
 def _delivered(r: str) -> str:
     return f"({r}.status = 'ok' AND {r}.newest_event_time IS NOT NULL AND {r}.source != 'eventbridge')"
 
 
-def _trigger(name: str, event: str, statements: list[str]) -> str:
-    return f"CREATE TRIGGER {name} AFTER {event} ON files BEGIN\n" + ";\n".join(statements) + ";\nEND"
+def _trigger(name: str, event: str, when: str, statements: list[str]) -> str:
+    return f"CREATE TRIGGER {name} AFTER {event} ON files WHEN {when} BEGIN\n" + ";\n".join(statements) + ";\nEND"
 
 
-DELIVERY_TRIGGERS = (
-    _trigger("files_delivery_insert", "INSERT", _summary_changes("NEW", _delivered("NEW"), 1)),
-    _trigger("files_delivery_delete", "DELETE", _summary_changes("OLD", _delivered("OLD"), -1)),
-    # one trigger, taking the old row out before putting the new one in: both judged against the other files
-    _trigger("files_delivery_update", "UPDATE", _summary_changes("OLD", _delivered("OLD"), -1)
-             + _summary_changes("NEW", _delivered("NEW"), 1)),
-)
+IN, OUT = _delivered("NEW"), _delivered("OLD")
+DELIVERY_TRIGGERS = {  # only a delivered file's rows run any: a sync's first write of a file row is not one yet
+    "files_delivery_insert": _trigger("files_delivery_insert", "INSERT", IN, _summary_changes("NEW", 1)),
+    "files_delivery_delete": _trigger("files_delivery_delete", "DELETE", OUT, _summary_changes("OLD", -1)),
+    "files_delivery_stored": _trigger("files_delivery_stored", "UPDATE", f"{IN} AND NOT {OUT}",
+                                      _summary_changes("NEW", 1)),
+    "files_delivery_dropped": _trigger("files_delivery_dropped", "UPDATE", f"{OUT} AND NOT {IN}",
+                                       _summary_changes("OLD", -1)),
+    # the old row out before the new one in: both judged against the other files
+    "files_delivery_update": _trigger("files_delivery_update", "UPDATE", f"{OUT} AND {IN}",
+                                      _summary_changes("OLD", -1) + _summary_changes("NEW", 1)),
+}
 
 
 def rebuild_delivery_summaries(db: sqlite_utils.Database) -> None:
@@ -365,18 +367,23 @@ def rebuild_delivery_summaries(db: sqlite_utils.Database) -> None:
 
 def create_delivery_summaries(db: sqlite_utils.Database) -> None:
     """Give `files` each file's place and delivery time (from its name), then the summaries and the triggers that
-    keep them as files are stored, replaced or removed (m018; ~1 min for 1.4 million files)."""
-    for column in ("account_id TEXT NOT NULL DEFAULT 'unknown'", "aws_region TEXT NOT NULL DEFAULT 'unknown'",
-                   "delivered_at TEXT"):
-        db.execute(f"ALTER TABLE files ADD COLUMN {column}")
-    parsed = functools.lru_cache(maxsize=1)(parse_delivery)  # three parts of one key, parsed once
-    db.conn.create_function("trailstream_delivery", 2, lambda key, part: parsed(key)[part], deterministic=True)
-    db.execute("UPDATE files SET account_id = trailstream_delivery(key, 0), aws_region = trailstream_delivery(key, 1), "
-               r"delivered_at = trailstream_delivery(key, 2) WHERE key LIKE '%\_CloudTrail\_%' ESCAPE '\'")
-    for statement in DELIVERY_TABLES:
-        db.execute(statement)
-    rebuild_delivery_summaries(db)
-    for statement in DELIVERY_TRIGGERS:
+    keep them as files are stored, replaced or removed (m018; ~2 min for 1.4 million files). A cache with a first
+    draft of them gets the current triggers only."""
+    if "delivered_at" not in {column.name for column in db["files"].columns}:
+        for column in ("account_id TEXT NOT NULL DEFAULT 'unknown'", "aws_region TEXT NOT NULL DEFAULT 'unknown'",
+                       "delivered_at TEXT"):
+            db.execute(f"ALTER TABLE files ADD COLUMN {column}")
+        parsed = functools.lru_cache(maxsize=1)(parse_delivery)  # three parts of one key, parsed once
+        db.conn.create_function("trailstream_delivery", 2, lambda key, part: parsed(key)[part], deterministic=True)
+        db.execute("UPDATE files SET account_id = trailstream_delivery(key, 0), aws_region = "
+                   "trailstream_delivery(key, 1), delivered_at = trailstream_delivery(key, 2) "
+                   r"WHERE key LIKE '%\_CloudTrail\_%' ESCAPE '\'")
+    if "delivery_places" not in db.table_names():
+        for statement in DELIVERY_TABLES:
+            db.execute(statement)
+        rebuild_delivery_summaries(db)
+    for name, statement in DELIVERY_TRIGGERS.items():
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
         db.execute(statement)
 
 
