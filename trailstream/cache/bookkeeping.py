@@ -286,22 +286,22 @@ def _place_change(r: str, sign: int) -> list[str]:
     """Count file `r` in (or out of) its place's files, records and newest processing time; taking out the newest
     processed file looks up the next newest through the index."""
     if sign > 0:
-        return [f"INSERT INTO delivery_places (account_id, aws_region, files, records, last_processed_at) VALUES "
-                f"({r}.account_id, {r}.aws_region, 1, {r}.records, {r}.processed_at) ON CONFLICT DO UPDATE SET "
-                "files = files + 1, records = records + excluded.records, "
-                "last_processed_at = max(last_processed_at, excluded.last_processed_at)"]
-    return [f"UPDATE delivery_places SET files = files - 1, records = records - {r}.records, last_processed_at = "
-            f"CASE WHEN last_processed_at = {r}.processed_at THEN (SELECT max(processed_at) FROM files WHERE "
-            f"{_same_place(r)} AND {DELIVERED} AND id != {r}.id) ELSE last_processed_at END WHERE {_same_place(r)}",
+        return [(f"INSERT INTO delivery_places (account_id, aws_region, files, records, last_processed_at) VALUES "
+                 f"({r}.account_id, {r}.aws_region, 1, {r}.records, {r}.processed_at) ON CONFLICT DO UPDATE SET "
+                 "files = files + 1, records = records + excluded.records, "
+                 "last_processed_at = max(last_processed_at, excluded.last_processed_at)")]
+    return [(f"UPDATE delivery_places SET files = files - 1, records = records - {r}.records, last_processed_at = "
+             f"CASE WHEN last_processed_at = {r}.processed_at THEN (SELECT max(processed_at) FROM files WHERE "
+             f"{_same_place(r)} AND {DELIVERED} AND id != {r}.id) ELSE last_processed_at END WHERE {_same_place(r)}"),
             f"DELETE FROM delivery_places WHERE {_same_place(r)} AND files = 0"]
 
 
 def _lag_change(r: str, sign: int) -> list[str]:
     """Count file `r`'s delivery lag in (or out of) its place's files per lag."""
     if sign > 0:
-        return [f"INSERT INTO delivery_lags (account_id, aws_region, lag_seconds, files) SELECT {r}.account_id, "
-                f"{r}.aws_region, lag, 1 FROM (SELECT {_lag(r)} AS lag) WHERE lag >= 0 "
-                "ON CONFLICT DO UPDATE SET files = files + 1"]
+        return [(f"INSERT INTO delivery_lags (account_id, aws_region, lag_seconds, files) SELECT {r}.account_id, "
+                 f"{r}.aws_region, lag, 1 FROM (SELECT {_lag(r)} AS lag) WHERE lag >= 0 "
+                 "ON CONFLICT DO UPDATE SET files = files + 1")]
     lag = f"{_same_place(r)} AND lag_seconds = {_lag(r)}"
     return [f"UPDATE delivery_lags SET files = files - 1 WHERE {lag}",
             f"DELETE FROM delivery_lags WHERE {lag} AND files = 0"]
