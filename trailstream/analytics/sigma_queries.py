@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
-
 import polars as pl
 import sqlglot
 from sqlglot import exp

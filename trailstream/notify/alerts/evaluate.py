@@ -140,6 +140,7 @@ def _lake_findings(conn, lake, start: str, now: datetime, detection_settings) ->
 
 def _lake_drafts(conn, lake, rule: AlertRule, findings, start: str, now: datetime,
                  integrity_check: IntegrityCheck) -> list[AlertDraft]:
+    """One rule's alerts on the lake: its events since `start` (with a threshold's window of history before it)."""
     if integrity_check.handles(rule):
         summary = integrity_check.summary(rule)
         return [AlertDraft(rule, summary, [])] if summary else []
