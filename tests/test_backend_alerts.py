@@ -16,7 +16,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tests.conftest import cache_and_lake
+from tests.conftest import cache_and_lake, open_page, point_app_at_lake
 from trailstream.analytics import alert_queries, backend, sigma
 from trailstream.analytics.sigma.settings import SigmaSettings
 from trailstream.cache import store
@@ -197,3 +197,21 @@ def test_an_alert_fired_on_the_lake_lists_its_events_from_the_lake_when_the_cach
         for alert in found:
             lines = query_alert_event_lines(bare, alert, None, lake)
             assert len(lines) == alert.events and lines == expected[(alert.rule_name, alert.summary)]
+
+
+def test_the_alerts_page_lists_an_alert_s_events_from_the_lake_when_the_cache_has_none(stores, tmp_path,
+                                                                                        monkeypatch):
+    from trailstream.notify.alerts import fired
+
+    empty = tmp_path / "empty.db"
+    with closing(store.open_cache(empty)) as db:
+        alerts.ensure_builtin_rules(db)
+        alerts.save_rule(db, CUSTOM_RULES[0])
+    alerts.run_alerts(empty, _lake_settings(stores[1]), END)
+    with closing(sqlite3.connect(empty)) as conn:
+        [alert] = [item for item in fired.query_fired_alerts(conn, limit=-1) if item.rule_name == "Refusals"]
+    point_app_at_lake(monkeypatch, tmp_path, empty, stores[1])
+    at = open_page("pages/alerts.py", alert=str(alert.id))
+    assert not at.exception
+    [events] = [frame.value for frame in at.dataframe if "action" in frame.value.columns]
+    assert len(events) == alert.events > 0 and set(events["principal"]) - {None}
