@@ -215,3 +215,36 @@ def test_the_alerts_page_lists_an_alert_s_events_from_the_lake_when_the_cache_ha
     assert not at.exception
     [events] = [frame.value for frame in at.dataframe if "action" in frame.value.columns]
     assert len(events) == alert.events > 0 and set(events["principal"]) - {None}
+
+
+def _late_refusal(folder: Path, event_id: str, when: datetime) -> Path:
+    import gzip
+
+    record = {"eventID": event_id, "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "eventName": "GetObject",
+              "eventSource": "s3.amazonaws.com", "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+              "userIdentity": {"type": "IAMUser", "userName": "late"}, "errorCode": "AccessDenied",
+              "sourceIPAddress": "203.0.113.7"}
+    path = folder / f"{event_id}.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"Records": [record]}).encode()))
+    return path
+
+
+def test_an_event_reaching_the_lake_within_the_overlap_still_alerts_and_a_later_one_is_missed(stores, tmp_path):
+    from datetime import timedelta
+
+    from trailstream.ingest import lake
+
+    lake_folder, on_lake = tmp_path / "lake", _copy(stores, tmp_path, "lake")
+    shutil.copytree(stores[1], lake_folder)
+    alerts.run_alerts(on_lake, _lake_settings(lake_folder), END)  # every rule checked up to END
+    logs = tmp_path / "late"
+    logs.mkdir()
+    _late_refusal(logs, "late-within", END - timedelta(minutes=50))
+    _late_refusal(logs, "late-beyond", END - timedelta(minutes=70))
+    lake.compact_paths(lake_folder, [logs], workers=1)
+    alerts.run_alerts(on_lake, _lake_settings(lake_folder), END + timedelta(minutes=5))
+    with closing(sqlite3.connect(on_lake)) as conn:
+        alerted = {row[0] for row in conn.execute(
+            "SELECT f.event_id FROM fired_alert_events f JOIN fired_alerts a ON a.id = f.alert_id "
+            "WHERE a.rule_name = 'Refusals'")}
+    assert "late-within" in alerted and "late-beyond" not in alerted
