@@ -34,3 +34,17 @@ def test_an_upward_import_breaks_the_layers_contract(tmp_path):
     result = _lint(copy)
     assert result.returncode != 0
     assert "trailstream.cache.store -> trailstream.app.state" in result.stdout
+
+
+def test_a_query_module_reaching_altair_breaks_the_no_charting_contract(tmp_path):
+    """`alerts run` paid 0.3 s for altair through one import of the time bins from charts: that import is refused."""
+    import shutil
+
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "trailstream", copy / "trailstream", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    queries = copy / "trailstream" / "analytics" / "queries.py"
+    queries.write_text(queries.read_text() + "\nfrom trailstream.analytics.charts import TIME_BINS  # planted\n")
+    result = _lint(copy)
+    assert result.returncode != 0
+    assert "trailstream.analytics.queries is not allowed to import altair" in result.stdout

@@ -8,7 +8,7 @@ import altair as alt
 import polars as pl
 import pytest
 
-from trailstream.analytics import charts, queries, transforms
+from trailstream.analytics import charts, queries, timebins, transforms
 
 T0 = datetime(2026, 11, 20, 0, 0, tzinfo=timezone.utc)
 
@@ -156,7 +156,7 @@ def test_every_builder_returns_an_altair_chart(hourly_events_by_source):
     (timedelta(days=7), None, "3h"),  # no data: the period decides
 ])
 def test_bin_adapts_to_the_period_and_the_data(period, data, expected):
-    assert charts.choose_bin(period, data) == expected
+    assert timebins.choose_bin(period, data) == expected
 
 
 def _timeline(rows: list[tuple[datetime, str, int]], bucket: str) -> pl.DataFrame:
@@ -196,7 +196,7 @@ def test_twelve_years_of_days_fold_into_months_with_year_ticks():
     days = [(datetime(2014, 1, 1, tzinfo=timezone.utc) + timedelta(days=d), "GetObject", 1) for d in range(0, 4380, 3)]
     spec = charts.timeline_chart(_timeline(days, "day"), "event_name").to_dict()
     data = _chart_data(spec)
-    assert data["events"].sum() == len(days) and data.height <= charts.MAX_BARS
+    assert data["events"].sum() == len(days) and data.height <= timebins.MAX_BARS
     assert encodings(spec)["x"]["axis"]["labelExpr"] == "[utcFormat(datum.value, '%Y')]"
     assert "Jan 01 00:00" not in str(spec)
 

@@ -22,7 +22,7 @@ from trailstream.analytics import choice_queries
 from trailstream.analytics import lookup_queries
 from trailstream.analytics import sigma_queries
 from trailstream.analytics import alert_queries
-from trailstream.analytics.charts import TIME_BINS, choose_bin
+from trailstream.analytics.timebins import TIME_BINS, choose_bin
 from trailstream.analytics.lake_sql import (ACTOR, MEASURES, READ, NamedQuery, UnsupportedSearch,  # noqa: F401
                                             events_select, only_named, parsed_times, rows_sql, search_condition,
                                             top_sql)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import altair as alt
 import polars as pl
 
+from trailstream.analytics.timebins import TIME_BINS, choose_bin
 from trailstream.analytics.transforms import rebin_timeline, top_n_with_other
 from trailstream.timefmt import parse_iso_utc
 
@@ -32,28 +33,9 @@ SEMANTIC_COLORS = {"failure": FAILURE_RED, "failed": FAILURE_RED, "success": SUC
 LEGEND = alt.Legend(labelLimit=0, symbolLimit=0)  # legends never cut a name to "AuthorizeSecurityGroupI…"
 COUNT_AXIS = alt.Axis(tickMinStep=1, format=",d")  # counts are whole: no 0.5-event ticks
 
-# --- The one time-axis rule ------------------------------------------------------------------------------------
-# Bin name -> (polars interval, nominal length). The finest bin drawing at most MAX_BARS over the data's own extent
-# wins, so a 14-minute burst in 30 days keeps 10-minute bars and twelve years fold into months.
-TIME_BINS: dict[str, tuple[str, timedelta]] = {
-    "10min": ("10m", timedelta(minutes=10)), "30min": ("30m", timedelta(minutes=30)),
-    "hour": ("1h", timedelta(hours=1)), "3h": ("3h", timedelta(hours=3)), "6h": ("6h", timedelta(hours=6)),
-    "day": ("1d", timedelta(days=1)), "week": ("1w", timedelta(days=7)), "month": ("1mo", timedelta(days=30)),
-    "year": ("1y", timedelta(days=365)),
-}
-MAX_BARS = 150
+# --- The one time-axis rule (timebins), and how thin a bar may be drawn ------------------------------------------
 MIN_BAR_PX = 4  # a bar narrower than this over the whole period is drawn this wide, so a burst stays visible
 CHART_PX = 1000  # the width a full-width chart is drawn at on a laptop, to judge bar widths
-
-
-def choose_bin(period: timedelta | None, data: timedelta | None) -> str:
-    """The bin for a timeline: the finest with at most MAX_BARS over the data's extent (the period when no data)."""
-    extent = data if data is not None else period
-    if period is not None and extent is not None:
-        extent = min(extent, period)
-    if extent is None:
-        return "hour"
-    return next((name for name, (_, length) in TIME_BINS.items() if extent / length <= MAX_BARS), "year")
 
 
 def _tick_labels(span: timedelta) -> str:

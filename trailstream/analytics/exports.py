@@ -11,13 +11,16 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import altair as alt
 import polars as pl
 import vl_convert
 
 from trailstream.filters import EventFilter
 from trailstream.timefmt import utc_now
+
+if TYPE_CHECKING:  # charts arrive built; reports and alerts import this module without drawing
+    import altair as alt
 
 EXPORT_WIDTH = 1200  # "container" width has no meaning outside a page: exported charts are drawn this wide
 PNG_SCALE = 2

@@ -14,7 +14,7 @@ from datetime import timedelta
 import polars as pl
 
 from trailstream import catalog
-from trailstream.analytics.charts import TIME_BINS, choose_bin
+from trailstream.analytics.timebins import TIME_BINS, choose_bin
 from trailstream.cache import bookkeeping, derived, rollups, wordindex
 from trailstream.cache.frames import UTC_TIME, placeholders, read_frame
 from trailstream.filters import EventFilter
@@ -165,7 +165,7 @@ def _time_span(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
 
 
 def pick_bucket(conn: sqlite3.Connection, event_filter: EventFilter) -> str:
-    """The SQL bucket for a timeline: the finest no wider than charts.choose_bin's bin over the period and the events
+    """The SQL bucket for a timeline: the finest no wider than timebins.choose_bin's bin over the period and the events
     inside it (two index probes); charts fold it into that bin (3 hours, a week, a month...)."""
     low, high = event_filter.start or "", event_filter.end or "9999"
     first, last = conn.execute(

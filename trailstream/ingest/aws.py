@@ -14,10 +14,11 @@ from datetime import date
 import boto3
 import botocore.exceptions
 import botocore.session
-
-from trailstream.config import AwsAccess
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, DeferredRefreshableCredentials, create_assume_role_refresher
+
+from trailstream.config import AwsAccess
+from trailstream.ingest.errors import SourceError  # noqa: F401 (aws.SourceError, as every caller spells it)
 
 SESSION_NAME = "trailstream"
 MAX_RECEIVE = 10  # SQS's limit per ReceiveMessage
@@ -43,15 +44,6 @@ _NETWORK_ERRORS = (
 )
 _QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):(?P<name>[\w.-]+)$")
 _QUEUE_URL_REGION = re.compile(r"^https?://sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com")
-
-
-class SourceError(Exception):
-    """An AWS call failed; str() says what happened and what to do, `transient` says whether to retry later."""
-
-    def __init__(self, message: str, transient: bool = False, code: str | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.code = code
 
 
 def error_code(exc: BaseException) -> tuple[str, int | None]:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from trailstream import config
 from trailstream.analytics import backend as query_backend
 from trailstream.analytics import exports, lake_sqlguard, sqlguard
-from trailstream.ingest import athena, aws
+from trailstream.ingest.errors import SourceError
 from trailstream.notify import mailer, saved as saved_searches
 from trailstream.notify.alerts.settings import section
 from trailstream.cache import store
@@ -49,7 +49,7 @@ class ReportDelivery:
     message: str
 
 
-_LAKE_ERRORS = (query_backend.LakeUnavailable, query_backend.UnsupportedSearch, aws.SourceError)
+_LAKE_ERRORS = (query_backend.LakeUnavailable, query_backend.UnsupportedSearch, SourceError)
 
 
 def open_lake(db_path, settings) -> query_backend.LakeBackend | None:
@@ -59,7 +59,11 @@ def open_lake(db_path, settings) -> query_backend.LakeBackend | None:
     engine = query_backend.lake_engine(chosen)
     if engine is None:
         return None
-    run = athena.AthenaRunner(chosen, athena.results_folder(db_path)).frame if engine == "athena" else None
+    run = None
+    if engine == "athena":
+        from trailstream.ingest import athena  # boto3 only for Athena: every post-sync step builds reports' imports
+
+        run = athena.AthenaRunner(chosen, athena.results_folder(db_path)).frame
     try:
         return query_backend.backend_for(chosen, None, run)
     except _LAKE_ERRORS as exc:
