@@ -36,8 +36,7 @@ SUCCEEDED = "coalesce(error_code, '') = ''"
 MOVE_SCHEMA = {"principal": pl.String, "account_id": pl.String, "source_ip": pl.String, "event_time": UTC_TIME,
                "event_id": pl.String}
 MOVE_ORDER = ["account_id", "principal", "event_time", "source_ip"]
-LAKE_NOTE = ("from the lake's events for this period (Sigma rules run on the cache only, so their findings are not "
-             "among these)")
+LAKE_NOTE = ("from the lake's events for this period (without Sigma findings: no cache here holds the Sigma rules)")
 LAKE_SIGMA_NOTE = "from the lake's events for this period, the Sigma rules' included"
 
 
