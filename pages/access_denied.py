@@ -18,7 +18,7 @@ for problem in problems:
 
 events = state.backend()
 counts = events.query("denied_counts", event_filter).row(0, named=True)
-if events.no_matches(counts["calls"]) or widgets.no_matches(counts["calls"], "refused calls"):
+if widgets.no_matches(counts["calls"], "refused calls"):
     st.stop()
 bursts = detections.detect_unauthorized_bursts(events, event_filter, settings)  # reads the store `events` answers from
 widgets.metrics({"Refused calls": counts["calls"], "Principals": counts["principals"],

@@ -22,7 +22,7 @@ fresh = state.load(early.query_freshness) if events.engine is None else {"early"
 if fresh["early"]:
     st.caption(f"Newest event from EventBridge (early): {fresh['early']} · from log files: "
                f"{fresh['log_files'] or 'none yet'}")
-if events.no_matches(counts["events"]) or widgets.no_matches(counts["events"]):
+if widgets.no_matches(counts["events"]):
     st.stop()
 
 st.subheader("Events over time")

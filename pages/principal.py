@@ -10,7 +10,7 @@ event_filter = widgets.page_start("Principal activity", "Pick a user, role or se
                                   "sessions count as the role and are listed one tab deeper.")
 events = state.backend()
 principals = events.query("principals", event_filter)
-if events.no_matches(principals.height) or widgets.no_matches(principals, "principals"):
+if widgets.no_matches(principals, "principals"):
     st.stop()
 principal = st.selectbox("Principal", transforms.column_values(principals, "principal"), index=None, key="principal",
                          bind="query-params", placeholder="Choose a principal (busiest first)")

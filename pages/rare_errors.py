@@ -9,7 +9,7 @@ event_filter = widgets.page_start("Rare errors", "Failed calls grouped by servic
                                   "'new' means never seen before this period.")
 events = state.backend()
 counts = events.query("error_counts", event_filter)
-if events.no_matches(counts.height) or widgets.no_matches(counts, "failed calls"):
+if widgets.no_matches(counts, "failed calls"):
     st.stop()
 ranked = transforms.rank_rare_errors(counts, events.query("error_first_seen", event_filter),
                                      widgets.period_start(event_filter))

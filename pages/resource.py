@@ -23,7 +23,7 @@ if not resource_id.strip():
     resource_id = recent.item(row, "resource")
 resource_id = resource_id.strip()
 history = events.query("resource_history", event_filter, resource_id=resource_id)
-if events.no_matches(history.height) or widgets.no_matches(history, "events mentioning this resource"):
+if widgets.no_matches(history, "events mentioning this resource"):
     st.stop()
 st.subheader("History")
 st.text(resource_id)

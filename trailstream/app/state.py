@@ -319,10 +319,6 @@ class PageBackend:
         self._show_note()
         return frame
 
-    def no_matches(self, rows: int) -> bool:
-        """False: an empty page's hint (widgets.explain_empty) asks the live store itself, cache or lake."""
-        return False
-
     def _show_note(self) -> None:
         if self.engine == "duckdb":
             note = f"Read from the lake at {self.settings.lake} with DuckDB (the local stand-in for Athena)."
