@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from trailstream import catalog
-from trailstream.cache import rollups
+from trailstream.analytics.queries import actor_seek
 from trailstream.cache.frames import placeholders, read_frame
 from trailstream.filters import EventFilter
 
@@ -148,7 +148,7 @@ def _arn_matches(arn_format: str, arn: str) -> bool:
 def query_principal_calls(conn: sqlite3.Connection, event_filter: EventFilter | None, principal: str,
                           limit: int = ROW_LIMIT) -> pl.DataFrame:
     """One principal's (a role: all sessions') successful and unauthorized calls per resources, counted in SQL."""
-    actor, actor_params = rollups.actor_where("e", principal)
+    actor, actor_params = actor_seek(conn, "e", principal)  # a role's sessions read within the period only
     where, params = (event_filter or EventFilter()).sql("e")
     codes, patterns = catalog.UNAUTHORIZED_ERROR_CODES, catalog.UNAUTHORIZED_ERROR_CODE_PATTERNS
     denied = (f"(e.error_code IN ({placeholders(codes)}) OR "
