@@ -30,7 +30,7 @@ HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK
 SLICES = [(name, {}) for name in security_queries.QUERIES if name not in ("security_successful_calls",
                                                                           "security_finding_events")]
 SLICES += [("security_successful_calls", {"event_names": list(detection_events.SINGLE_EVENT_NAMES)})]
-CACHE_ONLY = {detection_findings.detect_sigma_findings}  # Sigma rules run on the cache only
+CACHE_ONLY = {detection_findings.detect_sigma_findings}  # compared on both stores by test_backend_sigma.py
 SEVERITY_LABELS = ["Findings", *(severity.title() for severity in catalog.SEVERITIES)]
 SIGN_IN_LABELS = ["Sign-ins", "Failed", "Without MFA", "Root", "New country"]
 
