@@ -392,14 +392,14 @@ class Ingester:
         return full  # a full disk ends the sync with a sentence in its result, not an exception
 
     def _build_deferred_indexes(self) -> None:
-        """After a first bulk load, build the indexes of `events` once; on a full disk the next open builds them."""
+        """After a first bulk load, build the indexes of `events` once. The events are committed already: if the
+        build cannot finish (a full disk, a writer holding the lock), the next open or sync builds them."""
         if not self._indexes_deferred:
             return
         try:
             store.ensure_event_indexes(self.db)
-        except sqlite3.OperationalError as error:
-            if not is_disk_full(error):
-                raise
+        except sqlite3.OperationalError:
+            pass
 
     def _stop_on_full_disk(self) -> None:
         """Drop the uncommitted files (their SQS messages stay queued) and say how many are stored."""
