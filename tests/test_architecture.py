@@ -48,3 +48,13 @@ def test_a_query_module_reaching_altair_breaks_the_no_charting_contract(tmp_path
     result = _lint(copy)
     assert result.returncode != 0
     assert "trailstream.analytics.queries is not allowed to import altair" in result.stdout
+
+
+def test_a_command_loads_no_pandas_altair_or_boto3_before_it_needs_them():
+    """Every `python -m trailstream` process paid for these at start (about 1 s of `alerts run`), none of them used;
+    pandas stays importable for whatever needs it later (Streamlit)."""
+    probe = ("import sys, trailstream.cli, trailstream.jobs; loaded = {'pandas', 'altair', 'boto3'} & set(sys.modules); "
+             "import pandas, sqlite_utils; print(sorted(loaded), pandas.DataFrame({'a': [1]}).shape, "
+             "sqlite_utils.Database(memory=True)['t'].insert({'a': 1}).count)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "(1,", "1)", "1"]
