@@ -19,6 +19,10 @@ widgets.metrics({"Sync runs": run_count, "Files stored": stored_files, "Files sk
                  "Files failed": summary["failed_files"], "Events": summary["events"]})
 
 st.subheader("Ingestion health")
+if not state.load(bookkeeping.has_delivery_summaries):
+    st.info("Delivery lag and quiet pairs are counted from the next sync on: this cache was made by an older "
+            "TrailStream. Press **Sync** in the sidebar, or run any `python -m trailstream` command, to update it.",
+            icon=":material/update:")
 health = transforms.ingestion_health(state.load(bookkeeping.query_delivery_health),
                                      state.load(queries.query_account_region_counts, EventFilter(), True))
 quiet = transforms.rows_where(health, "quiet")

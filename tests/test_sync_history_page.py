@@ -31,3 +31,16 @@ def test_long_histories_are_listed_newest_first_and_counted_in_full(app_empty_ca
     failed = next(frame.value for frame in at.dataframe if "error" in frame.value.columns)
     assert len(failed) == 1000 and failed["error"].iloc[0] == f"{HOSTILE} broke"  # a cell's text, never markup
     assert not any(HOSTILE in block.value for block in at.markdown)
+
+
+def test_a_cache_from_before_the_delivery_summaries_says_when_they_come_and_lists_the_rest(app_empty_cache):
+    db = store.open_cache(app_empty_cache)
+    bookkeeping.save_file_row(db, FileRef("s3", "trail-bucket", "broken.json.gz"), "failed", None, error="bad gzip")
+    for trigger in bookkeeping.DELIVERY_TRIGGERS:
+        db.execute(f"DROP TRIGGER {trigger}")
+    for table in ("delivery_places", "delivery_lags", "delivery_gaps"):
+        db.execute(f"DROP TABLE {table}")
+    db.conn.close()
+    at = open_page("pages/sync_history.py")  # read-only: the page never migrates the cache
+    assert any("counted from the next sync on" in info.value for info in at.info)
+    assert metric(at, "Files failed") == 1

@@ -337,16 +337,16 @@ def _trigger(name: str, event: str, when: str, statements: list[str]) -> str:
     return f"CREATE TRIGGER {name} AFTER {event} ON files WHEN {when} BEGIN\n" + ";\n".join(statements) + ";\nEND"
 
 
-IN, OUT = _delivered("NEW"), _delivered("OLD")
+_NEW_DELIVERED, _OLD_DELIVERED = _delivered("NEW"), _delivered("OLD")
 DELIVERY_TRIGGERS = {  # only a delivered file's rows run any: a sync's first write of a file row is not one yet
-    "files_delivery_insert": _trigger("files_delivery_insert", "INSERT", IN, _summary_changes("NEW", 1)),
-    "files_delivery_delete": _trigger("files_delivery_delete", "DELETE", OUT, _summary_changes("OLD", -1)),
-    "files_delivery_stored": _trigger("files_delivery_stored", "UPDATE", f"{IN} AND NOT {OUT}",
+    "files_delivery_insert": _trigger("files_delivery_insert", "INSERT", _NEW_DELIVERED, _summary_changes("NEW", 1)),
+    "files_delivery_delete": _trigger("files_delivery_delete", "DELETE", _OLD_DELIVERED, _summary_changes("OLD", -1)),
+    "files_delivery_stored": _trigger("files_delivery_stored", "UPDATE", f"{_NEW_DELIVERED} AND NOT {_OLD_DELIVERED}",
                                       _summary_changes("NEW", 1)),
-    "files_delivery_dropped": _trigger("files_delivery_dropped", "UPDATE", f"{OUT} AND NOT {IN}",
+    "files_delivery_dropped": _trigger("files_delivery_dropped", "UPDATE", f"{_OLD_DELIVERED} AND NOT {_NEW_DELIVERED}",
                                        _summary_changes("OLD", -1)),
     # the old row out before the new one in: both judged against the other files
-    "files_delivery_update": _trigger("files_delivery_update", "UPDATE", f"{OUT} AND {IN}",
+    "files_delivery_update": _trigger("files_delivery_update", "UPDATE", f"{_OLD_DELIVERED} AND {_NEW_DELIVERED}",
                                       _summary_changes("OLD", -1) + _summary_changes("NEW", 1)),
 }
 
@@ -420,10 +420,16 @@ FROM delivery_places p LEFT JOIN lags l USING (account_id, aws_region) LEFT JOIN
 SECONDS = ("delivery_lag", "delivery_lag_p95", "longest_gap")
 
 
+def has_delivery_summaries(conn: sqlite3.Connection) -> bool:
+    """False for a cache made before m018, which a read-only page may meet until the next sync or command."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'delivery_places'").fetchone() is not None
+
+
 def query_delivery_health(conn: sqlite3.Connection) -> pl.DataFrame:
     """Per account and region (from log file names): files, records, newest event, last processing, delivery lag
     (median, p95) and longest gap between files, in a few rows: the input of transforms.ingestion_health."""
-    frame = read_frame(conn, DELIVERY_HEALTH_SQL, [], DELIVERY_HEALTH_SCHEMA)
+    frame = (read_frame(conn, DELIVERY_HEALTH_SQL, [], DELIVERY_HEALTH_SCHEMA) if has_delivery_summaries(conn)
+             else pl.DataFrame(schema=DELIVERY_HEALTH_SCHEMA))
     return frame.with_columns(pl.duration(microseconds=(pl.col(name) * 1_000_000).round().cast(pl.Int64))
                               .alias(name) for name in SECONDS)
 
