@@ -3,7 +3,9 @@ cache, cancellation and time-outs as sentences; results queued through moto's ow
 
 botocore speaks Athena as rest-json, moto 5.2 only as JSON 1.1: a small server on 127.0.0.1 takes the rest-json
 requests (routes read from botocore's own service model), hands each operation to moto, and pages GetQueryResults
-by MaxResults/NextToken as Athena does (moto returns every row at once)."""
+by MaxResults/NextToken as Athena does (moto returns every row at once). moto cannot fail a query: a reason queued
+on the front (`_fail_next_query`) makes the next started query report FAILED with it, as Athena's
+GetQueryExecution does (Status.State, Status.StateChangeReason, Status.AthenaError)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from trailstream.ingest import athena
 from trailstream.ingest import aws as aws_io
 
 PAGE_ROWS = 1000  # Athena's default and largest GetQueryResults page
+FAILURES: dict = {"next": [], "by_execution": {}}  # reasons waiting for a query, and given to one
 
 
 def _routes() -> list[tuple[str, re.Pattern, object]]:
@@ -88,6 +91,12 @@ def _rest_json_handler(moto: str, routes):
                 status, result = exc.code, json.loads(exc.read() or b"{}")
             if status == 200 and operation.name == "GetQueryResults":
                 result = _paged(result, params)
+            if status == 200 and operation.name == "StartQueryExecution" and FAILURES["next"]:
+                FAILURES["by_execution"][result["QueryExecutionId"]] = FAILURES["next"].pop(0)
+            reason = FAILURES["by_execution"].get(params.get("QueryExecutionId"))
+            if status == 200 and operation.name == "GetQueryExecution" and reason:
+                result["QueryExecution"]["Status"] = {"State": "FAILED", "StateChangeReason": reason,
+                                                      "AthenaError": {"ErrorCategory": 2, "ErrorType": 1006}}
             self._reply(status, result)
 
         def _reply(self, status: int, result: dict):
@@ -120,6 +129,8 @@ def aws(aws, athena_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_ATHENA", athena_endpoint)
     yield aws
     _post(aws, "/moto-api/state-manager/unset-transition", {"model_name": "athena::execution"})  # outlives a reset
+    FAILURES["next"].clear()
+    FAILURES["by_execution"].clear()
 
 
 SETTINGS = BackendSettings(kind="athena", region="us-east-1", output_location="s3://results/athena/")
@@ -143,6 +154,11 @@ def _queue_result(endpoint: str, columns: list[tuple[str, str]], rows: list[list
         "rows": [{"Data": [{} if value is None else {"VarCharValue": value} for value in row]} for row in cells],
         "column_info": [{"Name": name, "Type": kind} for name, kind in columns],
     }]})
+
+
+def _fail_next_query(reason: str) -> None:
+    """The next query Athena starts ends FAILED with this reason (a user error such as a syntax error: category 2)."""
+    FAILURES["next"].append(reason)
 
 
 def _slow_queries(endpoint: str, polls: int) -> None:
@@ -191,6 +207,19 @@ def test_a_cancelled_query_says_so_in_a_sentence(aws):
     runner.pause = cancel_while_waiting
     with pytest.raises(aws_io.SourceError, match="was cancelled"):
         runner.run("SELECT 1")
+
+
+def test_a_failed_query_says_athenas_reason_in_a_sentence_and_keeps_no_result(aws, tmp_path):
+    reason = "COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved"
+    _fail_next_query(reason)
+    _slow_queries(aws, 1)
+    runner = athena.AthenaRunner(SETTINGS, tmp_path, pause=lambda _seconds: None)
+    with pytest.raises(aws_io.SourceError) as failed:
+        runner.run("SELECT nope")
+    assert str(failed.value) == f"Athena could not run the query: {reason}"
+    assert not list(tmp_path.iterdir())  # a failure is never kept as an answer: the same statement runs again
+    _queue_result(aws, [("one", "integer")], [["1"]])
+    assert runner.frame("SELECT nope")["one"].to_list() == [1]
 
 
 def test_a_query_still_queued_at_the_time_limit_says_what_to_do(aws):
@@ -350,6 +379,20 @@ def test_athena_that_cannot_answer_is_a_sentence_on_the_page(aws, app_demo_cache
                                                    "and what to do:"]
     assert any(said in text.value for text in at.text), [text.value for text in at.text]
     assert not at.metric  # nothing from the cache shown as if it were the lake
+
+
+def test_a_failed_athena_query_is_athenas_reason_on_the_page(aws, app_demo_cache, tmp_path):
+    from tests.conftest import open_page
+
+    _athena_settings(tmp_path)
+    for _query in range(3):  # the sidebar's account and region choices are asked first, then the page's totals
+        _fail_next_query("TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.trailstream.events' does not exist")
+    at = open_page("pages/overview.py", range="all")
+    assert [error.value for error in at.error] == ["The lake could not answer this page's queries; what went wrong, "
+                                                   "and what to do:"]
+    assert any("Athena could not run the query: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.trailstream.events' "
+               "does not exist" in text.value for text in at.text), [text.value for text in at.text]
+    assert not at.metric
 
 
 @pytest.mark.parametrize("workgroup, verdict, said", [
