@@ -121,7 +121,8 @@ def page_query_times(folder: Path, first_day: str) -> dict[str, float]:
                           ("search", {"search": text}), ("search_count", {"search": text}),
                           ("error_counts", {}), ("error_first_seen", {}),
                           ("error_events", {"error_code": "AccessDenied"}), *ACTIVITY_CASES,
-                          *SECURITY_CASES, *RULE_CASES, ("filter_choices", {}), ("newest_event", {}),
+                          *SECURITY_CASES, *RULE_CASES, ("filter_choices", {}), ("search_suggestions", {}),
+                          ("newest_event", {}),
                           ("record_source", {"event_id": "not-an-id", "event_time": f"{first_day}T12:00:00Z"})):
         times[f"{name} {sorted(options)}"] = _timed(lambda: duck.query(name, period, **options))
     sql_page = (duck.run, duck.table, duck.dialect, SQL_PAGE_QUERY, sqlguard.period_params(period))

@@ -333,9 +333,13 @@ def _open_on_athena(tmp_path, page: str, **settings):
 
 def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_result(aws, app_demo_cache, tmp_path):
     _queue_result(aws, [("account_id", "varchar"), ("aws_region", "varchar")], [["444455556666", "sa-east-1"]])
-    _queue_events(aws, LAKE_ROWS)  # the sidebar's account and region choices are asked first, then the page's events
+    _queue_result(aws, [("event_name", "varchar"), ("error_code", "varchar")], [["PutObject", HOSTILE],
+                                                                                 ["GetObject", None]])
+    _queue_events(aws, LAKE_ROWS)  # the sidebar's choices are asked first, then the form's suggestions, the events
     at = _open_on_athena(tmp_path, "pages/search.py")
     assert at.multiselect(key="account").options == ["444455556666"]  # the lake's accounts, not the cache's
+    assert at.selectbox(key="event").options == ["GetObject", "PutObject"]  # the lake's names, not the cache's
+    assert at.selectbox(key="error").options == [HOSTILE]
     [recent] = [frame.value for frame in at.dataframe if frame.key == "recent-events"]
     assert recent["principal"].tolist() == [HOSTILE, "ann"] and recent["error_code"].tolist()[0] == HOSTILE
     [note] = [text.value for text in at.text if text.value.startswith("Athena workgroup primary")]
@@ -350,7 +354,7 @@ def test_search_on_athena_shows_the_lakes_events_the_cost_note_and_reuses_the_re
         "The lake keeps this event's columns (in the table above), not its original record, the local cache holds "
         "no copy of it, and its source file cannot be shown:"]
     assert any("/nowhere/e2.json.gz is not on this machine" in text.value for text in at.text)
-    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 3
+    assert len(athena.AthenaRunner(SETTINGS).client.list_query_executions()["QueryExecutionIds"]) == 4
 
 
 def test_an_athena_answer_without_the_lakes_columns_is_a_sentence(aws, app_demo_cache, tmp_path):

@@ -120,3 +120,18 @@ def test_a_picked_integrity_hour_counts_its_events_in_the_live_store(keys, tmp_p
     picker.select(0).run()
     [said] = [caption.value for caption in at.caption if caption.value.startswith("Events in the cache in this")]
     assert re.fullmatch(r"Events in the cache in this hour: [\d,]+", said)
+
+
+@pytest.mark.parametrize("stores", ["demo_stores", "corpus_stores"])
+def test_the_search_forms_suggestions_are_the_same_on_the_cache_and_on_the_lake(request, stores):
+    cache, lake_backend = request.getfixturevalue(stores)
+    expected = cache.query("search_suggestions", EventFilter())
+    assert set(expected["kind"]) == {"event_name", "error_code"}  # the stores hold both: the comparison means something
+    assert_frame_equal(expected, lake_backend.query("search_suggestions", EventFilter()))
+
+
+def test_the_search_form_suggests_the_lakes_event_names_beside_an_empty_cache(empty_cache_beside_lake, lake_folder):
+    names = pl.read_parquet(lake_folder / "**/*.parquet", hive_partitioning=True)["event_name"].unique().sort()
+    at = open_page("pages/search.py", range="all")
+    assert not at.exception
+    assert at.selectbox(key="event").options == names.to_list()  # the cache beside the lake holds none

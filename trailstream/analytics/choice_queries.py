@@ -1,5 +1,5 @@
-"""The sidebar's account and region choices as a named query, so a lake backend offers the lake's own accounts and
-regions (the cache beside it may hold other ones, or none)."""
+"""Store-wide choices as named queries: the sidebar's accounts and regions, and the event names and error codes the
+Search form suggests, so a lake backend offers the lake's own (the cache beside it may hold other ones, or none)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from trailstream.analytics import queries
 from trailstream.analytics.lake_sql import NamedQuery, events_select
 from trailstream.filters import EventFilter
 
-CHOICES_SCHEMA = {"kind": pl.String, "value": pl.String}  # kind: "account" or "region"
+CHOICES_SCHEMA = {"kind": pl.String, "value": pl.String}  # kind: "account", "region", "event_name", "error_code"
+SUGGESTED_COLUMNS = ("event_name", "error_code")
 
 
 def choices_frame(options: queries.FilterOptions) -> pl.DataFrame:
@@ -45,4 +46,31 @@ def shape_filter_choices(frame: pl.DataFrame) -> pl.DataFrame:
     return choices_frame(queries.FilterOptions(values("account_id"), values("aws_region")))
 
 
-QUERIES = {"filter_choices": NamedQuery(query_filter_choices, filter_choices_sql, shape_filter_choices)}
+def suggestions(frame: pl.DataFrame) -> dict[str, list[str]]:
+    """The rows of a search_suggestions answer per search field: event_name and error_code, each sorted."""
+    return {column: frame.filter(pl.col("kind") == column)["value"].to_list() for column in SUGGESTED_COLUMNS}
+
+
+def query_search_suggestions(conn: sqlite3.Connection, event_filter: EventFilter) -> pl.DataFrame:
+    """Every event name and error code in the cache (each read from its index; the period does not narrow them)."""
+    names, codes = queries.query_event_names(conn), queries.query_error_codes(conn)
+    return pl.DataFrame({"kind": ["event_name"] * len(names) + ["error_code"] * len(codes), "value": [*names, *codes]},
+                        schema=CHOICES_SCHEMA)
+
+
+def search_suggestions_sql(table: exp.Table, event_filter: EventFilter) -> exp.Select:
+    """Distinct (event name, error code) pairs in the whole lake: two small dictionary-encoded columns."""
+    return events_select(table, EventFilter(), *SUGGESTED_COLUMNS).distinct()
+
+
+def shape_search_suggestions(frame: pl.DataFrame) -> pl.DataFrame:
+    """Pairs as the cache's suggestions: each kind's distinct values, sorted, no NULLs."""
+    long = frame.unpivot(on=list(SUGGESTED_COLUMNS), variable_name="kind", value_name="value")
+    return (long.drop_nulls("value").unique().with_columns(order=pl.col("kind").replace_strict(
+        {column: index for index, column in enumerate(SUGGESTED_COLUMNS)}, return_dtype=pl.Int8))
+        .sort("order", "value").select(pl.col("kind"), pl.col("value").cast(pl.String)))
+
+
+QUERIES = {"filter_choices": NamedQuery(query_filter_choices, filter_choices_sql, shape_filter_choices),
+           "search_suggestions": NamedQuery(query_search_suggestions, search_suggestions_sql,
+                                            shape_search_suggestions)}

@@ -27,17 +27,14 @@ SEARCH_FIELDS = {
     "resource_type": ("Resource type", "resource_type", "e.g. AWS::EC2::Instance"),
     "event_id": ("Event ID", "event_id", "exact eventID"),
 }
-SUGGESTED = {"event_name": queries.query_event_names, "error_code": queries.query_error_codes}
-
-
 def search_form() -> queries.SearchQuery:
-    """The search fields (kept in the URL); event names and error codes suggest what the cache holds."""
-    values = {}
+    """The search fields (kept in the URL); event names and error codes suggest what the live store holds."""
+    values, suggested = {}, state.search_suggestions()
     columns = st.columns(3)
     for position, (field_name, (label, key, placeholder)) in enumerate(SEARCH_FIELDS.items()):
         with columns[position % 3]:
-            if field_name in SUGGESTED:
-                values[field_name] = st.selectbox(label, state.load(SUGGESTED[field_name]), index=None, key=key,
+            if field_name in suggested:
+                values[field_name] = st.selectbox(label, suggested[field_name], index=None, key=key,
                                                   bind="query-params", accept_new_options=True,
                                                   placeholder=placeholder) or ""
             else:

@@ -269,10 +269,11 @@ def store_words() -> str:
     return "in the lake" if lake_engine(backend_settings()) else "in the cache"
 
 
-@st.cache_data(show_spinner=False, ttl=3600, max_entries=4)
-def _lake_choices(chosen: config.BackendSettings, path: str) -> pl.DataFrame:
+@st.cache_data(show_spinner=False, ttl=3600, max_entries=8)
+def _lake_store_wide(name: str, chosen: config.BackendSettings, path: str) -> pl.DataFrame:
+    """A named query over the whole lake (choices, suggestions): kept an hour, as the lake only grows."""
     run = athena.AthenaRunner(chosen, athena.results_folder(path)).frame if lake_engine(chosen) == "athena" else None
-    return query_backend.backend_for(chosen, None, run).query("filter_choices", EventFilter())
+    return query_backend.backend_for(chosen, None, run).query(name, EventFilter())
 
 
 def filter_options() -> queries.FilterOptions:
@@ -280,12 +281,25 @@ def filter_options() -> queries.FilterOptions:
     chosen = backend_settings()
     if lake_engine(chosen):
         try:
-            return choice_queries.filter_options(_lake_choices(chosen, db_path()))
+            return choice_queries.filter_options(_lake_store_wide("filter_choices", chosen, db_path()))
         except _LAKE_ERRORS:
             return queries.FilterOptions((), ())  # the page itself says what is wrong with the lake
     if cache_state().status in ("ok", "empty"):
         return load(queries.query_filter_options)
     return queries.FilterOptions((), ())
+
+
+def search_suggestions() -> dict[str, list[str]]:
+    """The event names and error codes the Search form suggests: the lake's while it is live (kept an hour)."""
+    chosen = backend_settings()
+    if lake_engine(chosen):
+        try:
+            return choice_queries.suggestions(_lake_store_wide("search_suggestions", chosen, db_path()))
+        except _LAKE_ERRORS:
+            return dict.fromkeys(choice_queries.SUGGESTED_COLUMNS, [])  # the page itself says what is wrong
+    if cache_state().status in ("ok", "empty"):
+        return choice_queries.suggestions(load(choice_queries.query_search_suggestions, EventFilter()))
+    return dict.fromkeys(choice_queries.SUGGESTED_COLUMNS, [])
 
 
 def _cache_query(conn: sqlite3.Connection, name: str, event_filter: EventFilter, options: tuple) -> pl.DataFrame:
