@@ -22,30 +22,29 @@ def test_the_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-def test_an_upward_import_breaks_the_layers_contract(tmp_path):
-    """The contracts can fail: a copy of the package whose cache imports the app is refused."""
+def _lint_with_planted_import(tmp_path, module: str, line: str) -> subprocess.CompletedProcess:
+    """`lint-imports` on a copy of the package whose `module` (a path under trailstream/) ends with `line`."""
     import shutil
 
     copy = tmp_path / "tree"
     shutil.copytree(ROOT / "trailstream", copy / "trailstream", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    store = copy / "trailstream" / "cache" / "store.py"
-    store.write_text(store.read_text() + "\nfrom trailstream.app import state  # planted\n")
-    result = _lint(copy)
+    planted = copy / "trailstream" / module
+    planted.write_text(planted.read_text() + f"\n{line}  # planted\n")
+    return _lint(copy)
+
+
+def test_an_upward_import_breaks_the_layers_contract(tmp_path):
+    """The contracts can fail: a copy of the package whose cache imports the app is refused."""
+    result = _lint_with_planted_import(tmp_path, "cache/store.py", "from trailstream.app import state")
     assert result.returncode != 0
     assert "trailstream.cache.store -> trailstream.app.state" in result.stdout
 
 
 def test_a_query_module_reaching_altair_breaks_the_no_charting_contract(tmp_path):
     """`alerts run` paid 0.3 s for altair through one import of the time bins from charts: that import is refused."""
-    import shutil
-
-    copy = tmp_path / "tree"
-    shutil.copytree(ROOT / "trailstream", copy / "trailstream", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
-    queries = copy / "trailstream" / "analytics" / "queries.py"
-    queries.write_text(queries.read_text() + "\nfrom trailstream.analytics.charts import TIME_BINS  # planted\n")
-    result = _lint(copy)
+    result = _lint_with_planted_import(tmp_path, "analytics/queries.py",
+                                       "from trailstream.analytics.charts import TIME_BINS")
     assert result.returncode != 0
     assert "trailstream.analytics.queries is not allowed to import altair" in result.stdout
 
