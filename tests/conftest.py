@@ -214,6 +214,15 @@ def point_app_at(monkeypatch, db: Path, settings: Path) -> None:
     monkeypatch.chdir(ROOT)
 
 
+def write_demo_logs(folder: Path, events: int, seed: int, end) -> Path:
+    """`folder` holding the demo's gzip log files (flat, named as CloudTrail names them): what the lake tests read."""
+    from trailstream.ingest import demo
+
+    for key, data in demo.iter_log_files(demo.generate_records(events=events, seed=seed, end=end)):
+        (folder / Path(key).name).write_bytes(data)
+    return folder
+
+
 def cache_and_lake(folder: Path, logs: Path, lake_name: str = "lake") -> tuple[Path, Path]:
     """A cache imported and a lake compacted from the same log files, in `folder`: what the lake tests compare."""
     from trailstream.ingest import lake, sync

@@ -13,12 +13,13 @@ import sqlglot
 from polars.testing import assert_frame_equal
 from sqlglot import exp
 
+from tests.conftest import write_demo_logs
 from trailstream import catalog
 from trailstream.analytics import backend
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import store
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import lake, sync
 
 SNAPSHOTS = Path(__file__).parent / "data" / "athena_queries.json"
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
@@ -60,8 +61,7 @@ def _both(tmp_path_factory, source: Path) -> tuple[backend.CacheBackend, backend
 @pytest.fixture(scope="module")
 def demo_stores(tmp_path_factory):
     logs = tmp_path_factory.mktemp("demo_logs")
-    for key, data in demo.iter_log_files(demo.generate_records(events=4000, seed=3, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 4000, 3, END)
     return _both(tmp_path_factory, logs)
 
 

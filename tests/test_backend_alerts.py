@@ -16,12 +16,12 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tests.conftest import cache_and_lake, open_page, point_app_at_lake
+from tests.conftest import cache_and_lake, open_page, point_app_at_lake, write_demo_logs
 from trailstream.analytics import alert_queries, backend, sigma
 from trailstream.analytics.sigma.settings import SigmaSettings
 from trailstream.cache import store
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo
+
 from trailstream.notify import alerts
 from trailstream.notify.alerts.rules import RARE_ERROR_CONDITION
 
@@ -65,8 +65,7 @@ def _with_rules(tmp_path_factory, logs: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
-    for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=7, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 3000, 7, END)
     return _with_rules(tmp_path_factory, logs)
 
 

@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from tests.conftest import open_page, point_app_at_lake
+from tests.conftest import open_page, point_app_at_lake, write_demo_logs
 from tests.test_backend import corpus_stores, demo_stores  # noqa: F401 (module fixtures)
 from tests import test_integrity
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import store
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake
+from trailstream.ingest import lake
 from trailstream.notify import saved
 from trailstream.notify.saved import SavedSearch
 
@@ -46,8 +46,7 @@ def test_the_newest_event_overall_and_in_the_choices_is_the_same_on_the_cache_an
 def lake_folder(tmp_path_factory) -> Path:
     """A lake compacted from 1,500 demo events ending 2026-03-02 (long before any test runs)."""
     logs = tmp_path_factory.mktemp("logs")
-    for key, data in demo.iter_log_files(demo.generate_records(events=1500, seed=9, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 1500, 9, END)
     folder = tmp_path_factory.mktemp("lake") / "lake"
     lake.compact_paths(folder, [logs], workers=1)
     return folder

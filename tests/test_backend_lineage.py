@@ -14,11 +14,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tests.conftest import open_page, point_app_at_lake
+from tests.conftest import open_page, point_app_at_lake, write_demo_logs
 from trailstream.analytics import backend
 from trailstream.cache import store
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, lineage, sync
+from trailstream.ingest import lake, lineage, sync
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
@@ -41,8 +41,7 @@ def _write_log(path: Path, *records: dict) -> None:
 def stores(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A cache and a lake from the same demo files plus one hostile file; the hostile file's folder."""
     logs, hostile, folder = (tmp_path_factory.mktemp(name) for name in ("logs", "hostile", "stores"))
-    for key, data in demo.iter_log_files(demo.generate_records(events=1500, seed=6, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 1500, 6, END)
     _write_log(hostile / "hostile.json.gz", _hostile_record())
     sync.import_paths(folder / "cache.db", [logs, hostile], workers=1)
     lake.compact_paths(folder / "lake", [logs, hostile], workers=1)

@@ -13,9 +13,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake
+from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake, write_demo_logs
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo
+
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
@@ -36,8 +36,7 @@ def _hostile_log(folder: Path) -> None:
 def stores(tmp_path_factory) -> tuple[Path, Path]:
     """A cache and a lake written by the compactor, from the same demo log files."""
     logs = tmp_path_factory.mktemp("logs")
-    for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=5, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 3000, 5, END)
     _hostile_log(logs)
     return cache_and_lake(tmp_path_factory.mktemp("stores"), logs)
 

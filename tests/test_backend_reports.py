@@ -14,13 +14,13 @@ import sqlglot
 from polars.testing import assert_frame_equal
 from sqlglot import exp
 
-from tests.conftest import MailServer
+from tests.conftest import MailServer, write_demo_logs
 from trailstream import cli
 from trailstream.analytics import backend
 from trailstream.analytics.queries import SearchQuery
 from trailstream.cache import store
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import lake, sync
 from trailstream.notify import mailer, reports, saved
 from trailstream.notify.saved import SavedSearch
 
@@ -47,8 +47,7 @@ def _lone_log(folder: Path) -> Path:
 def stores(tmp_path_factory) -> tuple[Path, backend.LakeBackend, Path, Path]:
     """A cache and a lake compacted from the same demo files; and a second lake holding one other event."""
     logs, folder = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("stores")
-    for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=6, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 3000, 6, END)
     sync.import_paths(folder / "cache.db", [logs], workers=1)
     lake.compact_paths(folder / "lake", [logs], workers=1)
     lake.compact_paths(folder / "lone-lake", [_lone_log(folder / "lone-logs")], workers=1)

@@ -15,7 +15,7 @@ import sqlglot
 from polars.testing import assert_frame_equal
 from sqlglot import exp
 
-from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake
+from tests.conftest import cache_and_lake, metric, open_page, point_app_at_lake, write_demo_logs
 from tests.test_backend import PERIODS, _both
 from trailstream import catalog
 from trailstream.analytics import backend, security_queries
@@ -45,8 +45,7 @@ def _hostile_log(folder: Path) -> None:
 
 
 def _demo_logs(folder: Path, events: int, seed: int) -> Path:
-    for key, data in demo.iter_log_files(demo.generate_records(events=events, seed=seed, end=END)):
-        (folder / Path(key).name).write_bytes(data)
+    write_demo_logs(folder, events, seed, END)
     _hostile_log(folder)
     return folder
 

@@ -18,16 +18,16 @@ from sigma.collection import SigmaCollection
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sqlglot import exp
 
-from tests.conftest import cache_and_lake, open_page, point_app_at_lake
+from tests.conftest import cache_and_lake, open_page, point_app_at_lake, write_demo_logs
 from tests.test_backend import PERIODS
-from trailstream.analytics import backend, security_queries, sigma, sigma_queries
+from trailstream.analytics import backend, sigma, sigma_queries
 from trailstream.analytics.sigma import lake as sigma_lake
 from trailstream.analytics.sigma.fields import RECORD, JsonPath, parse_field
 from trailstream.analytics.sigma.settings import SigmaSettings
 from trailstream.cache import store
 from trailstream.cache.rows import LOOKUP_COLUMN_FIELDS
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo
+
 
 SIGMAHQ = Path(__file__).resolve().parents[2] / "shared" / "sigma"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "events"
@@ -109,8 +109,7 @@ def _stores(tmp_path_factory, logs: Path):
 @pytest.fixture(scope="module")
 def demo_stores(tmp_path_factory):
     logs = tmp_path_factory.mktemp("demo_logs")
-    for key, data in demo.iter_log_files(demo.generate_records(events=3000, seed=11, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 3000, 11, END)
     _hostile_log(logs)
     return _stores(tmp_path_factory, logs)
 

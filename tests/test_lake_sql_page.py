@@ -14,9 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from tests.conftest import APP, cache_and_lake, point_app_at_lake
+from tests.conftest import APP, cache_and_lake, point_app_at_lake, write_demo_logs
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake
+from trailstream.ingest import lake
 from trailstream.notify import saved
 from trailstream.notify.saved import SavedSearch
 
@@ -39,8 +39,7 @@ def _hostile_log(folder: Path) -> None:
 def stores(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A cache and a lake from the same demo files (one hostile event among them), and a lake of that event alone."""
     logs, alone, folder = (tmp_path_factory.mktemp(name) for name in ("logs", "alone", "stores"))
-    for key, data in demo.iter_log_files(demo.generate_records(events=2000, seed=8, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 2000, 8, END)
     _hostile_log(logs)
     _hostile_log(alone)
     cache, lake_folder = cache_and_lake(folder, logs)

@@ -13,10 +13,11 @@ import sqlglot
 from polars.testing import assert_frame_equal
 from sqlglot import exp
 
+from tests.conftest import write_demo_logs
 from trailstream.analytics import backend, lake_sqlguard, sqlguard
 from trailstream.analytics.sqlguard import QueryRefused
 from trailstream.filters import EventFilter
-from trailstream.ingest import demo, lake, sync
+from trailstream.ingest import lake, sync
 
 SNAPSHOTS = Path(__file__).parent / "data" / "athena_sql_page.json"
 ATHENA_TABLE = exp.to_table('"trailstream"."cloudtrail"', dialect="trino")
@@ -123,8 +124,7 @@ def test_every_athena_rendering_parses_back_as_trino_and_matches_its_snapshot():
 def stores(tmp_path_factory):
     """A cache and a lake compacted from the same demo files."""
     logs, folder = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("stores")
-    for key, data in demo.iter_log_files(demo.generate_records(events=2000, seed=4, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 2000, 4, END)
     sync.import_paths(folder / "cache.db", [logs], workers=1)
     lake.compact_paths(folder / "lake", [logs], workers=1)
     return folder / "cache.db", backend.duckdb_backend(str(folder / "lake"))

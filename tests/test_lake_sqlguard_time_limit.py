@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from tests.conftest import cache_and_lake, open_page, point_app_at_lake
+from tests.conftest import cache_and_lake, open_page, point_app_at_lake, write_demo_logs
 from trailstream.analytics import backend, lake_sqlguard, sqlguard
-from trailstream.ingest import demo
+
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 # Billions of joined rows: minutes on any machine, so only the limit ends it.
@@ -21,8 +21,7 @@ QUICK_SQL = "SELECT count(*) AS events FROM events"
 def stores(tmp_path_factory) -> tuple[Path, Path]:
     """A cache and a lake compacted from the same 2,000 demo events."""
     logs, folder = tmp_path_factory.mktemp("logs"), tmp_path_factory.mktemp("stores")
-    for key, data in demo.iter_log_files(demo.generate_records(events=2000, seed=5, end=END)):
-        (logs / Path(key).name).write_bytes(data)
+    write_demo_logs(logs, 2000, 5, END)
     return cache_and_lake(folder, logs)
 
 
