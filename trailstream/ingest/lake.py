@@ -116,7 +116,7 @@ def parse_lake_bytes(data: bytes) -> tuple[list[tuple] | None, str | None, int, 
 def parse_lake_file(path: str) -> tuple[list[tuple] | None, str | None, int, str | None]:
     """parse_lake_bytes of a local file, read as `import` reads it."""
     try:
-        return parse_lake_bytes(sync._read_local(path))
+        return parse_lake_bytes(sync.read_local_file(path))
     except records.LogFileError as exc:
         return None, None, 0, str(exc)
     except OSError as exc:

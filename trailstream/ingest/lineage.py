@@ -53,7 +53,7 @@ def fetch_source_bytes(source_key: str, sources: Sequence[Source] = (), fallback
     if "://" in source_key or not source_key:
         raise LineageError(f"the lake names no file this machine can read as this event's source ({source_key!r})")
     try:
-        return sync._read_local(source_key)
+        return sync.read_local_file(source_key)
     except FileNotFoundError:
         raise LineageError(f"this event's source file {source_key} is not on this machine (moved, deleted, or "
                            "compacted elsewhere): open the page where `compact` ran, or sync the file into the "

@@ -239,7 +239,7 @@ def _parse_bytes(data: bytes) -> records.ParsedLog:
     return records.parse_log_file(data, _worker_compressor)
 
 
-def _read_local(path: str) -> bytes:
+def read_local_file(path: str) -> bytes:
     """A local file's bytes; one over the size cap is refused before it is read."""
     if os.path.getsize(path) > records.DEFAULT_MAX_DECOMPRESSED_BYTES:
         raise records.LogFileError(f"file is larger than the {records.DEFAULT_MAX_DECOMPRESSED_BYTES:,}-byte limit")
@@ -255,11 +255,11 @@ def _parse_whole_or_streamed(data: bytes, compressor) -> records.ParsedLog:
 
 
 def _read_and_parse(path: str, compressor) -> records.ParsedLog:
-    return _parse_whole_or_streamed(_read_local(path), compressor)
+    return _parse_whole_or_streamed(read_local_file(path), compressor)
 
 
 def _parse_path(path: str) -> records.ParsedLog:
-    return records.parse_log_file(_read_local(path), _worker_compressor)
+    return records.parse_log_file(read_local_file(path), _worker_compressor)
 
 
 def _parse_paths(paths: list[str]) -> list:
@@ -286,7 +286,7 @@ def _file_of_group(group: Future, index: int, path: str, compressor) -> Future:
             except Exception:  # noqa: BLE001 - the task, not this file: parse it here instead
                 result = _read_and_parse(path, compressor)
             if isinstance(result, records.FileTooLargeToBuffer):
-                result = records.parse_large_log_file(_read_local(path), compressor)
+                result = records.parse_large_log_file(read_local_file(path), compressor)
             elif isinstance(result, BaseException):
                 raise result
             settled.set_result(result)
@@ -433,7 +433,7 @@ class Ingester:
     def parse_path_async(self, path: str, size: int | None = None) -> Future:
         if self.workers <= 1 or (size is not None and size < INLINE_PARSE_BYTES):
             return _done(_read_and_parse, path, self.compressor)
-        return _streamed_if_too_large(self.pool.submit(_parse_path, path), lambda: _read_local(path), self.compressor)
+        return _streamed_if_too_large(self.pool.submit(_parse_path, path), lambda: read_local_file(path), self.compressor)
 
     def parse_paths_async(self, paths: list[str]) -> list[Future]:
         """Parse several local files in one worker task; a future for each file."""
