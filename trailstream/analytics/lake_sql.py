@@ -21,6 +21,7 @@ from trailstream.timefmt import TIME_FORMAT, parse_iso_utc
 
 READ = "trino"  # the dialect every lake query is written in
 _FOLD = f"translate({{}}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"  # SQLite's lower(): ASCII only
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # the same fold of a Python text
 ACTOR = ("CASE WHEN user_type = 'AssumedRole' AND strpos(principal, '/') > 0 "
          "THEN substr(principal, 1, strpos(principal, '/') - 1) ELSE principal END")
 MEASURES = ("count(*) AS events", "count(nullif(error_code, '')) AS failed")
@@ -85,7 +86,7 @@ def contains(columns: tuple[str, ...], text: str, ignore_case: bool) -> exp.Expr
     digit; ignore_case folds ASCII letters only."""
     body = "chr(10) || " + " || chr(10) || ".join(f"coalesce({c}, '')" for c in columns)
     if ignore_case:
-        body, text = _FOLD.format(body), text.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
+        body, text = _FOLD.format(body), text.translate(ASCII_LOWER)
     if _WORD.match(text):
         pattern = exp.Literal.string("[^A-Za-z0-9]" + re.escape(text))
         word_start = exp.RegexpLike(this=sqlglot.parse_one(body, read=READ), expression=pattern)
@@ -102,9 +103,14 @@ def _any_column_holds(columns: tuple[str, ...], text: str, ignore_case: bool) ->
                                      substr=wanted) > 0 for column in columns))
 
 
+def fold(column: str) -> exp.Expression:
+    """SQLite's lower() of a column, on the lake: ASCII letters only (Trino's lower() folds every letter)."""
+    return sqlglot.parse_one(_FOLD.format(column), read=READ)
+
+
 def like(column: str, pattern: str) -> exp.Expression:
     """SQLite's LIKE: ASCII case folded, `\\` escapes."""
-    folded = sqlglot.parse_one(_FOLD.format(column), read=READ)
+    folded = fold(column)
     folded_pattern = sqlglot.parse_one(_FOLD.format(exp.Literal.string(pattern).sql()), read=READ)
     like = exp.Like(this=folded, expression=folded_pattern)
     return exp.Escape(this=like, expression=exp.Literal.string("\\"))

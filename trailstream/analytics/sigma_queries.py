@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import string
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 
 from trailstream.analytics.detections.events import SECURITY_SCHEMA
-from trailstream.analytics.lake_sql import READ, NamedQuery, events_select, like
+from trailstream.analytics.lake_sql import ASCII_LOWER, READ, NamedQuery, events_select, fold, like
 from trailstream.cache import sigma_state
 from trailstream.cache.frames import read_frame
 from trailstream.cache.rows import EVENT_COLUMNS, LOOKUP_COLUMN_FIELDS
@@ -36,7 +35,6 @@ BASE_COLUMNS = tuple(dict.fromkeys([*(name for name in SECURITY_SCHEMA if name !
 # Text columns a rule compares with a literal (NOCASE equality or LIKE): what every match needs narrows the lake's rows.
 NARROWED = tuple(name for name in LAKE_COLUMNS if name != "read_only")
 PREFERRED = ("event_name", "event_source", "error_code", "user_type")  # the columns that narrow a rule most
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 @lru_cache(maxsize=1024)
@@ -126,7 +124,7 @@ def _exact(pattern: str) -> str | None:
     """The one text a LIKE pattern without wildcards matches (ASCII case folded), else None."""
     if re.search(r"(?<!\\)(?:\\\\)*[%_]", pattern):
         return None
-    return re.sub(r"\\(.)", r"\1", pattern).translate(_ASCII_LOWER)
+    return re.sub(r"\\(.)", r"\1", pattern).translate(ASCII_LOWER)
 
 
 def _column_conditions(rules: tuple[str, ...]) -> dict[str, set[str]] | None:
@@ -164,15 +162,9 @@ def candidate_condition(rules: tuple[str, ...], fold, matches) -> exp.Expression
             parts += [folded.copy().isin(*map(exp.Literal.string, sorted(texts)))] if texts else []
         for pattern in sorted(pattern for pattern in patterns if _exact(pattern) is None):
             parts.append(exp.Escape(this=exp.Like(this=lowered.copy(), expression=exp.Literal.string(
-                pattern.translate(_ASCII_LOWER))), expression=exp.Literal.string("\\"))
+                pattern.translate(ASCII_LOWER))), expression=exp.Literal.string("\\"))
                 if _lower_is_enough(pattern) else matches(column, pattern))
     return exp.or_(*parts) if parts else exp.false()
-
-
-def _lake_fold(column: str) -> exp.Expression:
-    """SQLite's lower() on the lake: ASCII letters only (lake_sql's rule)."""
-    return exp.func("translate", exp.column(column), exp.Literal.string(string.ascii_uppercase),
-                    exp.Literal.string(string.ascii_lowercase))
 
 
 def candidate_columns(rules: tuple[str, ...], reads: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -186,7 +178,7 @@ def candidates_sql(table: exp.Table, event_filter: EventFilter, rules=(), reads=
     """The period's rows some of `rules` (their SQLite WHERE texts) may match, with the columns they and `reads`
     read."""
     columns = candidate_columns(tuple(rules), tuple(reads))
-    query = events_select(table, event_filter, *columns).where(candidate_condition(tuple(rules), _lake_fold, like))
+    query = events_select(table, event_filter, *columns).where(candidate_condition(tuple(rules), fold, like))
     return query.order_by("event_time_ms", "event_id", dialect=READ)
 
 
