@@ -23,6 +23,7 @@ ROUTE_COLUMNS = ("day", "from_place", "to_place", "from_latitude", "from_longitu
                  "hops", "principals", "fastest_kmh", "last_time")
 PRINCIPAL_ROUTE_COLUMNS = ("day", "account_id", "principal", "from_place", "to_place", "from_latitude",
                            "from_longitude", "to_latitude", "to_longitude", "hops", "fastest_kmh", "last_time")
+PRINCIPAL_ROUTE_KEY = ("day", "from_place", "to_place", "account_id", "principal")  # stored_principal_routes' key
 
 SCHEMA = (
     # One row per finding in detect_findings' order (position): event_ids and details are JSON text.

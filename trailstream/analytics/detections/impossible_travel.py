@@ -9,9 +9,11 @@ coordinates (geoip2fast's "EU") has no distance: it can only count by country.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypeVar
 
 import orjson
 import polars as pl
@@ -19,7 +21,7 @@ import polars as pl
 from trailstream.analytics import geo, queries
 from trailstream.analytics.detections.common import (MAX_EVENT_IDS, MAX_LISTED, Finding, duration, iso, listing,
                                                      make_finding, number, text)
-from trailstream.analytics.detections.events import OUTSIDE_AWS, episode, locate
+from trailstream.analytics.detections.events import OUTSIDE_AWS, episode
 from trailstream.analytics.detections.settings import DetectionSettings
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
@@ -53,9 +55,9 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
 BATCH_MOMENTS = 20_000  # moments judged at once: memory stays flat however many principals roam
 
 
-def _moment_batches(conn, event_filter: EventFilter | None, principals: list[str] | None = None):
-    """The (time, address, account, stored row) moments of every principal (of these only, when given) seen at two
-    or more addresses, from the covering index in one pass, a few whole principals (about BATCH_MOMENTS) per frame."""
+def _moment_texts(conn, event_filter: EventFilter | None, principals: list[str] | None = None):
+    """The (principal, moments text) of every principal (of these only, when given) seen at two or more addresses,
+    from the covering index in one pass, a few whole principals (about BATCH_MOMENTS moments) per list."""
     only = ["e.principal IN (SELECT value FROM json_each(?))"] if principals is not None else []
     where, params = queries._where(event_filter, OUTSIDE_AWS, _ACTORS, *only)
     params = params + ([orjson.dumps(principals).decode()] if principals is not None else [])
@@ -68,10 +70,10 @@ def _moment_batches(conn, event_filter: EventFilter | None, principals: list[str
         batch.append((principal, moments))
         size += count
         if size >= BATCH_MOMENTS:
-            yield _parsed_moments(batch)
+            yield batch
             batch, size = [], 0
     if batch:
-        yield _parsed_moments(batch)
+        yield batch
 
 
 def _parsed_moments(batch: list[tuple[str, str]]) -> pl.DataFrame:
@@ -94,9 +96,9 @@ def _parsed_moments(batch: list[tuple[str, str]]) -> pl.DataFrame:
 
 def _located(presence: pl.DataFrame, settings: DetectionSettings) -> pl.LazyFrame:
     """The moments at places, of principals seen at two or more places."""
-    places = locate(presence.get_column("source_ip"), settings, asn=False).select(PLACE_COLUMNS)
     spots = pl.struct("country_code", "latitude", "longitude").n_unique().over(KEYS)
-    return presence.lazy().join(places.lazy(), on="source_ip").filter(spots > 1)
+    placed = geo.locate_rows(presence, settings.city_database or None)
+    return placed.lazy().select(*PRESENCE_SCHEMA, *PLACE_COLUMNS[1:]).filter(spots > 1)
 
 
 def _judged(settings: DetectionSettings) -> dict[str, pl.Expr]:
@@ -140,20 +142,28 @@ def _hops(presence: pl.DataFrame, settings: DetectionSettings) -> pl.DataFrame:
     )
 
 
+T = TypeVar("T")
+JUDGES = 2  # batches judged at once, in threads: polars and SQLite release the GIL, so both cores work
+
+
 def _hop_batches(conn, event_filter: EventFilter | None, settings: DetectionSettings | None,
-                 principals: list[str] | None = None) -> Iterator[pl.DataFrame]:
-    """Each batch's hops, judged in a thread while this one reads the next batch from SQLite (about a third of a
-    whole-cache pass): two cores at work; the connection stays in the caller's thread."""
+                 principals: list[str] | None = None, then: Callable[[pl.DataFrame], T] = lambda hops: hops
+                 ) -> Iterator[T]:
+    """Each batch's hops (what `then` makes of them), in order: batches are parsed and judged in JUDGES threads
+    while this one reads the next from SQLite (a third of a whole-cache pass); the connection stays in this thread."""
     settings = settings or DetectionSettings()
-    with ThreadPoolExecutor(1, thread_name_prefix="trailstream-hops") as judge:
-        pending = None
-        for presence in _moment_batches(conn, event_filter, principals):
-            following = judge.submit(_hops, presence, settings)
-            if pending is not None:
-                yield pending.result()
-            pending = following
-        if pending is not None:
-            yield pending.result()
+
+    def judge(batch: list[tuple[str, str]]) -> T:
+        return then(_hops(_parsed_moments(batch), settings))
+
+    with ThreadPoolExecutor(JUDGES, thread_name_prefix="trailstream-hops") as judges:
+        pending = deque()
+        for batch in _moment_texts(conn, event_filter, principals):
+            pending.append(judges.submit(judge, batch))
+            if len(pending) > JUDGES:  # a bounded queue: memory stays flat however many principals roam
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def query_travel_hops(conn, event_filter: EventFilter | None = None,
@@ -316,9 +326,10 @@ def _travel(conn, event_filter: EventFilter | None, settings: DetectionSettings 
             by_day: bool, principals: list[str] | None = None) -> tuple[list[Finding], pl.DataFrame]:
     """The travel findings and their routes from one pass over the hops, a batch of principals at a time."""
     incidents, routes = [], []
-    for hops in _hop_batches(conn, event_filter, settings, principals):
-        incidents.append(_incidents(hops))
-        routes.append(_routes(hops, by_day))
+    for found, counted in _hop_batches(conn, event_filter, settings, principals,
+                                       lambda hops: (_incidents(hops), _routes(hops, by_day))):
+        incidents.append(found)
+        routes.append(counted)
     found = pl.concat(incidents) if incidents else _incidents(pl.DataFrame(schema=HOP_SCHEMA))
     return _findings(conn, found), _merged_routes(routes, by_day)
 

@@ -163,8 +163,9 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
 
 def _route_rows(routes: pl.DataFrame) -> Iterator[tuple]:
     """Routes per day and principal as the store's rows (findings_store.PRINCIPAL_ROUTE_COLUMNS, times as text), one
-    at a time: a roaming day has a hundred thousand."""
-    frame = routes.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
+    at a time (a roaming day has a hundred thousand), in the table's key order: each row lands after the one before
+    instead of somewhere in the tree (half the time of the store's writes on 1M roaming events)."""
+    frame = routes.sort(findings_store.PRINCIPAL_ROUTE_KEY).with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
     return frame.select(findings_store.PRINCIPAL_ROUTE_COLUMNS).iter_rows()
 
 
