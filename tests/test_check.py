@@ -108,7 +108,8 @@ def test_events_whose_file_row_is_gone_are_named_because_rebuild_cannot_bring_th
 
 
 def test_a_corrupted_page_is_reported_as_damage(cache_copy, capsys):
-    page_size = 4096
+    with sqlite3.connect(cache_copy) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     pages = cache_copy.stat().st_size // page_size
     with open(cache_copy, "r+b") as file:
         for page in (pages // 3, pages // 2):  # b-tree pages of events and their indexes, overwritten

@@ -384,3 +384,20 @@ def test_an_index_of_another_definition_is_named_by_check_and_never_rebuilt_on_o
     assert "DESC" in store.event_indexes(conn)["events_time"]
     [problem] = check.check_problems(conn)
     assert "differ from what the schema defines (events_time)" in problem
+
+
+def test_a_new_cache_gets_large_pages_and_one_made_with_small_pages_keeps_them_and_imports_the_same(db_path,
+                                                                                                   demo_folder,
+                                                                                                   tmp_path):
+    older = tmp_path / "older.db"
+    with sqlite3.connect(older) as conn:  # a cache file made before the larger page size: SQLite's default
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+    sync.import_paths(db_path, [demo_folder])
+    sync.import_paths(older, [demo_folder])
+
+    def page_size(path):
+        return store.open_cache_readonly(path).execute("PRAGMA page_size").fetchone()[0]
+
+    assert (page_size(db_path), page_size(older)) == (store.PAGE_SIZE, 4096) and store.PAGE_SIZE != 4096
+    assert event_name_counts(older) == event_name_counts(db_path) and event_count(db_path) == 4000

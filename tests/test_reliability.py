@@ -39,9 +39,9 @@ def log_key(n: int) -> str:
             f"{ACCOUNT}_CloudTrail_us-east-1_20261127T1005Z_{n:016d}.json.gz")
 
 
-def page_count(db_path) -> int:
+def page_count_and_size(db_path) -> tuple[int, int]:
     with sqlite3.connect(db_path) as conn:
-        return conn.execute("PRAGMA page_count").fetchone()[0]
+        return conn.execute("PRAGMA page_count").fetchone()[0], conn.execute("PRAGMA page_size").fetchone()[0]
 
 
 def stored(db_path) -> tuple[int, int, int]:
@@ -51,9 +51,11 @@ def stored(db_path) -> tuple[int, int, int]:
         return (files, *conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone())
 
 
-def fill_disk_after(db_path, monkeypatch, pages: int) -> None:
-    """The writer gets only `pages` more pages: SQLite then answers SQLITE_FULL, as on a full filesystem."""
-    monkeypatch.setenv(sync.MAX_PAGE_COUNT_ENV, str(page_count(db_path) + pages))
+def fill_disk_after(db_path, monkeypatch, kib: int) -> None:
+    """The writer gets only about `kib` KiB more (whole pages): SQLite then answers SQLITE_FULL, as on a full
+    filesystem."""
+    pages, page_size = page_count_and_size(db_path)
+    monkeypatch.setenv(sync.MAX_PAGE_COUNT_ENV, str(pages + kib * 1024 // page_size))
 
 
 def prepared_cache(db_path, tmp_path) -> None:
@@ -76,7 +78,7 @@ def test_a_full_disk_stops_an_import_with_a_sentence_and_the_next_import_finishe
                                                                                     monkeypatch):
     prepared_cache(db_path, tmp_path)
     monkeypatch.setattr(sync, "BATCH_ROWS", 1)  # commit after every file, so some are durable before the disk fills
-    fill_disk_after(db_path, monkeypatch, 120)
+    fill_disk_after(db_path, monkeypatch, 480)
 
     result = sync.import_paths(db_path, [log_folder], workers=1)
 
@@ -97,7 +99,7 @@ def test_the_cli_says_the_disk_is_full_in_a_sentence_without_a_traceback(db_path
     from trailstream import cli
 
     prepared_cache(db_path, tmp_path)
-    fill_disk_after(db_path, monkeypatch, 20)
+    fill_disk_after(db_path, monkeypatch, 80)
 
     code = cli.main(["--db", str(db_path), "--no-alerts", "import", str(log_folder)])
 
@@ -142,7 +144,7 @@ def test_a_full_disk_mid_sqs_sync_deletes_no_message_whose_events_are_not_stored
                                                                                   monkeypatch):
     sqs, queue = trail
     prepared_cache(db_path, tmp_path)
-    fill_disk_after(db_path, monkeypatch, 350)
+    fill_disk_after(db_path, monkeypatch, 1400)
 
     for _ in range(FILES):  # short syncs, as `watch` runs them, until one meets the full disk
         result = aws_sync.sync_queue(db_path, queue, [BUCKET], wait_seconds=1, workers=1, max_messages=2)
@@ -172,7 +174,7 @@ def test_the_sync_button_says_the_disk_is_full_in_a_sentence(app_empty_cache, lo
     settings = config.load_settings()
     settings.sources = [config.LocalSource(name="logs", path=str(log_folder))]
     config.save_settings(settings)
-    fill_disk_after(app_empty_cache, monkeypatch, 2)  # not even room for the new cache's dictionary
+    fill_disk_after(app_empty_cache, monkeypatch, 8)  # not even room for the new cache's dictionary
     at = open_page(page_specs()[0][1], range="all")
 
     next(button for button in at.button if button.label == "Sync").click().run()

@@ -122,7 +122,7 @@ INLINE_PARSE_BYTES = 4 * 1024  # below this a file is parsed in-process: the han
 GROUP_BYTES = 256 << 10  # an import hands a worker files up to about this many bytes together: one hand-off, not one each
 GROUP_FILES = 32
 WORKER_NICENESS = 5  # the single writer is an import's critical path: parse workers take the CPU it leaves
-BATCH_WAL_PAGES = 16_384  # batch syncs let the WAL grow to about 64 MB between checkpoints
+BATCH_WAL_BYTES = 64 << 20  # batch syncs let the WAL grow to about this much between checkpoints
 BATCH_ROWS = 20_000  # batch mode commits about this often: one commit per small file cost more than its inserts
 MAX_PAGE_COUNT_ENV = "TRAILSTREAM_MAX_PAGE_COUNT"  # caps the writer's cache in pages: how tests fill the disk
 
@@ -354,8 +354,9 @@ class Ingester:
             if self.batch:
                 # Checkpoint less often: each one copies the index pages the next rows will change again (an import of
                 # many-sessions files took 30% less time); the WAL is cut back to this size after each checkpoint.
-                self.db.execute(f"PRAGMA wal_autocheckpoint={BATCH_WAL_PAGES}")
-                self.db.execute(f"PRAGMA journal_size_limit={BATCH_WAL_PAGES * 4096}")
+                page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+                self.db.execute(f"PRAGMA wal_autocheckpoint={BATCH_WAL_BYTES // page_size}")
+                self.db.execute(f"PRAGMA journal_size_limit={BATCH_WAL_BYTES}")
                 self.db.execute("BEGIN")
         except BaseException as exc:
             self._lock.__exit__(None, None, None)
