@@ -49,10 +49,11 @@ def test_a_query_module_reaching_altair_breaks_the_no_charting_contract(tmp_path
     assert "trailstream.analytics.queries is not allowed to import altair" in result.stdout
 
 
-def test_a_command_loads_no_pandas_altair_or_boto3_before_it_needs_them():
+def test_a_command_loads_no_pandas_numpy_apprise_altair_or_boto3_before_it_needs_them():
     """Every `python -m trailstream` process paid for these at start (about 1 s of `alerts run`), none of them used;
     pandas stays importable for whatever needs it later (Streamlit)."""
-    probe = ("import sys, trailstream.cli, trailstream.jobs; loaded = {'pandas', 'altair', 'boto3'} & set(sys.modules); "
+    probe = ("import sys, trailstream.cli, trailstream.jobs; "
+             "loaded = {'pandas', 'numpy', 'apprise', 'altair', 'boto3'} & set(sys.modules); "
              "import pandas, sqlite_utils; print(sorted(loaded), pandas.DataFrame({'a': [1]}).shape, "
              "sqlite_utils.Database(memory=True)['t'].insert({'a': 1}).count)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)

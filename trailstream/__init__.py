@@ -2,11 +2,13 @@
 
 import sys
 
-if "pandas" not in sys.modules:
-    # sqlite-utils imports pandas (0.25-0.5 s of every command's start) only to store pandas Timestamps as text, which
-    # TrailStream never stores: hide it while sqlite-utils loads; whatever imports pandas later (Streamlit) gets it.
-    sys.modules["pandas"] = None  # type: ignore[assignment]
+# sqlite-utils imports pandas and numpy (0.25-0.5 s and 0.1 s of every command's start) only to store their values,
+# which TrailStream never stores: hide them while sqlite-utils loads; whatever imports them later (Streamlit) gets them.
+_HIDDEN = [name for name in ("pandas", "numpy") if name not in sys.modules]
+if _HIDDEN:
+    sys.modules.update(dict.fromkeys(_HIDDEN))  # type: ignore[arg-type]
     try:
         import sqlite_utils.db  # noqa: F401
     finally:
-        del sys.modules["pandas"]
+        for _name in _HIDDEN:
+            del sys.modules[_name]

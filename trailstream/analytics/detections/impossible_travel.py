@@ -52,7 +52,7 @@ TRAVEL_PAIR_SCHEMA = {name: dtype for name, dtype in HOP_SCHEMA.items() if not n
     "from_event_id": pl.String, "to_event_id": pl.String}
 
 
-BATCH_MOMENTS = 20_000  # moments judged at once: memory stays flat however many principals roam
+BATCH_MOMENTS = 40_000  # moments judged at once: memory stays flat however many principals roam (20,000: 0.4 s more CPU)
 
 
 def _moment_texts(conn, event_filter: EventFilter | None, principals: list[str] | None = None):
@@ -324,14 +324,16 @@ def _merged_routes(parts: list[pl.DataFrame], by_day: bool = False) -> pl.DataFr
 
 def _travel(conn, event_filter: EventFilter | None, settings: DetectionSettings | None,
             by_day: bool, principals: list[str] | None = None) -> tuple[list[Finding], pl.DataFrame]:
-    """The travel findings and their routes from one pass over the hops, a batch of principals at a time."""
-    incidents, routes = [], []
+    """The travel findings and their routes from one pass over the hops, a batch of principals at a time (each
+    batch's events named while the judges work on the next ones)."""
+    incidents, routes, ids = [], [], {}
     for found, counted in _hop_batches(conn, event_filter, settings, principals,
                                        lambda hops: (_incidents(hops), _routes(hops, by_day))):
+        ids |= _event_ids(conn, found.get_column("rows").explode().drop_nulls().to_list())
         incidents.append(found)
         routes.append(counted)
     found = pl.concat(incidents) if incidents else _incidents(pl.DataFrame(schema=HOP_SCHEMA))
-    return _findings(conn, found), _merged_routes(routes, by_day)
+    return findings_from_incidents(found, ids), _merged_routes(routes, by_day)
 
 
 def query_travel(conn, event_filter: EventFilter | None = None,

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import apprise
-
 from trailstream.notify import mailer
+
+# apprise is imported where a channel is checked or sent to: loading it is a tenth of a second of every post-sync
+# step, most of which have no channel.
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # What stands for the Nth ${NAME} while apprise checks the URL's shape: a word, else a bot token's digits:word
@@ -45,6 +46,8 @@ class Channel:
 
 def _plugin_class(url: str):
     """The apprise service class for the URL's scheme, or None when apprise knows no such service."""
+    import apprise
+
     schema = url.partition("://")[0].lower()
     manager = apprise.NotificationManager()
     return manager[schema] if "://" in url and schema in manager.schemas() else None
@@ -58,6 +61,8 @@ def check_channel(url) -> str | None:
     if plugin is None:
         return (f'channel "{url}" is not a URL apprise knows; write one like "json://hooks.example.com/path" or '
                 '"slack://${SLACK_TOKENS}/#alerts" (see the apprise wiki for each service)')
+    import apprise
+
     names = REFERENCE.findall(url)
     parsed = _parse_with_stand_ins(plugin, url, names)
     if not parsed or (not names and apprise.Apprise.instantiate(url) is None):
@@ -125,6 +130,8 @@ def _secret(name: str) -> str | None:
 
 def send_to_channel(channel: Channel, title: str, body: str) -> None:
     """Post one message as plain text: apprise escapes it for each service (Slack mrkdwn, Markdown, HTML)."""
+    import apprise
+
     target = apprise.Apprise()
     if not target.add(resolve_channel(channel.url)):
         raise ChannelError(f"channel {channel.label} could not be set up from its URL; check it against the apprise "
