@@ -31,8 +31,12 @@ def caches(tmp_path_factory) -> dict[str, sqlite3.Connection]:
         derived.clear(conn)  # so a reader that still used the index would find nothing
         conn.execute("UPDATE meta SET value = '-1' WHERE key = ?", [derived.WATERMARK_KEY])
     conn.close()
+    with pytest.MonkeyPatch.context() as patch:  # a commit every file: the index in many segments, merged less often
+        patch.setattr(sync, "BATCH_ROWS", 1)
+        sync.import_paths(folder / "segments.db", [folder / "logs"], workers=1)
     return {"index": store.open_cache_readonly(folder / "cache.db"),
-            "behind": store.open_cache_readonly(folder / "behind.db")}
+            "behind": store.open_cache_readonly(folder / "behind.db"),
+            "segments": store.open_cache_readonly(folder / "segments.db")}
 
 
 def texts_of(conn: sqlite3.Connection) -> dict[str, str]:
@@ -70,7 +74,7 @@ def test_match_query_keeps_words_whole_and_the_last_as_a_prefix():
     assert wordindex.match_query("Ünïcode") is None  # FTS5 folds case beyond ASCII, LIKE does not: scan
 
 
-@pytest.mark.parametrize("plan", ["index", "behind"])
+@pytest.mark.parametrize("plan", ["index", "behind", "segments"])
 def test_free_text_finds_what_the_word_start_oracle_finds(caches, plan):
     conn = caches[plan]
     texts = texts_of(conn)
@@ -79,7 +83,12 @@ def test_free_text_finds_what_the_word_start_oracle_finds(caches, plan):
         found = queries.query_search(conn, EventFilter(), SearchQuery(text=term), limit=None)
         assert set(found["event_id"]) == word_start_matches(texts, term), term
         narrowed += queries.word_query(conn, term) is not None
-    assert narrowed > 30 if plan == "index" else narrowed == 0  # the index really narrowed most terms
+    assert narrowed > 30 if plan != "behind" else narrowed == 0  # the index really narrowed most terms
+
+
+def test_the_word_index_merges_its_segments_sixteen_at_a_time(caches):
+    setting = f"SELECT v FROM {wordindex.TABLE}_config WHERE k = 'automerge'"
+    assert caches["segments"].execute(setting).fetchone()[0] == wordindex.MERGE_SEGMENTS == 16
 
 
 def test_a_fragment_inside_a_word_is_not_a_word_start(caches):
