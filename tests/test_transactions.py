@@ -3,12 +3,15 @@ locked": while one connection holds a write, the other's block starts, reads, th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
 import pytest
 
 from trailstream.cache import audit, sigma_state, store
+from trailstream.cache.bookkeeping import FileRef
+from trailstream.ingest import records
 from trailstream.cache.transaction import write_transaction
 
 WRITES = ("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE")
@@ -23,8 +26,16 @@ def read_then_count(db) -> None:
         db.execute("INSERT INTO meta (key, value) VALUES ('audit_rows_seen', ?)", [str(seen)])
 
 
+def store_a_log_file(db) -> None:
+    record = {"eventID": "e-1", "eventTime": "2026-01-01T00:00:00Z", "eventName": "ListBuckets",
+              "eventSource": "s3.amazonaws.com", "userIdentity": {"type": "Root"}}
+    parsed = records.parse_log_file(json.dumps({"Records": [record]}).encode(), store.current_compressor(db))
+    store.save_parsed_file(db, FileRef("local", "", "/logs/one.json"), parsed, None)
+
+
 BLOCKS = {
     "the helper": read_then_count,
+    "store.save_parsed_file": store_a_log_file,
     "sigma_state.save_catalog": lambda db: sigma_state.save_catalog(db, [CATALOG_ROW]),
     "audit.save_audit, unique": lambda db: audit.save_audit(db, "ann", "sync", "once", unique=True),
 }

@@ -567,7 +567,7 @@ def save_parsed_file(
     EventBridge message's early events: an eventID already stored is a duplicate, never a conflict; without it, a
     log file's record replaces the early event of its eventID."""
     conn = db.conn
-    with db.atomic():
+    with write_transaction(db):  # it reads the file's id before writing
         file_id = file_id_for(conn, ref)
         new_events, not_inserted, confirmed, conflicts = _insert_rows(conn, parsed, file_id, early)
         rejects = list(parsed.rejects) + [(position, event_id, CONFLICT_REASON) for position, event_id in conflicts]

@@ -357,7 +357,7 @@ class Ingester:
                 page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
                 self.db.execute(f"PRAGMA wal_autocheckpoint={BATCH_WAL_BYTES // page_size}")
                 self.db.execute(f"PRAGMA journal_size_limit={BATCH_WAL_BYTES}")
-                self.db.execute("BEGIN")
+                self.db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             self._lock.__exit__(None, None, None)
             if is_disk_full(exc):
@@ -494,7 +494,7 @@ class Ingester:
         self._uncommitted_rows += outcome.records + 1
         if self.batch and self._uncommitted_rows >= BATCH_ROWS:
             self.commit()
-            self.db.execute("BEGIN")
+            self.db.execute("BEGIN IMMEDIATE")
         self.report(outcome.ref.name)
         return outcome
 
@@ -511,7 +511,7 @@ class Ingester:
         """Commit now and go on in a new transaction: an SQS sync deletes only messages a checkpoint made durable."""
         self.commit()
         if self.batch:
-            self.db.execute("BEGIN")
+            self.db.execute("BEGIN IMMEDIATE")
 
     def report(self, current: str = "") -> None:
         if self.progress:
