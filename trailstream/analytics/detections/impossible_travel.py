@@ -295,7 +295,7 @@ def _routes(hops: pl.DataFrame, by_day: bool = False) -> pl.DataFrame:
     """One batch's hops counted by route (ROUTE_SCHEMA); by_day: per UTC day of arrival and principal (DAY_ROUTE_SCHEMA),
     so a principal's routes can be replaced or added to alone; a principal's hops are all in one batch."""
     place = {end: pl.coalesce(f"{end}_place", f"{end}_country", f"{end}_source_ip") for end in ("from", "to")}
-    day = {"day": pl.col("to_time").dt.strftime("%Y-%m-%d"), "account_id": pl.col("account_id").fill_null(""),
+    day = {"day": pl.col("to_time").dt.date(), "account_id": pl.col("account_id").fill_null(""),
            "principal": pl.col("principal").fill_null("")} if by_day else {}
     return (
         hops.lazy()
@@ -303,6 +303,7 @@ def _routes(hops: pl.DataFrame, by_day: bool = False) -> pl.DataFrame:
         .agg(pl.col("from_latitude", "from_longitude", "to_latitude", "to_longitude").first(), hops=pl.len(),
              principals=pl.col("principal").n_unique(), fastest_kmh=pl.col("speed_kmh").max(),
              last_time=pl.col("to_time").max())
+        .with_columns(pl.col("day").dt.strftime("%Y-%m-%d") if by_day else [])  # once per route: dates group faster
         .select((DAY_ROUTE_SCHEMA if by_day else ROUTE_SCHEMA).keys())
         .cast({"hops": pl.Int64, "principals": pl.Int64})
         .collect()
