@@ -1,5 +1,6 @@
 """The layering in pyproject.toml holds: a wrong-way import fails the suite, not just a review."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,13 @@ def test_a_command_loads_no_pandas_numpy_apprise_altair_or_boto3_before_it_needs
              "sqlite_utils.Database(memory=True)['t'].insert({'a': 1}).count)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["[]", "(1,", "1)", "1"]
+
+
+def test_a_post_sync_step_without_sigma_rules_never_loads_pysigma(tmp_path):
+    """pySigma takes a seventh of a second to load: without rule files neither the Sigma step nor the findings pay it."""
+    probe = ("import sys; from trailstream import jobs; from trailstream.cache import store; "
+             "store.open_cache('c.db').close(); print(jobs.run_sigma_rules('c.db', {})[-1]); "
+             "jobs.store_findings('c.db', {}); print(sorted({name.split('.')[0] for name in sys.modules} & {'sigma'}))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.splitlines() == ["sigma: 0 rules over 0 new events, 0 new matches", "[]"]

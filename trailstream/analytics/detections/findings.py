@@ -15,7 +15,6 @@ from trailstream.analytics.detections import (access_keys, admin_grants, detecto
 from trailstream.analytics.detections.common import Finding
 from trailstream.analytics.detections.events import on_cache
 from trailstream.analytics.detections.settings import DetectionSettings
-from trailstream.cache import sigma_state
 from trailstream.cache.frames import UTC_TIME
 from trailstream.filters import EventFilter
 from trailstream.timefmt import TIME_FORMAT
@@ -25,10 +24,7 @@ Detector = Callable[..., list[Finding]]  # detect_*(conn, event_filter, settings
 
 def detect_sigma_findings(conn, event_filter: EventFilter | None = None,
                           settings: DetectionSettings | None = None) -> list[Finding]:
-    """The enabled community (Sigma) rules; imported late because the sigma package builds on this one, and only
-    when a rule can run (loading pySigma is a fifth of a second of every post-sync step)."""
-    if not sigma_state.query_catalog(getattr(conn, "conn", conn), runnable_only=True):
-        return []
+    """The enabled community (Sigma) rules; imported late because the sigma package builds on this one."""
     from trailstream.analytics.sigma.evaluation import detect_sigma_findings as detect
 
     return detect(conn, event_filter, settings)
