@@ -79,3 +79,28 @@ def test_inside_a_transaction_the_helper_is_a_savepoint_that_rolls_back_alone(tm
             db.execute("INSERT INTO meta (key, value) VALUES ('dropped', '1')")
             raise ZeroDivisionError
     assert dict(db.execute("SELECT key, value FROM meta WHERE key IN ('kept', 'dropped')").fetchall()) == {"kept": "1"}
+
+
+def test_a_batch_sync_holds_the_write_lock_only_from_its_first_write_to_its_checkpoint(tmp_path):
+    from trailstream.ingest import sync
+
+    db_path = tmp_path / "cache.db"
+    store.open_cache(db_path).close()
+    other = sqlite3.connect(db_path, timeout=0, isolation_level=None)  # a writer that would fail if it had to wait
+
+    def other_writes() -> bool:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return False
+        other.execute("COMMIT")
+        return True
+
+    record = {"eventID": "e-1", "eventTime": "2026-01-01T00:00:00Z", "eventName": "ListBuckets"}
+    with sync.Ingester(db_path, "s3", batch=True, workers=1) as ingester:
+        assert other_writes()  # waiting for its first files (an SQS long poll): no lock held
+        parsed = records.parse_log_file(json.dumps({"Records": [record]}).encode(), ingester.compressor)
+        assert ingester.store(FileRef("s3", "bucket", "AWSLogs/one.json"), parsed).status == "ok"
+        assert not other_writes()  # its files are being stored: the lock is the sync's until the checkpoint
+        ingester.checkpoint()
+        assert other_writes()  # between checkpoints, waiting for the next messages: no lock held again

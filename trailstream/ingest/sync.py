@@ -357,7 +357,6 @@ class Ingester:
                 page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
                 self.db.execute(f"PRAGMA wal_autocheckpoint={BATCH_WAL_BYTES // page_size}")
                 self.db.execute(f"PRAGMA journal_size_limit={BATCH_WAL_BYTES}")
-                self.db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             self._lock.__exit__(None, None, None)
             if is_disk_full(exc):
@@ -461,6 +460,7 @@ class Ingester:
             return self.skip(ref, "CloudTrail digest file, not a log file")
         if result.kind != "records":
             return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
+        self._begin_batch()
         try:
             saved = store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch)
         except records.LogFileError as exc:  # a streamed file found broken part-way: none of it is kept
@@ -470,6 +470,7 @@ class Ingester:
     def store_early(self, ref: FileRef, record: dict, message: EarlyMessage) -> FileOutcome:
         """Store a CloudTrail record EventBridge delivered, marked early until the log file with its eventID comes."""
         parsed = records.parse_log_file(orjson.dumps({"Records": [record]}), self.compressor)
+        self._begin_batch()
         saved = store.save_parsed_file(self.db, ref, parsed, self.run_id, refresh_derived=not self.batch, early=message)
         self.result.early += saved.new_events
         return self._record(saved)
@@ -478,13 +479,16 @@ class Ingester:
         """A digest goes to the integrity tables, never the event parser; what its key says fills what it lacks."""
         from_key = digests.digest_values_from_key(ref.key)
         digest.values.update({name: value for name, value in from_key.items() if digest.values.get(name) is None})
+        self._begin_batch()
         integrity.save_digest(self.db, ref, digest, self.run_id)
         return self._record(FileOutcome(ref, "ok", records=len(digest.log_files)))
 
     def skip(self, ref: FileRef, reason: str) -> FileOutcome:
+        self._begin_batch()
         return self._record(bookkeeping.mark_file(self.db, ref, "skipped", reason, self.run_id))
 
     def fail(self, ref: FileRef, reason: str) -> FileOutcome:
+        self._begin_batch()
         return self._record(bookkeeping.mark_file(self.db, ref, "failed", reason, self.run_id))
 
     def _record(self, outcome: FileOutcome) -> FileOutcome:
@@ -494,9 +498,14 @@ class Ingester:
         self._uncommitted_rows += outcome.records + 1
         if self.batch and self._uncommitted_rows >= BATCH_ROWS:
             self.commit()
-            self.db.execute("BEGIN IMMEDIATE")
         self.report(outcome.ref.name)
         return outcome
+
+    def _begin_batch(self) -> None:
+        """Batch mode's transaction begins IMMEDIATE at its first write, not while a sync waits on SQS or S3: storing
+        a file reads before it writes, and a deferred read fails when another writer commits in between."""
+        if self.batch and not self.db.conn.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
         """Make everything stored so far durable (a no-op outside batch mode, where each file commits itself)."""
@@ -508,10 +517,9 @@ class Ingester:
         self._durable = replace(self.result, failures=list(self.result.failures), skips=list(self.result.skips))
 
     def checkpoint(self) -> None:
-        """Commit now and go on in a new transaction: an SQS sync deletes only messages a checkpoint made durable."""
+        """Commit now (the next write begins a new transaction): an SQS sync deletes only messages a checkpoint made
+        durable."""
         self.commit()
-        if self.batch:
-            self.db.execute("BEGIN IMMEDIATE")
 
     def report(self, current: str = "") -> None:
         if self.progress:
