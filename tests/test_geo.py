@@ -201,6 +201,19 @@ def test_random_ipv4_addresses_are_placed_as_one_at_a_time(numbers):
     _same_places([str(ipaddress.IPv4Address(number)) for number in numbers])
 
 
+def test_placing_rows_gives_every_row_its_address_s_place_and_leaves_out_the_rest():
+    """Travel places each move by its row (no distinct list joined back): the same places as locate_ips, duplicates,
+    IPv6 and odd spellings included; rows at no place dropped, the frame's own columns kept."""
+    addresses = EDGES + ["8.8.8.8", "8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "01.2.3.4", "AWS Internal"]
+    frame = pl.DataFrame({"source_ip": addresses, "row": range(len(addresses))})
+    placed = geo.locate_rows(frame)
+    columns = ["source_ip", "country_code", "country_name", "city", "place", "latitude", "longitude", "precision"]
+    expected = frame.join(geo.locate_ips(addresses).select(columns), on="source_ip")
+    assert placed.columns == ["source_ip", "row", *columns[1:]]
+    assert placed.sort("row").equals(expected.sort("row"))
+    assert placed.filter(pl.col("source_ip") == "8.8.8.8").height == 2
+
+
 @pytest.fixture
 def fresh_tables_folder(tmp_path, monkeypatch):
     """An empty user cache folder, and no tables held by this process, before and after the test."""

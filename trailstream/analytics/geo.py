@@ -242,11 +242,12 @@ def locate_rows(frame: pl.DataFrame, city_database: str | os.PathLike | None = N
     principal's addresses are nearly all distinct: that took twice as long); other rows one address at a time."""
     reader = _reader(city_database)
     columns = [*frame.columns, *(name for name in PLACE_SCHEMA if name not in ("source_ip", "asn"))]
-    others = frame.filter(~_dotted(reader))
+    marked = frame.with_columns(_dotted(reader).alias("_dotted"))
+    others = marked.filter(~pl.col("_dotted")).drop("_dotted")
     places = pl.DataFrame(_python_places(others.get_column("source_ip").unique().to_list(), reader),
                           schema=PLACE_SCHEMA, orient="row")
-    return pl.concat([_ipv4_located(frame.lazy().filter(_dotted(reader)), asn=False).select(columns).collect(),
-                      others.join(places, on="source_ip").select(columns)])
+    dotted = _ipv4_located(marked.lazy().filter("_dotted").drop("_dotted"), asn=False)
+    return pl.concat([dotted.select(columns).collect(), others.join(places, on="source_ip").select(columns)])
 
 
 # --- All IPv4 addresses at once: geoip2fast's own networks as frames, one as-of join --------------------------
