@@ -164,8 +164,10 @@ def _recompute_from(conn, settings: DetectionSettings, signature: str) -> str | 
 def _route_rows(routes: pl.DataFrame) -> Iterator[tuple]:
     """Routes per day and principal as the store's rows (findings_store.PRINCIPAL_ROUTE_COLUMNS, times as text), one
     at a time (a roaming day has a hundred thousand), in the table's key order: each row lands after the one before
-    instead of somewhere in the tree (half the time of the store's writes on 1M roaming events)."""
-    frame = routes.sort(findings_store.PRINCIPAL_ROUTE_KEY).with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
+    instead of somewhere in the tree (half the time of the store's writes on 1M roaming events). Sorted by the key's
+    rank: a sort by its five columns ties on the day for every row, three times slower."""
+    in_key_order = routes.sort(pl.struct(findings_store.PRINCIPAL_ROUTE_KEY).rank("dense"))
+    frame = in_key_order.with_columns(pl.col("last_time").dt.strftime(TIME_FORMAT))
     return frame.select(findings_store.PRINCIPAL_ROUTE_COLUMNS).iter_rows()
 
 
