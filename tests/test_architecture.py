@@ -61,11 +61,12 @@ def test_a_command_loads_no_pandas_numpy_apprise_altair_or_boto3_before_it_needs
     assert result.stdout.split() == ["[]", "(1,", "1)", "1"]
 
 
-def test_a_post_sync_step_without_sigma_rules_never_loads_pysigma(tmp_path):
-    """pySigma takes a seventh of a second to load: without rule files neither the Sigma step nor the findings pay it."""
+def test_a_post_sync_step_without_sigma_rules_or_due_reports_loads_neither_pysigma_nor_the_report_renderer(tmp_path):
+    """pySigma takes a seventh of a second to load and the reports' query backends (sqlglot, jinja2) a tenth: a step
+    with no rule files and no report due pays for neither."""
     probe = ("import sys; from trailstream import jobs; from trailstream.cache import store; "
-             "store.open_cache('c.db').close(); print(jobs.run_sigma_rules('c.db', {})[-1]); "
-             "jobs.store_findings('c.db', {}); print(sorted({name.split('.')[0] for name in sys.modules} & {'sigma'}))")
+             "store.open_cache('c.db').close(); print(jobs.after_sync('c.db', {}).lines()[0]); "
+             "print(sorted({name.split('.')[0] for name in sys.modules} & {'sigma', 'sqlglot', 'jinja2'}))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.stdout.splitlines() == ["sigma: 0 rules over 0 new events, 0 new matches", "[]"]

@@ -11,13 +11,17 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trailstream.cache import bookkeeping, store
 from trailstream.ingest import sync
 from trailstream.config import (AwsAccess, AwsSourceSettings, LocalSource, LookupSource, S3Source, Settings, Source,
                                 SqsSource)
 from trailstream.ingest.sync import ProgressCallback, SyncResult
-from trailstream.notify import alerts, mailer, reports
+from trailstream.notify import alerts, mailer, saved
+
+if TYPE_CHECKING:
+    from trailstream.notify import reports
 
 
 class SyncRefused(SyncResult):
@@ -190,8 +194,21 @@ def after_sync(db_path: str | os.PathLike, settings, now: datetime | None = None
     except mailer.MailSettingsError as exc:
         smtp = None
         outcome.problems.append(str(exc))
-    outcome.reports = reports.send_scheduled_reports(db_path, smtp, now, settings)
+    outcome.reports = send_due_reports(db_path, smtp, now, settings)
     return outcome
+
+
+def send_due_reports(db_path: str | os.PathLike, smtp, now: datetime | None, settings) -> list[reports.ReportDelivery]:
+    """Each due report's delivery; the reports module (and the query backends it renders with, a tenth of a second
+    to load) is loaded only when a report is due, not on every post-sync step."""
+    if not os.path.exists(db_path):
+        return []
+    with closing(store.open_cache_readonly(db_path)) as conn:
+        if not saved.due_reports(conn, now):
+            return []
+    from trailstream.notify import reports
+
+    return reports.send_scheduled_reports(db_path, smtp, now, settings)
 
 
 def run_sigma_rules(db_path: str | os.PathLike, settings) -> list[str]:

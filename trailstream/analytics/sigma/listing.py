@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 
-from trailstream.analytics.sigma.lake import lake_reasons
 from trailstream.cache import sigma_state
 
 RULE_TABLE_SCHEMA = {
@@ -18,6 +17,8 @@ STATUS_ORDER = {"converted": 0, "unsupported": 1, "failed": 2}
 def query_rule_table(conn) -> pl.DataFrame:
     """Every loaded rule with its state; `matches` counts what it matched (before exceptions) since it was loaded;
     `lake` says why the lake cannot answer a converted rule (empty when it can)."""
+    from trailstream.analytics.sigma.lake import lake_reasons  # the lake's SQL (sqlglot): not for every post-sync step
+
     catalog = sigma_state.query_catalog(conn)
     reasons = lake_reasons([row for row in catalog if row["status"] == "converted"])
     rows = [{name: row.get(name) for name in RULE_TABLE_SCHEMA} | {"lake": reasons.get(row["rule_id"], "")}

@@ -13,6 +13,7 @@ from functools import partial
 
 import sqlite_utils
 
+from trailstream import config
 from trailstream.cache import store
 from trailstream.notify import mailer
 from trailstream.notify.alerts import channels as alert_channels
@@ -101,7 +102,10 @@ def run_alerts(db_path, settings=None, now: datetime | None = None) -> AlertRunR
 
 
 def _open_lake(db_path, settings):
-    """The lake the rules read while [backend] kind = "athena" (None: the cache), or a sentence saying why not."""
+    """The lake the rules read while [backend] kind = "athena" (None: the cache), or a sentence saying why not; the
+    reports module opens it, loaded only then (with the query backends, a tenth of a second of every alert run)."""
+    if config.BackendSettings.from_section(section(settings, "backend")).kind != "athena":
+        return None, None
     from trailstream.notify import reports
 
     try:
