@@ -156,6 +156,8 @@ def _hop_batches(conn, event_filter: EventFilter | None, settings: DetectionSett
     """Each batch's hops (what `then` makes of them), in order: batches are parsed and judged in JUDGES threads
     while this one reads the next from SQLite (a third of a whole-cache pass); the connection stays in this thread."""
     settings = settings or DetectionSettings()
+    # The place tables are loaded here, once: both judges loading them at once would build them twice (200 MB each).
+    geo.locate_rows(pl.DataFrame(schema=PRESENCE_SCHEMA), settings.city_database or None)
 
     def judge(batch: list[tuple[str, str]]) -> T:
         return then(_hops(_parsed_moments(batch), settings))
