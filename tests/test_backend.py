@@ -66,11 +66,8 @@ def demo_stores(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpus_stores(tmp_path_factory):
-    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "events"
-    if not corpus.exists():
-        pytest.skip("the shared CloudTrail corpus is absent")
-    return _both(tmp_path_factory, corpus)
+def corpus_stores(tmp_path_factory, corpus):
+    return _both(tmp_path_factory, corpus / "events")
 
 
 def _same(cache: pl.DataFrame, lake_frame: pl.DataFrame, name: str) -> None:

@@ -27,7 +27,6 @@ from trailstream.notify.alerts.rules import RARE_ERROR_CONDITION
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 SNAPSHOTS = Path(__file__).parent / "data" / "athena_alert_queries.json"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "events"
 SIGMA_RULE = """title: Access key made by an IAM user
 id: 6a1e5f0c-0000-4000-8000-000000000001
 author: TrailStream tests
@@ -70,10 +69,8 @@ def stores(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpus_stores(tmp_path_factory):
-    if not CORPUS.exists():
-        pytest.skip("the shared CloudTrail corpus is absent")
-    return _with_rules(tmp_path_factory, CORPUS)
+def corpus_stores(tmp_path_factory, corpus):
+    return _with_rules(tmp_path_factory, corpus / "events")
 
 
 def _copy(stores, tmp_path: Path, name: str) -> Path:

@@ -30,7 +30,6 @@ from trailstream.filters import EventFilter
 
 
 SIGMAHQ = Path(__file__).resolve().parents[2] / "shared" / "sigma"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "events"
 SNAPSHOTS = Path(__file__).parent / "data" / "athena_sigma_queries.json"
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 HOSTILE = "[click](https://evil.example) <img src=x onerror=alert(1)> =HYPERLINK(\"x\")"
@@ -115,10 +114,8 @@ def demo_stores(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpus_stores(tmp_path_factory):
-    if not CORPUS.exists():
-        pytest.skip("the shared CloudTrail corpus is absent")
-    return _stores(tmp_path_factory, CORPUS)
+def corpus_stores(tmp_path_factory, corpus):
+    return _stores(tmp_path_factory, corpus / "events")
 
 
 def _comparable(findings) -> list[bytes]:
