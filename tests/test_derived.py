@@ -287,3 +287,33 @@ def test_upgrading_a_cache_with_session_keyed_principal_rollups_rebuilds_them_at
     index = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_principal_activity'").fetchone()[0]
     assert index.rstrip(")").endswith("user_type")
     conn.close()
+
+
+def test_upgrading_a_cache_whose_word_index_concatenated_the_columns_makes_it_again_by_column(db_path):
+    db = store.open_cache(db_path)
+    save_file(db, "old.json", demo.generate_records(events=600, seed=9, end=END))
+    body = " || char(10) || ".join(f"ifnull({column}, '')" for column in wordindex.SEARCH_TEXT_COLUMNS)
+    db.execute(f"DROP TABLE {wordindex.TABLE}")  # what m006 to m020 made: one concatenated body
+    db.execute(f"CREATE VIRTUAL TABLE {wordindex.TABLE} USING fts5(body, content='', detail=none, columnsize=0)")
+    db.execute(f"INSERT INTO {wordindex.TABLE} (rowid, body) SELECT rowid, {body} FROM events")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm021_word_index_by_column'")
+    db.close()
+    store.open_cache(db_path).close()  # what the first start of the new version does
+    assert_derived_data_matches_events(db_path)
+    conn = store.open_cache_readonly(db_path)
+    try:
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({wordindex.TABLE})")]
+        assert columns == list(wordindex.SEARCH_TEXT_COLUMNS)
+        setting = conn.execute(f"SELECT v FROM {wordindex.TABLE}_config WHERE k = 'automerge'").fetchone()[0]
+        assert setting == wordindex.MERGE_SEGMENTS
+        sample = conn.execute(f"SELECT rowid, {', '.join(wordindex.SEARCH_TEXT_COLUMNS)} FROM events "
+                              "ORDER BY rowid LIMIT 40").fetchall()
+        for rowid, *values in sample:  # a word of every text column finds its event
+            for value in filter(None, values):
+                query = wordindex.match_query(value[:16])
+                if query:
+                    found = {r for (r,) in conn.execute(
+                        f"SELECT rowid FROM {wordindex.TABLE} WHERE {wordindex.TABLE} MATCH ?", [query])}
+                    assert rowid in found, value
+    finally:
+        conn.close()

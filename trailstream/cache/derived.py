@@ -56,9 +56,9 @@ def replace_event(conn: sqlite3.Connection, rowid: int, update: Callable[[], obj
     if rowid > done:  # not folded yet: the next refresh reads the new values
         update()
         return
-    before, old_body = rollups.row_keys(conn, rowid), wordindex.row_body(conn, rowid)
+    before, old_text = rollups.row_keys(conn, rowid), wordindex.row_text(conn, rowid)
     update()
-    wordindex.reindex_row(conn, rowid, old_body)
+    wordindex.reindex_row(conn, rowid, old_text)
     after = rollups.row_keys(conn, rowid)
     changed = tuple(rollup for rollup in rollups.ROLLUPS if before[rollup] != after[rollup])
     if changed:
@@ -70,6 +70,11 @@ def refold(conn: sqlite3.Connection, only: tuple[rollups.Rollup, ...]) -> None:
     """Rebuild some rollups from every event the derived data includes (a migration that changed their shape)."""
     rollups.clear(conn, only)
     rollups.fold(conn, 0, _watermark(conn) or 0, only)
+
+
+def rebuild_word_index(conn: sqlite3.Connection) -> None:
+    """Make the word index again, holding every event the derived data includes (a migration that changed it)."""
+    wordindex.rebuild(conn, _watermark(conn) or 0)
 
 
 def clear(conn: sqlite3.Connection) -> None:

@@ -392,6 +392,13 @@ def m020_word_index_merges_less_often(db: sqlite_utils.Database) -> None:
     db.execute(wordindex.merge_setting_sql())
 
 
+@migrations()
+def m021_word_index_by_column(db: sqlite_utils.Database) -> None:
+    """The word index takes each text column as a column of its own instead of their concatenation, which cost
+    storing a file a quarter of its indexing time; made again from `events` (about 7 s per million events)."""
+    derived.rebuild_word_index(db.conn)
+
+
 class SyncAlreadyRunning(RuntimeError):
     """Another process is syncing into this cache."""
 

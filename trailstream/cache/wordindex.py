@@ -1,5 +1,6 @@
 """A word index over each event's text columns (SQLite FTS5, contentless, no positions: about 7% of the cache), so
-free text and resource lookups read a few index pages instead of every event of the period.
+free text and resource lookups read a few index pages instead of every event of the period. Each text column is a
+column of the index (m021): a query matches words in any of them, and nothing concatenates them first.
 
 The index narrows; `contains_sql` then decides, with the same rule whether or not the index was used: a term that
 begins with a letter or digit must begin a word. `sg-0abc` finds `sg-0abc123` (and `SG-0ABC123` when ignoring case)
@@ -41,7 +42,8 @@ MERGE_SEGMENTS = 16
 
 
 def schema_sql() -> list[str]:
-    return [f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(body, content='', detail=none, columnsize=0)"]
+    columns = ", ".join(SEARCH_TEXT_COLUMNS)
+    return [f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5({columns}, content='', detail=none, columnsize=0)"]
 
 
 def merge_setting_sql() -> str:
@@ -49,26 +51,38 @@ def merge_setting_sql() -> str:
     return f"INSERT INTO {TABLE} ({TABLE}, rank) VALUES ('automerge', {MERGE_SEGMENTS})"
 
 
-_BODY_SQL = " || char(10) || ".join(f"ifnull({column}, '')" for column in SEARCH_TEXT_COLUMNS)
+_COLUMNS_SQL = ", ".join(SEARCH_TEXT_COLUMNS)
 
 
 def fold(conn: sqlite3.Connection, after_rowid: int, upto_rowid: int) -> None:
     """Index the events with rowids in (after_rowid, upto_rowid]."""
     conn.execute(
-        f"INSERT INTO {TABLE} (rowid, body) SELECT rowid, {_BODY_SQL} FROM events WHERE rowid > ? AND rowid <= ?",
+        f"INSERT INTO {TABLE} (rowid, {_COLUMNS_SQL}) SELECT rowid, {_COLUMNS_SQL} FROM events "
+        "WHERE rowid > ? AND rowid <= ?",
         [after_rowid, upto_rowid],
     )
 
 
-def row_body(conn: sqlite3.Connection, rowid: int) -> str:
-    """The text one event was indexed with, which a contentless index needs back to forget it."""
-    return conn.execute(f"SELECT {_BODY_SQL} FROM events WHERE rowid = ?", [rowid]).fetchone()[0]
+def row_text(conn: sqlite3.Connection, rowid: int) -> tuple:
+    """The text columns one event was indexed with, which a contentless index needs back to forget it."""
+    return conn.execute(f"SELECT {_COLUMNS_SQL} FROM events WHERE rowid = ?", [rowid]).fetchone()
 
 
-def reindex_row(conn: sqlite3.Connection, rowid: int, old_body: str) -> None:
+def reindex_row(conn: sqlite3.Connection, rowid: int, old_text: tuple) -> None:
     """Index an event rewritten in place: forget the text it had, index the text it has."""
-    conn.execute(f"INSERT INTO {TABLE} ({TABLE}, rowid, body) VALUES ('delete', ?, ?)", [rowid, old_body])
+    placeholders = ", ".join("?" for _ in SEARCH_TEXT_COLUMNS)
+    conn.execute(f"INSERT INTO {TABLE} ({TABLE}, rowid, {_COLUMNS_SQL}) VALUES ('delete', ?, {placeholders})",
+                 [rowid, *old_text])
     fold(conn, rowid - 1, rowid)
+
+
+def rebuild(conn: sqlite3.Connection, upto_rowid: int) -> None:
+    """Make the index again in this module's layout, holding the events up to upto_rowid (a migration)."""
+    conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    for statement in schema_sql():
+        conn.execute(statement)
+    conn.execute(merge_setting_sql())
+    fold(conn, 0, upto_rowid)
 
 
 def clear(conn: sqlite3.Connection) -> None:
