@@ -163,6 +163,37 @@ def test_a_kill_mid_import_leaves_a_consistent_cache_that_the_next_import_comple
     assert statuses == ["interrupted", "ok"]
 
 
+def test_a_file_failing_part_way_takes_the_uncommitted_files_with_it_and_keeps_the_committed(
+        db_path, demo_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(sync, "BATCH_ROWS", 200)  # a commit every hundred files or so
+    files = sorted(demo_folder.rglob("*.json.gz"))
+    ids_of = {path: [r["eventID"] for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]] for path in files}
+    failing = max(files[len(files) // 2:], key=lambda path: len(ids_of[path]))
+    failing_ids = ids_of[failing]
+    assert len(failing_ids) >= 4
+    conn = sqlite3.connect(store.open_cache(db_path).close() or db_path)
+    conn.execute(f"CREATE TRIGGER planted BEFORE INSERT ON events WHEN NEW.event_id = '{failing_ids[-2]}' "
+                 "BEGIN SELECT RAISE(ABORT, 'planted failure'); END")  # after most of the file's rows
+    conn.commit()
+
+    with pytest.raises(sqlite3.IntegrityError, match="planted failure"):
+        sync.import_paths(db_path, [demo_folder])
+    stored_files, stored_events = conn.execute("SELECT count(*), sum(new_events) FROM files").fetchone()
+    assert 0 < stored_files < files.index(failing)  # earlier commits kept
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == stored_events
+    placeholders = ", ".join("?" for _ in failing_ids)
+    assert conn.execute(f"SELECT count(*) FROM events WHERE event_id IN ({placeholders})", failing_ids).fetchone() == (0,)
+    assert conn.execute("SELECT status FROM sync_runs").fetchone()[0] == "interrupted"
+    conn.execute("DROP TRIGGER planted")
+    conn.commit()
+
+    resumed = sync.import_paths(db_path, [demo_folder])
+    assert resumed.unchanged == stored_files and resumed.failed == 0
+    reference = tmp_path / "reference.db"
+    sync.import_paths(reference, [demo_folder])
+    assert event_name_counts(db_path) == event_name_counts(reference)
+
+
 UNGUARDED_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -374,7 +374,7 @@ class Ingester:
             if full:
                 self._stop_on_full_disk()
             else:
-                self.commit()  # every file stored so far is whole (one savepoint each), so keep it even on an error
+                self.commit()  # every file stored so far is whole (a file that failed part-way rolled back), so keep it
             self._build_deferred_indexes()
             if exc_type is None or full:
                 status = "ok" if self.result.succeeded else "failed"
@@ -403,12 +403,18 @@ class Ingester:
 
     def _stop_on_full_disk(self) -> None:
         """Drop the uncommitted files (their SQS messages stay queued) and say how many are stored."""
+        self._roll_back_to_last_commit()
+        self.result.fail("cache", FULL_DISK.format(f"{self.result.ok:,}"))
+
+    def _roll_back_to_last_commit(self) -> None:
+        """Drop the files stored since the last commit, and their counts from the result (their SQS messages stay
+        queued, and the next sync stores them)."""
         if self.db.conn.in_transaction:
             self.db.execute("ROLLBACK")
+        self._uncommitted_rows = 0
         not_rolled_back = {"unchanged": self.result.unchanged, "messages_deleted": self.result.messages_deleted}
         self.result.__dict__.update(replace(self._durable, failures=list(self._durable.failures),
                                             skips=list(self._durable.skips), **not_rolled_back).__dict__)
-        self.result.fail("cache", FULL_DISK.format(f"{self.result.ok:,}"))
 
     @property
     def pool(self) -> ProcessPoolExecutor:
@@ -461,10 +467,16 @@ class Ingester:
         if result.kind != "records":
             return self.skip(ref, 'readable JSON without "Records": not a CloudTrail log file')
         self._begin_batch()
+        whole_batch_on_error = self.batch and not result.streamed  # only a streamed file can turn out broken
         try:
-            saved = store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch)
+            saved = store.save_parsed_file(self.db, ref, result, self.run_id, refresh_derived=not self.batch,
+                                           savepoint=not whole_batch_on_error)
         except records.LogFileError as exc:  # a streamed file found broken part-way: none of it is kept
             return self.fail(ref, str(exc))
+        except BaseException:
+            if whole_batch_on_error:  # part of this file may be written: nothing since the last commit is kept
+                self._roll_back_to_last_commit()
+            raise
         return self._record(saved)
 
     def store_early(self, ref: FileRef, record: dict, message: EarlyMessage) -> FileOutcome:
