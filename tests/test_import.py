@@ -1,5 +1,6 @@
 """Importing local files into the cache: the real corpus stored exactly, replay-safety, crashes, one sync at a time."""
 
+import gc
 import gzip
 import hashlib
 import json
@@ -178,11 +179,13 @@ def test_a_file_failing_part_way_takes_the_uncommitted_files_with_it_and_keeps_t
 
     with pytest.raises(sqlite3.IntegrityError, match="planted failure"):
         sync.import_paths(db_path, [demo_folder])
+    assert gc.isenabled()  # the import paused Python's cycle collector, and resumed it on the way out
     stored_files, stored_events = conn.execute("SELECT count(*), sum(new_events) FROM files").fetchone()
     assert 0 < stored_files < files.index(failing)  # earlier commits kept
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == stored_events
     placeholders = ", ".join("?" for _ in failing_ids)
-    assert conn.execute(f"SELECT count(*) FROM events WHERE event_id IN ({placeholders})", failing_ids).fetchone() == (0,)
+    failing_stored = conn.execute(f"SELECT count(*) FROM events WHERE event_id IN ({placeholders})", failing_ids)
+    assert failing_stored.fetchone() == (0,)
     assert conn.execute("SELECT status FROM sync_runs").fetchone()[0] == "interrupted"
     conn.execute("DROP TRIGGER planted")
     conn.commit()
@@ -192,6 +195,16 @@ def test_a_file_failing_part_way_takes_the_uncommitted_files_with_it_and_keeps_t
     reference = tmp_path / "reference.db"
     sync.import_paths(reference, [demo_folder])
     assert event_name_counts(db_path) == event_name_counts(reference)
+
+
+def test_a_parse_task_pauses_the_cycle_collector_only_while_it_runs():
+    task = sync._without_cycle_collection(lambda fail: (gc.isenabled(), 1 / 0 if fail else None)[0])
+    assert task(False) is False and gc.isenabled()  # paused inside, resumed after
+    with pytest.raises(ZeroDivisionError):
+        task(True)
+    assert gc.isenabled()
+    for worker_task in (sync._parse_paths, sync._parse_path, sync._parse_bytes):  # what the pool runs
+        assert worker_task.__wrapped__
 
 
 UNGUARDED_SCRIPT = textwrap.dedent(
