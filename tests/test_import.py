@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from trailstream import cli
-from trailstream.ingest import demo, records, sync
+from trailstream.ingest import collector, demo, records, sync
 from trailstream.cache import store
 from trailstream.cache.bookkeeping import FileRef
 
@@ -179,7 +179,6 @@ def test_a_file_failing_part_way_takes_the_uncommitted_files_with_it_and_keeps_t
 
     with pytest.raises(sqlite3.IntegrityError, match="planted failure"):
         sync.import_paths(db_path, [demo_folder])
-    assert gc.isenabled()  # the import paused Python's cycle collector, and resumed it on the way out
     stored_files, stored_events = conn.execute("SELECT count(*), sum(new_events) FROM files").fetchone()
     assert 0 < stored_files < files.index(failing)  # earlier commits kept
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == stored_events
@@ -198,13 +197,23 @@ def test_a_file_failing_part_way_takes_the_uncommitted_files_with_it_and_keeps_t
 
 
 def test_a_parse_task_pauses_the_cycle_collector_only_while_it_runs():
-    task = sync._without_cycle_collection(lambda fail: (gc.isenabled(), 1 / 0 if fail else None)[0])
+    task = collector.without_cycle_collection(lambda fail: (gc.isenabled(), 1 / 0 if fail else None)[0])
     assert task(False) is False and gc.isenabled()  # paused inside, resumed after
     with pytest.raises(ZeroDivisionError):
         task(True)
     assert gc.isenabled()
+    with collector.paused():  # nested: the outer pause is kept
+        assert task(False) is False and not gc.isenabled()
+    assert gc.isenabled()
     for worker_task in (sync._parse_paths, sync._parse_path, sync._parse_bytes):  # what the pool runs
         assert worker_task.__wrapped__
+
+
+def test_an_import_never_pauses_the_cycle_collector_of_the_process_it_runs_in(db_path, demo_folder):
+    """The app's server syncs in its own process: a pause there would hold every page's garbage for the whole sync."""
+    collecting = []
+    sync.import_paths(db_path, [demo_folder], progress=lambda progress: collecting.append(gc.isenabled()))
+    assert collecting and all(collecting)
 
 
 UNGUARDED_SCRIPT = textwrap.dedent(

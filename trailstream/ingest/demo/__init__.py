@@ -13,12 +13,12 @@ scenarios (use cases), errors (failed calls) and delivery (log files as CloudTra
 
 from __future__ import annotations
 
-import gc
 import random
 from bisect import insort
 from datetime import datetime, timezone
 
 from trailstream.catalog import PRIVILEGE_CHANGE_EVENTS, UNAUTHORIZED_ERROR_CODES
+from trailstream.ingest import collector
 from trailstream.ingest.demo.background import _data_sync, _human_background, _machine_background
 from trailstream.ingest.demo.builder import _Builder
 from trailstream.ingest.demo.company import (
@@ -54,13 +54,8 @@ def generate_records(events: int = 20_000, seed: int = DEMO_SEED, end: datetime 
     """`events` CloudTrail records (exactly, beyond the ~300 the planted cases and smallest scenarios need) over the
     `days` days before `end` (default: now, to the minute), sorted by eventTime. The same arguments give the same
     records; PLANTED's cases always lie in the last 7 days (`planted=False` leaves them out, for extra slices)."""
-    collecting = gc.isenabled()
-    gc.disable()  # a million small dicts make the cycle collector rescan the heap for nothing
-    try:
+    with collector.paused():  # a million small dicts make the cycle collector rescan the heap for nothing
         return _generate(events, seed, _end_moment(end), days, planted)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _generate(events: int, seed: int, stop: int, days: int, planted: bool) -> list[dict]:
