@@ -179,18 +179,27 @@ def test_events_stored_without_a_refresh_make_readers_count_events_directly(db_p
     db.close()
 
 
-def test_upgrading_a_cache_without_rollups_fills_them_from_its_events(db_path):
+def upgrade_from_before(db_path: Path, migration: str, make_older) -> None:
+    """A cache of demo events made as the version before `migration` left it (`make_older` undoes what it made), then
+    opened as the first start of this version does, after which its derived data must match its events."""
     db = store.open_cache(db_path)
     save_file(db, "old.json", demo.generate_records(events=800, seed=6, end=END))
-    for rollup in rollups.ROLLUPS:
-        for grain in rollups.GRAINS:
-            db.execute(f"DROP TABLE {rollup.table(grain)}")
-    db.execute(f"DROP TABLE {wordindex.TABLE}")
-    db.execute("DELETE FROM meta WHERE key = ?", [derived.WATERMARK_KEY])
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm006_derived'")
+    make_older(db)
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [migration])
     db.close()
-    store.open_cache(db_path).close()  # what the first start of the new version does
+    store.open_cache(db_path).close()
     assert_derived_data_matches_events(db_path)
+
+
+def test_upgrading_a_cache_without_rollups_fills_them_from_its_events(db_path):
+    def without_derived_data(db):
+        for rollup in rollups.ROLLUPS:
+            for grain in rollups.GRAINS:
+                db.execute(f"DROP TABLE {rollup.table(grain)}")
+        db.execute(f"DROP TABLE {wordindex.TABLE}")
+        db.execute("DELETE FROM meta WHERE key = ?", [derived.WATERMARK_KEY])
+
+    upgrade_from_before(db_path, "m006_derived", without_derived_data)
 
 
 @pytest.mark.parametrize("finest", rollups.FINENESS)
@@ -273,15 +282,12 @@ def test_early_events_replaced_by_their_log_file_keep_the_derived_data_equal_to_
 
 
 def test_upgrading_a_cache_with_session_keyed_principal_rollups_rebuilds_them_at_role_grain(db_path):
-    db = store.open_cache(db_path)
-    save_file(db, "old.json", demo.generate_records(events=800, seed=6, end=END))
-    for grain in rollups.GRAINS:  # what the previous version kept: one row per principal, address and user agent
-        db.execute(f"DROP TABLE {rollups.PRINCIPALS.table(grain)}")
-        db.execute(f"CREATE TABLE rollup_principals_{grain} (event_time TEXT, principal TEXT, source_ip TEXT)")
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_lean_rollups'")
-    db.close()
-    store.open_cache(db_path).close()  # what the first start of the new version does
-    assert_derived_data_matches_events(db_path)
+    def with_session_keyed_rollups(db):  # what the previous version kept: one row per principal, address and agent
+        for grain in rollups.GRAINS:
+            db.execute(f"DROP TABLE {rollups.PRINCIPALS.table(grain)}")
+            db.execute(f"CREATE TABLE rollup_principals_{grain} (event_time TEXT, principal TEXT, source_ip TEXT)")
+
+    upgrade_from_before(db_path, "m009_lean_rollups", with_session_keyed_rollups)
     conn = store.open_cache_readonly(db_path)
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'rollup_principals%'").fetchall()
     index = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_principal_activity'").fetchone()[0]
@@ -290,16 +296,13 @@ def test_upgrading_a_cache_with_session_keyed_principal_rollups_rebuilds_them_at
 
 
 def test_upgrading_a_cache_whose_word_index_concatenated_the_columns_makes_it_again_by_column(db_path):
-    db = store.open_cache(db_path)
-    save_file(db, "old.json", demo.generate_records(events=600, seed=9, end=END))
-    body = " || char(10) || ".join(f"ifnull({column}, '')" for column in wordindex.SEARCH_TEXT_COLUMNS)
-    db.execute(f"DROP TABLE {wordindex.TABLE}")  # what m006 to m020 made: one concatenated body
-    db.execute(f"CREATE VIRTUAL TABLE {wordindex.TABLE} USING fts5(body, content='', detail=none, columnsize=0)")
-    db.execute(f"INSERT INTO {wordindex.TABLE} (rowid, body) SELECT rowid, {body} FROM events")
-    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm021_word_index_by_column'")
-    db.close()
-    store.open_cache(db_path).close()  # what the first start of the new version does
-    assert_derived_data_matches_events(db_path)
+    def with_a_concatenated_word_index(db):  # what m006 to m020 made: one body of all the text columns
+        body = " || char(10) || ".join(f"ifnull({column}, '')" for column in wordindex.SEARCH_TEXT_COLUMNS)
+        db.execute(f"DROP TABLE {wordindex.TABLE}")
+        db.execute(f"CREATE VIRTUAL TABLE {wordindex.TABLE} USING fts5(body, content='', detail=none, columnsize=0)")
+        db.execute(f"INSERT INTO {wordindex.TABLE} (rowid, body) SELECT rowid, {body} FROM events")
+
+    upgrade_from_before(db_path, "m021_word_index_by_column", with_a_concatenated_word_index)
     conn = store.open_cache_readonly(db_path)
     try:
         columns = [row[1] for row in conn.execute(f"PRAGMA table_info({wordindex.TABLE})")]
