@@ -236,7 +236,7 @@ def _exit_with_writer(read_end: int) -> None:
     os._exit(0)
 
 
-@without_cycle_collection  # 5-10% of a worker's CPU
+@without_cycle_collection  # 3-10% of a worker's CPU
 def _parse_bytes(data: bytes) -> records.ParsedLog:
     return records.parse_log_file(data, _worker_compressor)
 
